@@ -1,0 +1,63 @@
+"""Enumerations of the `pl` surface, spelled as PyPTO spells them."""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+
+
+class FunctionType(Enum):
+    Opaque = "Opaque"
+    Orchestration = "Orchestration"
+    InCore = "InCore"
+    AIC = "AIC"
+    AIV = "AIV"
+    Group = "Group"
+    Spmd = "Spmd"
+    Inline = "Inline"
+
+
+class Level(IntEnum):
+    AIV = 0
+    AIC = 1
+    CORE_GROUP = 2
+    CHIP_DIE = 3
+    L2CACHE = 3
+    CHIP = 4
+    PROCESSOR = 4
+    UMA = 4
+    HOST = 5
+    NODE = 5
+    CLUSTER_0 = 6
+    POD = 6
+    CLUSTER_1 = 7
+    CLOS1 = 7
+    CLUSTER_2 = 8
+    CLOS2 = 8
+    GLOBAL = 9
+
+
+class Role(Enum):
+    Orchestrator = "Orchestrator"
+    SubWorker = "SubWorker"
+
+
+class PadValue(Enum):
+    null = "null"
+    zero = "zero"
+    min = "min"
+    max = "max"
+
+
+class Optimizer(Enum):
+    """Historical scheduling hints (no numeric effect): accepted, recorded, printed."""
+
+    chunked_loop_optimizer = "chunked_loop_optimizer"
+    auto_chunk = "auto_chunk"
+
+
+ENUMS: dict[str, type[Enum]] = {
+    "FunctionType": FunctionType,
+    "Level": Level,
+    "Role": Role,
+    "PadValue": PadValue,
+}

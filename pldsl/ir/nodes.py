@@ -1,0 +1,327 @@
+"""The IR: a small set of immutable nodes. Every node has a span; every value a type.
+
+Expressions: Var, Const, BinOp, UnaryOp, OpCall (builtin op from the op table),
+Call (user function), TupleGet, ListExpr (shape/offset lists inside op calls).
+Statements: Assign, ExprStmt, For, Yield, If, Scope, Return, Break, Continue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Union
+
+from pldsl.diagnostics import NO_SPAN, Span
+from pldsl.dtypes import BOOL, FP32, INDEX, DType
+from pldsl.enums import FunctionType, Level, Role
+from pldsl.ir.types import ScalarType, Type
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True, eq=False)
+class Var:
+    name: str
+    type: Type
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class Const:
+    value: int | float | bool
+    dtype: DType
+    span: Span = NO_SPAN
+
+    @property
+    def type(self) -> ScalarType:
+        return ScalarType(self.dtype)
+
+
+SCALAR_BINOPS = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "div": "/",
+    "floordiv": "//",
+    "mod": "%",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "eq": "==",
+    "ne": "!=",
+    "and": "and",
+    "or": "or",
+    "min": "pl.min",
+    "max": "pl.max",
+}
+COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne"}
+
+
+@dataclass(frozen=True, eq=False)
+class BinOp:
+    """Scalar binary operation (tensors never take Python operators)."""
+
+    op: str
+    lhs: Expr
+    rhs: Expr
+    type: Type
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class UnaryOp:
+    op: str  # "neg" | "not"
+    operand: Expr
+    type: Type
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class ListExpr:
+    """A list of scalar expressions: a shape, an offset or indices."""
+
+    items: tuple[Expr, ...]
+    span: Span = NO_SPAN
+    type: Type | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class OpCall:
+    """A builtin op, named by its entry in the op table (pldsl/ops)."""
+
+    op: str
+    args: tuple[Expr | None, ...]
+    attrs: tuple[tuple[str, Any], ...]
+    type: Type
+    span: Span = NO_SPAN
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for key, value in self.attrs:
+            if key == name:
+                return value
+        return default
+
+
+@dataclass(frozen=True, eq=False)
+class Call:
+    """A call to a user function of the same program (`self.f(...)`)."""
+
+    func: str
+    args: tuple[Expr, ...]
+    type: Type
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class TupleGet:
+    value: Expr
+    index: int
+    type: Type
+    span: Span = NO_SPAN
+
+
+Expr = Union[Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet]
+
+# ----------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True, eq=False)
+class Assign:
+    targets: tuple[Var, ...]
+    value: Expr
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class ExprStmt:
+    expr: Expr
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class For:
+    """`for var in pl.<kind>(start, stop, step)`; kind: range|parallel|unroll|pipeline.
+
+    `iter_args`/`init_values` are PyPTO's explicit loop carries (SSA spelling).
+    `attrs` holds hints with no numeric effect (chunk=, stage=).
+    """
+
+    var: Var
+    kind: str
+    start: Expr
+    stop: Expr
+    step: Expr
+    body: tuple[Stmt, ...]
+    iter_args: tuple[Var, ...] = ()
+    init_values: tuple[Expr, ...] = ()
+    attrs: tuple[tuple[str, Any], ...] = ()
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class Yield:
+    """`a, b = pl.yield_(x, y)`: next values of the loop carries; targets see the last."""
+
+    targets: tuple[Var, ...]
+    values: tuple[Expr, ...]
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class If:
+    cond: Expr
+    then_body: tuple[Stmt, ...]
+    else_body: tuple[Stmt, ...] = ()
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class Scope:
+    """`with pl.at(level=..., optimization(s)=..., name_hint=...)`."""
+
+    kind: str
+    attrs: tuple[tuple[str, Any], ...]
+    body: tuple[Stmt, ...]
+    span: Span = NO_SPAN
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for key, value in self.attrs:
+            if key == name:
+                return value
+        return default
+
+
+@dataclass(frozen=True, eq=False)
+class Return:
+    values: tuple[Expr, ...]
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class Break:
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
+class Continue:
+    span: Span = NO_SPAN
+
+
+Stmt = Union[Assign, ExprStmt, For, Yield, If, Scope, Return, Break, Continue]
+
+# ------------------------------------------------------------------ functions
+
+DIRECTIONS = ("In", "Out", "InOut")
+
+
+@dataclass(frozen=True, eq=False)
+class Param:
+    var: Var
+    direction: str = "In"
+
+    @property
+    def name(self) -> str:
+        return self.var.name
+
+    @property
+    def type(self) -> Type:
+        return self.var.type
+
+
+@dataclass(frozen=True, eq=False)
+class Function:
+    name: str
+    params: tuple[Param, ...]
+    return_types: tuple[Type, ...]
+    body: tuple[Stmt, ...]
+    func_type: FunctionType = FunctionType.Opaque
+    level: Level | None = None
+    role: Role | None = None
+    # True for a HOST SubWorker whose body is `pass`/`...`: bound to a Python callable at run time.
+    is_host_stub: bool = False
+    tuple_return: bool = False
+    dynamic_dims: tuple[Var, ...] = ()
+    span: Span = NO_SPAN
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    name: str
+    function_list: tuple[Function, ...]
+    span: Span = NO_SPAN
+    source_file: str = field(default="<unknown>")
+
+    @property
+    def functions(self) -> dict[str, Function]:
+        return {f.name: f for f in self.function_list}
+
+    def __getattr__(self, name: str) -> Function:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        for f in self.function_list:
+            if f.name == name:
+                return f
+        raise AttributeError(f"program '{self.name}' has no function '{name}'")
+
+
+# ------------------------------------------------------------------ utilities
+
+
+def const_index(value: int, span: Span = NO_SPAN) -> Const:
+    return Const(int(value), INDEX, span)
+
+
+def const_bool(value: bool, span: Span = NO_SPAN) -> Const:
+    return Const(bool(value), BOOL, span)
+
+
+def const_float(value: float, span: Span = NO_SPAN) -> Const:
+    return Const(float(value), FP32, span)
+
+
+def child_exprs(node: Any) -> Iterator[Any]:
+    """Direct children (expressions, statements, lists) of a node, in field order."""
+    for f in fields(node):
+        if f.name in ("span", "type"):
+            continue
+        value = getattr(node, f.name)
+        yield from _flatten(value)
+
+
+def _flatten(value: Any) -> Iterator[Any]:
+    if isinstance(value, tuple):
+        for item in value:
+            yield from _flatten(item)
+    elif is_dataclass(value) and not isinstance(value, type):
+        yield value
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Pre-order walk over every node below (and including) `node`; types excluded."""
+    yield node
+    for child in child_exprs(node):
+        yield from walk(child)
+
+
+def structural_equal(a: Any, b: Any) -> bool:
+    """Equality of IR trees ignoring spans (and source file names)."""
+    if is_dataclass(a) and not isinstance(a, type):
+        if type(a) is not type(b):
+            return False
+        for f in fields(a):
+            if f.name in ("span", "source_file"):
+                continue
+            if not structural_equal(getattr(a, f.name), getattr(b, f.name)):
+                return False
+        return True
+    if isinstance(a, (tuple, list)):
+        if not isinstance(b, (tuple, list)) or len(a) != len(b):
+            return False
+        return all(structural_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True  # NaN constants
+    return type(a) is type(b) and a == b

@@ -1,0 +1,255 @@
+"""The textual IR: programs print as the `pl` DSL itself, with every assignment typed.
+
+`parse_ir` (pldsl/ir/parser.py, grammar.lark) reads this text back.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pldsl.dtypes import DType, FP32, INDEX
+from pldsl.enums import FunctionType, Level, Optimizer, PadValue, Role
+from pldsl.ir.nodes import (
+    SCALAR_BINOPS,
+    Assign,
+    BinOp,
+    Break,
+    Call,
+    Const,
+    Continue,
+    ExprStmt,
+    For,
+    Function,
+    If,
+    ListExpr,
+    OpCall,
+    Program,
+    Return,
+    Scope,
+    TupleGet,
+    UnaryOp,
+    Var,
+    Yield,
+    walk,
+)
+from pldsl.ir.types import ScalarType, TensorType, TupleType
+
+INDENT = "    "
+
+
+def format_attr(value: Any) -> str:
+    if isinstance(value, DType):
+        return f"pl.{value.name}"
+    if isinstance(value, PadValue):
+        return f"pl.PadValue.{value.name}"
+    if isinstance(value, Level):
+        return f"pl.Level.{value.name}"
+    if isinstance(value, FunctionType):
+        return f"pl.FunctionType.{value.name}"
+    if isinstance(value, Role):
+        return f"pl.Role.{value.name}"
+    if isinstance(value, Optimizer):
+        return f"pl.{value.name}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_attr(v) for v in value) + "]"
+    if isinstance(value, float):
+        return _format_float(value)
+    return repr(value)
+
+
+def _format_float(value: float) -> str:
+    if math.isinf(value) or math.isnan(value):
+        return f"pl.const({str(value)!r}, pl.FP32)"
+    return repr(value)
+
+
+def format_dims(dims) -> str:
+    return "[" + ", ".join(format_expr(d) if not isinstance(d, int) else str(d) for d in dims) + "]"
+
+
+def format_type(t: Any) -> str:
+    if isinstance(t, TensorType):
+        parts = [format_dims(t.shape), f"pl.{t.dtype.name}"]
+        view = []
+        if t.valid_shape is not None:
+            view.append(f"valid_shape={format_dims(t.valid_shape)}")
+        if t.pad is not None:
+            view.append(f"pad={format_attr(t.pad)}")
+        if view:
+            parts.append(f"pl.TensorView({', '.join(view)})")
+        return f"pl.Tensor[{', '.join(parts)}]"
+    if isinstance(t, ScalarType):
+        return f"pl.Scalar[pl.{t.dtype.name}]"
+    if isinstance(t, TupleType):
+        return f"pl.Tuple[{', '.join(format_type(i) for i in t.items)}]"
+    return "<untyped>"
+
+
+def format_expr(e: Any, nested: bool = False) -> str:
+    if isinstance(e, int) and not isinstance(e, bool):
+        return str(e)
+    if isinstance(e, Var):
+        return e.name
+    if isinstance(e, Const):
+        return _format_const(e)
+    if isinstance(e, BinOp):
+        lhs, rhs = format_expr(e.lhs, True), format_expr(e.rhs, True)
+        if e.op in ("min", "max"):
+            return f"pl.{e.op}({lhs}, {rhs})"
+        text = f"{lhs} {SCALAR_BINOPS[e.op]} {rhs}"
+        return f"({text})" if nested else text
+    if isinstance(e, UnaryOp):
+        operand = format_expr(e.operand, True)
+        return f"(not {operand})" if e.op == "not" else f"(-{operand})"
+    if isinstance(e, ListExpr):
+        return "[" + ", ".join(format_expr(i) for i in e.items) + "]"
+    if isinstance(e, OpCall):
+        return f"pl.{e.op}({', '.join(_op_args(e))})"
+    if isinstance(e, Call):
+        return f"self.{e.func}({', '.join(format_expr(a) for a in e.args)})"
+    if isinstance(e, TupleGet):
+        return f"{format_expr(e.value, True)}[{e.index}]"
+    raise TypeError(f"cannot print {type(e).__name__}")
+
+
+def _format_const(c: Const) -> str:
+    if c.dtype.is_bool:
+        return repr(bool(c.value))
+    if c.dtype == INDEX and isinstance(c.value, int):
+        return str(c.value) if c.value >= 0 else f"({c.value})"
+    if c.dtype == FP32 and isinstance(c.value, float) and math.isfinite(c.value):
+        return repr(c.value) if c.value >= 0 else f"({c.value!r})"
+    value = str(c.value) if isinstance(c.value, float) and not math.isfinite(c.value) else c.value
+    return f"pl.const({value!r}, pl.{c.dtype.name})"
+
+
+def _op_args(call: OpCall) -> list[str]:
+    from pldsl.ops import lookup
+
+    opdef = lookup(call.op)
+    runtime = iter(call.args)
+    attrs = dict(call.attrs)
+    out = []
+    for p in opdef.params:
+        value = attrs.get(p.name, p.default) if p.is_static else next(runtime)
+        if p.required:
+            out.append(format_attr(value) if p.is_static else format_expr(value))
+        elif value is not None and (not p.is_static or value != p.default):
+            text = format_attr(value) if p.is_static else format_expr(value)
+            out.append(f"{p.name}={text}")
+    return out
+
+
+def _format_attrs(attrs) -> list[str]:
+    return [f"{k}={format_attr(v)}" for k, v in attrs]
+
+
+class _Printer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def emit(self, depth: int, text: str) -> None:
+        self.lines.append(INDENT * depth + text)
+
+    def body(self, stmts, depth: int) -> None:
+        if not stmts:
+            self.emit(depth, "pass")
+        for s in stmts:
+            self.stmt(s, depth)
+
+    def stmt(self, s: Any, depth: int) -> None:
+        if isinstance(s, Assign):
+            if len(s.targets) == 1:
+                t = s.targets[0]
+                self.emit(depth, f"{t.name}: {format_type(t.type)} = {format_expr(s.value)}")
+            else:
+                names = ", ".join(t.name for t in s.targets)
+                self.emit(depth, f"{names} = {format_expr(s.value)}")
+        elif isinstance(s, ExprStmt):
+            self.emit(depth, format_expr(s.expr))
+        elif isinstance(s, For):
+            self.for_(s, depth)
+        elif isinstance(s, Yield):
+            values = ", ".join(format_expr(v) for v in s.values)
+            lhs = ", ".join(t.name for t in s.targets)
+            self.emit(depth, f"{lhs} = pl.yield_({values})" if lhs else f"pl.yield_({values})")
+        elif isinstance(s, If):
+            self.emit(depth, f"if {format_expr(s.cond)}:")
+            self.body(s.then_body, depth + 1)
+            if s.else_body:
+                self.emit(depth, "else:")
+                self.body(s.else_body, depth + 1)
+        elif isinstance(s, Scope):
+            self.emit(depth, f"with pl.{s.kind}({', '.join(_format_attrs(s.attrs))}):")
+            self.body(s.body, depth + 1)
+        elif isinstance(s, Return):
+            self.emit(depth, ("return " + ", ".join(format_expr(v) for v in s.values)).rstrip())
+        elif isinstance(s, Break):
+            self.emit(depth, "break")
+        elif isinstance(s, Continue):
+            self.emit(depth, "continue")
+        else:
+            raise TypeError(f"cannot print {type(s).__name__}")
+
+    def for_(self, s: For, depth: int) -> None:
+        bounds = [format_expr(s.start), format_expr(s.stop), format_expr(s.step)]
+        extra = _format_attrs(s.attrs)
+        target = s.var.name
+        if s.iter_args:
+            inits = ", ".join(format_expr(v) for v in s.init_values)
+            extra.append(f"init_values=({inits},)")
+            target += ", (" + ", ".join(f"{a.name}" for a in s.iter_args) + ",)"
+        self.emit(depth, f"for {target} in pl.{s.kind}({', '.join(bounds + extra)}):")
+        self.body(s.body, depth + 1)
+
+    def function(self, f: Function) -> None:
+        deco = [f"type={format_attr(f.func_type)}"]
+        if f.level is not None:
+            deco.append(f"level={format_attr(f.level)}")
+        if f.role is not None:
+            deco.append(f"role={format_attr(f.role)}")
+        self.emit(1, f"@pl.function({', '.join(deco)})")
+        params = ["self"] + [_format_param(p) for p in f.params]
+        ret = ""
+        if f.tuple_return:
+            ret = f" -> pl.Tuple[{', '.join(format_type(t) for t in f.return_types)}]"
+        elif f.return_types:
+            ret = f" -> {format_type(f.return_types[0])}"
+        self.emit(1, f"def {f.name}({', '.join(params)}){ret}:")
+        if f.is_host_stub:
+            self.emit(2, "...")
+        else:
+            self.body(f.body, 2)
+
+
+def _format_param(p) -> str:
+    t = format_type(p.type)
+    return f"{p.name}: {t}" if p.direction == "In" else f"{p.name}: pl.{p.direction}[{t}]"
+
+
+def dynamic_dims(program: Program) -> list[Var]:
+    """Every dynamic dim named in a parameter type, in first-seen order."""
+    seen: dict[str, Var] = {}
+    for f in program.function_list:
+        for d in f.dynamic_dims:
+            seen.setdefault(d.name, d)
+    return list(seen.values())
+
+
+def print_ir(program: Program) -> str:
+    """The program as re-parseable DSL text."""
+    p = _Printer()
+    p.lines += [f"# pldsl.program: {program.name}", "import pldsl as pl", ""]
+    for d in dynamic_dims(program):
+        p.lines.append(f'{d.name} = pl.dynamic("{d.name}")')
+    p.lines += ["", "", "@pl.program", f"class {program.name}:"]
+    for i, f in enumerate(program.function_list):
+        if i:
+            p.lines.append("")
+        p.function(f)
+    return "\n".join(p.lines) + "\n"
+
+
+def uses_of(node: Any) -> list[Var]:
+    return [n for n in walk(node) if isinstance(n, Var)]

@@ -1,0 +1,513 @@
+"""Every builtin op of the `pl` language: signature, type rule, doc. One entry per op."""
+
+from __future__ import annotations
+
+from pldsl.dtypes import CAST_MODES, INDEX, INT32, FP32, DType, promote
+from pldsl.enums import PadValue
+from pldsl.ir.nodes import Const, ListExpr
+from pldsl.ir.symbolic import dims_equal, simplify_dim, static_value
+from pldsl.ir.types import Dim, ScalarType, TensorType
+from pldsl.ops.registry import REQUIRED, OpDef, OpParam, TypeRuleError, register
+
+P = OpParam
+
+# ------------------------------------------------------------------ helpers
+
+
+def _tensor(args: dict, name: str) -> TensorType:
+    t = getattr(args[name], "type", None)
+    if not isinstance(t, TensorType):
+        raise TypeRuleError(
+            f"argument '{name}' must be a tensor, got {describe(t)}",
+            "pass a pl.Tensor value (scalars use Python operators)",
+        )
+    return t
+
+
+def _dims(args: dict, name: str) -> tuple[Dim, ...]:
+    value = args[name]
+    if not isinstance(value, ListExpr):
+        raise TypeRuleError(f"argument '{name}' must be a list of dims, e.g. [16, 128]")
+    for item in value.items:
+        t = getattr(item, "type", None)
+        if not (isinstance(t, ScalarType) and t.dtype.is_int):
+            raise TypeRuleError(f"'{name}' entries must be integer scalars, got {describe(t)}")
+    return tuple(simplify_dim(i) for i in value.items)
+
+
+def describe(t: object) -> str:
+    from pldsl.ir.printer import format_type  # local: printer imports the op table
+
+    return format_type(t) if t is not None else "nothing"
+
+
+def _fmt_shape(shape: tuple[Dim, ...]) -> str:
+    from pldsl.ir.printer import format_dims
+
+    return format_dims(shape)
+
+
+def _broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    if len(a) != len(b):
+        raise TypeRuleError(
+            f"shapes {_fmt_shape(a)} and {_fmt_shape(b)} have different ranks",
+            "reshape one operand first",
+        )
+    out = []
+    for x, y in zip(a, b):
+        if dims_equal(x, y) or static_value(y) == 1:
+            out.append(x)
+        elif static_value(x) == 1:
+            out.append(y)
+        else:
+            raise TypeRuleError(f"shapes {_fmt_shape(a)} and {_fmt_shape(b)} do not broadcast")
+    return tuple(out)
+
+
+def _keep_valid(t: TensorType, shape: tuple[Dim, ...]) -> tuple[Dim, ...] | None:
+    if t.valid_shape is None or len(t.valid_shape) != len(shape):
+        return None
+    return t.valid_shape
+
+
+# ------------------------------------------------------------ elementwise
+
+
+def _infer_binary(args: dict, attrs: dict) -> TensorType:
+    lhs = _tensor(args, "lhs")
+    rhs_t = getattr(args["rhs"], "type", None)
+    if isinstance(rhs_t, TensorType):
+        shape = _broadcast(lhs.shape, rhs_t.shape)
+        dtype = promote(lhs.dtype, rhs_t.dtype)
+    elif isinstance(rhs_t, ScalarType):
+        shape = lhs.shape
+        rhs = args["rhs"]
+        # An integer literal is re-stamped to the element dtype (PyPTO); others promote.
+        literal_int = isinstance(rhs, Const) and rhs.dtype == INDEX
+        dtype = lhs.dtype if literal_int else promote(lhs.dtype, rhs_t.dtype)
+    else:
+        raise TypeRuleError(f"argument 'rhs' must be a tensor or a scalar, got {describe(rhs_t)}")
+    return TensorType(shape, dtype, _keep_valid(lhs, shape), None)
+
+
+def _infer_unary(args: dict, attrs: dict) -> TensorType:
+    x = _tensor(args, "x")
+    return TensorType(x.shape, x.dtype, x.valid_shape, None)
+
+
+def _infer_float_unary(args: dict, attrs: dict) -> TensorType:
+    x = _tensor(args, "x")
+    if not x.dtype.is_float:
+        raise TypeRuleError(f"needs a floating-point tensor, got {x.dtype.name}", "pl.cast it first")
+    return TensorType(x.shape, x.dtype, x.valid_shape, None)
+
+
+def _binary_op(name: str, doc: str) -> None:
+    register(OpDef(name, (P("lhs", "tensor"), P("rhs", "value")), _infer_binary, doc))
+
+
+def _unary_op(name: str, doc: str, float_only: bool = True) -> None:
+    rule = _infer_float_unary if float_only else _infer_unary
+    register(OpDef(name, (P("x", "tensor"),), rule, doc))
+
+
+for _name, _doc in {
+    "add": "Elementwise lhs + rhs (tensor or scalar rhs, broadcasting).",
+    "sub": "Elementwise lhs - rhs.",
+    "mul": "Elementwise lhs * rhs.",
+    "div": "Elementwise lhs / rhs.",
+    "maximum": "Elementwise maximum.",
+    "minimum": "Elementwise minimum.",
+}.items():
+    _binary_op(_name, _doc)
+
+for _name, _doc in {
+    "exp": "Elementwise e**x.",
+    "sqrt": "Elementwise square root.",
+    "rsqrt": "Elementwise 1/sqrt(x).",
+    "recip": "Elementwise 1/x.",
+    "log": "Elementwise natural logarithm.",
+}.items():
+    _unary_op(_name, _doc)
+_unary_op("neg", "Elementwise -x.", float_only=False)
+_unary_op("abs", "Elementwise |x|.", float_only=False)
+_unary_op("relu", "Elementwise max(x, 0).", float_only=False)
+
+# ------------------------------------------------------------ reductions
+
+
+def _row_reduce(args: dict, attrs: dict) -> TensorType:
+    x = _tensor(args, "x")
+    if x.rank < 1:
+        raise TypeRuleError("row reductions need a tensor of rank >= 1")
+    shape = x.shape[:-1] + (1,)
+    valid = x.valid_shape[:-1] + (1,) if x.valid_shape is not None else None
+    return TensorType(shape, x.dtype, valid, None)
+
+
+def _col_reduce(args: dict, attrs: dict) -> TensorType:
+    x = _tensor(args, "x")
+    if x.rank != 2:
+        raise TypeRuleError(f"column reductions need a 2-D tensor, got rank {x.rank}")
+    valid = (1, x.valid_shape[1]) if x.valid_shape is not None else None
+    return TensorType((1, x.shape[1]), x.dtype, valid, None)
+
+
+for _kind, _rule, _axis in (("row", _row_reduce, "last"), ("col", _col_reduce, "first")):
+    for _red in ("sum", "max", "min"):
+        register(
+            OpDef(
+                f"{_kind}_{_red}",
+                (P("x", "tensor"),),
+                _rule,
+                f"{_red} over the {_axis} axis, kept as an axis of size 1.",
+            )
+        )
+
+
+def _expand(axis: str):
+    def rule(args: dict, attrs: dict) -> TensorType:
+        t = _tensor(args, "x")
+        v = _tensor(args, "v")
+        if t.rank != 2 or v.rank != 2:
+            raise TypeRuleError(f"{axis}_expand ops need 2-D operands")
+        want = (t.shape[0], 1) if axis == "row" else (1, t.shape[1])
+        if not all(dims_equal(a, b) for a, b in zip(v.shape, want)):
+            raise TypeRuleError(
+                f"{axis}_expand operand must have shape {_fmt_shape(want)}, "
+                f"got {_fmt_shape(v.shape)}",
+                "row_expand_* takes one value per row [M,1]; col_expand_* one per column [1,N]",
+            )
+        return TensorType(t.shape, promote(t.dtype, v.dtype), t.valid_shape, None)
+
+    return rule
+
+
+for _axis in ("row", "col"):
+    for _op in ("add", "sub", "mul", "div"):
+        register(
+            OpDef(
+                f"{_axis}_expand_{_op}",
+                (P("x", "tensor"), P("v", "tensor")),
+                _expand(_axis),
+                f"Apply `{_op}` with one value per {_axis} ({'[M,1]' if _axis == 'row' else '[1,N]'}).",
+            )
+        )
+
+# ----------------------------------------------------------------- matmul
+
+
+def _mm_shapes(lhs: TensorType, rhs: TensorType, attrs: dict) -> tuple[Dim, Dim, Dim, Dim]:
+    if lhs.rank != 2 or rhs.rank != 2:
+        raise TypeRuleError("matmul needs 2-D operands")
+    m, k1 = (lhs.shape[1], lhs.shape[0]) if attrs.get("a_trans") else lhs.shape
+    k2, n = (rhs.shape[1], rhs.shape[0]) if attrs.get("b_trans") else rhs.shape
+    if not dims_equal(k1, k2) and static_value(k1) is not None and static_value(k2) is not None:
+        raise TypeRuleError(
+            f"matmul contraction dims differ: lhs K={k1}, rhs K={k2}",
+            "check a_trans/b_trans and the slice shapes",
+        )
+    return m, k1, k2, n
+
+
+def _infer_matmul(args: dict, attrs: dict) -> TensorType:
+    lhs, rhs = _tensor(args, "lhs"), _tensor(args, "rhs")
+    m, _, _, n = _mm_shapes(lhs, rhs, attrs)
+    out = attrs.get("out_dtype") or promote(lhs.dtype, rhs.dtype)
+    return TensorType((m, n), out)
+
+
+def _infer_matmul_acc(args: dict, attrs: dict) -> TensorType:
+    acc, lhs, rhs = _tensor(args, "acc"), _tensor(args, "lhs"), _tensor(args, "rhs")
+    m, _, _, n = _mm_shapes(lhs, rhs, attrs)
+    if acc.dtype not in (FP32, INT32):
+        raise TypeRuleError(f"matmul_acc accumulator must be FP32 or INT32, got {acc.dtype.name}")
+    if not (dims_equal(acc.shape[0], m) and dims_equal(acc.shape[1], n)):
+        raise TypeRuleError(
+            f"accumulator shape {_fmt_shape(acc.shape)} does not match the product "
+            f"{_fmt_shape((m, n))}"
+        )
+    return TensorType(acc.shape, acc.dtype)
+
+
+_MM_FLAGS = (P("a_trans", "attr", False), P("b_trans", "attr", False))
+register(
+    OpDef(
+        "matmul",
+        (P("lhs", "tensor"), P("rhs", "tensor"), P("out_dtype", "dtype", None), *_MM_FLAGS),
+        _infer_matmul,
+        "[M,K] @ [K,N] -> [M,N], FP32 accumulation, result in out_dtype (default: promoted input).",
+    )
+)
+register(
+    OpDef(
+        "matmul_acc",
+        (P("acc", "tensor"), P("lhs", "tensor"), P("rhs", "tensor"), *_MM_FLAGS),
+        _infer_matmul_acc,
+        "acc + lhs @ rhs, accumulated in the FP32 (or INT32) accumulator.",
+    )
+)
+
+# --------------------------------------------------------------- casts etc.
+
+
+def _infer_cast(args: dict, attrs: dict):
+    mode = attrs.get("mode", "round")
+    if mode not in CAST_MODES:
+        raise TypeRuleError(f"unknown cast mode {mode!r}", f"use one of {', '.join(CAST_MODES)}")
+    dtype: DType = attrs["target_type"]
+    t = getattr(args["x"], "type", None)
+    if isinstance(t, ScalarType):
+        if mode != "round":
+            raise TypeRuleError("scalar casts accept only the default mode")
+        return ScalarType(dtype)
+    x = _tensor(args, "x")
+    return TensorType(x.shape, dtype, x.valid_shape, x.pad)
+
+
+register(
+    OpDef(
+        "cast",
+        (P("x", "value"), P("target_type", "dtype"), P("mode", "attr", "round")),
+        _infer_cast,
+        "Convert to target_type; mode round (ties away, default), rint, floor, ceil, trunc, odd.",
+    )
+)
+
+
+def _infer_reshape(args: dict, attrs: dict) -> TensorType:
+    x = _tensor(args, "x")
+    shape = _dims(args, "shape")
+    old = [static_value(d) for d in x.shape]
+    new = [static_value(d) for d in shape]
+    if None not in old and None not in new:
+        if _prod(old) != _prod(new):
+            raise TypeRuleError(
+                f"reshape from {_fmt_shape(x.shape)} to {_fmt_shape(shape)} changes the "
+                f"element count ({_prod(old)} -> {_prod(new)})"
+            )
+    valid = None
+    if x.valid_shape is not None and not all(
+        dims_equal(a, b) for a, b in zip(x.valid_shape, x.shape)
+    ):
+        valid = _reshape_valid(x, shape)
+    return TensorType(shape, x.dtype, valid, x.pad)
+
+
+def _reshape_valid(x: TensorType, shape: tuple[Dim, ...]) -> tuple[Dim, ...] | None:
+    """Carry a partial valid region through reshapes that only move unit axes."""
+    nonunit = [d for d in shape if static_value(d) != 1]
+    old_nonunit = [(d, v) for d, v in zip(x.shape, x.valid_shape) if static_value(d) != 1]
+    if len(nonunit) == 1 and len(old_nonunit) == 1 and dims_equal(nonunit[0], old_nonunit[0][0]):
+        return tuple(old_nonunit[0][1] if static_value(d) != 1 else 1 for d in shape)
+    raise TypeRuleError(
+        "reshape of a partially valid tensor that does not map its valid region",
+        "pl.fillpad the value first",
+    )
+
+
+def _prod(values) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+register(
+    OpDef(
+        "reshape",
+        (P("x", "tensor"), P("shape", "dims")),
+        _infer_reshape,
+        "Row-major reinterpretation with the same element count.",
+        category="data",
+    )
+)
+
+
+def _infer_fillpad(args: dict, attrs: dict) -> TensorType:
+    x = _tensor(args, "x")
+    pad = attrs.get("pad_value", PadValue.zero)
+    if not isinstance(pad, PadValue):
+        raise TypeRuleError("pad_value must be a pl.PadValue")
+    return TensorType(x.shape, x.dtype)
+
+
+register(
+    OpDef(
+        "fillpad",
+        (P("x", "tensor"), P("pad_value", "attr", PadValue.zero)),
+        _infer_fillpad,
+        "Fill the invalid region with the pad value (min = -inf); the result is fully valid.",
+    )
+)
+
+# ------------------------------------------------------ memory and views
+
+
+def _infer_create(args: dict, attrs: dict) -> TensorType:
+    return TensorType(_dims(args, "shape"), attrs["dtype"])
+
+
+register(
+    OpDef(
+        "create_tensor",
+        (P("shape", "dims"), P("dtype", "dtype")),
+        _infer_create,
+        "A fresh buffer; its contents are undefined until written.",
+        category="data",
+    )
+)
+
+
+def _infer_full(args: dict, attrs: dict) -> TensorType:
+    t = getattr(args["value"], "type", None)
+    if not isinstance(t, ScalarType):
+        raise TypeRuleError("pl.full value must be a scalar")
+    return TensorType(_dims(args, "shape"), attrs["dtype"])
+
+
+register(
+    OpDef(
+        "full",
+        (P("shape", "dims"), P("dtype", "dtype"), P("value", "scalar")),
+        _infer_full,
+        "A tensor filled with value.",
+        category="data",
+    )
+)
+
+
+def _infer_slice(args: dict, attrs: dict) -> TensorType:
+    src = _tensor(args, "x")
+    shape = _dims(args, "shape")
+    offset = _dims(args, "offset")
+    if len(shape) != src.rank or len(offset) != src.rank:
+        raise TypeRuleError(
+            f"slice of a rank-{src.rank} tensor needs {src.rank} dims in shape and offset, "
+            f"got {len(shape)} and {len(offset)}",
+            "pl.slice(t, shape, offset): shape comes first",
+        )
+    valid = _dims(args, "valid_shape") if args.get("valid_shape") is not None else None
+    if valid is not None and len(valid) != len(shape):
+        raise TypeRuleError(f"valid_shape has {len(valid)} dims, the window {len(shape)}")
+    return TensorType(shape, src.dtype, valid, attrs.get("pad_value"))
+
+
+register(
+    OpDef(
+        "slice",
+        (
+            P("x", "tensor"),
+            P("shape", "dims"),
+            P("offset", "dims"),
+            P("valid_shape", "dims", None),
+            P("pad_value", "attr", None),
+        ),
+        _infer_slice,
+        "A view of the window [offset, offset+shape); valid_shape narrows the valid region.",
+        category="data",
+    )
+)
+
+
+def _infer_assemble(args: dict, attrs: dict) -> TensorType:
+    target, source = _tensor(args, "target"), _tensor(args, "source")
+    offset = _dims(args, "offset")
+    if source.rank != target.rank or len(offset) != target.rank:
+        raise TypeRuleError(
+            f"assemble of a rank-{source.rank} source into a rank-{target.rank} target "
+            f"with {len(offset)} offsets",
+            "reshape the source to the target's rank",
+        )
+    if source.dtype != target.dtype:
+        raise TypeRuleError(
+            f"assemble source dtype {source.dtype.name} differs from target {target.dtype.name}",
+            f"pl.cast(source, pl.{target.dtype.name}) first",
+        )
+    return TensorType(target.shape, target.dtype, target.valid_shape, target.pad)
+
+
+register(
+    OpDef(
+        "assemble",
+        (P("target", "tensor"), P("source", "tensor"), P("offset", "dims")),
+        _infer_assemble,
+        "Write source's valid region into target at offset, in place; returns target.",
+        category="data",
+        writes_arg=0,
+    )
+)
+
+
+def _check_indices(t: TensorType, args: dict) -> None:
+    n = len(_dims(args, "indices"))
+    if n not in (t.rank, 1):
+        raise TypeRuleError(f"{n} indices for a rank-{t.rank} tensor")
+
+
+def _infer_read(args: dict, attrs: dict) -> ScalarType:
+    t = _tensor(args, "x")
+    _check_indices(t, args)
+    return ScalarType(t.dtype)
+
+
+def _infer_write(args: dict, attrs: dict) -> TensorType:
+    t = _tensor(args, "x")
+    _check_indices(t, args)
+    v = getattr(args["value"], "type", None)
+    if not isinstance(v, ScalarType):
+        raise TypeRuleError("pl.write value must be a scalar")
+    value = args["value"]
+    if v.dtype != t.dtype and not (isinstance(value, Const) and v.dtype.is_float == t.dtype.is_float):
+        raise TypeRuleError(
+            f"pl.write value dtype {v.dtype.name} differs from the tensor's {t.dtype.name}",
+            f"pl.cast(value, pl.{t.dtype.name}) first",
+        )
+    return t
+
+
+register(
+    OpDef(
+        "read",
+        (P("x", "tensor"), P("indices", "dims")),
+        _infer_read,
+        "One element as a scalar.",
+        category="data",
+        aliases=("tensor.read",),
+    )
+)
+register(
+    OpDef(
+        "write",
+        (P("x", "tensor"), P("indices", "dims"), P("value", "scalar")),
+        _infer_write,
+        "Write one element in place; returns the tensor.",
+        category="data",
+        writes_arg=0,
+        aliases=("tensor.write",),
+    )
+)
+
+
+def _infer_dim(args: dict, attrs: dict) -> ScalarType:
+    t = _tensor(args, "x")
+    axis = attrs["axis"]
+    if not isinstance(axis, int) or not -t.rank <= axis < t.rank:
+        raise TypeRuleError(f"axis {axis} out of range for a rank-{t.rank} tensor")
+    return ScalarType(INDEX)
+
+
+register(
+    OpDef(
+        "dim",
+        (P("x", "tensor"), P("axis", "attr")),
+        _infer_dim,
+        "The runtime extent of an axis, as Scalar[INDEX].",
+        category="data",
+        aliases=("tensor.dim",),
+    )
+)
+
+# Ops that take "tensor" arguments but accept Python operators for scalars.
+SCALAR_ONLY_FUNCS = ("min", "max")
+del REQUIRED
