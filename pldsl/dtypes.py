@@ -48,7 +48,21 @@ INDEX = DType("INDEX", 64, "index")
 
 ALL_DTYPES: dict[str, DType] = {
     d.name: d
-    for d in (BOOL, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, FP16, BF16, FP32, INDEX)
+    for d in (
+        BOOL,
+        INT8,
+        INT16,
+        INT32,
+        INT64,
+        UINT8,
+        UINT16,
+        UINT32,
+        UINT64,
+        FP16,
+        BF16,
+        FP32,
+        INDEX,
+    )
 }
 
 CAST_MODES = ("none", "rint", "round", "floor", "ceil", "trunc", "odd")

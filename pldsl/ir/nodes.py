@@ -97,10 +97,21 @@ class OpCall:
     span: Span = NO_SPAN
 
     def attr(self, name: str, default: Any = None) -> Any:
+        """A static attribute, falling back to the op table's default."""
         for key, value in self.attrs:
             if key == name:
                 return value
-        return default
+        from pldsl.ops import lookup
+
+        param = lookup(self.op).param(name)
+        return param.default if param is not None and not param.required else default
+
+    def arg(self, name: str) -> Expr | None:
+        """A runtime argument by its parameter name."""
+        from pldsl.ops import lookup
+
+        names = [p.name for p in lookup(self.op).runtime_params]
+        return self.args[names.index(name)]
 
 
 @dataclass(frozen=True, eq=False)

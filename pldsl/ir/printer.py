@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pldsl.dtypes import DType, FP32, INDEX
+from pldsl.dtypes import FP32, INDEX, DType
 from pldsl.enums import FunctionType, Level, Optimizer, PadValue, Role
 from pldsl.ir.nodes import (
     SCALAR_BINOPS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pldsl.dtypes import CAST_MODES, INDEX, INT32, FP32, DType, promote
+from pldsl.dtypes import CAST_MODES, FP32, INDEX, INT32, DType, promote
 from pldsl.enums import PadValue
 from pldsl.ir.nodes import Const, ListExpr
 from pldsl.ir.symbolic import dims_equal, simplify_dim, static_value
@@ -98,7 +98,9 @@ def _infer_unary(args: dict, attrs: dict) -> TensorType:
 def _infer_float_unary(args: dict, attrs: dict) -> TensorType:
     x = _tensor(args, "x")
     if not x.dtype.is_float:
-        raise TypeRuleError(f"needs a floating-point tensor, got {x.dtype.name}", "pl.cast it first")
+        raise TypeRuleError(
+            f"needs a floating-point tensor, got {x.dtype.name}", "pl.cast it first"
+        )
     return TensorType(x.shape, x.dtype, x.valid_shape, None)
 
 
@@ -458,7 +460,9 @@ def _infer_write(args: dict, attrs: dict) -> TensorType:
     if not isinstance(v, ScalarType):
         raise TypeRuleError("pl.write value must be a scalar")
     value = args["value"]
-    if v.dtype != t.dtype and not (isinstance(value, Const) and v.dtype.is_float == t.dtype.is_float):
+    if v.dtype != t.dtype and not (
+        isinstance(value, Const) and v.dtype.is_float == t.dtype.is_float
+    ):
         raise TypeRuleError(
             f"pl.write value dtype {v.dtype.name} differs from the tensor's {t.dtype.name}",
             f"pl.cast(value, pl.{t.dtype.name}) first",

@@ -1,0 +1,387 @@
+"""Plain-NumPy golden of ``qwen3_decode_all`` (all layers + fused final RMSNorm + LM head).
+
+Independent of pldsl and of the interpreter: NumPy, plus ml_dtypes only as the BF16 storage type.
+
+`decode_step` follows the seed kernel stage by stage (spec §1.2-§1.16) and rounds to BF16 exactly
+at the cast points of §1.17; everything else is FP32 (``np.float32`` elementwise math and FP32
+matmuls):
+
+1. input RMSNorm: ``inv = 1/sqrt(sum(x*x)*(1/H) + eps)`` (recip of sqrt), ``(x*inv)*gamma`` -> BF16
+2. Q/K/V projections (FP32 accumulate); per-head q/k RMSNorm with ``rsqrt`` (stays FP32)
+3. half-split RoPE in FP32 from ``rope_cos/sin[pos]``; rotated Q -> BF16; rotated K and raw V
+   -> BF16 into the paged caches at ``slot_mapping[b]`` (written before attention reads them)
+4. per KV block of ``block_size`` tokens read through ``block_table``: ``s = q @ k^T`` (FP32),
+   masked to the valid length with the most negative FP32 (like ``fillpad(PadValue.min)``),
+   then scaled by ``1/sqrt(head_dim)``; local max ``m``; ``p = exp(s - m)`` -> BF16;
+   ``l = sum(float(p_bf16))``; ``o = p_bf16 @ v_bf16`` (FP32)
+5. online merge over blocks in FP32 (``alpha = exp(mi - mi_new)``, ``beta = exp(cur_mi -
+   mi_new)``, ``li = alpha*li + beta*cur_li``, ``oi = oi*alpha + o*beta``); ``ctx = oi/li``
+   -> BF16.  Query head ``h`` uses KV head ``h // q_per_kv`` (any ``q_per_kv``).
+6. O-projection + residual in FP32: ``resid1 = ctx @ wo + float(x_bf16)``
+7. post RMSNorm (recip of sqrt) -> BF16; gate/up (FP32);
+   ``silu = gate * (1/(exp(-gate)+1)) * up`` -> BF16
+8. ``down + resid1`` (FP32) -> BF16: the next layer's input (BF16 carry)
+9. final RMSNorm with ``rsqrt`` -> BF16 ``rms_normed``;
+   ``logits = float32(rms_normed) @ float32(lm_head)^T`` (FP32, all ``padded_vocab`` columns)
+
+BF16 rounding is round-half-AWAY-from-zero (PyPTO ``pl.cast`` default mode ``"round"``), done with
+integer bit operations by `round_bf16` -- not ml_dtypes' round-to-nearest-even.
+
+``precision="fp32"`` turns every rounding point into a no-op.  In that mode the KV caches must be
+``np.float32`` arrays (the cache rows then hold unrounded FP32 K/V) and the hidden-state outputs
+are ``np.float32`` too; the weights stay what they are (BF16 values, widened exactly).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+from .config import Qwen3Config
+from .weights import KVLayout, PageAllocator, Qwen3Weights, blocks_needed, new_kv_cache
+
+__all__ = [
+    "PRECISIONS",
+    "decode_step",
+    "golden_forward_logits",
+    "round_bf16",
+    "round_bf16_f32",
+]
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+PRECISIONS = ("bf16", "fp32")
+_F32_MIN = np.float32(np.finfo(np.float32).min)  # PadValue.min
+
+
+# ---------------------------------------------------------------------- BF16 rounding
+def round_bf16_f32(x: np.ndarray) -> np.ndarray:
+    """Round FP32 values to the nearest BF16 value, ties away from zero; result stays FP32.
+
+    Bit trick: add half a BF16 ulp (``0x8000``) to the magnitude bits and clear the low 16 bits.
+    Because FP32 is sign-magnitude, this rounds ties away from zero; a carry out of the mantissa
+    bumps the exponent (and overflows to infinity past the BF16 range), as it should.  NaN stays
+    a (quiet) NaN with its sign.
+    """
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    u = a.view(np.uint32)
+    sign = u & np.uint32(0x80000000)
+    mag = u & np.uint32(0x7FFFFFFF)
+    rounded = (mag + np.uint32(0x8000)) & np.uint32(0xFFFF0000)
+    rounded = np.where(mag > np.uint32(0x7F800000), np.uint32(0x7FC00000), rounded)
+    return (sign | rounded).view(np.float32)
+
+
+def round_bf16(x: np.ndarray) -> np.ndarray:
+    """Round to BF16 (ties away from zero) and return an ``ml_dtypes.bfloat16`` array."""
+    r = round_bf16_f32(x)
+    return (r.view(np.uint32) >> np.uint32(16)).astype(np.uint16).view(BF16)
+
+
+# ---------------------------------------------------------------------- helpers
+@dataclass
+class _F32Weights:
+    """FP32 views of the weights (converted once per forward, not once per step)."""
+
+    wq: np.ndarray
+    wk: np.ndarray
+    wv: np.ndarray
+    wo: np.ndarray
+    w_gate: np.ndarray
+    w_up: np.ndarray
+    w_down: np.ndarray
+    lm_head_t: np.ndarray  # [H, padded_vocab]
+
+    @classmethod
+    def of(cls, w: Qwen3Weights) -> _F32Weights:
+        f = np.float32
+        return cls(
+            wq=w.wq.astype(f),
+            wk=w.wk.astype(f),
+            wv=w.wv.astype(f),
+            wo=w.wo.astype(f),
+            w_gate=w.w_gate.astype(f),
+            w_up=w.w_up.astype(f),
+            w_down=w.w_down.astype(f),
+            lm_head_t=np.ascontiguousarray(w.lm_head_weight.astype(f).T),
+        )
+
+
+def _rounder(precision: str):
+    if precision == "bf16":
+        return round_bf16_f32
+    if precision == "fp32":
+        return lambda x: np.asarray(x, dtype=np.float32)
+    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def _cache_dtype(precision: str) -> np.dtype:
+    return BF16 if precision == "bf16" else np.dtype(np.float32)
+
+
+def _rmsnorm(x: np.ndarray, gamma: np.ndarray, eps: np.float32, use_rsqrt: bool) -> np.ndarray:
+    """Row RMSNorm in FP32: ``(x * inv) * gamma`` with ``inv`` from ``sum(x*x) * (1/n) + eps``.
+
+    ``use_rsqrt`` picks ``rsqrt(v)`` (q/k norm, final norm) or ``recip(sqrt(v))`` (input and post
+    norms); NumPy has no rsqrt, so both are ``1/sqrt`` in FP32 here, kept apart for fidelity.
+    """
+    n_inv = np.float32(1.0 / x.shape[-1])
+    var = np.sum(x * x, axis=-1, keepdims=True, dtype=np.float32) * n_inv + eps
+    if use_rsqrt:
+        inv = np.float32(1.0) / np.sqrt(var)
+    else:
+        inv = np.reciprocal(np.sqrt(var))
+    return (x * inv) * gamma
+
+
+def _rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Half-split RoPE: ``[x_lo*cos_lo - x_hi*sin_lo, x_hi*cos_hi + x_lo*sin_hi]`` (FP32).
+
+    ``x`` is ``[..., D]``; ``cos``/``sin`` broadcast against it.
+    """
+    half = x.shape[-1] // 2
+    lo, hi = x[..., :half], x[..., half:]
+    rot_lo = lo * cos[..., :half] - hi * sin[..., :half]
+    rot_hi = hi * cos[..., half:] + lo * sin[..., half:]
+    return np.concatenate([rot_lo, rot_hi], axis=-1)
+
+
+# ---------------------------------------------------------------------- one decode step
+def decode_step(
+    weights: Qwen3Weights,
+    cfg: Qwen3Config,
+    hidden_states: np.ndarray,
+    seq_lens: np.ndarray,
+    block_table: np.ndarray,
+    slot_mapping: np.ndarray,
+    k_cache: np.ndarray,
+    v_cache: np.ndarray,
+    *,
+    block_size: int,
+    max_blocks_per_seq: int,
+    precision: str = "bf16",
+    check_slots: bool = True,
+    _f32: _F32Weights | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One ``qwen3_decode_all`` step for ``U`` sequences; updates ``k_cache``/``v_cache`` in place.
+
+    Args:
+        hidden_states: ``[U, H]`` BF16 (``precision="bf16"``) or FP32 input hidden states
+            (the embeddings of the current tokens).
+        seq_lens: ``[U]`` context lengths *including* the current token (``pos = seq_len - 1``).
+        block_table: flat ``[U * max_blocks_per_seq]`` INT32 page ids (-1 = unused).
+        slot_mapping: ``[U]`` INT32 cache slot of the current token
+            (``page*block_size + pos % block_size``).
+        k_cache, v_cache: ``[L*num_pages*kv_heads*block_size, head_dim]``, BF16 in ``"bf16"``
+            mode and FP32 in ``"fp32"`` mode; the current token's K/V rows are written here.
+        check_slots: raise if ``slot_mapping`` disagrees with ``block_table`` at ``pos`` (the
+            kernel writes through the slot but reads through the table, so a mismatch would
+            silently miss the current token).
+
+    Returns ``(out [U,H], rms_normed [U,H], logits [U, padded_vocab] FP32)``; ``out`` and
+    ``rms_normed`` are BF16 in ``"bf16"`` mode and FP32 in ``"fp32"`` mode.
+    """
+    if weights.cfg != cfg:
+        raise ValueError("weights.cfg does not match cfg")
+    rnd = _rounder(precision)
+    c = cfg
+    L, H, D = c.num_hidden_layers, c.hidden_size, c.head_dim
+    nq, nkv, qpk = c.num_attention_heads, c.num_key_value_heads, c.q_per_kv
+    Qw, KVw, I = c.q_width, c.kv_width, c.intermediate_size
+    eps = np.float32(c.rms_norm_eps)
+    bs = int(block_size)
+    mb = int(max_blocks_per_seq)
+
+    # ---- argument checks
+    want_dt = _cache_dtype(precision)
+    for name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
+        if cache.dtype != want_dt:
+            raise TypeError(f"{name}: precision={precision!r} needs dtype {want_dt}, got {cache.dtype}")
+        if cache.ndim != 2 or cache.shape[1] != D:
+            raise ValueError(f"{name}: expected [rows, {D}], got {cache.shape}")
+    if k_cache.shape != v_cache.shape:
+        raise ValueError(f"k_cache {k_cache.shape} and v_cache {v_cache.shape} differ")
+    rows = k_cache.shape[0]
+    if rows % (L * nkv * bs):
+        raise ValueError(f"cache rows {rows} not a multiple of L*kv_heads*block_size")
+    num_pages = rows // (L * nkv * bs)
+    layer_rows = num_pages * nkv * bs
+    x_in = np.asarray(hidden_states)
+    if x_in.ndim != 2 or x_in.shape[1] != H:
+        raise ValueError(f"hidden_states: expected [U, {H}], got {x_in.shape}")
+    U = x_in.shape[0]
+    seq_lens = np.asarray(seq_lens).reshape(-1).astype(np.int64)
+    slot_mapping = np.asarray(slot_mapping).reshape(-1).astype(np.int64)
+    block_table = np.asarray(block_table).reshape(-1).astype(np.int64)
+    if seq_lens.shape != (U,) or slot_mapping.shape != (U,):
+        raise ValueError(f"seq_lens/slot_mapping must have {U} entries")
+    if block_table.size < U * mb:
+        raise ValueError(f"block_table has {block_table.size} entries < U*max_blocks={U * mb}")
+    for b in range(U):
+        n = int(seq_lens[b])
+        if n < 1:
+            raise ValueError(f"seq_lens[{b}]={n} must be >= 1")
+        if n > weights.max_seq:
+            raise ValueError(f"seq_lens[{b}]={n} exceeds the RoPE table length {weights.max_seq}")
+        nblk = blocks_needed(n, bs)
+        if nblk > mb:
+            raise ValueError(f"seq_lens[{b}]={n} needs {nblk} blocks > max_blocks_per_seq={mb}")
+        pages = block_table[b * mb : b * mb + nblk]
+        if (pages < 0).any() or (pages >= num_pages).any():
+            raise ValueError(f"block_table row {b} has invalid pages {pages.tolist()}")
+        slot = int(slot_mapping[b])
+        if not 0 <= slot < num_pages * bs:
+            raise ValueError(f"slot_mapping[{b}]={slot} out of range")
+        if check_slots:
+            pos = n - 1
+            expect = int(pages[pos // bs]) * bs + pos % bs
+            if slot != expect:
+                raise ValueError(
+                    f"slot_mapping[{b}]={slot} disagrees with block_table ({expect}) at pos {pos}"
+                )
+
+    f32 = _f32 if _f32 is not None else _F32Weights.of(weights)
+    store = (lambda a: round_bf16(a)) if precision == "bf16" else (lambda a: a.astype(np.float32))
+    scale = np.float32(1.0 / math.sqrt(D))
+    pos = seq_lens - 1
+    cos = weights.rope_cos[pos][:, None, :]  # [U,1,D]
+    sin = weights.rope_sin[pos][:, None, :]
+    slot_page = slot_mapping // bs
+    slot_off = slot_mapping % bs
+    kv_idx = np.arange(nkv)
+
+    x = rnd(x_in.astype(np.float32))  # current_hidden (BF16 carry)
+    with np.errstate(over="ignore"):
+        for layer in range(L):
+            h = slice(layer * H, (layer + 1) * H)
+            # 1a: input RMSNorm (recip(sqrt)) -> BF16
+            normed = rnd(_rmsnorm(x, weights.input_rms_weight[layer], eps, use_rsqrt=False))
+            # 1b: projections, FP32 accumulate
+            q = normed @ f32.wq[h]
+            k = normed @ f32.wk[h]
+            v = normed @ f32.wv[h]
+            # per-head q/k RMSNorm (rsqrt), FP32
+            q = _rmsnorm(q.reshape(U, nq, D), weights.q_norm_weight[layer], eps, use_rsqrt=True)
+            k = _rmsnorm(k.reshape(U, nkv, D), weights.k_norm_weight[layer], eps, use_rsqrt=True)
+            v = v.reshape(U, nkv, D)
+            # RoPE; Q -> BF16; K, V -> BF16 into the cache
+            q_rot = rnd(_rope(q, cos, sin))  # [U, nq, D]
+            k_rot = _rope(k, cos, sin)
+            cache_rows = (
+                layer * layer_rows
+                + (slot_page[:, None] * nkv + kv_idx[None, :]) * bs
+                + slot_off[:, None]
+            )  # [U, nkv]
+            k_cache[cache_rows.reshape(-1)] = store(k_rot.reshape(U * nkv, D))
+            v_cache[cache_rows.reshape(-1)] = store(v.reshape(U * nkv, D))
+
+            # 2: paged attention with per-block softmax + online merge
+            attn = np.empty((U, Qw), np.float32)
+            for b in range(U):
+                ctx_len = int(seq_lens[b])
+                qb = q_rot[b].reshape(nkv, qpk, D)
+                mi = li = oi = None
+                for sb in range(blocks_needed(ctx_len, bs)):
+                    page = int(block_table[b * mb + sb])
+                    r0 = layer * layer_rows + page * nkv * bs
+                    k_t = k_cache[r0 : r0 + nkv * bs].astype(np.float32).reshape(nkv, bs, D)
+                    v_t = v_cache[r0 : r0 + nkv * bs].astype(np.float32).reshape(nkv, bs, D)
+                    s = qb @ k_t.transpose(0, 2, 1)  # [nkv, qpk, bs] FP32
+                    valid = min(bs, ctx_len - sb * bs)
+                    if valid < bs:
+                        s[..., valid:] = _F32_MIN
+                    s = s * scale
+                    cur_mi = np.max(s, axis=-1, keepdims=True)
+                    p = rnd(np.exp(s - cur_mi))
+                    cur_li = np.sum(p, axis=-1, keepdims=True, dtype=np.float32)
+                    o_tmp = p @ v_t  # [nkv, qpk, D] FP32
+                    if mi is None:
+                        mi, li, oi = cur_mi, cur_li, o_tmp
+                    else:
+                        mi_new = np.maximum(mi, cur_mi)
+                        alpha = np.exp(mi - mi_new)
+                        beta = np.exp(cur_mi - mi_new)
+                        li = alpha * li + beta * cur_li
+                        oi = oi * alpha + o_tmp * beta
+                        mi = mi_new
+                attn[b] = rnd(oi / li).reshape(Qw)
+
+            # 3a: O-projection + residual (FP32)
+            resid1 = attn @ f32.wo[layer * Qw : (layer + 1) * Qw] + x
+            # post RMSNorm (recip(sqrt)) -> BF16
+            post = rnd(_rmsnorm(resid1, weights.post_rms_weight[layer], eps, use_rsqrt=False))
+            # SwiGLU
+            gate = post @ f32.w_gate[h]
+            up = post @ f32.w_up[h]
+            sig = np.float32(1.0) / (np.exp(-gate) + np.float32(1.0))
+            mlp = rnd(gate * sig * up)
+            # down + residual -> BF16 carry
+            x = rnd(mlp @ f32.w_down[layer * I : (layer + 1) * I] + resid1)
+
+    # fused tail: final RMSNorm (rsqrt) -> BF16, LM head in FP32
+    rms = rnd(_rmsnorm(x, weights.final_norm_weight[0], eps, use_rsqrt=True))
+    logits = (rms @ f32.lm_head_t).astype(np.float32)
+    if precision == "bf16":
+        return round_bf16(x), round_bf16(rms), logits
+    return x.astype(np.float32), rms.astype(np.float32), logits
+
+
+# ---------------------------------------------------------------------- whole sequences
+def golden_forward_logits(
+    weights: Qwen3Weights,
+    cfg: Qwen3Config,
+    token_ids_per_seq: Sequence[Sequence[int]],
+    precision: str = "bf16",
+    block_size: int = 16,
+) -> np.ndarray:
+    """Teacher-forced logits of a ragged batch, decoded one position per step.
+
+    Step ``t`` feeds token ``t`` of every sequence still running (longer than ``t``) through
+    `decode_step` with ``seq_len = t + 1``; finished sequences drop out of the batch.  The input
+    hidden states are the BF16 embedding rows.  Pages come from a `PageAllocator` (each sequence
+    reserves its whole length up front), caches start zeroed.
+
+    Returns FP32 ``[batch, max_len, vocab]`` (padded-vocab columns dropped) with NaN past each
+    sequence's end.
+    """
+    seqs = [list(map(int, s)) for s in token_ids_per_seq]
+    if not seqs or any(len(s) == 0 for s in seqs):
+        raise ValueError("need at least one sequence and no empty sequence")
+    batch = len(seqs)
+    lens = [len(s) for s in seqs]
+    max_len = max(lens)
+    if max_len > weights.max_seq:
+        raise ValueError(f"sequence length {max_len} exceeds the RoPE table ({weights.max_seq})")
+    _rounder(precision)  # validates precision
+    mb = blocks_needed(max_len, block_size)
+    layout = KVLayout(num_pages=batch * mb, block_size=block_size)
+    alloc = PageAllocator(layout, batch, mb)
+    for b, n in enumerate(lens):
+        alloc.reserve(b, n)
+    k_cache, v_cache = new_kv_cache(cfg, layout, dtype=_cache_dtype(precision))
+    f32 = _F32Weights.of(weights)
+    out = np.full((batch, max_len, cfg.vocab_size), np.nan, dtype=np.float32)
+    for t in range(max_len):
+        rows = [b for b in range(batch) if lens[b] > t]
+        hidden = weights.embed([seqs[b][t] for b in rows])
+        if precision == "fp32":
+            hidden = hidden.astype(np.float32)
+        _, _, logits = decode_step(
+            weights,
+            cfg,
+            hidden,
+            np.full(len(rows), t + 1, dtype=np.int32),
+            alloc.block_table_for(rows),
+            alloc.slot_mapping(rows, [t] * len(rows)),
+            k_cache,
+            v_cache,
+            block_size=block_size,
+            max_blocks_per_seq=mb,
+            precision=precision,
+            _f32=f32,
+        )
+        out[rows, t] = logits[:, : cfg.vocab_size]
+    return out

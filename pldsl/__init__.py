@@ -1,0 +1,76 @@
+"""pldsl: PyPTO's `pl` tile-kernel language in pure Python.
+
+`import pldsl as pl` and a PyPTO kernel (`@pl.program` / `@pl.function`) is captured
+into a typed IR, checked, interpreted on NumPy with BF16 semantics, or compiled to C.
+"""
+
+from pldsl.diagnostics import CaptureError, Diagnostic, IRParseError, PldslError, RuntimeFault, Span
+from pldsl.dtypes import (
+    BF16,
+    BOOL,
+    FP16,
+    FP32,
+    INDEX,
+    INT8,
+    INT16,
+    INT32,
+    INT64,
+    UINT8,
+    UINT16,
+    UINT32,
+    UINT64,
+    DType,
+)
+from pldsl.enums import FunctionType, Level, PadValue, Role
+from pldsl.ir.nodes import Function, Program, structural_equal
+from pldsl.ir.printer import print_ir
+from pldsl.ops import OPS as _OPS
+from pldsl.surface import (
+    _kernel_only,
+    _Namespace,
+    auto_chunk,
+    capture_source,
+    chunked_loop_optimizer,
+    function,
+    program,
+)
+from pldsl.types import DynVar, InOut, Out, Scalar, Tensor, TensorView, Tuple, dynamic
+
+tensor = _Namespace("tensor")
+for _name in list(_OPS) + [
+    "range",
+    "parallel",
+    "unroll",
+    "pipeline",
+    "at",
+    "yield_",
+    "min",
+    "max",
+    "const",
+]:
+    globals()[_name] = _kernel_only(_name)
+del _name
+
+
+def parse_ir(text: str, filename: str = "<ir>") -> Program:
+    """Parse textual IR (as printed by print_ir) back into a Program."""
+    from pldsl.ir.parser import parse_ir as _parse
+
+    return _parse(text, filename)
+
+
+def check(program: Program, **options):
+    """Run every static check on a program; returns a list of Diagnostics."""
+    from pldsl.checks import run_checks
+
+    return run_checks(program, **options)
+
+
+__all__ = [
+    "BF16", "BOOL", "FP16", "FP32", "INDEX", "INT8", "INT16", "INT32", "INT64", "UINT8",
+    "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue", "Role",
+    "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
+    "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "InOut",
+    "Out", "Scalar", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "CaptureError",
+    "Diagnostic", "IRParseError", "PldslError", "RuntimeFault", "Span",
+]  # fmt: skip

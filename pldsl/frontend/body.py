@@ -1,0 +1,876 @@
+"""Kernel bodies: Python statements and expressions -> typed IR (the body never runs)."""
+
+from __future__ import annotations
+
+import ast
+import math
+from typing import Any
+
+from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
+from pldsl.enums import Level, Optimizer, PadValue, Role
+from pldsl.frontend.capture import ProgramBuilder, Signature, fail, scalar_binop_type
+from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
+from pldsl.ir.nodes import (
+    Assign,
+    BinOp,
+    Break,
+    Call,
+    Const,
+    Continue,
+    Expr,
+    ExprStmt,
+    For,
+    Function,
+    If,
+    ListExpr,
+    Return,
+    Scope,
+    Stmt,
+    TupleGet,
+    UnaryOp,
+    Var,
+    Yield,
+)
+from pldsl.ir.printer import format_type
+from pldsl.ir.symbolic import shapes_equal
+from pldsl.ir.types import ScalarType, TensorType, TupleType, Type
+from pldsl.ops import TypeRuleError, lookup
+from pldsl.ops.binding import bind_op_call
+from pldsl.types import DynVar
+
+_BINOPS = {
+    ast.Add: "add",
+    ast.Sub: "sub",
+    ast.Mult: "mul",
+    ast.Div: "div",
+    ast.FloorDiv: "floordiv",
+    ast.Mod: "mod",
+}
+_CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
+LOOP_KINDS = ("range", "parallel", "unroll", "pipeline")
+LOOP_KWARGS = ("init_values", "chunk", "chunk_policy", "stage", "attrs")
+AT_KWARGS = ("level", "optimization", "optimizations", "name_hint")
+_PAD_SUGAR = {0: PadValue.zero, math.inf: PadValue.max, -math.inf: PadValue.min}
+
+
+def _type_text(t: Any) -> str:
+    return format_type(t)
+
+
+class BodyBuilder:
+    def __init__(
+        self,
+        program: ProgramBuilder,
+        node: ast.FunctionDef,
+        signatures: dict[str, Signature],
+        options: dict[str, Any],
+    ):
+        self.program, self.node, self.signatures, self.options = program, node, signatures, options
+        self.smap = program.smap
+        self.sig = signatures[node.name]
+        self.vars: dict[str, Var] = {p.name: p.var for p in self.sig.params}
+        self.static = StaticEvaluator(program.ns, lambda name: name in self.vars)
+        self.loop_depth = 0
+        self.loop_kinds: list[str] = []
+        self.carries: list[tuple[Var, ...]] = []
+        self.returned: list[tuple[Type, ...]] = []
+
+    def span(self, node: ast.AST):
+        return self.smap.span(node)
+
+    # ------------------------------------------------------------------ function
+    def build(self) -> Function:
+        stub = self._is_stub(self.node.body)
+        role, level = self.options.get("role"), self.options.get("level")
+        body: tuple[Stmt, ...] = () if stub else self.block(self.node.body)
+        returns = self.sig.returns
+        if not returns and self.returned:
+            returns = self.returned[0]
+        dyn = []
+        for p in self.sig.params:
+            for v in _dims_vars(p.type):
+                if v.name not in [d.name for d in dyn]:
+                    dyn.append(v)
+        return Function(
+            name=self.node.name,
+            params=self.sig.params,
+            return_types=returns,
+            body=body,
+            func_type=self.options["type"],
+            level=level,
+            role=role,
+            is_host_stub=stub and role == Role.SubWorker and level == Level.HOST,
+            tuple_return=self.sig.tuple_return or (not self.sig.returns and len(returns) > 1),
+            dynamic_dims=tuple(dyn),
+            span=self.span(self.node),
+        )
+
+    @staticmethod
+    def _is_stub(body: list[ast.stmt]) -> bool:
+        for s in body:
+            if isinstance(s, ast.Pass):
+                continue
+            if isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant):
+                continue  # docstring or `...`
+            return False
+        return True
+
+    # ------------------------------------------------------------------ statements
+    def block(self, stmts: list[ast.stmt]) -> tuple[Stmt, ...]:
+        out: list[Stmt] = []
+        for s in stmts:
+            built = self.stmt(s)
+            if built is not None:
+                out.append(built)
+        return tuple(out)
+
+    def stmt(self, s: ast.stmt) -> Stmt | None:
+        if isinstance(s, ast.Assign):
+            return self.assign(s)
+        if isinstance(s, ast.AnnAssign):
+            return self.ann_assign(s)
+        if isinstance(s, ast.Expr):
+            return self.expr_stmt(s)
+        if isinstance(s, ast.For):
+            return self.for_(s)
+        if isinstance(s, ast.If):
+            return self.if_(s)
+        if isinstance(s, ast.With):
+            return self.with_(s)
+        if isinstance(s, ast.Return):
+            return self.return_(s)
+        if isinstance(s, ast.Pass):
+            return None
+        if isinstance(s, (ast.Break, ast.Continue)):
+            return self.jump(s)
+        if isinstance(s, ast.AugAssign):
+            raise fail(
+                "UnsupportedFeature",
+                "augmented assignment (+=, -=, ...) is not supported",
+                self.span(s),
+                "write it out: x = x + 1 for scalars, x = pl.add(x, y) for tensors",
+            )
+        raise fail(
+            "UnsupportedFeature",
+            f"Unsupported statement type: {type(s).__name__}",
+            self.span(s),
+            "kernel bodies accept assignments, pl loops, if, with pl.at, return and op calls",
+        )
+
+    def assign(self, s: ast.Assign) -> Stmt:
+        if len(s.targets) != 1:
+            raise fail(
+                "UnsupportedFeature",
+                "chained assignment (a = b = ...) is not supported",
+                self.span(s),
+            )
+        target = s.targets[0]
+        if self._is_yield(s.value):
+            return self.yield_(s.value, target)
+        if isinstance(target, ast.Name):
+            value = self.expr(s.value)
+            return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
+        if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
+            value = self.expr(s.value)
+            if not isinstance(value.type, TupleType):
+                raise fail(
+                    "TypeError",
+                    f"cannot unpack a value of type {_type_text(value.type)}",
+                    self.span(s.value),
+                    "only calls returning pl.Tuple[...] can be unpacked",
+                )
+            if len(value.type.items) != len(target.elts):
+                raise fail(
+                    "TypeError",
+                    f"cannot unpack {len(value.type.items)} values into {len(target.elts)} names",
+                    self.span(target),
+                )
+            targets = tuple(self.bind(e.id, t, e) for e, t in zip(target.elts, value.type.items))
+            return Assign(targets, value, self.span(s))
+        if isinstance(target, ast.Subscript):
+            raise fail(
+                "UnsupportedFeature",
+                "subscript assignment (dst[...] = src) is not supported yet",
+                self.span(target),
+                "write dst = pl.assemble(dst, src, [offsets])",
+            )
+        raise fail("UnsupportedFeature", "unsupported assignment target", self.span(target))
+
+    def ann_assign(self, s: ast.AnnAssign) -> Stmt:
+        if not isinstance(s.target, ast.Name) or s.value is None:
+            raise fail(
+                "UnsupportedFeature", "annotated assignments need a name and a value", self.span(s)
+            )
+        value = self.expr(s.value)
+        declared = self.program.type_of(self.program.annotation(s.annotation), s.annotation)
+        if not types_equal(declared, value.type):
+            raise fail(
+                "TypeError",
+                f"annotation {_type_text(declared)} does not match the value's type {_type_text(value.type)}",
+                self.span(s.annotation),
+            )
+        return Assign((self.bind(s.target.id, value.type, s.target),), value, self.span(s))
+
+    def bind(self, name: str, t: Type, node: ast.AST) -> Var:
+        """Non-SSA rebinding: a name keeps one Var; a new value must have the same type."""
+        old = self.vars.get(name)
+        if old is not None:
+            if not types_equal(old.type, t):
+                raise fail(
+                    "TypeError",
+                    f"Cannot reassign '{name}' with a different type: was {_type_text(old.type)}, got {_type_text(t)}",
+                    self.span(node),
+                    "use a new name for a value of a different shape, dtype or valid_shape",
+                )
+            return old
+        if name in ("pl", "self"):
+            raise fail("TypeError", f"'{name}' cannot be rebound in a kernel body", self.span(node))
+        var = Var(name, t, self.span(node))
+        self.vars[name] = var
+        return var
+
+    def expr_stmt(self, s: ast.Expr) -> Stmt | None:
+        if isinstance(s.value, ast.Constant):
+            return None  # docstrings and `...`
+        if not isinstance(s.value, ast.Call):
+            raise fail(
+                "UnsupportedFeature",
+                "an expression statement must be a call",
+                self.span(s),
+                "assign the value to a name, or remove the statement",
+            )
+        if self._is_yield(s.value):
+            return self.yield_(s.value, None)
+        return ExprStmt(self.expr(s.value), self.span(s))
+
+    def _is_yield(self, node: ast.expr) -> bool:
+        return isinstance(node, ast.Call) and self._pl_name(node.func) == "yield_"
+
+    def yield_(self, call: ast.Call, target: ast.expr | None) -> Stmt:
+        if not self.carries or not self.carries[-1]:
+            raise fail(
+                "UnsupportedFeature",
+                "pl.yield_ outside a loop with init_values",
+                self.span(call),
+                "declare carries: for i, (acc,) in pl.range(n, init_values=(acc0,))",
+            )
+        values = tuple(self.expr(a) for a in call.args)
+        carries = self.carries[-1]
+        if len(values) != len(carries):
+            raise fail(
+                "TypeError",
+                f"pl.yield_ gives {len(values)} values for {len(carries)} loop carries",
+                self.span(call),
+            )
+        for v, c in zip(values, carries):
+            if not types_equal(v.type, c.type):
+                raise fail(
+                    "TypeError",
+                    f"yielded value of type {_type_text(v.type)} for carry '{c.name}' of type {_type_text(c.type)}",
+                    self.span(call),
+                )
+        names: list[ast.Name] = []
+        if target is not None:
+            elts = target.elts if isinstance(target, ast.Tuple) else [target]
+            if not all(isinstance(e, ast.Name) for e in elts) or len(elts) != len(values):
+                raise fail(
+                    "TypeError", "pl.yield_ targets must be one name per carry", self.span(target)
+                )
+            names = elts
+        targets = tuple(self.bind(n.id, v.type, n) for n, v in zip(names, values))
+        return Yield(targets, values, self.span(call))
+
+    def for_(self, s: ast.For) -> Stmt:
+        if s.orelse:
+            raise fail("UnsupportedFeature", "for/else is not supported", self.span(s))
+        call = s.iter
+        kind = self._pl_name(call.func) if isinstance(call, ast.Call) else None
+        if kind not in LOOP_KINDS:
+            raise fail(
+                "UnsupportedFeature",
+                "for loops must iterate over pl.range, pl.parallel, pl.unroll or pl.pipeline",
+                self.span(s.iter),
+                "e.g. for i in pl.range(0, n, 16):",
+            )
+        if not 1 <= len(call.args) <= 3:
+            raise fail("TypeError", f"pl.{kind} takes 1 to 3 bounds", self.span(call))
+        bounds = [self.index_expr(a) for a in call.args]
+        if len(bounds) == 1:
+            bounds = [Const(0, INDEX), bounds[0]]
+        if len(bounds) == 2:
+            bounds.append(Const(1, INDEX))
+        start, stop, step = bounds
+        if isinstance(step, Const) and step.value == 0:
+            raise fail("ValueError", "loop step must not be zero", self.span(call))
+        attrs, inits = [], []
+        for kw in call.keywords:
+            if kw.arg not in LOOP_KWARGS:
+                raise fail(
+                    "UnsupportedFeature",
+                    f"Unknown keyword argument '{kw.arg}' in pl.{kind}()",
+                    self.span(kw.value),
+                    f"accepted: {', '.join(LOOP_KWARGS)}",
+                )
+            if kw.arg == "init_values":
+                if not isinstance(kw.value, (ast.Tuple, ast.List)):
+                    raise fail("TypeError", "init_values must be a tuple", self.span(kw.value))
+                inits = [self.expr(e) for e in kw.value.elts]
+            else:
+                attrs.append((kw.arg, self.static_value(kw.value, f"{kw.arg}=")))
+        if kind == "unroll" and not all(isinstance(b, Const) for b in (start, stop, step)):
+            raise fail("TypeError", "pl.unroll bounds must be constants", self.span(call))
+        loop_var, carry_names = self._loop_targets(s.target, len(inits))
+        var = self.bind(loop_var.id, ScalarType(INDEX), loop_var)
+        carries = tuple(self.bind(n.id, v.type, n) for n, v in zip(carry_names, inits))
+        self.loop_kinds.append(kind)
+        self.carries.append(carries)
+        body = self.block(s.body)
+        self.carries.pop()
+        self.loop_kinds.pop()
+        return For(
+            var, kind, start, stop, step, body, carries, tuple(inits), tuple(attrs), self.span(s)
+        )
+
+    def _loop_targets(self, target: ast.expr, n_inits: int) -> tuple[ast.Name, list[ast.Name]]:
+        if isinstance(target, ast.Name) and n_inits == 0:
+            return target, []
+        if (
+            isinstance(target, ast.Tuple)
+            and len(target.elts) == 2
+            and isinstance(target.elts[0], ast.Name)
+            and isinstance(target.elts[1], (ast.Tuple, ast.List))
+            and all(isinstance(e, ast.Name) for e in target.elts[1].elts)
+            and len(target.elts[1].elts) == n_inits
+        ):
+            return target.elts[0], list(target.elts[1].elts)
+        raise fail(
+            "UnsupportedFeature",
+            "loop target must be a name, or `i, (a, b)` matching init_values",
+            self.span(target),
+        )
+
+    def if_(self, s: ast.If) -> Stmt:
+        cond = self.expr(s.test)
+        if not (isinstance(cond.type, ScalarType) and cond.type.dtype == BOOL):
+            raise fail(
+                "TypeError",
+                "if condition must be a Bool-typed scalar expression",
+                self.span(s.test),
+                "compare explicitly, e.g. if k == 0:",
+            )
+        return If(cond, self.block(s.body), self.block(s.orelse), self.span(s))
+
+    def with_(self, s: ast.With) -> Stmt:
+        if len(s.items) != 1 or s.items[0].optional_vars is not None:
+            raise fail("UnsupportedFeature", "use one `with pl.at(...):` per block", self.span(s))
+        call = s.items[0].context_expr
+        if not (isinstance(call, ast.Call) and self._pl_name(call.func) == "at"):
+            raise fail(
+                "UnsupportedFeature",
+                "only `with pl.at(...)` scopes are supported",
+                self.span(call),
+            )
+        attrs = []
+        if call.args:
+            raise fail("TypeError", "pl.at takes keyword arguments (level=...)", self.span(call))
+        for kw in call.keywords:
+            if kw.arg not in AT_KWARGS:
+                raise fail(
+                    "UnsupportedFeature",
+                    f"Unknown keyword argument '{kw.arg}' in pl.at()",
+                    self.span(kw.value),
+                    f"accepted: {', '.join(AT_KWARGS)}",
+                )
+            value = self.static_value(kw.value, f"{kw.arg}=")
+            if kw.arg == "level" and not isinstance(value, Level):
+                raise fail("TypeError", "level= must be a pl.Level member", self.span(kw.value))
+            if kw.arg == "optimization" and not isinstance(value, Optimizer):
+                raise fail(
+                    "TypeError",
+                    "optimization= must be pl.chunked_loop_optimizer",
+                    self.span(kw.value),
+                )
+            if kw.arg == "optimizations":
+                if not isinstance(kw.value, ast.List):
+                    raise fail(
+                        "TypeError",
+                        "optimizations= must be an inline list literal",
+                        self.span(kw.value),
+                    )
+                value = tuple(value)
+            attrs.append((kw.arg, value))
+        return Scope("at", tuple(attrs), self.block(s.body), self.span(s))
+
+    def return_(self, s: ast.Return) -> Stmt:
+        if s.value is None:
+            values: tuple[Expr, ...] = ()
+        elif isinstance(s.value, ast.Tuple):
+            values = tuple(self.expr(e) for e in s.value.elts)
+        else:
+            values = (self.expr(s.value),)
+        got = tuple(v.type for v in values)
+        want = self.sig.returns
+        if want:
+            if len(got) == 1 and isinstance(got[0], TupleType) and len(want) > 1:
+                got = got[0].items
+            if len(got) != len(want) or not all(types_equal(a, b) for a, b in zip(got, want)):
+                raise fail(
+                    "TypeError",
+                    f"return type ({', '.join(_type_text(t) for t in got)}) does not match the declared "
+                    f"({', '.join(_type_text(t) for t in want)})",
+                    self.span(s),
+                )
+        else:
+            self.returned.append(got)
+        return Return(values, self.span(s))
+
+    def jump(self, s: ast.stmt) -> Stmt:
+        word = "break" if isinstance(s, ast.Break) else "continue"
+        if not self.loop_kinds:
+            raise fail("SyntaxError", f"'{word}' outside a loop", self.span(s))
+        if self.loop_kinds[-1] not in ("range",):
+            raise fail(
+                "UnsupportedFeature",
+                f"'{word}' is only allowed in pl.range loops (not pl.{self.loop_kinds[-1]})",
+                self.span(s),
+            )
+        return Break(self.span(s)) if word == "break" else Continue(self.span(s))
+
+    # ------------------------------------------------------------------ expressions
+    def static_value(self, node: ast.expr, what: str) -> Any:
+        try:
+            return self.static.eval(node)
+        except NotStatic:
+            raise fail(
+                "TypeError",
+                f"{what} must be a capture-time constant",
+                self.span(node),
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - any failure of a closure expression
+            raise fail("TypeError", f"cannot evaluate {what}: {exc}", self.span(node)) from None
+
+    def index_expr(self, node: ast.expr) -> Expr:
+        e = self.expr(node)
+        if not (isinstance(e.type, ScalarType) and e.type.dtype.is_int):
+            raise fail(
+                "TypeError",
+                f"expected an integer scalar, got {_type_text(e.type)}",
+                self.span(node),
+            )
+        return e
+
+    def expr(self, node: ast.expr) -> Expr:
+        folded = self._fold(node)
+        if folded is not None:
+            return folded
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.BinOp):
+            return self.binop(node)
+        if isinstance(node, ast.UnaryOp):
+            return self.unary(node)
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.BoolOp):
+            return self.boolop(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node)
+        if isinstance(node, (ast.List, ast.Tuple)):
+            raise fail(
+                "TypeError",
+                "a list or tuple is only allowed as an op argument (shape, offset) or a return",
+                self.span(node),
+            )
+        raise fail(
+            "UnsupportedFeature",
+            f"unsupported expression: {type(node).__name__}",
+            self.span(node),
+            _EXPR_HINTS.get(type(node).__name__),
+        )
+
+    def _fold(self, node: ast.expr) -> Expr | None:
+        """Constant-fold closure constants (ints, floats, bools) into Const nodes."""
+        if isinstance(node, (ast.Call, ast.List, ast.Tuple, ast.Subscript)):
+            if not (isinstance(node, ast.Call) and _is_builtin_call(node)):
+                return None
+        value = self.static.try_eval(node)
+        if value is NotStatic:
+            return None
+        if isinstance(value, DynVar):
+            return Var(value.name, ScalarType(INDEX), self.span(node))
+        return self.const(value, node)
+
+    def const(self, value: Any, node: ast.AST) -> Expr | None:
+        span = self.span(node)
+        if isinstance(value, bool):
+            return Const(value, BOOL, span)
+        if isinstance(value, int):
+            return Const(value, INDEX, span)
+        if isinstance(value, float):
+            return Const(value, FP32, span)
+        return None
+
+    def name(self, node: ast.Name) -> Expr:
+        var = self.vars.get(node.id)
+        if var is not None:
+            return Var(var.name, var.type, self.span(node))
+        if node.id in self.program.ns or node.id in ("pl",):
+            raise fail(
+                "TypeError",
+                f"'{node.id}' is a {type(self.program.ns.get(node.id)).__name__}, not a kernel value",
+                self.span(node),
+                "closure names must be ints, floats, bools or pl.dynamic dims",
+            )
+        raise fail(
+            "UndefinedVariable",
+            f"undefined variable '{node.id}'",
+            self.span(node),
+            "define it before use, or pass it as a parameter",
+        )
+
+    def _scalar_operands(self, node: ast.AST, lhs: Expr, rhs: Expr, what: str) -> None:
+        for operand in (lhs, rhs):
+            if isinstance(operand.type, TensorType):
+                raise fail(
+                    "UnsupportedFeature",
+                    f"Python operator '{what}' on a tensor is not supported",
+                    self.span(node),
+                    "use pl.add / pl.sub / pl.mul / pl.div / pl.maximum ... on tensors",
+                )
+            if not isinstance(operand.type, ScalarType):
+                raise fail("TypeError", f"operator '{what}' needs scalars", self.span(node))
+
+    def binop(self, node: ast.BinOp) -> Expr:
+        op = _BINOPS.get(type(node.op))
+        symbol = type(node.op).__name__
+        if op is None:
+            raise fail(
+                "UnsupportedFeature",
+                f"operator {symbol} is not supported on kernel values",
+                self.span(node),
+                "supported scalar operators: + - * / // %",
+            )
+        lhs, rhs = self.expr(node.left), self.expr(node.right)
+        self._scalar_operands(node, lhs, rhs, symbol)
+        return self.scalar_binop(op, lhs, rhs, node)
+
+    def scalar_binop(self, op: str, lhs: Expr, rhs: Expr, node: ast.AST) -> Expr:
+        lt, rt = lhs.type, rhs.type
+        if op not in ("and", "or", "eq", "ne") and not same_category(lt.dtype, rt.dtype):
+            raise fail(
+                "TypeError",
+                f"scalar operation requires same numeric dtype category, got {lt.dtype.name} and {rt.dtype.name}",
+                self.span(node),
+                "pl.cast one operand first",
+            )
+        if op == "div" and lt.dtype.is_int:
+            raise fail(
+                "TypeError",
+                "'/' on integer scalars is not supported",
+                self.span(node),
+                "use // for integer division",
+            )
+        return BinOp(op, lhs, rhs, scalar_binop_type(op, lt, rt), self.span(node))
+
+    def unary(self, node: ast.UnaryOp) -> Expr:
+        operand = self.expr(node.operand)
+        if isinstance(operand.type, TensorType):
+            raise fail(
+                "UnsupportedFeature",
+                "Python unary operators on tensors are not supported",
+                self.span(node),
+                "use pl.neg(x)",
+            )
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        if isinstance(node.op, ast.USub):
+            return UnaryOp("neg", operand, operand.type, self.span(node))
+        if isinstance(node.op, ast.Not):
+            if operand.type.dtype != BOOL:
+                raise fail("TypeError", "'not' needs a BOOL scalar", self.span(node))
+            return UnaryOp("not", operand, ScalarType(BOOL), self.span(node))
+        raise fail("UnsupportedFeature", "operator ~ is not supported", self.span(node))
+
+    def compare(self, node: ast.Compare) -> Expr:
+        if len(node.ops) != 1:
+            raise fail(
+                "UnsupportedFeature",
+                "Only simple comparisons supported",
+                self.span(node),
+                "split a < b < c into (a < b) and (b < c)",
+            )
+        op = _CMPOPS.get(type(node.ops[0]))
+        if op is None:
+            raise fail(
+                "UnsupportedFeature",
+                f"comparison {type(node.ops[0]).__name__} is not supported",
+                self.span(node),
+            )
+        lhs, rhs = self.expr(node.left), self.expr(node.comparators[0])
+        self._scalar_operands(node, lhs, rhs, op)
+        return self.scalar_binop(op, lhs, rhs, node)
+
+    def boolop(self, node: ast.BoolOp) -> Expr:
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        values = [self.expr(v) for v in node.values]
+        for v in values:
+            if not (isinstance(v.type, ScalarType) and v.type.dtype == BOOL):
+                raise fail("TypeError", f"'{op}' needs BOOL scalars", self.span(node))
+        out = values[0]
+        for v in values[1:]:
+            out = BinOp(op, out, v, ScalarType(BOOL), self.span(node))
+        return out
+
+    def subscript(self, node: ast.Subscript) -> Expr:
+        value = self.expr(node.value)
+        if isinstance(value.type, TupleType):
+            index = self.static.try_eval(node.slice)
+            if not isinstance(index, int) or not 0 <= index < len(value.type.items):
+                raise fail(
+                    "TypeError", "tuple index must be a constant in range", self.span(node.slice)
+                )
+            return TupleGet(value, index, value.type.items[index], self.span(node))
+        raise fail(
+            "UnsupportedFeature",
+            "subscript slicing of tensors is not supported yet",
+            self.span(node),
+            "use pl.slice(t, shape, offset) and pl.read(t, [i, j])",
+        )
+
+    # ------------------------------------------------------------------ calls
+    def _pl_name(self, func: ast.expr) -> str | None:
+        """`pl.x` / `pl.tensor.x` -> "x" or "tensor.x", when the root resolves to the pl module."""
+        import pldsl
+
+        parts = []
+        while isinstance(func, ast.Attribute):
+            parts.append(func.attr)
+            func = func.value
+        if not isinstance(func, ast.Name) or func.id in self.vars:
+            return None
+        if self.program.ns.get(func.id) is not pldsl:
+            return None
+        return ".".join(reversed(parts)) or None
+
+    def call(self, node: ast.Call) -> Expr:
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "self"
+        ):
+            return self.user_call(node, func.attr)
+        name = self._pl_name(func)
+        if name is None:
+            raise fail(
+                "UnsupportedFeature",
+                "calls to arbitrary Python functions are not supported in kernel bodies",
+                self.span(node),
+                "call pl ops (pl.add, pl.matmul, ...) or program functions (self.f(...))",
+            )
+        if name.startswith("tensor.") and lookup(name) is None:
+            name = name.split(".", 1)[1]
+        if name in ("min", "max"):
+            return self.scalar_minmax(node, name)
+        if name == "const":
+            return self.const_call(node)
+        if name == "cast" and node.args:
+            pass
+        opdef = lookup(name)
+        if opdef is None:
+            raise fail(
+                "UnknownOp",
+                f"pl.{name} is not a supported op",
+                self.span(node),
+                "see docs/language.md for the supported ops",
+            )
+        return self.op_call(opdef, node)
+
+    def op_call(self, opdef, node: ast.Call) -> Expr:
+        params = list(opdef.params)
+        positional = []
+        for i, a in enumerate(node.args):
+            if isinstance(a, ast.Starred):
+                raise fail("UnsupportedFeature", "*args are not supported", self.span(a))
+            kind = params[i].kind if i < len(params) else "value"
+            positional.append(
+                self.op_arg(kind, a, opdef, params[i].name if i < len(params) else "?")
+            )
+        keywords = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise fail("UnsupportedFeature", "**kwargs are not supported", self.span(kw.value))
+            p = opdef.param(kw.arg)
+            keywords[kw.arg] = (
+                self.op_arg(p.kind if p else "value", kw.value, opdef, kw.arg) if p else None
+            )
+        try:
+            return bind_op_call(opdef, positional, keywords, self.span(node))
+        except TypeRuleError as exc:
+            raise fail(
+                "TypeError",
+                f"pl.{opdef.name}: {exc.message}",
+                self.span(node),
+                exc.hint,
+            ) from None
+
+    def op_arg(self, kind: str, node: ast.expr, opdef, pname: str) -> Any:
+        if kind == "dims":
+            if isinstance(node, ast.Constant) and node.value is None:
+                return None
+            if isinstance(node, (ast.List, ast.Tuple)):
+                return ListExpr(tuple(self.dim_item(e) for e in node.elts), self.span(node))
+            value = self.static.try_eval(node)
+            if isinstance(value, (list, tuple)):
+                return ListExpr(
+                    tuple(self.const(v, node) or self._bad_dim(node) for v in value),
+                    self.span(node),
+                )
+            raise fail("TypeError", f"'{pname}' must be a list like [16, 128]", self.span(node))
+        if kind == "dtype":
+            value = self.static_value(node, f"'{pname}'")
+            if value is not None and not isinstance(value, DType):
+                raise fail(
+                    "TypeError", f"'{pname}' must be a dtype such as pl.FP32", self.span(node)
+                )
+            return value
+        if kind == "attr":
+            value = self.static_value(node, f"'{pname}'")
+            if pname in ("pad_value",) and not isinstance(value, PadValue) and value is not None:
+                if isinstance(value, (int, float)) and value in _PAD_SUGAR:
+                    return _PAD_SUGAR[value]
+                raise fail(
+                    "TypeError",
+                    "pad_value must be a pl.PadValue (or 0, math.inf, -math.inf)",
+                    self.span(node),
+                )
+            return value
+        return self.expr(node)
+
+    def dim_item(self, node: ast.expr) -> Expr:
+        return self.index_expr(node)
+
+    def _bad_dim(self, node: ast.AST):
+        raise fail("TypeError", "dims must be integers", self.span(node))
+
+    def scalar_minmax(self, node: ast.Call, name: str) -> Expr:
+        if len(node.args) != 2 or node.keywords:
+            raise fail("TypeError", f"pl.{name} takes two scalars", self.span(node))
+        lhs, rhs = self.expr(node.args[0]), self.expr(node.args[1])
+        self._scalar_operands(node, lhs, rhs, f"pl.{name}")
+        return self.scalar_binop(name, lhs, rhs, node)
+
+    def const_call(self, node: ast.Call) -> Expr:
+        if len(node.args) != 2:
+            raise fail("TypeError", "pl.const(value, dtype)", self.span(node))
+        value = self.static_value(node.args[0], "pl.const value")
+        dtype = self.static_value(node.args[1], "pl.const dtype")
+        if not isinstance(dtype, DType):
+            raise fail("TypeError", "pl.const needs a dtype", self.span(node))
+        if isinstance(value, str):
+            value = float(value)
+        value = float(value) if dtype.is_float else bool(value) if dtype.is_bool else int(value)
+        return Const(value, dtype, self.span(node))
+
+    def user_call(self, node: ast.Call, name: str) -> Expr:
+        sig = self.signatures.get(name)
+        if sig is None:
+            raise fail(
+                "UndefinedFunction",
+                f"program has no function '{name}'",
+                self.span(node.func),
+                f"known: {', '.join(sorted(self.signatures))}",
+            )
+        if node.keywords:
+            raise fail(
+                "UnsupportedFeature",
+                "calls to program functions take positional arguments",
+                self.span(node),
+            )
+        args = tuple(self.expr(a) for a in node.args)
+        if len(args) != len(sig.params):
+            raise fail(
+                "TypeError",
+                f"self.{name}() takes {len(sig.params)} arguments, got {len(args)}",
+                self.span(node),
+            )
+        for a, p in zip(args, sig.params):
+            if not call_compatible(p.type, a.type):
+                raise fail(
+                    "TypeError",
+                    f"argument for '{p.name}' of self.{name}() has type {_type_text(a.type)}, "
+                    f"expected {_type_text(p.type)}",
+                    self.span(node),
+                )
+        result = sig.call_type or TupleType(())
+        return Call(name, args, result, self.span(node))
+
+
+_EXPR_HINTS = {
+    "Lambda": "lambdas are not supported in kernels",
+    "ListComp": "comprehensions are not supported; use a pl.range loop",
+    "GeneratorExp": "comprehensions are not supported; use a pl.range loop",
+    "DictComp": "comprehensions are not supported",
+    "SetComp": "comprehensions are not supported",
+    "IfExp": "conditional expressions are not supported; use an if statement",
+    "JoinedStr": "f-strings are not supported in kernels",
+    "NamedExpr": "the walrus operator is not supported",
+}
+
+
+def _is_builtin_call(node: ast.Call) -> bool:
+    return isinstance(node.func, ast.Name) or isinstance(node.func, ast.Attribute)
+
+
+def types_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, TensorType) and isinstance(b, TensorType):
+        return (
+            a.dtype == b.dtype
+            and shapes_equal(a.shape, b.shape)
+            and _valid_equal(a, b)
+            and a.pad == b.pad
+        )
+    if isinstance(a, ScalarType) and isinstance(b, ScalarType):
+        return a.dtype == b.dtype or {a.dtype, b.dtype} <= {INDEX, _INT64()}
+    if isinstance(a, TupleType) and isinstance(b, TupleType):
+        return len(a.items) == len(b.items) and all(
+            types_equal(x, y) for x, y in zip(a.items, b.items)
+        )
+    return False
+
+
+def _INT64():
+    from pldsl.dtypes import INT64
+
+    return INT64
+
+
+def _valid_equal(a: TensorType, b: TensorType) -> bool:
+    return shapes_equal(a.effective_valid_shape, b.effective_valid_shape)
+
+
+def call_compatible(param: Type, arg: Type) -> bool:
+    """An argument fits a parameter when kind, dtype and static dims agree (dynamic dims bind)."""
+    if isinstance(param, TensorType) and isinstance(arg, TensorType):
+        if param.dtype != arg.dtype or param.rank != arg.rank:
+            return False
+        for p, a in zip(param.shape, arg.shape):
+            if isinstance(p, int) and isinstance(a, int) and p != a:
+                return False
+        return True
+    if isinstance(param, ScalarType) and isinstance(arg, ScalarType):
+        return param.dtype == arg.dtype or (param.dtype.is_int and arg.dtype.is_int)
+    return False
+
+
+def _dims_vars(t: Type) -> list[Var]:
+    from pldsl.ir.nodes import walk
+
+    out = []
+    if isinstance(t, TensorType):
+        for d in t.shape:
+            if not isinstance(d, int):
+                out += [n for n in walk(d) if isinstance(n, Var)]
+    return out

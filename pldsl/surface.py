@@ -1,0 +1,97 @@
+"""Decorators and placeholders of the `pl` surface.
+
+Kernel bodies are captured from source, never run: calling a `pl` op from ordinary
+Python is an error that says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from pldsl.diagnostics import CaptureError, Diagnostic, Span
+from pldsl.enums import Optimizer
+from pldsl.ir.nodes import Program
+
+
+def _frame_namespace(depth: int) -> dict[str, Any]:
+    frame = sys._getframe(depth + 1)
+    ns = dict(frame.f_globals)
+    ns.update(frame.f_locals)
+    return ns
+
+
+def program(cls: type | None = None, *, strict_ssa: bool = False, name: str | None = None):
+    """`@pl.program` (or `@pl.program(...)`): capture a class of `@pl.function` methods."""
+    from pldsl.frontend.capture import capture_class
+
+    if cls is None:
+        ns = _frame_namespace(1)
+
+        def decorate(inner: type) -> Program:
+            return capture_class(inner, ns)
+
+        return decorate
+    return capture_class(cls, _frame_namespace(1))
+
+
+def function(fn: Any = None, **options: Any):
+    """`@pl.function(type=..., level=..., role=...)`: marks a method for capture.
+
+    Outside a `@pl.program` class it captures a one-function program immediately.
+    """
+    ns = _frame_namespace(1)
+
+    def decorate(f: Any) -> Any:
+        f.__pl_function__ = options
+        parts = f.__qualname__.split(".")
+        in_class = len(parts) > 1 and parts[-2] != "<locals>"
+        if in_class:
+            return f
+        from pldsl.frontend.capture import capture_function_object
+
+        return capture_function_object(f, ns)
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def capture_source(
+    text: str, filename: str = "<string>", namespace: dict | None = None
+) -> list[Program]:
+    """Capture every `@pl.program` in a source text without running it (CLI, tests)."""
+    from pldsl.frontend.capture import capture_source as _capture
+
+    return _capture(text, filename, namespace)
+
+
+def _kernel_only(name: str):
+    def placeholder(*args: Any, **kwargs: Any) -> Any:
+        raise CaptureError(
+            Diagnostic(
+                "NotInKernel",
+                "error",
+                f"pl.{name} can only be used inside a @pl.function body",
+                Span("<python>"),
+                "kernel bodies are captured, not executed; run them with interpreter.run(...)",
+            )
+        )
+
+    placeholder.__name__ = name
+    placeholder.__qualname__ = name
+    return placeholder
+
+
+class _Namespace:
+    """`pl.tensor.read`, `pl.tensor.dim`... as placeholders."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _kernel_only(f"{self._prefix}.{name}")
+
+
+chunked_loop_optimizer = Optimizer.chunked_loop_optimizer
+auto_chunk = Optimizer.auto_chunk

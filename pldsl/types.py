@@ -1,0 +1,117 @@
+"""Annotation objects of the `pl` surface: pl.Tensor[...], pl.Out[...], pl.dynamic(...).
+
+These are plain Python values: capture evaluates a parameter's annotation against the
+decorating frame and reads the resulting object (the function body is never run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pldsl.dtypes import DType
+from pldsl.enums import PadValue
+
+
+@dataclass(frozen=True, eq=False)
+class DynVar:
+    """A dynamic dimension; the same object means the same dim in every function."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return f'pl.dynamic("{self.name}")'
+
+
+def dynamic(name: str) -> DynVar:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"pl.dynamic needs an identifier name, got {name!r}")
+    return DynVar(name)
+
+
+@dataclass(frozen=True)
+class TensorView:
+    valid_shape: Any = None
+    pad: PadValue | None = None
+    stride: Any = None
+    layout: Any = None
+
+
+@dataclass(frozen=True)
+class TensorAnnotation:
+    shape: tuple
+    dtype: DType
+    view: TensorView | None = None
+
+
+@dataclass(frozen=True)
+class ScalarAnnotation:
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class DirectionAnnotation:
+    direction: str  # "Out" | "InOut"
+    inner: Any
+
+
+@dataclass(frozen=True)
+class TupleAnnotation:
+    items: tuple
+
+
+class AnnotationError(TypeError):
+    pass
+
+
+class _TensorFactory:
+    def __getitem__(self, item: Any) -> TensorAnnotation:
+        if not isinstance(item, tuple) or len(item) not in (2, 3):
+            raise AnnotationError("pl.Tensor takes [[dims...], dtype] (and an optional view)")
+        shape, dtype = item[0], item[1]
+        if not isinstance(shape, (list, tuple)):
+            raise AnnotationError("pl.Tensor's first item must be a list of dims")
+        if not isinstance(dtype, DType):
+            raise AnnotationError(f"pl.Tensor's second item must be a dtype, got {dtype!r}")
+        view = item[2] if len(item) == 3 else None
+        if view is not None and not isinstance(view, TensorView):
+            raise AnnotationError("pl.Tensor's third item must be a pl.TensorView(...)")
+        for d in shape:
+            if not isinstance(d, (int, DynVar)) or isinstance(d, bool):
+                raise AnnotationError(f"tensor dims must be ints or pl.dynamic dims, got {d!r}")
+        return TensorAnnotation(tuple(shape), dtype, view)
+
+    def __repr__(self) -> str:
+        return "pl.Tensor"
+
+
+class _ScalarFactory:
+    def __getitem__(self, dtype: Any) -> ScalarAnnotation:
+        if not isinstance(dtype, DType):
+            raise AnnotationError(f"pl.Scalar takes a dtype, got {dtype!r}")
+        return ScalarAnnotation(dtype)
+
+
+class _DirectionFactory:
+    def __init__(self, direction: str) -> None:
+        self.direction = direction
+
+    def __getitem__(self, inner: Any) -> DirectionAnnotation:
+        if not isinstance(inner, (TensorAnnotation, ScalarAnnotation)):
+            raise AnnotationError(f"pl.{self.direction}[...] wraps a pl.Tensor[...]")
+        if isinstance(inner, ScalarAnnotation) and self.direction == "InOut":
+            raise AnnotationError("a Scalar parameter cannot be InOut")
+        return DirectionAnnotation(self.direction, inner)
+
+
+class _TupleFactory:
+    def __getitem__(self, items: Any) -> TupleAnnotation:
+        items = items if isinstance(items, tuple) else (items,)
+        return TupleAnnotation(items)
+
+
+Tensor = _TensorFactory()
+Scalar = _ScalarFactory()
+Out = _DirectionFactory("Out")
+InOut = _DirectionFactory("InOut")
+Tuple = _TupleFactory()

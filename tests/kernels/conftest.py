@@ -1,0 +1,27 @@
+"""Shared fixtures for the Qwen3 kernel-side tests (config, weights, golden, oracle)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# Make the repository root importable when pytest is run without PYTHONPATH / an install.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from kernels.qwen3.config import preset  # noqa: E402
+from kernels.qwen3.weights import random_weights  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg():
+    return preset("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tiny_cfg):
+    """Seeded random weights for the ``tiny`` preset (treat as read-only)."""
+    return random_weights(tiny_cfg, seed=1234, max_seq=256)
