@@ -1,0 +1,251 @@
+"""`pldsl` command line: check | ir | run | emit | demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pldsl.diagnostics import Diagnostic, PldslError
+
+EXIT_CLEAN, EXIT_ERRORS, EXIT_CANNOT_RUN = 0, 1, 2
+
+
+def load_programs(path: str):
+    """Capture every program in a Python file.
+
+    Top-level `@pl.program` classes are captured from the source without running it.
+    A file with none (kernels built by a function of a config) is imported as a module
+    and provides its programs through `pldsl_programs() -> list[Program]`, or as
+    module-level Program values.
+    """
+    from pldsl.surface import capture_source
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    text = file.read_text(encoding="utf-8")
+    programs = capture_source(text, str(file))
+    return programs or _programs_from_module(file)
+
+
+def _programs_from_module(file: Path):
+    import importlib.util
+
+    from pldsl.ir.nodes import Program
+
+    module_name = _module_name(file)
+    if module_name is not None:
+        module = importlib.import_module(module_name)
+    else:
+        spec = importlib.util.spec_from_file_location(f"_pldsl_user_{file.stem}", file)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    factory = getattr(module, "pldsl_programs", None)
+    if callable(factory):
+        return list(factory())
+    return [v for v in vars(module).values() if isinstance(v, Program)]
+
+
+def _module_name(file: Path) -> str | None:
+    """`kernels/qwen3/program.py` -> `kernels.qwen3.program` when it is inside a package on sys.path."""
+    parts = [file.stem]
+    folder = file.resolve().parent
+    while (folder / "__init__.py").exists():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1:
+        return None
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return ".".join(parts)
+
+
+def _fail(message: str) -> int:
+    print(f"pldsl: error: {message}", file=sys.stderr)
+    return EXIT_CANNOT_RUN
+
+
+# ------------------------------------------------------------------ check
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from pldsl.checks import RULES, run_checks
+
+    unknown = [r for r in args.disable if r not in RULES]
+    if unknown:
+        return _fail(
+            f"unknown rule(s) for --disable: {', '.join(unknown)} (known: {', '.join(sorted(RULES))})"
+        )
+    diagnostics: list[Diagnostic] = []
+    status = EXIT_CLEAN
+    for path in args.files:
+        try:
+            programs = load_programs(path)
+        except FileNotFoundError as exc:
+            print(f"pldsl: error: {exc}", file=sys.stderr)
+            status = EXIT_CANNOT_RUN
+            continue
+        except PldslError as exc:
+            if exc.diagnostic.rule == "SyntaxError":
+                print(exc.diagnostic.render(), file=sys.stderr)
+                status = EXIT_CANNOT_RUN
+                continue
+            diagnostics.append(exc.diagnostic)  # a kernel that does not capture is an error
+            continue
+        for program in programs:
+            diagnostics += run_checks(
+                program, disable=tuple(args.disable), warnings_as_errors=args.warnings_as_errors
+            )
+    _print_diagnostics(diagnostics, args.format)
+    if status == EXIT_CANNOT_RUN:
+        return status
+    return EXIT_ERRORS if any(d.is_error for d in diagnostics) else EXIT_CLEAN
+
+
+def _print_diagnostics(diagnostics: list[Diagnostic], fmt: str) -> None:
+    if fmt == "json":
+        for d in diagnostics:
+            print(d.to_json())
+    elif fmt == "sarif":
+        print(json.dumps(to_sarif(diagnostics), indent=2))
+    else:
+        for d in diagnostics:
+            print(d.render())
+            print()
+        errors = sum(d.is_error for d in diagnostics)
+        warnings = sum(d.severity == "warning" for d in diagnostics)
+        print(f"{errors} error(s), {warnings} warning(s)")
+
+
+def to_sarif(diagnostics: list[Diagnostic]) -> dict:
+    """SARIF 2.1.0, the format code-scanning UIs read."""
+    from pldsl.checks import RULES
+
+    rules = sorted({d.rule for d in diagnostics})
+    results = []
+    for d in diagnostics:
+        results.append(
+            {
+                "ruleId": d.rule,
+                "level": "error"
+                if d.is_error
+                else "warning"
+                if d.severity == "warning"
+                else "note",
+                "message": {"text": d.message + (f" (help: {d.help})" if d.help else "")},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": d.span.file},
+                            "region": {
+                                "startLine": max(d.span.line, 1),
+                                "startColumn": max(d.span.col, 1),
+                            },
+                        }
+                    }
+                ],
+            }
+        )
+    driver_rules = []
+    for r in rules:
+        doc = RULES[r][1] if r in RULES else r
+        driver_rules.append({"id": r, "shortDescription": {"text": doc}})
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {"tool": {"driver": {"name": "pldsl", "rules": driver_rules}}, "results": results}
+        ],
+    }
+
+
+# ------------------------------------------------------------------ ir
+
+
+def cmd_ir(args: argparse.Namespace) -> int:
+    from pldsl.ir.printer import print_ir
+
+    try:
+        programs = load_programs(args.file)
+    except FileNotFoundError as exc:
+        return _fail(str(exc))
+    except PldslError as exc:
+        print(exc.diagnostic.render(), file=sys.stderr)
+        return EXIT_ERRORS
+    if not programs:
+        return _fail(f"no @pl.program or @pl.function found in {args.file}")
+    print("\n\n".join(print_ir(p) for p in programs), end="")
+    return EXIT_CLEAN
+
+
+# ------------------------------------------------------------------ run / emit / demo
+
+
+def cmd_run(argv: list[str]) -> int:
+    from interpreter.cli import main as run_main
+
+    return run_main(argv)
+
+
+def cmd_emit(argv: list[str]) -> int:
+    try:
+        from pldsl.backends.c.cli import main as emit_main
+    except ImportError:
+        return _fail("the C backend is not available in this build")
+    return emit_main(argv)
+
+
+def cmd_demo(argv: list[str]) -> int:
+    from kernels.qwen3.demo import main as demo_main
+
+    return demo_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pldsl",
+        description="Capture, check, interpret and compile PyPTO-style tile kernels.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="static checks, reported like a compiler")
+    check.add_argument("files", nargs="+", help="Python files holding @pl.program kernels")
+    check.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    check.add_argument(
+        "-W", dest="werror", choices=("error",), help="-W error: warnings become errors"
+    )
+    check.add_argument(
+        "--disable", action="append", default=[], metavar="RULE", help="turn one rule off"
+    )
+    ir = sub.add_parser("ir", help="print the textual IR of every program in a file")
+    ir.add_argument("file")
+    for name, text in (
+        ("run", "run a kernel function on the NumPy interpreter"),
+        ("emit", "write the C source of a program (--backend c)"),
+        ("demo", "Qwen3 fused decode on a small random model, checked and interpreted"),
+    ):
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+PASSTHROUGH = {"run": cmd_run, "emit": cmd_emit, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        return PASSTHROUGH[argv[0]](argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_CANNOT_RUN if exc.code else EXIT_CLEAN
+    if args.command == "check":
+        args.warnings_as_errors = args.werror == "error"
+        return cmd_check(args)
+    return cmd_ir(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
