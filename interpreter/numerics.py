@@ -22,6 +22,7 @@ import ml_dtypes
 import numpy as np
 
 __all__ = [
+    "ALL_DTYPES",
     "CAST_MODES",
     "FLOAT_DTYPES",
     "INT_DTYPES",
@@ -248,6 +249,11 @@ def cast(
         return x.copy()
     if x.dtype.kind not in "biuf" and not _is_float_np(x.dtype):
         raise NumericsError(f"cannot cast values of numpy dtype {x.dtype}")
+    # Work on 1-D arrays: NumPy scalars (0-d results) warn on the intended uint64 wrap-around.
+    return _cast_1d(x.reshape(-1), out_dt, mode).reshape(x.shape)
+
+
+def _cast_1d(x: np.ndarray, out_dt: np.dtype, mode: str) -> np.ndarray:
     if out_dt == np.bool_:
         return x != 0  # nonzero (NaN included) -> True
     if _is_float_np(out_dt) and _is_float_np(x.dtype) and _widens(x.dtype, out_dt):
@@ -395,8 +401,8 @@ _F_UNARY = {
     # rsqrt is two correctly rounded float32 ops, 1/sqrt(x): not a fused rsqrt.
     "rsqrt": lambda x: np.float32(1) / np.sqrt(x),
     # NumPy's float32 exp/log are SIMD code whose last bit differs between CPUs; float64 then
-    # one RNE rounding gives the correctly rounded float32 result (bar ~2**-29 of inputs)
-    # identically everywhere.
+    # one RNE rounding gives the correctly rounded float32 result, the same on every machine
+    # except for inputs (~2**-28) whose float64 value sits within an ulp of a float32 tie.
     "exp": lambda x: np.exp(x.astype(np.float64)).astype(np.float32),
     "log": lambda x: np.log(x.astype(np.float64)).astype(np.float32),
     "relu": lambda x: np.where(np.isnan(x) | (x > 0), x, np.float32(0)),
@@ -532,13 +538,12 @@ def reduce_error_bound(
     """Elementwise bound on |reduce(...) - exact| for float inputs (float64 array).
 
     sum: (gamma_n + u_out(1 + gamma_n)) * sum|x|  (any summation order, u = 2**-24);
-    prod: the same with prod|x|; max/min: u_out * max|x|. Plus a tiny absolute term for
-    underflow. Meaningless if anything overflows."""
+    prod: the same with prod|x|; max/min: u_out * max|x|. Absolute terms cover float32
+    underflow in sum and the result's subnormal spacing. Not valid if anything overflows, nor
+    for prod when a partial product underflows."""
     x = np.abs(_f32(a).astype(np.float64))
     n = x.shape[axis]
-    u_out = (
-        0.0 if storage_dtype(result, precision) == np.float32 else unit_roundoff(result, precision)
-    )
+    u_out, floor_out = _out_rounding(result, precision)
     g = gamma(n)
     if op == "sum":
         mag, g_op = np.sum(x, axis=axis, keepdims=True), g
@@ -548,11 +553,18 @@ def reduce_error_bound(
         mag, g_op = np.max(x, axis=axis, keepdims=True), 0.0
     else:
         raise NumericsError(f"unknown reduction {op!r}")
-    return (
-        (g_op + u_out * (1 + g_op)) * mag * (1 + 2 * n * 2.0**-53)
-        + n * 2.0**-149
-        + u_out * 2.0**-126
-    )
+    fp32_floor = n * 2.0**-149 if op == "sum" else 0.0
+    return (g_op + u_out * (1 + g_op)) * mag * (1 + 2 * n * 2.0**-53) + fp32_floor + floor_out
+
+
+def _out_rounding(result: str, precision: str) -> tuple[float, float]:
+    """(relative, absolute) error of the final rounding from float32 to `result`: u of the
+    format and half its smallest subnormal; (0, 0) when the result stays float32."""
+    dt = storage_dtype(result, precision)
+    if dt == np.float32 or not _is_float_np(dt):
+        return 0.0, 0.0
+    p, emin = _FMT_BY_DTYPE[dt][:2]
+    return 2.0**-p, 2.0 ** (emin - p)
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,11 +645,7 @@ def matmul_error_bound(
     if acc is not None:
         k += 1
         mag = mag + np.abs(_f32(acc).astype(np.float64))
-    out_dt = storage_dtype(out_dtype, precision)
-    u_out = 0.0 if out_dt == np.float32 else unit_roundoff(out_dtype, precision)
-    # Subnormal floor of the output: half its smallest subnormal, 2**(emin - p + 1) / 2.
-    p, emin = _FMT_BY_DTYPE[out_dt][:2] if _is_float_np(out_dt) else (24, -126)
-    floor_out = 2.0 ** (emin - p) if u_out else 0.0
+    u_out, floor_out = _out_rounding(out_dtype, precision)
     g = gamma(k)
     return (g + u_out * (1 + g)) * mag * (1 + 2 * k * 2.0**-53) + k * 2.0**-149 + floor_out
 
@@ -704,8 +712,10 @@ def is_bf16_exact(values: np.ndarray) -> bool:
     if x.dtype.kind not in "biuf" and not _is_float_np(x.dtype):
         return False
     back = cast(x, "BF16", "rint").astype(np.float64)
-    if x.dtype.kind in "iu":  # compare integers exactly (float64 would round int64)
-        ok = np.isfinite(back) & (np.abs(back) < 2.0**64)
-        return bool(np.all(ok)) and bool(np.all(back.astype(x.dtype) == x))
+    if x.dtype.kind in "iub":  # compare integers exactly (float64 would round int64)
+        info = np.iinfo(x.dtype) if x.dtype.kind != "b" else np.iinfo(np.uint8)
+        if np.any((back < info.min) | (back >= float(info.max) + 1)):
+            return False  # rounded out of the integer range (e.g. INT64 max -> 2**63)
+        return bool(np.all(back.astype(x.dtype) == x))
     xf = x.astype(np.float64)
     return bool(np.all((back == xf) | (np.isnan(back) & np.isnan(xf))))
