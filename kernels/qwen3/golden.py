@@ -177,6 +177,8 @@ def decode_step(
             (``page*block_size + pos % block_size``).
         k_cache, v_cache: ``[L*num_pages*kv_heads*block_size, head_dim]``, BF16 in ``"bf16"``
             mode and FP32 in ``"fp32"`` mode; the current token's K/V rows are written here.
+            ``num_pages`` (pages per layer) is the row count divided by
+            ``L*kv_heads*block_size``; layer ``l`` starts at row ``l*num_pages*kv_heads*block``.
         check_slots: raise if ``slot_mapping`` disagrees with ``block_table`` at ``pos`` (the
             kernel writes through the slot but reads through the table, so a mismatch would
             silently miss the current token).
@@ -190,7 +192,7 @@ def decode_step(
     c = cfg
     L, H, D = c.num_hidden_layers, c.hidden_size, c.head_dim
     nq, nkv, qpk = c.num_attention_heads, c.num_key_value_heads, c.q_per_kv
-    Qw, KVw, I = c.q_width, c.kv_width, c.intermediate_size
+    Qw, Im = c.q_width, c.intermediate_size
     eps = np.float32(c.rms_norm_eps)
     bs = int(block_size)
     mb = int(max_blocks_per_seq)
@@ -199,7 +201,9 @@ def decode_step(
     want_dt = _cache_dtype(precision)
     for name, cache in (("k_cache", k_cache), ("v_cache", v_cache)):
         if cache.dtype != want_dt:
-            raise TypeError(f"{name}: precision={precision!r} needs dtype {want_dt}, got {cache.dtype}")
+            raise TypeError(
+                f"{name}: precision={precision!r} needs dtype {want_dt}, got {cache.dtype}"
+            )
         if cache.ndim != 2 or cache.shape[1] != D:
             raise ValueError(f"{name}: expected [rows, {D}], got {cache.shape}")
     if k_cache.shape != v_cache.shape:
@@ -319,7 +323,7 @@ def decode_step(
             sig = np.float32(1.0) / (np.exp(-gate) + np.float32(1.0))
             mlp = rnd(gate * sig * up)
             # down + residual -> BF16 carry
-            x = rnd(mlp @ f32.w_down[layer * I : (layer + 1) * I] + resid1)
+            x = rnd(mlp @ f32.w_down[layer * Im : (layer + 1) * Im] + resid1)
 
     # fused tail: final RMSNorm (rsqrt) -> BF16, LM head in FP32
     rms = rnd(_rmsnorm(x, weights.final_norm_weight[0], eps, use_rsqrt=True))

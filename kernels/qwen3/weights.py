@@ -22,7 +22,7 @@ lm_head_weight       [padded_vocab, H]      BF16   ``lm_head.weight`` in HF [voc
                                                    (NOT transposed; the kernel uses b_trans).
                                                    Rows >= vocab are copies of row 0, so padded
                                                    logits are finite (they duplicate logit 0).
-rope_cos, rope_sin   [max_seq, D]               FP32   RoPE tables, halves duplicated (§2.5)
+rope_cos, rope_sin   [max_seq, D]           FP32   RoPE tables, halves duplicated (§2.5)
 ==================== ====================== ====== =============================================
 
 Layer ``l`` of a flat-stacked matrix occupies rows ``[l*in, (l+1)*in)``.  ``padded_vocab`` is
@@ -214,7 +214,7 @@ class Qwen3Weights:
     def expected_shapes(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """``{name: (shape, dtype)}`` this container must satisfy."""
         c = self.cfg
-        L, H, I, D = c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.head_dim
+        L, H, Im, D = c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.head_dim
         pv = int(self.lm_head_weight.shape[0]) if self.lm_head_weight.ndim == 2 else -1
         if pv < c.vocab_size:
             raise ValueError(
@@ -232,9 +232,9 @@ class Qwen3Weights:
             "k_norm_weight": ((L, D), FP32),
             "wo": ((L * c.q_width, H), BF16),
             "post_rms_weight": ((L, H), FP32),
-            "w_gate": ((L * H, I), BF16),
-            "w_up": ((L * H, I), BF16),
-            "w_down": ((L * I, H), BF16),
+            "w_gate": ((L * H, Im), BF16),
+            "w_up": ((L * H, Im), BF16),
+            "w_down": ((L * Im, H), BF16),
             "final_norm_weight": ((1, H), FP32),
             "lm_head_weight": ((pv, H), BF16),
             "rope_cos": ((ms, D), FP32),
@@ -259,7 +259,7 @@ class Qwen3Weights:
     def layer(self, layer: int) -> dict[str, np.ndarray]:
         """Views of one layer's slices in [in, out] orientation (for tests and debugging)."""
         c = self.cfg
-        H, I, Qw = c.hidden_size, c.intermediate_size, c.q_width
+        H, Im, Qw = c.hidden_size, c.intermediate_size, c.q_width
         if not 0 <= layer < c.num_hidden_layers:
             raise IndexError(f"layer {layer} out of range")
         h = slice(layer * H, (layer + 1) * H)
@@ -274,7 +274,7 @@ class Qwen3Weights:
             "post_rms_weight": self.post_rms_weight[layer],
             "w_gate": self.w_gate[h],
             "w_up": self.w_up[h],
-            "w_down": self.w_down[layer * I : (layer + 1) * I],
+            "w_down": self.w_down[layer * Im : (layer + 1) * Im],
         }
 
 
@@ -304,7 +304,7 @@ def _default_max_seq(cfg: Qwen3Config, max_seq: int | None) -> int:
 # ---------------------------------------------------------------------- stacking HF tensors
 def _hf_shapes(cfg: Qwen3Config) -> dict[str, tuple[int, ...]]:
     """HF tensor name -> expected shape (per-layer names use ``{i}``)."""
-    H, I, D = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
+    H, Im, D = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
     p = "model.layers.{i}."
     return {
         "model.embed_tokens.weight": (cfg.vocab_size, H),
@@ -316,9 +316,9 @@ def _hf_shapes(cfg: Qwen3Config) -> dict[str, tuple[int, ...]]:
         p + "self_attn.q_norm.weight": (D,),
         p + "self_attn.k_norm.weight": (D,),
         p + "post_attention_layernorm.weight": (H,),
-        p + "mlp.gate_proj.weight": (I, H),
-        p + "mlp.up_proj.weight": (I, H),
-        p + "mlp.down_proj.weight": (H, I),
+        p + "mlp.gate_proj.weight": (Im, H),
+        p + "mlp.up_proj.weight": (Im, H),
+        p + "mlp.down_proj.weight": (H, Im),
         "model.norm.weight": (H,),
         "lm_head.weight": (cfg.vocab_size, H),
     }
@@ -341,7 +341,7 @@ def stack_hf_tensors(
     _check_vocab_pad(vocab_pad)
     max_seq = _default_max_seq(cfg, max_seq)
     shapes = _hf_shapes(cfg)
-    L, H, I, D = cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
+    L, H, Im, D = cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
     Qw, KVw = cfg.q_width, cfg.kv_width
 
     def fetch(template: str, i: int | None = None) -> np.ndarray:
@@ -369,9 +369,9 @@ def stack_hf_tensors(
     wk = np.empty((L * H, KVw), BF16)
     wv = np.empty((L * H, KVw), BF16)
     wo = np.empty((L * Qw, H), BF16)
-    w_gate = np.empty((L * H, I), BF16)
-    w_up = np.empty((L * H, I), BF16)
-    w_down = np.empty((L * I, H), BF16)
+    w_gate = np.empty((L * H, Im), BF16)
+    w_up = np.empty((L * H, Im), BF16)
+    w_down = np.empty((L * Im, H), BF16)
     for i in range(L):
         h = slice(i * H, (i + 1) * H)
         input_rms[i] = _to_f32(fetch(p + "input_layernorm.weight", i))
@@ -384,7 +384,7 @@ def stack_hf_tensors(
         wo[i * Qw : (i + 1) * Qw] = to_bf16_rne(fetch(p + "self_attn.o_proj.weight", i)).T
         w_gate[h] = to_bf16_rne(fetch(p + "mlp.gate_proj.weight", i)).T
         w_up[h] = to_bf16_rne(fetch(p + "mlp.up_proj.weight", i)).T
-        w_down[i * I : (i + 1) * I] = to_bf16_rne(fetch(p + "mlp.down_proj.weight", i)).T
+        w_down[i * Im : (i + 1) * Im] = to_bf16_rne(fetch(p + "mlp.down_proj.weight", i)).T
     final_norm = _to_f32(fetch("model.norm.weight")).reshape(1, H)
     if cfg.tie_word_embeddings:
         lm_head = embed
@@ -572,7 +572,7 @@ def random_weights(
         max_seq = min(cfg.max_position_embeddings, 4096)
     max_seq = _default_max_seq(cfg, max_seq)
     rng = np.random.default_rng(seed)
-    L, H, I, D = cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
+    L, H, Im, D = cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
     Qw, KVw = cfg.q_width, cfg.kv_width
 
     def normal(shape: tuple[int, ...], std: float, mean: float = 0.0) -> np.ndarray:
@@ -594,9 +594,9 @@ def random_weights(
     wk = mat((L * H, KVw), H**-0.5)
     wv = mat((L * H, KVw), H**-0.5)
     wo = mat((L * Qw, H), 0.5 * Qw**-0.5)
-    w_gate = mat((L * H, I), H**-0.5)
-    w_up = mat((L * H, I), H**-0.5)
-    w_down = mat((L * I, H), 0.5 * I**-0.5)
+    w_gate = mat((L * H, Im), H**-0.5)
+    w_up = mat((L * H, Im), H**-0.5)
+    w_down = mat((L * Im, H), 0.5 * Im**-0.5)
     input_rms = gamma((L, H))
     post_rms = gamma((L, H))
     q_norm = gamma((L, D))

@@ -1,0 +1,185 @@
+"""Oracle: the NumPy golden against Hugging Face transformers' Qwen3ForCausalLM.
+
+Skipped unless torch and transformers are installed (``pip install torch==2.13.0 transformers``;
+measured with torch 2.13.0+cpu and transformers 5.24.0).  A tiny random model (``tiny`` preset
+and ``tiny-gqa4`` numbers, the
+first also with tied embeddings) is written with ``save_pretrained`` (FP32 safetensors), read back with
+``load_checkpoint`` and decoded token by token by ``golden_forward_logits``.
+
+The model's parameters are first rounded to BF16-representable values (kept FP32), so the BF16
+weight slots hold exactly the weights the FP32 HF model computes with; the ``fp32`` golden must
+then agree with HF FP32 to ~1e-4 of the largest logit, and the ``bf16`` golden (rounding at the
+kernel's cast points) to ~3e-2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from kernels.qwen3.config import preset  # noqa: E402
+from kernels.qwen3.golden import decode_step, golden_forward_logits  # noqa: E402
+from kernels.qwen3.weights import (  # noqa: E402
+    KVLayout,
+    PageAllocator,
+    load_checkpoint,
+    new_kv_cache,
+    rope_inv_freq,
+)
+
+LENS = (37, 20, 5)  # ragged: sequences drop out of the batch as they finish
+BLOCK = 16  # several KV pages per sequence
+
+
+def _hf_model(preset_name: str, tied: bool):
+    c = preset(preset_name)
+    hf_cfg = transformers.Qwen3Config(
+        vocab_size=c.vocab_size,
+        hidden_size=c.hidden_size,
+        intermediate_size=c.intermediate_size,
+        num_hidden_layers=c.num_hidden_layers,
+        num_attention_heads=c.num_attention_heads,
+        num_key_value_heads=c.num_key_value_heads,
+        head_dim=c.head_dim,
+        rms_norm_eps=c.rms_norm_eps,
+        # transformers 5.x defaults rope_theta to 1e4; real Qwen3 uses 1e6
+        rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta},
+        max_position_embeddings=c.max_position_embeddings,
+        tie_word_embeddings=tied,
+        attention_bias=False,
+        hidden_act="silu",
+    )
+    hf_cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = transformers.Qwen3ForCausalLM(hf_cfg).eval()
+    gen = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):  # all four RMSNorm kinds: gammas 1 +- 0.1
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            elif "embed_tokens" in name:
+                p.copy_(torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+            p.copy_(p.to(torch.bfloat16).to(torch.float32))  # BF16-representable, stays FP32
+    return model
+
+
+def _hf_logits(model, seqs):
+    out = []
+    with torch.no_grad():
+        for s in seqs:
+            out.append(model(torch.tensor([s])).logits[0].float().numpy())
+    return out
+
+
+def _compare(golden, refs, seqs):
+    """(max |diff| / max |ref|, argmax agreement) over all valid positions."""
+    err = agree = n = 0.0
+    for b, (s, ref) in enumerate(zip(seqs, refs)):
+        got = golden[b, : len(s)]
+        assert np.isfinite(got).all() and np.isnan(golden[b, len(s) :]).all()
+        err = max(err, float(np.abs(got - ref).max() / np.abs(ref).max()))
+        agree += float((got.argmax(-1) == ref.argmax(-1)).sum())
+        n += len(s)
+    return err, agree / n
+
+
+@pytest.fixture(
+    scope="module",
+    params=[("tiny", False), ("tiny", True), ("tiny-gqa4", False)],
+    ids=["tiny", "tiny-tied", "tiny-gqa4"],
+)
+def oracle(request, tmp_path_factory):
+    preset_name, tied = request.param
+    model = _hf_model(preset_name, tied)
+    path = tmp_path_factory.mktemp("qwen3_tiny_ckpt")
+    model.save_pretrained(path, safe_serialization=True)
+    cfg, weights = load_checkpoint(path, max_seq=64)
+    rng = np.random.default_rng(42)
+    seqs = [rng.integers(0, cfg.vocab_size, n).tolist() for n in LENS]
+    return model, cfg, weights, seqs, _hf_logits(model, seqs), path
+
+
+def test_loaded_config_and_rope(oracle):
+    model, cfg, weights, _, _, _ = oracle
+    hc = model.config
+    assert cfg.tie_word_embeddings == hc.tie_word_embeddings
+    assert cfg in (
+        preset("tiny").replace(tie_word_embeddings=hc.tie_word_embeddings),
+        preset("tiny-gqa4"),
+    )
+    assert (cfg.num_attention_heads, cfg.head_dim) == (hc.num_attention_heads, hc.head_dim)
+    inv = model.model.rotary_emb.inv_freq
+    assert inv.dtype == torch.float32
+    np.testing.assert_array_equal(rope_inv_freq(cfg.head_dim, cfg.rope_theta), inv.numpy())
+
+
+def test_fp32_golden_matches_transformers(oracle):
+    _, cfg, weights, seqs, refs, _ = oracle
+    golden = golden_forward_logits(weights, cfg, seqs, precision="fp32", block_size=BLOCK)
+    err, agree = _compare(golden, refs, seqs)
+    print(f"\n[oracle fp32] max|dlogit|/max|logit| = {err:.3g}, argmax agreement = {agree:.3f}")
+    assert err <= 1e-4, err
+    assert agree == 1.0
+
+
+def test_bf16_golden_close_to_transformers(oracle):
+    _, cfg, weights, seqs, refs, path = oracle
+    golden = golden_forward_logits(weights, cfg, seqs, precision="bf16", block_size=BLOCK)
+    err, agree = _compare(golden, refs, seqs)
+    print(f"\n[oracle bf16 vs HF fp32] max rel = {err:.3g}, argmax agreement = {agree:.3f}")
+    assert err <= 3e-2, err
+    assert agree >= 0.9, agree
+    # and against HF's own BF16 model (different rounding points: ~1e-2 apart is normal).
+    # Loaded with dtype=bfloat16, NOT model.to(bfloat16), which would also round the FP32
+    # rotary inv_freq buffer to BF16.
+    bf_model = transformers.Qwen3ForCausalLM.from_pretrained(
+        path, dtype=torch.bfloat16, attn_implementation="eager"
+    ).eval()
+    assert bf_model.model.rotary_emb.inv_freq.dtype == torch.float32
+    bf_refs = _hf_logits(bf_model, seqs)
+    err_bf, agree_bf = _compare(golden, bf_refs, seqs)
+    print(f"[oracle bf16 vs HF bf16] max rel = {err_bf:.3g}, argmax agreement = {agree_bf:.3f}")
+    assert err_bf <= 3e-2, err_bf
+    assert agree_bf >= 0.9, agree_bf
+
+
+def test_kv_cache_rows_match_transformers_cache(oracle):
+    """K (after k_norm + RoPE) and V in the paged cache equal HF's DynamicCache entries."""
+    model, cfg, weights, seqs, _, _ = oracle
+    seq = seqs[0]
+    T = len(seq)
+    with torch.no_grad():
+        out = model(torch.tensor([seq]), use_cache=True)
+    cache = getattr(out, "cache", None) or out.past_key_values
+    mb = -(-T // BLOCK)
+    lay = KVLayout(num_pages=mb + 2, block_size=BLOCK)
+    alloc = PageAllocator(lay, 1, mb)
+    alloc.reserve(0, T)
+    k, v = new_kv_cache(cfg, lay, dtype=np.float32)
+    for t, tok in enumerate(seq):
+        decode_step(
+            weights,
+            cfg,
+            weights.embed([tok]).astype(np.float32),
+            np.array([t + 1], np.int32),
+            alloc.block_table_for([0]),
+            alloc.slot_mapping([0], [t]),
+            k,
+            v,
+            block_size=BLOCK,
+            max_blocks_per_seq=mb,
+            precision="fp32",
+        )
+    for layer in range(cfg.num_hidden_layers):
+        hk = cache.layers[layer].keys[0].float().numpy()  # [n_kv, T, D]
+        hv = cache.layers[layer].values[0].float().numpy()
+        for g in range(cfg.num_key_value_heads):
+            r = [lay.slot_row(cfg, layer, alloc.slot_for(0, t), g) for t in range(T)]
+            scale = np.abs(hk[g]).max()
+            np.testing.assert_allclose(k[r], hk[g], rtol=0, atol=1e-5 * scale)
+            np.testing.assert_allclose(v[r], hv[g], rtol=0, atol=1e-5 * np.abs(hv[g]).max())
