@@ -101,6 +101,8 @@ def format_expr(e: Any, nested: bool = False) -> str:
         return f"({text})" if nested else text
     if isinstance(e, UnaryOp):
         operand = format_expr(e.operand, True)
+        if e.op == "neg" and isinstance(e.operand, Const):
+            operand = f"({operand})"
         return f"(not {operand})" if e.op == "not" else f"(-{operand})"
     if isinstance(e, ListExpr):
         return "[" + ", ".join(format_expr(i) for i in e.items) + "]"
@@ -228,12 +230,39 @@ def _format_param(p) -> str:
     return f"{p.name}: {t}" if p.direction == "In" else f"{p.name}: pl.{p.direction}[{t}]"
 
 
+def _type_vars(t):
+    if isinstance(t, TensorType):
+        for d in (*t.shape, *(t.valid_shape or ())):
+            if not isinstance(d, int):
+                yield from (n for n in walk(d) if isinstance(n, Var))
+    elif isinstance(t, TupleType):
+        for item in t.items:
+            yield from _type_vars(item)
+
+
 def dynamic_dims(program: Program) -> list[Var]:
-    """Every dynamic dim named in a parameter type, in first-seen order."""
+    """Every dynamic dim the program names: declared dynamic_dims first, then free names."""
     seen: dict[str, Var] = {}
     for f in program.function_list:
         for d in f.dynamic_dims:
             seen.setdefault(d.name, d)
+    for f in program.function_list:
+        bound = {p.name for p in f.params}
+        for node in walk(f):
+            if isinstance(node, (Assign, Yield)):
+                bound.update(t.name for t in node.targets)
+            elif isinstance(node, For):
+                bound.add(node.var.name)
+                bound.update(a.name for a in node.iter_args)
+        for node in walk(f):
+            found = [node] if isinstance(node, Var) else []
+            found += _type_vars(getattr(node, "type", None))
+            for v in found:
+                if v.name not in bound:
+                    seen.setdefault(v.name, v)
+        for t in f.return_types:
+            for v in _type_vars(t):
+                seen.setdefault(v.name, v)
     return list(seen.values())
 
 
