@@ -1,0 +1,243 @@
+"""Host side of Qwen3 decode: KV pages, step inputs, and running the DSL program.
+
+A `DecodeSession` owns the program (built for one config and cache geometry), the weights,
+the paged KV cache and its allocator, and runs `qwen3_decode_all` (one position per sequence
+per step) or `host_orch` (greedy generation with `sample_and_prepare` bound to Python) on the
+interpreter or the C backend.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Qwen3Config
+from .program import DECODE_PARAM_NAMES, HOST_PARAM_NAMES, build_program
+from .weights import KVLayout, PageAllocator, Qwen3Weights, new_kv_cache
+
+BACKENDS = ("interpreter", "c")
+
+
+@dataclass
+class RunOptions:
+    backend: str = "interpreter"
+    precision: str = "bf16"
+    strict: bool = False
+    trace: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        if self.precision not in ("bf16", "fp32"):
+            raise ValueError(f"unknown precision {self.precision!r}; choose bf16 or fp32")
+
+
+def make_runner(program, options: RunOptions) -> Callable:
+    """`runner(fn_name, *args, host=None)` on the chosen backend."""
+    if options.backend == "c":
+        from pldsl.backends.c import compile as compile_c
+
+        if options.strict:
+            raise ValueError("--strict needs the interpreter backend")
+        compiled = compile_c(program, precision=options.precision)
+        return lambda fn, *args, host=None: compiled.run(fn, *args, host=host)
+    import interpreter
+
+    def run(fn: str, *args, host=None):
+        return interpreter.run(
+            program,
+            fn,
+            *args,
+            strict=options.strict,
+            precision=options.precision,
+            trace=options.trace,
+            host=host,
+        )
+
+    return run
+
+
+@dataclass
+class DecodeSession:
+    """Decode state for up to `batch` sequences of at most `max_len` tokens each."""
+
+    cfg: Qwen3Config
+    weights: Qwen3Weights
+    batch: int
+    max_len: int
+    block_size: int = 16
+    options: RunOptions = field(default_factory=RunOptions)
+    max_new_tokens: int = 4
+
+    def __post_init__(self) -> None:
+        if self.max_len > self.weights.max_seq:
+            raise ValueError(
+                f"sequences of {self.max_len} tokens need RoPE tables of that many rows; "
+                f"the weights have max_seq={self.weights.max_seq}"
+            )
+        self.max_blocks = math.ceil(self.max_len / self.block_size)
+        self.layout = KVLayout(self.batch * self.max_blocks, self.block_size)
+        self.allocator = PageAllocator(self.layout, self.batch, self.max_blocks)
+        store = np.float32 if self.options.precision == "fp32" else None
+        self.k_cache, self.v_cache = (
+            new_kv_cache(self.cfg, self.layout, store)
+            if store
+            else new_kv_cache(self.cfg, self.layout)
+        )
+        self.program = build_program(
+            self.cfg,
+            max_seq=self.weights.max_seq,
+            block_size=self.block_size,
+            num_pages=self.layout.num_pages,
+            max_blocks_per_seq=self.max_blocks,
+            padded_vocab=self.weights.padded_vocab,
+            max_new_tokens=self.max_new_tokens,
+        )
+        self.run = make_runner(self.program, self.options)
+        for b in range(self.batch):
+            self.allocator.reserve(b, self.max_len)
+
+    # ----------------------------------------------------------------- inputs
+    def hidden_for(self, token_ids: Sequence[int]) -> np.ndarray:
+        rows = self.weights.embed(token_ids)
+        return rows.astype(np.float32) if self.options.precision == "fp32" else rows
+
+    def step_inputs(self, rows: Sequence[int], positions: Sequence[int], token_ids: Sequence[int]):
+        """hidden_states, seq_lens, block_table, slot_mapping for one decode step of `rows`."""
+        hidden = self.hidden_for(token_ids)
+        seq_lens = np.asarray([p + 1 for p in positions], dtype=np.int32)
+        block_table = self.allocator.block_table_for(rows)
+        slots = self.allocator.slot_mapping(rows, positions)
+        return hidden, seq_lens, block_table, slots
+
+    def _outputs(self, n: int):
+        dt = np.float32 if self.options.precision == "fp32" else self.weights.embed_tokens.dtype
+        H, pv = self.cfg.hidden_size, self.weights.padded_vocab
+        return np.empty((n, H), dt), np.empty((n, H), dt), np.empty((n, pv), np.float32)
+
+    def _weight(self, name: str) -> np.ndarray:
+        return getattr(self.weights, name)
+
+    # ----------------------------------------------------------------- steps
+    def decode(self, rows: Sequence[int], positions: Sequence[int], token_ids: Sequence[int]):
+        """One `qwen3_decode_all` step; returns (out, rms_normed, logits) for `rows`."""
+        hidden, seq_lens, block_table, slots = self.step_inputs(rows, positions, token_ids)
+        out, rms, logits = self._outputs(len(rows))
+        given = {
+            "hidden_states": hidden,
+            "seq_lens": seq_lens,
+            "block_table": block_table,
+            "slot_mapping": slots,
+            "k_cache": self.k_cache,
+            "v_cache": self.v_cache,
+            "out": out,
+            "rms_normed": rms,
+            "logits": logits,
+        }
+        args = [given[n] if n in given else self._weight(n) for n in DECODE_PARAM_NAMES]
+        return self.run("qwen3_decode_all", *args)
+
+    def prefill_by_decode(self, prompts: Sequence[Sequence[int]], upto: Callable[[int], int]):
+        """Feed positions [0, upto(b)) of each prompt one step at a time (ragged batches).
+
+        Yields (step, rows, logits) after each step.
+        """
+        longest = max((upto(b) for b in range(len(prompts))), default=0)
+        for t in range(longest):
+            rows = [b for b in range(len(prompts)) if t < upto(b)]
+            tokens = [prompts[b][t] for b in rows]
+            _, _, logits = self.decode(rows, [t] * len(rows), tokens)
+            yield t, rows, logits
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        on_step: Callable[[int, np.ndarray, dict], None] | None = None,
+        eos_id: int | None = None,
+        prefill: bool = True,
+    ) -> list[list[int]]:
+        """Greedy generation of `max_new_tokens` tokens per prompt through `host_orch`.
+
+        Every prompt token but the last is decoded first (one position per step); `host_orch`
+        then re-decodes the last prompt token and runs the sample/decode chain on the backend,
+        with `sample_and_prepare` bound to a Python callable. `prefill=False` skips the first
+        part for a caller that has decoded the prompt prefixes itself.
+        """
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        if prefill:
+            for _ in self.prefill_by_decode(prompts, lambda b: len(prompts[b]) - 1):
+                pass
+        rows = list(range(len(prompts)))
+        positions = [len(p) - 1 for p in prompts]
+        hidden, seq_lens, block_table, slots = self.step_inputs(
+            rows, positions, [p[-1] for p in prompts]
+        )
+        generated: list[list[int]] = [[] for _ in prompts]
+        done = [False] * len(prompts)
+        vocab = self.cfg.vocab_size
+
+        def sample_and_prepare(logits, seq_lens_buf, slot_buf, hidden_buf):
+            step = len(generated[0]) if generated else 0
+            context = {
+                "hidden": np.array(hidden_buf),
+                "seq_lens": seq_lens_buf.copy(),
+                "slot_mapping": slot_buf.copy(),
+                "block_table": block_table,
+            }
+            if on_step is not None:
+                on_step(step, np.asarray(logits), context)
+            tokens = np.argmax(np.asarray(logits)[:, :vocab], axis=1)
+            for b, tok in enumerate(tokens):
+                if done[b]:
+                    continue
+                generated[b].append(int(tok))
+                if eos_id is not None and tok == eos_id:
+                    done[b] = True
+                    continue
+                pos = int(seq_lens_buf[b])  # next position
+                if pos < self.max_len:
+                    seq_lens_buf[b] = pos + 1
+                    slot_buf[b] = self.allocator.slot_for(b, pos)
+                    hidden_buf[b] = self.hidden_for([int(tok)])[0]
+                else:
+                    done[b] = True
+            return hidden_buf
+
+        out_d, rms, logits = self._outputs(len(rows))
+        given = {
+            "decode_hidden": hidden,
+            "decode_seq_lens": seq_lens,
+            "decode_slot_mapping": slots,
+            "block_table": block_table,
+            "k_cache": self.k_cache,
+            "v_cache": self.v_cache,
+            "decode_out": out_d,
+            "rms_normed": rms,
+            "logits": logits,
+        }
+        args = [given[n] if n in given else self._weight(n) for n in HOST_PARAM_NAMES]
+        self.run("host_orch", *args, host={"sample_and_prepare": sample_and_prepare})
+        return generated
+
+
+def progress(total: int, label: str = "decode") -> Callable[[int], None]:
+    """A one-line progress bar on stderr when it is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        return lambda done: None
+
+    def show(done: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
