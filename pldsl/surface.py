@@ -22,17 +22,19 @@ def _frame_namespace(depth: int) -> dict[str, Any]:
 
 
 def program(cls: type | None = None, *, strict_ssa: bool = False, name: str | None = None):
-    """`@pl.program` (or `@pl.program(...)`): capture a class of `@pl.function` methods."""
+    """`@pl.program` (or `@pl.program(strict_ssa=True)`): capture a class of `@pl.function`
+    methods into a Program. Closure names resolve from the decorating frame."""
     from pldsl.frontend.capture import capture_class
 
+    options = {"strict_ssa": strict_ssa, "name": name}
+    ns = _frame_namespace(1)
     if cls is None:
-        ns = _frame_namespace(1)
 
         def decorate(inner: type) -> Program:
-            return capture_class(inner, ns)
+            return capture_class(inner, ns, options)
 
         return decorate
-    return capture_class(cls, _frame_namespace(1))
+    return capture_class(cls, ns, options)
 
 
 def function(fn: Any = None, **options: Any):
@@ -41,6 +43,16 @@ def function(fn: Any = None, **options: Any):
     Outside a `@pl.program` class it captures a one-function program immediately.
     """
     ns = _frame_namespace(1)
+    if fn is not None and not callable(fn):
+        raise CaptureError(
+            Diagnostic(
+                "BadDecorator",
+                "error",
+                "@pl.function takes keyword arguments only",
+                Span("<python>"),
+                "e.g. @pl.function(type=pl.FunctionType.InCore)",
+            )
+        )
 
     def decorate(f: Any) -> Any:
         f.__pl_function__ = options

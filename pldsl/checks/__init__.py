@@ -1,0 +1,92 @@
+"""Static checks over a captured program (`pl.check(program)`, `pldsl check`).
+
+Every rule is a module of this package with a `check(program) -> list[Diagnostic]`
+function; `RULES` lists them: name -> (severity, one-line doc, function). Errors mean the
+kernel is wrong (PyPTO would reject it, or it provably faults); warnings point at code
+that is legal but likely not what was meant, and never block.
+
+    diags = run_checks(program, disable=("UnusedValue",), warnings_as_errors=False)
+
+Rule docs: docs/checks.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from pldsl.diagnostics import Diagnostic
+from pldsl.ir.nodes import Program
+
+from . import (
+    in_param_written,
+    inout_use,
+    low_precision,
+    misplaced_compute,
+    out_param_not_shadowed,
+    out_param_write_dropped,
+    stale_buffer,
+    static_bounds,
+    unused_value,
+    unwritten_output,
+)
+
+
+class Rule(NamedTuple):
+    severity: str  # "error" | "warning"
+    doc: str
+    check: Callable[[Program], list[Diagnostic]]
+
+
+_MODULES = (
+    inout_use,
+    out_param_not_shadowed,
+    misplaced_compute,
+    static_bounds,
+    out_param_write_dropped,
+    in_param_written,
+    unwritten_output,
+    stale_buffer,
+    low_precision,
+    unused_value,
+)
+
+RULES: dict[str, Rule] = {m.RULE: Rule(m.SEVERITY, m.DOC, m.check) for m in _MODULES}
+
+
+def _sort_key(d: Diagnostic) -> tuple:
+    return (d.span.file, d.span.line, d.span.col, d.rule, d.message)
+
+
+def run_checks(
+    program: Program, disable: Iterable[str] = (), warnings_as_errors: bool = False
+) -> list[Diagnostic]:
+    """Run every rule not in `disable`; diagnostics sorted by file, line and column.
+
+    `warnings_as_errors` turns every warning into an error (CI gates). An unknown name in
+    `disable` raises ValueError listing the known rules.
+    """
+    if isinstance(disable, str):
+        disable = (disable,)
+    disabled = set(disable)
+    unknown = sorted(disabled - set(RULES))
+    if unknown:
+        raise ValueError(f"unknown check rule(s): {', '.join(unknown)}; known: {', '.join(RULES)}")
+    found: dict[tuple, Diagnostic] = {}
+    for name, rule in RULES.items():
+        if name in disabled:
+            continue
+        for d in rule.check(program):
+            if warnings_as_errors and d.severity == "warning":
+                d = dataclasses.replace(d, severity="error")
+            found.setdefault((*_sort_key(d), d.severity), d)
+    return sorted(found.values(), key=_sort_key)
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    """True when any diagnostic blocks (severity error)."""
+    return any(d.is_error for d in diagnostics)
+
+
+__all__ = ["RULES", "Rule", "run_checks", "has_errors"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+from enum import Enum
 from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
@@ -48,7 +49,8 @@ _BINOPS = {
 }
 _CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 LOOP_KINDS = ("range", "parallel", "unroll", "pipeline")
-LOOP_KWARGS = ("init_values", "chunk", "chunk_policy", "stage", "attrs")
+LOOP_KWARGS = ("init_values", "chunk", "chunk_policy", "stage")
+CHUNK_POLICIES = ("guarded", "leading_full")
 AT_KWARGS = ("level", "optimization", "optimizations", "name_hint")
 _PAD_SUGAR = {0: PadValue.zero, math.inf: PadValue.max, -math.inf: PadValue.min}
 
@@ -73,7 +75,14 @@ class BodyBuilder:
         self.loop_depth = 0
         self.loop_kinds: list[str] = []
         self.carries: list[tuple[Var, ...]] = []
+        self.contexts: list[str] = []  # "loop" | "if" | "at", innermost last
         self.returned: list[tuple[Type, ...]] = []
+        self.has_return = False
+        self.strict_ssa = bool(options.get("strict_ssa", False))
+        self.dim_names = {v.name for p in self.sig.params for v in _dims_vars(p.type)}
+        for key, value in program.ns.items():
+            if isinstance(value, DynVar):
+                self.dim_names |= {key, value.name}
 
     def span(self, node: ast.AST):
         return self.smap.span(node)
@@ -83,6 +92,13 @@ class BodyBuilder:
         stub = self._is_stub(self.node.body)
         role, level = self.options.get("role"), self.options.get("level")
         body: tuple[Stmt, ...] = () if stub else self.block(self.node.body)
+        if self.sig.returns and not stub and not self.has_return:
+            raise fail(
+                "MissingReturn",
+                f"function '{self.node.name}' declares a return type but never returns",
+                self.span(self.node),
+                "end the body with `return ...`",
+            )
         returns = self.sig.returns
         if not returns and self.returned:
             returns = self.returned[0]
@@ -163,6 +179,7 @@ class BodyBuilder:
                 "UnsupportedFeature",
                 "chained assignment (a = b = ...) is not supported",
                 self.span(s),
+                help="assign once per statement",
             )
         target = s.targets[0]
         if self._is_yield(s.value):
@@ -184,6 +201,7 @@ class BodyBuilder:
                     "TypeError",
                     f"cannot unpack {len(value.type.items)} values into {len(target.elts)} names",
                     self.span(target),
+                    help="unpack as many names as the callee returns",
                 )
             targets = tuple(self.bind(e.id, t, e) for e, t in zip(target.elts, value.type.items))
             return Assign(targets, value, self.span(s))
@@ -194,12 +212,20 @@ class BodyBuilder:
                 self.span(target),
                 "write dst = pl.assemble(dst, src, [offsets])",
             )
-        raise fail("UnsupportedFeature", "unsupported assignment target", self.span(target))
+        raise fail(
+            "UnsupportedFeature",
+            "unsupported assignment target",
+            self.span(target),
+            help="assign to a name, or unpack a call: a, b = self.f(...)",
+        )
 
     def ann_assign(self, s: ast.AnnAssign) -> Stmt:
         if not isinstance(s.target, ast.Name) or s.value is None:
             raise fail(
-                "UnsupportedFeature", "annotated assignments need a name and a value", self.span(s)
+                "UnsupportedFeature",
+                "annotated assignments need a name and a value",
+                self.span(s),
+                help="write name: pl.Tensor[...] = value",
             )
         value = self.expr(s.value)
         declared = self.program.type_of(self.program.annotation(s.annotation), s.annotation)
@@ -208,6 +234,7 @@ class BodyBuilder:
                 "TypeError",
                 f"annotation {_type_text(declared)} does not match the value's type {_type_text(value.type)}",
                 self.span(s.annotation),
+                help="fix the annotation or the value; capture infers the value's type",
             )
         return Assign((self.bind(s.target.id, value.type, s.target),), value, self.span(s))
 
@@ -215,6 +242,15 @@ class BodyBuilder:
         """Non-SSA rebinding: a name keeps one Var; a new value must have the same type."""
         old = self.vars.get(name)
         if old is not None:
+            if self.strict_ssa:
+                prev = old.span
+                raise fail(
+                    "SSAViolation",
+                    f"'{name}' is assigned more than once (strict_ssa=True)",
+                    self.span(node),
+                    "use a new name for every value",
+                    notes=(f"previous definition at {prev}",) if prev.line else (),
+                )
             if not types_equal(old.type, t):
                 raise fail(
                     "TypeError",
@@ -224,7 +260,26 @@ class BodyBuilder:
                 )
             return old
         if name in ("pl", "self"):
-            raise fail("TypeError", f"'{name}' cannot be rebound in a kernel body", self.span(node))
+            raise fail(
+                "TypeError",
+                f"'{name}' cannot be rebound in a kernel body",
+                self.span(node),
+                help="choose another name",
+            )
+        if isinstance(t, TupleType) and not t.items:
+            raise fail(
+                "TypeError",
+                f"the value assigned to '{name}' is nothing (the callee declares no return type)",
+                self.span(node),
+                "annotate the called function's return type (-> pl.Tensor[...])",
+            )
+        if name in self.dim_names:
+            raise fail(
+                "TypeError",
+                f"'{name}' names a dynamic dimension of this function's parameters",
+                self.span(node),
+                "choose another name; read a runtime extent with pl.tensor.dim(t, axis)",
+            )
         var = Var(name, t, self.span(node))
         self.vars[name] = var
         return var
@@ -247,12 +302,25 @@ class BodyBuilder:
         return isinstance(node, ast.Call) and self._pl_name(node.func) == "yield_"
 
     def yield_(self, call: ast.Call, target: ast.expr | None) -> Stmt:
-        if not self.carries or not self.carries[-1]:
+        if not self.contexts or self.contexts[-1] != "loop" or not self.carries[-1]:
+            inside = self.contexts[-1] if self.contexts else None
             raise fail(
                 "UnsupportedFeature",
-                "pl.yield_ outside a loop with init_values",
+                "pl.yield_ inside an if (the SSA if-form) is not supported"
+                if inside == "if"
+                else "pl.yield_ outside a loop with init_values",
                 self.span(call),
-                "declare carries: for i, (acc,) in pl.range(n, init_values=(acc0,))",
+                "rebind the name in both branches instead"
+                if inside == "if"
+                else "declare carries: for i, (acc,) in pl.range(n, init_values=(acc0,)), "
+                "and end the body with acc_out = pl.yield_(new_acc)",
+            )
+        if call.keywords or any(isinstance(a, ast.Starred) for a in call.args):
+            raise fail(
+                "TypeError",
+                "pl.yield_ takes the carried values only",
+                self.span(call),
+                help="a, b = pl.yield_(x, y)",
             )
         values = tuple(self.expr(a) for a in call.args)
         carries = self.carries[-1]
@@ -261,6 +329,7 @@ class BodyBuilder:
                 "TypeError",
                 f"pl.yield_ gives {len(values)} values for {len(carries)} loop carries",
                 self.span(call),
+                help="yield one value per name in init_values",
             )
         for v, c in zip(values, carries):
             if not types_equal(v.type, c.type):
@@ -268,21 +337,34 @@ class BodyBuilder:
                     "TypeError",
                     f"yielded value of type {_type_text(v.type)} for carry '{c.name}' of type {_type_text(c.type)}",
                     self.span(call),
+                    help="the next value of a carry must keep its type; pl.cast it",
                 )
-        names: list[ast.Name] = []
-        if target is not None:
-            elts = target.elts if isinstance(target, ast.Tuple) else [target]
-            if not all(isinstance(e, ast.Name) for e in elts) or len(elts) != len(values):
-                raise fail(
-                    "TypeError", "pl.yield_ targets must be one name per carry", self.span(target)
-                )
-            names = elts
-        targets = tuple(self.bind(n.id, v.type, n) for n, v in zip(names, values))
+        if target is None:
+            raise fail(
+                "UnsupportedFeature",
+                "a loop with init_values requires assignment-form pl.yield_",
+                self.span(call),
+                "a, b = pl.yield_(x, y): the names bound here hold the final values after the loop",
+            )
+        elts = target.elts if isinstance(target, ast.Tuple) else [target]
+        if not all(isinstance(e, ast.Name) for e in elts) or len(elts) != len(values):
+            raise fail(
+                "TypeError",
+                "pl.yield_ targets must be one name per carry",
+                self.span(target),
+                help="a, b = pl.yield_(x, y) for init_values=(a0, b0)",
+            )
+        targets = tuple(self.bind(n.id, v.type, n) for n, v in zip(elts, values))
         return Yield(targets, values, self.span(call))
 
     def for_(self, s: ast.For) -> Stmt:
         if s.orelse:
-            raise fail("UnsupportedFeature", "for/else is not supported", self.span(s))
+            raise fail(
+                "UnsupportedFeature",
+                "for/else is not supported",
+                self.span(s.orelse[0]),
+                help="move the else block after the loop",
+            )
         call = s.iter
         kind = self._pl_name(call.func) if isinstance(call, ast.Call) else None
         if kind not in LOOP_KINDS:
@@ -292,8 +374,13 @@ class BodyBuilder:
                 self.span(s.iter),
                 "e.g. for i in pl.range(0, n, 16):",
             )
-        if not 1 <= len(call.args) <= 3:
-            raise fail("TypeError", f"pl.{kind} takes 1 to 3 bounds", self.span(call))
+        if not 1 <= len(call.args) <= 3 or any(isinstance(a, ast.Starred) for a in call.args):
+            raise fail(
+                "TypeError",
+                f"pl.{kind} takes 1 to 3 bounds: (stop), (start, stop) or (start, stop, step)",
+                self.span(call),
+                help="e.g. pl.range(0, n, 16)",
+            )
         bounds = [self.index_expr(a) for a in call.args]
         if len(bounds) == 1:
             bounds = [Const(0, INDEX), bounds[0]]
@@ -301,35 +388,115 @@ class BodyBuilder:
             bounds.append(Const(1, INDEX))
         start, stop, step = bounds
         if isinstance(step, Const) and step.value == 0:
-            raise fail("ValueError", "loop step must not be zero", self.span(call))
+            raise fail(
+                "ValueError",
+                "loop step must not be zero",
+                self.span(call.args[2]),
+                help="use a positive or negative step",
+            )
         attrs, inits = [], []
         for kw in call.keywords:
-            if kw.arg not in LOOP_KWARGS:
+            if kw.arg not in LOOP_KWARGS or (kw.arg == "stage" and kind != "pipeline"):
                 raise fail(
                     "UnsupportedFeature",
-                    f"Unknown keyword argument '{kw.arg}' in pl.{kind}()",
-                    self.span(kw.value),
-                    f"accepted: {', '.join(LOOP_KWARGS)}",
+                    f"Unknown keyword argument '{kw.arg}' in pl.{kind}()"
+                    if kw.arg
+                    else f"**kwargs are not accepted in pl.{kind}()",
+                    self.span(kw),
+                    f"accepted: {', '.join(k for k in LOOP_KWARGS if k != 'stage' or kind == 'pipeline')}",
                 )
             if kw.arg == "init_values":
-                if not isinstance(kw.value, (ast.Tuple, ast.List)):
-                    raise fail("TypeError", "init_values must be a tuple", self.span(kw.value))
+                if kind == "unroll":
+                    raise fail(
+                        "UnsupportedFeature",
+                        "pl.unroll loops cannot carry values (init_values)",
+                        self.span(kw),
+                        "use pl.range for a loop with carries",
+                    )
+                if not isinstance(kw.value, (ast.Tuple, ast.List)) or not kw.value.elts:
+                    raise fail(
+                        "TypeError",
+                        "init_values must be a non-empty tuple like (acc0,)",
+                        self.span(kw.value),
+                        help="init_values=(acc0,)",
+                    )
                 inits = [self.expr(e) for e in kw.value.elts]
-            else:
-                attrs.append((kw.arg, self.static_value(kw.value, f"{kw.arg}=")))
+                continue
+            value = self.static_value(kw.value, f"{kw.arg}=")
+            if kw.arg in ("chunk", "stage") and (
+                not isinstance(value, int) or isinstance(value, bool) or value <= 0
+            ):
+                raise fail(
+                    "TypeError",
+                    f"{kw.arg}= must be a positive integer constant",
+                    self.span(kw.value),
+                    help="e.g. chunk=4",
+                )
+            if kw.arg == "chunk_policy" and value not in CHUNK_POLICIES:
+                raise fail(
+                    "TypeError",
+                    f"chunk_policy= must be one of {', '.join(map(repr, CHUNK_POLICIES))}",
+                    self.span(kw.value),
+                    help='chunk_policy="guarded"',
+                )
+            attrs.append((kw.arg, value))
+        if kind == "pipeline" and not any(k == "stage" for k, _ in attrs):
+            raise fail(
+                "TypeError",
+                "pl.pipeline needs stage=F",
+                self.span(call),
+                "e.g. pl.pipeline(n, stage=2)",
+            )
         if kind == "unroll" and not all(isinstance(b, Const) for b in (start, stop, step)):
-            raise fail("TypeError", "pl.unroll bounds must be constants", self.span(call))
+            raise fail(
+                "TypeError",
+                "pl.unroll bounds must be constants",
+                self.span(call),
+                help="use pl.range for runtime bounds",
+            )
         loop_var, carry_names = self._loop_targets(s.target, len(inits))
         var = self.bind(loop_var.id, ScalarType(INDEX), loop_var)
         carries = tuple(self.bind(n.id, v.type, n) for n, v in zip(carry_names, inits))
+        self._check_yield_placement(s, bool(carries))
         self.loop_kinds.append(kind)
         self.carries.append(carries)
-        body = self.block(s.body)
-        self.carries.pop()
-        self.loop_kinds.pop()
+        self.contexts.append("loop")
+        try:
+            body = self.block(s.body)
+        finally:
+            self.contexts.pop()
+            self.carries.pop()
+            self.loop_kinds.pop()
         return For(
             var, kind, start, stop, step, body, carries, tuple(inits), tuple(attrs), self.span(s)
         )
+
+    def _check_yield_placement(self, s: ast.For, has_carries: bool) -> None:
+        """`pl.yield_` is the last statement of a loop with carries, and only there."""
+        for i, stmt in enumerate(s.body):
+            value = stmt.value if isinstance(stmt, (ast.Expr, ast.Assign)) else None
+            if value is not None and self._is_yield(value) and i != len(s.body) - 1:
+                raise fail(
+                    "UnsupportedFeature",
+                    "pl.yield_ must be the last statement of the loop body",
+                    self.span(stmt),
+                    help="move pl.yield_ to the end of the loop body",
+                )
+        last = s.body[-1]
+        if has_carries and isinstance(last, ast.Expr) and self._is_yield(last.value):
+            raise fail(
+                "UnsupportedFeature",
+                "a loop with init_values requires assignment-form pl.yield_",
+                self.span(last),
+                "a, b = pl.yield_(x, y): the names bound here hold the final values after the loop",
+            )
+        if has_carries and not (isinstance(last, ast.Assign) and self._is_yield(last.value)):
+            raise fail(
+                "UnsupportedFeature",
+                "a loop with init_values must end with `a, b = pl.yield_(...)`",
+                self.span(s.iter),
+                "the yielded values become the carries of the next iteration",
+            )
 
     def _loop_targets(self, target: ast.expr, n_inits: int) -> tuple[ast.Name, list[ast.Name]]:
         if isinstance(target, ast.Name) and n_inits == 0:
@@ -347,6 +514,7 @@ class BodyBuilder:
             "UnsupportedFeature",
             "loop target must be a name, or `i, (a, b)` matching init_values",
             self.span(target),
+            help="for i in pl.range(n): or for i, (acc,) in pl.range(n, init_values=(acc0,)):",
         )
 
     def if_(self, s: ast.If) -> Stmt:
@@ -358,50 +526,119 @@ class BodyBuilder:
                 self.span(s.test),
                 "compare explicitly, e.g. if k == 0:",
             )
-        return If(cond, self.block(s.body), self.block(s.orelse), self.span(s))
+        self.contexts.append("if")
+        try:
+            then_body, else_body = self.block(s.body), self.block(s.orelse)
+        finally:
+            self.contexts.pop()
+        return If(cond, then_body, else_body, self.span(s))
 
     def with_(self, s: ast.With) -> Stmt:
-        if len(s.items) != 1 or s.items[0].optional_vars is not None:
-            raise fail("UnsupportedFeature", "use one `with pl.at(...):` per block", self.span(s))
+        if len(s.items) != 1:
+            raise fail(
+                "UnsupportedFeature",
+                "use one `with pl.at(...):` per block",
+                self.span(s.items[1].context_expr),
+                help="nest the scopes, one `with` each",
+            )
         call = s.items[0].context_expr
         if not (isinstance(call, ast.Call) and self._pl_name(call.func) == "at"):
             raise fail(
                 "UnsupportedFeature",
                 "only `with pl.at(...)` scopes are supported",
                 self.span(call),
+                "with pl.at(level=pl.Level.CORE_GROUP):",
             )
-        attrs = []
-        if call.args:
-            raise fail("TypeError", "pl.at takes keyword arguments (level=...)", self.span(call))
+        if s.items[0].optional_vars is not None:
+            raise fail(
+                "UnsupportedFeature",
+                "`with pl.at(...) as name` (task ids) is not supported",
+                self.span(s.items[0].optional_vars),
+                "drop the `as` clause",
+            )
+        if len(call.args) > 1 or any(isinstance(a, ast.Starred) for a in call.args):
+            raise fail(
+                "TypeError",
+                "pl.at takes the level as its only positional argument",
+                self.span(call),
+                "with pl.at(level=pl.Level.CORE_GROUP, optimization=...):",
+            )
+        given: list[tuple[str, ast.expr]] = [("level", a) for a in call.args]
         for kw in call.keywords:
             if kw.arg not in AT_KWARGS:
                 raise fail(
                     "UnsupportedFeature",
-                    f"Unknown keyword argument '{kw.arg}' in pl.at()",
-                    self.span(kw.value),
+                    f"Unknown keyword argument '{kw.arg}' in pl.at()"
+                    if kw.arg
+                    else "**kwargs are not accepted in pl.at()",
+                    self.span(kw),
                     f"accepted: {', '.join(AT_KWARGS)}",
                 )
-            value = self.static_value(kw.value, f"{kw.arg}=")
-            if kw.arg == "level" and not isinstance(value, Level):
-                raise fail("TypeError", "level= must be a pl.Level member", self.span(kw.value))
-            if kw.arg == "optimization" and not isinstance(value, Optimizer):
+            if any(name == kw.arg for name, _ in given):
+                raise fail(
+                    "TypeError",
+                    f"pl.at() got multiple values for '{kw.arg}'",
+                    self.span(kw),
+                    help="give each argument once",
+                )
+            given.append((kw.arg, kw.value))
+        attrs = []
+        for name, node in given:
+            value = self.static_value(node, f"{name}=")
+            if name == "level" and not isinstance(value, Level):
+                raise fail(
+                    "TypeError",
+                    "level= must be a pl.Level member",
+                    self.span(node),
+                    "e.g. level=pl.Level.CORE_GROUP",
+                )
+            if name == "optimization" and value is not Optimizer.chunked_loop_optimizer:
                 raise fail(
                     "TypeError",
                     "optimization= must be pl.chunked_loop_optimizer",
-                    self.span(kw.value),
+                    self.span(node),
+                    "or write optimizations=[pl.auto_chunk]",
                 )
-            if kw.arg == "optimizations":
-                if not isinstance(kw.value, ast.List):
+            if name == "optimizations":
+                if not isinstance(node, ast.List):
                     raise fail(
                         "TypeError",
                         "optimizations= must be an inline list literal",
-                        self.span(kw.value),
+                        self.span(node),
+                        "e.g. optimizations=[pl.auto_chunk]",
+                    )
+                if not all(isinstance(v, Optimizer) for v in value):
+                    raise fail(
+                        "UnsupportedFeature",
+                        "optimizations= accepts pl.auto_chunk (and pl.chunked_loop_optimizer) only",
+                        self.span(node),
+                        "pl.split / pl.cross_core_slot are not supported by pldsl",
                     )
                 value = tuple(value)
-            attrs.append((kw.arg, value))
-        return Scope("at", tuple(attrs), self.block(s.body), self.span(s))
+            if name == "name_hint" and not isinstance(value, str):
+                raise fail(
+                    "TypeError",
+                    "name_hint= must be a string",
+                    self.span(node),
+                    help='name_hint="attention"',
+                )
+            attrs.append((name, value))
+        if not any(name == "level" for name, _ in attrs):
+            raise fail(
+                "TypeError",
+                "pl.at() needs a level",
+                self.span(call),
+                "with pl.at(level=pl.Level.CORE_GROUP):",
+            )
+        self.contexts.append("at")
+        try:
+            body = self.block(s.body)
+        finally:
+            self.contexts.pop()
+        return Scope("at", tuple(attrs), body, self.span(s))
 
     def return_(self, s: ast.Return) -> Stmt:
+        self.has_return = True
         if s.value is None:
             values: tuple[Expr, ...] = ()
         elif isinstance(s.value, ast.Tuple):
@@ -419,6 +656,7 @@ class BodyBuilder:
                     f"return type ({', '.join(_type_text(t) for t in got)}) does not match the declared "
                     f"({', '.join(_type_text(t) for t in want)})",
                     self.span(s),
+                    help="return values of the declared types (or fix the -> annotation)",
                 )
         else:
             self.returned.append(got)
@@ -427,12 +665,18 @@ class BodyBuilder:
     def jump(self, s: ast.stmt) -> Stmt:
         word = "break" if isinstance(s, ast.Break) else "continue"
         if not self.loop_kinds:
-            raise fail("SyntaxError", f"'{word}' outside a loop", self.span(s))
+            raise fail(
+                "SyntaxError",
+                f"'{word}' outside a loop",
+                self.span(s),
+                help="break and continue belong inside a pl.range loop",
+            )
         if self.loop_kinds[-1] not in ("range",):
             raise fail(
                 "UnsupportedFeature",
                 f"'{word}' is only allowed in pl.range loops (not pl.{self.loop_kinds[-1]})",
                 self.span(s),
+                help="use pl.range for a loop that breaks early",
             )
         return Break(self.span(s)) if word == "break" else Continue(self.span(s))
 
@@ -445,9 +689,15 @@ class BodyBuilder:
                 "TypeError",
                 f"{what} must be a capture-time constant",
                 self.span(node),
+                help="use a literal or a closure constant here, not a kernel value",
             ) from None
         except Exception as exc:  # noqa: BLE001 - any failure of a closure expression
-            raise fail("TypeError", f"cannot evaluate {what}: {exc}", self.span(node)) from None
+            raise fail(
+                "TypeError",
+                f"cannot evaluate {what}: {exc}",
+                self.span(node),
+                help="the expression is evaluated at capture time and must succeed",
+            ) from None
 
     def index_expr(self, node: ast.expr) -> Expr:
         e = self.expr(node)
@@ -456,6 +706,7 @@ class BodyBuilder:
                 "TypeError",
                 f"expected an integer scalar, got {_type_text(e.type)}",
                 self.span(node),
+                help="bounds, shapes and offsets are INDEX/INT scalars; pl.cast(x, pl.INDEX)",
             )
         return e
 
@@ -482,31 +733,58 @@ class BodyBuilder:
                 "TypeError",
                 "a list or tuple is only allowed as an op argument (shape, offset) or a return",
                 self.span(node),
+                help="pass lists directly as op arguments, e.g. pl.slice(t, [16, 64], [0, k])",
             )
         raise fail(
             "UnsupportedFeature",
             f"unsupported expression: {type(node).__name__}",
             self.span(node),
-            _EXPR_HINTS.get(type(node).__name__),
+            _EXPR_HINTS.get(
+                type(node).__name__, "see docs/language.md for the supported expressions"
+            ),
         )
 
     def _fold(self, node: ast.expr) -> Expr | None:
-        """Constant-fold closure constants (ints, floats, bools) into Const nodes."""
-        if isinstance(node, (ast.Call, ast.List, ast.Tuple, ast.Subscript)):
-            if not (isinstance(node, ast.Call) and _is_builtin_call(node)):
-                return None
-        value = self.static.try_eval(node)
-        if value is NotStatic:
+        """Constant-fold closure expressions (ints, floats, bools, DynVars) into IR leaves.
+
+        Returns None when the expression depends on a kernel value."""
+        if isinstance(node, (ast.List, ast.Tuple)):
             return None
+        try:
+            value = self.static.eval(node)
+        except NotStatic:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the closure expression itself fails
+            raise fail(
+                "ConstantError",
+                f"cannot evaluate the constant expression: {type(exc).__name__}: {exc}",
+                self.span(node),
+                "closure expressions are folded at capture time and must evaluate",
+            ) from None
         if isinstance(value, DynVar):
             return Var(value.name, ScalarType(INDEX), self.span(node))
-        return self.const(value, node)
+        folded = self.const(value, node)
+        if folded is None:
+            raise fail(
+                "TypeError",
+                f"'{_source_text(node)}' is a {_describe_value(value)} at capture time, not a kernel value",
+                self.span(node),
+                "closure names used as values must be ints, floats, bools or pl.dynamic dims",
+            )
+        return folded
 
     def const(self, value: Any, node: ast.AST) -> Expr | None:
         span = self.span(node)
         if isinstance(value, bool):
             return Const(value, BOOL, span)
         if isinstance(value, int):
+            if not -(2**63) <= value < 2**63:
+                raise fail(
+                    "ConstantError",
+                    f"integer constant {value} does not fit in 64 bits",
+                    span,
+                    "INDEX and INT64 values are 64-bit",
+                )
             return Const(value, INDEX, span)
         if isinstance(value, float):
             return Const(value, FP32, span)
@@ -540,7 +818,12 @@ class BodyBuilder:
                     "use pl.add / pl.sub / pl.mul / pl.div / pl.maximum ... on tensors",
                 )
             if not isinstance(operand.type, ScalarType):
-                raise fail("TypeError", f"operator '{what}' needs scalars", self.span(node))
+                raise fail(
+                    "TypeError",
+                    f"operator '{what}' needs scalars",
+                    self.span(node),
+                    help="Python operators act on scalars only",
+                )
 
     def binop(self, node: ast.BinOp) -> Expr:
         op = _BINOPS.get(type(node.op))
@@ -583,15 +866,43 @@ class BodyBuilder:
                 self.span(node),
                 "use pl.neg(x)",
             )
+        if not isinstance(operand.type, ScalarType):
+            raise fail(
+                "TypeError",
+                f"unary operator needs a scalar, got {_type_text(operand.type)}",
+                self.span(node),
+                help="unary operators apply to scalars",
+            )
         if isinstance(node.op, ast.UAdd):
+            if operand.type.dtype == BOOL:
+                raise fail(
+                    "TypeError",
+                    "unary '+' needs a number, got BOOL",
+                    self.span(node),
+                    help="unary operators apply to numbers",
+                )
             return operand
         if isinstance(node.op, ast.USub):
+            if operand.type.dtype == BOOL:
+                raise fail(
+                    "TypeError", "unary '-' needs a number, got BOOL", self.span(node), "use not"
+                )
             return UnaryOp("neg", operand, operand.type, self.span(node))
         if isinstance(node.op, ast.Not):
             if operand.type.dtype != BOOL:
-                raise fail("TypeError", "'not' needs a BOOL scalar", self.span(node))
+                raise fail(
+                    "TypeError",
+                    f"'not' needs a BOOL scalar, got {operand.type.dtype.name}",
+                    self.span(node),
+                    "compare explicitly, e.g. not (k == 0)",
+                )
             return UnaryOp("not", operand, ScalarType(BOOL), self.span(node))
-        raise fail("UnsupportedFeature", "operator ~ is not supported", self.span(node))
+        raise fail(
+            "UnsupportedFeature",
+            "operator ~ is not supported on kernel values",
+            self.span(node),
+            "supported scalar operators: + - * / // % and comparisons",
+        )
 
     def compare(self, node: ast.Compare) -> Expr:
         if len(node.ops) != 1:
@@ -607,6 +918,7 @@ class BodyBuilder:
                 "UnsupportedFeature",
                 f"comparison {type(node.ops[0]).__name__} is not supported",
                 self.span(node),
+                help="supported comparisons: < <= > >= == !=",
             )
         lhs, rhs = self.expr(node.left), self.expr(node.comparators[0])
         self._scalar_operands(node, lhs, rhs, op)
@@ -617,7 +929,12 @@ class BodyBuilder:
         values = [self.expr(v) for v in node.values]
         for v in values:
             if not (isinstance(v.type, ScalarType) and v.type.dtype == BOOL):
-                raise fail("TypeError", f"'{op}' needs BOOL scalars", self.span(node))
+                raise fail(
+                    "TypeError",
+                    f"'{op}' needs BOOL scalars",
+                    self.span(node),
+                    help="compare explicitly, e.g. (n > 0) and flag",
+                )
         out = values[0]
         for v in values[1:]:
             out = BinOp(op, out, v, ScalarType(BOOL), self.span(node))
@@ -629,7 +946,10 @@ class BodyBuilder:
             index = self.static.try_eval(node.slice)
             if not isinstance(index, int) or not 0 <= index < len(value.type.items):
                 raise fail(
-                    "TypeError", "tuple index must be a constant in range", self.span(node.slice)
+                    "TypeError",
+                    "tuple index must be a constant in range",
+                    self.span(node.slice),
+                    help="index a tuple with a literal: t[0]",
                 )
             return TupleGet(value, index, value.type.items[index], self.span(node))
         raise fail(
@@ -660,15 +980,20 @@ class BodyBuilder:
             isinstance(func, ast.Attribute)
             and isinstance(func.value, ast.Name)
             and func.value.id == "self"
+            and "self" not in self.vars
         ):
             return self.user_call(node, func.attr)
         name = self._pl_name(func)
         if name is None:
             raise fail(
                 "UnsupportedFeature",
-                "calls to arbitrary Python functions are not supported in kernel bodies",
+                f"call to '{_source_text(func)}': calls to arbitrary Python functions are not "
+                "supported in kernel bodies",
                 self.span(node),
-                "call pl ops (pl.add, pl.matmul, ...) or program functions (self.f(...))",
+                _CALL_HINTS.get(
+                    _source_text(func),
+                    "call pl ops (pl.add, pl.matmul, ...) or program functions (self.f(...))",
+                ),
             )
         if name.startswith("tensor.") and lookup(name) is None:
             name = name.split(".", 1)[1]
@@ -676,102 +1001,269 @@ class BodyBuilder:
             return self.scalar_minmax(node, name)
         if name == "const":
             return self.const_call(node)
-        if name == "cast" and node.args:
-            pass
+        if name in LOOP_KINDS:
+            raise fail(
+                "UnsupportedFeature",
+                f"pl.{name}(...) can only be the iterator of a for loop",
+                self.span(node),
+                f"for i in pl.{name}(...):",
+            )
+        if name in ("at", "yield_"):
+            where = (
+                "with pl.at(...):"
+                if name == "at"
+                else "a, b = pl.yield_(x, y) at the end of a loop"
+            )
+            raise fail(
+                "UnsupportedFeature",
+                f"pl.{name}(...) cannot be used inside an expression",
+                self.span(node),
+                f"write {where}",
+            )
         opdef = lookup(name)
         if opdef is None:
             raise fail(
                 "UnknownOp",
                 f"pl.{name} is not a supported op",
-                self.span(node),
+                self.span(node.func),
                 "see docs/language.md for the supported ops",
             )
         return self.op_call(opdef, node)
 
     def op_call(self, opdef, node: ast.Call) -> Expr:
         params = list(opdef.params)
-        positional = []
-        for i, a in enumerate(node.args):
-            if isinstance(a, ast.Starred):
-                raise fail("UnsupportedFeature", "*args are not supported", self.span(a))
-            kind = params[i].kind if i < len(params) else "value"
-            positional.append(
-                self.op_arg(kind, a, opdef, params[i].name if i < len(params) else "?")
+        if len(node.args) > len(params):
+            raise fail(
+                "TypeError",
+                f"pl.{opdef.name} takes at most {len(params)} arguments, got {len(node.args)}",
+                self.span(node),
+                _signature_hint(opdef),
             )
-        keywords = {}
+        given: dict[str, ast.expr] = {}
+        for p, a in zip(params, node.args):
+            if isinstance(a, ast.Starred):
+                raise fail(
+                    "UnsupportedFeature",
+                    "*args are not supported",
+                    self.span(a),
+                    "pass each argument explicitly",
+                )
+            given[p.name] = a
         for kw in node.keywords:
             if kw.arg is None:
-                raise fail("UnsupportedFeature", "**kwargs are not supported", self.span(kw.value))
-            p = opdef.param(kw.arg)
-            keywords[kw.arg] = (
-                self.op_arg(p.kind if p else "value", kw.value, opdef, kw.arg) if p else None
-            )
+                raise fail(
+                    "UnsupportedFeature",
+                    "**kwargs are not supported",
+                    self.span(kw.value),
+                    "pass each keyword explicitly",
+                )
+            if opdef.param(kw.arg) is None:
+                raise fail(
+                    "TypeError",
+                    f"unknown keyword argument '{kw.arg}' in pl.{opdef.name}()",
+                    self.span(kw),
+                    _signature_hint(opdef),
+                )
+            if kw.arg in given:
+                raise fail(
+                    "TypeError",
+                    f"pl.{opdef.name}() got multiple values for '{kw.arg}'",
+                    self.span(kw),
+                    _signature_hint(opdef),
+                )
+            given[kw.arg] = kw.value
+        keywords: dict[str, Any] = {}
+        for p in params:
+            if p.name not in given:
+                if p.required:
+                    raise fail(
+                        "TypeError",
+                        f"pl.{opdef.name}() is missing argument '{p.name}'",
+                        self.span(node),
+                        _signature_hint(opdef),
+                    )
+                continue
+            value = self.op_arg(p, given[p.name], opdef)
+            if p.is_static and not p.required and (value is None or _same_attr(value, p.default)):
+                continue  # a default written out is the default: the IR does not record it
+            keywords[p.name] = value
         try:
-            return bind_op_call(opdef, positional, keywords, self.span(node))
+            return bind_op_call(opdef, [], keywords, self.span(node))
         except TypeRuleError as exc:
             raise fail(
                 "TypeError",
                 f"pl.{opdef.name}: {exc.message}",
                 self.span(node),
-                exc.hint,
+                exc.hint or _signature_hint(opdef),
             ) from None
 
-    def op_arg(self, kind: str, node: ast.expr, opdef, pname: str) -> Any:
+    def op_arg(self, p, node: ast.expr, opdef) -> Any:
+        kind, pname = p.kind, p.name
+        optional_none = not p.required and p.default is None
         if kind == "dims":
-            if isinstance(node, ast.Constant) and node.value is None:
+            if isinstance(node, ast.Constant) and node.value is None and optional_none:
                 return None
             if isinstance(node, (ast.List, ast.Tuple)):
                 return ListExpr(tuple(self.dim_item(e) for e in node.elts), self.span(node))
             value = self.static.try_eval(node)
             if isinstance(value, (list, tuple)):
-                return ListExpr(
-                    tuple(self.const(v, node) or self._bad_dim(node) for v in value),
-                    self.span(node),
-                )
-            raise fail("TypeError", f"'{pname}' must be a list like [16, 128]", self.span(node))
+                items = []
+                for v in value:
+                    c = (
+                        self.const(v, node)
+                        if isinstance(v, int) and not isinstance(v, bool)
+                        else None
+                    )
+                    if c is None and isinstance(v, DynVar):
+                        c = Var(v.name, ScalarType(INDEX), self.span(node))
+                    if c is None:
+                        raise fail(
+                            "TypeError",
+                            f"'{pname}' entries must be integers, got {v!r}",
+                            self.span(node),
+                            help="shapes and offsets are integers",
+                        )
+                    items.append(c)
+                return ListExpr(tuple(items), self.span(node))
+            raise fail(
+                "TypeError",
+                f"'{pname}' of pl.{opdef.name} must be a list like [16, 128]",
+                self.span(node),
+                _signature_hint(opdef),
+            )
         if kind == "dtype":
             value = self.static_value(node, f"'{pname}'")
-            if value is not None and not isinstance(value, DType):
+            if not isinstance(value, DType) and not (value is None and optional_none):
                 raise fail(
-                    "TypeError", f"'{pname}' must be a dtype such as pl.FP32", self.span(node)
+                    "TypeError",
+                    f"'{pname}' of pl.{opdef.name} must be a dtype such as pl.FP32, got {_describe_value(value)}",
+                    self.span(node),
+                    help="e.g. pl.cast(x, pl.BF16)",
                 )
             return value
         if kind == "attr":
             value = self.static_value(node, f"'{pname}'")
-            if pname in ("pad_value",) and not isinstance(value, PadValue) and value is not None:
-                if isinstance(value, (int, float)) and value in _PAD_SUGAR:
+            if pname == "pad_value" and not isinstance(value, PadValue) and value is not None:
+                if (
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and value in _PAD_SUGAR
+                ):
                     return _PAD_SUGAR[value]
                 raise fail(
                     "TypeError",
                     "pad_value must be a pl.PadValue (or 0, math.inf, -math.inf)",
                     self.span(node),
+                    "e.g. pad_value=pl.PadValue.min",
                 )
+            self._check_attr(p, value, node, opdef)
             return value
         return self.expr(node)
+
+    def _check_attr(self, p, value: Any, node: ast.expr, opdef) -> None:
+        """Static attributes are plain values the IR printer can write back."""
+        default = None if p.required else p.default
+        if value is None and default is None:
+            return
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise fail(
+                "TypeError",
+                f"'{p.name}' of pl.{opdef.name} must be True or False, got {_describe_value(value)}",
+                self.span(node),
+                help="write True or False",
+            )
+        if isinstance(default, str) and not isinstance(value, str):
+            raise fail(
+                "TypeError",
+                f"'{p.name}' of pl.{opdef.name} must be a string, got {_describe_value(value)}",
+                self.span(node),
+                help='e.g. mode="rint"',
+            )
+        if isinstance(default, Enum) and not isinstance(value, type(default)):
+            raise fail(
+                "TypeError",
+                f"'{p.name}' of pl.{opdef.name} must be a pl.{type(default).__name__} member",
+                self.span(node),
+                help="spell the enum member, e.g. pl.PadValue.zero",
+            )
+        if default is None and (
+            isinstance(value, bool) or not isinstance(value, (int, float, str, Enum, DType))
+        ):
+            raise fail(
+                "TypeError",
+                f"'{p.name}' of pl.{opdef.name} must be a constant number, got {_describe_value(value)}",
+                self.span(node),
+                help="static attributes are capture-time constants",
+            )
 
     def dim_item(self, node: ast.expr) -> Expr:
         return self.index_expr(node)
 
-    def _bad_dim(self, node: ast.AST):
-        raise fail("TypeError", "dims must be integers", self.span(node))
-
     def scalar_minmax(self, node: ast.Call, name: str) -> Expr:
         if len(node.args) != 2 or node.keywords:
-            raise fail("TypeError", f"pl.{name} takes two scalars", self.span(node))
+            raise fail(
+                "TypeError",
+                f"pl.{name} takes two scalars",
+                self.span(node),
+                help="pl.min(a, b) / pl.max(a, b) on scalars",
+            )
         lhs, rhs = self.expr(node.args[0]), self.expr(node.args[1])
-        self._scalar_operands(node, lhs, rhs, f"pl.{name}")
+        for operand in (lhs, rhs):
+            if not isinstance(operand.type, ScalarType):
+                raise fail(
+                    "TypeError",
+                    f"pl.{name} takes scalars, got {_type_text(operand.type)}",
+                    self.span(node),
+                    f"use pl.{name}imum(a, b) for elementwise {name}imum of tensors",
+                )
         return self.scalar_binop(name, lhs, rhs, node)
 
     def const_call(self, node: ast.Call) -> Expr:
-        if len(node.args) != 2:
-            raise fail("TypeError", "pl.const(value, dtype)", self.span(node))
+        if len(node.args) != 2 or node.keywords:
+            raise fail(
+                "TypeError",
+                "pl.const takes (value, dtype)",
+                self.span(node),
+                "pl.const(1, pl.INT32)",
+            )
         value = self.static_value(node.args[0], "pl.const value")
         dtype = self.static_value(node.args[1], "pl.const dtype")
         if not isinstance(dtype, DType):
-            raise fail("TypeError", "pl.const needs a dtype", self.span(node))
-        if isinstance(value, str):
-            value = float(value)
-        value = float(value) if dtype.is_float else bool(value) if dtype.is_bool else int(value)
+            raise fail(
+                "TypeError",
+                "pl.const needs a dtype such as pl.INT32",
+                self.span(node.args[1]),
+                help="pl.const(1, pl.INT32)",
+            )
+        try:
+            if isinstance(value, str):
+                value = float(value)  # "inf", "-inf", "nan" as printed by print_ir
+            if not isinstance(value, (int, float)):
+                raise TypeError(f"expected a number, got {type(value).__name__}")
+            if dtype.is_float:
+                value = float(value)
+            elif dtype.is_bool:
+                value = bool(value)
+            else:
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError(f"{value} is not an integer")
+                value = int(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise fail(
+                "TypeError",
+                f"pl.const value is not a {dtype.name}: {exc}",
+                self.span(node.args[0]),
+                help="pl.const(value, dtype) takes a number",
+            ) from None
+        if not dtype.is_float and not dtype.is_bool:
+            lo, hi = _int_range(dtype)
+            if not lo <= value <= hi:
+                raise fail(
+                    "ConstantError",
+                    f"{value} does not fit in {dtype.name}",
+                    self.span(node.args[0]),
+                    help="choose a wider dtype",
+                )
         return Const(value, dtype, self.span(node))
 
     def user_call(self, node: ast.Call, name: str) -> Expr:
@@ -788,6 +1280,7 @@ class BodyBuilder:
                 "UnsupportedFeature",
                 "calls to program functions take positional arguments",
                 self.span(node),
+                help="pass arguments in parameter order: self.f(a, b)",
             )
         args = tuple(self.expr(a) for a in node.args)
         if len(args) != len(sig.params):
@@ -795,6 +1288,7 @@ class BodyBuilder:
                 "TypeError",
                 f"self.{name}() takes {len(sig.params)} arguments, got {len(args)}",
                 self.span(node),
+                help="pass one argument per parameter",
             )
         for a, p in zip(args, sig.params):
             if not call_compatible(p.type, a.type):
@@ -803,6 +1297,7 @@ class BodyBuilder:
                     f"argument for '{p.name}' of self.{name}() has type {_type_text(a.type)}, "
                     f"expected {_type_text(p.type)}",
                     self.span(node),
+                    "arguments must match the parameter's dtype, rank and static dims",
                 )
         result = sig.call_type or TupleType(())
         return Call(name, args, result, self.span(node))
@@ -817,11 +1312,58 @@ _EXPR_HINTS = {
     "IfExp": "conditional expressions are not supported; use an if statement",
     "JoinedStr": "f-strings are not supported in kernels",
     "NamedExpr": "the walrus operator is not supported",
+    "Attribute": "attributes of kernel values are not supported; use pl.tensor.dim(t, axis) for extents",
+    "Starred": "unpacking with * is not supported",
+    "Dict": "dicts are not supported in kernels",
+    "Set": "sets are not supported in kernels",
+    "Slice": "slices are only allowed inside tensor subscripts",
+    "Await": "await is not supported in kernels",
+    "Yield": "generators are not supported; use pl.yield_ for loop carries",
+    "YieldFrom": "generators are not supported",
 }
 
 
-def _is_builtin_call(node: ast.Call) -> bool:
-    return isinstance(node.func, ast.Name) or isinstance(node.func, ast.Attribute)
+_CALL_HINTS = {
+    "min": "use pl.min(a, b) on scalars",
+    "max": "use pl.max(a, b) on scalars",
+    "abs": "use pl.abs(t) on tensors",
+    "range": "loops iterate over pl.range(...)",
+    "len": "use pl.tensor.dim(t, axis) for a runtime extent",
+    "print": "kernel bodies are captured, not run; trace with the interpreter instead",
+}
+
+
+def _signature_hint(opdef) -> str:
+    parts = [p.name if p.required else f"{p.name}={p.default!r}" for p in opdef.params]
+    return f"signature: pl.{opdef.name}({', '.join(parts)})"
+
+
+def _same_attr(value: Any, default: Any) -> bool:
+    return type(value) is type(default) and value == default
+
+
+def _int_range(dtype: DType) -> tuple[int, int]:
+    if dtype.kind == "uint":
+        return 0, 2**dtype.bits - 1
+    return -(2 ** (dtype.bits - 1)), 2 ** (dtype.bits - 1) - 1
+
+
+def _source_text(node: ast.AST) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:  # noqa: BLE001 - only used for messages
+        return type(node).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, DType):
+        return f"dtype (pl.{value.name})"
+    if isinstance(value, Enum):
+        return f"{type(value).__name__} member"
+    if value is None:
+        return "None"
+    return type(value).__name__
 
 
 def types_equal(a: Any, b: Any) -> bool:

@@ -30,6 +30,18 @@ _CMP = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
 }
+# Bounds that keep constant folding cheap: a mutated `2 ** 10**9` must not hang capture.
+MAX_INT_BITS = 4096
+MAX_RANGE = 1_000_000
+
+
+def _safe_range(*args: int) -> range:
+    r = range(*args)
+    if len(r) > MAX_RANGE:
+        raise OverflowError(f"range of {len(r)} items is too long for a capture-time constant")
+    return r
+
+
 # Builtins a constant expression may call (PyPTO's expr_evaluator whitelist).
 SAFE_BUILTINS: dict[str, Callable] = {
     "len": len,
@@ -40,7 +52,7 @@ SAFE_BUILTINS: dict[str, Callable] = {
     "round": round,
     "int": int,
     "float": float,
-    "range": range,
+    "range": _safe_range,
 }
 _NUMBER = (int, float, bool)
 
@@ -102,7 +114,11 @@ class StaticEvaluator:
         lhs, rhs = self.eval(node.left), self.eval(node.right)
         if fn is None or not isinstance(lhs, _NUMBER) or not isinstance(rhs, _NUMBER):
             raise NotStatic("binop")
-        return fn(lhs, rhs)
+        _check_size(type(node.op), lhs, rhs)
+        result = fn(lhs, rhs)
+        if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+            raise OverflowError("integer constant too large")
+        return result
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
         v = self.eval(node.operand)
@@ -129,6 +145,18 @@ class StaticEvaluator:
         args = [self.eval(a) for a in node.args]
         kwargs = {k.arg: self.eval(k.value) for k in node.keywords if k.arg}
         return fn(*args, **kwargs)
+
+
+def _check_size(op: type, lhs: Any, rhs: Any) -> None:
+    """Refuse constant operations whose result would be astronomically large."""
+    if op is ast.Pow and isinstance(lhs, int) and isinstance(rhs, int) and abs(lhs) > 1:
+        if rhs * max(abs(lhs).bit_length(), 1) > MAX_INT_BITS:
+            raise OverflowError("integer constant too large")
+    if op is ast.LShift and isinstance(rhs, int) and rhs > MAX_INT_BITS:
+        raise OverflowError("shift count too large")
+    if op is ast.Mult and isinstance(lhs, int) and isinstance(rhs, int):
+        if lhs.bit_length() + rhs.bit_length() > MAX_INT_BITS + 64:
+            raise OverflowError("integer constant too large")
 
 
 def _callable_at_capture(fn: Any) -> bool:
