@@ -1,0 +1,586 @@
+"""One NumPy kernel per op of the op table, registered under the table's name.
+
+Calling convention (independent of how the IR is walked, so a fast path can reuse it)::
+
+    KERNELS[name].fn(ctx, rtype, *runtime_args, **static_attrs)
+
+* ``ctx``: a `memory.Context` (strict, precision, bounds_check).
+* ``rtype``: the result's dtype name from the op's static type ("FP32", ...), or None to
+  derive it from the operands as the type rule does.
+* runtime args in op-table order: `TensorValue`s, scalars (Python / NumPy numbers), dims as
+  tuples of ints (None for an omitted optional dims argument).
+* static attrs by their op-table names (DType objects, PadValue members, bools, ...).
+
+Kernels return a `TensorValue` (fresh for computed tiles; the same buffer for views and
+in-place writes) or a scalar, and raise `memory.OpFault` for runtime faults. Every rounding
+goes through `interpreter.numerics`. Valid regions propagate as the type rules in
+`pldsl/ops/table.py` say; in strict mode each kernel first checks that the part of each
+input it consumes (the part that feeds the result's valid region) is defined.
+
+``KERNELS[name].cost(args, result)`` gives (bytes moved, FLOPs) for traces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from interpreter import numerics
+from interpreter.memory import (
+    Box,
+    Context,
+    OpFault,
+    TensorValue,
+    fresh,
+    new_buffer,
+    reshaped,
+)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    fn: Callable
+    cost: Callable  # (args: tuple, result) -> (bytes, flops)
+
+
+KERNELS: dict[str, Kernel] = {}
+
+
+def kernel(*names: str, cost: Callable | None = None):
+    """Register `fn` under each op-table name (one function may serve a family)."""
+
+    def decorate(fn: Callable) -> Callable:
+        for name in names:
+            KERNELS[name] = Kernel(name, _bind_name(fn, name), cost or _no_cost)
+        return fn
+
+    return decorate
+
+
+def _bind_name(fn: Callable, name: str) -> Callable:
+    def bound(ctx, rtype, *args, **attrs):
+        return fn(name, ctx, rtype, *args, **attrs)
+
+    bound.__name__ = f"kernel_{name}"
+    bound.__doc__ = fn.__doc__
+    return bound
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _dtype_name(d) -> str | None:
+    return None if d is None else getattr(d, "name", d)
+
+
+def _scalar_dtype(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "BOOL"
+    if isinstance(v, (int, np.integer)):
+        return "INDEX" if isinstance(v, int) else _np_name(np.asarray(v).dtype)
+    if isinstance(v, np.generic):
+        return _np_name(np.asarray(v).dtype)
+    return "FP32"
+
+
+def _np_name(dt: np.dtype) -> str:
+    for name in (
+        "BF16",
+        "FP16",
+        "FP32",
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+        "BOOL",
+    ):
+        if numerics.storage_dtype(name) == dt:
+            return name
+    return "FP32"
+
+
+def _nbytes(v: TensorValue, box: Box | None = None) -> int:
+    box = v.shape if box is None else box
+    return math.prod(box) * np.dtype(v.buffer.data.dtype).itemsize
+
+
+def _check_dims(what: str, dims: Box) -> None:
+    for i, d in enumerate(dims):
+        if d < 0:
+            raise OpFault("BadShape", f"{what} has a negative extent {d} on axis {i}")
+
+
+def _broadcast(a: Box, b: Box) -> Box:
+    if len(a) != len(b):
+        raise OpFault("ShapeMismatch", f"shapes {list(a)} and {list(b)} have different ranks")
+    out = []
+    for x, y in zip(a, b):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            raise OpFault(
+                "ShapeMismatch",
+                f"shapes {list(a)} and {list(b)} do not broadcast",
+                "the dynamic dims of the operands differ at run time",
+            )
+    return tuple(out)
+
+
+def _needed(shape: Box, result_shape: Box, result_valid: Box) -> Box:
+    """The box of an operand that feeds the result's valid box (broadcast axes: index 0)."""
+    return tuple(v if s == r else min(1, v) for s, r, v in zip(shape, result_shape, result_valid))
+
+
+def _bounds_fault(op: str, what: str, axis: int, offset: int, extent: int, dim: int, target):
+    return OpFault(
+        "OutOfBounds",
+        f"{what} out of bounds on axis {axis}: offset {offset} + extent {extent} = "
+        f"{offset + extent} > {dim} (dim {axis} of '{target.name}' {list(target.shape)})",
+        "clip the window with valid_shape=[pl.min(tile, n - i), ...] or check the loop bounds "
+        "and offsets",
+    )
+
+
+def _check_window(op: str, what: str, target: TensorValue, offset: Box, extent: Box) -> None:
+    if len(offset) != target.rank or len(extent) != target.rank:
+        raise OpFault(
+            "ShapeMismatch",
+            f"{what}: {len(offset)} offsets / {len(extent)} extents for a rank-{target.rank} "
+            "tensor",
+        )
+    for i, (o, e, d) in enumerate(zip(offset, extent, target.shape)):
+        if o < 0:
+            raise OpFault(
+                "OutOfBounds",
+                f"{what} out of bounds on axis {i}: negative offset {o} into '{target.name}' "
+                f"{list(target.shape)}",
+                "offsets must be >= 0",
+            )
+        if o + e > d:
+            raise _bounds_fault(op, what, i, o, e, d, target)
+    # The physical buffer (a view's window may reach past its buffer's edge when its valid
+    # region does not).
+    for i, (o, e, d) in enumerate(zip(target.buffer_index(offset), extent, target.buffer.shape)):
+        if e > 0 and o + e > d:
+            raise OpFault(
+                "OutOfBounds",
+                f"{what} out of bounds on axis {i}: buffer offset {o} + extent {e} = {o + e} > "
+                f"{d} (dim {i} of buffer '{target.buffer.name}' {list(target.buffer.shape)})",
+                "the window lies past the end of the underlying buffer",
+            )
+
+
+def _check_index(ctx: Context, op: str, x: TensorValue, indices: Box) -> Box:
+    if len(indices) == 1 and x.rank != 1:
+        flat, size = indices[0], math.prod(x.shape)
+        if ctx.bounds_check and not 0 <= flat < size:
+            raise OpFault(
+                "OutOfBounds",
+                f"flat index {flat} out of bounds for '{x.name}' {list(x.shape)} ({size} elements)",
+                "indices must satisfy 0 <= i < size",
+            )
+        return tuple(int(i) for i in np.unravel_index(flat, x.shape))
+    if len(indices) != x.rank:
+        raise OpFault("ShapeMismatch", f"{len(indices)} indices for a rank-{x.rank} tensor")
+    if ctx.bounds_check:
+        for axis, (i, d) in enumerate(zip(indices, x.shape)):
+            if not 0 <= i < d:
+                raise OpFault(
+                    "OutOfBounds",
+                    f"index {list(indices)} out of bounds on axis {axis}: {i} not in [0, {d}) "
+                    f"for '{x.name}' {list(x.shape)}",
+                    "indices must satisfy 0 <= i < dim",
+                )
+    return tuple(indices)
+
+
+def _to_scalar(value: np.ndarray | np.generic, dtype: str):
+    """A 0-d result as the interpreter's scalar: Python int for INDEX, bool for BOOL, else a
+    NumPy scalar of the storage dtype."""
+    v = np.asarray(value)[()]
+    if dtype == "INDEX":
+        return int(v)
+    if dtype == "BOOL":
+        return bool(v)
+    return v
+
+
+# ------------------------------------------------------------------ costs
+
+
+def _no_cost(args, result) -> tuple[int, int]:
+    return 0, 0
+
+
+def _tensors(args) -> list[TensorValue]:
+    return [a for a in args if isinstance(a, TensorValue)]
+
+
+def _elementwise_cost(args, result) -> tuple[int, int]:
+    moved = sum(_nbytes(t) for t in _tensors(args)) + _nbytes(result)
+    return moved, math.prod(result.shape)
+
+
+def _reduce_cost(args, result) -> tuple[int, int]:
+    x = args[0]
+    return _nbytes(x) + _nbytes(result), math.prod(x.shape)
+
+
+def _copy_cost(args, result) -> tuple[int, int]:
+    moved = sum(_nbytes(t) for t in _tensors(args)) + _nbytes(result)
+    return moved, 0
+
+
+def _alloc_cost(args, result) -> tuple[int, int]:
+    return _nbytes(result), 0
+
+
+def _matmul_cost(args, result) -> tuple[int, int]:
+    tensors = _tensors(args)
+    lhs = tensors[-2]
+    m, n = result.shape
+    k = math.prod(lhs.shape) // m if m else 0
+    flops = 2 * m * n * k + (m * n if len(tensors) == 3 else 0)
+    return sum(_nbytes(t) for t in tensors) + _nbytes(result), flops
+
+
+def _assemble_cost(args, result) -> tuple[int, int]:
+    source = args[1]
+    return 2 * _nbytes(source, source.valid), 0
+
+
+def _element_cost(args, result) -> tuple[int, int]:
+    return np.dtype(args[0].buffer.data.dtype).itemsize, 0
+
+
+# ------------------------------------------------------------------ elementwise
+
+
+@kernel("add", "sub", "mul", "div", "maximum", "minimum", cost=_elementwise_cost)
+def binary(op, ctx: Context, rtype, lhs: TensorValue, rhs):
+    """lhs op rhs (tensor or scalar rhs, NumPy broadcasting); result valid = lhs valid."""
+    if isinstance(rhs, TensorValue):
+        shape = _broadcast(lhs.shape, rhs.shape)
+        dtype = rtype or numerics.promote(lhs.dtype, rhs.dtype)
+    else:
+        shape = lhs.shape
+        dtype = rtype
+        if dtype is None:
+            s = _scalar_dtype(rhs)
+            dtype = lhs.dtype if s == "INDEX" else numerics.promote(lhs.dtype, s)
+    valid = tuple(
+        v if s == r else (r if v > 0 else 0) for s, r, v in zip(lhs.shape, shape, lhs.valid)
+    )
+    lhs.require(ctx, _needed(lhs.shape, shape, valid), "lhs")
+    if isinstance(rhs, TensorValue):
+        rhs.require(ctx, _needed(rhs.shape, shape, valid), "rhs")
+        b = rhs.materialize(ctx)
+    else:
+        b = np.asarray(rhs)
+    r = numerics.binary(op, lhs.materialize(ctx), b, dtype, ctx.precision)
+    return fresh(ctx, r, dtype, valid)
+
+
+@kernel("exp", "sqrt", "rsqrt", "recip", "log", "neg", "abs", "relu", cost=_elementwise_cost)
+def unary(op, ctx: Context, rtype, x: TensorValue):
+    """op(x) elementwise; result valid = x valid."""
+    dtype = rtype or x.dtype
+    x.require(ctx, x.valid, "x")
+    r = numerics.unary(op, x.materialize(ctx), dtype, ctx.precision)
+    return fresh(ctx, r, dtype, x.valid)
+
+
+# ------------------------------------------------------------------ reductions
+
+
+@kernel("row_sum", "row_max", "row_min", "col_sum", "col_max", "col_min", cost=_reduce_cost)
+def reduction(op, ctx: Context, rtype, x: TensorValue):
+    """row_*: reduce the last axis -> [..., 1]; col_*: reduce axis 0 of a 2-D tensor -> [1, N].
+
+    The whole reduced axis is consumed: outside the valid region it reads the pad value
+    (default mode) or is an undefined read (strict mode) -- pl.fillpad first."""
+    kind, red = op.split("_")
+    dtype = rtype or x.dtype
+    if kind == "row":
+        if x.rank < 1:
+            raise OpFault("ShapeMismatch", "row reductions need a tensor of rank >= 1")
+        axis = x.rank - 1
+        valid = x.valid[:-1] + (1,)
+        need = x.valid[:-1] + (x.shape[-1],)
+    else:
+        if x.rank != 2:
+            raise OpFault("ShapeMismatch", f"column reductions need a 2-D tensor, got {x.rank}")
+        axis = 0
+        valid = (1, x.valid[1])
+        need = (x.shape[0], x.valid[1])
+    if x.shape[axis] == 0 and red != "sum":
+        raise OpFault("EmptyReduction", f"{red} over an empty axis of '{x.name}' has no value")
+    x.require(ctx, need, "x")
+    r = numerics.reduce(red, x.materialize(ctx), axis, dtype, ctx.precision)
+    return fresh(ctx, r, dtype, valid)
+
+
+@kernel(
+    "row_expand_add",
+    "row_expand_sub",
+    "row_expand_mul",
+    "row_expand_div",
+    "col_expand_add",
+    "col_expand_sub",
+    "col_expand_mul",
+    "col_expand_div",
+    cost=_elementwise_cost,
+)
+def expand(op, ctx: Context, rtype, x: TensorValue, v: TensorValue):
+    """x op v with one value per row (v: [M,1]) or per column (v: [1,N]); valid = x valid."""
+    kind, _, fn = op.split("_")
+    if x.rank != 2 or v.rank != 2:
+        raise OpFault("ShapeMismatch", f"{op} needs 2-D operands")
+    want = (x.shape[0], 1) if kind == "row" else (1, x.shape[1])
+    if v.shape != want:
+        raise OpFault(
+            "ShapeMismatch",
+            f"{op} operand 'v' has shape {list(v.shape)}, expected {list(want)}",
+            "row_expand_* takes one value per row [M,1]; col_expand_* one per column [1,N]",
+        )
+    dtype = rtype or numerics.promote(x.dtype, v.dtype)
+    x.require(ctx, x.valid, "x")
+    vm, vn = x.valid
+    v.require(ctx, (vm, min(1, vn)) if kind == "row" else (min(1, vm), vn), "v")
+    r = numerics.binary(fn, x.materialize(ctx), v.materialize(ctx), dtype, ctx.precision)
+    return fresh(ctx, r, dtype, x.valid)
+
+
+# ------------------------------------------------------------------ matmul
+
+
+def _mm_dims(op: str, lhs: TensorValue, rhs: TensorValue, a_trans: bool, b_trans: bool):
+    if lhs.rank != 2 or rhs.rank != 2:
+        raise OpFault("ShapeMismatch", f"{op} needs 2-D operands")
+    m, k1 = (lhs.shape[1], lhs.shape[0]) if a_trans else lhs.shape
+    k2, n = (rhs.shape[1], rhs.shape[0]) if b_trans else rhs.shape
+    if k1 != k2:
+        raise OpFault(
+            "ShapeMismatch",
+            f"{op} contraction dims differ at run time: lhs K={k1}, rhs K={k2}",
+            "check a_trans/b_trans and the slice shapes",
+        )
+    return m, n
+
+
+@kernel("matmul", cost=_matmul_cost)
+def matmul(op, ctx: Context, rtype, lhs, rhs, out_dtype=None, a_trans=False, b_trans=False):
+    """lhs @ rhs, FP32 accumulation, one rounding to out_dtype; consumes both operands whole."""
+    _mm_dims(op, lhs, rhs, a_trans, b_trans)
+    dtype = rtype or _dtype_name(out_dtype) or numerics.promote(lhs.dtype, rhs.dtype)
+    lhs.require(ctx, None, "lhs")
+    rhs.require(ctx, None, "rhs")
+    r = numerics.matmul(
+        lhs.materialize(ctx), rhs.materialize(ctx), dtype, a_trans, b_trans, ctx.precision
+    )
+    return fresh(ctx, r, dtype)
+
+
+@kernel("matmul_acc", cost=_matmul_cost)
+def matmul_acc(op, ctx: Context, rtype, acc, lhs, rhs, a_trans=False, b_trans=False):
+    """acc + lhs @ rhs in the FP32 (INT32) accumulator; a fresh result."""
+    m, n = _mm_dims(op, lhs, rhs, a_trans, b_trans)
+    if acc.shape != (m, n):
+        raise OpFault(
+            "ShapeMismatch",
+            f"accumulator shape {list(acc.shape)} does not match the product {[m, n]}",
+        )
+    dtype = rtype or acc.dtype
+    acc.require(ctx, None, "acc")
+    lhs.require(ctx, None, "lhs")
+    rhs.require(ctx, None, "rhs")
+    r = numerics.matmul_acc(
+        acc.materialize(ctx),
+        lhs.materialize(ctx),
+        rhs.materialize(ctx),
+        dtype,
+        a_trans,
+        b_trans,
+        ctx.precision,
+    )
+    return fresh(ctx, r, dtype)
+
+
+# ------------------------------------------------------------------ casts, reshape, fillpad
+
+
+def _cast_cost(args, result) -> tuple[int, int]:
+    if isinstance(result, TensorValue):
+        return _nbytes(args[0]) + _nbytes(result), 0
+    return 0, 0
+
+
+@kernel("cast", cost=_cast_cost)
+def cast(op, ctx: Context, rtype, x, target_type=None, mode="round"):
+    """Convert to target_type with a PyPTO cast mode (tensors keep valid region and pad)."""
+    dst = _dtype_name(target_type) or rtype
+    if not isinstance(x, TensorValue):
+        r = numerics.cast(np.asarray(x), dst, mode, ctx.precision)
+        return _to_scalar(r, dst)
+    x.require(ctx, x.valid, "x")
+    r = numerics.cast(x.materialize(ctx), dst, mode, ctx.precision)
+    return fresh(ctx, r, dst, x.valid, x.pad)
+
+
+@kernel("reshape")
+def reshape(op, ctx: Context, rtype, x: TensorValue, shape: Box):
+    """Row-major reinterpretation: a view of the same memory when the window is contiguous."""
+    shape = tuple(shape)
+    _check_dims("the new shape", shape)
+    if math.prod(shape) != math.prod(x.shape):
+        raise OpFault(
+            "ShapeMismatch",
+            f"reshape from {list(x.shape)} to {list(shape)} changes the element count "
+            f"({math.prod(x.shape)} -> {math.prod(shape)})",
+        )
+    valid = None
+    if not x.fully_valid:
+        nonunit = [d for d in shape if d != 1]
+        old = [(d, v) for d, v in zip(x.shape, x.valid) if d != 1]
+        if len(nonunit) == 1 and len(old) == 1 and nonunit[0] == old[0][0]:
+            valid = tuple(old[0][1] if d != 1 else 1 for d in shape)
+        else:
+            raise OpFault(
+                "PartialReshape",
+                f"reshape of '{x.name}' (valid region {list(x.valid)} of {list(x.shape)}) to "
+                f"{list(shape)} does not map its valid region",
+                "pl.fillpad the value first",
+            )
+    return reshaped(ctx, x, shape, valid)
+
+
+@kernel("fillpad", cost=_copy_cost)
+def fillpad(op, ctx: Context, rtype, x: TensorValue, pad_value=None):
+    """Copy the valid region, fill the rest with the pad value (min = -inf); fully valid."""
+    pad = "zero" if pad_value is None else pad_value
+    x.require(ctx, x.valid, "x")
+    out = np.full(x.shape, numerics.pad_value(pad, x.dtype, ctx.precision), x.buffer.data.dtype)
+    valid = tuple(slice(0, v) for v in x.valid)
+    out[valid] = x.buffer.data[x.window()]
+    return fresh(ctx, out, x.dtype)
+
+
+# ------------------------------------------------------------------ memory and views
+
+
+@kernel("create_tensor", cost=_alloc_cost)
+def create_tensor(op, ctx: Context, rtype, shape: Box, dtype=None):
+    """A fresh buffer, undefined until written (zero-filled in default mode)."""
+    name = _dtype_name(dtype) or rtype
+    shape = tuple(shape)
+    _check_dims("pl.create_tensor shape", shape)
+    buf = new_buffer(ctx, shape, name)
+    return TensorValue(buf, (0,) * len(shape), shape)
+
+
+@kernel("full", cost=_alloc_cost)
+def full(op, ctx: Context, rtype, shape: Box, value, dtype=None):
+    """A tensor filled with value (converted to the dtype with round-to-nearest-even)."""
+    name = _dtype_name(dtype) or rtype
+    shape = tuple(shape)
+    _check_dims("pl.full shape", shape)
+    v = numerics.cast(np.asarray(value), name, "rint", ctx.precision)
+    data = np.full(shape, v[()], dtype=ctx.storage(name))
+    return fresh(ctx, data, name)
+
+
+@kernel("slice")
+def slice_(
+    op, ctx: Context, rtype, x: TensorValue, shape, offset, valid_shape=None, pad_value=None
+):
+    """A view of [offset, offset+shape). The accessed extent (valid_shape, else shape) must lie
+    inside x; the view's valid region is valid_shape cut by x's own valid region."""
+    shape, offset = tuple(shape), tuple(offset)
+    _check_dims("the slice shape", shape)
+    if len(shape) != x.rank or len(offset) != x.rank:
+        raise OpFault(
+            "ShapeMismatch",
+            f"slice of a rank-{x.rank} tensor with {len(shape)} dims and {len(offset)} offsets",
+        )
+    want = shape if valid_shape is None else tuple(valid_shape)
+    if len(want) != len(shape):
+        raise OpFault("ShapeMismatch", f"valid_shape has {len(want)} dims, the window {len(shape)}")
+    for i, (v, s) in enumerate(zip(want, shape)):
+        if not 0 <= v <= s:
+            raise OpFault(
+                "BadValidShape",
+                f"valid_shape {list(want)} does not fit the window {list(shape)} on axis {i}",
+                "valid extents must satisfy 0 <= valid <= shape",
+            )
+    if ctx.bounds_check:
+        _check_window(op, "window", x, offset, want)
+    valid = tuple(max(0, min(v, xv - o)) for v, xv, o in zip(want, x.valid, offset))
+    return TensorValue(x.buffer, x.buffer_index(offset), shape, valid, pad_value)
+
+
+@kernel("assemble", cost=_assemble_cost)
+def assemble(op, ctx: Context, rtype, target: TensorValue, source: TensorValue, offset):
+    """Write source's valid region into target at offset, in place; returns target."""
+    offset = tuple(offset)
+    if source.rank != target.rank:
+        raise OpFault(
+            "ShapeMismatch", f"assemble of a rank-{source.rank} source into rank {target.rank}"
+        )
+    if ctx.bounds_check:
+        _check_window(op, "window", target, offset, source.valid)
+    source.require(ctx, source.valid, "source")
+    dst = target.window(source.valid, offset)
+    target.buffer.data[dst] = source.buffer.data[source.window()]
+    if target.buffer.defined is not None:
+        target.buffer.defined[dst] = True
+    target.buffer.mark_written()
+    return target
+
+
+@kernel("read", cost=_element_cost)
+def read(op, ctx: Context, rtype, x: TensorValue, indices):
+    """One element as a NumPy scalar of the storage dtype (flat index allowed)."""
+    index = _check_index(ctx, op, x, tuple(indices))
+    x.require_index(ctx, index, "x")
+    if all(i < v for i, v in zip(index, x.valid)):
+        value = x.buffer.data[x.buffer_index(index)]
+    else:
+        value = x.fill_value(ctx)
+    return _to_scalar(value, x.dtype) if x.dtype in ("INDEX", "BOOL") else value
+
+
+@kernel("write", cost=_element_cost)
+def write(op, ctx: Context, rtype, x: TensorValue, indices, value):
+    """Write one element in place (value converted with round-to-nearest-even); returns x."""
+    index = _check_index(ctx, op, x, tuple(indices))
+    where = x.buffer_index(index)
+    if ctx.bounds_check and any(w >= d for w, d in zip(where, x.buffer.shape)):
+        raise OpFault(
+            "OutOfBounds",
+            f"index {list(index)} of '{x.name}' lies past the end of its buffer "
+            f"{list(x.buffer.shape)}",
+        )
+    v = numerics.cast(np.asarray(value), x.dtype, "rint", ctx.precision)
+    x.buffer.data[where] = v[()]
+    if x.buffer.defined is not None:
+        x.buffer.defined[where] = True
+    x.buffer.mark_written()
+    return x
+
+
+@kernel("dim")
+def dim(op, ctx: Context, rtype, x: TensorValue, axis=0):
+    """The runtime extent of an axis (negative axes count from the end)."""
+    if not -x.rank <= axis < x.rank:
+        raise OpFault("BadAxis", f"axis {axis} out of range for a rank-{x.rank} tensor")
+    return int(x.shape[axis])
