@@ -1,0 +1,855 @@
+"""Qwen3 ``qwen3_decode_all`` in the ``pl`` DSL: every layer plus the fused final RMSNorm + LM head.
+
+`build_program` returns a ``pl.Program`` with three functions:
+
+* ``qwen3_decode_all`` (``FunctionType.Opaque``): one decode step for ``U`` sequences (``U`` =
+  ``USER_BATCH``, dynamic) through all layers, writing the current token's K/V into the paged
+  caches, and the fused tail: ``(out [U,H] BF16, rms_normed [U,H] BF16, logits [U,PV] FP32)``.
+* ``sample_and_prepare`` (HOST SubWorker, body ``...``): bound to a Python callable at run time.
+* ``host_orch`` (HOST Orchestrator): decode step 0, then ``max_new_tokens - 1`` times
+  decode + sample, threading the returned tuples (InOutUseDiscipline).
+
+The kernel follows pypto-lib PR #295's seed (docs/qwen3.md walks through it stage by stage,
+spec: shared/spec/qwen3-decode-all.md) with its bugs fixed: the tail covers every batch tile and
+its outputs are sized to the batch; any ``q_per_kv`` (each KV head's query heads are packed into
+one padded Q tile); query width independent of hidden; tiles derived from the config
+(`kernels.qwen3.tiling`); no reliance on zero-initialised scratch.
+
+Parameter order of ``qwen3_decode_all`` is `DECODE_PARAM_NAMES`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pldsl as pl
+
+from .config import Qwen3Config
+from .tiling import DecodeTiling, TilingError, derive_tiling
+
+__all__ = [
+    "USER_BATCH",
+    "BLOCK_TABLE_LEN",
+    "DECODE_PARAM_NAMES",
+    "DECODE_WEIGHT_NAMES",
+    "DECODE_OUTPUT_NAMES",
+    "HOST_PARAM_NAMES",
+    "build_program",
+    "decode_args",
+]
+
+USER_BATCH = pl.dynamic("USER_BATCH")
+BLOCK_TABLE_LEN = pl.dynamic("BLOCK_TABLE_LEN")
+
+DECODE_PARAM_NAMES: tuple[str, ...] = (
+    "hidden_states",
+    "input_rms_weight",
+    "wq",
+    "wk",
+    "wv",
+    "q_norm_weight",
+    "k_norm_weight",
+    "seq_lens",
+    "block_table",
+    "slot_mapping",
+    "rope_cos",
+    "rope_sin",
+    "k_cache",
+    "v_cache",
+    "wo",
+    "post_rms_weight",
+    "w_gate",
+    "w_up",
+    "w_down",
+    "final_norm_weight",
+    "lm_head_weight",
+    "out",
+    "rms_normed",
+    "logits",
+)
+"""Parameters of ``qwen3_decode_all``, in order (the seed's order, spec section 1.1)."""
+
+DECODE_WEIGHT_NAMES: tuple[str, ...] = tuple(
+    n
+    for n in DECODE_PARAM_NAMES
+    if n
+    not in (
+        "hidden_states",
+        "seq_lens",
+        "block_table",
+        "slot_mapping",
+        "k_cache",
+        "v_cache",
+        "out",
+        "rms_normed",
+        "logits",
+    )
+)
+"""The ``Qwen3Weights`` arrays the kernel takes (everything but ``embed_tokens``)."""
+
+DECODE_OUTPUT_NAMES: tuple[str, ...] = ("out", "rms_normed", "logits")
+
+HOST_PARAM_NAMES: tuple[str, ...] = (
+    "decode_hidden",
+    "decode_seq_lens",
+    "decode_slot_mapping",
+    "input_rms_weight",
+    "wq",
+    "wk",
+    "wv",
+    "q_norm_weight",
+    "k_norm_weight",
+    "rope_cos",
+    "rope_sin",
+    "block_table",
+    "k_cache",
+    "v_cache",
+    "wo",
+    "post_rms_weight",
+    "w_gate",
+    "w_up",
+    "w_down",
+    "final_norm_weight",
+    "lm_head_weight",
+    "decode_out",
+    "rms_normed",
+    "logits",
+)
+"""Parameters of ``host_orch``, in order (spec section 2.1 without the prefill inputs)."""
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def build_program(
+    cfg: Qwen3Config,
+    *,
+    batch_tile: int = 16,
+    max_seq: int,
+    block_size: int,
+    num_pages: int,
+    max_blocks_per_seq: int,
+    padded_vocab: int,
+    max_new_tokens: int = 4,
+    tiling: DecodeTiling | None = None,
+    tile_caps: dict[str, int] | None = None,
+) -> pl.Program:
+    """Build the decode program for ``cfg``.
+
+    Args:
+        batch_tile: rows of every batch tile (matmul M); ``U`` is any positive number at run
+            time, padded internally to a multiple of ``batch_tile``.
+        max_seq: rows of ``rope_cos``/``rope_sin`` (largest context length).
+        block_size: KV page size = attention block.
+        num_pages: KV pages per layer; the caches have
+            ``L * num_pages * num_key_value_heads * block_size`` rows.
+        max_blocks_per_seq: the block-table stride (``block_table`` has ``U * max_blocks_per_seq``
+            entries) and the most blocks one context may span.
+        padded_vocab: rows of ``lm_head_weight`` and columns of ``logits`` (>= vocab_size).
+        max_new_tokens: decode steps ``host_orch`` runs (compile time, as in the seed).
+        tiling: explicit tile sizes (default: `derive_tiling` from the config).
+        tile_caps: overrides of `kernels.qwen3.tiling.DEFAULT_CAPS` when deriving.
+
+    Raises `TilingError` (a ``ValueError``) when the config cannot be tiled, ``ValueError`` for
+    bad sizes.
+    """
+    if not isinstance(cfg, Qwen3Config):
+        raise TypeError(f"cfg must be a Qwen3Config, got {type(cfg).__name__}")
+    _positive("max_seq", max_seq)
+    _positive("num_pages", num_pages)
+    _positive("max_new_tokens", max_new_tokens)
+    if tiling is None:
+        tiling = derive_tiling(
+            cfg,
+            batch_tile=batch_tile,
+            block_size=block_size,
+            max_blocks_per_seq=max_blocks_per_seq,
+            padded_vocab=padded_vocab,
+            caps=tile_caps,
+        )
+    elif (tiling.batch_tile, tiling.block_size, tiling.max_blocks_per_seq) != (
+        batch_tile,
+        block_size,
+        max_blocks_per_seq,
+    ):
+        raise TilingError(
+            "tiling was derived for a different batch_tile/block_size/max_blocks_per_seq"
+        )
+    t = tiling
+
+    # ---------------------------------------------------------------- closure constants
+    L = cfg.num_hidden_layers
+    H = cfg.hidden_size
+    I = cfg.intermediate_size  # noqa: E741 - the usual name for the intermediate size
+    D = cfg.head_dim
+    HALF = D // 2
+    NKV = cfg.num_key_value_heads
+    QW = cfg.q_width  # query width: num_attention_heads * head_dim (may differ from H)
+    KVW = cfg.kv_width
+    QPK = t.q_per_kv  # query heads per KV head (= heads packed per attention group)
+    QP = t.q_head_pad  # rows of a padded Q group tile
+    QGW = QPK * D  # columns of one KV group's query heads in q_proj / attn_out
+    BT = t.batch_tile
+    BS = block_size
+    MB = max_blocks_per_seq
+    PV = padded_vocab
+    MAX_SEQ = max_seq
+    EPS = float(cfg.rms_norm_eps)
+    HIDDEN_INV = 1.0 / H
+    HEAD_DIM_INV = 1.0 / D
+    ATTN_SCALE = 1.0 / math.sqrt(D)
+    LAYER_CACHE_ROWS = num_pages * NKV * BS
+    CACHE_ROWS = L * LAYER_CACHE_ROWS
+    SROWS = NKV * MB * QP  # rows of the per-user score scratch: (group, block) slots of QP rows
+    SB_CHUNK = t.sb_chunk
+
+    KIN = t.k_chunk_in  # input RMSNorm chunk and Q/K/V projection K tile
+    NKIN = H // KIN
+    QC = t.q_out_chunk
+    NQC = QW // QC
+    KVC = t.kv_out_chunk
+    NKVC = KVW // KVC
+    OK = t.o_k_chunk  # O projection K tile over the query width
+    NOK = QW // OK
+    OC = t.o_out_chunk
+    NOC = H // OC
+    KC = t.k_chunk  # hidden chunk: post/final RMSNorm, gate/up K, LM-head K, copies
+    NKC = H // KC
+    MC = t.mlp_chunk
+    NMC = I // MC
+    DC = t.down_out_chunk
+    NDC = H // DC
+    VC = t.vocab_chunk
+    NVC = PV // VC
+    QNH = t.q_norm_heads  # heads per q-norm step
+    NQN = cfg.num_attention_heads // QNH
+    KNH = t.k_norm_heads
+    NKN = NKV // KNH
+
+    @pl.program
+    class Qwen3DecodeAll:
+        @pl.function(type=pl.FunctionType.Opaque)
+        def qwen3_decode_all(
+            self,
+            hidden_states: pl.Tensor[[USER_BATCH, H], pl.BF16],
+            input_rms_weight: pl.Tensor[[L, H], pl.FP32],
+            wq: pl.Tensor[[L * H, QW], pl.BF16],
+            wk: pl.Tensor[[L * H, KVW], pl.BF16],
+            wv: pl.Tensor[[L * H, KVW], pl.BF16],
+            q_norm_weight: pl.Tensor[[L, D], pl.FP32],
+            k_norm_weight: pl.Tensor[[L, D], pl.FP32],
+            seq_lens: pl.Tensor[[USER_BATCH], pl.INT32],
+            block_table: pl.Tensor[[BLOCK_TABLE_LEN], pl.INT32],
+            slot_mapping: pl.Tensor[[USER_BATCH], pl.INT32],
+            rope_cos: pl.Tensor[[MAX_SEQ, D], pl.FP32],
+            rope_sin: pl.Tensor[[MAX_SEQ, D], pl.FP32],
+            k_cache: pl.Tensor[[CACHE_ROWS, D], pl.BF16],
+            v_cache: pl.Tensor[[CACHE_ROWS, D], pl.BF16],
+            wo: pl.Tensor[[L * QW, H], pl.BF16],
+            post_rms_weight: pl.Tensor[[L, H], pl.FP32],
+            w_gate: pl.Tensor[[L * H, I], pl.BF16],
+            w_up: pl.Tensor[[L * H, I], pl.BF16],
+            w_down: pl.Tensor[[L * I, H], pl.BF16],
+            final_norm_weight: pl.Tensor[[1, H], pl.FP32],
+            lm_head_weight: pl.Tensor[[PV, H], pl.BF16],
+            out: pl.Out[pl.Tensor[[USER_BATCH, H], pl.BF16]],
+            rms_normed: pl.Out[pl.Tensor[[USER_BATCH, H], pl.BF16]],
+            logits: pl.Out[pl.Tensor[[USER_BATCH, PV], pl.FP32]],
+        ) -> pl.Tuple[
+            pl.Tensor[[USER_BATCH, H], pl.BF16],
+            pl.Tensor[[USER_BATCH, H], pl.BF16],
+            pl.Tensor[[USER_BATCH, PV], pl.FP32],
+        ]:
+            user_batch = pl.tensor.dim(hidden_states, 0)
+            batch_padded = (user_batch + BT - 1) // BT * BT
+            last_b0 = batch_padded - BT
+            last_valid = user_batch - last_b0
+
+            # ---- copy-in: rows past U of the last tile are zero-filled (fillpad), so every
+            # row of current_hidden is defined and padding rows stay exactly zero.
+            current_hidden = pl.create_tensor([batch_padded, H], dtype=pl.BF16)
+            for b0 in pl.parallel(0, batch_padded, BT):
+                cur_valid = pl.min(BT, user_batch - b0)
+                with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_copy_hidden"):
+                    for kb in pl.range(NKC):
+                        k0 = kb * KC
+                        hidden_chunk = pl.slice(
+                            hidden_states, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC]
+                        )
+                        hidden_tile = pl.fillpad(hidden_chunk, pad_value=pl.PadValue.zero)
+                        current_hidden = pl.assemble(current_hidden, hidden_tile, [b0, k0])
+
+            for layer in pl.range(L):
+                layer_off_h = layer * H
+                layer_off_q = layer * QW
+                layer_off_inter = layer * I
+                layer_off_cache = layer * LAYER_CACHE_ROWS
+                q_norm_w = pl.slice(q_norm_weight, [1, D], [layer, 0])
+                k_norm_w = pl.slice(k_norm_weight, [1, D], [layer, 0])
+
+                next_hidden = pl.create_tensor([batch_padded, H], dtype=pl.BF16)
+                q_proj = pl.create_tensor([batch_padded, QW], dtype=pl.FP32)
+                k_proj = pl.create_tensor([batch_padded, KVW], dtype=pl.FP32)
+                v_proj = pl.create_tensor([batch_padded, KVW], dtype=pl.FP32)
+                q_proj_norm = pl.create_tensor([batch_padded, QW], dtype=pl.FP32)
+                k_proj_norm = pl.create_tensor([batch_padded, KVW], dtype=pl.FP32)
+
+                # ---- scope 1: input RMSNorm (recip of sqrt) -> BF16, Q/K/V projections (FP32)
+                for b0 in pl.parallel(0, batch_padded, BT):
+                    normed_tile = pl.create_tensor([BT, H], dtype=pl.BF16)
+                    with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_rmsnorm"):
+                        partial_sq = pl.full([1, BT], dtype=pl.FP32, value=0.0)
+                        for kb in pl.range(NKIN):
+                            k0 = kb * KIN
+                            x_chunk = pl.cast(
+                                pl.slice(current_hidden, [BT, KIN], [b0, k0]), pl.FP32
+                            )
+                            partial_sq = pl.add(
+                                partial_sq,
+                                pl.reshape(pl.row_sum(pl.mul(x_chunk, x_chunk)), [1, BT]),
+                            )
+                        variance = pl.reshape(pl.add(pl.mul(partial_sq, HIDDEN_INV), EPS), [BT, 1])
+                        inv_rms = pl.recip(pl.sqrt(variance))
+                        for kb in pl.range(NKIN):
+                            k0 = kb * KIN
+                            x_chunk = pl.cast(
+                                pl.slice(current_hidden, [BT, KIN], [b0, k0]), pl.FP32
+                            )
+                            gamma = pl.slice(input_rms_weight, [1, KIN], [layer, k0])
+                            normed = pl.col_expand_mul(pl.row_expand_mul(x_chunk, inv_rms), gamma)
+                            normed_tile = pl.assemble(
+                                normed_tile, pl.cast(normed, pl.BF16), [0, k0]
+                            )
+
+                    with pl.at(
+                        level=pl.Level.CORE_GROUP,
+                        optimization=pl.chunked_loop_optimizer,
+                        name_hint="decode_q_proj",
+                    ):
+                        for ob in pl.parallel(NQC, chunk=4):
+                            q0 = ob * QC
+                            tile_a = pl.slice(normed_tile, [BT, KIN], [0, 0])
+                            tile_wq = pl.slice(wq, [KIN, QC], [layer_off_h, q0])
+                            q_acc = pl.matmul(tile_a, tile_wq, out_dtype=pl.FP32)
+                            for kb in pl.range(1, NKIN):
+                                k0 = kb * KIN
+                                tile_a_i = pl.slice(normed_tile, [BT, KIN], [0, k0])
+                                tile_wq_i = pl.slice(wq, [KIN, QC], [layer_off_h + k0, q0])
+                                q_acc = pl.matmul_acc(q_acc, tile_a_i, tile_wq_i)
+                            q_proj = pl.assemble(q_proj, q_acc, [b0, q0])
+
+                    with pl.at(
+                        level=pl.Level.CORE_GROUP,
+                        optimization=pl.chunked_loop_optimizer,
+                        name_hint="decode_kv_proj",
+                    ):
+                        for ob in pl.parallel(NKVC, chunk=4):
+                            kv0 = ob * KVC
+                            tile_a = pl.slice(normed_tile, [BT, KIN], [0, 0])
+                            tile_wk = pl.slice(wk, [KIN, KVC], [layer_off_h, kv0])
+                            tile_wv = pl.slice(wv, [KIN, KVC], [layer_off_h, kv0])
+                            k_acc = pl.matmul(tile_a, tile_wk, out_dtype=pl.FP32)
+                            v_acc = pl.matmul(tile_a, tile_wv, out_dtype=pl.FP32)
+                            for kb in pl.range(1, NKIN):
+                                k0 = kb * KIN
+                                tile_a_i = pl.slice(normed_tile, [BT, KIN], [0, k0])
+                                tile_wk_i = pl.slice(wk, [KIN, KVC], [layer_off_h + k0, kv0])
+                                tile_wv_i = pl.slice(wv, [KIN, KVC], [layer_off_h + k0, kv0])
+                                k_acc = pl.matmul_acc(k_acc, tile_a_i, tile_wk_i)
+                                v_acc = pl.matmul_acc(v_acc, tile_a_i, tile_wv_i)
+                            k_proj = pl.assemble(k_proj, k_acc, [b0, kv0])
+                            v_proj = pl.assemble(v_proj, v_acc, [b0, kv0])
+
+                # ---- per-head q/k RMSNorm (rsqrt), FP32; QNH heads per step as rows of a
+                # [BT*QNH, D] tile (row-major reshape of [BT, QNH*D]).
+                for b0 in pl.parallel(0, batch_padded, BT):
+                    with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_qk_norm"):
+                        for hg in pl.range(NQN):
+                            hq0 = hg * (QNH * D)
+                            q_heads = pl.reshape(
+                                pl.slice(q_proj, [BT, QNH * D], [b0, hq0]), [BT * QNH, D]
+                            )
+                            q_sq = pl.row_sum(pl.mul(q_heads, q_heads))
+                            q_inv = pl.rsqrt(pl.add(pl.mul(q_sq, HEAD_DIM_INV), EPS))
+                            q_normed = pl.col_expand_mul(
+                                pl.row_expand_mul(q_heads, q_inv), q_norm_w
+                            )
+                            q_proj_norm = pl.assemble(
+                                q_proj_norm, pl.reshape(q_normed, [BT, QNH * D]), [b0, hq0]
+                            )
+                        for hg in pl.range(NKN):
+                            hk0 = hg * (KNH * D)
+                            k_heads = pl.reshape(
+                                pl.slice(k_proj, [BT, KNH * D], [b0, hk0]), [BT * KNH, D]
+                            )
+                            k_sq = pl.row_sum(pl.mul(k_heads, k_heads))
+                            k_inv = pl.rsqrt(pl.add(pl.mul(k_sq, HEAD_DIM_INV), EPS))
+                            k_normed = pl.col_expand_mul(
+                                pl.row_expand_mul(k_heads, k_inv), k_norm_w
+                            )
+                            k_proj_norm = pl.assemble(
+                                k_proj_norm, pl.reshape(k_normed, [BT, KNH * D]), [b0, hk0]
+                            )
+
+                # ---- scope 2: RoPE + paged KV write + grouped decode attention, per user
+                attn_out = pl.create_tensor([batch_padded, QW], dtype=pl.BF16)
+                for b in pl.parallel(user_batch):
+                    ctx_len = pl.tensor.read(seq_lens, [b])
+                    pos = ctx_len - 1
+                    ctx_blocks = (ctx_len + BS - 1) // BS
+                    bt_base = b * MB
+                    slot = pl.tensor.read(slot_mapping, [b])
+                    slot_block = slot // BS
+                    slot_offset = slot - slot_block * BS
+                    cos_row = pl.slice(rope_cos, [1, D], [pos, 0])
+                    sin_row = pl.slice(rope_sin, [1, D], [pos, 0])
+                    cos_lo = pl.slice(cos_row, [1, HALF], [0, 0])
+                    cos_hi = pl.slice(cos_row, [1, HALF], [0, HALF])
+                    sin_lo = pl.slice(sin_row, [1, HALF], [0, 0])
+                    sin_hi = pl.slice(sin_row, [1, HALF], [0, HALF])
+
+                    # Group ki = KV head ki: its QPK query heads, rotated, in rows
+                    # [ki*QP, ki*QP + QPK); rows QPK..QP-1 are never written (fillpad on read).
+                    q_padded = pl.create_tensor([NKV * QP, D], dtype=pl.BF16)
+                    with pl.at(
+                        level=pl.Level.CORE_GROUP,
+                        optimization=pl.chunked_loop_optimizer,
+                        name_hint="decode_rope_kv_cache",
+                    ):
+                        for ki in pl.parallel(0, NKV, 1, chunk=8):
+                            kv_col = ki * D
+                            cache_row = layer_off_cache + (slot_block * NKV + ki) * BS + slot_offset
+                            k_lo = pl.slice(k_proj_norm, [1, HALF], [b, kv_col])
+                            k_hi = pl.slice(k_proj_norm, [1, HALF], [b, kv_col + HALF])
+                            k_rot_lo = pl.sub(
+                                pl.col_expand_mul(k_lo, cos_lo), pl.col_expand_mul(k_hi, sin_lo)
+                            )
+                            k_rot_hi = pl.add(
+                                pl.col_expand_mul(k_hi, cos_hi), pl.col_expand_mul(k_lo, sin_hi)
+                            )
+                            k_cache = pl.assemble(
+                                k_cache, pl.cast(k_rot_lo, pl.BF16), [cache_row, 0]
+                            )
+                            k_cache = pl.assemble(
+                                k_cache, pl.cast(k_rot_hi, pl.BF16), [cache_row, HALF]
+                            )
+                            v_row = pl.slice(v_proj, [1, D], [b, kv_col])
+                            v_cache = pl.assemble(v_cache, pl.cast(v_row, pl.BF16), [cache_row, 0])
+
+                            q_group = pl.reshape(
+                                pl.slice(q_proj_norm, [1, QGW], [b, ki * QGW]), [QPK, D]
+                            )
+                            q_lo = pl.slice(q_group, [QPK, HALF], [0, 0])
+                            q_hi = pl.slice(q_group, [QPK, HALF], [0, HALF])
+                            q_rot_lo = pl.sub(
+                                pl.col_expand_mul(q_lo, cos_lo), pl.col_expand_mul(q_hi, sin_lo)
+                            )
+                            q_rot_hi = pl.add(
+                                pl.col_expand_mul(q_hi, cos_hi), pl.col_expand_mul(q_lo, sin_hi)
+                            )
+                            q_padded = pl.assemble(
+                                q_padded, pl.cast(q_rot_lo, pl.BF16), [ki * QP, 0]
+                            )
+                            q_padded = pl.assemble(
+                                q_padded, pl.cast(q_rot_hi, pl.BF16), [ki * QP, HALF]
+                            )
+
+                    # Per-user scratch; slot (group gi, block sb) = rows (gi*MB + sb)*QP ..+QP.
+                    all_raw_scores = pl.create_tensor([SROWS, BS], dtype=pl.FP32)
+                    all_exp_padded = pl.create_tensor([SROWS, BS], dtype=pl.BF16)
+                    all_oi_tmp = pl.create_tensor([SROWS, D], dtype=pl.FP32)
+                    all_cur_mi = pl.create_tensor([SROWS, 1], dtype=pl.FP32)
+                    all_cur_li = pl.create_tensor([SROWS, 1], dtype=pl.FP32)
+
+                    # (a) raw scores S = Q K^T per block (BF16 operands, FP32 result)
+                    with pl.at(
+                        level=pl.Level.CORE_GROUP,
+                        optimization=pl.chunked_loop_optimizer,
+                        name_hint="decode_qk_matmul",
+                    ):
+                        for gi in pl.range(NKV):
+                            q_group_rows = pl.slice(
+                                q_padded, [QP, D], [gi * QP, 0], valid_shape=[QPK, D]
+                            )
+                            q_tile = pl.fillpad(q_group_rows, pad_value=pl.PadValue.zero)
+                            for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
+                                pbid = pl.cast(
+                                    pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX
+                                )
+                                k_row0 = layer_off_cache + (pbid * NKV + gi) * BS
+                                k_tile = pl.slice(k_cache, [BS, D], [k_row0, 0])
+                                raw_scores = pl.matmul(
+                                    q_tile, k_tile, out_dtype=pl.FP32, b_trans=True
+                                )
+                                all_raw_scores = pl.assemble(
+                                    all_raw_scores, raw_scores, [(gi * MB + sb) * QP, 0]
+                                )
+
+                    # (b) per-block softmax: mask (min) before scaling, local max, BF16 P,
+                    # l = row_sum of the rounded P
+                    with pl.at(
+                        level=pl.Level.CORE_GROUP,
+                        optimization=pl.chunked_loop_optimizer,
+                        name_hint="decode_softmax",
+                    ):
+                        for gi in pl.range(NKV):
+                            for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
+                                s_row = (gi * MB + sb) * QP
+                                valid_len = pl.min(BS, ctx_len - sb * BS)
+                                scores_valid = pl.slice(
+                                    all_raw_scores,
+                                    [QP, BS],
+                                    [s_row, 0],
+                                    valid_shape=[QP, valid_len],
+                                )
+                                scores_padded = pl.fillpad(scores_valid, pad_value=pl.PadValue.min)
+                                scores = pl.mul(scores_padded, ATTN_SCALE)
+                                cur_mi = pl.row_max(scores)
+                                exp_scores = pl.exp(pl.row_expand_sub(scores, cur_mi))
+                                exp_bf16 = pl.cast(exp_scores, pl.BF16)
+                                cur_li = pl.row_sum(pl.cast(exp_bf16, pl.FP32))
+                                all_exp_padded = pl.assemble(all_exp_padded, exp_bf16, [s_row, 0])
+                                all_cur_mi = pl.assemble(all_cur_mi, cur_mi, [s_row, 0])
+                                all_cur_li = pl.assemble(all_cur_li, cur_li, [s_row, 0])
+
+                    # (c) O_blk = P V per block; V rows past the context are zero-filled so
+                    # stale (even non-finite) cache rows cannot leak through 0 * NaN.
+                    with pl.at(
+                        level=pl.Level.CORE_GROUP,
+                        optimization=pl.chunked_loop_optimizer,
+                        name_hint="decode_sv_matmul",
+                    ):
+                        for gi in pl.range(NKV):
+                            for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
+                                s_row = (gi * MB + sb) * QP
+                                valid_len = pl.min(BS, ctx_len - sb * BS)
+                                pbid = pl.cast(
+                                    pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX
+                                )
+                                v_row0 = layer_off_cache + (pbid * NKV + gi) * BS
+                                exp_tile = pl.slice(all_exp_padded, [QP, BS], [s_row, 0])
+                                v_valid = pl.slice(
+                                    v_cache, [BS, D], [v_row0, 0], valid_shape=[valid_len, D]
+                                )
+                                v_tile = pl.fillpad(v_valid, pad_value=pl.PadValue.zero)
+                                oi_tmp = pl.matmul(exp_tile, v_tile, out_dtype=pl.FP32)
+                                all_oi_tmp = pl.assemble(all_oi_tmp, oi_tmp, [s_row, 0])
+
+                    # (d) online merge across blocks (FP32), ctx -> BF16, (e) unpad the QPK
+                    # heads of group gi into attn_out row b
+                    with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_online_softmax"):
+                        for gi in pl.range(NKV):
+                            base = gi * MB * QP
+                            oi = pl.slice(all_oi_tmp, [QP, D], [base, 0])
+                            mi = pl.slice(all_cur_mi, [QP, 1], [base, 0])
+                            li = pl.slice(all_cur_li, [QP, 1], [base, 0])
+                            for sb in pl.range(1, ctx_blocks):
+                                blk = base + sb * QP
+                                oi_blk = pl.slice(all_oi_tmp, [QP, D], [blk, 0])
+                                mi_blk = pl.slice(all_cur_mi, [QP, 1], [blk, 0])
+                                li_blk = pl.slice(all_cur_li, [QP, 1], [blk, 0])
+                                mi_new = pl.maximum(mi, mi_blk)
+                                alpha = pl.exp(pl.sub(mi, mi_new))
+                                beta = pl.exp(pl.sub(mi_blk, mi_new))
+                                li = pl.add(pl.mul(alpha, li), pl.mul(beta, li_blk))
+                                oi = pl.add(
+                                    pl.row_expand_mul(oi, alpha), pl.row_expand_mul(oi_blk, beta)
+                                )
+                                mi = mi_new
+                            ctx = pl.row_expand_div(oi, li)
+                            ctx_bf16 = pl.cast(ctx, pl.BF16)
+                            ctx_heads = pl.reshape(pl.slice(ctx_bf16, [QPK, D], [0, 0]), [1, QGW])
+                            attn_out = pl.assemble(attn_out, ctx_heads, [b, gi * QGW])
+
+                # Rows U..batch_padded-1 of attn_out were never written: zero them (fillpad of
+                # the last tile) so the O projection reads defined data.
+                with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_attn_pad_rows"):
+                    for kb in pl.range(NOK):
+                        k0 = kb * OK
+                        attn_last = pl.slice(
+                            attn_out, [BT, OK], [last_b0, k0], valid_shape=[last_valid, OK]
+                        )
+                        attn_out = pl.assemble(
+                            attn_out,
+                            pl.fillpad(attn_last, pad_value=pl.PadValue.zero),
+                            [last_b0, k0],
+                        )
+
+                # ---- scope 3: O projection + residual (FP32), post RMSNorm, SwiGLU, down + residual
+                for b0 in pl.parallel(0, batch_padded, BT):
+                    resid1_tile = pl.create_tensor([BT, H], dtype=pl.FP32)
+                    for ob in pl.range(NOC):
+                        o0 = ob * OC
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_out_proj"):
+                            a_chunk_0 = pl.slice(attn_out, [BT, OK], [b0, 0])
+                            w_chunk_0 = pl.slice(wo, [OK, OC], [layer_off_q, o0])
+                            o_acc = pl.matmul(a_chunk_0, w_chunk_0, out_dtype=pl.FP32)
+                            for kb in pl.range(1, NOK):
+                                k0 = kb * OK
+                                a_chunk = pl.slice(attn_out, [BT, OK], [b0, k0])
+                                w_chunk = pl.slice(wo, [OK, OC], [layer_off_q + k0, o0])
+                                o_acc = pl.matmul_acc(o_acc, a_chunk, w_chunk)
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_out_proj_residual"):
+                            resid = pl.cast(pl.slice(current_hidden, [BT, OC], [b0, o0]), pl.FP32)
+                            resid1_tile = pl.assemble(resid1_tile, pl.add(o_acc, resid), [0, o0])
+
+                    post_norm_tile = pl.create_tensor([BT, H], dtype=pl.BF16)
+                    with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_post_rmsnorm"):
+                        sq_sum = pl.full([1, BT], dtype=pl.FP32, value=0.0)
+                        for kb in pl.range(NKC):
+                            k0 = kb * KC
+                            resid_chunk = pl.slice(resid1_tile, [BT, KC], [0, k0])
+                            sq_sum = pl.add(
+                                sq_sum,
+                                pl.reshape(pl.row_sum(pl.mul(resid_chunk, resid_chunk)), [1, BT]),
+                            )
+                        inv_rms_post = pl.recip(pl.sqrt(pl.add(pl.mul(sq_sum, HIDDEN_INV), EPS)))
+                        inv_rms_col = pl.reshape(inv_rms_post, [BT, 1])
+                        for kb in pl.range(NKC):
+                            k0 = kb * KC
+                            resid_chunk = pl.slice(resid1_tile, [BT, KC], [0, k0])
+                            post_gamma = pl.slice(post_rms_weight, [1, KC], [layer, k0])
+                            post_normed = pl.col_expand_mul(
+                                pl.row_expand_mul(resid_chunk, inv_rms_col), post_gamma
+                            )
+                            post_norm_tile = pl.assemble(
+                                post_norm_tile, pl.cast(post_normed, pl.BF16), [0, k0]
+                            )
+
+                    mlp_tile = pl.create_tensor([BT, I], dtype=pl.BF16)
+                    for ob in pl.range(NMC):
+                        m0 = ob * MC
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_gate_proj"):
+                            post_chunk_0 = pl.slice(post_norm_tile, [BT, KC], [0, 0])
+                            wg_0 = pl.slice(w_gate, [KC, MC], [layer_off_h, m0])
+                            gate_acc = pl.matmul(post_chunk_0, wg_0, out_dtype=pl.FP32)
+                            for kb in pl.range(1, NKC):
+                                k0 = kb * KC
+                                post_chunk = pl.slice(post_norm_tile, [BT, KC], [0, k0])
+                                wg = pl.slice(w_gate, [KC, MC], [layer_off_h + k0, m0])
+                                gate_acc = pl.matmul_acc(gate_acc, post_chunk, wg)
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_up_proj"):
+                            post_chunk_0 = pl.slice(post_norm_tile, [BT, KC], [0, 0])
+                            wu_0 = pl.slice(w_up, [KC, MC], [layer_off_h, m0])
+                            up_acc = pl.matmul(post_chunk_0, wu_0, out_dtype=pl.FP32)
+                            for kb in pl.range(1, NKC):
+                                k0 = kb * KC
+                                post_chunk = pl.slice(post_norm_tile, [BT, KC], [0, k0])
+                                wu = pl.slice(w_up, [KC, MC], [layer_off_h + k0, m0])
+                                up_acc = pl.matmul_acc(up_acc, post_chunk, wu)
+                        with pl.at(
+                            level=pl.Level.CORE_GROUP,
+                            optimization=pl.chunked_loop_optimizer,
+                            name_hint="decode_silu",
+                        ):
+                            sigmoid = pl.recip(pl.add(pl.exp(pl.neg(gate_acc)), 1.0))
+                            mlp_chunk = pl.mul(pl.mul(gate_acc, sigmoid), up_acc)
+                            mlp_tile = pl.assemble(mlp_tile, pl.cast(mlp_chunk, pl.BF16), [0, m0])
+
+                    for dob in pl.range(NDC):
+                        d0 = dob * DC
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_down_proj"):
+                            mlp_chunk_0 = pl.slice(mlp_tile, [BT, MC], [0, 0])
+                            w_down_0 = pl.slice(w_down, [MC, DC], [layer_off_inter, d0])
+                            down_acc = pl.matmul(mlp_chunk_0, w_down_0, out_dtype=pl.FP32)
+                            for ob in pl.range(1, NMC):
+                                m0 = ob * MC
+                                mlp_chunk_i = pl.slice(mlp_tile, [BT, MC], [0, m0])
+                                w_down_i = pl.slice(w_down, [MC, DC], [layer_off_inter + m0, d0])
+                                down_acc = pl.matmul_acc(down_acc, mlp_chunk_i, w_down_i)
+                        with pl.at(
+                            level=pl.Level.CORE_GROUP, name_hint="decode_down_proj_residual"
+                        ):
+                            layer_out = pl.add(down_acc, pl.slice(resid1_tile, [BT, DC], [0, d0]))
+                            next_hidden = pl.assemble(
+                                next_hidden, pl.cast(layer_out, pl.BF16), [b0, d0]
+                            )
+
+                current_hidden = next_hidden  # BF16 inter-layer carry
+
+            # ---- copy-out: only the U valid rows land in `out`
+            for b0 in pl.parallel(0, batch_padded, BT):
+                cur_valid = pl.min(BT, user_batch - b0)
+                for kb in pl.range(NKC):
+                    k0 = kb * KC
+                    with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_copy_out"):
+                        hidden_rows = pl.slice(
+                            current_hidden, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC]
+                        )
+                        out = pl.assemble(out, hidden_rows, [b0, k0])
+
+            # ---- fused tail, every batch tile: final RMSNorm (rsqrt) -> BF16, LM head (FP32)
+            final_normed = pl.create_tensor([batch_padded, H], dtype=pl.BF16)
+            for b0 in pl.parallel(0, batch_padded, BT):
+                cur_valid = pl.min(BT, user_batch - b0)
+                with pl.at(level=pl.Level.CORE_GROUP, name_hint="final_rmsnorm"):
+                    sq_fin = pl.full([1, BT], dtype=pl.FP32, value=0.0)
+                    for kb in pl.range(NKC):
+                        k0 = kb * KC
+                        x_fin = pl.cast(pl.slice(current_hidden, [BT, KC], [b0, k0]), pl.FP32)
+                        sq_fin = pl.add(
+                            sq_fin, pl.reshape(pl.row_sum(pl.mul(x_fin, x_fin)), [1, BT])
+                        )
+                    inv_fin = pl.reshape(pl.rsqrt(pl.add(pl.mul(sq_fin, HIDDEN_INV), EPS)), [BT, 1])
+                    for kb in pl.range(NKC):
+                        k0 = kb * KC
+                        x_fin = pl.cast(pl.slice(current_hidden, [BT, KC], [b0, k0]), pl.FP32)
+                        gamma_fin = pl.slice(final_norm_weight, [1, KC], [0, k0])
+                        normed_fin = pl.cast(
+                            pl.col_expand_mul(pl.row_expand_mul(x_fin, inv_fin), gamma_fin),
+                            pl.BF16,
+                        )
+                        final_normed = pl.assemble(final_normed, normed_fin, [b0, k0])
+                        normed_rows = pl.slice(
+                            normed_fin, [BT, KC], [0, 0], valid_shape=[cur_valid, KC]
+                        )
+                        rms_normed = pl.assemble(rms_normed, normed_rows, [b0, k0])
+
+                with pl.at(
+                    level=pl.Level.CORE_GROUP, optimizations=[pl.auto_chunk], name_hint="lm_head"
+                ):
+                    for ob in pl.parallel(NVC, chunk=8):
+                        v0 = ob * VC
+                        h_chunk_0 = pl.slice(final_normed, [BT, KC], [b0, 0])
+                        lm_w_0 = pl.slice(lm_head_weight, [VC, KC], [v0, 0])
+                        lm_acc = pl.matmul(h_chunk_0, lm_w_0, out_dtype=pl.FP32, b_trans=True)
+                        for kb in pl.range(1, NKC):
+                            k0 = kb * KC
+                            h_chunk = pl.slice(final_normed, [BT, KC], [b0, k0])
+                            lm_w = pl.slice(lm_head_weight, [VC, KC], [v0, k0])
+                            lm_acc = pl.matmul_acc(lm_acc, h_chunk, lm_w, b_trans=True)
+                        logit_rows = pl.slice(lm_acc, [BT, VC], [0, 0], valid_shape=[cur_valid, VC])
+                        logits = pl.assemble(logits, logit_rows, [b0, v0])
+
+            return out, rms_normed, logits
+
+        @pl.function(level=pl.Level.HOST, role=pl.Role.SubWorker)
+        def sample_and_prepare(
+            self,
+            logits: pl.Tensor[[USER_BATCH, PV], pl.FP32],
+            seq_lens: pl.Tensor[[USER_BATCH], pl.INT32],
+            slot_mapping: pl.Tensor[[USER_BATCH], pl.INT32],
+            hidden: pl.Out[pl.Tensor[[USER_BATCH, H], pl.BF16]],
+        ) -> pl.Tensor[[USER_BATCH, H], pl.BF16]:
+            """Sample from `logits`, write the next tokens' embeddings into `hidden`, and advance
+            `seq_lens`/`slot_mapping` in place (declared In, as in the seed, so the host call
+            sites escape InOutUseDiscipline; the RAW edge comes from logits -> hidden)."""
+            ...
+
+        @pl.function(level=pl.Level.HOST, role=pl.Role.Orchestrator)
+        def host_orch(
+            self,
+            decode_hidden: pl.Tensor[[USER_BATCH, H], pl.BF16],
+            decode_seq_lens: pl.Tensor[[USER_BATCH], pl.INT32],
+            decode_slot_mapping: pl.Tensor[[USER_BATCH], pl.INT32],
+            input_rms_weight: pl.Tensor[[L, H], pl.FP32],
+            wq: pl.Tensor[[L * H, QW], pl.BF16],
+            wk: pl.Tensor[[L * H, KVW], pl.BF16],
+            wv: pl.Tensor[[L * H, KVW], pl.BF16],
+            q_norm_weight: pl.Tensor[[L, D], pl.FP32],
+            k_norm_weight: pl.Tensor[[L, D], pl.FP32],
+            rope_cos: pl.Tensor[[MAX_SEQ, D], pl.FP32],
+            rope_sin: pl.Tensor[[MAX_SEQ, D], pl.FP32],
+            block_table: pl.Tensor[[BLOCK_TABLE_LEN], pl.INT32],
+            k_cache: pl.Tensor[[CACHE_ROWS, D], pl.BF16],
+            v_cache: pl.Tensor[[CACHE_ROWS, D], pl.BF16],
+            wo: pl.Tensor[[L * QW, H], pl.BF16],
+            post_rms_weight: pl.Tensor[[L, H], pl.FP32],
+            w_gate: pl.Tensor[[L * H, I], pl.BF16],
+            w_up: pl.Tensor[[L * H, I], pl.BF16],
+            w_down: pl.Tensor[[L * I, H], pl.BF16],
+            final_norm_weight: pl.Tensor[[1, H], pl.FP32],
+            lm_head_weight: pl.Tensor[[PV, H], pl.BF16],
+            decode_out: pl.Out[pl.Tensor[[USER_BATCH, H], pl.BF16]],
+            rms_normed: pl.Out[pl.Tensor[[USER_BATCH, H], pl.BF16]],
+            logits: pl.Out[pl.Tensor[[USER_BATCH, PV], pl.FP32]],
+        ) -> pl.Tensor[[USER_BATCH, H], pl.BF16]:
+            # Step 0: decode the current tokens, then sample. Every Out argument is read back
+            # only through the returned values (InOutUseDiscipline).
+            out_d, out_rms, out_lm = self.qwen3_decode_all(
+                decode_hidden,
+                input_rms_weight,
+                wq,
+                wk,
+                wv,
+                q_norm_weight,
+                k_norm_weight,
+                decode_seq_lens,
+                block_table,
+                decode_slot_mapping,
+                rope_cos,
+                rope_sin,
+                k_cache,
+                v_cache,
+                wo,
+                post_rms_weight,
+                w_gate,
+                w_up,
+                w_down,
+                final_norm_weight,
+                lm_head_weight,
+                decode_out,
+                rms_normed,
+                logits,
+            )
+            upd_hidden = self.sample_and_prepare(
+                out_lm, decode_seq_lens, decode_slot_mapping, decode_hidden
+            )
+            # Steps 1..max_new_tokens-1: decode the sampled tokens, then sample again.
+            for _ in pl.range(max_new_tokens - 1):
+                out_d, out_rms, out_lm = self.qwen3_decode_all(
+                    upd_hidden,
+                    input_rms_weight,
+                    wq,
+                    wk,
+                    wv,
+                    q_norm_weight,
+                    k_norm_weight,
+                    decode_seq_lens,
+                    block_table,
+                    decode_slot_mapping,
+                    rope_cos,
+                    rope_sin,
+                    k_cache,
+                    v_cache,
+                    wo,
+                    post_rms_weight,
+                    w_gate,
+                    w_up,
+                    w_down,
+                    final_norm_weight,
+                    lm_head_weight,
+                    out_d,
+                    out_rms,
+                    out_lm,
+                )
+                upd_hidden = self.sample_and_prepare(
+                    out_lm, decode_seq_lens, decode_slot_mapping, upd_hidden
+                )
+            return out_d
+
+    return Qwen3DecodeAll
+
+
+def decode_args(weights, hidden_states, seq_lens, block_table, slot_mapping, k_cache, v_cache,
+                out, rms_normed, logits) -> list:  # fmt: skip
+    """The positional arguments of ``qwen3_decode_all`` in `DECODE_PARAM_NAMES` order.
+
+    ``weights`` is a `kernels.qwen3.weights.Qwen3Weights` (or a name -> array mapping).
+    """
+    get = weights.__getitem__ if isinstance(weights, dict) else lambda n: getattr(weights, n)
+    given = {
+        "hidden_states": hidden_states,
+        "seq_lens": seq_lens,
+        "block_table": block_table,
+        "slot_mapping": slot_mapping,
+        "k_cache": k_cache,
+        "v_cache": v_cache,
+        "out": out,
+        "rms_normed": rms_normed,
+        "logits": logits,
+    }
+    return [given[n] if n in given else get(n) for n in DECODE_PARAM_NAMES]
