@@ -80,6 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     diagnostics: list[Diagnostic] = []
     status = EXIT_CLEAN
+    checked = 0
     for path in args.files:
         try:
             programs = load_programs(path)
@@ -94,17 +95,20 @@ def cmd_check(args: argparse.Namespace) -> int:
                 continue
             diagnostics.append(exc.diagnostic)  # a kernel that does not capture is an error
             continue
+        if not programs:
+            print(f"pldsl: note: no @pl.program or pldsl_programs() in {path}", file=sys.stderr)
+        checked += len(programs)
         for program in programs:
             diagnostics += run_checks(
                 program, disable=tuple(args.disable), warnings_as_errors=args.warnings_as_errors
             )
-    _print_diagnostics(diagnostics, args.format)
+    _print_diagnostics(diagnostics, args.format, checked)
     if status == EXIT_CANNOT_RUN:
         return status
     return EXIT_ERRORS if any(d.is_error for d in diagnostics) else EXIT_CLEAN
 
 
-def _print_diagnostics(diagnostics: list[Diagnostic], fmt: str) -> None:
+def _print_diagnostics(diagnostics: list[Diagnostic], fmt: str, checked: int) -> None:
     if fmt == "json":
         for d in diagnostics:
             print(d.to_json())
@@ -116,7 +120,7 @@ def _print_diagnostics(diagnostics: list[Diagnostic], fmt: str) -> None:
             print()
         errors = sum(d.is_error for d in diagnostics)
         warnings = sum(d.severity == "warning" for d in diagnostics)
-        print(f"{errors} error(s), {warnings} warning(s)")
+        print(f"{checked} program(s) checked: {errors} error(s), {warnings} warning(s)")
 
 
 def to_sarif(diagnostics: list[Diagnostic]) -> dict:

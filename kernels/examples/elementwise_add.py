@@ -69,6 +69,11 @@ def build(
     return ElementwiseAdd
 
 
+def pldsl_programs() -> list[pl.Program]:
+    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
+    return [build(), build(rows=37)]
+
+
 def make_inputs(rows: int = ROWS, cols: int = COLS, seed: int = 0) -> dict[str, Any]:
     """Random FP32 ``x`` (standard normal) and the scalar ``a``."""
     rng = np.random.default_rng(seed)

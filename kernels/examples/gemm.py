@@ -84,6 +84,11 @@ def build(
     return Gemm
 
 
+def pldsl_programs() -> list[pl.Program]:
+    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
+    return [build(), build(m=37)]
+
+
 def make_inputs(m: int = M, k: int = K, n: int = N, seed: int = 0) -> dict[str, np.ndarray]:
     """Random FP32 ``a`` ``[m, k]`` and ``b`` ``[k, n]`` (standard normal)."""
     rng = np.random.default_rng(seed)

@@ -88,6 +88,11 @@ def build(
     return GemmBF16
 
 
+def pldsl_programs() -> list[pl.Program]:
+    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
+    return [build(), build(m=37)]
+
+
 def make_inputs(m: int = M, k: int = K, n: int = N, seed: int = 0) -> dict[str, np.ndarray]:
     """BF16 ``a`` ``[m, k]`` and ``b`` ``[k, n]``: uniform(-1, 1), ``b`` scaled by
     1/sqrt(k) (the multi_proj convention), rounded to BF16."""

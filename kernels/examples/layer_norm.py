@@ -80,6 +80,11 @@ def build(
     return LayerNorm
 
 
+def pldsl_programs() -> list[pl.Program]:
+    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
+    return [build(), build(rows=37)]
+
+
 def make_inputs(rows: int = ROWS, hidden: int = HIDDEN, seed: int = 0) -> dict[str, np.ndarray]:
     """Random FP32 ``x``, ``gamma``, ``beta`` (standard normal)."""
     rng = np.random.default_rng(seed)

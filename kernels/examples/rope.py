@@ -75,6 +75,11 @@ def build(
     return RoPE
 
 
+def pldsl_programs() -> list[pl.Program]:
+    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
+    return [build(), build(rows=37)]
+
+
 def make_inputs(
     rows: int = ROWS, head_dim: int = HEAD_DIM, seed: int = 0, position: int = 7
 ) -> dict[str, np.ndarray]:

@@ -58,6 +58,11 @@ def build(cols: int = COLS, row_tile: int = ROW_TILE, rows: int | None = None) -
     return Softmax
 
 
+def pldsl_programs() -> list[pl.Program]:
+    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
+    return [build(), build(rows=37)]
+
+
 def make_inputs(rows: int = ROWS, cols: int = COLS, seed: int = 0) -> dict[str, np.ndarray]:
     """Random FP32 ``x`` (standard normal, times 4 so rows have a dominant entry)."""
     rng = np.random.default_rng(seed)

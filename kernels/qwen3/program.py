@@ -853,3 +853,24 @@ def decode_args(weights, hidden_states, seq_lens, block_table, slot_mapping, k_c
         "logits": logits,
     }
     return [given[n] if n in given else get(n) for n in DECODE_PARAM_NAMES]
+
+
+def pldsl_programs() -> list[pl.Program]:
+    """The programs `pldsl check kernels/qwen3/program.py` inspects: the tiny configs (MHA-like
+    q_per_kv=2 and q_per_kv=4) and Qwen3-0.6B's widths, with small caches."""
+    from .config import preset
+
+    programs = []
+    for name in ("tiny", "tiny-gqa4", "qwen3-0.6b"):
+        cfg = preset(name)
+        programs.append(
+            build_program(
+                cfg,
+                max_seq=256,
+                block_size=16,
+                num_pages=32,
+                max_blocks_per_seq=16,
+                padded_vocab=cfg.padded_vocab(),
+            )
+        )
+    return programs
