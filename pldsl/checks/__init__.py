@@ -65,7 +65,8 @@ def run_checks(
     """Run every rule not in `disable`; diagnostics sorted by file, line and column.
 
     `warnings_as_errors` turns every warning into an error (CI gates). An unknown name in
-    `disable` raises ValueError listing the known rules.
+    `disable` raises ValueError listing the known rules. A rule that crashes is reported as a
+    warning of that rule ("internal error: ...") and the other rules still run.
     """
     if isinstance(disable, str):
         disable = (disable,)
@@ -77,11 +78,26 @@ def run_checks(
     for name, rule in RULES.items():
         if name in disabled:
             continue
-        for d in rule.check(program):
+        try:
+            diags = rule.check(program)
+        except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others
+            diags = [_crashed(name, program, exc)]
+        for d in diags:
             if warnings_as_errors and d.severity == "warning":
                 d = dataclasses.replace(d, severity="error")
             found.setdefault((*_sort_key(d), d.severity), d)
     return sorted(found.values(), key=_sort_key)
+
+
+def _crashed(name: str, program: Program, exc: Exception) -> Diagnostic:
+    return Diagnostic(
+        name,
+        "warning",
+        f"internal error: check {name} crashed on program '{program.name}' "
+        f"({type(exc).__name__}: {exc}); its findings are missing",
+        program.span,
+        f"run the other rules with --disable {name}, and report the crash",
+    )
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

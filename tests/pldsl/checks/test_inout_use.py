@@ -1,0 +1,389 @@
+"""InOutUseDiscipline: PyPTO's acceptance cases V1-V8, P1-P8 and the derived cases D1-D9.
+
+The programs follow PyPTO's `test_stmt_dependency_analysis.py`: `mutate(T: InOut[...])`
+returns `pl.add(T, T)`; every violation must name the variable and point at the read.
+"""
+
+from checkutil import kernel, lines
+
+from pldsl.checks import RULES, has_errors, run_checks
+
+RULE = "InOutUseDiscipline"
+
+PRELUDE = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def mutate(self, t: pl.InOut[pl.Tensor[[64], pl.FP32]]) -> pl.Tensor[[64], pl.FP32]:
+        r = pl.add(t, t)
+        return r
+
+    @pl.function(type=pl.FunctionType.InCore)
+    def produce(self, t: pl.Out[pl.Tensor[[64], pl.FP32]]) -> pl.Tensor[[64], pl.FP32]:
+        t = pl.full([64], pl.FP32, 1.0)
+        return t
+
+    @pl.function(type=pl.FunctionType.InCore)
+    def mutate2(
+        self, ro: pl.Tensor[[64], pl.FP32], t: pl.InOut[pl.Tensor[[64], pl.FP32]]
+    ) -> pl.Tensor[[64], pl.FP32]:
+        r = pl.add(ro, t)
+        return r
+
+    @pl.function(type=pl.FunctionType.InCore)
+    def k(
+        self,
+        x: pl.Tensor[[64], pl.FP32],
+        a: pl.InOut[pl.Tensor[[64], pl.FP32]],
+        b: pl.InOut[pl.Tensor[[64], pl.FP32]],
+    ) -> pl.Tuple[pl.Tensor[[64], pl.FP32], pl.Tensor[[64], pl.FP32]]:
+        return a, b
+
+    @pl.function(type=pl.FunctionType.Inline)
+    def writeout(self, a: pl.Tensor[[64], pl.FP32], out: pl.Out[pl.Tensor[[64], pl.FP32]]):
+        out = pl.assemble(out, a, [0])
+
+    @pl.function(type=pl.FunctionType.InCore)
+    def passthrough(self, a: pl.Tensor[[64], pl.FP32]) -> pl.Tensor[[64], pl.FP32]:
+        return a
+"""
+
+
+def program(body: str, params: str = "x: pl.Tensor[[64], pl.FP32]", ftype: str = "Opaque"):
+    """PRELUDE plus a `main` whose body is `body` (already indented by 8 spaces)."""
+    src = PRELUDE + (
+        f"\n    @pl.function(type=pl.FunctionType.{ftype})\n"
+        f"    def main(self, {params}) -> pl.Tensor[[64], pl.FP32]:\n" + body
+    )
+    return kernel(src)
+
+
+def only(k, name: str, marker: str):
+    found = k.rule(RULE)
+    assert found, "expected an InOutUseDiscipline violation"
+    d = next(d for d in found if d.span.line == k.line(marker))
+    assert d.rule == RULE and d.severity == "error"
+    assert f"variable '{name}' was passed as InOut/Out at " in d.message
+    assert d.message.endswith("; read the post-call return value instead of the pre-call variable")
+    return d
+
+
+def clean(k):
+    assert k.rule(RULE) == []
+
+
+# ----------------------------------------------------------------- violations
+
+
+def test_v1_rejects_post_inout_read():
+    k = program(
+        "        t_new = self.mutate(x)  # call\n"
+        "        y = pl.add(x, x)  # read\n"
+        "        return t_new\n"
+    )
+    d = only(k, "x", "read")
+    # exact PyPTO text: origin = the call's file:line:col, location = the read's Var
+    call_col = k.text.splitlines()[k.line("call") - 1].index("self.mutate") + 1
+    assert d.message == (
+        f"variable 'x' was passed as InOut/Out at {k.file}:{k.line('call')}:{call_col}; "
+        "read the post-call return value instead of the pre-call variable"
+    )
+    assert d.span.col == k.text.splitlines()[k.line("read") - 1].index("x") + 1
+    assert lines(k.rule(RULE)) == [k.line("read")] * 2  # both operands are reads
+
+
+def test_v2_out_direction_treated_like_inout():
+    k = program(
+        "        t_new = self.produce(x)\n        y = pl.add(x, x)  # read\n        return y\n"
+    )
+    only(k, "x", "read")
+
+
+def test_v3_rejects_read_in_nested_if_branch():
+    k = program(
+        "        t_new = self.mutate(x)\n"
+        "        if flag == 0:\n"
+        "            y = pl.add(x, x)  # read\n"
+        "        else:\n"
+        "            y = pl.mul(t_new, t_new)\n"
+        "        return y\n",
+        params="x: pl.Tensor[[64], pl.FP32], flag: pl.Scalar[pl.INDEX]",
+    )
+    only(k, "x", "read")
+    assert set(lines(k.rule(RULE))) == {k.line("read")}
+
+
+def test_v4_rejects_read_in_for_body():
+    k = program(
+        "        t_new = self.mutate(x)\n"
+        "        for i, (acc,) in pl.range(0, 4, 1, init_values=(t_new,)):\n"
+        "            acc = pl.yield_(pl.add(acc, x))  # read\n"
+        "        return acc\n"
+    )
+    only(k, "x", "read")
+
+
+def test_v5_loop_backedge_is_flagged():
+    k = program(
+        "        for i in pl.range(0, 4, 1):\n"
+        "            y = pl.add(x, x)  # read\n"
+        "            z = self.mutate(x)  # call\n"
+        "        return x  # ret\n"
+    )
+    only(k, "x", "read")  # iteration 2 reads what iteration 1 passed as InOut
+    only(k, "x", "ret")
+    assert k.line("call") in lines(k.rule(RULE))  # the call's own argument, iteration 2
+
+
+def test_v6_violation_blocks_the_check():
+    k = program(
+        "        t_new = self.mutate(x)\n        y = pl.add(x, x)  # read\n        return y\n"
+    )
+    found = run_checks(k.program)
+    assert has_errors(found)
+    assert any(d.rule == RULE and d.span.line == k.line("read") for d in found)
+
+
+def test_v7_two_dimensional_variant_followed_by_pipeline():
+    src = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def mutate(self, t: pl.InOut[pl.Tensor[[64, 64], pl.FP32]]) -> pl.Tensor[[64, 64], pl.FP32]:
+        r = pl.add(t, t)
+        return r
+
+    @pl.function
+    def main(self, x: pl.Tensor[[64, 64], pl.FP32]) -> pl.Tensor[[64, 64], pl.FP32]:
+        t_new = self.mutate(x)
+        y = pl.add(x, t_new)  # read
+        for i in pl.pipeline(0, 4, 1, stage=2):
+            y = pl.add(y, t_new)
+        return y
+"""
+    k = kernel(src)
+    only(k, "x", "read")
+    assert lines(k.rule(RULE)) == [k.line("read")]
+
+
+def test_v8_inline_callee_called_as_statement():
+    src = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.Inline)
+    def add_inline(
+        self,
+        a: pl.Tensor[[64], pl.FP32],
+        b: pl.Tensor[[64], pl.FP32],
+        c: pl.Out[pl.Tensor[[64], pl.FP32]],
+    ):
+        c = pl.assemble(c, pl.add(a, b), [0])
+
+    @pl.function
+    def main(
+        self,
+        a: pl.Tensor[[64], pl.FP32],
+        b: pl.Tensor[[64], pl.FP32],
+        c: pl.Out[pl.Tensor[[64], pl.FP32]],
+    ) -> pl.Tensor[[64], pl.FP32]:
+        self.add_inline(a, b, c)
+        return c  # ret
+"""
+    k = kernel(src)
+    only(k, "c", "ret")
+
+
+# ----------------------------------------------------------------- clean programs
+
+
+def test_p1_clean_when_return_value_is_used():
+    clean(
+        program(
+            "        t_new = self.mutate(x)\n        y = pl.add(t_new, t_new)\n        return y\n"
+        )
+    )
+
+
+def test_p2_sibling_if_branch_does_not_bleed():
+    clean(
+        program(
+            "        if flag == 0:\n"
+            "            a = self.mutate(x)\n"
+            "        else:\n"
+            "            b = pl.add(x, x)\n"
+            "        return y\n",
+            params="x: pl.Tensor[[64], pl.FP32], y: pl.Tensor[[64], pl.FP32], "
+            "flag: pl.Scalar[pl.INDEX]",
+        )
+    )
+
+
+def test_p3_self_read_in_call_args_is_allowed():
+    clean(program("        r = self.mutate2(x, x)\n        return r\n"))
+
+
+def test_p4_builtin_ops_do_not_kill_vars():
+    clean(
+        program("        y = pl.add(x, x)\n        z = pl.mul(x, y)\n        return pl.add(x, z)\n")
+    )
+
+
+def test_p5_for_loop_var_is_not_flagged():
+    clean(
+        program(
+            "        t_new = self.mutate(x)\n"
+            "        for i, (acc,) in pl.range(0, 4, 1, init_values=(t_new,)):\n"
+            "            acc = pl.yield_(pl.add(acc, t_new))\n"
+            "        return acc\n"
+        )
+    )
+
+
+def test_p6_inline_statement_call_site_drops_return():
+    clean(
+        program(
+            "        self.writeout(a, ext)\n        b = pl.assemble(a, a, [0])\n        return b\n",
+            params="a: pl.Tensor[[64], pl.FP32], ext: pl.Out[pl.Tensor[[64], pl.FP32]]",
+        )
+    )
+
+
+def test_p7_repeated_builtin_store_target():
+    src = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function
+    def main(
+        self, a: pl.Tensor[[64, 64], pl.FP32], out: pl.Out[pl.Tensor[[64, 64], pl.FP32]]
+    ) -> pl.Tensor[[64, 64], pl.FP32]:
+        with pl.at(level=pl.Level.CORE_GROUP):
+            tile = pl.slice(a, [64, 64], [0, 0])
+            pl.assemble(out, tile, [0, 0])
+        with pl.at(level=pl.Level.CORE_GROUP):
+            tile = pl.slice(a, [64, 64], [0, 0])
+            pl.assemble(out, tile, [0, 0])
+        with pl.at(level=pl.Level.CORE_GROUP):
+            tile = pl.slice(a, [64, 64], [0, 0])
+            pl.assemble(out, tile, [0, 0])
+        with pl.at(level=pl.Level.CORE_GROUP):
+            tile = pl.slice(a, [64, 64], [0, 0])
+            pl.assemble(out, tile, [0, 0])
+        return out
+"""
+    clean(kernel(src))
+
+
+def test_p8_self_aliasing_assign():
+    clean(program("        x = self.passthrough(x)\n        return x\n"))
+
+
+# ----------------------------------------------------------------- derived cases
+
+
+def test_d1_rebinding_unkills():
+    clean(program("        x = self.mutate(x)\n        y = pl.add(x, x)\n        return y\n"))
+
+
+def test_d2_rhs_read_precedes_rebinding():
+    k = program("        r = self.mutate(x)\n        x = pl.add(x, x)  # read\n        return x\n")
+    only(k, "x", "read")
+    assert lines(k.rule(RULE)) == [k.line("read")] * 2  # the return reads the new x
+
+
+def test_d3_tuple_results():
+    params = (
+        "x: pl.Tensor[[64], pl.FP32], a: pl.InOut[pl.Tensor[[64], pl.FP32]], "
+        "b: pl.InOut[pl.Tensor[[64], pl.FP32]]"
+    )
+    bad = program(
+        "        a2, b2 = self.k(x, a, b)\n        y = pl.add(a, b2)  # read\n        return y\n",
+        params=params,
+    )
+    only(bad, "a", "read")
+    assert len(bad.rule(RULE)) == 1
+    clean(
+        program(
+            "        a, b = self.k(x, a, b)\n        y = pl.add(a, b)\n        return y\n",
+            params=params,
+        )
+    )
+
+
+def test_d4_kill_in_loop_read_after():
+    k = program(
+        "        for i in pl.range(0, 4, 1):\n"
+        "            y = self.mutate(x)\n"
+        "        z = pl.add(x, y)  # read\n"
+        "        return z\n"
+    )
+    only(k, "x", "read")
+
+
+def test_d5_kill_in_then_branch_read_after_if():
+    k = program(
+        "        y = pl.add(x, x)\n"
+        "        if flag == 0:\n"
+        "            y = self.mutate(x)\n"
+        "        z = pl.add(x, y)  # read\n"
+        "        return z\n",
+        params="x: pl.Tensor[[64], pl.FP32], flag: pl.Scalar[pl.INDEX]",
+    )
+    only(k, "x", "read")
+
+
+def test_d6_loop_on_its_own_iter_arg():
+    clean(
+        program(
+            "        for i, (acc,) in pl.range(0, 4, 1, init_values=(x,)):\n"
+            "            acc2 = self.mutate(acc)\n"
+            "            acc = pl.yield_(acc2)\n"
+            "        return acc\n"
+        )
+    )
+    k = program(
+        "        for i, (acc,) in pl.range(0, 4, 1, init_values=(x,)):\n"
+        "            acc2 = self.mutate(acc)\n"
+        "            acc = pl.yield_(acc)  # read\n"
+        "        return acc\n"
+    )
+    only(k, "acc", "read")
+
+
+def test_d7_expression_arguments_are_not_tracked():
+    clean(
+        program(
+            "        r = self.produce(pl.slice(buf, [64], [0]))\n"
+            "        y = pl.add(buf, r)\n"
+            "        return y\n",
+            params="buf: pl.Tensor[[64], pl.FP32]",
+        )
+    )
+
+
+def test_d8_group_and_spmd_functions_are_skipped():
+    body = "        t_new = self.mutate(x)\n        y = pl.add(x, x)\n        return y\n"
+    for ftype in ("Group", "Spmd"):
+        clean(program(body, ftype=ftype))
+    assert program(body, ftype="Orchestration").rule(RULE)
+
+
+def test_d9_return_is_a_read():
+    k = program("        t_new = self.mutate(x)\n        return x  # ret\n")
+    only(k, "x", "ret")
+
+
+def test_registry_entry():
+    severity, doc, fn = RULES[RULE]
+    assert severity == "error" and doc and callable(fn)

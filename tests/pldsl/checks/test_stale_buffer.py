@@ -1,0 +1,78 @@
+"""StaleBufferRead (warning): reading an older name after an in-place write under a new one."""
+
+from checkutil import kernel, lines
+from qwen3_shapes import CLEAN
+
+RULE = "StaleBufferRead"
+
+SRC = """
+import pldsl as pl
+
+K = 128
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(
+        self, x: pl.Tensor[[32, K], pl.FP32], out: pl.Out[pl.Tensor[[32, K], pl.FP32]]
+    ) -> pl.Tensor[[32, K], pl.FP32]:
+        a = pl.create_tensor([32, K], pl.FP32)
+        BODY
+        return out
+"""
+
+
+def k(body: str):
+    return kernel(SRC.replace("BODY", body))
+
+
+def test_read_of_old_name_after_assemble_is_flagged():
+    kk = k(
+        "t = pl.slice(x, [16, K], [0, 0])\n"
+        "        b = pl.assemble(a, t, [0, 0])  # write\n"
+        "        c = pl.slice(a, [16, K], [0, 0])  # stale\n"
+        "        out = pl.assemble(out, pl.add(pl.slice(b, [32, K], [0, 0]), 0.0), [0, 0])\n"
+        "        out = pl.assemble(out, c, [0, 0])"
+    )
+    found = kk.rule(RULE)
+    assert lines(found) == [kk.line("stale")]
+    d = found[0]
+    assert d.severity == "warning"
+    assert "'a' is read after its buffer was written in place under the name 'b'" in d.message
+    assert f"line {kk.line('write')}" in d.message
+
+
+def test_stale_read_on_the_next_loop_iteration():
+    kk = k(
+        "for i in pl.range(0, 32, 16):\n"
+        "            r = pl.slice(a, [16, K], [i, 0])  # stale\n"
+        "            b = pl.assemble(a, pl.slice(x, [16, K], [i, 0]), [i, 0])  # target\n"
+        "            out = pl.assemble(out, r, [i, 0])\n"
+        "            out = pl.assemble(out, pl.slice(b, [16, K], [i, 0]), [i, 0])"
+    )
+    # iteration 2 reads `a` (and writes through it) after iteration 1 wrote it as `b`
+    assert lines(kk.rule(RULE)) == [kk.line("stale"), kk.line("target")]
+
+
+def test_same_name_rebinding_is_clean():
+    kk = k(
+        "for i in pl.range(0, 32, 16):\n"
+        "            a = pl.assemble(a, pl.slice(x, [16, K], [i, 0]), [i, 0])\n"
+        "            out = pl.assemble(out, pl.slice(a, [16, K], [i, 0]), [i, 0])"
+    )
+    assert kk.rule(RULE) == []
+
+
+def test_loop_carried_accumulator_is_clean():
+    kk = k(
+        "for i, (acc,) in pl.range(0, 32, 16, init_values=(a,)):\n"
+        "            acc2 = pl.assemble(acc, pl.slice(x, [16, K], [i, 0]), [i, 0])\n"
+        "            acc = pl.yield_(acc2)\n"
+        "        out = pl.assemble(out, acc, [0, 0])"
+    )
+    assert kk.rule(RULE) == []
+
+
+def test_qwen3_shapes_clean():
+    assert kernel(CLEAN).rule(RULE) == []

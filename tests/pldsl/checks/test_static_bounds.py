@@ -1,0 +1,117 @@
+"""StaticOutOfBounds (error): windows that provably leave their tensor."""
+
+from checkutil import kernel, lines
+from qwen3_shapes import CLEAN
+
+RULE = "StaticOutOfBounds"
+
+SRC = """
+import pldsl as pl
+
+N = pl.dynamic("N")
+K = pl.dynamic("K")
+HIDDEN = 128
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(
+        self,
+        x: pl.Tensor[[40, HIDDEN], pl.FP32],
+        w: pl.Tensor[[1, K], pl.FP32],
+        seq_lens: pl.Tensor[[N], pl.INT32],
+        out: pl.Out[pl.Tensor[[16, HIDDEN], pl.FP32]],
+    ) -> pl.Tensor[[16, HIDDEN], pl.FP32]:
+        BODY
+        return out
+"""
+
+
+def k(body: str):
+    return kernel(SRC.replace("BODY", body))
+
+
+def one(kk, marker: str):
+    found = kk.rule(RULE)
+    assert lines(found) == [kk.line(marker)], [d.message for d in found]
+    assert found[0].severity == "error"
+    return found[0]
+
+
+def test_window_taller_than_a_symbolic_one_row_tensor():
+    d = one(
+        k(
+            "g = pl.slice(w, [16, K], [0, 0])  # oob\n        out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [0, 0]), [0, 0])"
+        ),
+        "oob",
+    )
+    assert "pl.slice reads the window [16, K] at [0, 0] of 'w' (shape [1, K])" in d.message
+    assert "on axis 0" in d.message and "exceeds the size 1" in d.message
+
+
+def test_static_column_overrun():
+    d = one(k("out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [0, 64]), [0, 0])  # oob"), "oob")
+    assert "on axis 1, offset 64 + extent 128 = 192 exceeds the size 128" in d.message
+
+
+def test_last_loop_iteration_leaves_the_tensor():
+    d = one(
+        k(
+            "for b0 in pl.range(0, 48, 16):\n"
+            "            t = pl.slice(x, [16, HIDDEN], [b0, 0])  # oob\n"
+            "            out = pl.assemble(out, t, [0, 0])"
+        ),
+        "oob",
+    )
+    assert d.message.endswith("exceeds the size 40") and "(at b0=32)" in d.message
+
+
+def test_assemble_window_past_the_target():
+    d = one(
+        k(
+            "for kb in pl.range(2):\n"
+            "            out = pl.assemble(out, pl.slice(x, [16, 64], [0, 0]), [kb * 16, 0])  # oob"
+        ),
+        "oob",
+    )
+    assert "pl.assemble writes the window [16, 64]" in d.message and "(at kb=1)" in d.message
+
+
+def test_element_read_at_the_dynamic_extent():
+    d = one(
+        k(
+            "n = pl.tensor.dim(seq_lens, 0)\n"
+            "        last = pl.read(seq_lens, [n])  # oob\n"
+            "        out = pl.write(out, [0, 0], pl.cast(last, pl.FP32))"
+        ),
+        "oob",
+    )
+    assert "index n on axis 0 is >= the size N" in d.message
+
+
+def test_trimmed_edge_tiles_are_clean():
+    kk = k(
+        "for b0 in pl.range(0, 48, 16):\n"
+        "            valid = pl.min(16, 40 - b0)\n"
+        "            t = pl.slice(x, [16, HIDDEN], [b0, 0], valid_shape=[valid, HIDDEN])\n"
+        "            out = pl.assemble(out, t, [0, 0])"
+    )
+    assert kk.rule(RULE) == []
+
+
+def test_guarded_and_data_dependent_windows_are_not_reported():
+    kk = k(
+        "for b0 in pl.range(0, 48, 16):\n"
+        "            if b0 + 16 <= 40:\n"
+        "                out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [b0, 0]), [0, 0])\n"
+        "        row = pl.read(seq_lens, [0])\n"
+        "        out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [row, 0]), [0, 0])\n"
+        "        out = pl.assemble(out, pl.slice(w, [1, K], [0, 0]), [0, 0])"
+    )
+    assert kk.rule(RULE) == []
+
+
+def test_qwen3_shapes_clean():
+    # batch tiles over batch_padded with valid_shape, paged-KV slices at block_table offsets
+    assert kernel(CLEAN).rule(RULE) == []

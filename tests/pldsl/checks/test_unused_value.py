@@ -1,0 +1,80 @@
+"""UnusedValue (warning): an assigned value nothing reads."""
+
+from checkutil import kernel, lines
+from qwen3_shapes import CLEAN
+
+RULE = "UnusedValue"
+
+SRC = """
+import pldsl as pl
+
+HIDDEN = 256
+K_CHUNK = 128
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def proj(
+        self,
+        x: pl.Tensor[[16, HIDDEN], pl.BF16],
+        w: pl.Tensor[[HIDDEN, 64], pl.BF16],
+        out: pl.Out[pl.Tensor[[16, 64], pl.FP32]],
+    ) -> pl.Tensor[[16, 64], pl.FP32]:
+        BODY
+        return out
+"""
+
+K_ACC = """acc = pl.matmul(pl.slice(x, [16, K_CHUNK], [0, 0]), pl.slice(w, [K_CHUNK, 64], [0, 0]), out_dtype=pl.FP32)
+        for kb in pl.range(1, HIDDEN // K_CHUNK):
+            k0 = kb * K_CHUNK
+            acc = pl.matmul_acc(acc, pl.slice(x, [16, K_CHUNK], [0, k0]), pl.slice(w, [K_CHUNK, 64], [k0, 0]))
+        out = pl.assemble(out, acc, [0, 0])"""
+
+
+def k(body: str):
+    return kernel(SRC.replace("BODY", body))
+
+
+def test_dead_store_is_flagged():
+    kk = k(
+        "xf = pl.cast(x, pl.FP32)  # unused\n"
+        "        acc = pl.matmul(x, w, out_dtype=pl.FP32)\n"
+        "        acc = pl.matmul(x, w, out_dtype=pl.FP32)  # overwritten\n"
+        "        out = pl.assemble(out, acc, [0, 0])"
+    )
+    found = kk.rule(RULE)
+    assert lines(found) == sorted([kk.line("unused"), kk.line("overwritten") - 1])
+    assert all(d.severity == "warning" for d in found)
+    assert {d.message for d in found} == {
+        "the value assigned to 'xf' is never read",
+        "the value assigned to 'acc' is never read",
+    }
+
+
+def test_k_accumulation_is_clean():
+    assert k(K_ACC).rule(RULE) == []
+
+
+def test_underscore_loop_vars_and_out_params_are_ignored():
+    kk = k(
+        "_probe = pl.cast(x, pl.FP32)\n"
+        "        for kb in pl.range(2):\n"
+        "            out = pl.assemble(out, pl.matmul(x, w, out_dtype=pl.FP32), [0, 0])"
+    )
+    assert kk.rule(RULE) == []
+
+
+def test_value_read_by_the_next_iteration_is_used():
+    kk = k(
+        "prev = pl.full([16, 64], pl.FP32, 0.0)\n"
+        "        for kb in pl.range(2):\n"
+        "            out = pl.assemble(out, prev, [0, 0])\n"
+        "            prev = pl.matmul(x, w, out_dtype=pl.FP32)"
+    )
+    assert kk.rule(RULE) == []
+
+
+def test_qwen3_shapes_clean():
+    # includes the `q_acc = pl.create_tensor(...)` placeholder read by matmul_acc's branch
+    assert kernel(CLEAN).rule(RULE) == []
