@@ -28,6 +28,7 @@ from . import (
     out_param_write_dropped,
     stale_buffer,
     static_bounds,
+    unpadded_reduction,
     unused_value,
     unwritten_output,
 )
@@ -49,6 +50,7 @@ _MODULES = (
     unwritten_output,
     stale_buffer,
     low_precision,
+    unpadded_reduction,
     unused_value,
 )
 

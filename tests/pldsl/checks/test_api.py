@@ -20,6 +20,7 @@ EXPECTED_RULES = {
     "UnwrittenOutput": "warning",
     "StaleBufferRead": "warning",
     "LowPrecisionArith": "warning",
+    "UnpaddedReduction": "warning",
     "UnusedValue": "warning",
 }
 
