@@ -12,6 +12,10 @@ from pldsl.diagnostics import Diagnostic, PldslError
 EXIT_CLEAN, EXIT_ERRORS, EXIT_CANNOT_RUN = 0, 1, 2
 
 
+class LoadError(Exception):
+    """A kernel file that cannot be read or imported (reported in one line, exit 2)."""
+
+
 def load_programs(path: str):
     """Capture every program in a Python file.
 
@@ -19,13 +23,23 @@ def load_programs(path: str):
     A file with none (kernels built by a function of a config) is imported as a module
     and provides its programs through `pldsl_programs() -> list[Program]`, or as
     module-level Program values.
+
+    Raises `LoadError` for a path that is not a readable UTF-8 file or a module that fails
+    to import, and `PldslError` for a kernel that does not capture (SyntaxError included).
     """
     from pldsl.surface import capture_source
 
     file = Path(path)
+    if file.is_dir():
+        raise LoadError(f"{path} is a directory, not a Python file")
     if not file.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    text = file.read_text(encoding="utf-8")
+        raise LoadError(f"no such file: {path}")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LoadError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     programs = capture_source(text, str(file))
     return programs or _programs_from_module(file)
 
@@ -35,17 +49,40 @@ def _programs_from_module(file: Path):
 
     from pldsl.ir.nodes import Program
 
-    module_name = _module_name(file)
-    if module_name is not None:
-        module = importlib.import_module(module_name)
-    else:
-        spec = importlib.util.spec_from_file_location(f"_pldsl_user_{file.stem}", file)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    factory = getattr(module, "pldsl_programs", None)
-    if callable(factory):
-        return list(factory())
-    return [v for v in vars(module).values() if isinstance(v, Program)]
+    try:
+        module_name = _module_name(file)
+        if module_name is not None:
+            module = importlib.import_module(module_name)
+        else:
+            name = f"_pldsl_user_{file.stem}"
+            spec = importlib.util.spec_from_file_location(name, file)
+            module = importlib.util.module_from_spec(spec)
+            # registered first: capturing a class defined in it reads its source through
+            # sys.modules[cls.__module__] (inspect.getsource)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        factory = getattr(module, "pldsl_programs", None)
+        programs = (
+            list(factory())
+            if callable(factory)
+            else [v for v in vars(module).values() if isinstance(v, Program)]
+        )
+    except PldslError:
+        raise
+    except Exception as exc:  # the user's module code: report it, never a traceback
+        raise LoadError(
+            f"{file}: importing it to find its programs failed: {type(exc).__name__}: {exc}"
+        ) from None
+    bad = [p for p in programs if not isinstance(p, Program)]
+    if bad:
+        raise LoadError(
+            f"{file}: pldsl_programs() returned a {type(bad[0]).__name__}, not a pl.Program"
+        )
+    return programs
 
 
 def _module_name(file: Path) -> str | None:
@@ -84,7 +121,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             programs = load_programs(path)
-        except FileNotFoundError as exc:
+        except LoadError as exc:
             print(f"pldsl: error: {exc}", file=sys.stderr)
             status = EXIT_CANNOT_RUN
             continue
@@ -173,11 +210,11 @@ def cmd_ir(args: argparse.Namespace) -> int:
 
     try:
         programs = load_programs(args.file)
-    except FileNotFoundError as exc:
+    except LoadError as exc:
         return _fail(str(exc))
     except PldslError as exc:
         print(exc.diagnostic.render(), file=sys.stderr)
-        return EXIT_ERRORS
+        return EXIT_CANNOT_RUN if exc.diagnostic.rule == "SyntaxError" else EXIT_ERRORS
     if not programs:
         return _fail(f"no @pl.program or @pl.function found in {args.file}")
     print("\n\n".join(print_ir(p) for p in programs), end="")

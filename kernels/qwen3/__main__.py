@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from .config import ConfigError, preset, preset_names
-from .session import BACKENDS, DecodeSession, RunOptions, progress
+from .session import BACKENDS, BackendUnavailable, DecodeSession, RunOptions, progress
 from .weights import CheckpointError, load_checkpoint, random_weights
 
 EXIT_BAD_INPUT = 2
@@ -140,7 +140,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT if exc.code else 0
     try:
         return cmd_logits(args) if args.command == "logits" else cmd_generate(args)
-    except (UsageError, ConfigError, CheckpointError, ValueError, OSError) as exc:
+    except (
+        UsageError,
+        ConfigError,
+        CheckpointError,
+        ValueError,
+        OSError,
+        BackendUnavailable,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except PldslError as exc:

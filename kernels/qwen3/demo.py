@@ -54,7 +54,8 @@ def run_demo(
     cfg = preset(preset_name)
     rng = np.random.default_rng(seed)
     prompts = [
-        list(rng.integers(0, cfg.vocab_size, size=int(n))) for n in rng.integers(1, 19, size=batch)
+        rng.integers(0, cfg.vocab_size, size=int(n)).tolist()
+        for n in rng.integers(1, 19, size=batch)
     ]
     max_len = max(len(p) for p in prompts) + new_tokens
     weights = random_weights(cfg, seed=seed, max_seq=max_len)
@@ -101,6 +102,7 @@ def run_demo(
         "max_rel_error": max(compare.rel_errors),
         "bit_equal": compare.bit_equal / compare.total,
         "argmax_equal": compare.argmax_equal / compare.rows,
+        "prompts": prompts,
         "tokens": generated,
         "rows": rows,
         "time_capture": t_capture,
@@ -121,7 +123,7 @@ def report(r: dict) -> str:
         f"  golden    max |logit error| / max |logit| = {r['max_rel_error']:.2e}; "
         f"{100 * r['bit_equal']:.1f}% logits bit-equal; argmax agrees on {100 * r['argmax_equal']:.1f}% of rows",
     ]
-    for b in (0, 1, len(r["tokens"]) - 1):
+    for b in sorted({0, 1, len(r["tokens"]) - 1} & set(range(len(r["tokens"])))):
         lines.append(f"  tokens[{b:2d}] {r['tokens'][b]}")
     lines.append(f"  total     {r['time_total']:.1f} s")
     ok = r["errors"] == 0 and r["max_rel_error"] < 3e-2

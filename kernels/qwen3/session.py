@@ -38,10 +38,17 @@ class RunOptions:
             raise ValueError(f"unknown precision {self.precision!r}; choose bf16 or fp32")
 
 
+class BackendUnavailable(RuntimeError):
+    """The chosen backend cannot be loaded in this installation."""
+
+
 def make_runner(program, options: RunOptions) -> Callable:
     """`runner(fn_name, *args, host=None)` on the chosen backend."""
     if options.backend == "c":
-        from pldsl.backends.c import compile as compile_c
+        try:
+            from pldsl.backends.c import compile as compile_c
+        except ImportError as exc:
+            raise BackendUnavailable(f"the C backend is not available: {exc}") from None
 
         if options.strict:
             raise ValueError("--strict needs the interpreter backend")
@@ -76,6 +83,10 @@ class DecodeSession:
     max_new_tokens: int = 4
 
     def __post_init__(self) -> None:
+        for name in ("batch", "max_len", "block_size", "max_new_tokens"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
         if self.max_len > self.weights.max_seq:
             raise ValueError(
                 f"sequences of {self.max_len} tokens need RoPE tables of that many rows; "
@@ -143,11 +154,27 @@ class DecodeSession:
         args = [given[n] if n in given else self._weight(n) for n in DECODE_PARAM_NAMES]
         return self.run("qwen3_decode_all", *args)
 
+    def check_prompts(self, prompts: Sequence[Sequence[int]]) -> None:
+        """ValueError unless there are 1..`batch` non-empty prompts of at most `max_len` tokens."""
+        if not 1 <= len(prompts) <= self.batch:
+            raise ValueError(
+                f"{len(prompts)} prompts for a session of batch {self.batch} (need 1..{self.batch})"
+            )
+        for b, p in enumerate(prompts):
+            if len(p) == 0:
+                raise ValueError("every prompt needs at least one token")
+            if len(p) > self.max_len:
+                raise ValueError(
+                    f"prompt {b} has {len(p)} tokens; this session holds at most "
+                    f"max_len={self.max_len} per sequence"
+                )
+
     def prefill_by_decode(self, prompts: Sequence[Sequence[int]], upto: Callable[[int], int]):
         """Feed positions [0, upto(b)) of each prompt one step at a time (ragged batches).
 
         Yields (step, rows, logits) after each step.
         """
+        self.check_prompts(prompts)
         longest = max((upto(b) for b in range(len(prompts))), default=0)
         for t in range(longest):
             rows = [b for b in range(len(prompts)) if t < upto(b)]
@@ -169,8 +196,7 @@ class DecodeSession:
         with `sample_and_prepare` bound to a Python callable. `prefill=False` skips the first
         part for a caller that has decoded the prompt prefixes itself.
         """
-        if any(len(p) == 0 for p in prompts):
-            raise ValueError("every prompt needs at least one token")
+        self.check_prompts(prompts)
         if prefill:
             for _ in self.prefill_by_decode(prompts, lambda b: len(prompts[b]) - 1):
                 pass
@@ -182,9 +208,11 @@ class DecodeSession:
         generated: list[list[int]] = [[] for _ in prompts]
         done = [False] * len(prompts)
         vocab = self.cfg.vocab_size
+        steps = [0]  # sample calls so far (generated[0] stops growing once row 0 is done)
 
         def sample_and_prepare(logits, seq_lens_buf, slot_buf, hidden_buf):
-            step = len(generated[0]) if generated else 0
+            step = steps[0]
+            steps[0] += 1
             context = {
                 "hidden": np.array(hidden_buf),
                 "seq_lens": seq_lens_buf.copy(),

@@ -1,0 +1,271 @@
+"""`python -m kernels.qwen3 logits|generate` (kernels/qwen3/__main__.py) and `pldsl demo`
+(kernels/qwen3/demo.py), checked against the independent NumPy golden.
+
+Tolerances as in docs/qwen3.md: BF16 logits within 5e-3 of max|logit|, FP32 within 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from kernels.qwen3.__main__ import main
+from kernels.qwen3.config import preset
+from kernels.qwen3.demo import main as demo_main
+from kernels.qwen3.demo import run_demo
+from kernels.qwen3.golden import golden_forward_logits
+from kernels.qwen3.session import DecodeSession
+from kernels.qwen3.weights import random_weights
+
+SEED = 3
+BF16_TOL = 5e-3
+FP32_TOL = 1e-5
+
+# ragged, the first sequence crosses a 16-token KV page
+SEQS = [[(7 * i + 3) % 384 for i in range(18)], [4, 5, 300, 2, 383]]
+IDS = ";".join(",".join(map(str, s)) for s in SEQS)
+
+
+def cli(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return rc, out, err
+
+
+def weights_for(max_len, seed=SEED):
+    cfg = preset("tiny")
+    return cfg, random_weights(cfg, seed=seed, max_seq=max_len)
+
+
+def golden_greedy(weights, cfg, prompts, n_new):
+    """Greedy decoding with the golden: argmax over the vocab, fed back, `n_new` times."""
+    seqs = [list(p) for p in prompts]
+    for _ in range(n_new):
+        logits = golden_forward_logits(weights, cfg, seqs, precision="bf16", block_size=16)
+        for b, s in enumerate(seqs):
+            s.append(int(np.argmax(logits[b, len(s) - 1])))
+    return [s[len(p) :] for s, p in zip(seqs, prompts)]
+
+
+def check_logits(got, ref, tol):
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    lens = [len(s) for s in SEQS]
+    for b, n in enumerate(lens):
+        assert np.isfinite(got[b, :n]).all()
+        assert np.isnan(got[b, n:]).all()
+    valid = ~np.isnan(ref)
+    scale = float(np.abs(ref[valid]).max())
+    rel = float(np.abs(got[valid] - ref[valid]).max()) / scale
+    bit_equal = float(np.mean(got[valid].view(np.uint32) == ref[valid].view(np.uint32)))
+    assert rel <= tol, rel
+    # the argmax agrees wherever the reference's top-2 gap is wider than twice the tolerance
+    for b, n in enumerate(lens):
+        top2 = np.sort(ref[b, :n], axis=-1)[:, -2:]
+        wide = top2[:, 1] - top2[:, 0] > 2 * tol * scale
+        assert wide.sum() >= n // 2
+        np.testing.assert_array_equal(got[b, :n][wide].argmax(-1), ref[b, :n][wide].argmax(-1))
+    return rel, bit_equal
+
+
+@pytest.fixture(scope="module")
+def bf16_logits(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "bf16.npy"
+    rc = main(
+        ["logits", "--random", "tiny", "--seed", str(SEED), "--token-ids", IDS, "--out", str(out)]
+    )
+    assert rc == 0
+    return np.load(out)
+
+
+def test_logits_bf16_match_golden(bf16_logits):
+    cfg, w = weights_for(18)
+    assert bf16_logits.shape == (2, 18, cfg.vocab_size)
+    ref = golden_forward_logits(w, cfg, SEQS, "bf16", 16)
+    rel, bit_equal = check_logits(bf16_logits, ref, BF16_TOL)
+    print(f"\n[cli logits bf16] max|Δ|/max|logit| = {rel:.3g}, bit-equal {100 * bit_equal:.1f}%")
+    # the seed reaches the weights: another seed's golden is far away
+    _, other = weights_for(18, seed=SEED + 1)
+    far = golden_forward_logits(other, cfg, SEQS, "bf16", 16)
+    valid = ~np.isnan(ref)
+    assert np.abs(far[valid] - bf16_logits[valid]).max() > 0.1 * np.abs(ref[valid]).max()
+
+
+def test_logits_fp32_match_golden(tmp_path, capsys):
+    out = tmp_path / "fp32.npy"
+    rc, stdout, _ = cli(
+        capsys,
+        "logits", "--random", "tiny", "--seed", str(SEED), "--token-ids", IDS,
+        "--out", str(out), "--precision", "fp32",
+    )  # fmt: skip
+    assert rc == 0
+    assert stdout.strip() == f"saved logits (2, 18, 384) to {out}"
+    cfg, w = weights_for(18)
+    rel, bit_equal = check_logits(
+        np.load(out), golden_forward_logits(w, cfg, SEQS, "fp32", 16), FP32_TOL
+    )
+    print(f"\n[cli logits fp32] max|Δ|/max|logit| = {rel:.3g}, bit-equal {100 * bit_equal:.1f}%")
+
+
+def test_strict_mode_runs_clean_and_changes_nothing(tmp_path, capsys, bf16_logits):
+    out = tmp_path / "strict.npy"
+    trace = tmp_path / "trace.json"
+    rc, _, err = cli(
+        capsys,
+        "logits", "--random", "tiny", "--seed", str(SEED), "--token-ids", IDS,
+        "--out", str(out), "--strict", "--trace", str(trace),
+    )  # fmt: skip
+    assert (rc, err) == (0, "")
+    np.testing.assert_array_equal(np.load(out), bf16_logits)
+    events = json.loads(trace.read_text())
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    assert len(events) > 100
+
+
+def test_generate_json_matches_session_and_golden(capsys):
+    prompts = [[5, 17, 250, 3], [99], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]]
+    ids = ";".join(",".join(map(str, p)) for p in prompts)
+    rc, out, _ = cli(
+        capsys, "generate", "--random", "tiny", "--seed", str(SEED), "--prompt-ids", ids,
+        "--max-new-tokens", "5", "--json",
+    )  # fmt: skip
+    assert rc == 0
+    result = json.loads(out)
+    assert result["prompts"] == prompts
+    cfg, w = weights_for(17 + 5)
+    session = DecodeSession(cfg, w, 3, 17 + 5, 16, max_new_tokens=5)
+    assert result["generated"] == session.generate(prompts)
+    assert result["generated"] == golden_greedy(w, cfg, prompts, 5)
+
+
+def test_generate_text_output(capsys):
+    rc, out, _ = cli(
+        capsys, "generate", "--random", "tiny", "--prompt-ids", "1,2;3", "--max-new-tokens", "2"
+    )
+    assert rc == 0
+    cfg, w = weights_for(4, seed=0)
+    expected = golden_greedy(w, cfg, [[1, 2], [3]], 2)
+    assert out.splitlines() == [
+        f"sequence {i}: {' '.join(map(str, t))}" for i, t in enumerate(expected)
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["logits", "--token-ids", "1,x;2"], "--token-ids: sequence 0 is not a comma-separated list"),
+        (["logits", "--token-ids", "1,2;;3"], "--token-ids: sequence 1 is empty"),
+        (["logits", "--token-ids", "1,-2"], "negative token id"),
+        (["logits", "--token-ids", "1,2;384"], "token id 384 in sequence 1 is outside the vocabulary (384)"),
+        (["generate", "--prompt-ids", "1,2", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+        (["logits", "--token-ids", "1,2", "--block-size", "0"], "block_size must be a positive int"),
+        (["logits", "--token-ids", "1,2", "--block-size", "24"], "block_size=24 must be a multiple of 16"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_exit_2_with_one_line(argv, message, tmp_path, capsys):
+    out = tmp_path / "never.npy"
+    argv = [*argv, "--random", "tiny"] + (["--out", str(out)] if argv[0] == "logits" else [])
+    rc, stdout, err = cli(capsys, *argv)
+    assert rc == 2
+    assert err.startswith("error: ") and message in err, err
+    assert err.count("\n") == 1
+    assert stdout == "" and not out.exists()
+
+
+def test_missing_checkpoint_dir_exits_2(tmp_path, capsys):
+    missing = tmp_path / "no-such-model"
+    rc, _, err = cli(
+        capsys,
+        "logits",
+        "--checkpoint",
+        str(missing),
+        "--token-ids",
+        "1",
+        "--out",
+        str(tmp_path / "x.npy"),
+    )
+    assert rc == 2
+    assert err == f"error: checkpoint directory not found: {missing}\n"
+    rc, _, err = cli(
+        capsys,
+        "logits",
+        "--checkpoint",
+        str(tmp_path),
+        "--token-ids",
+        "1",
+        "--out",
+        str(tmp_path / "x.npy"),
+    )
+    assert rc == 2
+    assert "config.json not found" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["logits", "--token-ids", "1", "--out", "x.npy"],  # no model
+        ["logits", "--random", "tiny", "--checkpoint", "d", "--token-ids", "1", "--out", "x.npy"],
+        ["generate", "--random", "no-such-preset", "--prompt-ids", "1"],
+    ],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    rc, _, err = cli(capsys, *argv)
+    assert rc == 2 and "usage:" in err
+
+
+# ---------------------------------------------------------------------- pldsl demo
+
+
+@pytest.fixture(scope="module")
+def demo():
+    t0 = time.perf_counter()
+    r = run_demo()
+    return r, time.perf_counter() - t0
+
+
+def test_run_demo_result(demo):
+    r, wall = demo
+    print(
+        f"\n[demo] {wall:.2f} s wall, max rel error {r['max_rel_error']:.3g}, "
+        f"bit-equal {100 * r['bit_equal']:.1f}%, argmax {100 * r['argmax_equal']:.1f}%"
+    )
+    assert r["errors"] == 0
+    assert r["warning_rules"] == ["InParamWritten"]
+    assert r["max_rel_error"] < 3e-2
+    assert r["argmax_equal"] == 1.0
+    assert len(r["tokens"]) == len(r["prompts"]) == r["batch"] == 17
+    assert all(len(t) == 4 for t in r["tokens"])
+    assert r["time_total"] < 60 and wall < 60  # README: under a minute on 2 cores
+
+
+def test_run_demo_tokens_equal_golden_greedy(demo):
+    r, _ = demo
+    cfg = preset("tiny")
+    w = random_weights(cfg, seed=0, max_seq=max(map(len, r["prompts"])) + 4)
+    assert r["tokens"] == golden_greedy(w, cfg, r["prompts"], 4)
+
+
+def test_demo_main(capsys):
+    t0 = time.perf_counter()
+    rc = demo_main([])
+    wall = time.perf_counter() - t0
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    assert "checks    0 error(s), 3 warning(s) [InParamWritten]" in out
+    assert out.rstrip().endswith("result    OK")
+    assert sum(line.strip().startswith("tokens[") for line in out.splitlines()) == 3
+    assert wall < 60
+
+
+def test_demo_small_batch_and_bad_arguments(capsys):
+    assert demo_main(["--batch", "1", "--new-tokens", "1"]) == 0
+    out, _ = capsys.readouterr()
+    assert [line.split("]")[0].strip() for line in out.splitlines() if "tokens[" in line] == [
+        "tokens[ 0"
+    ]
+    assert demo_main(["--batch", "0"]) == 2
+    assert demo_main(["--config", "huge"]) == 2

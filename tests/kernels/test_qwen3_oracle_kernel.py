@@ -1,0 +1,112 @@
+"""Oracle for the KERNEL path: `python -m kernels.qwen3 logits --checkpoint DIR` (the DSL
+program on the interpreter, through `DecodeSession`) against Hugging Face transformers.
+
+Skipped unless torch and transformers are installed (`pip install '.[oracle]'`). As in
+`test_qwen3_oracle.py` (which checks the NumPy golden), a tiny random `Qwen3ForCausalLM` has its
+parameters rounded to BF16-representable values (kept FP32) and is written with
+`save_pretrained`; the CLI loads that directory and decodes ragged sequences one position per
+step. `--precision fp32` must agree with the FP32 transformers model within 1e-4 of max|logit|;
+the default BF16 mode (rounding at the kernel's cast points) within 3e-2, with the argmax equal on
+at least 90% of positions. `pytest -s` prints the measured numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from kernels.qwen3.__main__ import main  # noqa: E402
+from kernels.qwen3.config import preset  # noqa: E402
+
+LENS = (37, 20, 5)  # ragged: sequences drop out of the batch as they finish; 3, 2, 1 KV pages
+
+
+def _hf_model(preset_name: str, tied: bool):
+    c = preset(preset_name)
+    hf_cfg = transformers.Qwen3Config(
+        vocab_size=c.vocab_size,
+        hidden_size=c.hidden_size,
+        intermediate_size=c.intermediate_size,
+        num_hidden_layers=c.num_hidden_layers,
+        num_attention_heads=c.num_attention_heads,
+        num_key_value_heads=c.num_key_value_heads,
+        head_dim=c.head_dim,
+        rms_norm_eps=c.rms_norm_eps,
+        # transformers 5.x defaults rope_theta to 1e4; real Qwen3 uses 1e6
+        rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta},
+        max_position_embeddings=c.max_position_embeddings,
+        tie_word_embeddings=tied,
+        attention_bias=False,
+        hidden_act="silu",
+    )
+    hf_cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = transformers.Qwen3ForCausalLM(hf_cfg).eval()
+    gen = torch.Generator().manual_seed(4321)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):  # all four RMSNorm kinds: gammas 1 +- 0.1
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            elif "embed_tokens" in name:
+                p.copy_(torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+            p.copy_(p.to(torch.bfloat16).to(torch.float32))  # BF16-representable, stays FP32
+    return model
+
+
+@pytest.fixture(
+    scope="module",
+    params=[("tiny", False), ("tiny", True), ("tiny-gqa4", False)],
+    ids=["tiny", "tiny-tied", "tiny-gqa4"],
+)
+def oracle(request, tmp_path_factory):
+    preset_name, tied = request.param
+    model = _hf_model(preset_name, tied)
+    path = tmp_path_factory.mktemp("qwen3_ckpt")
+    model.save_pretrained(path, safe_serialization=True)
+    rng = np.random.default_rng(7)
+    seqs = [rng.integers(0, model.config.vocab_size, n).tolist() for n in LENS]
+    with torch.no_grad():
+        refs = [model(torch.tensor([s])).logits[0].float().numpy() for s in seqs]
+    return request.param, path, seqs, refs
+
+
+def _kernel_logits(path, seqs, precision, out):
+    ids = ";".join(",".join(map(str, s)) for s in seqs)
+    argv = ["logits", "--checkpoint", str(path), "--token-ids", ids, "--out", str(out)]
+    assert main([*argv, "--precision", precision]) == 0
+    return np.load(out)
+
+
+def _compare(got, refs, seqs):
+    """(max |Δ| / max |ref|, argmax agreement) over all valid positions; NaN exactly past ends."""
+    assert got.shape == (len(seqs), max(LENS), refs[0].shape[-1])
+    err = agree = n = 0.0
+    for b, (s, ref) in enumerate(zip(seqs, refs)):
+        assert np.isfinite(got[b, : len(s)]).all() and np.isnan(got[b, len(s) :]).all()
+        err = max(err, float(np.abs(got[b, : len(s)] - ref).max() / np.abs(ref).max()))
+        agree += float((got[b, : len(s)].argmax(-1) == ref.argmax(-1)).sum())
+        n += len(s)
+    return err, agree / n
+
+
+def test_kernel_fp32_matches_transformers(oracle, tmp_path):
+    (name, tied), path, seqs, refs = oracle
+    got = _kernel_logits(path, seqs, "fp32", tmp_path / "fp32.npy")
+    err, agree = _compare(got, refs, seqs)
+    print(f"\n[kernel oracle {name} tied={tied}] fp32: max rel {err:.3g}, argmax {agree:.3f}")
+    assert err <= 1e-4, err
+    assert agree == 1.0
+
+
+def test_kernel_bf16_close_to_transformers(oracle, tmp_path):
+    (name, tied), path, seqs, refs = oracle
+    got = _kernel_logits(path, seqs, "bf16", tmp_path / "bf16.npy")
+    err, agree = _compare(got, refs, seqs)
+    print(f"\n[kernel oracle {name} tied={tied}] bf16: max rel {err:.3g}, argmax {agree:.3f}")
+    assert err <= 3e-2, err
+    assert agree >= 0.9, agree
