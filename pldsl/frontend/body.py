@@ -9,6 +9,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
+from pldsl.frontend import subscript
 from pldsl.frontend.capture import ProgramBuilder, Signature, fail, scalar_binop_type
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.nodes import (
@@ -72,7 +73,6 @@ class BodyBuilder:
         self.sig = signatures[node.name]
         self.vars: dict[str, Var] = {p.name: p.var for p in self.sig.params}
         self.static = StaticEvaluator(program.ns, lambda name: name in self.vars)
-        self.loop_depth = 0
         self.loop_kinds: list[str] = []
         self.carries: list[tuple[Var, ...]] = []
         self.contexts: list[str] = []  # "loop" | "if" | "at", innermost last
@@ -206,12 +206,7 @@ class BodyBuilder:
             targets = tuple(self.bind(e.id, t, e) for e, t in zip(target.elts, value.type.items))
             return Assign(targets, value, self.span(s))
         if isinstance(target, ast.Subscript):
-            raise fail(
-                "UnsupportedFeature",
-                "subscript assignment (dst[...] = src) is not supported yet",
-                self.span(target),
-                "write dst = pl.assemble(dst, src, [offsets])",
-            )
+            return subscript.store(self, target, s.value, s)
         raise fail(
             "UnsupportedFeature",
             "unsupported assignment target",
@@ -455,6 +450,14 @@ class BodyBuilder:
                 help="use pl.range for runtime bounds",
             )
         loop_var, carry_names = self._loop_targets(s.target, len(inits))
+        header = [loop_var.id] + [n.id for n in carry_names]
+        if len(set(header)) != len(header):
+            raise fail(
+                "TypeError",
+                "the loop variable and the carried names must all differ",
+                self.span(s.target),
+                "for i, (a, b) in pl.range(n, init_values=(a0, b0)):",
+            )
         var = self.bind(loop_var.id, ScalarType(INDEX), loop_var)
         carries = tuple(self.bind(n.id, v.type, n) for n, v in zip(carry_names, inits))
         self._check_yield_placement(s, bool(carries))
@@ -639,6 +642,14 @@ class BodyBuilder:
 
     def return_(self, s: ast.Return) -> Stmt:
         self.has_return = True
+        if "loop" in self.contexts or "at" in self.contexts:
+            inside = "a loop" if "loop" in self.contexts else "a pl.at scope"
+            raise fail(
+                "UnsupportedFeature",
+                f"return inside {inside} is not supported",
+                self.span(s),
+                "return at the function level, after the loop or scope",
+            )
         if s.value is None:
             values: tuple[Expr, ...] = ()
         elif isinstance(s.value, ast.Tuple):
@@ -647,7 +658,19 @@ class BodyBuilder:
             values = (self.expr(s.value),)
         got = tuple(v.type for v in values)
         want = self.sig.returns
-        if want:
+        if not want and len(got) == 1 and isinstance(got[0], TupleType):
+            got = got[0].items
+        if not want and self.returned:
+            want = self.returned[0]
+            if len(got) != len(want) or not all(types_equal(a, b) for a, b in zip(got, want)):
+                raise fail(
+                    "TypeError",
+                    f"return type ({', '.join(_type_text(t) for t in got)}) differs from an "
+                    f"earlier return ({', '.join(_type_text(t) for t in want)})",
+                    self.span(s),
+                    "every return of a function must return the same types; annotate -> ...",
+                )
+        elif want:
             if len(got) == 1 and isinstance(got[0], TupleType) and len(want) > 1:
                 got = got[0].items
             if len(got) != len(want) or not all(types_equal(a, b) for a, b in zip(got, want)):
@@ -762,7 +785,7 @@ class BodyBuilder:
                 "closure expressions are folded at capture time and must evaluate",
             ) from None
         if isinstance(value, DynVar):
-            return Var(value.name, ScalarType(INDEX), self.span(node))
+            return self.dyn_var(value, node)
         folded = self.const(value, node)
         if folded is None:
             raise fail(
@@ -773,8 +796,24 @@ class BodyBuilder:
             )
         return folded
 
+    def dyn_var(self, value: DynVar, node: ast.AST) -> Expr:
+        """A closure pl.dynamic dim used as a value: it must be a dim of this function."""
+        params_dims = {v.name for p in self.sig.params for v in _dims_vars(p.type)}
+        params_dims |= {p.name for p in self.sig.params if isinstance(p.type, ScalarType)}
+        if value.name not in params_dims:
+            raise fail(
+                "TypeError",
+                f"pl.dynamic('{value.name}') is not a dimension of this function's parameters",
+                self.span(node),
+                "a dynamic dim has a value only through a parameter shape; "
+                "read it with pl.tensor.dim(t, axis)",
+            )
+        return Var(value.name, ScalarType(INDEX), self.span(node))
+
     def const(self, value: Any, node: ast.AST) -> Expr | None:
         span = self.span(node)
+        if isinstance(value, Enum):
+            return None  # pl.Level.X etc. are not kernel values (IntEnum is an int)
         if isinstance(value, bool):
             return Const(value, BOOL, span)
         if isinstance(value, int):
@@ -841,7 +880,8 @@ class BodyBuilder:
 
     def scalar_binop(self, op: str, lhs: Expr, rhs: Expr, node: ast.AST) -> Expr:
         lt, rt = lhs.type, rhs.type
-        if op not in ("and", "or", "eq", "ne") and not same_category(lt.dtype, rt.dtype):
+        both_bool = lt.dtype == BOOL and rt.dtype == BOOL
+        if not (op in ("eq", "ne") and both_bool) and not same_category(lt.dtype, rt.dtype):
             raise fail(
                 "TypeError",
                 f"scalar operation requires same numeric dtype category, got {lt.dtype.name} and {rt.dtype.name}",
@@ -854,6 +894,13 @@ class BodyBuilder:
                 "'/' on integer scalars is not supported",
                 self.span(node),
                 "use // for integer division",
+            )
+        if op in ("div", "floordiv", "mod") and isinstance(rhs, Const) and rhs.value == 0:
+            raise fail(
+                "ConstantError",
+                "division by a constant zero",
+                self.span(node),
+                "the divisor of / // % must not be 0",
             )
         return BinOp(op, lhs, rhs, scalar_binop_type(op, lt, rt), self.span(node))
 
@@ -944,7 +991,11 @@ class BodyBuilder:
         value = self.expr(node.value)
         if isinstance(value.type, TupleType):
             index = self.static.try_eval(node.slice)
-            if not isinstance(index, int) or not 0 <= index < len(value.type.items):
+            if (
+                not isinstance(index, int)
+                or isinstance(index, bool)
+                or not 0 <= index < len(value.type.items)
+            ):
                 raise fail(
                     "TypeError",
                     "tuple index must be a constant in range",
@@ -952,11 +1003,13 @@ class BodyBuilder:
                     help="index a tuple with a literal: t[0]",
                 )
             return TupleGet(value, index, value.type.items[index], self.span(node))
+        if isinstance(value.type, TensorType):
+            return subscript.load(self, value, node)
         raise fail(
-            "UnsupportedFeature",
-            "subscript slicing of tensors is not supported yet",
+            "TypeError",
+            f"cannot subscript a value of type {_type_text(value.type)}",
             self.span(node),
-            "use pl.slice(t, shape, offset) and pl.read(t, [i, j])",
+            "subscripts apply to tensors (t[a:b, i]) and tuples (t[0])",
         )
 
     # ------------------------------------------------------------------ calls
@@ -1087,15 +1140,7 @@ class BodyBuilder:
             if p.is_static and not p.required and (value is None or _same_attr(value, p.default)):
                 continue  # a default written out is the default: the IR does not record it
             keywords[p.name] = value
-        try:
-            return bind_op_call(opdef, [], keywords, self.span(node))
-        except TypeRuleError as exc:
-            raise fail(
-                "TypeError",
-                f"pl.{opdef.name}: {exc.message}",
-                self.span(node),
-                exc.hint or _signature_hint(opdef),
-            ) from None
+        return checked_op_call(opdef, keywords, self.span(node))
 
     def op_arg(self, p, node: ast.expr, opdef) -> Any:
         kind, pname = p.kind, p.name
@@ -1115,7 +1160,7 @@ class BodyBuilder:
                         else None
                     )
                     if c is None and isinstance(v, DynVar):
-                        c = Var(v.name, ScalarType(INDEX), self.span(node))
+                        c = self.dyn_var(v, node)
                     if c is None:
                         raise fail(
                             "TypeError",
@@ -1340,6 +1385,29 @@ def _signature_hint(opdef) -> str:
 
 def _same_attr(value: Any, default: Any) -> bool:
     return type(value) is type(default) and value == default
+
+
+def checked_op_call(opdef, keywords: dict[str, Any], span, origin: str = "") -> Expr:
+    """Bind and type an op call; a type rule's complaint is a located CaptureError.
+
+    A type rule that crashes (a bug in pldsl, not in the kernel) is reported as an
+    `InternalError` diagnostic at the call instead of a traceback."""
+    try:
+        return bind_op_call(opdef, [], keywords, span)
+    except TypeRuleError as exc:
+        raise fail(
+            "TypeError",
+            f"pl.{opdef.name}{origin}: {exc.message}",
+            span,
+            exc.hint or _signature_hint(opdef),
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a crashing type rule is a pldsl bug
+        raise fail(
+            "InternalError",
+            f"the type rule of pl.{opdef.name} failed: {type(exc).__name__}: {exc}",
+            span,
+            "this is a bug in pldsl's op table, not in your kernel; please report it",
+        ) from None
 
 
 def _int_range(dtype: DType) -> tuple[int, int]:

@@ -467,7 +467,18 @@ class ProgramBuilder:
                 )
             params = params[1:]
         built = []
+        seen_names: set[str] = set()
         for a in params:
+            if a.arg in seen_names or a.arg in ("pl", "self"):
+                raise fail(
+                    "DuplicateParameter" if a.arg in seen_names else "BadParameter",
+                    f"parameter '{a.arg}' is declared twice"
+                    if a.arg in seen_names
+                    else f"'{a.arg}' cannot be a parameter name",
+                    self.smap.span(a),
+                    "give every parameter its own name",
+                )
+            seen_names.add(a.arg)
             if a.annotation is None:
                 raise fail(
                     "MissingAnnotation",
@@ -481,6 +492,20 @@ class ProgramBuilder:
                 direction, ann = ann.direction, ann.inner
             t = self.type_of(ann, a.annotation)
             built.append(Param(Var(a.arg, t, self.smap.span(a)), direction))
+        names = {p.name: p for p in built}
+        for p in built:
+            for d in _dim_vars(p.type):
+                other = names.get(d.name)
+                if other is not None and not (
+                    isinstance(other.type, ScalarType) and other.type.dtype.is_int
+                ):
+                    raise fail(
+                        "BadParameter",
+                        f"parameter '{d.name}' has the name of a dynamic dimension but is not an "
+                        "integer scalar",
+                        other.var.span,
+                        f"rename it, or declare it {d.name}: pl.Scalar[pl.INDEX]",
+                    )
         returns: tuple[Type, ...] = ()
         tuple_return = False
         if m.returns is not None:
@@ -615,6 +640,13 @@ class ProgramBuilder:
             self.smap.span(node),
             "dims must be ints, closure constants or pl.dynamic(...) values",
         )
+
+
+def _dim_vars(t: Type) -> list[Var]:
+    if not isinstance(t, TensorType):
+        return []
+    dims = list(t.shape) + list(t.valid_shape or ())
+    return [d for d in dims if isinstance(d, Var)]
 
 
 def scalar_binop_type(op: str, lhs: ScalarType, rhs: ScalarType) -> ScalarType:
