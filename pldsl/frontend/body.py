@@ -253,7 +253,9 @@ class BodyBuilder:
                     self.span(node),
                     "use a new name for a value of a different shape, dtype or valid_shape",
                 )
-            return old
+            # Same variable (same name and type); the span is this binding's, so findings
+            # about an assignment point at it rather than at the first definition.
+            return Var(name, old.type, self.span(node))
         if name in ("pl", "self"):
             raise fail(
                 "TypeError",

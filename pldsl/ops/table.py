@@ -32,7 +32,11 @@ def _dims(args: dict, name: str) -> tuple[Dim, ...]:
         t = getattr(item, "type", None)
         if not (isinstance(t, ScalarType) and t.dtype.is_int):
             raise TypeRuleError(f"'{name}' entries must be integer scalars, got {describe(t)}")
-    return tuple(simplify_dim(i) for i in value.items)
+    dims = tuple(simplify_dim(i) for i in value.items)
+    negative = [d for d in dims if isinstance(d, int) and d < 0]
+    if negative:
+        raise TypeRuleError(f"'{name}' has a negative entry {negative[0]}")
+    return dims
 
 
 def describe(t: object) -> str:
@@ -80,6 +84,8 @@ def _infer_binary(args: dict, attrs: dict) -> TensorType:
         shape = _broadcast(lhs.shape, rhs_t.shape)
         dtype = promote(lhs.dtype, rhs_t.dtype)
     elif isinstance(rhs_t, ScalarType):
+        if rhs_t.dtype.is_bool and not lhs.dtype.is_bool:
+            raise TypeRuleError("a BOOL scalar is not a number", "pl.cast it to the tensor's dtype")
         shape = lhs.shape
         rhs = args["rhs"]
         # An integer literal is re-stamped to the element dtype (PyPTO); others promote.
@@ -222,6 +228,8 @@ def _infer_matmul(args: dict, attrs: dict) -> TensorType:
 def _infer_matmul_acc(args: dict, attrs: dict) -> TensorType:
     acc, lhs, rhs = _tensor(args, "acc"), _tensor(args, "lhs"), _tensor(args, "rhs")
     m, _, _, n = _mm_shapes(lhs, rhs, attrs)
+    if acc.rank != 2:
+        raise TypeRuleError(f"matmul_acc accumulator must be 2-D, got rank {acc.rank}")
     if acc.dtype not in (FP32, INT32):
         raise TypeRuleError(f"matmul_acc accumulator must be FP32 or INT32, got {acc.dtype.name}")
     if not (dims_equal(acc.shape[0], m) and dims_equal(acc.shape[1], n)):
@@ -365,6 +373,8 @@ def _infer_full(args: dict, attrs: dict) -> TensorType:
     t = getattr(args["value"], "type", None)
     if not isinstance(t, ScalarType):
         raise TypeRuleError("pl.full value must be a scalar")
+    if t.dtype.is_bool and not attrs["dtype"].is_bool:
+        raise TypeRuleError("a BOOL value cannot fill a numeric tensor")
     return TensorType(_dims(args, "shape"), attrs["dtype"])
 
 
@@ -392,6 +402,17 @@ def _infer_slice(args: dict, attrs: dict) -> TensorType:
     valid = _dims(args, "valid_shape") if args.get("valid_shape") is not None else None
     if valid is not None and len(valid) != len(shape):
         raise TypeRuleError(f"valid_shape has {len(valid)} dims, the window {len(shape)}")
+    for axis, (v, w) in enumerate(zip(valid or (), shape)):
+        if (
+            static_value(v) is not None
+            and static_value(w) is not None
+            and static_value(v) > static_value(w)
+        ):
+            raise TypeRuleError(
+                f"valid_shape {_fmt_shape(valid)} is wider than the window {_fmt_shape(shape)} "
+                f"on axis {axis}",
+                "valid_shape can only narrow a window",
+            )
     return TensorType(shape, src.dtype, valid, attrs.get("pad_value"))
 
 

@@ -606,8 +606,11 @@ def test_tuple_unpacking_reuses_vars():
     host = Flow.host
     unpacks = [n for n in bindings(host, "y2") if isinstance(n, Assign) and len(n.targets) == 2]
     assert len(unpacks) == 2
-    # non-SSA: rebinding keeps one Var per name
-    assert unpacks[0].targets[0] is unpacks[1].targets[0]
+    # non-SSA: rebinding keeps one variable per name (same name and type object); each
+    # binding carries its own span
+    a, b = unpacks[0].targets[0], unpacks[1].targets[0]
+    assert a.name == b.name == "y2" and a.type is b.type
+    assert a.span.line != b.span.line
 
 
 def test_if_else_and_loops():
@@ -690,7 +693,10 @@ def test_subscript_store_sugar():
     assert stores[2].args[1].op == "reshape"  # a row fills the dropped axis
     assert format_type(stores[2].args[1].type) == T([1, 128], "FP32")
     assert [format_type(i.type) for i in stores[4].args[2].items] == [S("INDEX")] * 2
-    assert all(n.targets[0] is f.param("out").var for n in bindings(f, "out"))
+    out_var = f.param("out").var
+    assert all(
+        n.targets[0].name == "out" and n.targets[0].type is out_var.type for n in bindings(f, "out")
+    )
 
 
 def test_subscript_sugar_is_rejected_with_strict_ssa():
@@ -906,10 +912,12 @@ def test_rebinding_same_type_is_one_var():
         """
     )
     accs = bindings(p.f, "acc")
-    assert len(accs) == 2 and accs[0].targets[0] is accs[1].targets[0]
-    # rebinding a parameter re-assigns the parameter's Var
+    a, b = accs[0].targets[0], accs[1].targets[0]
+    assert len(accs) == 2 and a.name == b.name and a.type is b.type and a.span != b.span
+    # rebinding a parameter re-assigns the parameter's variable (its name and type)
     x_assign = bindings(p.f, "x")[0]
-    assert x_assign.targets[0] is p.f.params[0].var
+    param = p.f.params[0].var
+    assert x_assign.targets[0].name == param.name and x_assign.targets[0].type is param.type
 
 
 def test_rebinding_symbolic_shapes_compare_after_simplification():
