@@ -20,6 +20,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from hf_oracle import hf_logits, hf_model  # noqa: E402
+
 from kernels.qwen3.config import preset  # noqa: E402
 from kernels.qwen3.golden import decode_step, golden_forward_logits  # noqa: E402
 from kernels.qwen3.weights import (  # noqa: E402
@@ -32,48 +34,6 @@ from kernels.qwen3.weights import (  # noqa: E402
 
 LENS = (37, 20, 5)  # ragged: sequences drop out of the batch as they finish
 BLOCK = 16  # several KV pages per sequence
-
-
-def _hf_model(preset_name: str, tied: bool):
-    c = preset(preset_name)
-    hf_cfg = transformers.Qwen3Config(
-        vocab_size=c.vocab_size,
-        hidden_size=c.hidden_size,
-        intermediate_size=c.intermediate_size,
-        num_hidden_layers=c.num_hidden_layers,
-        num_attention_heads=c.num_attention_heads,
-        num_key_value_heads=c.num_key_value_heads,
-        head_dim=c.head_dim,
-        rms_norm_eps=c.rms_norm_eps,
-        # transformers 5.x defaults rope_theta to 1e4; real Qwen3 uses 1e6
-        rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta},
-        max_position_embeddings=c.max_position_embeddings,
-        tie_word_embeddings=tied,
-        attention_bias=False,
-        hidden_act="silu",
-    )
-    hf_cfg._attn_implementation = "eager"
-    torch.manual_seed(0)
-    model = transformers.Qwen3ForCausalLM(hf_cfg).eval()
-    gen = torch.Generator().manual_seed(1234)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):  # all four RMSNorm kinds: gammas 1 +- 0.1
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
-            elif "embed_tokens" in name:
-                p.copy_(torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
-            p.copy_(p.to(torch.bfloat16).to(torch.float32))  # BF16-representable, stays FP32
-    return model
-
-
-def _hf_logits(model, seqs):
-    out = []
-    with torch.no_grad():
-        for s in seqs:
-            out.append(model(torch.tensor([s])).logits[0].float().numpy())
-    return out
 
 
 def _compare(golden, refs, seqs):
@@ -95,13 +55,13 @@ def _compare(golden, refs, seqs):
 )
 def oracle(request, tmp_path_factory):
     preset_name, tied = request.param
-    model = _hf_model(preset_name, tied)
+    model = hf_model(preset_name, tied)
     path = tmp_path_factory.mktemp("qwen3_tiny_ckpt")
     model.save_pretrained(path, safe_serialization=True)
     cfg, weights = load_checkpoint(path, max_seq=64)
     rng = np.random.default_rng(42)
     seqs = [rng.integers(0, cfg.vocab_size, n).tolist() for n in LENS]
-    return model, cfg, weights, seqs, _hf_logits(model, seqs), path
+    return model, cfg, weights, seqs, hf_logits(model, seqs), path
 
 
 def test_loaded_config_and_rope(oracle):
@@ -141,7 +101,7 @@ def test_bf16_golden_close_to_transformers(oracle):
         path, dtype=torch.bfloat16, attn_implementation="eager"
     ).eval()
     assert bf_model.model.rotary_emb.inv_freq.dtype == torch.float32
-    bf_refs = _hf_logits(bf_model, seqs)
+    bf_refs = hf_logits(bf_model, seqs)
     err_bf, agree_bf = _compare(golden, bf_refs, seqs)
     print(f"[oracle bf16 vs HF bf16] max rel = {err_bf:.3g}, argmax agreement = {agree_bf:.3f}")
     assert err_bf <= 3e-2, err_bf

@@ -18,44 +18,11 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from hf_oracle import hf_model  # noqa: E402
+
 from kernels.qwen3.__main__ import main  # noqa: E402
-from kernels.qwen3.config import preset  # noqa: E402
 
 LENS = (37, 20, 5)  # ragged: sequences drop out of the batch as they finish; 3, 2, 1 KV pages
-
-
-def _hf_model(preset_name: str, tied: bool):
-    c = preset(preset_name)
-    hf_cfg = transformers.Qwen3Config(
-        vocab_size=c.vocab_size,
-        hidden_size=c.hidden_size,
-        intermediate_size=c.intermediate_size,
-        num_hidden_layers=c.num_hidden_layers,
-        num_attention_heads=c.num_attention_heads,
-        num_key_value_heads=c.num_key_value_heads,
-        head_dim=c.head_dim,
-        rms_norm_eps=c.rms_norm_eps,
-        # transformers 5.x defaults rope_theta to 1e4; real Qwen3 uses 1e6
-        rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta},
-        max_position_embeddings=c.max_position_embeddings,
-        tie_word_embeddings=tied,
-        attention_bias=False,
-        hidden_act="silu",
-    )
-    hf_cfg._attn_implementation = "eager"
-    torch.manual_seed(0)
-    model = transformers.Qwen3ForCausalLM(hf_cfg).eval()
-    gen = torch.Generator().manual_seed(4321)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):  # all four RMSNorm kinds: gammas 1 +- 0.1
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
-            elif "embed_tokens" in name:
-                p.copy_(torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
-            p.copy_(p.to(torch.bfloat16).to(torch.float32))  # BF16-representable, stays FP32
-    return model
 
 
 @pytest.fixture(
@@ -65,7 +32,7 @@ def _hf_model(preset_name: str, tied: bool):
 )
 def oracle(request, tmp_path_factory):
     preset_name, tied = request.param
-    model = _hf_model(preset_name, tied)
+    model = hf_model(preset_name, tied, seed=4321)
     path = tmp_path_factory.mktemp("qwen3_ckpt")
     model.save_pretrained(path, safe_serialization=True)
     rng = np.random.default_rng(7)

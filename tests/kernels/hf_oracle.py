@@ -1,0 +1,52 @@
+"""A tiny random transformers Qwen3 model, shared by the oracle tests (needs torch)."""
+
+from __future__ import annotations
+
+import torch
+import transformers
+
+from kernels.qwen3.config import preset
+
+
+def hf_model(preset_name: str, tied: bool, seed: int = 1234):
+    """`Qwen3ForCausalLM` with the preset's shapes; parameters BF16-representable, kept FP32."""
+    c = preset(preset_name)
+    hf_cfg = transformers.Qwen3Config(
+        vocab_size=c.vocab_size,
+        hidden_size=c.hidden_size,
+        intermediate_size=c.intermediate_size,
+        num_hidden_layers=c.num_hidden_layers,
+        num_attention_heads=c.num_attention_heads,
+        num_key_value_heads=c.num_key_value_heads,
+        head_dim=c.head_dim,
+        rms_norm_eps=c.rms_norm_eps,
+        # transformers 5.x defaults rope_theta to 1e4; real Qwen3 uses 1e6
+        rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta},
+        max_position_embeddings=c.max_position_embeddings,
+        tie_word_embeddings=tied,
+        attention_bias=False,
+        hidden_act="silu",
+    )
+    hf_cfg._attn_implementation = "eager"
+    torch.manual_seed(0)
+    model = transformers.Qwen3ForCausalLM(hf_cfg).eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):  # all four RMSNorm kinds: gammas 1 +- 0.1
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            elif "embed_tokens" in name:
+                p.copy_(torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+            p.copy_(p.to(torch.bfloat16).to(torch.float32))  # BF16-representable, stays FP32
+    return model
+
+
+def hf_logits(model, seqs):
+    """Per sequence, transformers' float32 logits [len, vocab]."""
+    out = []
+    with torch.no_grad():
+        for s in seqs:
+            out.append(model(torch.tensor([s])).logits[0].float().numpy())
+    return out
