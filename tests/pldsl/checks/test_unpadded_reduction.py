@@ -71,9 +71,7 @@ def test_fillpadded_softmax_is_clean():
 
 def test_invalid_rows_of_a_row_reduction_are_not_flagged():
     # A tail tile with fewer valid rows: each row's sum only feeds that row's result.
-    src = SRC.replace(
-        "valid_shape=[16, valid_len]", "valid_shape=[valid_len, BLOCK]"
-    ).replace(
+    src = SRC.replace("valid_shape=[16, valid_len]", "valid_shape=[valid_len, BLOCK]").replace(
         "BODY",
         "sq = pl.row_sum(pl.mul(raw, raw))\n"
         "        out = pl.assemble(out, pl.row_expand_mul(pl.slice(scores, [16, 32], [0, 0]), sq), [0, 0])",
