@@ -509,7 +509,8 @@ def reduce(op: str, a: np.ndarray, axis: int, result: str, precision: str = "bf1
 
     Floats: float32 accumulation in NumPy's order (pairwise along contiguous axes), then one
     RNE rounding to `result`. sum/prod are NOT bit-exact across implementations with another
-    order; reduce_error_bound gives the bound. max/min are exact (NaN propagates).
+    order; reduce_error_bound gives the bound. max/min are exact (NaN propagates) and, like
+    the elementwise maximum/minimum, order zeros as IEEE 754-2019 does (-0 < +0).
     Integers: wrap-around in the result dtype."""
     res = _name(result)
     if op not in _REDUCERS:
@@ -518,8 +519,11 @@ def reduce(op: str, a: np.ndarray, axis: int, result: str, precision: str = "bf1
     if a.shape[axis] == 0 and op in ("max", "min"):
         raise NumericsError(f"{op} over an empty axis has no value")
     if res in FLOAT_DTYPES:
+        x = _f32(a)
         with np.errstate(all="ignore"):
-            r = _REDUCERS[op](_f32(a), axis=axis, keepdims=True)
+            r = _REDUCERS[op](x, axis=axis, keepdims=True)
+        if op in ("max", "min"):
+            r = _signed_zero_extreme(op, x, r, axis)
         return cast(np.asarray(r, np.float32), res, "rint", precision)
     if res == "BOOL" or _is_float_np(a.dtype):
         raise NumericsError(f"integer {op!r} needs integer input and result, got {a.dtype}")
@@ -530,6 +534,17 @@ def reduce(op: str, a: np.ndarray, axis: int, result: str, precision: str = "bf1
         if op in ("sum", "prod"):  # mod 2**64 then mod 2**bits == wrap in the result dtype
             return _REDUCERS[op](ai, axis=axis, keepdims=True, dtype=wide).astype(dt)
         return _REDUCERS[op](ai, axis=axis, keepdims=True)
+
+
+def _signed_zero_extreme(op: str, x: np.ndarray, r: np.ndarray, axis: int) -> np.ndarray:
+    """np.max/np.min pick a zero's sign by element order; IEEE 754-2019 says max(-0, +0) = +0
+    and min(-0, +0) = -0. A zero extreme is +0 for max if any +0 is in the lane, else -0."""
+    want_negative = op == "min"
+    zeros_of_sign = (x == 0) & (np.signbit(x) == want_negative)
+    has = np.any(zeros_of_sign, axis=axis, keepdims=True)
+    sign = np.float32(-0.0) if want_negative else np.float32(0.0)
+    other = np.float32(0.0) if want_negative else np.float32(-0.0)
+    return np.where(r == 0, np.where(has, sign, other), r).astype(np.float32)
 
 
 def reduce_error_bound(
