@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", help="write a Chrome/Perfetto trace JSON here")
     p.add_argument("--profile", action="store_true", help="print the top source lines")
     p.add_argument("--no-bounds-check", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--backend",
+        choices=("interpreter", "c"),
+        default="interpreter",
+        help="run on the NumPy interpreter (default) or the C backend",
+    )
     return p
 
 
@@ -71,16 +77,21 @@ def _run(args: argparse.Namespace) -> int:
     program, fn = _pick(programs, args.function, args.file)
     values = _bind_inputs(fn, args.inputs)
     trace = Trace() if (args.trace or args.profile) else None
+    if args.backend == "c" and (args.strict or trace is not None):
+        raise _BadInput("--strict, --trace and --profile need the interpreter backend")
     try:
-        result = execute(
-            program,
-            fn.name,
-            values,
-            strict=args.strict,
-            precision=args.precision,
-            trace=trace,
-            bounds_check=not args.no_bounds_check,
-        )
+        if args.backend == "c":
+            result = _execute_c(program, fn, values, args)
+        else:
+            result = execute(
+                program,
+                fn.name,
+                values,
+                strict=args.strict,
+                precision=args.precision,
+                trace=trace,
+                bounds_check=not args.no_bounds_check,
+            )
     except ArgumentError as exc:
         print(exc.diagnostic.render(), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -110,6 +121,39 @@ def _run(args: argparse.Namespace) -> int:
     if args.profile:
         print(trace.format_summary())
     return EXIT_OK
+
+
+def _execute_c(program, fn, values: list, args: argparse.Namespace):
+    """Run on the C backend; arguments are converted exactly to their storage dtypes first,
+    so the arrays the backend updates in place are the ones reported."""
+    from interpreter import numerics
+    from interpreter.machine import RunResult
+    from pldsl.backends.c import compile as compile_c
+    from pldsl.ir.types import TensorType
+
+    arrays, positional = {}, []
+    for p, v in zip(fn.params, values):
+        if isinstance(p.type, TensorType) and v is not None:
+            v = _exact_storage(
+                p.name, np.asarray(v), numerics.storage_dtype(p.type.dtype.name, args.precision)
+            )
+            arrays[p.name] = v
+        positional.append(v)
+    compiled = compile_c(program, bounds_check=not args.no_bounds_check, precision=args.precision)
+    value = compiled.run(fn.name, *positional)
+    written = {p.name for p in fn.params if p.direction != "In" and p.name in arrays}
+    return RunResult(value, arrays, written)
+
+
+def _exact_storage(name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
+    if a.dtype == want:
+        return a
+    converted = a.astype(want)
+    if a.dtype.kind in "fiub" and not np.array_equal(
+        converted.astype(np.float64), a.astype(np.float64), equal_nan=True
+    ):
+        raise _BadInput(f"input '{name}' is not exactly representable as {want}; convert it first")
+    return converted
 
 
 def _load(path: str):

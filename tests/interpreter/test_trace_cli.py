@@ -238,3 +238,41 @@ def test_pldsl_run_subprocess(kernel_file, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "return: float32 [20, 64]" in proc.stdout
+
+
+def test_run_backend_c_agrees_with_the_interpreter(tmp_path):
+    """`pldsl run --backend c` computes what the interpreter computes (an RMSNorm tile loop)."""
+    import ml_dtypes
+
+    from interpreter.cli import main as run_main
+
+    kernel = tmp_path / "k.py"
+    kernel.write_text(
+        "import pldsl as pl\n"
+        "N = pl.dynamic('N')\n"
+        "@pl.program\n"
+        "class P:\n"
+        "    @pl.function\n"
+        "    def main(self, x: pl.Tensor[[N, 64], pl.BF16],\n"
+        "             out: pl.Out[pl.Tensor[[N, 64], pl.FP32]]) -> pl.Tensor[[N, 64], pl.FP32]:\n"
+        "        n = pl.tensor.dim(x, 0)\n"
+        "        for b0 in pl.parallel(0, n, 16):\n"
+        "            rows = pl.min(16, n - b0)\n"
+        "            t = pl.cast(pl.slice(x, [16, 64], [b0, 0], valid_shape=[rows, 64]), pl.FP32)\n"
+        "            s = pl.row_sum(pl.mul(t, t))\n"
+        "            r = pl.row_expand_mul(t, pl.rsqrt(pl.add(pl.mul(s, 0.015625), 1e-6)))\n"
+        "            out = pl.assemble(out, r, [b0, 0])\n"
+        "        return out\n"
+    )
+    x = np.random.default_rng(0).standard_normal((20, 64)).astype(ml_dtypes.bfloat16)
+    np.savez(tmp_path / "in.npz", x=x.astype(np.float32), out=np.zeros((20, 64), np.float32))
+    results = {}
+    for backend in ("interpreter", "c"):
+        dest = tmp_path / f"{backend}.npz"
+        argv = [str(kernel), "main", "--inputs", str(tmp_path / "in.npz"), "--outputs", str(dest)]
+        assert run_main([*argv, "--backend", backend]) == 0
+        results[backend] = np.load(dest)["out"]
+    xf = x.astype(np.float64)
+    want = xf / np.sqrt((xf * xf).mean(axis=1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(results["interpreter"], want, rtol=2e-6, atol=1e-6)
+    np.testing.assert_array_equal(results["c"], results["interpreter"])
