@@ -1,17 +1,20 @@
 """Independent NumPy goldens for the example kernels.
 
 Written in plain NumPy from the mathematical definition of each kernel, never from the
-kernel's tiling: this module does not import pldsl or the interpreter (a test enforces it).
-FP32 kernels are compared against float64 results; the BF16 GEMM golden rounds exactly where
-the kernel's BF16 cast sits (once, after the whole K reduction).
+kernel's tiling: this module imports nothing but NumPy and the BF16 rounding helper
+`kernels.bf16` (itself NumPy only, shared with the Qwen3 golden), never pldsl or the
+interpreter (a test enforces it). FP32 kernels are compared against float64 results; the BF16
+GEMM golden rounds exactly where the kernel's BF16 cast sits (once, after the whole K
+reduction).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from kernels.bf16 import round_bf16_f32
+
 __all__ = [
-    "bf16_round_ties_away",
     "elementwise_add_golden",
     "gemm_bf16_golden",
     "gemm_golden",
@@ -27,19 +30,6 @@ def _f64(x) -> np.ndarray:
     return np.asarray(x).astype(np.float64)
 
 
-def bf16_round_ties_away(x) -> np.ndarray:
-    """Round to the BF16 grid, ties away from zero (PyPTO's default cast mode ``round``).
-
-    Works on float32 bit patterns: BF16 keeps the top 16 bits, so adding half of the dropped
-    range (0x8000) to the sign-magnitude pattern and truncating rounds half away from zero.
-    Returns float64 values that are exactly representable in BF16. Finite inputs only.
-    """
-    f32 = np.asarray(x, dtype=np.float64).astype(np.float32)
-    bits = f32.view(np.uint32).astype(np.uint64)
-    rounded = ((bits + 0x8000) & 0xFFFF0000).astype(np.uint32)
-    return rounded.view(np.float32).astype(np.float64)
-
-
 def elementwise_add_golden(x, a) -> np.ndarray:
     """y = x + a."""
     return _f64(x) + float(a)
@@ -50,15 +40,15 @@ def matmul_golden(a, b) -> np.ndarray:
     return _f64(a) @ _f64(b)
 
 
-def gemm_golden(a, b) -> np.ndarray:
-    """C = A @ B in float64 (the K tiling does not change the mathematical result)."""
-    return _f64(a) @ _f64(b)
+gemm_golden = matmul_golden  # the K tiling does not change the mathematical result
 
 
 def gemm_bf16_golden(a, b) -> np.ndarray:
-    """C = bf16(A @ B): BF16 inputs (exact in float64), exact-ish float64 product, one
-    rounding to BF16 with ties away from zero, as the kernel's single final ``pl.cast``."""
-    return bf16_round_ties_away(_f64(a) @ _f64(b))
+    """C = bf16(A @ B): BF16 inputs (exact in float64), the float64 product stored as FP32 (the
+    accumulator's precision), then one rounding to BF16 with ties away from zero, as the
+    kernel's single final ``pl.cast``. Returns float64 (BF16-representable) values."""
+    product = (_f64(a) @ _f64(b)).astype(np.float32)
+    return round_bf16_f32(product).astype(np.float64)
 
 
 def rms_norm_golden(x, gamma, eps: float = 1e-6) -> np.ndarray:

@@ -12,9 +12,9 @@ import sys
 
 import numpy as np
 
-from .config import ConfigError, preset, preset_names
+from .config import preset, preset_names
 from .session import BACKENDS, BackendUnavailable, DecodeSession, RunOptions, progress
-from .weights import CheckpointError, load_checkpoint, random_weights
+from .weights import load_checkpoint, random_weights
 
 EXIT_BAD_INPUT = 2
 
@@ -43,11 +43,9 @@ def parse_token_ids(text: str, what: str) -> list[list[int]]:
 
 def load_model(args: argparse.Namespace, max_len: int):
     if args.checkpoint:
-        cfg, weights = load_checkpoint(args.checkpoint, max_seq=max(max_len, 1))
-    else:
-        cfg = preset(args.random)
-        weights = random_weights(cfg, seed=args.seed, max_seq=max(max_len, 1))
-    return cfg, weights
+        return load_checkpoint(args.checkpoint, max_seq=max_len)
+    cfg = preset(args.random)
+    return cfg, random_weights(cfg, seed=args.seed, max_seq=max_len)
 
 
 def check_ids(sequences: list[list[int]], vocab: int, what: str) -> None:
@@ -140,14 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT if exc.code else 0
     try:
         return cmd_logits(args) if args.command == "logits" else cmd_generate(args)
-    except (
-        UsageError,
-        ConfigError,
-        CheckpointError,
-        ValueError,
-        OSError,
-        BackendUnavailable,
-    ) as exc:
+    # ValueError includes ConfigError, CheckpointError and TilingError.
+    except (UsageError, ValueError, OSError, BackendUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except PldslError as exc:

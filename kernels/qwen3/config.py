@@ -244,80 +244,47 @@ def _check_theta(theta: Any, name: str) -> float:
 
 
 # ---------------------------------------------------------------------- presets
-# Numbers from the Qwen/Qwen3-* config.json files on the Hugging Face hub (all: vocab 151936,
-# head_dim 128, rms_norm_eps 1e-6, rope_theta 1e6, max_position_embeddings 40960).
-_QWEN3_COMMON = dict(
-    head_dim=128,
-    vocab_size=151936,
+def _hub_model(hidden: int, intermediate: int, layers: int, heads: int, tied: bool) -> Qwen3Config:
+    """A Qwen/Qwen3-* model: the fields of its config.json that differ between the sizes; all of
+    them have 8 KV heads, vocab 151936, head_dim 128, rms_norm_eps 1e-6, rope_theta 1e6 and
+    max_position_embeddings 40960."""
+    return Qwen3Config(
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=8,
+        head_dim=128,
+        vocab_size=151936,
+        rms_norm_eps=1e-6,
+        rope_theta=1_000_000.0,
+        max_position_embeddings=40960,
+        tie_word_embeddings=tied,
+    )
+
+
+# Small shapes for tests and demos (not real models): q_per_kv 2 and 4.
+_TINY = Qwen3Config(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    vocab_size=384,
     rms_norm_eps=1e-6,
     rope_theta=1_000_000.0,
-    max_position_embeddings=40960,
+    max_position_embeddings=512,
+    tie_word_embeddings=False,
 )
 
 PRESETS: dict[str, Qwen3Config] = {
-    "qwen3-0.6b": Qwen3Config(
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        tie_word_embeddings=True,
-        **_QWEN3_COMMON,
-    ),
-    "qwen3-8b": Qwen3Config(
-        hidden_size=4096,
-        intermediate_size=12288,
-        num_hidden_layers=36,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        tie_word_embeddings=False,
-        **_QWEN3_COMMON,
-    ),
-    "qwen3-14b": Qwen3Config(
-        hidden_size=5120,
-        intermediate_size=17408,
-        num_hidden_layers=40,
-        num_attention_heads=40,
-        num_key_value_heads=8,
-        tie_word_embeddings=False,
-        **_QWEN3_COMMON,
-    ),
-    "qwen3-32b": Qwen3Config(
-        hidden_size=5120,
-        intermediate_size=25600,
-        num_hidden_layers=64,
-        num_attention_heads=64,
-        num_key_value_heads=8,
-        tie_word_embeddings=False,
-        **_QWEN3_COMMON,
-    ),
-    # Small shapes for tests and demos (not real models).
-    "tiny": Qwen3Config(
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=32,
-        vocab_size=384,
-        rms_norm_eps=1e-6,
-        rope_theta=1_000_000.0,
-        max_position_embeddings=512,
-        tie_word_embeddings=False,
-    ),
-    "tiny-gqa4": Qwen3Config(
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=8,
-        num_key_value_heads=2,
-        head_dim=16,
-        vocab_size=384,
-        rms_norm_eps=1e-6,
-        rope_theta=1_000_000.0,
-        max_position_embeddings=512,
-        tie_word_embeddings=False,
-    ),
+    "qwen3-0.6b": _hub_model(1024, 3072, layers=28, heads=16, tied=True),
+    "qwen3-8b": _hub_model(4096, 12288, layers=36, heads=32, tied=False),
+    "qwen3-14b": _hub_model(5120, 17408, layers=40, heads=40, tied=False),
+    "qwen3-32b": _hub_model(5120, 25600, layers=64, heads=64, tied=False),
+    "tiny": _TINY,
+    "tiny-gqa4": _TINY.replace(num_attention_heads=8, head_dim=16),
 }
 
 

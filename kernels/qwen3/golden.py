@@ -1,6 +1,8 @@
 """Plain-NumPy golden of ``qwen3_decode_all`` (all layers + fused final RMSNorm + LM head).
 
 Independent of pldsl and of the interpreter: NumPy, plus ml_dtypes only as the BF16 storage type.
+It also holds the greedy-generation reference (`golden_greedy`) and the logits comparison the
+demo and the tests report (`compare_logits`).
 
 `decode_step` follows the seed kernel stage by stage (spec §1.2-§1.16) and rounds to BF16 exactly
 at the cast points of §1.17; everything else is FP32 (``np.float32`` elementwise math and FP32
@@ -25,7 +27,8 @@ matmuls):
    ``logits = float32(rms_normed) @ float32(lm_head)^T`` (FP32, all ``padded_vocab`` columns)
 
 BF16 rounding is round-half-AWAY-from-zero (PyPTO ``pl.cast`` default mode ``"round"``), done with
-integer bit operations by `round_bf16` -- not ml_dtypes' round-to-nearest-even.
+integer bit operations by `kernels.bf16.round_bf16_f32` (shared with the example goldens) -- not
+ml_dtypes' round-to-nearest-even.
 
 ``precision="fp32"`` turns every rounding point into a no-op.  In that mode the KV caches must be
 ``np.float32`` arrays (the cache rows then hold unrounded FP32 K/V) and the hidden-state outputs
@@ -38,43 +41,28 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 
+from ..bf16 import round_bf16_f32
 from .config import Qwen3Config
-from .weights import KVLayout, PageAllocator, Qwen3Weights, blocks_needed, new_kv_cache
+from .weights import BF16, KVLayout, PageAllocator, Qwen3Weights, blocks_needed, new_kv_cache
 
 __all__ = [
     "PRECISIONS",
+    "LogitAgreement",
+    "compare_logits",
     "decode_step",
     "golden_forward_logits",
+    "golden_greedy",
     "round_bf16",
     "round_bf16_f32",
 ]
 
-BF16 = np.dtype(ml_dtypes.bfloat16)
 PRECISIONS = ("bf16", "fp32")
 _F32_MIN = np.float32(np.finfo(np.float32).min)  # PadValue.min
 
 
 # ---------------------------------------------------------------------- BF16 rounding
-def round_bf16_f32(x: np.ndarray) -> np.ndarray:
-    """Round FP32 values to the nearest BF16 value, ties away from zero; result stays FP32.
-
-    Bit trick: add half a BF16 ulp (``0x8000``) to the magnitude bits and clear the low 16 bits.
-    Because FP32 is sign-magnitude, this rounds ties away from zero; a carry out of the mantissa
-    bumps the exponent (and overflows to infinity past the BF16 range), as it should.  NaN stays
-    a (quiet) NaN with its sign.
-    """
-    a = np.ascontiguousarray(x, dtype=np.float32)
-    u = a.view(np.uint32)
-    sign = u & np.uint32(0x80000000)
-    mag = u & np.uint32(0x7FFFFFFF)
-    rounded = (mag + np.uint32(0x8000)) & np.uint32(0xFFFF0000)
-    rounded = np.where(mag > np.uint32(0x7F800000), np.uint32(0x7FC00000), rounded)
-    return (sign | rounded).view(np.float32)
-
-
 def round_bf16(x: np.ndarray) -> np.ndarray:
     """Round to BF16 (ties away from zero) and return an ``ml_dtypes.bfloat16`` array."""
     r = round_bf16_f32(x)
@@ -389,3 +377,60 @@ def golden_forward_logits(
         )
         out[rows, t] = logits[:, : cfg.vocab_size]
     return out
+
+
+def golden_greedy(
+    weights: Qwen3Weights,
+    cfg: Qwen3Config,
+    prompts: Sequence[Sequence[int]],
+    n_new: int,
+    precision: str = "bf16",
+    block_size: int = 16,
+) -> list[list[int]]:
+    """Greedy generation with the golden: ``n_new`` times, append every sequence's argmax over
+    the vocabulary at its last position (`golden_forward_logits` of the whole sequence so far).
+    Returns the generated tokens per prompt."""
+    seqs = [list(map(int, p)) for p in prompts]
+    for _ in range(n_new):
+        logits = golden_forward_logits(weights, cfg, seqs, precision, block_size)
+        for b, s in enumerate(seqs):
+            s.append(int(np.argmax(logits[b, len(s) - 1])))
+    return [s[len(p) :] for s, p in zip(seqs, prompts)]
+
+
+# ---------------------------------------------------------------------- agreement
+@dataclass(frozen=True)
+class LogitAgreement:
+    """How close logits are to reference logits, over the rows the reference defines."""
+
+    rel_error: float  # max |got - ref| / max |ref|
+    bit_equal: float  # fraction of bit-identical logits
+    argmax_equal: float  # fraction of rows with the same argmax
+    clear_rows: int  # rows whose reference top-2 gap exceeds gap * max |ref|
+    clear_mismatches: int  # ... whose argmax differs nonetheless
+
+
+def compare_logits(got, ref, *, vocab: int | None = None, gap: float = 0.0) -> LogitAgreement:
+    """Compare logits ``[..., columns]`` with reference logits of the same shape.
+
+    Rows whose reference holds NaN (past a sequence's end) are left out; ``vocab`` drops the
+    padded-vocab columns.  ``gap`` picks the rows whose argmax is clear (`LogitAgreement`).
+    """
+    g = np.asarray(got, np.float32)[..., :vocab]
+    r = np.asarray(ref, np.float32)[..., :vocab]
+    if g.shape != r.shape:
+        raise ValueError(f"logits {g.shape} and reference {r.shape} differ in shape")
+    g, r = g.reshape(-1, g.shape[-1]), r.reshape(-1, r.shape[-1])
+    defined = ~np.isnan(r).any(axis=1)
+    g, r = g[defined], r[defined]
+    scale = float(np.max(np.abs(r), initial=0.0)) or 1.0
+    top2 = np.sort(r, axis=1)[:, -2:]
+    clear = top2[:, -1] - top2[:, 0] > gap * scale
+    same_argmax = np.argmax(g, axis=1) == np.argmax(r, axis=1)
+    return LogitAgreement(
+        rel_error=float(np.max(np.abs(g - r), initial=0.0)) / scale,
+        bit_equal=float(np.mean(g.view(np.uint32) == r.view(np.uint32))),
+        argmax_equal=float(np.mean(same_argmax)),
+        clear_rows=int(np.sum(clear)),
+        clear_mismatches=int(np.sum(clear & ~same_argmax)),
+    )

@@ -31,11 +31,11 @@ __all__ = [
     "USER_BATCH",
     "BLOCK_TABLE_LEN",
     "DECODE_PARAM_NAMES",
-    "DECODE_WEIGHT_NAMES",
     "DECODE_OUTPUT_NAMES",
     "HOST_PARAM_NAMES",
     "build_program",
     "decode_args",
+    "host_orch_args",
 ]
 
 USER_BATCH = pl.dynamic("USER_BATCH")
@@ -68,24 +68,6 @@ DECODE_PARAM_NAMES: tuple[str, ...] = (
     "logits",
 )
 """Parameters of ``qwen3_decode_all``, in order (the seed's order, spec section 1.1)."""
-
-DECODE_WEIGHT_NAMES: tuple[str, ...] = tuple(
-    n
-    for n in DECODE_PARAM_NAMES
-    if n
-    not in (
-        "hidden_states",
-        "seq_lens",
-        "block_table",
-        "slot_mapping",
-        "k_cache",
-        "v_cache",
-        "out",
-        "rms_normed",
-        "logits",
-    )
-)
-"""The ``Qwen3Weights`` arrays the kernel takes (everything but ``embed_tokens``)."""
 
 DECODE_OUTPUT_NAMES: tuple[str, ...] = ("out", "rms_normed", "logits")
 
@@ -834,25 +816,51 @@ def build_program(
     return Qwen3DecodeAll
 
 
+def _positional(names: tuple[str, ...], weights, given: dict) -> list:
+    """Arguments in ``names`` order: ``given`` by name, the rest from ``weights`` (a
+    `kernels.qwen3.weights.Qwen3Weights` or a name -> array mapping)."""
+    get = weights.__getitem__ if isinstance(weights, dict) else lambda n: getattr(weights, n)
+    return [given[n] if n in given else get(n) for n in names]
+
+
 def decode_args(weights, hidden_states, seq_lens, block_table, slot_mapping, k_cache, v_cache,
                 out, rms_normed, logits) -> list:  # fmt: skip
-    """The positional arguments of ``qwen3_decode_all`` in `DECODE_PARAM_NAMES` order.
+    """The positional arguments of ``qwen3_decode_all`` in `DECODE_PARAM_NAMES` order."""
+    return _positional(
+        DECODE_PARAM_NAMES,
+        weights,
+        {
+            "hidden_states": hidden_states,
+            "seq_lens": seq_lens,
+            "block_table": block_table,
+            "slot_mapping": slot_mapping,
+            "k_cache": k_cache,
+            "v_cache": v_cache,
+            "out": out,
+            "rms_normed": rms_normed,
+            "logits": logits,
+        },
+    )
 
-    ``weights`` is a `kernels.qwen3.weights.Qwen3Weights` (or a name -> array mapping).
-    """
-    get = weights.__getitem__ if isinstance(weights, dict) else lambda n: getattr(weights, n)
-    given = {
-        "hidden_states": hidden_states,
-        "seq_lens": seq_lens,
-        "block_table": block_table,
-        "slot_mapping": slot_mapping,
-        "k_cache": k_cache,
-        "v_cache": v_cache,
-        "out": out,
-        "rms_normed": rms_normed,
-        "logits": logits,
-    }
-    return [given[n] if n in given else get(n) for n in DECODE_PARAM_NAMES]
+
+def host_orch_args(weights, decode_hidden, decode_seq_lens, decode_slot_mapping, block_table,
+                   k_cache, v_cache, decode_out, rms_normed, logits) -> list:  # fmt: skip
+    """The positional arguments of ``host_orch`` in `HOST_PARAM_NAMES` order."""
+    return _positional(
+        HOST_PARAM_NAMES,
+        weights,
+        {
+            "decode_hidden": decode_hidden,
+            "decode_seq_lens": decode_seq_lens,
+            "decode_slot_mapping": decode_slot_mapping,
+            "block_table": block_table,
+            "k_cache": k_cache,
+            "v_cache": v_cache,
+            "decode_out": decode_out,
+            "rms_normed": rms_normed,
+            "logits": logits,
+        },
+    )
 
 
 def pldsl_programs() -> list[pl.Program]:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Qwen3Config
-from .program import DECODE_PARAM_NAMES, HOST_PARAM_NAMES, build_program
-from .weights import KVLayout, PageAllocator, Qwen3Weights, new_kv_cache
+from .program import build_program, decode_args, host_orch_args
+from .weights import BF16, KVLayout, PageAllocator, Qwen3Weights, new_kv_cache
 
 BACKENDS = ("interpreter", "c")
 
@@ -36,6 +36,14 @@ class RunOptions:
             )
         if self.precision not in ("bf16", "fp32"):
             raise ValueError(f"unknown precision {self.precision!r}; choose bf16 or fp32")
+        if self.backend != "interpreter" and (self.strict or self.trace):
+            raise ValueError("--strict and --trace need the interpreter backend")
+
+    @property
+    def storage(self) -> np.dtype:
+        """The NumPy dtype of BF16 tensors (hidden states, KV caches): BF16, or FP32 when
+        ``precision="fp32"`` (every rounding point a no-op)."""
+        return np.dtype(np.float32) if self.precision == "fp32" else BF16
 
 
 class BackendUnavailable(RuntimeError):
@@ -50,8 +58,6 @@ def make_runner(program, options: RunOptions) -> Callable:
         except ImportError as exc:
             raise BackendUnavailable(f"the C backend is not available: {exc}") from None
 
-        if options.strict:
-            raise ValueError("--strict needs the interpreter backend")
         compiled = compile_c(program, precision=options.precision)
         return lambda fn, *args, host=None: compiled.run(fn, *args, host=host)
     import interpreter
@@ -95,12 +101,7 @@ class DecodeSession:
         self.max_blocks = math.ceil(self.max_len / self.block_size)
         self.layout = KVLayout(self.batch * self.max_blocks, self.block_size)
         self.allocator = PageAllocator(self.layout, self.batch, self.max_blocks)
-        store = np.float32 if self.options.precision == "fp32" else None
-        self.k_cache, self.v_cache = (
-            new_kv_cache(self.cfg, self.layout, store)
-            if store
-            else new_kv_cache(self.cfg, self.layout)
-        )
+        self.k_cache, self.v_cache = new_kv_cache(self.cfg, self.layout, self.options.storage)
         self.program = build_program(
             self.cfg,
             max_seq=self.weights.max_seq,
@@ -116,8 +117,7 @@ class DecodeSession:
 
     # ----------------------------------------------------------------- inputs
     def hidden_for(self, token_ids: Sequence[int]) -> np.ndarray:
-        rows = self.weights.embed(token_ids)
-        return rows.astype(np.float32) if self.options.precision == "fp32" else rows
+        return self.weights.embed(token_ids).astype(self.options.storage, copy=False)
 
     def step_inputs(self, rows: Sequence[int], positions: Sequence[int], token_ids: Sequence[int]):
         """hidden_states, seq_lens, block_table, slot_mapping for one decode step of `rows`."""
@@ -128,30 +128,17 @@ class DecodeSession:
         return hidden, seq_lens, block_table, slots
 
     def _outputs(self, n: int):
-        dt = np.float32 if self.options.precision == "fp32" else self.weights.embed_tokens.dtype
-        H, pv = self.cfg.hidden_size, self.weights.padded_vocab
+        """Buffers for (out, rms_normed, logits) of `n` rows."""
+        dt, H, pv = self.options.storage, self.cfg.hidden_size, self.weights.padded_vocab
         return np.empty((n, H), dt), np.empty((n, H), dt), np.empty((n, pv), np.float32)
-
-    def _weight(self, name: str) -> np.ndarray:
-        return getattr(self.weights, name)
 
     # ----------------------------------------------------------------- steps
     def decode(self, rows: Sequence[int], positions: Sequence[int], token_ids: Sequence[int]):
         """One `qwen3_decode_all` step; returns (out, rms_normed, logits) for `rows`."""
-        hidden, seq_lens, block_table, slots = self.step_inputs(rows, positions, token_ids)
-        out, rms, logits = self._outputs(len(rows))
-        given = {
-            "hidden_states": hidden,
-            "seq_lens": seq_lens,
-            "block_table": block_table,
-            "slot_mapping": slots,
-            "k_cache": self.k_cache,
-            "v_cache": self.v_cache,
-            "out": out,
-            "rms_normed": rms,
-            "logits": logits,
-        }
-        args = [given[n] if n in given else self._weight(n) for n in DECODE_PARAM_NAMES]
+        inputs = self.step_inputs(rows, positions, token_ids)
+        args = decode_args(
+            self.weights, *inputs, self.k_cache, self.v_cache, *self._outputs(len(rows))
+        )
         return self.run("qwen3_decode_all", *args)
 
     def check_prompts(self, prompts: Sequence[Sequence[int]]) -> None:
@@ -208,11 +195,10 @@ class DecodeSession:
         generated: list[list[int]] = [[] for _ in prompts]
         done = [False] * len(prompts)
         vocab = self.cfg.vocab_size
-        steps = [0]  # sample calls so far (generated[0] stops growing once row 0 is done)
+        step = 0  # sample calls so far (a row's list stops growing once that row is done)
 
         def sample_and_prepare(logits, seq_lens_buf, slot_buf, hidden_buf):
-            step = steps[0]
-            steps[0] += 1
+            nonlocal step
             context = {
                 "hidden": np.array(hidden_buf),
                 "seq_lens": seq_lens_buf.copy(),
@@ -221,6 +207,7 @@ class DecodeSession:
             }
             if on_step is not None:
                 on_step(step, np.asarray(logits), context)
+            step += 1
             tokens = np.argmax(np.asarray(logits)[:, :vocab], axis=1)
             for b, tok in enumerate(tokens):
                 if done[b]:
@@ -238,19 +225,10 @@ class DecodeSession:
                     done[b] = True
             return hidden_buf
 
-        out_d, rms, logits = self._outputs(len(rows))
-        given = {
-            "decode_hidden": hidden,
-            "decode_seq_lens": seq_lens,
-            "decode_slot_mapping": slots,
-            "block_table": block_table,
-            "k_cache": self.k_cache,
-            "v_cache": self.v_cache,
-            "decode_out": out_d,
-            "rms_normed": rms,
-            "logits": logits,
-        }
-        args = [given[n] if n in given else self._weight(n) for n in HOST_PARAM_NAMES]
+        args = host_orch_args(
+            self.weights, hidden, seq_lens, slots, block_table, self.k_cache, self.v_cache,
+            *self._outputs(len(prompts)),
+        )  # fmt: skip
         self.run("host_orch", *args, host={"sample_and_prepare": sample_and_prepare})
         return generated
 

@@ -155,35 +155,28 @@ def derive_tiling(
     q_head_pad = -(-q_per_kv // q_head_align) * q_head_align
     budget_rows = max(1, QK_NORM_TILE_BYTES // (batch_tile * D * 4))
 
+    # tile -> (the dimension it tiles, named as in the error message; its size; what it tiles)
+    tiled = {
+        "k_chunk_in": ("hidden_size", H, "input-RMSNorm / QKV K chunk"),
+        "q_out_chunk": ("num_attention_heads*head_dim", Qw, "Q projection N tile"),
+        "kv_out_chunk": ("num_key_value_heads*head_dim", KVw, "K/V projection N tile"),
+        "o_k_chunk": ("num_attention_heads*head_dim", Qw, "O projection K tile"),
+        "o_out_chunk": ("hidden_size", H, "O projection N tile"),
+        "k_chunk": ("hidden_size", H, "RMSNorm / gate-up / LM-head K chunk"),
+        "mlp_chunk": ("intermediate_size", Im, "gate/up N tile and down K tile"),
+        "down_out_chunk": ("hidden_size", H, "down projection N tile"),
+        "vocab_chunk": ("padded_vocab", padded_vocab, "LM-head N tile"),
+    }
     return DecodeTiling(
         batch_tile=batch_tile,
         block_size=block_size,
         max_blocks_per_seq=max_blocks_per_seq,
         q_per_kv=q_per_kv,
         q_head_pad=q_head_pad,
-        k_chunk_in=_tile("hidden_size", "input-RMSNorm / QKV K chunk", H, cap["k_chunk_in"], align),
-        q_out_chunk=_tile(
-            "num_attention_heads*head_dim", "Q projection N tile", Qw, cap["q_out_chunk"], align
-        ),
-        kv_out_chunk=_tile(
-            "num_key_value_heads*head_dim", "K/V projection N tile", KVw, cap["kv_out_chunk"], align
-        ),
-        o_k_chunk=_tile(
-            "num_attention_heads*head_dim", "O projection K tile", Qw, cap["o_k_chunk"], align
-        ),
-        o_out_chunk=_tile("hidden_size", "O projection N tile", H, cap["o_out_chunk"], align),
-        k_chunk=_tile(
-            "hidden_size", "RMSNorm / gate-up / LM-head K chunk", H, cap["k_chunk"], align
-        ),
-        mlp_chunk=_tile(
-            "intermediate_size", "gate/up N tile and down K tile", Im, cap["mlp_chunk"], align
-        ),
-        down_out_chunk=_tile(
-            "hidden_size", "down projection N tile", H, cap["down_out_chunk"], align
-        ),
-        vocab_chunk=_tile(
-            "padded_vocab", "LM-head N tile", padded_vocab, cap["vocab_chunk"], align
-        ),
+        **{
+            tile: _tile(name, what, dim, cap[tile], align)
+            for tile, (name, dim, what) in tiled.items()
+        },
         q_norm_heads=_largest_divisor_at_most(c.num_attention_heads, budget_rows),
         k_norm_heads=_largest_divisor_at_most(c.num_key_value_heads, budget_rows),
     )

@@ -301,6 +301,25 @@ def _default_max_seq(cfg: Qwen3Config, max_seq: int | None) -> int:
     return max_seq
 
 
+def _finish_weights(
+    cfg: Qwen3Config,
+    arrays: dict[str, np.ndarray],
+    lm_head: np.ndarray,
+    max_seq: int,
+    vocab_pad: int,
+) -> Qwen3Weights:
+    """`Qwen3Weights` from the stacked arrays, the unpadded ``[vocab, H]`` LM head (padded here
+    to a multiple of ``vocab_pad`` rows) and RoPE tables of ``max_seq`` rows."""
+    cos, sin = rope_tables(max_seq, cfg.head_dim, cfg.rope_theta)
+    return Qwen3Weights(
+        cfg=cfg,
+        **arrays,
+        lm_head_weight=_pad_lm_head(lm_head, cfg.padded_vocab(vocab_pad)),
+        rope_cos=cos,
+        rope_sin=sin,
+    )
+
+
 # ---------------------------------------------------------------------- stacking HF tensors
 def _hf_shapes(cfg: Qwen3Config) -> dict[str, tuple[int, ...]]:
     """HF tensor name -> expected shape (per-layer names use ``{i}``)."""
@@ -386,30 +405,23 @@ def stack_hf_tensors(
         w_up[h] = to_bf16_rne(fetch(p + "mlp.up_proj.weight", i)).T
         w_down[i * Im : (i + 1) * Im] = to_bf16_rne(fetch(p + "mlp.down_proj.weight", i)).T
     final_norm = _to_f32(fetch("model.norm.weight")).reshape(1, H)
-    if cfg.tie_word_embeddings:
-        lm_head = embed
-    else:
-        lm_head = to_bf16_rne(fetch("lm_head.weight"))
-    cos, sin = rope_tables(max_seq, D, cfg.rope_theta)
-    return Qwen3Weights(
-        cfg=cfg,
-        embed_tokens=np.ascontiguousarray(embed),
-        input_rms_weight=input_rms,
-        wq=wq,
-        wk=wk,
-        wv=wv,
-        q_norm_weight=q_norm,
-        k_norm_weight=k_norm,
-        wo=wo,
-        post_rms_weight=post_rms,
-        w_gate=w_gate,
-        w_up=w_up,
-        w_down=w_down,
-        final_norm_weight=final_norm,
-        lm_head_weight=_pad_lm_head(lm_head, cfg.padded_vocab(vocab_pad)),
-        rope_cos=cos,
-        rope_sin=sin,
-    )
+    lm_head = embed if cfg.tie_word_embeddings else to_bf16_rne(fetch("lm_head.weight"))
+    arrays = {
+        "embed_tokens": np.ascontiguousarray(embed),
+        "input_rms_weight": input_rms,
+        "wq": wq,
+        "wk": wk,
+        "wv": wv,
+        "q_norm_weight": q_norm,
+        "k_norm_weight": k_norm,
+        "wo": wo,
+        "post_rms_weight": post_rms,
+        "w_gate": w_gate,
+        "w_up": w_up,
+        "w_down": w_down,
+        "final_norm_weight": final_norm,
+    }
+    return _finish_weights(cfg, arrays, lm_head, max_seq, vocab_pad)
 
 
 # ---------------------------------------------------------------------- safetensors reading
@@ -589,40 +601,27 @@ def random_weights(
         # Norm weights are BF16 values in real checkpoints; keep them BF16-representable.
         return normal(shape, 0.1, 1.0).astype(BF16).astype(np.float32)
 
-    embed = mat((cfg.vocab_size, H), 1.0)
-    wq = mat((L * H, Qw), H**-0.5)
-    wk = mat((L * H, KVw), H**-0.5)
-    wv = mat((L * H, KVw), H**-0.5)
-    wo = mat((L * Qw, H), 0.5 * Qw**-0.5)
-    w_gate = mat((L * H, Im), H**-0.5)
-    w_up = mat((L * H, Im), H**-0.5)
-    w_down = mat((L * Im, H), 0.5 * Im**-0.5)
-    input_rms = gamma((L, H))
-    post_rms = gamma((L, H))
-    q_norm = gamma((L, D))
-    k_norm = gamma((L, D))
-    final_norm = gamma((1, H))
-    lm_head = embed if cfg.tie_word_embeddings else mat((cfg.vocab_size, H), H**-0.5)
-    cos, sin = rope_tables(max_seq, D, cfg.rope_theta)
-    return Qwen3Weights(
-        cfg=cfg,
-        embed_tokens=embed,
-        input_rms_weight=input_rms,
-        wq=wq,
-        wk=wk,
-        wv=wv,
-        q_norm_weight=q_norm,
-        k_norm_weight=k_norm,
-        wo=wo,
-        post_rms_weight=post_rms,
-        w_gate=w_gate,
-        w_up=w_up,
-        w_down=w_down,
-        final_norm_weight=final_norm,
-        lm_head_weight=_pad_lm_head(lm_head, cfg.padded_vocab(vocab_pad)),
-        rope_cos=cos,
-        rope_sin=sin,
-    )
+    # Drawn in this order (the seeded values depend on it).
+    arrays = {
+        "embed_tokens": mat((cfg.vocab_size, H), 1.0),
+        "wq": mat((L * H, Qw), H**-0.5),
+        "wk": mat((L * H, KVw), H**-0.5),
+        "wv": mat((L * H, KVw), H**-0.5),
+        "wo": mat((L * Qw, H), 0.5 * Qw**-0.5),
+        "w_gate": mat((L * H, Im), H**-0.5),
+        "w_up": mat((L * H, Im), H**-0.5),
+        "w_down": mat((L * Im, H), 0.5 * Im**-0.5),
+        "input_rms_weight": gamma((L, H)),
+        "post_rms_weight": gamma((L, H)),
+        "q_norm_weight": gamma((L, D)),
+        "k_norm_weight": gamma((L, D)),
+        "final_norm_weight": gamma((1, H)),
+    }
+    if cfg.tie_word_embeddings:
+        lm_head = arrays["embed_tokens"]
+    else:
+        lm_head = mat((cfg.vocab_size, H), H**-0.5)
+    return _finish_weights(cfg, arrays, lm_head, max_seq, vocab_pad)
 
 
 # ---------------------------------------------------------------------- KV cache

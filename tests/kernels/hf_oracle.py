@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import transformers
 
@@ -50,3 +51,17 @@ def hf_logits(model, seqs):
         for s in seqs:
             out.append(model(torch.tensor([s])).logits[0].float().numpy())
     return out
+
+
+def compare(got, refs, seqs):
+    """(max over sequences of max |Δ| / max |ref|, argmax agreement over all positions) of
+    logits ``got [batch, max_len, vocab]`` against ``refs`` (one ``[len, vocab]`` per sequence);
+    ``got`` must be finite up to each sequence's end and NaN past it."""
+    err = agree = n = 0.0
+    for b, (s, ref) in enumerate(zip(seqs, refs)):
+        g = got[b, : len(s)]
+        assert np.isfinite(g).all() and np.isnan(got[b, len(s) :]).all()
+        err = max(err, float(np.abs(g - ref).max() / np.abs(ref).max()))
+        agree += float((g.argmax(-1) == ref.argmax(-1)).sum())
+        n += len(s)
+    return err, agree / n

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import pldsl as pl
+from kernels.bf16 import round_bf16_f32
 from kernels.examples import EXAMPLES, _harness
-from kernels.examples.goldens import bf16_round_ties_away
 
 ROOT = Path(__file__).resolve().parents[2]
 U = 2.0**-24  # FP32 unit roundoff
@@ -134,25 +134,13 @@ def _inputs(name: str, rows: int, kw: dict, seed: int = 0) -> dict:
     return mod.make_inputs(rows, kw["cols"], seed)
 
 
-_ARGS = {
-    "elementwise_add": ("x", "a"),
-    "matmul": ("a", "b"),
-    "gemm": ("a", "b"),
-    "gemm_bf16": ("a", "b"),
-    "rms_norm": ("x", "gamma"),
-    "layer_norm": ("x", "gamma", "beta"),
-    "softmax": ("x",),
-    "rope": ("x", "cos", "sin"),
-}
-
-
 def _out_shape(name: str, rows: int, kw: dict) -> tuple[int, int]:
     cols = kw.get("cols") or kw.get("n") or kw.get("hidden") or kw.get("head_dim")
     return rows, cols
 
 
 def _golden(name: str, inputs: dict) -> np.ndarray:
-    return _module(name).golden(*(inputs[k] for k in _ARGS[name]))
+    return _module(name).golden(*inputs.values())
 
 
 def _run(name: str, rows: int, *, strict: bool = False, static_rows: bool = False, seed=0):
@@ -164,8 +152,7 @@ def _run(name: str, rows: int, *, strict: bool = False, static_rows: bool = Fals
     program = mod.build(**build_kw)
     inputs = _inputs(name, rows, kw, seed)
     out = _harness.new_output(_out_shape(name, rows, kw), "BF16" if name == "gemm_bf16" else "FP32")
-    args = [inputs[k] for k in _ARGS[name]]
-    result = _harness.interpret(program, entry, args, out, strict=strict)
+    result = _harness.interpret(program, entry, list(inputs.values()), out, strict=strict)
     return result, out, inputs
 
 
@@ -174,12 +161,17 @@ def _run(name: str, rows: int, *, strict: bool = False, static_rows: bool = Fals
 
 @pytest.mark.parametrize("name", NAMES)
 def test_module_shape(name):
-    """Each example module has a docstring, build, golden, make_inputs and run."""
+    """Each example module has a docstring, build, golden, make_inputs, run and
+    pldsl_programs."""
     mod = _module(name)
     assert mod.__doc__ and len(mod.__doc__) > 80
-    for attr in ("build", "golden", "make_inputs", "run"):
+    for attr in ("build", "golden", "make_inputs", "run", "pldsl_programs"):
         assert callable(getattr(mod, attr)), attr
     assert isinstance(mod.build(), pl.Program)
+    # make_inputs gives the entry's inputs keyed and ordered like its parameters (Out last)
+    entry, kw = SMALL[name]
+    params = [p.name for p in getattr(mod.build(**kw), entry).params]
+    assert list(_inputs(name, 5, kw)) == params[:-1]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -327,7 +319,7 @@ def test_gemm_bf16_cast_point_matters():
     a, b = _f64(inputs["a"]), _f64(inputs["b"])
     acc = np.zeros((a.shape[0], b.shape[1]))
     for k0 in range(0, kw["k"], kw["k_tile"]):
-        acc = bf16_round_ties_away(acc + a[:, k0 : k0 + kw["k_tile"]] @ b[k0 : k0 + kw["k_tile"]])
+        acc = round_bf16_f32(acc + a[:, k0 : k0 + kw["k_tile"]] @ b[k0 : k0 + kw["k_tile"]])
     single = _golden("gemm_bf16", inputs)
     match_single = np.mean(_f64(result) == single)
     match_blockwise = np.mean(_f64(result) == acc)
@@ -369,36 +361,25 @@ def test_gemm_bf16_cast_rounds_ties_away():
 # ---------------------------------------------------------------------- golden hygiene
 
 
-def test_goldens_do_not_import_pldsl():
-    """goldens.py is plain NumPy: no pldsl/interpreter/kernels import, statically and when
-    imported in a fresh interpreter."""
-    path = ROOT / "kernels" / "examples" / "goldens.py"
-    tree = ast.parse(path.read_text())
+def _imports(path: Path) -> set[str]:
     imported = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
+            imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            imported.add((node.module or "").split(".")[0])
-    assert imported <= {"__future__", "numpy"}, imported
+            imported.add(node.module or "")
+    return imported
+
+
+def test_goldens_do_not_import_pldsl():
+    """goldens.py is plain NumPy plus kernels/bf16.py (NumPy only): no pldsl or interpreter
+    import, statically and when imported in a fresh interpreter."""
+    path = ROOT / "kernels" / "examples" / "goldens.py"
+    assert _imports(path) <= {"__future__", "numpy", "kernels.bf16"}, _imports(path)
+    assert _imports(ROOT / "kernels" / "bf16.py") <= {"__future__", "numpy"}
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]); "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('pldsl', 'interpreter')]; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=ROOT)
-
-
-def test_bf16_round_ties_away_helper():
-    """The golden's hand-written BF16 rounding: ties go away from zero, others to nearest."""
-    import ml_dtypes
-
-    x = np.array([1 + 2.0**-8, -(1 + 2.0**-8), 1 + 3 * 2.0**-8, 1 + 2.0**-9, 0.0, -2.5])
-    got = bf16_round_ties_away(x)
-    np.testing.assert_array_equal(got, [1 + 2.0**-7, -(1 + 2.0**-7), 1 + 2 * 2.0**-7, 1, 0, -2.5])
-    # Away from ties it agrees with ml_dtypes' RNE.
-    rng = np.random.default_rng(0)
-    y = rng.standard_normal(10000).astype(np.float32)
-    ties = (y.view(np.uint32) & 0xFFFF) == 0x8000
-    ref = y.astype(ml_dtypes.bfloat16).astype(np.float64)
-    np.testing.assert_array_equal(bf16_round_ties_away(y)[~ties], ref[~ties])

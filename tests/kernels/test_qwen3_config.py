@@ -687,4 +687,5 @@ def test_rope_in_weights_use_cfg_theta():
     cos, sin = rope_tables(9, cfg.head_dim, 12345.0)
     np.testing.assert_array_equal(w.rope_cos, cos)
     np.testing.assert_array_equal(w.rope_sin, sin)
-    assert math.isclose(float(w.rope_cos[1, 0]), math.cos(1.0), rel_tol=1e-6)
+    # column i of position 1 is cos(theta ** (-2i / head_dim)): column 1 depends on theta
+    assert math.isclose(float(w.rope_cos[1, 1]), math.cos(12345.0 ** (-2 / 32)), rel_tol=1e-6)

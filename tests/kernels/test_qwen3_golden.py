@@ -8,6 +8,9 @@ KV cache), position by position.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -15,8 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kernels.bf16 import round_bf16_f32
 from kernels.qwen3.config import Qwen3Config, preset
-from kernels.qwen3.golden import decode_step, golden_forward_logits, round_bf16, round_bf16_f32
+from kernels.qwen3.golden import decode_step, golden_forward_logits, round_bf16
 from kernels.qwen3.weights import (
     BF16,
     KVLayout,
@@ -25,6 +29,19 @@ from kernels.qwen3.weights import (
     new_kv_cache,
     random_weights,
 )
+
+# ====================================================================== independence
+
+
+def test_golden_imports_neither_pldsl_nor_the_interpreter():
+    """The golden (with its config/weights helpers) runs in a fresh interpreter without pldsl."""
+    code = (
+        "import sys, kernels.qwen3.golden; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('pldsl', 'interpreter')]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
 
 # ====================================================================== dense float64 reference
 

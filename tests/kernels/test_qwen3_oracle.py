@@ -20,7 +20,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from hf_oracle import hf_logits, hf_model  # noqa: E402
+from hf_oracle import compare, hf_logits, hf_model  # noqa: E402
 
 from kernels.qwen3.config import preset  # noqa: E402
 from kernels.qwen3.golden import decode_step, golden_forward_logits  # noqa: E402
@@ -34,18 +34,6 @@ from kernels.qwen3.weights import (  # noqa: E402
 
 LENS = (37, 20, 5)  # ragged: sequences drop out of the batch as they finish
 BLOCK = 16  # several KV pages per sequence
-
-
-def _compare(golden, refs, seqs):
-    """(max |diff| / max |ref|, argmax agreement) over all valid positions."""
-    err = agree = n = 0.0
-    for b, (s, ref) in enumerate(zip(seqs, refs)):
-        got = golden[b, : len(s)]
-        assert np.isfinite(got).all() and np.isnan(golden[b, len(s) :]).all()
-        err = max(err, float(np.abs(got - ref).max() / np.abs(ref).max()))
-        agree += float((got.argmax(-1) == ref.argmax(-1)).sum())
-        n += len(s)
-    return err, agree / n
 
 
 @pytest.fixture(
@@ -81,7 +69,7 @@ def test_loaded_config_and_rope(oracle):
 def test_fp32_golden_matches_transformers(oracle):
     _, cfg, weights, seqs, refs, _ = oracle
     golden = golden_forward_logits(weights, cfg, seqs, precision="fp32", block_size=BLOCK)
-    err, agree = _compare(golden, refs, seqs)
+    err, agree = compare(golden, refs, seqs)
     print(f"\n[oracle fp32] max|dlogit|/max|logit| = {err:.3g}, argmax agreement = {agree:.3f}")
     assert err <= 1e-4, err
     assert agree == 1.0
@@ -90,7 +78,7 @@ def test_fp32_golden_matches_transformers(oracle):
 def test_bf16_golden_close_to_transformers(oracle):
     _, cfg, weights, seqs, refs, path = oracle
     golden = golden_forward_logits(weights, cfg, seqs, precision="bf16", block_size=BLOCK)
-    err, agree = _compare(golden, refs, seqs)
+    err, agree = compare(golden, refs, seqs)
     print(f"\n[oracle bf16 vs HF fp32] max rel = {err:.3g}, argmax agreement = {agree:.3f}")
     assert err <= 3e-2, err
     assert agree >= 0.9, agree
@@ -102,7 +90,7 @@ def test_bf16_golden_close_to_transformers(oracle):
     ).eval()
     assert bf_model.model.rotary_emb.inv_freq.dtype == torch.float32
     bf_refs = hf_logits(bf_model, seqs)
-    err_bf, agree_bf = _compare(golden, bf_refs, seqs)
+    err_bf, agree_bf = compare(golden, bf_refs, seqs)
     print(f"[oracle bf16 vs HF bf16] max rel = {err_bf:.3g}, argmax agreement = {agree_bf:.3f}")
     assert err_bf <= 3e-2, err_bf
     assert agree_bf >= 0.9, agree_bf

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.qwen3.golden import golden_forward_logits
+from kernels.qwen3.golden import compare_logits, golden_forward_logits, golden_greedy
 from kernels.qwen3.session import DecodeSession, RunOptions
 
 BLOCK = 16
@@ -41,33 +41,14 @@ def session_logits(session, prompts):
     return out, steps
 
 
-def golden_greedy(weights, cfg, prompts, n_new, precision="bf16"):
-    """Greedy decoding with the golden: argmax over the vocab, fed back, `n_new` times."""
-    seqs = [list(p) for p in prompts]
-    for _ in range(n_new):
-        logits = golden_forward_logits(weights, cfg, seqs, precision=precision, block_size=BLOCK)
-        for b, s in enumerate(seqs):
-            s.append(int(np.argmax(logits[b, len(s) - 1])))
-    return [s[len(p) :] for s, p in zip(seqs, prompts)]
-
-
 def compare(got, ref):
-    """(max |Δ| / max |ref|, bit-equal fraction, argmax mismatches where the top-2 gap is wide)."""
+    """(max |Δ| / max |ref|, bit-equal fraction, argmax mismatches where the top-2 gap is wide),
+    after checking that `got` is NaN exactly where `ref` is and finite elsewhere."""
     valid = ~np.isnan(ref)
     assert np.array_equal(np.isnan(got), ~valid), "NaN pattern differs"
     assert np.isfinite(got[valid]).all()
-    scale = float(np.abs(ref[valid]).max())
-    rel = float(np.abs(got[valid] - ref[valid]).max()) / scale
-    bit_equal = float(np.mean(got[valid].view(np.uint32) == ref[valid].view(np.uint32)))
-    mismatches = 0
-    for b in range(ref.shape[0]):
-        for t in range(ref.shape[1]):
-            if not valid[b, t, 0]:
-                continue
-            top2 = np.sort(ref[b, t])[-2:]
-            if top2[1] - top2[0] > 2 * BF16_TOL * scale:
-                mismatches += int(np.argmax(got[b, t]) != np.argmax(ref[b, t]))
-    return rel, bit_equal, mismatches
+    a = compare_logits(got, ref, gap=2 * BF16_TOL)
+    return a.rel_error, a.bit_equal, a.clear_mismatches
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +96,7 @@ def test_generate_equals_golden_greedy_loop(tiny_cfg, tiny_weights):
     session = DecodeSession(tiny_cfg, tiny_weights, 3, 18 + n_new, BLOCK, max_new_tokens=n_new)
     seen = []
     tokens = session.generate(prompts, on_step=lambda step, logits, ctx: seen.append(step))
-    expected = golden_greedy(tiny_weights, tiny_cfg, prompts, n_new)
+    expected = golden_greedy(tiny_weights, tiny_cfg, prompts, n_new, block_size=BLOCK)
     print(f"\n[session generate] {tokens}")
     assert tokens == expected
     assert all(0 <= t < tiny_cfg.vocab_size for seq in tokens for t in seq)
@@ -128,13 +109,13 @@ def test_generate_stops_at_max_len(tiny_cfg, tiny_weights):
     tokens = session.generate(prompts)
     # a sequence's context never exceeds max_len: the 8-token prompt gets one token
     # (sampled from position 7), the 3-token prompt all four (positions 2..5)
-    expected = golden_greedy(tiny_weights, tiny_cfg, prompts, 4)
+    expected = golden_greedy(tiny_weights, tiny_cfg, prompts, 4, block_size=BLOCK)
     assert tokens == [expected[0][:1], expected[1]]
 
 
 def test_eos_ends_one_row_only(tiny_cfg, tiny_weights):
     prompts = _prompts(tiny_cfg, (4, 9), seed=8)
-    expected = golden_greedy(tiny_weights, tiny_cfg, prompts, 4)
+    expected = golden_greedy(tiny_weights, tiny_cfg, prompts, 4, block_size=BLOCK)
     eos = expected[0][0]
     assert eos not in expected[1]  # the other row must not stop on it
     session = DecodeSession(tiny_cfg, tiny_weights, 2, 13, BLOCK, max_new_tokens=4)
@@ -210,6 +191,7 @@ def test_more_prompts_than_batch_is_refused(tiny_cfg, tiny_weights):
     [
         (dict(backend="cuda"), "unknown backend 'cuda'; choose one of interpreter, c"),
         (dict(precision="fp16"), "unknown precision 'fp16'"),
+        (dict(backend="c", trace="t.json"), "need the interpreter backend"),
     ],
 )
 def test_bad_run_options(options, message):
