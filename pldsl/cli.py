@@ -170,11 +170,7 @@ def to_sarif(diagnostics: list[Diagnostic]) -> dict:
         results.append(
             {
                 "ruleId": d.rule,
-                "level": "error"
-                if d.is_error
-                else "warning"
-                if d.severity == "warning"
-                else "note",
+                "level": d.severity,  # error | warning | note, as SARIF spells them
                 "message": {"text": d.message + (f" (help: {d.help})" if d.help else "")},
                 "locations": [
                     {
@@ -189,10 +185,9 @@ def to_sarif(diagnostics: list[Diagnostic]) -> dict:
                 ],
             }
         )
-    driver_rules = []
-    for r in rules:
-        doc = RULES[r][1] if r in RULES else r
-        driver_rules.append({"id": r, "shortDescription": {"text": doc}})
+    driver_rules = [
+        {"id": r, "shortDescription": {"text": RULES[r].doc if r in RULES else r}} for r in rules
+    ]
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",

@@ -29,15 +29,11 @@ class Span:
 
 NO_SPAN = Span()
 
-# Sources registered for spans that do not point at real files (IR text, strings).
-_VIRTUAL_SOURCES: dict[str, list[str]] = {}
-
 
 def register_source(name: str, text: str) -> None:
     """Make `text` visible to the renderer under the pseudo-file `name`."""
     lines = text.splitlines(keepends=True)
     linecache.cache[name] = (len(text), None, lines, name)
-    _VIRTUAL_SOURCES[name] = lines
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,3 @@ class IRParseError(PldslError):
 
 class RuntimeFault(PldslError):
     """A fault found while executing a kernel (bounds, undefined reads, bad arguments)."""
-
-
-def error(rule: str, message: str, span: Span = NO_SPAN, help: str | None = None) -> Diagnostic:
-    return Diagnostic(rule, "error", message, span, help)

@@ -40,7 +40,8 @@ def program(cls: type | None = None, *, strict_ssa: bool = False, name: str | No
 def function(fn: Any = None, **options: Any):
     """`@pl.function(type=..., level=..., role=...)`: marks a method for capture.
 
-    Outside a `@pl.program` class it captures a one-function program immediately.
+    Outside a `@pl.program` class it captures a one-function program immediately. The keyword
+    arguments are read (and checked) from the decorator's source by capture, not from `options`.
     """
     ns = _frame_namespace(1)
     if fn is not None and not callable(fn):
@@ -55,7 +56,6 @@ def function(fn: Any = None, **options: Any):
         )
 
     def decorate(f: Any) -> Any:
-        f.__pl_function__ = options
         parts = f.__qualname__.split(".")
         in_class = len(parts) > 1 and parts[-2] != "<locals>"
         if in_class:

@@ -10,7 +10,7 @@ from typing import Any
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
 from pldsl.frontend import subscript
-from pldsl.frontend.capture import ProgramBuilder, Signature, fail, scalar_binop_type
+from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.nodes import (
     Assign,
@@ -27,6 +27,7 @@ from pldsl.ir.nodes import (
     ListExpr,
     Return,
     Scope,
+    Signature,
     Stmt,
     TupleGet,
     UnaryOp,
@@ -34,10 +35,10 @@ from pldsl.ir.nodes import (
     Yield,
 )
 from pldsl.ir.printer import format_type
-from pldsl.ir.symbolic import shapes_equal
+from pldsl.ir.symbolic import shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type
 from pldsl.ops import TypeRuleError, lookup
-from pldsl.ops.binding import bind_op_call
+from pldsl.ops.binding import bind_op_call, scalar_binop_type, signature_hint
 from pldsl.types import DynVar
 
 _BINOPS = {
@@ -56,10 +57,6 @@ AT_KWARGS = ("level", "optimization", "optimizations", "name_hint")
 _PAD_SUGAR = {0: PadValue.zero, math.inf: PadValue.max, -math.inf: PadValue.min}
 
 
-def _type_text(t: Any) -> str:
-    return format_type(t)
-
-
 class BodyBuilder:
     def __init__(
         self,
@@ -76,10 +73,11 @@ class BodyBuilder:
         self.loop_kinds: list[str] = []
         self.carries: list[tuple[Var, ...]] = []
         self.contexts: list[str] = []  # "loop" | "if" | "at", innermost last
-        self.returned: list[tuple[Type, ...]] = []
+        # Without a return annotation, the types of the first `return` (later ones must agree).
+        self.inferred_returns: tuple[Type, ...] | None = None
         self.has_return = False
         self.strict_ssa = bool(options.get("strict_ssa", False))
-        self.dim_names = {v.name for p in self.sig.params for v in _dims_vars(p.type)}
+        self.dim_names = {v.name for p in self.sig.params for v in shape_vars(p.type)}
         for key, value in program.ns.items():
             if isinstance(value, DynVar):
                 self.dim_names |= {key, value.name}
@@ -99,14 +97,11 @@ class BodyBuilder:
                 self.span(self.node),
                 "end the body with `return ...`",
             )
-        returns = self.sig.returns
-        if not returns and self.returned:
-            returns = self.returned[0]
-        dyn = []
+        returns = self.sig.returns or self.inferred_returns or ()
+        dyn: dict[str, Var] = {}
         for p in self.sig.params:
-            for v in _dims_vars(p.type):
-                if v.name not in [d.name for d in dyn]:
-                    dyn.append(v)
+            for v in shape_vars(p.type):
+                dyn.setdefault(v.name, v)
         return Function(
             name=self.node.name,
             params=self.sig.params,
@@ -117,7 +112,7 @@ class BodyBuilder:
             role=role,
             is_host_stub=stub and role == Role.SubWorker and level == Level.HOST,
             tuple_return=self.sig.tuple_return or (not self.sig.returns and len(returns) > 1),
-            dynamic_dims=tuple(dyn),
+            dynamic_dims=tuple(dyn.values()),
             span=self.span(self.node),
         )
 
@@ -192,7 +187,7 @@ class BodyBuilder:
             if not isinstance(value.type, TupleType):
                 raise fail(
                     "TypeError",
-                    f"cannot unpack a value of type {_type_text(value.type)}",
+                    f"cannot unpack a value of type {format_type(value.type)}",
                     self.span(s.value),
                     "only calls returning pl.Tuple[...] can be unpacked",
                 )
@@ -227,7 +222,7 @@ class BodyBuilder:
         if not types_equal(declared, value.type):
             raise fail(
                 "TypeError",
-                f"annotation {_type_text(declared)} does not match the value's type {_type_text(value.type)}",
+                f"annotation {format_type(declared)} does not match the value's type {format_type(value.type)}",
                 self.span(s.annotation),
                 help="fix the annotation or the value; capture infers the value's type",
             )
@@ -249,7 +244,7 @@ class BodyBuilder:
             if not types_equal(old.type, t):
                 raise fail(
                     "TypeError",
-                    f"Cannot reassign '{name}' with a different type: was {_type_text(old.type)}, got {_type_text(t)}",
+                    f"Cannot reassign '{name}' with a different type: was {format_type(old.type)}, got {format_type(t)}",
                     self.span(node),
                     "use a new name for a value of a different shape, dtype or valid_shape",
                 )
@@ -332,7 +327,7 @@ class BodyBuilder:
             if not types_equal(v.type, c.type):
                 raise fail(
                     "TypeError",
-                    f"yielded value of type {_type_text(v.type)} for carry '{c.name}' of type {_type_text(c.type)}",
+                    f"yielded value of type {format_type(v.type)} for carry '{c.name}' of type {format_type(c.type)}",
                     self.span(call),
                     help="the next value of a carry must keep its type; pl.cast it",
                 )
@@ -662,13 +657,13 @@ class BodyBuilder:
         want = self.sig.returns
         if not want and len(got) == 1 and isinstance(got[0], TupleType):
             got = got[0].items
-        if not want and self.returned:
-            want = self.returned[0]
+        if not want and self.inferred_returns is not None:
+            want = self.inferred_returns
             if len(got) != len(want) or not all(types_equal(a, b) for a, b in zip(got, want)):
                 raise fail(
                     "TypeError",
-                    f"return type ({', '.join(_type_text(t) for t in got)}) differs from an "
-                    f"earlier return ({', '.join(_type_text(t) for t in want)})",
+                    f"return type ({', '.join(format_type(t) for t in got)}) differs from an "
+                    f"earlier return ({', '.join(format_type(t) for t in want)})",
                     self.span(s),
                     "every return of a function must return the same types; annotate -> ...",
                 )
@@ -678,13 +673,13 @@ class BodyBuilder:
             if len(got) != len(want) or not all(types_equal(a, b) for a, b in zip(got, want)):
                 raise fail(
                     "TypeError",
-                    f"return type ({', '.join(_type_text(t) for t in got)}) does not match the declared "
-                    f"({', '.join(_type_text(t) for t in want)})",
+                    f"return type ({', '.join(format_type(t) for t in got)}) does not match the declared "
+                    f"({', '.join(format_type(t) for t in want)})",
                     self.span(s),
                     help="return values of the declared types (or fix the -> annotation)",
                 )
         else:
-            self.returned.append(got)
+            self.inferred_returns = got
         return Return(values, self.span(s))
 
     def jump(self, s: ast.stmt) -> Stmt:
@@ -729,7 +724,7 @@ class BodyBuilder:
         if not (isinstance(e.type, ScalarType) and e.type.dtype.is_int):
             raise fail(
                 "TypeError",
-                f"expected an integer scalar, got {_type_text(e.type)}",
+                f"expected an integer scalar, got {format_type(e.type)}",
                 self.span(node),
                 help="bounds, shapes and offsets are INDEX/INT scalars; pl.cast(x, pl.INDEX)",
             )
@@ -800,7 +795,7 @@ class BodyBuilder:
 
     def dyn_var(self, value: DynVar, node: ast.AST) -> Expr:
         """A closure pl.dynamic dim used as a value: it must be a dim of this function."""
-        params_dims = {v.name for p in self.sig.params for v in _dims_vars(p.type)}
+        params_dims = {v.name for p in self.sig.params for v in shape_vars(p.type)}
         params_dims |= {p.name for p in self.sig.params if isinstance(p.type, ScalarType)}
         if value.name not in params_dims:
             raise fail(
@@ -918,7 +913,7 @@ class BodyBuilder:
         if not isinstance(operand.type, ScalarType):
             raise fail(
                 "TypeError",
-                f"unary operator needs a scalar, got {_type_text(operand.type)}",
+                f"unary operator needs a scalar, got {format_type(operand.type)}",
                 self.span(node),
                 help="unary operators apply to scalars",
             )
@@ -1009,7 +1004,7 @@ class BodyBuilder:
             return subscript.load(self, value, node)
         raise fail(
             "TypeError",
-            f"cannot subscript a value of type {_type_text(value.type)}",
+            f"cannot subscript a value of type {format_type(value.type)}",
             self.span(node),
             "subscripts apply to tensors (t[a:b, i]) and tuples (t[0])",
         )
@@ -1092,7 +1087,7 @@ class BodyBuilder:
                 "TypeError",
                 f"pl.{opdef.name} takes at most {len(params)} arguments, got {len(node.args)}",
                 self.span(node),
-                _signature_hint(opdef),
+                signature_hint(opdef),
             )
         given: dict[str, ast.expr] = {}
         for p, a in zip(params, node.args):
@@ -1117,14 +1112,14 @@ class BodyBuilder:
                     "TypeError",
                     f"unknown keyword argument '{kw.arg}' in pl.{opdef.name}()",
                     self.span(kw),
-                    _signature_hint(opdef),
+                    signature_hint(opdef),
                 )
             if kw.arg in given:
                 raise fail(
                     "TypeError",
                     f"pl.{opdef.name}() got multiple values for '{kw.arg}'",
                     self.span(kw),
-                    _signature_hint(opdef),
+                    signature_hint(opdef),
                 )
             given[kw.arg] = kw.value
         keywords: dict[str, Any] = {}
@@ -1135,13 +1130,11 @@ class BodyBuilder:
                         "TypeError",
                         f"pl.{opdef.name}() is missing argument '{p.name}'",
                         self.span(node),
-                        _signature_hint(opdef),
+                        signature_hint(opdef),
                     )
                 continue
-            value = self.op_arg(p, given[p.name], opdef)
-            if p.is_static and not p.required and (value is None or _same_attr(value, p.default)):
-                continue  # a default written out is the default: the IR does not record it
-            keywords[p.name] = value
+            # A static default written out is dropped by bind_op_call: the IR does not record it.
+            keywords[p.name] = self.op_arg(p, given[p.name], opdef)
         return checked_op_call(opdef, keywords, self.span(node))
 
     def op_arg(self, p, node: ast.expr, opdef) -> Any:
@@ -1151,7 +1144,7 @@ class BodyBuilder:
             if isinstance(node, ast.Constant) and node.value is None and optional_none:
                 return None
             if isinstance(node, (ast.List, ast.Tuple)):
-                return ListExpr(tuple(self.dim_item(e) for e in node.elts), self.span(node))
+                return ListExpr(tuple(self.index_expr(e) for e in node.elts), self.span(node))
             value = self.static.try_eval(node)
             if isinstance(value, (list, tuple)):
                 items = []
@@ -1176,7 +1169,7 @@ class BodyBuilder:
                 "TypeError",
                 f"'{pname}' of pl.{opdef.name} must be a list like [16, 128]",
                 self.span(node),
-                _signature_hint(opdef),
+                signature_hint(opdef),
             )
         if kind == "dtype":
             value = self.static_value(node, f"'{pname}'")
@@ -1243,9 +1236,6 @@ class BodyBuilder:
                 help="static attributes are capture-time constants",
             )
 
-    def dim_item(self, node: ast.expr) -> Expr:
-        return self.index_expr(node)
-
     def scalar_minmax(self, node: ast.Call, name: str) -> Expr:
         if len(node.args) != 2 or node.keywords:
             raise fail(
@@ -1259,7 +1249,7 @@ class BodyBuilder:
             if not isinstance(operand.type, ScalarType):
                 raise fail(
                     "TypeError",
-                    f"pl.{name} takes scalars, got {_type_text(operand.type)}",
+                    f"pl.{name} takes scalars, got {format_type(operand.type)}",
                     self.span(node),
                     f"use pl.{name}imum(a, b) for elementwise {name}imum of tensors",
                 )
@@ -1341,13 +1331,12 @@ class BodyBuilder:
             if not call_compatible(p.type, a.type):
                 raise fail(
                     "TypeError",
-                    f"argument for '{p.name}' of self.{name}() has type {_type_text(a.type)}, "
-                    f"expected {_type_text(p.type)}",
+                    f"argument for '{p.name}' of self.{name}() has type {format_type(a.type)}, "
+                    f"expected {format_type(p.type)}",
                     self.span(node),
                     "arguments must match the parameter's dtype, rank and static dims",
                 )
-        result = sig.call_type or TupleType(())
-        return Call(name, args, result, self.span(node))
+        return Call(name, args, sig.call_type, self.span(node))
 
 
 _EXPR_HINTS = {
@@ -1380,15 +1369,6 @@ _CALL_HINTS = {
 }
 
 
-def _signature_hint(opdef) -> str:
-    parts = [p.name if p.required else f"{p.name}={p.default!r}" for p in opdef.params]
-    return f"signature: pl.{opdef.name}({', '.join(parts)})"
-
-
-def _same_attr(value: Any, default: Any) -> bool:
-    return type(value) is type(default) and value == default
-
-
 def checked_op_call(opdef, keywords: dict[str, Any], span, origin: str = "") -> Expr:
     """Bind and type an op call; a type rule's complaint is a located CaptureError.
 
@@ -1401,7 +1381,7 @@ def checked_op_call(opdef, keywords: dict[str, Any], span, origin: str = "") -> 
             "TypeError",
             f"pl.{opdef.name}{origin}: {exc.message}",
             span,
-            exc.hint or _signature_hint(opdef),
+            exc.hint or signature_hint(opdef),
         ) from None
     except Exception as exc:  # noqa: BLE001 - a crashing type rule is a pldsl bug
         raise fail(
@@ -1436,33 +1416,6 @@ def _describe_value(value: Any) -> str:
     return type(value).__name__
 
 
-def types_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, TensorType) and isinstance(b, TensorType):
-        return (
-            a.dtype == b.dtype
-            and shapes_equal(a.shape, b.shape)
-            and _valid_equal(a, b)
-            and a.pad == b.pad
-        )
-    if isinstance(a, ScalarType) and isinstance(b, ScalarType):
-        return a.dtype == b.dtype or {a.dtype, b.dtype} <= {INDEX, _INT64()}
-    if isinstance(a, TupleType) and isinstance(b, TupleType):
-        return len(a.items) == len(b.items) and all(
-            types_equal(x, y) for x, y in zip(a.items, b.items)
-        )
-    return False
-
-
-def _INT64():
-    from pldsl.dtypes import INT64
-
-    return INT64
-
-
-def _valid_equal(a: TensorType, b: TensorType) -> bool:
-    return shapes_equal(a.effective_valid_shape, b.effective_valid_shape)
-
-
 def call_compatible(param: Type, arg: Type) -> bool:
     """An argument fits a parameter when kind, dtype and static dims agree (dynamic dims bind)."""
     if isinstance(param, TensorType) and isinstance(arg, TensorType):
@@ -1475,14 +1428,3 @@ def call_compatible(param: Type, arg: Type) -> bool:
     if isinstance(param, ScalarType) and isinstance(arg, ScalarType):
         return param.dtype == arg.dtype or (param.dtype.is_int and arg.dtype.is_int)
     return False
-
-
-def _dims_vars(t: Type) -> list[Var]:
-    from pldsl.ir.nodes import walk
-
-    out = []
-    if isinstance(t, TensorType):
-        for d in t.shape:
-            if not isinstance(d, int):
-                out += [n for n in walk(d) if isinstance(n, Var)]
-    return out

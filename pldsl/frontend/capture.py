@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from pldsl.diagnostics import CaptureError, Diagnostic, Span, register_source
-from pldsl.dtypes import BOOL, FP32, INDEX, DType, promote
+from pldsl.dtypes import INDEX, DType
 from pldsl.enums import FunctionType, Level, PadValue, Role
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
-from pldsl.ir.nodes import Param, Program, Var
-from pldsl.ir.types import ScalarType, TensorType, TupleType, Type
+from pldsl.ir.nodes import Param, Program, Signature, Var
+from pldsl.ir.symbolic import shape_vars
+from pldsl.ir.types import ScalarType, TensorType, Type
 from pldsl.types import (
     AnnotationError,
     DirectionAnnotation,
@@ -277,26 +278,6 @@ def _decorator_name(d: ast.expr) -> str | None:
 # --------------------------------------------------------------------- program
 
 
-class Signature:
-    """A function's interface, collected before any body is built (forward calls)."""
-
-    def __init__(
-        self, name: str, params: tuple[Param, ...], returns: tuple[Type, ...], tuple_return: bool
-    ):
-        self.name, self.params, self.returns, self.tuple_return = (
-            name,
-            params,
-            returns,
-            tuple_return,
-        )
-
-    @property
-    def call_type(self) -> Type | None:
-        if self.tuple_return:
-            return TupleType(self.returns)
-        return self.returns[0] if self.returns else None
-
-
 class ProgramBuilder:
     def __init__(
         self,
@@ -494,7 +475,7 @@ class ProgramBuilder:
             built.append(Param(Var(a.arg, t, self.smap.span(a)), direction))
         names = {p.name: p for p in built}
         for p in built:
-            for d in _dim_vars(p.type):
+            for d in shape_vars(p.type, valid_shape=True):
                 other = names.get(d.name)
                 if other is not None and not (
                     isinstance(other.type, ScalarType) and other.type.dtype.is_int
@@ -516,7 +497,7 @@ class ProgramBuilder:
                 tuple_return = True
             elif ann is not None:
                 returns = (self.type_of(ann, m.returns),)
-        return Signature(m.name, tuple(built), returns, tuple_return)
+        return Signature(tuple(built), returns, tuple_return)
 
     def annotation(self, node: ast.expr) -> Any:
         """Evaluate an annotation expression; `tuple[...]` also means a tuple return."""
@@ -640,19 +621,3 @@ class ProgramBuilder:
             self.smap.span(node),
             "dims must be ints, closure constants or pl.dynamic(...) values",
         )
-
-
-def _dim_vars(t: Type) -> list[Var]:
-    if not isinstance(t, TensorType):
-        return []
-    dims = list(t.shape) + list(t.valid_shape or ())
-    return [d for d in dims if isinstance(d, Var)]
-
-
-def scalar_binop_type(op: str, lhs: ScalarType, rhs: ScalarType) -> ScalarType:
-    """Result type of scalar arithmetic: comparisons and logic give BOOL; others promote."""
-    if op in ("lt", "le", "gt", "ge", "eq", "ne", "and", "or"):
-        return ScalarType(BOOL)
-    if op == "div":
-        return ScalarType(promote(lhs.dtype, rhs.dtype) if lhs.dtype.is_float else FP32)
-    return ScalarType(promote(lhs.dtype, rhs.dtype))

@@ -4,7 +4,6 @@ annotations, decorator arguments and constant folding. Never runs kernel bodies.
 from __future__ import annotations
 
 import ast
-import math
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -168,4 +167,4 @@ def _callable_at_capture(fn: Any) -> bool:
         return True
     # Methods of dtypes (pl.FP32.get_byte()) and math functions fold too.
     owner = getattr(fn, "__self__", None)
-    return isinstance(owner, DType) or getattr(fn, "__module__", None) == "math" or fn is math.sqrt
+    return isinstance(owner, DType) or getattr(fn, "__module__", None) == "math"

@@ -40,6 +40,7 @@ class Window:
 
     @property
     def all_scalar(self) -> bool:
+        """A scalar index on every axis (omitted trailing axes count as `:`)."""
         return all(self.dropped)
 
 
@@ -113,7 +114,7 @@ def extent(upper: Expr, lower: Expr, node: ast.AST, b: BodyBuilder) -> Expr:
 
 
 def _check_nonnegative(e: Expr, node: ast.AST, b: BodyBuilder, what: str) -> None:
-    value = static_value(e) if isinstance(e, (Const, BinOp, UnaryOp)) else None
+    value = static_value(e)
     if value is not None and value < 0:
         raise fail(
             "UnsupportedFeature",
@@ -208,7 +209,7 @@ def load(b: BodyBuilder, value: Expr, node: ast.Subscript) -> Expr:
     t = value.type
     w = window(b, t, node)
     span = b.span(node)
-    if w.all_scalar and len(w.dropped) == t.rank:
+    if w.all_scalar:
         return _op(b, "read", node, x=value, indices=ListExpr(tuple(w.offsets), span))
     sliced = _op(
         b,
@@ -252,7 +253,7 @@ def store(b: BodyBuilder, target: ast.Subscript, value_node: ast.expr, stmt: ast
     w = window(b, t, target)
     src = b.expr(value_node)
     span = b.span(stmt)
-    if w.all_scalar and len(w.dropped) == t.rank and isinstance(src.type, ScalarType):
+    if w.all_scalar and isinstance(src.type, ScalarType):
         call = _op(b, "write", stmt, x=dst, indices=ListExpr(tuple(w.offsets), span), value=src)
         return Assign((b.bind(dst.name, call.type, target.value),), call, span)
     if not isinstance(src.type, TensorType):

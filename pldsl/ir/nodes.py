@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Union
 
 from pldsl.diagnostics import NO_SPAN, Span
-from pldsl.dtypes import BOOL, FP32, INDEX, DType
+from pldsl.dtypes import DType
 from pldsl.enums import FunctionType, Level, Role
-from pldsl.ir.types import ScalarType, Type
+from pldsl.ir.types import ScalarType, TupleType, Type
 
 # ---------------------------------------------------------------- expressions
 
@@ -223,8 +223,6 @@ Stmt = Union[Assign, ExprStmt, For, Yield, If, Scope, Return, Break, Continue]
 
 # ------------------------------------------------------------------ functions
 
-DIRECTIONS = ("In", "Out", "InOut")
-
 
 @dataclass(frozen=True, eq=False)
 class Param:
@@ -238,6 +236,22 @@ class Param:
     @property
     def type(self) -> Type:
         return self.var.type
+
+
+@dataclass(frozen=True, eq=False)
+class Signature:
+    """A function's interface, known before any body is built (so calls may come first)."""
+
+    params: tuple[Param, ...]
+    returns: tuple[Type, ...]
+    tuple_return: bool
+
+    @property
+    def call_type(self) -> Type:
+        """The type of a call: the one return type, else a tuple (empty when none)."""
+        if self.tuple_return or len(self.returns) != 1:
+            return TupleType(self.returns)
+        return self.returns[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -282,40 +296,46 @@ class Program:
 # ------------------------------------------------------------------ utilities
 
 
-def const_index(value: int, span: Span = NO_SPAN) -> Const:
-    return Const(int(value), INDEX, span)
+NODE_TYPES = (
+    Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet,
+    Assign, ExprStmt, For, Yield, If, Scope, Return, Break, Continue,
+    Param, Function, Program,
+)  # fmt: skip
+
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def const_bool(value: bool, span: Span = NO_SPAN) -> Const:
-    return Const(bool(value), BOOL, span)
-
-
-def const_float(value: float, span: Span = NO_SPAN) -> Const:
-    return Const(float(value), FP32, span)
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """Fields of a node class that can hold nodes (not spans, types or static attributes)."""
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        skip = {"span", "type", "attrs", "name", "op", "func", "kind", "index", "value_type"}
+        names = tuple(f.name for f in fields(cls) if f.name not in skip)
+        _CHILD_FIELDS[cls] = names
+    return names
 
 
 def child_exprs(node: Any) -> Iterator[Any]:
-    """Direct children (expressions, statements, lists) of a node, in field order."""
-    for f in fields(node):
-        if f.name in ("span", "type"):
-            continue
-        value = getattr(node, f.name)
-        yield from _flatten(value)
+    """Direct children (expressions, statements, params, functions) of a node, in field order."""
+    for name in _child_fields(type(node)):
+        yield from _flatten(getattr(node, name))
 
 
 def _flatten(value: Any) -> Iterator[Any]:
     if isinstance(value, tuple):
         for item in value:
             yield from _flatten(item)
-    elif is_dataclass(value) and not isinstance(value, type):
+    elif isinstance(value, NODE_TYPES):
         yield value
 
 
 def walk(node: Any) -> Iterator[Any]:
     """Pre-order walk over every node below (and including) `node`; types excluded."""
-    yield node
-    for child in child_exprs(node):
-        yield from walk(child)
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(list(child_exprs(current))))
 
 
 def structural_equal(a: Any, b: Any) -> bool:

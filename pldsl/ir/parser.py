@@ -6,7 +6,7 @@ and types every value the way the frontend does, so that
 
 Conventions shared with the frontend (it must build the same trees):
 
-* `bind_op_call` binds an op's arguments: runtime operands go to `OpCall.args` in
+* `bind_op_call` (pldsl/ops/binding.py, used by both) binds an op's arguments: runtime operands go to `OpCall.args` in
   parameter order (None for omitted optional ones); static attributes go to
   `OpCall.attrs` in parameter order, required ones always, optional ones only when
   given with a value other than None and other than the default (the printer omits
@@ -19,6 +19,8 @@ Conventions shared with the frontend (it must build the same trees):
   shapes, in first-seen order (parameters left to right, dims left to right); dims
   named only in a valid_shape are not included.
 * Each use of a name is a fresh `Var` (same name and type) located at the use.
+* The annotation of `name: T = value` must be the type the value infers
+  (`symbolic.types_equal`, the frontend's rebinding rule); the Var gets `T`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from pldsl.diagnostics import Diagnostic, IRParseError, PldslError, Span, regist
 from pldsl.dtypes import ALL_DTYPES, BOOL, FP32, INDEX, DType
 from pldsl.enums import ENUMS, FunctionType, Level, Optimizer, PadValue, Role
 from pldsl.ir.nodes import (
+    SCALAR_BINOPS,
     Assign,
     BinOp,
     Break,
@@ -60,29 +63,22 @@ from pldsl.ir.nodes import (
     Program,
     Return,
     Scope,
+    Signature,
     Stmt,
     TupleGet,
     UnaryOp,
     Var,
     Yield,
-    walk,
 )
+from pldsl.ir.printer import describe_type
+from pldsl.ir.symbolic import shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type
 from pldsl.ops import TypeRuleError, lookup
-from pldsl.ops.binding import bind_op_call, scalar_binop_type, static_attr_kept
+from pldsl.ops.binding import bind_op_call, scalar_binop_type
 
-__all__ = ["bind_op_call", "parse_ir", "scalar_binop_type", "static_attr_kept"]
+__all__ = ["parse_ir"]
 
 GRAMMAR_PATH = Path(__file__).with_name("grammar.lark")
-
-# ------------------------------------------------------------ shared with capture
-
-
-def _describe(t: Any) -> str:
-    from pldsl.ir.printer import format_type
-
-    return format_type(t) if t is not None else "no value"
-
 
 # --------------------------------------------------------------------- lexing
 
@@ -257,39 +253,10 @@ def _end_of(text: str) -> tuple[int, int]:
     return len(lines), len(lines[-1]) + 1
 
 
-_BINOPS = {
-    "add": "add",
-    "sub": "sub",
-    "mul": "mul",
-    "div": "div",
-    "floordiv": "floordiv",
-    "mod": "mod",
-    "lt": "lt",
-    "le": "le",
-    "gt": "gt",
-    "ge": "ge",
-    "eq": "eq",
-    "ne": "ne",
-    "and_": "and",
-    "or_": "or",
-    "min": "min",
-    "max": "max",
-}
+# Grammar rule -> BinOp.op: the same names, except `and_`/`or_` (Python keywords in lark).
+_BINOPS = {(f"{op}_" if op in ("and", "or") else op): op for op in SCALAR_BINOPS}
 
 _NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-
-
-class _Signature:
-    def __init__(self, params: tuple[Param, ...], returns: tuple[Type, ...], is_tuple: bool):
-        self.params = params
-        self.returns = returns
-        self.is_tuple = is_tuple
-
-    @property
-    def call_type(self) -> Type:
-        if self.is_tuple or len(self.returns) != 1:
-            return TupleType(self.returns)
-        return self.returns[0]
 
 
 class _Reader:
@@ -298,7 +265,7 @@ class _Reader:
     def __init__(self, filename: str):
         self.filename = filename
         self.dynamic: dict[str, Var] = {}
-        self.signatures: dict[str, _Signature] = {}
+        self.signatures: dict[str, Signature] = {}
         self.scope: dict[str, Var] = {}
         self.where = Span(filename, 1, 1)
 
@@ -369,7 +336,7 @@ class _Reader:
 
     # ----------------------------------------------------------- functions
 
-    def signature(self, tree: Tree) -> _Signature:
+    def signature(self, tree: Tree) -> Signature:
         self.scope = {}
         params: list[Param] = []
         returns: tuple[Type, ...] = ()
@@ -388,7 +355,7 @@ class _Reader:
                     returns, is_tuple = rt.items, True
                 else:
                     returns = (rt,)
-        return _Signature(tuple(params), returns, is_tuple)
+        return Signature(tuple(params), returns, is_tuple)
 
     def param(self, name: Token, type_tree: Tree, direction: str) -> Param:
         if str(name) in self.scope:
@@ -427,7 +394,7 @@ class _Reader:
             level,
             role,
             is_stub,
-            sig.is_tuple,
+            sig.tuple_return,
             self.dynamic_dims_of(sig.params),
             self.span(name),
         )
@@ -438,14 +405,13 @@ class _Reader:
         return value
 
     def dynamic_dims_of(self, params: tuple[Param, ...]) -> tuple[Var, ...]:
+        """The declared dynamic dims named in the parameters' shapes, in first-seen order
+        (valid_shape dims are not bound from arguments)."""
         seen: dict[str, Var] = {}
         for p in params:
-            for dim in _type_dims(p.type):
-                if isinstance(dim, int):
-                    continue
-                for node in walk(dim):
-                    if isinstance(node, Var) and node.name in self.dynamic:
-                        seen.setdefault(node.name, node)
+            for v in shape_vars(p.type):
+                if v.name in self.dynamic:
+                    seen.setdefault(v.name, v)
         return tuple(seen.values())
 
     # --------------------------------------------------------------- types
@@ -483,7 +449,7 @@ class _Reader:
             elif isinstance(e.type, ScalarType) and e.type.dtype.is_int:
                 out.append(e)
             else:
-                self.fail(child, f"a dim must be an integer scalar, got {_describe(e.type)}")
+                self.fail(child, f"a dim must be an integer scalar, got {describe_type(e.type)}")
         return tuple(out)
 
     def dtype(self, tree: Tree) -> DType:
@@ -513,9 +479,15 @@ class _Reader:
         if kind == "typed_assign":
             name, type_tree, value_tree = ch
             value = self.expr(value_tree)
-            var = Var(str(name), self.type(type_tree), self.span(name))
-            self.scope[var.name] = var
-            return Assign((var,), value, span)
+            declared = self.type(type_tree)
+            if not types_equal(declared, value.type):
+                self.fail(
+                    type_tree,
+                    f"annotation {describe_type(declared)} does not match the value's type "
+                    f"{describe_type(value.type)}",
+                    "the annotation must be the type the value's op rule infers",
+                )
+            return Assign((self.define(name, declared),), value, span)
         if kind == "assign":
             names, value_tree = ch
             value = self.expr(value_tree)
@@ -576,7 +548,7 @@ class _Reader:
         if len(toks) == 1:
             return (self.define(toks[0], t),)
         if not isinstance(t, TupleType):
-            self.fail(names, f"{len(toks)} targets need a pl.Tuple value, got {_describe(t)}")
+            self.fail(names, f"{len(toks)} targets need a pl.Tuple value, got {describe_type(t)}")
         if len(t.items) != len(toks):
             self.fail(names, f"{len(toks)} targets for a value of {len(t.items)} items")
         return tuple(self.define(n, it) for n, it in zip(toks, t.items))
@@ -655,12 +627,14 @@ class _Reader:
                 return Const(-lit.value, lit.dtype, span)
             operand = self.expr(ch[0])
             if not isinstance(operand.type, ScalarType):
-                self.fail(node, f"'-' needs a scalar, got {_describe(operand.type)}", "use pl.neg")
+                self.fail(
+                    node, f"'-' needs a scalar, got {describe_type(operand.type)}", "use pl.neg"
+                )
             return UnaryOp("neg", operand, operand.type, span)
         if kind == "not_":
             operand = self.expr(ch[0])
             if not isinstance(operand.type, ScalarType):
-                self.fail(node, f"'not' needs a scalar, got {_describe(operand.type)}")
+                self.fail(node, f"'not' needs a scalar, got {describe_type(operand.type)}")
             return UnaryOp("not", operand, ScalarType(BOOL), span)
         if kind == "paren":
             return self.expr(ch[0])
@@ -680,7 +654,7 @@ class _Reader:
             index = int(ch[1])
             t = value.type
             if not isinstance(t, TupleType):
-                self.fail(node, f"only tuple values take [index], got {_describe(t)}")
+                self.fail(node, f"only tuple values take [index], got {describe_type(t)}")
             if index >= len(t.items):
                 self.fail(ch[1], f"index {index} out of range for a tuple of {len(t.items)}")
             return TupleGet(value, index, t.items[index], span)
@@ -828,9 +802,3 @@ class _Reader:
                 )
             return enum[parts[1]]
         self.fail(node, f"unknown name '{self.pl_text(node)}'")
-
-
-def _type_dims(t: Type) -> Iterator[Any]:
-    """The shape dims of a parameter type (valid_shape dims are not bound from arguments)."""
-    if isinstance(t, TensorType):
-        yield from t.shape

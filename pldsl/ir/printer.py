@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from pldsl.dtypes import FP32, INDEX, DType
-from pldsl.enums import FunctionType, Level, Optimizer, PadValue, Role
+from pldsl.enums import ENUMS, Optimizer
 from pldsl.ir.nodes import (
     SCALAR_BINOPS,
     Assign,
@@ -33,6 +33,7 @@ from pldsl.ir.nodes import (
     Yield,
     walk,
 )
+from pldsl.ir.symbolic import shape_vars
 from pldsl.ir.types import ScalarType, TensorType, TupleType
 
 INDENT = "    "
@@ -41,14 +42,8 @@ INDENT = "    "
 def format_attr(value: Any) -> str:
     if isinstance(value, DType):
         return f"pl.{value.name}"
-    if isinstance(value, PadValue):
-        return f"pl.PadValue.{value.name}"
-    if isinstance(value, Level):
-        return f"pl.Level.{value.name}"
-    if isinstance(value, FunctionType):
-        return f"pl.FunctionType.{value.name}"
-    if isinstance(value, Role):
-        return f"pl.Role.{value.name}"
+    if type(value) in ENUMS.values():
+        return f"pl.{type(value).__name__}.{value.name}"
     if isinstance(value, Optimizer):
         return f"pl.{value.name}"
     if isinstance(value, (list, tuple)):
@@ -84,6 +79,11 @@ def format_type(t: Any) -> str:
     if isinstance(t, TupleType):
         return f"pl.Tuple[{', '.join(format_type(i) for i in t.items)}]"
     return "<untyped>"
+
+
+def describe_type(t: Any) -> str:
+    """A value's type for messages: its printed form, or "no value" for an untyped one."""
+    return format_type(t) if t is not None else "no value"
 
 
 def format_expr(e: Any, nested: bool = False) -> str:
@@ -230,30 +230,22 @@ def _format_param(p) -> str:
     return f"{p.name}: {t}" if p.direction == "In" else f"{p.name}: pl.{p.direction}[{t}]"
 
 
-def _type_vars(t):
-    if isinstance(t, TensorType):
-        for d in (*t.shape, *(t.valid_shape or ())):
-            if not isinstance(d, int):
-                yield from (n for n in walk(d) if isinstance(n, Var))
-    elif isinstance(t, TupleType):
-        for item in t.items:
-            yield from _type_vars(item)
+def _type_vars(t: Any) -> list[Var]:
+    if isinstance(t, TupleType):
+        return [v for item in t.items for v in _type_vars(item)]
+    return shape_vars(t, valid_shape=True)
 
 
 def dynamic_dims(program: Program) -> list[Var]:
     """Every dynamic dim the program names: declared dynamic_dims first, then free names."""
+    from pldsl.ir.traversal import assigned_names  # traversal imports the op table
+
     seen: dict[str, Var] = {}
     for f in program.function_list:
         for d in f.dynamic_dims:
             seen.setdefault(d.name, d)
     for f in program.function_list:
-        bound = {p.name for p in f.params}
-        for node in walk(f):
-            if isinstance(node, (Assign, Yield)):
-                bound.update(t.name for t in node.targets)
-            elif isinstance(node, For):
-                bound.add(node.var.name)
-                bound.update(a.name for a in node.iter_args)
+        bound = {p.name for p in f.params} | assigned_names(f.body)
         for node in walk(f):
             found = [node] if isinstance(node, Var) else []
             found += _type_vars(getattr(node, "type", None))
@@ -278,7 +270,3 @@ def print_ir(program: Program) -> str:
             p.lines.append("")
         p.function(f)
     return "\n".join(p.lines) + "\n"
-
-
-def uses_of(node: Any) -> list[Var]:
-    return [n for n in walk(node) if isinstance(n, Var)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
+from typing import Any
 
-from pldsl.dtypes import INDEX
-from pldsl.ir.nodes import BinOp, Const, Expr, UnaryOp, Var, structural_equal
-from pldsl.ir.types import Dim, ScalarType
+from pldsl.dtypes import INDEX, INT64
+from pldsl.ir.nodes import BinOp, Const, Expr, UnaryOp, Var, structural_equal, walk
+from pldsl.ir.types import Dim, ScalarType, TensorType, TupleType, Type
 
 _INT_OPS = {
     "add": operator.add,
@@ -17,6 +18,17 @@ _INT_OPS = {
     "mod": operator.mod,
     "min": min,
     "max": max,
+}
+_ARITHMETIC = {**_INT_OPS, "div": operator.truediv}
+_PREDICATES = {
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "and": lambda a, b: bool(a) and bool(b),
+    "or": lambda a, b: bool(a) or bool(b),
 }
 
 
@@ -34,14 +46,10 @@ def simplify_dim(d: Dim) -> Dim:
             if d.op in ("floordiv", "mod") and rhs == 0:
                 return d
             return _INT_OPS[d.op](lhs, rhs)
-        if d.op == "add" and rhs == 0 or d.op == "sub" and rhs == 0:
+        if d.op in ("add", "sub") and rhs == 0 or d.op in ("mul", "floordiv") and rhs == 1:
             return lhs
-        if d.op == "add" and lhs == 0:
+        if d.op == "add" and lhs == 0 or d.op == "mul" and lhs == 1:
             return rhs
-        if d.op == "mul" and (rhs == 1 or lhs == 1):
-            return lhs if rhs == 1 else rhs
-        if d.op in ("floordiv",) and rhs == 1:
-            return lhs
         if d.op == "sub" and dims_equal(lhs, rhs):
             return 0
         return BinOp(d.op, _as_expr(lhs), _as_expr(rhs), d.type, d.span)
@@ -63,6 +71,33 @@ def shapes_equal(a: tuple[Dim, ...] | None, b: tuple[Dim, ...] | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return len(a) == len(b) and all(dims_equal(x, y) for x, y in zip(a, b))
+
+
+def types_equal(a: object, b: object) -> bool:
+    """Whether two value types are the same type: tensors by dtype, shape and valid_shape
+    (compared after simplification) and pad mode; INDEX and INT64 scalars count as one type."""
+    if isinstance(a, TensorType) and isinstance(b, TensorType):
+        return (
+            a.dtype == b.dtype
+            and shapes_equal(a.shape, b.shape)
+            and shapes_equal(a.effective_valid_shape, b.effective_valid_shape)
+            and a.pad == b.pad
+        )
+    if isinstance(a, ScalarType) and isinstance(b, ScalarType):
+        return a.dtype == b.dtype or {a.dtype, b.dtype} <= {INDEX, INT64}
+    if isinstance(a, TupleType) and isinstance(b, TupleType):
+        return len(a.items) == len(b.items) and all(
+            types_equal(x, y) for x, y in zip(a.items, b.items)
+        )
+    return False
+
+
+def shape_vars(t: object, valid_shape: bool = False) -> list[Var]:
+    """The dynamic-dim Vars a tensor type's shape (and valid_shape) names, in order."""
+    if not isinstance(t, TensorType):
+        return []
+    dims = t.shape + (t.valid_shape or ()) if valid_shape else t.shape
+    return [n for d in dims if not isinstance(d, int) for n in walk(d) if isinstance(n, Var)]
 
 
 def static_value(d: Dim) -> int | None:
@@ -93,41 +128,18 @@ def evaluate(e: Dim, env: Mapping[str, int | float | bool]) -> int | float | boo
     raise Unbound(type(e).__name__)
 
 
-def apply_scalar_binop(op: str, a, b, result_type=None):
-    """Scalar arithmetic with PyPTO semantics: // and % floor, / true division."""
-    is_int = isinstance(result_type, ScalarType) and result_type.dtype.is_int
-    if op == "add":
-        r = a + b
-    elif op == "sub":
-        r = a - b
-    elif op == "mul":
-        r = a * b
-    elif op == "div":
-        r = a / b
-    elif op == "floordiv":
-        r = a // b
-    elif op == "mod":
-        r = a % b
-    elif op == "min":
-        r = min(a, b)
-    elif op == "max":
-        r = max(a, b)
-    elif op == "lt":
-        return a < b
-    elif op == "le":
-        return a <= b
-    elif op == "gt":
-        return a > b
-    elif op == "ge":
-        return a >= b
-    elif op == "eq":
-        return a == b
-    elif op == "ne":
-        return a != b
-    elif op == "and":
-        return bool(a) and bool(b)
-    elif op == "or":
-        return bool(a) or bool(b)
-    else:
+def apply_scalar_binop(
+    op: str, a: Any, b: Any, result_type: Type | None = None
+) -> int | float | bool:
+    """Scalar arithmetic with PyPTO semantics: // and % floor, / true division.
+
+    Comparisons and logic give a truth value; arithmetic is truncated to int when
+    `result_type` is an integer scalar type."""
+    if op in _PREDICATES:
+        return _PREDICATES[op](a, b)
+    fn = _ARITHMETIC.get(op)
+    if fn is None:
         raise ValueError(f"unknown scalar op {op}")
+    r = fn(a, b)
+    is_int = isinstance(result_type, ScalarType) and result_type.dtype.is_int
     return int(r) if is_int and not isinstance(r, bool) else r

@@ -45,11 +45,3 @@ class TupleType:
 
 
 Type = Union[TensorType, ScalarType, TupleType]
-
-
-def is_tensor(t: object) -> bool:
-    return isinstance(t, TensorType)
-
-
-def is_scalar(t: object) -> bool:
-    return isinstance(t, ScalarType)

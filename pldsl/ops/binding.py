@@ -10,14 +10,9 @@ from typing import Any
 from pldsl.diagnostics import NO_SPAN, Span
 from pldsl.dtypes import BOOL, FP32, DType, promote
 from pldsl.ir.nodes import COMPARISONS, OpCall
+from pldsl.ir.printer import describe_type
 from pldsl.ir.types import ScalarType, Type
 from pldsl.ops.registry import OpDef, TypeRuleError
-
-
-def _describe(t: Any) -> str:
-    from pldsl.ir.printer import format_type
-
-    return format_type(t) if t is not None else "no value"
 
 
 def scalar_binop_type(op: str, lhs: Type, rhs: Type) -> ScalarType:
@@ -30,7 +25,7 @@ def scalar_binop_type(op: str, lhs: Type, rhs: Type) -> ScalarType:
     for side, t in (("left", lhs), ("right", rhs)):
         if not isinstance(t, ScalarType):
             raise TypeRuleError(
-                f"the {side} operand of a scalar operator must be a scalar, got {_describe(t)}",
+                f"the {side} operand of a scalar operator must be a scalar, got {describe_type(t)}",
                 "tensors take pl.add / pl.sub / pl.mul / ... instead of Python operators",
             )
     if op in COMPARISONS or op in ("and", "or"):
@@ -64,13 +59,13 @@ def bind_op_call(
     if len(positional) > len(params):
         raise TypeRuleError(
             f"pl.{opdef.name} takes at most {len(params)} arguments, got {len(positional)}",
-            _signature_hint(opdef),
+            signature_hint(opdef),
         )
     given: dict[str, Any] = {p.name: v for p, v in zip(params, positional)}
     for key, value in keywords.items():
         if opdef.param(key) is None:
             raise TypeRuleError(
-                f"pl.{opdef.name}() has no parameter '{key}'", _signature_hint(opdef)
+                f"pl.{opdef.name}() has no parameter '{key}'", signature_hint(opdef)
             )
         if key in given:
             raise TypeRuleError(f"pl.{opdef.name}() got two values for '{key}'")
@@ -82,7 +77,7 @@ def bind_op_call(
     for p in params:
         if p.name not in given and p.required:
             raise TypeRuleError(
-                f"pl.{opdef.name}() is missing argument '{p.name}'", _signature_hint(opdef)
+                f"pl.{opdef.name}() is missing argument '{p.name}'", signature_hint(opdef)
             )
         value = given[p.name] if p.name in given else p.default
         if p.is_static:
@@ -101,6 +96,7 @@ def bind_op_call(
     return OpCall(opdef.name, tuple(args), tuple(attrs), result_type, span)
 
 
-def _signature_hint(opdef: OpDef) -> str:
+def signature_hint(opdef: OpDef) -> str:
+    """`signature: pl.op(a, b, flag=False)`: the help line of a misbound op call."""
     parts = [p.name if p.required else f"{p.name}={p.default!r}" for p in opdef.params]
     return f"signature: pl.{opdef.name}({', '.join(parts)})"

@@ -12,7 +12,6 @@ REQUIRED = object()
 #   tensor / value / scalar -> an IR expression in OpCall.args
 #   dims                    -> a ListExpr of index expressions in OpCall.args
 #   dtype / attr            -> a static Python value in OpCall.attrs
-RUNTIME_KINDS = ("tensor", "value", "scalar", "dims")
 STATIC_KINDS = ("dtype", "attr")
 
 

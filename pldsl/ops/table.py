@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from pldsl.dtypes import CAST_MODES, FP32, INDEX, INT32, DType, promote
 from pldsl.enums import PadValue
 from pldsl.ir.nodes import Const, ListExpr
+from pldsl.ir.printer import describe_type, format_dims
 from pldsl.ir.symbolic import dims_equal, simplify_dim, static_value
 from pldsl.ir.types import Dim, ScalarType, TensorType
-from pldsl.ops.registry import REQUIRED, OpDef, OpParam, TypeRuleError, register
+from pldsl.ops.registry import OpDef, OpParam, TypeRuleError, register
 
 P = OpParam
 
@@ -18,7 +21,7 @@ def _tensor(args: dict, name: str) -> TensorType:
     t = getattr(args[name], "type", None)
     if not isinstance(t, TensorType):
         raise TypeRuleError(
-            f"argument '{name}' must be a tensor, got {describe(t)}",
+            f"argument '{name}' must be a tensor, got {describe_type(t)}",
             "pass a pl.Tensor value (scalars use Python operators)",
         )
     return t
@@ -31,7 +34,7 @@ def _dims(args: dict, name: str) -> tuple[Dim, ...]:
     for item in value.items:
         t = getattr(item, "type", None)
         if not (isinstance(t, ScalarType) and t.dtype.is_int):
-            raise TypeRuleError(f"'{name}' entries must be integer scalars, got {describe(t)}")
+            raise TypeRuleError(f"'{name}' entries must be integer scalars, got {describe_type(t)}")
     dims = tuple(simplify_dim(i) for i in value.items)
     negative = [d for d in dims if isinstance(d, int) and d < 0]
     if negative:
@@ -39,22 +42,10 @@ def _dims(args: dict, name: str) -> tuple[Dim, ...]:
     return dims
 
 
-def describe(t: object) -> str:
-    from pldsl.ir.printer import format_type  # local: printer imports the op table
-
-    return format_type(t) if t is not None else "nothing"
-
-
-def _fmt_shape(shape: tuple[Dim, ...]) -> str:
-    from pldsl.ir.printer import format_dims
-
-    return format_dims(shape)
-
-
 def _broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
     if len(a) != len(b):
         raise TypeRuleError(
-            f"shapes {_fmt_shape(a)} and {_fmt_shape(b)} have different ranks",
+            f"shapes {format_dims(a)} and {format_dims(b)} have different ranks",
             "reshape one operand first",
         )
     out = []
@@ -64,7 +55,7 @@ def _broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
         elif static_value(x) == 1:
             out.append(y)
         else:
-            raise TypeRuleError(f"shapes {_fmt_shape(a)} and {_fmt_shape(b)} do not broadcast")
+            raise TypeRuleError(f"shapes {format_dims(a)} and {format_dims(b)} do not broadcast")
     return tuple(out)
 
 
@@ -92,7 +83,9 @@ def _infer_binary(args: dict, attrs: dict) -> TensorType:
         literal_int = isinstance(rhs, Const) and rhs.dtype == INDEX
         dtype = lhs.dtype if literal_int else promote(lhs.dtype, rhs_t.dtype)
     else:
-        raise TypeRuleError(f"argument 'rhs' must be a tensor or a scalar, got {describe(rhs_t)}")
+        raise TypeRuleError(
+            f"argument 'rhs' must be a tensor or a scalar, got {describe_type(rhs_t)}"
+        )
     return TensorType(shape, dtype, _keep_valid(lhs, shape), None)
 
 
@@ -182,8 +175,8 @@ def _expand(axis: str):
         want = (t.shape[0], 1) if axis == "row" else (1, t.shape[1])
         if not all(dims_equal(a, b) for a, b in zip(v.shape, want)):
             raise TypeRuleError(
-                f"{axis}_expand operand must have shape {_fmt_shape(want)}, "
-                f"got {_fmt_shape(v.shape)}",
+                f"{axis}_expand operand must have shape {format_dims(want)}, "
+                f"got {format_dims(v.shape)}",
                 "row_expand_* takes one value per row [M,1]; col_expand_* one per column [1,N]",
             )
         return TensorType(t.shape, promote(t.dtype, v.dtype), t.valid_shape, None)
@@ -234,8 +227,8 @@ def _infer_matmul_acc(args: dict, attrs: dict) -> TensorType:
         raise TypeRuleError(f"matmul_acc accumulator must be FP32 or INT32, got {acc.dtype.name}")
     if not (dims_equal(acc.shape[0], m) and dims_equal(acc.shape[1], n)):
         raise TypeRuleError(
-            f"accumulator shape {_fmt_shape(acc.shape)} does not match the product "
-            f"{_fmt_shape((m, n))}"
+            f"accumulator shape {format_dims(acc.shape)} does not match the product "
+            f"{format_dims((m, n))}"
         )
     return TensorType(acc.shape, acc.dtype)
 
@@ -291,10 +284,10 @@ def _infer_reshape(args: dict, attrs: dict) -> TensorType:
     old = [static_value(d) for d in x.shape]
     new = [static_value(d) for d in shape]
     if None not in old and None not in new:
-        if _prod(old) != _prod(new):
+        if math.prod(old) != math.prod(new):
             raise TypeRuleError(
-                f"reshape from {_fmt_shape(x.shape)} to {_fmt_shape(shape)} changes the "
-                f"element count ({_prod(old)} -> {_prod(new)})"
+                f"reshape from {format_dims(x.shape)} to {format_dims(shape)} changes the "
+                f"element count ({math.prod(old)} -> {math.prod(new)})"
             )
     valid = None
     if x.valid_shape is not None and not all(
@@ -314,13 +307,6 @@ def _reshape_valid(x: TensorType, shape: tuple[Dim, ...]) -> tuple[Dim, ...] | N
         "reshape of a partially valid tensor that does not map its valid region",
         "pl.fillpad the value first",
     )
-
-
-def _prod(values) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out
 
 
 register(
@@ -409,7 +395,7 @@ def _infer_slice(args: dict, attrs: dict) -> TensorType:
             and static_value(v) > static_value(w)
         ):
             raise TypeRuleError(
-                f"valid_shape {_fmt_shape(valid)} is wider than the window {_fmt_shape(shape)} "
+                f"valid_shape {format_dims(valid)} is wider than the window {format_dims(shape)} "
                 f"on axis {axis}",
                 "valid_shape can only narrow a window",
             )
@@ -532,7 +518,3 @@ register(
         aliases=("tensor.dim",),
     )
 )
-
-# Ops that take "tensor" arguments but accept Python operators for scalars.
-SCALAR_ONLY_FUNCS = ("min", "max")
-del REQUIRED

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from irutil import KERNELS_SRC, round_trip
 
 import pldsl as pl
 from pldsl.ir.nodes import (
@@ -38,25 +39,15 @@ from pldsl.ir.printer import format_type
 from pldsl.ir.types import TensorType, TupleType
 from pldsl.ops import OPS
 
-KERNELS_SRC = Path(__file__).resolve().parent / "kernels_src"
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def roundtrip(program: pl.Program) -> pl.Program:
-    """print_ir -> parse_ir gives the same program, and printing again is a fixed point."""
-    text = pl.print_ir(program)
-    again = pl.parse_ir(text)
-    assert pl.structural_equal(again, program), text
-    assert pl.print_ir(again) == text
-    return program
 
 
 def capture(text: str, namespace: dict | None = None, filename: str = "<test>") -> pl.Program:
     """Capture the one program of a source text; every captured program must round-trip."""
     programs = pl.capture_source(textwrap.dedent(text), filename, namespace)
     assert len(programs) == 1
-    return roundtrip(programs[0])
+    round_trip(programs[0])
+    return programs[0]
 
 
 def bindings(func: pl.Function, name: str) -> list:
@@ -722,7 +713,6 @@ def test_closure_module_constants_dtypes_enums_dynvars():
     f = Memory.mem
     assert f.params[0].type.shape[0].name == "N"  # the module's pl.dynamic("N")
     assert f.params[0].type.shape[1] == 128  # COLS
-    assert WORD == 4
 
 
 def test_closure_locals_of_enclosing_function():
@@ -759,7 +749,7 @@ def test_closure_locals_of_enclosing_function():
     assert value_of(f, "z").args[1].value == 3.0  # BF16.get_byte() * 1.5
     assert next(n for n in walk(f) if isinstance(n, Scope)).attr("level") is lvl
     assert [d.name for d in f.dynamic_dims] == ["D"]
-    roundtrip(Local)
+    round_trip(Local)
 
 
 def test_closure_dynvar_same_object_same_dim():
@@ -776,7 +766,7 @@ def test_closure_dynvar_same_object_same_dim():
             y = self.a(x)
             return y
 
-    roundtrip(Two)
+    round_trip(Two)
     assert pl.structural_equal(Two.a.params[0].type, Two.b.params[0].type)
     assert Two.b.func_type is pl.FunctionType.Opaque  # bare @pl.function
 
@@ -793,7 +783,7 @@ def test_closure_dynvar_used_in_body_is_the_dim():
                 x = pl.write(x, [i, 0], 1.0)
             return x
 
-    roundtrip(UseDim)
+    round_trip(UseDim)
     last = value_of(UseDim.f, "last")
     assert isinstance(last.lhs, Var) and last.lhs.name == "R"
     loop = next(n for n in walk(UseDim.f) if isinstance(n, For))
@@ -848,7 +838,7 @@ def test_capture_source_module_constants_and_pypto_import():
     assert value_of(f, "z").args[1].value == pytest.approx(0.25)
     sl = value_of(f, "y").args[0]
     assert sl.args[2].items[0].value == 3  # class-level constant INNER
-    roundtrip(p)
+    round_trip(p)
 
 
 def test_constant_folding():
@@ -1005,7 +995,7 @@ def test_strict_ssa_rejects_rebinding():
             return z
 
     assert ty(StrictOk.f, "z") == T([4], "FP32")
-    roundtrip(StrictOk)
+    round_trip(StrictOk)
 
 
 # --------------------------------------------------------------------- misc surface
@@ -1017,7 +1007,7 @@ def test_standalone_function_is_a_one_function_program():
         return pl.neg(x)
 
     assert isinstance(lone, pl.Program)
-    roundtrip(lone)
+    round_trip(lone)
     assert [f.name for f in lone.function_list] == ["lone"]
     assert lone.lone.func_type is pl.FunctionType.InCore
 
@@ -1067,7 +1057,7 @@ def test_program_name_override_and_docstrings():
             return x
 
     assert Orig.name == "Renamed"
-    roundtrip(Orig)
+    round_trip(Orig)
     assert len(Orig.f.body) == 1
 
 
@@ -1149,7 +1139,7 @@ def test_qwen3_like_kernel():
 
 @pytest.mark.parametrize("program", ALL_PROGRAMS, ids=lambda p: p.name)
 def test_roundtrip_every_program(program):
-    roundtrip(program)
+    round_trip(program)
 
 
 def test_every_op_is_captured_by_a_test_kernel():

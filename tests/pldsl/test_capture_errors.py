@@ -525,8 +525,8 @@ def test_a_crashing_type_rule_is_a_diagnostic_not_a_traceback(monkeypatch):
 
 
 def test_rank1_accumulator_of_matmul_acc_is_a_capture_error():
-    # pldsl/ops/table.py's matmul_acc rule indexes acc.shape[1] without checking the rank;
-    # whichever rule reports it, the user gets a located CaptureError, never an IndexError.
+    # The accumulator's rank is checked before its shape is indexed: a located TypeError,
+    # never an IndexError (InternalError) from inside the type rule.
     source = textwrap.dedent(
         """\
         import pldsl as pl
@@ -540,6 +540,7 @@ def test_rank1_accumulator_of_matmul_acc_is_a_capture_error():
         """
     )
     d = capture_error(source)
+    assert d.rule == "TypeError" and "accumulator must be 2-D, got rank 1" in d.message
     assert (d.span.line, d.span.col) == (7, 13)
 
 

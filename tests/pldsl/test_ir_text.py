@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import fields, is_dataclass
 
 import pytest
+from irutil import round_trip
 
 from pldsl.diagnostics import IRParseError, Span
 from pldsl.dtypes import BF16, BOOL, FP16, FP32, INDEX, INT32
@@ -35,10 +34,11 @@ from pldsl.ir.nodes import (
     structural_equal,
     walk,
 )
-from pldsl.ir.parser import bind_op_call, parse_ir, scalar_binop_type
+from pldsl.ir.parser import parse_ir
 from pldsl.ir.printer import print_ir
 from pldsl.ir.types import ScalarType, TensorType, TupleType
 from pldsl.ops import OPS, TypeRuleError
+from pldsl.ops.binding import bind_op_call, scalar_binop_type
 
 # ------------------------------------------------------------------ helpers
 
@@ -80,39 +80,6 @@ def param(name: str, t, direction: str = "In") -> Param:
 
 def func(name, params, body, returns=(), **kw) -> Function:
     return Function(name, tuple(params), tuple(returns), tuple(body), **kw)
-
-
-def first_difference(a, b, path: str = "program") -> str | None:
-    """Where two IR trees differ (for readable assertion messages)."""
-    if is_dataclass(a) and not isinstance(a, type):
-        if type(a) is not type(b):
-            return f"{path}: {type(a).__name__} vs {type(b).__name__}"
-        for f in fields(a):
-            if f.name in ("span", "source_file"):
-                continue
-            d = first_difference(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
-            if d:
-                return d
-        return None
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        if len(a) != len(b):
-            return f"{path}: {len(a)} vs {len(b)} items"
-        for i, (x, y) in enumerate(zip(a, b)):
-            d = first_difference(x, y, f"{path}[{i}]")
-            if d:
-                return d
-        return None
-    if not structural_equal(a, b):
-        return f"{path}: {a!r} vs {b!r}"
-    return None
-
-
-def round_trip(p: Program) -> Program:
-    text = print_ir(p)
-    q = parse_ir(text, "<roundtrip>")
-    assert structural_equal(q, p), first_difference(p, q) + "\n" + text
-    assert print_ir(q) == text
-    return q
 
 
 # ---------------------------------------------------------- dynamic dims etc.
@@ -248,7 +215,7 @@ def test_op_alias_reads_as_the_canonical_op():
     text = text.replace("pass", "v: pl.Scalar[pl.FP32] = pl.tensor.read(a, [i, 0])")
     q = parse_ir(text)
     call = q.k.body[0].value
-    assert call.op == "read" and call.type == call.type and call.type.dtype == FP32
+    assert call.op == "read" and call.type.dtype == FP32
 
 
 # ------------------------------------------------------- every node and type
@@ -466,7 +433,7 @@ def test_uses_are_fresh_vars_located_at_the_use():
     line = text.splitlines()[use.span.line - 1]
     assert line[use.span.col - 1 :].startswith("x)")
     n_dim = q.main.dynamic_dims[0]
-    assert n_dim.name == "N" and n_dim.type == n_dim.type
+    assert n_dim.name == "N" and n_dim.type.dtype == INDEX
     assert structural_equal(q.helper.dynamic_dims[0], n_dim)
 
 
@@ -552,7 +519,7 @@ def test_bind_op_call_keeps_only_given_non_default_attrs_in_param_order():
 
 def test_scalar_binop_types():
     i, f16, b = scalar(INDEX), scalar(FP16), scalar(BOOL)
-    assert scalar_binop_type("add", i, i) == i or scalar_binop_type("add", i, i).dtype == INDEX
+    assert scalar_binop_type("add", i, i).dtype == INDEX
     assert scalar_binop_type("add", i, scalar(FP32)).dtype == FP32
     assert scalar_binop_type("mul", scalar(INT32), i).dtype == INDEX
     assert scalar_binop_type("div", i, i).dtype == FP32
@@ -700,6 +667,25 @@ def test_error_type_rule_failure():
     assert "pl.slice" in err.diagnostic.message and "rank-2" in err.diagnostic.message
 
 
+def test_error_annotation_differs_from_the_inferred_type():
+    text = _ok_text()
+    assert "y: pl.Tensor[[N, 64], pl.FP32] = pl.exp(x)" in text
+    text = text.replace("y: pl.Tensor[[N, 64], pl.FP32]", "y: pl.Tensor[[N, 64], pl.BF16]")
+    err = _parse_error(text)
+    line = _line_of(text, "y: pl.Tensor")
+    assert err.diagnostic.span.line == line
+    assert err.diagnostic.span.col == text.splitlines()[line - 1].index("pl.Tensor") + 1
+    assert err.diagnostic.message == (
+        "annotation pl.Tensor[[N, 64], pl.BF16] does not match the value's type "
+        "pl.Tensor[[N, 64], pl.FP32]"
+    )
+    # symbolic dims compare after simplification
+    ok = _ok_text().replace(
+        "y: pl.Tensor[[N, 64], pl.FP32]", "y: pl.Tensor[[N + 0, 64 * 1], pl.FP32]"
+    )
+    parse_ir(ok)
+
+
 def test_error_scalar_operator_on_tensor():
     text = _ok_text().replace("pl.exp(x)", "x + 1")
     err = _parse_error(text)
@@ -791,18 +777,12 @@ def big_program(blocks: int) -> Program:
     return Program("Big", (f,))
 
 
-def test_parsing_two_thousand_lines_is_fast():
+def test_two_thousand_lines_round_trip():
+    # Speed is measured in benchmarks/static_tools.py, not asserted here (shared machines).
     p = big_program(340)
     text = print_ir(p)
     assert text.count("\n") >= 2000
-    parse_ir(_ok_text())  # build the parser once
-    elapsed = math.inf
-    for _ in range(3):  # best of three: the machine may be busy
-        start = time.perf_counter()
-        q = parse_ir(text)
-        elapsed = min(elapsed, time.perf_counter() - start)
-    assert structural_equal(q, p)
-    assert elapsed < 1.0, f"parsing {text.count(chr(10))} lines took {elapsed:.2f}s"
+    assert structural_equal(parse_ir(text), p)
 
 
 def test_span_type_is_diagnostics_span():

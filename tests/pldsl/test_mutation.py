@@ -8,16 +8,14 @@ from __future__ import annotations
 import io
 import keyword
 import tokenize
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from irutil import KERNELS_SRC, round_trip
 
 import pldsl as pl
 from pldsl.ops import OPS
-
-KERNELS_SRC = Path(__file__).resolve().parent / "kernels_src"
 
 SMALL_KERNEL = """\
 import pldsl as pl
@@ -190,8 +188,7 @@ def capture_or_reject(text: str) -> list[pl.Program] | None:
         d.render()  # rendering never fails either
         return None
     for program in programs:
-        text = pl.print_ir(program)
-        assert pl.structural_equal(pl.parse_ir(text), program), text
+        round_trip(program)
     return programs
 
 
