@@ -12,10 +12,11 @@ would. Declare the buffer `pl.InOut[...]` and return it, or keep it `In` and doc
 from __future__ import annotations
 
 from pldsl.diagnostics import Diagnostic
-from pldsl.ir.nodes import OpCall, Program
+from pldsl.ir.nodes import Program
+from pldsl.ir.traversal import iter_opcalls, write_target
 from pldsl.ir.types import TensorType
 
-from .common import Aliases, diag, iter_body_exprs, op_name, write_target
+from .common import Aliases
 
 RULE = "InParamWritten"
 SEVERITY = "warning"
@@ -31,9 +32,7 @@ def check(program: Program) -> list[Diagnostic]:
         if not ins:
             continue
         aliases: Aliases | None = None
-        for e in iter_body_exprs(func.body):
-            if not isinstance(e, OpCall):
-                continue
+        for e in iter_opcalls(func.body):
             target = write_target(e)
             if target is None:
                 continue
@@ -44,10 +43,10 @@ def check(program: Program) -> list[Diagnostic]:
             for param in sorted(roots & ins):
                 through = f" (through '{via}')" if via and via != param else ""
                 out.append(
-                    diag(
+                    Diagnostic(
                         RULE,
                         SEVERITY,
-                        f"pl.{op_name(e)} at line {e.span.line} writes '{param}', an In "
+                        f"pl.{e.op} at line {e.span.line} writes '{param}', an In "
                         f"parameter of '{func.name}'{through}: the caller's buffer changes in "
                         "place",
                         e.span,

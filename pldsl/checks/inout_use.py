@@ -35,9 +35,10 @@ from pldsl.ir.nodes import (
     Stmt,
     Var,
     Yield,
+    child_exprs,
 )
 
-from .common import OUT_DIRECTIONS, WRAPPER_TYPES, callee, diag, sub_exprs
+from .common import OUT_DIRECTIONS, WRAPPER_TYPES, callee
 
 RULE = "InOutUseDiscipline"
 SEVERITY = "error"
@@ -61,7 +62,7 @@ class _Checker:
             origin = self.dead.get(e.name)
             if origin is not None and self.report:
                 self.diags.append(
-                    diag(
+                    Diagnostic(
                         RULE,
                         SEVERITY,
                         f"variable '{e.name}' was passed as InOut/Out at {origin}; read the "
@@ -82,7 +83,7 @@ class _Checker:
                     # only the first call is remembered as the origin while the name is dead
                     self.dead.setdefault(a.name, e.span)
             return
-        for c in sub_exprs(e):
+        for c in child_exprs(e):
             self.expr(c)
 
     # -------------------------------------------------------------- statements

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from pldsl.diagnostics import Diagnostic
 from pldsl.dtypes import BF16, FP16
-from pldsl.ir.nodes import Const, OpCall, Program
+from pldsl.ir.nodes import Const, Program
+from pldsl.ir.traversal import iter_opcalls
 from pldsl.ir.types import ScalarType, TensorType
-
-from .common import diag, iter_body_exprs, op_name
 
 RULE = "LowPrecisionArith"
 SEVERITY = "warning"
@@ -25,20 +24,17 @@ DOC = "elementwise math on BF16/FP16 operands, or on operands of different dtype
 LOW = (BF16, FP16)
 MATH_OPS = frozenset(
     ["add", "sub", "mul", "div", "maximum", "minimum", "exp", "sqrt", "rsqrt", "recip", "log"]
-    + ["neg", "abs", "relu", "sin", "cos", "row_sum", "col_sum", "row_prod", "col_prod"]
+    + ["neg", "abs", "relu", "row_sum", "col_sum"]
     + [f"{a}_expand_{o}" for a in ("row", "col") for o in ("add", "sub", "mul", "div")]
-    + [f"{a}_expand_{o}" for a in ("row", "col") for o in ("max", "min", "expdif")]
-    + ["adds", "subs", "muls", "divs"]
 )
 
 
 def check(program: Program) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for func in program.function_list:
-        for e in iter_body_exprs(func.body):
-            if not isinstance(e, OpCall) or op_name(e) not in MATH_OPS:
+        for e in iter_opcalls(func.body):
+            if e.op not in MATH_OPS:
                 continue
-            name = op_name(e)
             tensors = [
                 a.type.dtype for a in e.args if isinstance(getattr(a, "type", None), TensorType)
             ]
@@ -54,10 +50,10 @@ def check(program: Program) -> list[Diagnostic]:
             if len(kinds) > 1:
                 names = ", ".join(sorted(d.name for d in kinds))
                 out.append(
-                    diag(
+                    Diagnostic(
                         RULE,
                         SEVERITY,
-                        f"pl.{name} mixes operand dtypes ({names}): the result is implicitly "
+                        f"pl.{e.op} mixes operand dtypes ({names}): the result is implicitly "
                         "promoted",
                         e.span,
                         "pl.cast the operands to one dtype (pl.FP32) first",
@@ -67,10 +63,10 @@ def check(program: Program) -> list[Diagnostic]:
             low = sorted({d.name for d in tensors if d in LOW})
             if low:
                 out.append(
-                    diag(
+                    Diagnostic(
                         RULE,
                         SEVERITY,
-                        f"pl.{name} computes on {'/'.join(low)} operands (8-bit mantissa for "
+                        f"pl.{e.op} computes on {'/'.join(low)} operands (8-bit mantissa for "
                         "BF16); pypto-lib kernels keep vector math in FP32",
                         e.span,
                         "pl.cast the operands to pl.FP32 first, and cast back only to store or "

@@ -13,44 +13,56 @@ allowed everywhere; the op table's `category` says which ops are compute.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pldsl.diagnostics import Diagnostic
 from pldsl.enums import FunctionType, Role
-from pldsl.ir.nodes import Function, Program, Scope
-
-from .common import diag, iter_opcalls_with_scope, iter_stmts, op_def, op_name
+from pldsl.ir.nodes import Function, OpCall, Program, Scope, Stmt
+from pldsl.ir.traversal import child_bodies, iter_expr, iter_stmts, stmt_exprs
+from pldsl.ops import lookup
 
 RULE = "MisplacedComputeOp"
 SEVERITY = "error"
 DOC = "compute ops must run inside a pl.at scope in Orchestration (or promoted Opaque) functions"
 
 
-def is_orchestration(func: Function) -> tuple[bool, str]:
+def orchestration_kind(func: Function) -> str | None:
+    """How the function is orchestration code (for the message), None when it is not."""
     if func.func_type == FunctionType.Orchestration:
-        return True, "Orchestration function"
+        return "Orchestration function"
     if func.role == Role.Orchestrator:
-        return True, "Orchestrator function"
+        return "Orchestrator function"
     if func.func_type == FunctionType.Opaque and any(
         isinstance(s, Scope) for s in iter_stmts(func.body)
     ):
-        return True, "Opaque function with pl.at scopes (promoted to Orchestration)"
-    return False, ""
+        return "Opaque function with pl.at scopes (promoted to Orchestration)"
+    return None
+
+
+def _calls_outside_scopes(body: tuple[Stmt, ...]) -> Iterator[OpCall]:
+    for s in body:
+        if isinstance(s, Scope):
+            continue
+        for e in stmt_exprs(s):
+            yield from (n for n in iter_expr(e) if isinstance(n, OpCall))
+        for b in child_bodies(s):
+            yield from _calls_outside_scopes(b)
 
 
 def check(program: Program) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for func in program.function_list:
-        orch, what = is_orchestration(func)
-        if not orch:
+        what = orchestration_kind(func)
+        if what is None:
             continue
-        for call, in_scope in iter_opcalls_with_scope(func.body):
-            d = op_def(call)
-            if in_scope or d is None or d.category != "compute":
+        for call in _calls_outside_scopes(func.body):
+            if lookup(call.op).category != "compute":
                 continue
             out.append(
-                diag(
+                Diagnostic(
                     RULE,
                     SEVERITY,
-                    f"Misplaced tensor op 'pl.{op_name(call)}' in {what} '{func.name}' "
+                    f"Misplaced tensor op 'pl.{call.op}' in {what} '{func.name}' "
                     "(should be inside a pl.at block)",
                     call.span,
                     "wrap the computation in `with pl.at(level=pl.Level.CORE_GROUP):`",

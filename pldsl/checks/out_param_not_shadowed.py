@@ -10,9 +10,10 @@ into the parameter with `out = pl.assemble(out, value, offset)`.
 from __future__ import annotations
 
 from pldsl.diagnostics import Diagnostic
-from pldsl.ir.nodes import Assign, OpCall, Program, Yield
+from pldsl.ir.nodes import OpCall, Program
+from pldsl.ir.traversal import bindings, iter_stmts
 
-from .common import diag, iter_stmts, op_name, out_params, target_span
+from .common import out_params
 
 RULE = "OutParamNotShadowed"
 SEVERITY = "error"
@@ -27,26 +28,21 @@ def check(program: Program) -> list[Diagnostic]:
         if not params:
             continue
         for s in iter_stmts(func.body):
-            if isinstance(s, Assign):
-                pairs = [(t, s.value) for t in s.targets] if len(s.targets) == 1 else []
-            elif isinstance(s, Yield):
-                pairs = list(zip(s.targets, s.values))
-            else:
-                continue
-            for target, value in pairs:
-                if target.name not in params or not isinstance(value, OpCall):
-                    continue
-                name = op_name(value)
-                if name not in FRESH_OPS:
+            for target, value, _ in bindings(s):
+                if (
+                    target.name not in params
+                    or not isinstance(value, OpCall)
+                    or value.op not in FRESH_OPS
+                ):
                     continue
                 out.append(
-                    diag(
+                    Diagnostic(
                         RULE,
                         SEVERITY,
                         f"'{target.name}' is an {params[target.name]} parameter of "
-                        f"'{func.name}' and cannot be reassigned via pl.{name}: the name would "
+                        f"'{func.name}' and cannot be reassigned via pl.{value.op}: the name would "
                         "refer to a fresh buffer and the caller's buffer would never be written",
-                        target_span(target, s),
+                        target.span,
                         f"allocate scratch under another name and write the result with "
                         f"`{target.name} = pl.assemble({target.name}, value, offset)`",
                     )

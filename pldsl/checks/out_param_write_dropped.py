@@ -13,9 +13,10 @@ error `OutParamNotShadowed` instead.
 from __future__ import annotations
 
 from pldsl.diagnostics import Diagnostic
-from pldsl.ir.nodes import Assign, OpCall, Program, Yield
+from pldsl.ir.nodes import OpCall, Program
+from pldsl.ir.traversal import bindings, iter_stmts
 
-from .common import Aliases, diag, iter_stmts, op_name, out_params, target_span
+from .common import Aliases, out_params
 from .out_param_not_shadowed import FRESH_OPS
 
 RULE = "OutParamWriteDropped"
@@ -31,35 +32,26 @@ def check(program: Program) -> list[Diagnostic]:
             continue
         aliases: Aliases | None = None
         for s in iter_stmts(func.body):
-            if isinstance(s, Assign):
-                if len(s.targets) == 1:
-                    pairs = [(s.targets[0], s.value, 0)]
-                else:
-                    pairs = [(t, s.value, i) for i, t in enumerate(s.targets)]
-            elif isinstance(s, Yield):
-                pairs = [(t, v, 0) for t, v in zip(s.targets, s.values)]
-            else:
-                continue
-            for target, value, index in pairs:
+            for target, value, item in bindings(s):
                 if target.name not in params:
                     continue
-                if isinstance(value, OpCall) and op_name(value) in FRESH_OPS:
+                if isinstance(value, OpCall) and value.op in FRESH_OPS:
                     continue  # OutParamNotShadowed
                 if aliases is None:
                     aliases = Aliases(program, func)
                 items = aliases.expr_roots(value)
-                roots = items[index] if index < len(items) else {Aliases.UNKNOWN}
+                roots = items[item] if item < len(items) else {Aliases.UNKNOWN}
                 if target.name in roots or Aliases.UNKNOWN in roots:
                     continue
                 kind = params[target.name]
                 out.append(
-                    diag(
+                    Diagnostic(
                         RULE,
                         SEVERITY,
                         f"Assigning to {kind} parameter '{target.name}' in function "
                         f"'{func.name}' rebinds the name only — the caller's buffer is never "
                         "written",
-                        target_span(target, s),
+                        target.span,
                         f"write through the parameter: `{target.name} = pl.assemble("
                         f"{target.name}, <value>, <offset>)` (or `pl.write` for one element)",
                     )

@@ -32,10 +32,10 @@ from pldsl.ir.nodes import (
     Stmt,
     Var,
     Yield,
+    child_exprs,
 )
+from pldsl.ir.traversal import iter_opcalls, stmt_exprs, write_target
 from pldsl.ir.types import TensorType
-
-from .common import diag, iter_body_exprs, stmt_exprs, sub_exprs, write_target
 
 RULE = "StaleBufferRead"
 SEVERITY = "warning"
@@ -70,10 +70,9 @@ class _Checker:
                 self.state.buf[p.name] = frozenset([next(self.ids)])
         self.report = True
         self.diags: dict[tuple, Diagnostic] = {}
-        self.carries: list[tuple[str, ...]] = []
-        self.carried: list[dict[str, frozenset[int]]] = []
+        # per enclosing loop: its carries, and the buffers its yields pass to each carry
+        self.carries: list[tuple[tuple[str, ...], dict[str, frozenset[int]]]] = []
         self.shared: set[int] = set()  # buffers ever held by two names
-        self._source: str | None = None
 
     def buffers(self, name: str) -> frozenset[int]:
         b = self.state.buf.get(name)
@@ -82,20 +81,14 @@ class _Checker:
             self.state.buf[name] = b
         return b
 
-    def value_buffers(self, e: object) -> frozenset[int] | None:
-        """Buffers the value of `e` is (None: a fresh value)."""
-        self._source = None
-        if isinstance(e, Var):
-            if not isinstance(e.type, TensorType):
-                return None
-            self._source = e.name
-            return self.buffers(e.name)
+    def value_buffers(self, e: object) -> tuple[frozenset[int] | None, str | None]:
+        """The buffers the value of `e` is (None: a fresh value) and the name it reads them
+        through."""
         if isinstance(e, OpCall):
-            target = write_target(e)
-            if isinstance(target, Var):
-                self._source = target.name
-                return self.buffers(target.name)
-        return None
+            e = write_target(e)
+        if isinstance(e, Var) and isinstance(e.type, TensorType):
+            return self.buffers(e.name), e.name
+        return None, None
 
     # -------------------------------------------------------------- expressions
     def expr(self, e: object, new_name: str | None = None) -> None:
@@ -108,7 +101,7 @@ class _Checker:
                 key = (e.span.file, e.span.line, e.span.col, e.name)
                 self.diags.setdefault(
                     key,
-                    diag(
+                    Diagnostic(
                         RULE,
                         SEVERITY,
                         f"'{e.name}' is read after its buffer was written in place under the "
@@ -135,7 +128,7 @@ class _Checker:
                             if name != keep and b & bufs:
                                 self.state.stale.setdefault(name, (e.span, keep))
             return
-        for c in sub_exprs(e):
+        for c in child_exprs(e):
             self.expr(c)
 
     # -------------------------------------------------------------- statements
@@ -143,9 +136,12 @@ class _Checker:
         for s in stmts:
             self.stmt(s)
 
-    def rebind(self, name: str, bufs: frozenset[int] | None, is_tensor: bool) -> None:
+    def rebind(
+        self, name: str, bufs: frozenset[int] | None, source: str | None, is_tensor: bool
+    ) -> None:
+        """`name` now holds `bufs` (None: a fresh value), read through the name `source`."""
         self.state.stale.pop(name, None)
-        if bufs is not None and self._source != name:
+        if bufs is not None and source != name:
             self.shared |= bufs
         if is_tensor:
             self.state.buf[name] = bufs if bufs is not None else frozenset([next(self.ids)])
@@ -158,22 +154,22 @@ class _Checker:
             self.expr(s.value, new_name=single)
             if single is not None:
                 t = s.targets[0]
-                self.rebind(t.name, self.value_buffers(s.value), isinstance(t.type, TensorType))
+                self.rebind(t.name, *self.value_buffers(s.value), isinstance(t.type, TensorType))
             else:
                 for t in s.targets:
-                    self.rebind(t.name, None, isinstance(t.type, TensorType))
+                    self.rebind(t.name, None, None, isinstance(t.type, TensorType))
         elif isinstance(s, Yield):
             for v in s.values:
                 self.expr(v)
-            bufs = [self.value_buffers(v) for v in s.values]
+            bufs = [self.value_buffers(v)[0] for v in s.values]
             if self.carries:
-                for name, b in zip(self.carries[-1], bufs):
+                names, carried = self.carries[-1]
+                for name, b in zip(names, bufs):
                     if b is not None:
-                        self.carried[-1][name] = self.carried[-1].get(name, frozenset()) | b
+                        carried[name] = carried.get(name, frozenset()) | b
                         self.shared |= b  # the carry and the yielded name hold one buffer
             for t, b in zip(s.targets, bufs):
-                self._source = None
-                self.rebind(t.name, b, isinstance(t.type, TensorType))
+                self.rebind(t.name, b, None, isinstance(t.type, TensorType))
         elif isinstance(s, (ExprStmt, Return)):
             for e in stmt_exprs(s):
                 self.expr(e)
@@ -191,39 +187,32 @@ class _Checker:
             self.body(s.body)
 
     def loop(self, s: For) -> None:
-        for e in (s.start, s.stop, s.step, *s.init_values):
+        for e in stmt_exprs(s):
             self.expr(e)
         for ia, init in zip(s.iter_args, s.init_values):
-            self.rebind(ia.name, self.value_buffers(init), isinstance(ia.type, TensorType))
-        if isinstance(s.var, Var):
-            self.rebind(s.var.name, None, False)
-        carries = tuple(ia.name for ia in s.iter_args)
+            self.rebind(ia.name, *self.value_buffers(init), isinstance(ia.type, TensorType))
+        self.rebind(s.var.name, None, None, False)
         entry = self.state.copy()
-        has_writes = any(
-            isinstance(e, OpCall) and write_target(e) is not None for e in iter_body_exprs(s.body)
-        )
-        if has_writes:
+        if any(write_target(e) is not None for e in iter_opcalls(s.body)):
             # silent pass: what one iteration leaves behind reaches the next one
             report, self.report = self.report, False
-            self.carries.append(carries)
-            self.carried.append({})
-            self.body(s.body)
-            carried = self.carried.pop()
-            self.carries.pop()
+            carried = self.iteration(s)
             self.report = report
             end = self.state
-            for name in carries:
-                end.stale.pop(name, None)
-                if name in carried:
-                    end.buf[name] = end.buf.get(name, frozenset()) | carried[name]
+            for ia in s.iter_args:
+                end.stale.pop(ia.name, None)
+                if ia.name in carried:
+                    end.buf[ia.name] = end.buf.get(ia.name, frozenset()) | carried[ia.name]
             self.state = entry.copy()
             self.state.merge(end)
-        self.carries.append(carries)
-        self.carried.append({})
-        self.body(s.body)
-        self.carried.pop()
-        self.carries.pop()
+        self.iteration(s)
         self.state.merge(entry)  # the loop may run zero times
+
+    def iteration(self, s: For) -> dict[str, frozenset[int]]:
+        """One pass over the loop body; returns the buffers its yields pass to each carry."""
+        self.carries.append((tuple(ia.name for ia in s.iter_args), {}))
+        self.body(s.body)
+        return self.carries.pop()[1]
 
 
 def check(program: Program) -> list[Diagnostic]:

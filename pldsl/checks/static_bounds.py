@@ -45,9 +45,10 @@ from pldsl.ir.nodes import (
     Yield,
 )
 from pldsl.ir.printer import format_dims, format_expr
-from pldsl.ir.types import ScalarType, TensorType
+from pldsl.ir.traversal import iter_expr, iter_stmts, stmt_exprs
+from pldsl.ir.types import ScalarType
 
-from .common import access_window, diag, iter_expr, iter_stmts, op_name, stmt_exprs
+from .common import access_window, dim_extent
 
 RULE = "StaticOutOfBounds"
 SEVERITY = "error"
@@ -146,12 +147,8 @@ class _Ctx:
             return (_scale(hi, -1) if hi else None), (_scale(lo, -1) if lo else None)
         if isinstance(e, BinOp):
             return self._binop(e, env, active, depth)
-        if isinstance(e, OpCall) and op_name(e) == "dim":
-            x = e.args[0] if e.args else None
-            t = getattr(x, "type", None)
-            axis = e.attr("axis")
-            if isinstance(t, TensorType) and isinstance(axis, int) and -t.rank <= axis < t.rank:
-                return self.interval(t.shape[axis], env, active, depth + 1)
+        if isinstance(e, OpCall) and e.op == "dim":
+            return self.interval(dim_extent(e), env, active, depth + 1)
         return None, None
 
     def _loop_bounds(self, loop: For, env, active, depth):
@@ -287,10 +284,8 @@ def _deps(ctx: _Ctx, exprs: list[object]) -> set[str]:
                 seen.add(node.name)
                 if node.name in ctx.defs:
                     stack.append(ctx.defs[node.name])
-            elif isinstance(node, OpCall) and op_name(node) == "dim":
-                t = getattr(node.args[0], "type", None) if node.args else None
-                if isinstance(t, TensorType):
-                    stack.extend(d for d in t.shape if not isinstance(d, int))
+            elif isinstance(node, OpCall) and node.op == "dim":
+                stack.extend(d for d in node.args[0].type.shape if not isinstance(d, int))
     return seen
 
 
@@ -315,34 +310,27 @@ def _tensor_name(e: object) -> str:
     return f"'{e.name}'" if isinstance(e, Var) else "the tensor"
 
 
-def _fmt(d: object) -> str:
-    return str(d) if isinstance(d, int) else format_expr(d)
-
-
 def _violation(ctx: _Ctx, call: OpCall, env: dict[str, int], active) -> str | None:
     w = access_window(call)
-    t = getattr(w.tensor, "type", None)
-    if not isinstance(t, TensorType):
-        return None
-    shape = t.shape
+    shape = w.tensor.type.shape
     if w.extents is None:  # element access
         if len(w.offsets) == len(shape):
             for axis, (idx, dim) in enumerate(zip(w.offsets, shape)):
                 lo, hi = ctx.interval(idx, env, active)
                 size = ctx.interval(dim, env, active)[0]
                 if provably_le(size, lo):
-                    return f"index {_fmt(idx)} on axis {axis} is >= the size {_fmt(dim)}"
+                    return (
+                        f"index {format_expr(idx)} on axis {axis} is >= the size {format_expr(dim)}"
+                    )
                 if hi is not None and provably_le(_add(hi, _lin(1)), _lin(0)):
-                    return f"index {_fmt(idx)} on axis {axis} is negative"
+                    return f"index {format_expr(idx)} on axis {axis} is negative"
         elif len(w.offsets) == 1 and all(isinstance(d, int) for d in shape):
             total = 1
             for d in shape:
                 total *= d
             lo, hi = ctx.interval(w.offsets[0], env, active)
             if provably_le(_lin(total), lo):
-                return f"flat index {_fmt(w.offsets[0])} is >= the element count {total}"
-        return None
-    if len(w.offsets) != len(shape) or len(w.extents) != len(shape):
+                return f"flat index {format_expr(w.offsets[0])} is >= the element count {total}"
         return None
     for axis, (off, ext, dim) in enumerate(zip(w.offsets, w.extents, shape)):
         off_lo, off_hi = ctx.interval(off, env, active)
@@ -356,24 +344,24 @@ def _violation(ctx: _Ctx, call: OpCall, env: dict[str, int], active) -> str | No
             ends = _const_of(end)
             shown = f" = {ends}" if ends is not None and not bigger else ""
             return (
-                f"on axis {axis}, offset {_fmt(off)} + extent {_fmt(ext)}{shown} exceeds the "
-                f"size {_fmt(dim)}"
+                f"on axis {axis}, offset {format_expr(off)} + extent {format_expr(ext)}{shown} "
+                f"exceeds the size {format_expr(dim)}"
             )
         if off_hi is not None and provably_le(_add(off_hi, _lin(1)), _lin(0)):
-            return f"on axis {axis}, offset {_fmt(off)} is negative"
+            return f"on axis {axis}, offset {format_expr(off)} is negative"
     return None
 
 
 def _describe(call: OpCall) -> str:
     w = access_window(call)
-    name = op_name(call)
-    t = getattr(w.tensor, "type", None)
-    shape = format_dims(t.shape) if isinstance(t, TensorType) else "?"
+    shape = format_dims(w.tensor.type.shape)
     if w.extents is None:
-        return f"pl.{name} at {format_dims(w.offsets)} of {_tensor_name(w.tensor)} (shape {shape})"
-    verb = "writes" if w.kind == "assemble" else "reads"
+        return (
+            f"pl.{call.op} at {format_dims(w.offsets)} of {_tensor_name(w.tensor)} (shape {shape})"
+        )
+    verb = "writes" if call.op == "assemble" else "reads"
     return (
-        f"pl.{name} {verb} the window {format_dims(w.extents)} at {format_dims(w.offsets)} of "
+        f"pl.{call.op} {verb} the window {format_dims(w.extents)} at {format_dims(w.offsets)} of "
         f"{_tensor_name(w.tensor)} (shape {shape})"
     )
 
@@ -382,8 +370,6 @@ def check_function(func: Function) -> list[Diagnostic]:
     ctx = _Ctx(func)
     out: list[Diagnostic] = []
     for call, loops in _accesses(func.body, []):
-        if _has_param(call, "clamp") and call.attr("clamp", False):
-            continue
         active = {loop.var.name: loop for loop, _ in loops}
         why = _violation(ctx, call, {}, active)
         where = ""
@@ -392,7 +378,7 @@ def check_function(func: Function) -> list[Diagnostic]:
         if why is None:
             continue
         out.append(
-            diag(
+            Diagnostic(
                 RULE,
                 SEVERITY,
                 f"{_describe(call)} leaves the tensor{where}: {why}",
@@ -403,19 +389,10 @@ def check_function(func: Function) -> list[Diagnostic]:
     return out
 
 
-def _has_param(call: OpCall, name: str) -> bool:
-    from pldsl.ops import lookup
-
-    d = lookup(call.op)
-    return d is not None and d.param(name) is not None
-
-
 def _enumerate(ctx: _Ctx, call: OpCall, loops, active) -> tuple[str | None, str]:
     w = access_window(call)
-    t = getattr(w.tensor, "type", None)
     exprs: list[object] = list(w.offsets) + list(w.extents or ())
-    if isinstance(t, TensorType):
-        exprs += [d for d in t.shape if not isinstance(d, int)]
+    exprs += [d for d in w.tensor.type.shape if not isinstance(d, int)]
     deps = _deps(ctx, exprs)
     chosen: list[For] = []
     for loop, reaches in reversed(loops):  # inner to outer: bounds pull in outer loops

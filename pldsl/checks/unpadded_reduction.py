@@ -16,9 +16,8 @@ from pldsl.diagnostics import Diagnostic
 from pldsl.ir.nodes import OpCall, Program, Var
 from pldsl.ir.printer import format_dims
 from pldsl.ir.symbolic import dims_equal
+from pldsl.ir.traversal import iter_opcalls
 from pldsl.ir.types import TensorType
-
-from .common import diag, iter_body_exprs, op_name
 
 RULE = "UnpaddedReduction"
 SEVERITY = "warning"
@@ -32,14 +31,13 @@ WHOLE_READERS = frozenset(
 
 def _reduced_axes(call: OpCall) -> list[int | None]:
     """Per runtime argument, the axis the op reduces over (None: not reduced)."""
-    name = op_name(call)
-    if name.startswith("row_"):
+    if call.op.startswith("row_"):
         return [-1]
-    if name.startswith("col_"):
+    if call.op.startswith("col_"):
         return [0]
     lhs_k = 0 if call.attr("a_trans") else 1
     rhs_k = 1 if call.attr("b_trans") else 0
-    return [None, lhs_k, rhs_k] if name == "matmul_acc" else [lhs_k, rhs_k]
+    return [None, lhs_k, rhs_k] if call.op == "matmul_acc" else [lhs_k, rhs_k]
 
 
 def _partial_along(t: object, axis: int | None) -> bool:
@@ -55,8 +53,8 @@ def _partial_along(t: object, axis: int | None) -> bool:
 def check(program: Program) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for func in program.function_list:
-        for e in iter_body_exprs(func.body):
-            if not isinstance(e, OpCall) or op_name(e) not in WHOLE_READERS:
+        for e in iter_opcalls(func.body):
+            if e.op not in WHOLE_READERS:
                 continue
             for arg, axis in zip(e.args, _reduced_axes(e)):
                 t = getattr(arg, "type", None)
@@ -64,10 +62,10 @@ def check(program: Program) -> list[Diagnostic]:
                     continue
                 what = f"'{arg.name}'" if isinstance(arg, Var) else "its operand"
                 out.append(
-                    diag(
+                    Diagnostic(
                         RULE,
                         SEVERITY,
-                        f"pl.{op_name(e)} reduces over all of {what} (shape "
+                        f"pl.{e.op} reduces over all of {what} (shape "
                         f"{format_dims(t.shape)}), but only {format_dims(t.valid_shape)} is valid; "
                         "the rest is undefined",
                         e.span,

@@ -54,20 +54,20 @@ from pldsl.ir.nodes import (
     Yield,
 )
 from pldsl.ir.symbolic import Unbound, apply_scalar_binop, evaluate
-from pldsl.ir.types import ScalarType, TensorType
-
-from .common import (
-    WRAPPER_TYPES,
-    Aliases,
-    access_window,
-    callee,
+from pldsl.ir.traversal import (
+    VIEW_OPS,
+    assigned_names,
     iter_expr,
     iter_stmts,
-    loop_live_out,
-    op_name,
+    own_yields,
+    read_names,
+    read_names_with_types,
     stmt_exprs,
     write_target,
 )
+from pldsl.ir.types import ScalarType, TensorType
+
+from .common import WRAPPER_TYPES, Aliases, Liveness, access_window, callee, dim_extent
 
 RULE = "UnwrittenOutput"
 SEVERITY = "warning"
@@ -139,7 +139,7 @@ class _FuncInfo:
     def __init__(self, program: Program, func: Function):
         self.func = func
         self.aliases = Aliases(program, func, views=True)
-        self.live_out = loop_live_out(func.body)
+        self.live_out = Liveness(func.body, read_names_with_types).live_after
         self._plans: dict[frozenset[str], _Plan] = {}
 
     def plan(self, live: frozenset[str]) -> _Plan:
@@ -434,14 +434,10 @@ class _Frame:
         return self.run.call_function(f, env)
 
     def op(self, e: OpCall) -> object:
-        name = op_name(e)
+        name = e.op
         result_t = e.type
         if name == "dim":
-            t = getattr(e.args[0], "type", None)
-            axis = e.attr("axis")
-            if isinstance(t, TensorType) and isinstance(axis, int):
-                return self.scalar(t.shape[axis])
-            return UNK
+            return self.scalar(dim_extent(e))
         if name == "read":
             return UNK  # tensor data
         if name == "cast" and isinstance(result_t, ScalarType):
@@ -470,10 +466,8 @@ class _Frame:
             return x
         if not isinstance(x, Buf):
             return None
-        w = access_window(e)
-        off = self.dims(w.offsets) if w else None
-        t = e.type
-        shape = self.dims(t.shape) if isinstance(t, TensorType) else None
+        off = self.dims(access_window(e).offsets)
+        shape = self.dims(e.type.shape)
         if off is None or shape is None:
             return Taint(x.root)
         return Buf(x.root, tuple(a + b for a, b in zip(x.offset, off)), shape)
@@ -492,9 +486,6 @@ class _Frame:
         if not isinstance(target, Buf):
             return target
         w = access_window(e)
-        if w is None:
-            self.run.unknown.add(target.root)
-            return target
         lo = self.dims(w.offsets)
         if w.extents is None:
             if lo is None:
@@ -540,7 +531,7 @@ class _Frame:
                 and isinstance(s.targets[0].type, TensorType)
                 and isinstance(value, OpCall)
                 and write_target(value) is None
-                and op_name(value) not in ("slice", "reshape")
+                and value.op not in VIEW_OPS
                 and not _needs_eval(value, self.run.effect_cache)
             ):
                 self.env[s.targets[0].name] = None  # a fresh tensor nobody tracks
@@ -597,7 +588,7 @@ class _Frame:
         run = self.run
         iterations = range(start, stop, step)
         if not iterations and s.iter_args:
-            for st in _own_yields(s.body):
+            for st in own_yields(s.body):
                 for t, v in zip(st.targets, inits):
                     self.env[t.name] = v
         try:
@@ -638,27 +629,11 @@ class _Frame:
                             self.run.taint(v)
                             if v is UNK:
                                 self.taint_name(a)
-        names = set()
-        for st in iter_stmts(body):
-            if isinstance(st, (Assign, Yield)):
-                names.update(t.name for t in st.targets)
-            elif isinstance(st, For):
-                names.add(st.var.name)
-                names.update(ia.name for ia in st.iter_args)
+        names = assigned_names(body)
         if loop is not None:
             names.update(ia.name for ia in loop.iter_args)
         for n in names:
             self.env[n] = UNK
-
-
-def _own_yields(body: tuple[Stmt, ...]):
-    """The yields of a loop body that feed this loop (not those of nested loops)."""
-    for s in body:
-        if isinstance(s, Yield):
-            yield s
-        elif isinstance(s, (If, Scope)):
-            for b in (s.then_body, s.else_body) if isinstance(s, If) else (s.body,):
-                yield from _own_yields(b)
 
 
 # ------------------------------------------------------------------ coverage
@@ -748,17 +723,16 @@ def _analyse(program: Program, func: Function, dims: dict[str, int], scalar: int
         return {}, 0
     try:
         run.call_function(func, env)
-    except (_Capped, RecursionError):
-        return None, run.iterations
     except (
-        _Return,
+        _Capped,
+        RecursionError,
         _Break,
         _Continue,
         TypeError,
         ValueError,
         IndexError,
         ZeroDivisionError,
-    ):
+    ):  # over budget, or a program the run cannot follow
         return None, run.iterations
     gaps = {}
     for name, shape in outs.items():
@@ -802,58 +776,48 @@ def check_function(program: Program, func: Function) -> list[Diagnostic]:
             gaps = {k: v for k, v in gaps.items() if k in confirm}
         for name, (gap, shape) in gaps.items():
             found.setdefault(name, []).append((sample, gap, shape))
-    out = []
-    for p in params:
-        hits = found.get(p.name)
-        if not hits:
-            continue
-        sample, gap, shape = hits[0]
-        own = [d for d in dyn if d in _dim_names(p.type)]
-        static = not own and len(hits) == len(samples) and all(h[1] == gap for h in hits)
-        shown = own or dyn
+    return [_finding(func, p, found[p.name], dyn, len(samples)) for p in params if p.name in found]
 
-        def label(value, shown=shown) -> str:
-            return ", ".join(f"{d}={value}" for d in shown)
 
-        whole = all(a == 0 and b == d for (a, b), d in zip(gap, shape))
-        what = (
-            "is never written"
-            if whole
-            else f"is not fully written: no path writes {_fmt_region(p.name, gap)}"
+def _finding(func: Function, p, hits: list, dyn: list[str], runs: int) -> Diagnostic:
+    """The warning for Out parameter `p`; `hits`: (sample, gap, shape) of each run with a gap."""
+    sample, gap, shape = hits[0]
+    names = {n for d in p.type.shape if not isinstance(d, int) for n in read_names(d)}
+    own = [d for d in dyn if d in names]  # the dims the output's own shape depends on
+    static = not own and len(hits) == runs and all(h[1] == gap for h in hits)
+    shown = own or dyn
+
+    def label(value) -> str:
+        return ", ".join(f"{d}={value}" for d in shown)
+
+    whole = all(a == 0 and b == d for (a, b), d in zip(gap, shape))
+    what = (
+        "is never written"
+        if whole
+        else f"is not fully written: no path writes {_fmt_region(p.name, gap)}"
+    )
+    when = also = ""
+    if sample is not None and not static:
+        when = f" when {label(sample)}"
+        if len(hits) > 1:
+            also = f" (also incomplete for {'; '.join(label(h[0]) for h in hits[1:])})"
+    notes: tuple[str, ...] = ()
+    if when and len(dyn) > len(shown):
+        notes = (
+            f"every dynamic dim of '{func.name}' ({', '.join(dyn)}) takes the sample "
+            "value in a run",
         )
-        when = also = ""
-        if sample is not None and not static:
-            when = f" when {label(sample)}"
-            if len(hits) > 1:
-                also = f" (also incomplete for {'; '.join(label(h[0]) for h in hits[1:])})"
-        notes: tuple[str, ...] = ()
-        if when and len(dyn) > len(shown):
-            notes = (
-                f"every dynamic dim of '{func.name}' ({', '.join(dyn)}) takes the sample "
-                "value in a run",
-            )
-        out.append(
-            Diagnostic(
-                RULE,
-                SEVERITY,
-                f"Out parameter '{p.name}' of '{func.name}' {what}{when}{also}; the caller "
-                "reads undefined data there",
-                p.var.span,
-                "cover every row of the output: loop over the padded extent "
-                "(e.g. `pl.parallel(0, batch_padded, 16)`) and trim edge tiles with "
-                "valid_shape=[pl.min(16, n - b0), ...]",
-                notes,
-            )
-        )
-    return out
-
-
-def _dim_names(t: TensorType) -> set[str]:
-    names: set[str] = set()
-    for d in t.shape:
-        if not isinstance(d, int):
-            names.update(v.name for v in iter_expr(d) if isinstance(v, Var))
-    return names
+    return Diagnostic(
+        RULE,
+        SEVERITY,
+        f"Out parameter '{p.name}' of '{func.name}' {what}{when}{also}; the caller "
+        "reads undefined data there",
+        p.var.span,
+        "cover every row of the output: loop over the padded extent "
+        "(e.g. `pl.parallel(0, batch_padded, 16)`) and trim edge tiles with "
+        "valid_shape=[pl.min(16, n - b0), ...]",
+        notes,
+    )
 
 
 def check(program: Program) -> list[Diagnostic]:

@@ -1,4 +1,4 @@
-"""Helpers of the check tests: capture kernels from text, locate marked lines, filter findings."""
+"""Helpers of the check tests: capture kernels from text, locate marked lines."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 import textwrap
 
 import pldsl as pl
-from pldsl.checks import RULES, run_checks
+from pldsl.checks import RULES
 
 _ids = itertools.count()
 
@@ -14,11 +14,10 @@ _ids = itertools.count()
 class Kernel:
     """A captured program plus its source text (for line lookups)."""
 
-    def __init__(self, src: str, filename: str | None = None, index: int = 0):
+    def __init__(self, src: str):
         self.text = textwrap.dedent(src).lstrip("\n")
-        self.file = filename or f"<checks-test-{next(_ids)}>.py"
-        self.programs = pl.capture_source(self.text, self.file)
-        self.program = self.programs[index]
+        self.file = f"<checks-test-{next(_ids)}>.py"
+        self.program = pl.capture_source(self.text, self.file)[0]
 
     def line(self, marker: str) -> int:
         """1-based line of the only line carrying `# <marker>` (markers end the line)."""
@@ -30,17 +29,13 @@ class Kernel:
         assert len(hits) == 1, f"marker {marker!r} found {len(hits)} times"
         return hits[0]
 
-    def diags(self, rule: str | None = None, **options):
-        found = run_checks(self.program, **options)
-        return [d for d in found if rule is None or d.rule == rule]
-
     def rule(self, rule: str):
         """Only the given rule's findings (the rule run alone)."""
         return RULES[rule].check(self.program)
 
 
-def kernel(src: str, **kw) -> Kernel:
-    return Kernel(src, **kw)
+def kernel(src: str) -> Kernel:
+    return Kernel(src)
 
 
 def lines(diags) -> list[int]:

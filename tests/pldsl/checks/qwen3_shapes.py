@@ -3,7 +3,8 @@
 Same structure as the seed kernel (batch tiles of 16 over `batch_padded`, K-chunked RMSNorm,
 K-accumulation with matmul / matmul_acc, paged KV cache slices through a block table, the
 fused final RMSNorm + LM head) with small sizes so that structure-only runs stay cheap.
-`CLEAN` passes every check; `SEED_TAIL_BUG` is the seed's one-tile tail.
+`CLEAN` passes every check (test_api); test_unwritten_output derives the seed's one-tile
+tail from it.
 """
 
 CLEAN = """

@@ -1,14 +1,12 @@
 """The check API: registry, run_checks options, ordering, pl.check, and speed."""
 
-import time
-
 import pytest
 from checkutil import kernel
 from qwen3_shapes import CLEAN
 
 import pldsl as pl
 from pldsl.checks import RULES, has_errors, run_checks
-from pldsl.checks.common import iter_stmts
+from pldsl.ir.traversal import iter_stmts
 
 EXPECTED_RULES = {
     "InOutUseDiscipline": "error",
@@ -107,14 +105,28 @@ def test_a_crashing_rule_is_reported_and_the_others_still_run(monkeypatch):
 
 def test_pl_check_forwards_options():
     k = kernel(MIXED)
-    assert pl.check(k.program) == run_checks(k.program)
+    assert [d.rule for d in pl.check(k.program)] == [
+        "UnusedValue",
+        "LowPrecisionArith",
+        "InOutUseDiscipline",
+    ]
     assert [d.rule for d in pl.check(k.program, disable=("UnusedValue", "LowPrecisionArith"))] == [
         "InOutUseDiscipline"
     ]
+    assert {d.severity for d in pl.check(k.program, warnings_as_errors=True)} == {"error"}
 
 
-def test_qwen3_shapes_pass_every_check():
-    assert run_checks(kernel(CLEAN).program) == []
+@pytest.fixture(scope="module")
+def clean_program():
+    return kernel(CLEAN).program
+
+
+@pytest.mark.parametrize("rule", sorted(EXPECTED_RULES))
+def test_qwen3_shapes_pass_every_rule(rule, clean_program):
+    # batch tiles over batch_padded with valid_shape, K-accumulation in FP32, paged-KV slices
+    # at block_table offsets, data ops outside pl.at, a local create_tensor placeholder
+    found = RULES[rule].check(clean_program)
+    assert found == [], [d.render() for d in found]
 
 
 def _big_program(tiles: int) -> str:
@@ -156,12 +168,10 @@ def _big_program(tiles: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def test_a_thousand_statements_check_in_well_under_a_second():
+def test_a_thousand_clean_statements_give_no_finding():
+    # Check time is measured in benchmarks/static_tools.py, not asserted (shared machines).
     k = kernel(_big_program(72))
     n = sum(1 for f in k.program.function_list for _ in iter_stmts(f.body))
     assert n >= 1000
-    start = time.perf_counter()
     found = run_checks(k.program)
-    elapsed = time.perf_counter() - start
     assert found == [], [d.render() for d in found]
-    assert elapsed < 2.0, f"{n} statements took {elapsed:.2f}s"

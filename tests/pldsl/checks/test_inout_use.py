@@ -6,7 +6,7 @@ returns `pl.add(T, T)`; every violation must name the variable and point at the 
 
 from checkutil import kernel, lines
 
-from pldsl.checks import RULES, has_errors, run_checks
+from pldsl.checks import has_errors, run_checks
 
 RULE = "InOutUseDiscipline"
 
@@ -382,8 +382,3 @@ def test_d8_group_and_spmd_functions_are_skipped():
 def test_d9_return_is_a_read():
     k = program("        t_new = self.mutate(x)\n        return x  # ret\n")
     only(k, "x", "ret")
-
-
-def test_registry_entry():
-    severity, doc, fn = RULES[RULE]
-    assert severity == "error" and doc and callable(fn)

@@ -1,7 +1,6 @@
 """UnusedValue (warning): an assigned value nothing reads."""
 
 from checkutil import kernel, lines
-from qwen3_shapes import CLEAN
 
 RULE = "UnusedValue"
 
@@ -52,6 +51,15 @@ def test_dead_store_is_flagged():
     }
 
 
+def test_dead_rebinding_points_at_the_rebinding():
+    kk = k(
+        "acc = pl.matmul(x, w, out_dtype=pl.FP32)\n"
+        "        out = pl.assemble(out, acc, [0, 0])\n"
+        "        acc = pl.matmul(x, w, out_dtype=pl.FP32)  # dead"
+    )
+    assert [(d.span.line, d.span.col) for d in kk.rule(RULE)] == [(kk.line("dead"), 9)]
+
+
 def test_k_accumulation_is_clean():
     assert k(K_ACC).rule(RULE) == []
 
@@ -73,8 +81,3 @@ def test_value_read_by_the_next_iteration_is_used():
         "            prev = pl.matmul(x, w, out_dtype=pl.FP32)"
     )
     assert kk.rule(RULE) == []
-
-
-def test_qwen3_shapes_clean():
-    # includes the `q_acc = pl.create_tensor(...)` placeholder read by matmul_acc's branch
-    assert kernel(CLEAN).rule(RULE) == []

@@ -34,10 +34,6 @@ def test_seed_tail_bug_is_flagged():
     assert "logits: pl.Out[" in k.text.splitlines()[d.span.line - 1]
 
 
-def test_fixed_tail_is_clean():
-    assert kernel(CLEAN).rule(RULE) == []
-
-
 SRC = """
 import pldsl as pl
 
