@@ -17,7 +17,8 @@ Side by side in one process, same inputs (random weights, batch 16, every user a
 Each engine runs in its own blocks (two alternating rounds, each after a pause and a discarded
 warm-up); a line is the median of the clean runs (other processes below 0.15 cores), or of all
 runs when fewer than 3 are clean. ``oth`` is the CPU other processes used during the runs, in
-cores (the VM is shared; see performance.md section 1). Ratios are ``time / c``.
+cores (the VM is shared; see performance.md section 1). Ratios are ``time / c``. The
+interpreter is skipped for the 14b config unless ``PLDSL_BENCH_INTERP_14B=1``.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def setup(name: str, batch: int, ctx: int, block: int):
     )
 
 
-def bench(name: str, batch: int, ctx: int, block: int, repeat: int, skip: set[str]) -> dict:
+def bench(name: str, batch: int, ctx: int, block: int, repeat: int, skip: set[str]) -> None:
     from pldsl.backends import c
 
     cfg, w, prog, table, slots, lens, kc, vc, hidden, mb, t_w = setup(name, batch, ctx, block)
@@ -232,13 +233,11 @@ def bench(name: str, batch: int, ctx: int, block: int, repeat: int, skip: set[st
             f"   {key:<13} {med * 1e3:8.1f} ms  {runs:<48} {oth:5.2f} {nclean:3d}/{len(times):<3d} "
             f"{med / base:6.2f}x"
         )
-    ratios = {k: v[0] / base for k, v in results.items()}
     if "numpy-f32w" in results:
         print(f"   => C is {results['numpy-f32w'][0] / base:.2f}x as fast as the hand-written NumPy "
               f"step (f32 weights), {results['numpy-bf16w'][0] / base:.2f}x with BF16 weights")  # fmt: skip
     if "interp" in results:
         print(f"   => interpreter / C = {results['interp'][0] / base:.1f}x")
-    return {"times": {k: v[0] for k, v in results.items()}, "ratios": ratios}
 
 
 def main(argv=None) -> int:
@@ -271,10 +270,8 @@ def main(argv=None) -> int:
     skip = set(args.skip)
     for name in names:
         sk = set(skip)
-        if name == "14b":
-            sk.add("interp") if "interp" not in skip and os.environ.get(
-                "PLDSL_BENCH_INTERP_14B"
-            ) != "1" else None
+        if name == "14b" and os.environ.get("PLDSL_BENCH_INTERP_14B") != "1":
+            sk.add("interp")  # minutes per step
         bench(name, args.batch, args.ctx, args.block, args.repeat, sk)
     return 0
 

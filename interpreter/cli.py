@@ -1,4 +1,5 @@
-"""`pldsl run FILE.py FUNCTION --inputs data.npz [...]`: run a kernel on the interpreter.
+"""`pldsl run FILE.py FUNCTION --inputs data.npz [...]`: run a kernel on the interpreter
+(or, with `--backend c`, on the C backend through `CompiledProgram.execute`).
 
 `main(argv)` takes the arguments after `run`. Exit status: 0 success, 1 runtime fault of
 the kernel (bounds, undefined read, ...), 2 bad input (file, program, npz, arguments).
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from interpreter.machine import ArgumentError, execute
     from interpreter.trace import Trace
-    from pldsl.diagnostics import PldslError, RuntimeFault
+    from pldsl.diagnostics import PldslError
 
     try:
         programs = _load(args.file)
@@ -95,10 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     except ArgumentError as exc:
         print(exc.diagnostic.render(), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except RuntimeFault as exc:
-        print(exc.diagnostic.render(), file=sys.stderr)
-        return EXIT_FAULT
-    except PldslError as exc:
+    except PldslError as exc:  # a RuntimeFault of the kernel, or another checked error
         print(exc.diagnostic.render(), file=sys.stderr)
         return EXIT_FAULT
     finally:
@@ -124,60 +121,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _execute_c(program, fn, values: list, args: argparse.Namespace):
-    """Run on the C backend; arguments are converted exactly to their storage dtypes first,
-    so the arrays the backend updates in place are the ones reported."""
-    from interpreter import numerics
-    from interpreter.machine import RunResult
+    """`execute` on the C backend: the same argument handling and `RunResult`."""
     from pldsl.backends.c import compile as compile_c
-    from pldsl.ir.types import TensorType
 
-    arrays, positional = {}, []
-    for p, v in zip(fn.params, values):
-        if isinstance(p.type, TensorType) and v is not None:
-            v = _exact_storage(
-                p.name, np.asarray(v), numerics.storage_dtype(p.type.dtype.name, args.precision)
-            )
-            arrays[p.name] = v
-        positional.append(v)
     compiled = compile_c(program, bounds_check=not args.no_bounds_check, precision=args.precision)
-    value = compiled.run(fn.name, *positional)
-    written = {p.name for p in fn.params if p.direction != "In" and p.name in arrays}
-    return RunResult(value, arrays, written)
-
-
-def _exact_storage(name: str, a: np.ndarray, want: np.dtype) -> np.ndarray:
-    if a.dtype == want:
-        return a
-    converted = a.astype(want)
-    if a.dtype.kind in "fiub" and not np.array_equal(
-        converted.astype(np.float64), a.astype(np.float64), equal_nan=True
-    ):
-        raise _BadInput(f"input '{name}' is not exactly representable as {want}; convert it first")
-    return converted
+    return compiled.execute(fn.name, values)
 
 
 def _load(path: str):
-    file = Path(path)
-    if not file.is_file():
-        raise _BadInput(f"no such file: {path}")
-    try:
-        from pldsl.cli import load_programs  # capture_source, or the module's programs
-    except ImportError:  # pragma: no cover - the lead's CLI module is optional here
-        load_programs = None
-    try:
-        if load_programs is not None:
-            return load_programs(str(file))
-        import pldsl as pl
+    from pldsl.cli import LoadError, load_programs
 
-        return pl.capture_source(file.read_text(encoding="utf-8"), str(file))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _BadInput(f"cannot read {path}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - user modules may raise anything on import
-        from pldsl.diagnostics import PldslError
-
-        if isinstance(exc, PldslError):
-            raise
-        raise _BadInput(f"cannot load programs from {path}: {type(exc).__name__}: {exc}") from None
+    try:
+        return load_programs(path)
+    except LoadError as exc:
+        raise _BadInput(str(exc)) from None
 
 
 def _pick(programs, wanted: str, path: str):

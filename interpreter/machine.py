@@ -12,6 +12,7 @@ Every fault is a `RuntimeFault` carrying a `Diagnostic` with the kernel's source
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -49,6 +50,7 @@ from pldsl.ir.nodes import (
     Var,
     Yield,
 )
+from pldsl.ir.printer import format_type
 from pldsl.ir.symbolic import Unbound, apply_scalar_binop, evaluate
 from pldsl.ir.types import ScalarType, TensorType
 from pldsl.ops import lookup
@@ -72,6 +74,17 @@ def fault(
     return cls(Diagnostic(rule, "error", message, span, help, tuple(notes)))
 
 
+def _check_count(fn: Function, args: Sequence[Any], span: Span, cls: type) -> None:
+    if len(args) != len(fn.params):
+        raise fault(
+            "ArgumentCount",
+            f"'{fn.name}' takes {len(fn.params)} arguments "
+            f"({', '.join(p.name for p in fn.params)}), got {len(args)}",
+            span,
+            cls=cls,
+        )
+
+
 class _Return(Exception):
     def __init__(self, values: tuple, span: Span):
         self.values, self.span = values, span
@@ -90,6 +103,21 @@ class _Loop:
 
     def __init__(self) -> None:
         self.pending: list | None = None
+
+
+class _Op:
+    """An OpCall node resolved once per run: the kernel with ctx, result dtype and static attrs
+    bound, and an evaluator per runtime argument."""
+
+    __slots__ = ("kernel", "call", "args", "label", "result_name")
+
+    def __init__(self, kernel, call: Callable, args: tuple, label: str, result_name: str):
+        self.kernel, self.call, self.args = kernel, call, args
+        self.label, self.result_name = label, result_name
+
+
+def _eval_none(e: None, f: Frame) -> None:
+    return None
 
 
 class Frame:
@@ -114,17 +142,14 @@ def _py(v: Any) -> Any:
     return float(v)
 
 
-def _wrap_int(value: int, dtype: DType) -> Any:
+def scalar_from_int(value: int, dtype: DType) -> Any:
+    """An integer scalar result: INDEX a Python int, BOOL a bool, else wrapped into a NumPy
+    scalar of the dtype (numerics.wrap_int)."""
     if dtype.name == "INDEX":
         return int(value)
     if dtype.is_bool:
         return bool(value)
-    bits = dtype.bits
-    if dtype.kind == "uint":
-        value %= 1 << bits
-    else:
-        value = ((value + (1 << (bits - 1))) % (1 << bits)) - (1 << (bits - 1))
-    return numerics.storage_dtype(dtype.name).type(value)
+    return numerics.storage_dtype(dtype.name).type(numerics.wrap_int(value, dtype.name))
 
 
 # ------------------------------------------------------------------ the machine
@@ -146,8 +171,9 @@ class Machine:
         self.host = dict(host or {})
         self.trace = trace
         self.depth = 0
-        self._ops: dict[int, tuple] = {}
+        self._ops: dict[int, _Op] = {}
         self._consts: dict[int, Any] = {}
+        self._lists: dict[int, tuple[int, ...] | bool] = {}
         self._yields: dict[int, list[Yield]] = {}
         self._eval = {
             Var: self._var,
@@ -175,7 +201,7 @@ class Machine:
     def invoke(self, fn: Function, args: Sequence[Any], span: Span) -> tuple[Any, Span]:
         """Call `fn` with interpreter values; returns (result, span of the return)."""
         if fn.is_host_stub:
-            return self._host_call(fn, args, span), span
+            return self.host_call(fn, args, span), span
         env = self.bind(fn, args, span)
         frame = Frame(fn, env)
         trace, t0 = self.trace, 0
@@ -192,20 +218,14 @@ class Machine:
         finally:
             self.depth -= 1
             if trace is not None:
-                fs = fn.span
-                trace.add(
-                    Event(
-                        f"call {fn.name}",
-                        "call",
-                        fs.file,
-                        fs.line,
-                        fs.col,
-                        t0,
-                        trace.now() - t0,
-                        depth=self.depth,
-                    )
-                )
+                self._trace_call(f"call {fn.name}", fn.span, t0)
         return self._pack_return(fn, values), ret_span
+
+    def _trace_call(self, name: str, span: Span, t0: int) -> None:
+        dur = self.trace.now() - t0
+        self.trace.add(
+            Event(name, "call", span.file, span.line, span.col, t0, dur, depth=self.depth)
+        )
 
     @staticmethod
     def _pack_return(fn: Function, values: tuple) -> Any:
@@ -220,14 +240,7 @@ class Machine:
     def bind(self, fn: Function, args: Sequence[Any], span: Span, top: bool = False) -> dict:
         """Parameters -> values, dynamic dims bound from the argument shapes."""
         cls = ArgumentError if top else RuntimeFault
-        if len(args) != len(fn.params):
-            raise fault(
-                "ArgumentCount",
-                f"'{fn.name}' takes {len(fn.params)} arguments "
-                f"({', '.join(p.name for p in fn.params)}), got {len(args)}",
-                span,
-                cls=cls,
-            )
+        _check_count(fn, args, span, cls)
         env: dict[str, Any] = {}
         origin: dict[str, str] = {}
         for p, v in zip(fn.params, args):
@@ -247,7 +260,7 @@ class Machine:
                 raise fault(
                     "ArgumentMismatch",
                     f"argument '{p.name}' of '{fn.name}' must be a tensor "
-                    f"{_fmt_type(t)}, got {type(v).__name__}",
+                    f"{format_type(t)}, got {type(v).__name__}",
                     where,
                     cls=cls,
                 )
@@ -263,7 +276,7 @@ class Machine:
                 raise fault(
                     "ArgumentMismatch",
                     f"argument '{p.name}' of '{fn.name}' has rank {v.rank} (shape "
-                    f"{list(v.shape)}), expected rank {t.rank} {_fmt_type(t)}",
+                    f"{list(v.shape)}), expected rank {t.rank} {format_type(t)}",
                     where,
                     cls=cls,
                 )
@@ -273,7 +286,7 @@ class Machine:
                         raise fault(
                             "ArgumentMismatch",
                             f"argument '{p.name}' of '{fn.name}': dim {axis} is {actual}, "
-                            f"the declared static dim is {d} ({_fmt_type(t)}, got shape "
+                            f"the declared static dim is {d} ({format_type(t)}, got shape "
                             f"{list(v.shape)})",
                             where,
                             cls=cls,
@@ -294,41 +307,42 @@ class Machine:
                         env[d.name] = actual
                         origin[d.name] = f"argument '{p.name}' dim {axis}"
             env[p.name] = v
-        # Composite dims (not produced by the frontend today) are checked once all bind.
+        # Composite dims (`N * 2`: only IR text has them) are checked once all dims bind.
         for p, v in zip(fn.params, args):
-            t = p.type
-            if isinstance(t, TensorType):
-                for axis, d in enumerate(t.shape):
-                    if not isinstance(d, (int, Var)):
-                        try:
-                            want = evaluate(
-                                d,
-                                {
-                                    k: _py(x)
-                                    for k, x in env.items()
-                                    if not isinstance(x, TensorValue)
-                                },
-                            )
-                        except Unbound:
-                            continue
-                        if want != v.shape[axis]:
-                            raise fault(
-                                "DynamicDimMismatch",
-                                f"argument '{p.name}' of '{fn.name}': dim {axis} is "
-                                f"{v.shape[axis]}, expected {want}",
-                                span,
-                                cls=cls,
-                            )
+            for axis, d in enumerate(getattr(p.type, "shape", ())):
+                if isinstance(d, (int, Var)):
+                    continue
+                want = _eval_shape((d,), env)
+                if want is not None and want[0] != v.shape[axis]:
+                    raise fault(
+                        "DynamicDimMismatch",
+                        f"argument '{p.name}' of '{fn.name}': dim {axis} is "
+                        f"{v.shape[axis]}, expected {want[0]}",
+                        span,
+                        cls=cls,
+                    )
         return env
 
-    def _host_call(self, fn: Function, args: Sequence[Any], span: Span) -> Any:
+    def bind_entry(self, fn: Function, values: Sequence[Any]) -> dict:
+        """`bind` for the function a run calls (faults are ArgumentErrors); parameters
+        annotated with a valid_shape then carry that valid region."""
+        env = self.bind(fn, values, NO_SPAN, top=True)
+        for p, v in zip(fn.params, values):
+            t = p.type
+            if isinstance(t, TensorType) and t.valid_shape is not None:
+                valid = _eval_shape(t.valid_shape, env)
+                if valid is not None:
+                    v.valid = tuple(max(0, min(a, b)) for a, b in zip(valid, v.shape))
+        return env
+
+    def host_call(self, fn: Function, args: Sequence[Any], span: Span) -> Any:
         cb = self.host.get(fn.name)
         if cb is None:
             raise fault(
                 "MissingHostFunction",
                 f"'{fn.name}' is a HOST SubWorker stub and no Python function is bound to it",
                 span,
-                f"pass host={{'{fn.name}': callable}} to interpreter.run",
+                f"pass host={{'{fn.name}': callable}} to run (interpreter.run or CompiledProgram.run)",
             )
         env = self.bind(fn, args, span)
         arrays, views = [], {}
@@ -362,18 +376,7 @@ class Machine:
                 span,
             ) from exc
         if trace is not None:
-            trace.add(
-                Event(
-                    f"host {fn.name}",
-                    "call",
-                    span.file,
-                    span.line,
-                    span.col,
-                    t0,
-                    trace.now() - t0,
-                    depth=self.depth,
-                )
-            )
+            self._trace_call(f"host {fn.name}", span, t0)
         for a, v in zip(arrays, args):
             if isinstance(v, TensorValue):
                 if a.base is None or not np.shares_memory(a, v.buffer.data):
@@ -561,7 +564,7 @@ class Machine:
             elif e.dtype.is_bool:
                 v = bool(e.value)
             else:
-                v = _wrap_int(int(e.value), e.dtype)
+                v = scalar_from_int(int(e.value), e.dtype)
             self._consts[id(e)] = v
         return v
 
@@ -584,7 +587,7 @@ class Machine:
             )
         if dtype.is_float:
             return self._round(float(apply_scalar_binop(op, float(a), float(b))), dtype.name)
-        return _wrap_int(int(apply_scalar_binop(op, int(a), int(b), e.type)), dtype)
+        return scalar_from_int(int(apply_scalar_binop(op, int(a), int(b), e.type)), dtype)
 
     def _unary(self, e: UnaryOp, f: Frame) -> Any:
         v = _py(self.eval(e.operand, f))
@@ -593,10 +596,16 @@ class Machine:
         dtype = e.type.dtype
         if dtype.is_float:
             return self._round(-float(v), dtype.name)
-        return _wrap_int(-int(v), dtype)
+        return scalar_from_int(-int(v), dtype)
 
     def _list(self, e: ListExpr, f: Frame) -> tuple[int, ...]:
-        return tuple(int(_py(self.eval(i, f))) for i in e.items)
+        known = self._lists.get(id(e))
+        if known:  # a list of constants: evaluated once
+            return known
+        items = tuple([int(_py(self.eval(i, f))) for i in e.items])
+        if known is None:
+            self._lists[id(e)] = all(type(i) is Const for i in e.items) and items
+        return items
 
     def _tuple_get(self, e: TupleGet, f: Frame) -> Any:
         return self.eval(e.value, f)[e.index]
@@ -608,32 +617,36 @@ class Machine:
         args = [self.eval(a, f) for a in e.args]
         return self.invoke(fn, args, e.span)[0]
 
-    def _op_info(self, e: OpCall) -> tuple:
-        info = self._ops.get(id(e))
-        if info is None:
-            opdef = lookup(e.op)
-            impl = KERNELS.get(opdef.name) if opdef is not None else None
-            if impl is None:
-                raise fault("UnknownOp", f"the interpreter has no kernel for pl.{e.op}", e.span)
-            attrs = {p.name: e.attr(p.name) for p in opdef.static_params}
-            rtype = getattr(getattr(e.type, "dtype", None), "name", None)
-            info = (impl, attrs, rtype, f"pl.{opdef.name}")
-            self._ops[id(e)] = info
-        return info
+    def _prepare_op(self, e: OpCall) -> _Op:
+        """What an OpCall node needs on every execution, resolved on its first one."""
+        opdef = lookup(e.op)
+        kernel = KERNELS.get(opdef.name) if opdef is not None else None
+        if kernel is None:
+            raise fault("UnknownOp", f"the interpreter has no kernel for pl.{e.op}", e.span)
+        attrs = {p.name: e.attr(p.name) for p in opdef.static_params}
+        rtype = getattr(getattr(e.type, "dtype", None), "name", None)
+        args = tuple((_eval_none, None) if a is None else (self._eval[type(a)], a) for a in e.args)
+        call = functools.partial(kernel.fn, self.ctx, rtype, **attrs)
+        label = f"pl.{opdef.name}"
+        op = self._ops[id(e)] = _Op(
+            kernel, call, args, label, f"{label} result (line {e.span.line})"
+        )
+        return op
 
     def _opcall(self, e: OpCall, f: Frame) -> Any:
-        impl, attrs, rtype, label = self._op_info(e)
-        args = [None if a is None else self.eval(a, f) for a in e.args]
+        op = self._ops.get(id(e)) or self._prepare_op(e)
+        args = [ev(a, f) for ev, a in op.args]
         trace = self.trace
         try:
             if trace is None:
-                result = impl.fn(self.ctx, rtype, *args, **attrs)
+                result = op.call(*args)
             else:
                 t0 = trace.now()
-                result = impl.fn(self.ctx, rtype, *args, **attrs)
+                result = op.call(*args)
                 t1 = trace.now()
-                self._trace_op(e, label, impl, args, result, t0, t1)
+                self._trace_op(e, op, args, result, t0, t1)
         except OpFault as x:
+            label = op.label
             raise fault(
                 x.rule,
                 f"{label} {x.message}" if x.rule == "UndefinedRead" else f"{label}: {x.message}",
@@ -642,21 +655,21 @@ class Machine:
                 x.notes,
             ) from None
         except numerics.NumericsError as x:
-            raise fault("NumericsError", f"{label}: {x}", e.span) from None
+            raise fault("NumericsError", f"{op.label}: {x}", e.span) from None
         if isinstance(result, TensorValue) and result.buffer.name is None:
-            result.buffer.name = f"{label} result (line {e.span.line})"
+            result.buffer.name = op.result_name
         return result
 
-    def _trace_op(self, e: OpCall, label, impl, args, result, t0: int, t1: int) -> None:
+    def _trace_op(self, e: OpCall, op: _Op, args, result, t0: int, t1: int) -> None:
         try:
-            nbytes, flops = impl.cost(args, result)
+            nbytes, flops = op.kernel.cost(args, result)
         except Exception:  # noqa: BLE001 - a cost estimate must never break a run
             nbytes, flops = 0, 0
         shapes, dtypes = shapes_dtypes(args, result)
         sp = e.span
         self.trace.add(
             Event(
-                label,
+                op.label,
                 "op",
                 sp.file,
                 sp.line,
@@ -675,12 +688,6 @@ class Machine:
 _MISSING = object()
 
 
-def _fmt_type(t) -> str:
-    from pldsl.ir.printer import format_type
-
-    return format_type(t)
-
-
 def _eval_shape(shape, env: Mapping[str, Any]) -> tuple[int, ...] | None:
     try:
         scalars = {k: _py(v) for k, v in env.items() if not isinstance(v, (TensorValue, tuple))}
@@ -690,9 +697,6 @@ def _eval_shape(shape, env: Mapping[str, Any]) -> tuple[int, ...] | None:
 
 
 # ------------------------------------------------------------------ argument conversion
-
-
-_INT_NAMES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "INDEX"}
 
 
 def coerce_array(
@@ -726,11 +730,8 @@ def coerce_array(
                 cls=cls,
             )
         converted = numerics.cast(value, dtype, "rint", ctx.precision)
-        back = converted.astype(np.float64)
-        orig = value.astype(np.float64)
-        bad = ~((back == orig) | (np.isnan(back) & np.isnan(orig)))
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        idx = _first_change(value, converted)
+        if idx is not None:
             raise fault(
                 "InexactArgument",
                 f"{what} ({dtype}) holds values that are not exactly representable in "
@@ -742,7 +743,7 @@ def coerce_array(
                 cls=cls,
             )
         return converted, True
-    if dtype in _INT_NAMES:
+    if dtype in numerics.INT_DTYPES:
         if src.kind not in "iub":
             raise fault(
                 "ArgumentMismatch",
@@ -752,10 +753,7 @@ def coerce_array(
                 cls=cls,
             )
         converted = value.astype(storage)
-        if not np.array_equal(
-            converted.astype(np.int64) if storage.kind == "i" else converted,
-            value.astype(np.int64) if storage.kind == "i" else value,
-        ):
+        if _first_change(value, converted) is not None:
             raise fault(
                 "InexactArgument", f"{what} has values that do not fit {dtype}", span, cls=cls
             )
@@ -767,6 +765,16 @@ def coerce_array(
             )
         return value.astype(np.bool_), True
     raise fault("ArgumentMismatch", f"{what}: unsupported dtype {dtype}", span, cls=cls)
+
+
+def _first_change(before: np.ndarray, after: np.ndarray) -> tuple[int, ...] | None:
+    """The index of the first element whose value a conversion changed (NaN stays NaN;
+    NumPy compares mixed integer types exactly), else None."""
+    with np.errstate(invalid="ignore"):
+        changed = (before != after) & ~((before != before) & (after != after))
+    if not changed.any():
+        return None
+    return tuple(int(i) for i in np.argwhere(changed)[0])
 
 
 def _np_spelling(dt: np.dtype) -> str:
@@ -915,26 +923,52 @@ def execute(
         raise fault(
             "BadOption", f"precision must be 'bf16' or 'fp32', got {precision!r}", cls=ArgumentError
         )
-    if len(args) != len(fn.params):
-        raise fault(
-            "ArgumentCount",
-            f"'{fn.name}' takes {len(fn.params)} arguments "
-            f"({', '.join(p.name for p in fn.params)}), got {len(args)}",
-            fn.span,
-            cls=ArgumentError,
-        )
     ctx = Context(strict=bool(strict), precision=precision, bounds_check=bool(bounds_check))
     tr = trace if isinstance(trace, Trace) else (Trace() if trace is not None else None)
     if tr is not None:
         tr.function = f"{program.name}.{fn.name}"
+    values, originals = prepare_arguments(fn, args, ctx)
+    machine = Machine(program, ctx, host, tr)
+    machine.bind_entry(fn, values)
+    t0 = time.perf_counter_ns()
+    try:
+        result, ret_span = machine.invoke(fn, values, NO_SPAN)
+        if strict:
+            _check_outputs(fn, values, ret_span)
+        out = _export(result, ctx, ret_span)
+    finally:
+        if tr is not None:
+            tr.wall_ns = time.perf_counter_ns() - t0
+            if not isinstance(trace, Trace):
+                tr.write(trace)
+    written = {
+        p.name
+        for p, v in zip(fn.params, values)
+        if isinstance(v, TensorValue) and (v.buffer.written or p.direction != "In")
+    }
+    return RunResult(out, write_back(fn, values, originals, written), written, tr)
+
+
+def prepare_arguments(
+    fn: Function, args: Sequence[Any], ctx: Context
+) -> tuple[list[Any], dict[str, tuple[Any, np.ndarray]]]:
+    """The arguments of a run as interpreter values (shared with the C backend).
+
+    Scalars are coerced; arrays of the storage dtype are used in place, others converted
+    exactly (`originals`: parameter name -> (the caller's value, the converted array)); Out
+    arrays arrive undefined: zero-filled, or poisoned in strict mode; Out arguments given as
+    None are allocated once the dynamic dims are known from the other arguments."""
+    _check_count(fn, args, fn.span, ArgumentError)
     values: list[Any] = [None] * len(args)
-    originals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    originals: dict[str, tuple[Any, np.ndarray]] = {}
     # Scalars first: a Scalar[INDEX] parameter named like a dynamic dim binds it.
-    scalars: dict[str, Any] = {}
+    env: dict[str, Any] = {}
     for i, (p, a) in enumerate(zip(fn.params, args)):
         if isinstance(p.type, ScalarType):
-            values[i] = coerce_scalar(a, p.type.dtype, ctx, f"argument '{p.name}'", p.var.span)
-            scalars[p.name] = values[i]
+            values[i] = env[p.name] = coerce_scalar(
+                a, p.type.dtype, ctx, f"argument '{p.name}'", p.var.span
+            )
+    missing = []
     for i, (p, a) in enumerate(zip(fn.params, args)):
         t = p.type
         if isinstance(t, ScalarType):
@@ -947,6 +981,7 @@ def execute(
                 cls=ArgumentError,
             )
         if a is None:
+            missing.append(i)
             continue
         arr, converted = coerce_array(a, t.dtype.name, ctx, f"argument '{p.name}'", p.var.span)
         if not converted and not arr.flags.writeable:
@@ -954,93 +989,66 @@ def execute(
         if converted:
             originals[p.name] = (a, arr)
         out = p.direction == "Out"
-        if out:  # Out arrives undefined: zero-filled (default) or poisoned (strict)
-            arr[...] = (
-                numerics.poison_value(t.dtype.name, precision)
-                if strict
-                else numerics.pad_value("zero", t.dtype.name, precision)
-            )
+        if out:
+            arr[...] = _undefined_fill(t.dtype.name, ctx)
         values[i] = wrap_array(ctx, arr, t.dtype.name, p.name, defined=not out)
-    # Out arguments given as None: allocate once the dynamic dims are known.
-    missing = [
-        i
-        for i, v in enumerate(values)
-        if v is None and not isinstance(fn.params[i].type, ScalarType)
-    ]
-    if missing:
-        env = dict(scalars)
-        for p, v in zip(fn.params, values):
-            if isinstance(v, TensorValue):
-                for d, n in zip(p.type.shape, v.shape):
-                    if isinstance(d, Var):
-                        env.setdefault(d.name, n)
-        for i in missing:
-            p = fn.params[i]
-            shape = _eval_shape(p.type.shape, env) if p.direction == "Out" else None
-            if shape is None:
-                raise fault(
-                    "MissingArgument",
-                    f"argument '{p.name}' is None"
-                    + ("" if p.direction == "Out" else f" but it is an {p.direction} tensor")
-                    + (
-                        ", and its dims are not known from the other arguments"
-                        if p.direction == "Out"
-                        else ""
-                    ),
-                    p.var.span,
-                    "pass a NumPy array",
-                    cls=ArgumentError,
-                )
-            storage = ctx.storage(p.type.dtype.name)
-            fill = numerics.poison_value(p.type.dtype.name, precision) if strict else 0
-            values[i] = wrap_array(
-                ctx, np.full(shape, fill, storage), p.type.dtype.name, p.name, defined=False
+        for d, n in zip(t.shape, arr.shape):
+            if isinstance(d, Var):
+                env.setdefault(d.name, n)
+    for i in missing:
+        p = fn.params[i]
+        shape = _eval_shape(p.type.shape, env) if p.direction == "Out" else None
+        if shape is None:
+            raise fault(
+                "MissingArgument",
+                f"argument '{p.name}' is None"
+                + (
+                    ", and its dims are not known from the other arguments"
+                    if p.direction == "Out"
+                    else f" but it is an {p.direction} tensor"
+                ),
+                p.var.span,
+                "pass a NumPy array",
+                cls=ArgumentError,
             )
-    # Parameters annotated with a valid_shape carry that valid region.
-    machine = Machine(program, ctx, host, tr)
-    env = machine.bind(fn, values, NO_SPAN, top=True)
-    for p, v in zip(fn.params, values):
-        t = p.type
-        if isinstance(t, TensorType) and t.valid_shape is not None:
-            valid = _eval_shape(t.valid_shape, env)
-            if valid is not None:
-                v.valid = tuple(max(0, min(a, b)) for a, b in zip(valid, v.shape))
-    t0 = time.perf_counter_ns()
-    try:
-        result, ret_span = machine.invoke(fn, values, NO_SPAN)
-        if strict:
-            _check_outputs(fn, values, ret_span)
-        out = _export(result, ctx, ret_span)
-    finally:
-        if tr is not None:
-            tr.wall_ns = time.perf_counter_ns() - t0
-            if not isinstance(trace, Trace):
-                tr.write(trace)
-    written: set[str] = set()
+        dtype = p.type.dtype.name
+        data = np.full(shape, _undefined_fill(dtype, ctx), ctx.storage(dtype))
+        values[i] = wrap_array(ctx, data, dtype, p.name, defined=False)
+    return values, originals
+
+
+def _undefined_fill(dtype: str, ctx: Context) -> np.generic:
+    """What an Out parameter holds on entry: zero (default mode) or poison (strict)."""
+    if ctx.strict:
+        return numerics.poison_value(dtype, ctx.precision)
+    return numerics.pad_value("zero", dtype, ctx.precision)
+
+
+def write_back(
+    fn: Function,
+    values: Sequence[Any],
+    originals: Mapping[str, tuple[Any, np.ndarray]],
+    written: set[str],
+) -> dict[str, np.ndarray]:
+    """After a run: converted arguments the kernel wrote are written back exactly into the
+    caller's (writable) arrays. Returns the final array of every tensor parameter."""
     arrays: dict[str, np.ndarray] = {}
     for p, v in zip(fn.params, values):
         if not isinstance(v, TensorValue):
             continue
-        if v.buffer.written or p.direction != "In":
-            written.add(p.name)
+        arrays[p.name] = v.buffer.data
         if p.name in originals:
             user, data = originals[p.name]
             if p.name in written and isinstance(user, np.ndarray) and user.flags.writeable:
                 _write_back(user, data, p)
                 arrays[p.name] = user
-            else:
-                arrays[p.name] = data
-        else:
-            arrays[p.name] = v.buffer.data
-    return RunResult(out, arrays, written, tr)
+    return arrays
 
 
 def _write_back(user: np.ndarray, data: np.ndarray, p) -> None:
     back = data.astype(user.dtype)
-    same = back.astype(np.float64) == data.astype(np.float64)
-    same |= np.isnan(back.astype(np.float64)) & np.isnan(data.astype(np.float64))
-    if not same.all():
-        idx = tuple(int(i) for i in np.argwhere(~same)[0])
+    idx = _first_change(data, back)
+    if idx is not None:
         raise fault(
             "LossyWriteBack",
             f"the kernel wrote '{p.name}', but its new value at {list(idx)} "

@@ -117,13 +117,14 @@ class TensorValue:
     @property
     def pad_defined(self) -> bool:
         """A zero/min/max pad mode makes the invalid region read as that value."""
-        return _pad_name(self.pad) not in ("null",)
+        return pad_name(self.pad) != "null"
 
     def window(self, box: Box | None = None, start: Box | None = None) -> tuple[slice, ...]:
         """Buffer index of the box [start, start+box) of this value (default: the valid box)."""
         box = self.valid if box is None else box
-        start = start or (0,) * len(box)
-        return tuple(slice(o + s, o + s + b) for o, s, b in zip(self.offset, start, box))
+        if start is None:
+            return tuple([slice(o, o + b) for o, b in zip(self.offset, box)])
+        return tuple([slice(o + s, o + s + b) for o, s, b in zip(self.offset, start, box)])
 
     def buffer_index(self, index: Sequence[int]) -> tuple[int, ...]:
         return tuple(o + i for o, i in zip(self.offset, index))
@@ -144,18 +145,14 @@ class TensorValue:
     # ----------------------------------------------------------------- reading
     def fill_value(self, ctx: Context) -> np.generic:
         """What an element outside the valid region reads as."""
-        pad = _pad_name(self.pad)
-        if pad == "null" and ctx.strict:
-            return numerics.poison_value(self.dtype, ctx.precision)
-        return numerics.pad_value(pad, self.dtype, ctx.precision)
+        return _fill_value(ctx, self.pad, self.dtype)
 
     def materialize(self, ctx: Context) -> np.ndarray:
         """The value as an array of its window shape; undefined parts filled (pad / poison).
 
         Fully valid values in default mode come back as a read-only view (no copy)."""
-        if self.fully_valid and (not ctx.strict or self.buffer.defined is None):
-            out = self.buffer.data[self.window(self.shape)]
-            out = out.view()
+        if self.valid == self.shape and (not ctx.strict or self.buffer.defined is None):
+            out = self.buffer.data[self.window(self.shape)]  # a new view object
             out.flags.writeable = False
             return out
         out = np.full(self.shape, self.fill_value(ctx), dtype=self.buffer.data.dtype)
@@ -243,10 +240,19 @@ def undefined_fault(value: TensorValue, index: tuple[int, ...], what: str) -> Op
 # ------------------------------------------------------------------ creation
 
 
-def _pad_name(pad) -> str:
+def pad_name(pad) -> str:
+    """A pad mode's name (null, zero, min, max) from a PadValue, its spelling, or None."""
     if pad is None:
         return "null"
     return str(getattr(pad, "value", pad)).lower().rsplit(".", 1)[-1]
+
+
+def _fill_value(ctx: Context, pad, dtype: str) -> np.generic:
+    """What an undefined element holds: the pad value, or poison (strict mode, null pad)."""
+    name = pad_name(pad)
+    if name == "null" and ctx.strict:
+        return numerics.poison_value(dtype, ctx.precision)
+    return numerics.pad_value(name, dtype, ctx.precision)
 
 
 def new_buffer(
@@ -278,13 +284,11 @@ def fresh(
     valid = shape if valid is None else tuple(min(v, s) for v, s in zip(valid, shape))
     mask = None
     if valid != shape:
-        probe = TensorValue(Buffer(data, dtype), (0,) * len(shape), shape, valid, pad)
-        fill = probe.fill_value(ctx)
         inside = np.zeros(shape, bool)
         inside[tuple(slice(0, v) for v in valid)] = True
-        data[~inside] = fill
+        data[~inside] = _fill_value(ctx, pad, dtype)
         if ctx.strict:
-            mask = inside | probe.pad_defined
+            mask = inside | (pad_name(pad) != "null")
     elif ctx.strict:
         mask = np.ones(shape, bool)
     return TensorValue(Buffer(data, dtype, None, mask), (0,) * len(shape), shape, valid, pad)

@@ -22,6 +22,7 @@ input it consumes (the part that feeds the result's valid region) is defined.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,23 +52,15 @@ KERNELS: dict[str, Kernel] = {}
 
 
 def kernel(*names: str, cost: Callable | None = None):
-    """Register `fn` under each op-table name (one function may serve a family)."""
+    """Register `fn` under each op-table name (one function may serve a family): its
+    `Kernel.fn` is `fn` with the op name bound as the first argument."""
 
     def decorate(fn: Callable) -> Callable:
         for name in names:
-            KERNELS[name] = Kernel(name, _bind_name(fn, name), cost or _no_cost)
+            KERNELS[name] = Kernel(name, functools.partial(fn, name), cost or _no_cost)
         return fn
 
     return decorate
-
-
-def _bind_name(fn: Callable, name: str) -> Callable:
-    def bound(ctx, rtype, *args, **attrs):
-        return fn(name, ctx, rtype, *args, **attrs)
-
-    bound.__name__ = f"kernel_{name}"
-    bound.__doc__ = fn.__doc__
-    return bound
 
 
 # ------------------------------------------------------------------ helpers
@@ -87,24 +80,16 @@ def _scalar_dtype(v) -> str:
     return "FP32"
 
 
+# Storage dtype -> dtype name, for the dtype of an untyped NumPy scalar operand.
+_NP_NAME = {
+    numerics.storage_dtype(n): n
+    for n in ("BF16", "FP16", "FP32", "INT8", "INT16", "INT32", "INT64")
+    + ("UINT8", "UINT16", "UINT32", "UINT64", "BOOL")
+}
+
+
 def _np_name(dt: np.dtype) -> str:
-    for name in (
-        "BF16",
-        "FP16",
-        "FP32",
-        "INT8",
-        "INT16",
-        "INT32",
-        "INT64",
-        "UINT8",
-        "UINT16",
-        "UINT32",
-        "UINT64",
-        "BOOL",
-    ):
-        if numerics.storage_dtype(name) == dt:
-            return name
-    return "FP32"
+    return _NP_NAME.get(dt, "FP32")
 
 
 def _nbytes(v: TensorValue, box: Box | None = None) -> int:
@@ -141,46 +126,43 @@ def _needed(shape: Box, result_shape: Box, result_valid: Box) -> Box:
     return tuple(v if s == r else min(1, v) for s, r, v in zip(shape, result_shape, result_valid))
 
 
-def _bounds_fault(op: str, what: str, axis: int, offset: int, extent: int, dim: int, target):
-    return OpFault(
-        "OutOfBounds",
-        f"{what} out of bounds on axis {axis}: offset {offset} + extent {extent} = "
-        f"{offset + extent} > {dim} (dim {axis} of '{target.name}' {list(target.shape)})",
-        "clip the window with valid_shape=[pl.min(tile, n - i), ...] or check the loop bounds "
-        "and offsets",
-    )
-
-
-def _check_window(op: str, what: str, target: TensorValue, offset: Box, extent: Box) -> None:
-    if len(offset) != target.rank or len(extent) != target.rank:
+def _check_window(target: TensorValue, offset: Box, extent: Box) -> None:
+    """The window [offset, offset + extent) of a slice or assemble lies inside `target`."""
+    rank = len(target.shape)
+    if len(offset) != rank or len(extent) != rank:
         raise OpFault(
             "ShapeMismatch",
-            f"{what}: {len(offset)} offsets / {len(extent)} extents for a rank-{target.rank} "
-            "tensor",
+            f"window: {len(offset)} offsets / {len(extent)} extents for a rank-{rank} tensor",
         )
     for i, (o, e, d) in enumerate(zip(offset, extent, target.shape)):
         if o < 0:
             raise OpFault(
                 "OutOfBounds",
-                f"{what} out of bounds on axis {i}: negative offset {o} into '{target.name}' "
+                f"window out of bounds on axis {i}: negative offset {o} into '{target.name}' "
                 f"{list(target.shape)}",
                 "offsets must be >= 0",
             )
         if o + e > d:
-            raise _bounds_fault(op, what, i, o, e, d, target)
+            raise OpFault(
+                "OutOfBounds",
+                f"window out of bounds on axis {i}: offset {o} + extent {e} = {o + e} > {d} "
+                f"(dim {i} of '{target.name}' {list(target.shape)})",
+                "clip the window with valid_shape=[pl.min(tile, n - i), ...] or check the loop "
+                "bounds and offsets",
+            )
     # The physical buffer (a view's window may reach past its buffer's edge when its valid
     # region does not).
     for i, (o, e, d) in enumerate(zip(target.buffer_index(offset), extent, target.buffer.shape)):
         if e > 0 and o + e > d:
             raise OpFault(
                 "OutOfBounds",
-                f"{what} out of bounds on axis {i}: buffer offset {o} + extent {e} = {o + e} > "
+                f"window out of bounds on axis {i}: buffer offset {o} + extent {e} = {o + e} > "
                 f"{d} (dim {i} of buffer '{target.buffer.name}' {list(target.buffer.shape)})",
                 "the window lies past the end of the underlying buffer",
             )
 
 
-def _check_index(ctx: Context, op: str, x: TensorValue, indices: Box) -> Box:
+def _check_index(ctx: Context, x: TensorValue, indices: Box) -> Box:
     if len(indices) == 1 and x.rank != 1:
         flat, size = indices[0], math.prod(x.shape)
         if ctx.bounds_check and not 0 <= flat < size:
@@ -269,7 +251,8 @@ def _element_cost(args, result) -> tuple[int, int]:
 @kernel("add", "sub", "mul", "div", "maximum", "minimum", cost=_elementwise_cost)
 def binary(op, ctx: Context, rtype, lhs: TensorValue, rhs):
     """lhs op rhs (tensor or scalar rhs, NumPy broadcasting); result valid = lhs valid."""
-    if isinstance(rhs, TensorValue):
+    rhs_tensor = isinstance(rhs, TensorValue)
+    if rhs_tensor:
         shape = _broadcast(lhs.shape, rhs.shape)
         dtype = rtype or numerics.promote(lhs.dtype, rhs.dtype)
     else:
@@ -278,15 +261,16 @@ def binary(op, ctx: Context, rtype, lhs: TensorValue, rhs):
         if dtype is None:
             s = _scalar_dtype(rhs)
             dtype = lhs.dtype if s == "INDEX" else numerics.promote(lhs.dtype, s)
-    valid = tuple(
-        v if s == r else (r if v > 0 else 0) for s, r, v in zip(lhs.shape, shape, lhs.valid)
-    )
-    lhs.require(ctx, _needed(lhs.shape, shape, valid), "lhs")
-    if isinstance(rhs, TensorValue):
-        rhs.require(ctx, _needed(rhs.shape, shape, valid), "rhs")
-        b = rhs.materialize(ctx)
-    else:
-        b = np.asarray(rhs)
+    valid = lhs.valid
+    if shape != lhs.shape:  # lhs broadcasts: its valid extent there becomes the result's dim
+        valid = tuple(
+            v if s == r else (r if v > 0 else 0) for s, r, v in zip(lhs.shape, shape, valid)
+        )
+    if ctx.strict:
+        lhs.require(ctx, _needed(lhs.shape, shape, valid), "lhs")
+        if rhs_tensor:
+            rhs.require(ctx, _needed(rhs.shape, shape, valid), "rhs")
+    b = rhs.materialize(ctx) if rhs_tensor else np.asarray(rhs)
     r = numerics.binary(op, lhs.materialize(ctx), b, dtype, ctx.precision)
     return fresh(ctx, r, dtype, valid)
 
@@ -354,9 +338,10 @@ def expand(op, ctx: Context, rtype, x: TensorValue, v: TensorValue):
             "row_expand_* takes one value per row [M,1]; col_expand_* one per column [1,N]",
         )
     dtype = rtype or numerics.promote(x.dtype, v.dtype)
-    x.require(ctx, x.valid, "x")
-    vm, vn = x.valid
-    v.require(ctx, (vm, min(1, vn)) if kind == "row" else (min(1, vm), vn), "v")
+    if ctx.strict:
+        x.require(ctx, x.valid, "x")
+        vm, vn = x.valid
+        v.require(ctx, (vm, min(1, vn)) if kind == "row" else (min(1, vm), vn), "v")
     r = numerics.binary(fn, x.materialize(ctx), v.materialize(ctx), dtype, ctx.precision)
     return fresh(ctx, r, dtype, x.valid)
 
@@ -523,7 +508,7 @@ def slice_(
                 "valid extents must satisfy 0 <= valid <= shape",
             )
     if ctx.bounds_check:
-        _check_window(op, "window", x, offset, want)
+        _check_window(x, offset, want)
     valid = tuple(max(0, min(v, xv - o)) for v, xv, o in zip(want, x.valid, offset))
     return TensorValue(x.buffer, x.buffer_index(offset), shape, valid, pad_value)
 
@@ -537,7 +522,7 @@ def assemble(op, ctx: Context, rtype, target: TensorValue, source: TensorValue, 
             "ShapeMismatch", f"assemble of a rank-{source.rank} source into rank {target.rank}"
         )
     if ctx.bounds_check:
-        _check_window(op, "window", target, offset, source.valid)
+        _check_window(target, offset, source.valid)
     source.require(ctx, source.valid, "source")
     dst = target.window(source.valid, offset)
     target.buffer.data[dst] = source.buffer.data[source.window()]
@@ -550,7 +535,7 @@ def assemble(op, ctx: Context, rtype, target: TensorValue, source: TensorValue, 
 @kernel("read", cost=_element_cost)
 def read(op, ctx: Context, rtype, x: TensorValue, indices):
     """One element as a NumPy scalar of the storage dtype (flat index allowed)."""
-    index = _check_index(ctx, op, x, tuple(indices))
+    index = _check_index(ctx, x, tuple(indices))
     x.require_index(ctx, index, "x")
     if all(i < v for i, v in zip(index, x.valid)):
         value = x.buffer.data[x.buffer_index(index)]
@@ -562,7 +547,7 @@ def read(op, ctx: Context, rtype, x: TensorValue, indices):
 @kernel("write", cost=_element_cost)
 def write(op, ctx: Context, rtype, x: TensorValue, indices, value):
     """Write one element in place (value converted with round-to-nearest-even); returns x."""
-    index = _check_index(ctx, op, x, tuple(indices))
+    index = _check_index(ctx, x, tuple(indices))
     where = x.buffer_index(index)
     if ctx.bounds_check and any(w >= d for w, d in zip(where, x.buffer.shape)):
         raise OpFault(

@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from interpreter.memory import TensorValue
+
 
 @dataclass
 class Event:
@@ -171,8 +173,6 @@ def _flops(n: int) -> str:
 
 def shapes_dtypes(values: Sequence, result) -> tuple[tuple, tuple]:
     """Shapes and dtypes of an op's tensor inputs, then of its result."""
-    from interpreter.memory import TensorValue
-
     shapes, dtypes = [], []
     for v in [*values, result]:
         if isinstance(v, TensorValue):

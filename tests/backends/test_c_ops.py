@@ -9,6 +9,9 @@ for bit; matmul and sums within twice the contract bound (numerics.*_error_bound
 
 from __future__ import annotations
 
+import re
+import zlib
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -182,8 +185,11 @@ for red in ("sum", "max", "min"):
             }[pad]
 
             def mk(rng, a=a):
-                return [data(rng, (R, C), a, special=a not in FLOATS or True),
-                        int(rng.integers(1, R + 1)), int(rng.integers(1, C + 1))]  # fmt: skip
+                return [
+                    data(rng, (R, C), a),
+                    int(rng.integers(1, R + 1)),
+                    int(rng.integers(1, C + 1)),
+                ]
 
             case(
                 f"red_{red}_{a}_{tag}",
@@ -446,8 +452,7 @@ def _bounds(name: str, kind: str, args) -> dict:
             x, y = args
             return {
                 "return[0]": 2 * numerics.reduce_error_bound("sum", x, 2, "FP32"),
-                "return[1]": 2 * numerics.reduce_error_bound("sum", y, 2, "BF16")
-                + 2 * _ulp_of(y, 2),
+                "return[1]": 2 * numerics.reduce_error_bound("sum", y, 2, "BF16"),
             }
         x, v, w = args
         dt = name.split("_")[2]
@@ -480,10 +485,6 @@ def _bounds(name: str, kind: str, args) -> dict:
     return {"return[0]": ab, "return[1]": acc, "return[2]": ab3}
 
 
-def _ulp_of(x, axis):
-    return np.max(np.abs(x.astype(np.float64)), axis=axis, keepdims=True) * 2.0**-7 * x.shape[axis]
-
-
 def test_every_op_has_a_c_implementation():
     missing = sorted(set(OPS) - set(c.OP_EMITTERS))
     assert not missing, f"the C backend lacks: {missing}"
@@ -491,8 +492,6 @@ def test_every_op_has_a_c_implementation():
 
 def test_every_op_is_exercised_here():
     used = set()
-    import re
-
     for src in SOURCE:
         used |= set(re.findall(r"pl\.(?:tensor\.)?(\w+)\(", src))
     missing = sorted(set(OPS) - used)
@@ -503,7 +502,7 @@ def test_every_op_is_exercised_here():
 def test_op_case(name, program, compiled):
     spec = CASES[name]
     for seed in (0, 1):
-        rng = np.random.default_rng(abs(hash((name, seed))) % 2**32)
+        rng = np.random.default_rng([zlib.crc32(name.encode()), seed])  # same data every run
         args = spec["make"](rng)
         bounds = _bounds(name, spec["bounded"], args) if spec["bounded"] else None
         report = compare(program, name, args, compiled=compiled, bounds=bounds,

@@ -81,18 +81,11 @@ def kernel_spec(draw, name: str, bounded: bool) -> KernelSpec:
         if kind == "binary":
             op = draw(st.sampled_from(["add", "sub", "mul", "div", "maximum", "minimum"]))
             partners = [v for v in pool if (v.dtype in FLOAT_DT) == (a.dtype in FLOAT_DT)]
-            b = draw(st.sampled_from(partners))
+            b = draw(st.sampled_from(partners))  # [M, N], or [M, 1] / [1, N]: broadcast
             if op == "div" and b.dtype not in FLOAT_DT:
                 op = "add"
-            first, second = (a, b) if b.shape == "MN" or draw(st.booleans()) else (a, b)
-            if second.shape != "MN" and first.shape != "MN":
-                continue
-            lines.append(f"{t} = pl.{op}({first.name}, {second.name})")
-            dt = (
-                first.dtype
-                if first.dtype == second.dtype
-                else numerics.promote(first.dtype, second.dtype)
-            )
+            lines.append(f"{t} = pl.{op}({a.name}, {b.name})")
+            dt = a.dtype if a.dtype == b.dtype else numerics.promote(a.dtype, b.dtype)
             pool.append(Value(t, "MN", dt))
         elif kind == "scalar":
             op = draw(st.sampled_from(["add", "sub", "mul", "div", "maximum", "minimum"]))
@@ -347,7 +340,7 @@ def test_example_kernel(name):
 
 def _qwen3_case(batch: int, seed: int = 0):
     from kernels.qwen3.config import preset
-    from kernels.qwen3.program import DECODE_OUTPUT_NAMES, build_program, decode_args
+    from kernels.qwen3.program import build_program, decode_args
     from kernels.qwen3.weights import KVLayout, PageAllocator, random_weights
 
     block, max_blocks = 16, 4
@@ -375,7 +368,7 @@ def _qwen3_case(batch: int, seed: int = 0):
         np.zeros((batch, PV), np.float32),
     ]
     args = decode_args(weights, hidden, lens, alloc.block_table.copy(), slots, kc, vc, *outs)
-    return prog, args, DECODE_OUTPUT_NAMES
+    return prog, args, cfg
 
 
 _QWEN = {}
@@ -383,15 +376,22 @@ _QWEN = {}
 
 @pytest.mark.parametrize("batch", [1, 17])
 def test_qwen3_decode_tiny(batch):
-    prog, args, _ = _qwen3_case(batch)
+    prog, args, cfg = _qwen3_case(batch)
     key = pl.print_ir(prog)
     if key not in _QWEN:
         _QWEN[key] = c.compile(prog)
     compiled = _QWEN[key]
-    # Every BF16 result (hidden states, K/V cache rows) rounds the same FP32 values; the
-    # logits differ by FP32 accumulation order only: within 1e-5 of max|logit|.
+    # The logits differ by FP32 accumulation order only: within 1e-5 of max|logit|.
     report = compare(prog, "qwen3_decode_all", args, compiled=compiled, rtol=1e-5)
     report.check()
-    by_name = {o.name: o for o in report.outputs}
-    for name in ("return[0]", "return[1]", "k_cache", "v_cache", "out", "rms_normed"):
-        assert by_name[name].equal_fraction > 0.999, str(report)
+    # The BF16 results (hidden states, RMS-normed rows, the K/V cache rows the step writes)
+    # round FP32 values in which only a matmul's summation order could differ: at most 0.1%
+    # of the elements the step writes may differ (none do on the project's machine).
+    hidden = batch * cfg.hidden_size
+    kv_rows = batch * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim
+    written = {"return[0]": hidden, "return[1]": hidden, "out": hidden, "rms_normed": hidden,
+               "k_cache": kv_rows, "v_cache": kv_rows}  # fmt: skip
+    for o in report.outputs:
+        if o.name in written:
+            differ = round((1.0 - o.equal_fraction) * int(np.prod(o.shape)))
+            assert differ <= written[o.name] // 1000, str(report)

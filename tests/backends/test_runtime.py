@@ -191,14 +191,14 @@ def test_no_fault_paths_agree(faults):
     compare(prog, "reshape_bad", [X8, 16], compiled=compiled).check()
 
 
-def test_bounds_check_off_skips_window_checks(faults):
+@pytest.mark.parametrize("fn,args", [("read_oob", [X8, 9, None]), ("slice_oob", [X8, 6])])
+def test_bounds_check_off_skips_window_checks(faults, fn, args):
+    """Accesses the checks refuse (see above) run unchecked as in the interpreter: a read
+    outside the window reads the pad value, a window past the buffer end keeps the valid part."""
     prog, compiled = faults
-    x = np.zeros((16, 8), np.float32)
-    # the read lands inside the buffer: unchecked, as in the interpreter
-    out = compiled.run("read_oob", x[:8], 3, None, bounds_check=False)
-    assert out.shape == (1,)
-    with pytest.raises(RuntimeFault):
-        compiled.run("read_oob", x[:8], 9, None)
+    report = compare(prog, fn, args, compiled=compiled, bounds_check=False)
+    assert report.mode == "exact", str(report)
+    report.check()
 
 
 def test_strict_and_trace_are_refused(faults):
@@ -318,6 +318,45 @@ def test_host_callbacks_match_interpreter():
     logits = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
     host = {"sample": _sample, "fresh": _fresh}
     report = compare(prog, "orch", [logits, np.zeros((3, 4), BF16)], host=host)
+    report.check()
+    assert report.bit_exact
+
+
+HOST_VIEWS = """
+import pldsl as pl
+
+N = pl.dynamic("N")
+
+
+@pl.program
+class HostViews:
+    @pl.function(level=pl.Level.HOST, role=pl.Role.SubWorker)
+    def bump(self, t: pl.Tensor[[4, 8], pl.FP32], k: pl.Scalar[pl.INT32]) -> pl.Tensor[[4, 8], pl.FP32]:
+        ...
+
+    @pl.function(level=pl.Level.HOST, role=pl.Role.Orchestrator)
+    def orch(self, x: pl.Tensor[[N, 8], pl.FP32], v: pl.Scalar[pl.INDEX]) -> pl.Tensor[[4, 8], pl.FP32]:
+        part = pl.slice(x, [4, 8], [2, 0], valid_shape=[v, 8], pad_value=pl.PadValue.min)
+        r = self.bump(part, 3)
+        whole = pl.slice(x, [4, 8], [0, 0])
+        r2 = self.bump(whole, -2)
+        return pl.add(r, pl.fillpad(r2))
+"""
+
+
+def _bump(t, k):
+    t[...] = t * 2 + k
+    return t if k > 0 else t.copy()  # the argument itself, or a new array
+
+
+@pytest.mark.parametrize("v", [0, 1, 4])
+def test_host_arguments_views_and_copies(v):
+    """A partially valid window reaches the host as a copy whose valid part is written back,
+    a fully valid one as a view of the kernel's buffer; returning the argument keeps its
+    window (pad included)."""
+    prog = capture(HOST_VIEWS, "<host-views>")
+    x = np.arange(48, dtype=np.float32).reshape(6, 8)
+    report = compare(prog, "orch", [x, v], host={"bump": _bump})
     report.check()
     assert report.bit_exact
 

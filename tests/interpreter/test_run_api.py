@@ -150,6 +150,52 @@ def test_other_argument_errors(capture):
     assert d.rule == "DynamicDimMismatch" and "scalar argument 'N'" in d.message
 
 
+def test_integer_arrays_must_fit_exactly(capture):
+    prog = capture("""
+        @pl.program
+        class P:
+            @pl.function
+            def k(self, x: pl.Tensor[[2], pl.INT64]) -> pl.Tensor[[2], pl.INT64]:
+                return x
+    """)
+    ok = interpreter.run(prog, "k", np.array([1, 2**63 - 1], np.uint64))
+    assert ok.dtype == np.int64 and ok.tolist() == [1, 2**63 - 1]
+    d = _fault(interpreter.run, prog, "k", np.array([1, 2**64 - 1], np.uint64))
+    assert d.rule == "InexactArgument" and "'x'" in d.message
+
+
+def test_composite_dims_of_ir_text_are_checked(capture):
+    """IR text may declare a dim as arithmetic over dynamic dims (`N * 2`)."""
+    same = capture("""
+        N = pl.dynamic("N")
+        @pl.program
+        class P:
+            @pl.function
+            def k(self, x: pl.Tensor[[N, 4], pl.FP32], y: pl.Tensor[[N, 4], pl.FP32]) -> pl.Tensor[[N, 4], pl.FP32]:
+                return x
+    """)
+    text = pl.print_ir(same).replace("y: pl.Tensor[[N, 4]", "y: pl.Tensor[[N * 2, 4]")
+    prog = pl.parse_ir(text)
+    x = np.zeros((3, 4), np.float32)
+    interpreter.run(prog, "k", x, np.zeros((6, 4), np.float32))
+    d = _fault(interpreter.run, prog, "k", x, np.zeros((5, 4), np.float32))
+    assert d.rule == "DynamicDimMismatch" and "dim 0 is 5, expected 6" in d.message
+
+
+def test_scalar_arithmetic_wraps_and_rounds_to_the_result_dtype(capture):
+    prog = capture("""
+        @pl.program
+        class P:
+            @pl.function
+            def k(self, a: pl.Scalar[pl.INT8], b: pl.Scalar[pl.UINT8], c: pl.Scalar[pl.BF16], d: pl.Scalar[pl.BF16]) -> tuple[pl.Scalar[pl.INT8], pl.Scalar[pl.UINT8], pl.Scalar[pl.BF16]]:
+                return a + a, b - b - b, c / d
+    """)
+    s, u, q = interpreter.run(prog, "k", 100, 10, 1.0, 3.0)
+    assert s == -56 and s.dtype == np.int8  # 200 wraps
+    assert u == 246 and u.dtype == np.uint8  # -10 wraps
+    assert q.dtype == BF and float(q) == 0.333984375  # 1/3 rounded once to BF16 (0x3EAB)
+
+
 # ------------------------------------------------------------------ calls, host callables
 
 CALLS = """

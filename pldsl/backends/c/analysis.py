@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pldsl.dtypes import INDEX
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -40,9 +41,11 @@ from pldsl.ir.nodes import (
     UnaryOp,
     Var,
     Yield,
+    structural_equal,
     walk,
 )
 from pldsl.ir.symbolic import static_value
+from pldsl.ir.traversal import VIEW_OPS, assigned_names, iter_stmts, write_target
 from pldsl.ir.types import TensorType
 
 # ------------------------------------------------------------------ helpers
@@ -63,13 +66,10 @@ def stmt_targets(s: Any) -> list[str]:
 
 def is_self_inplace(s: Any) -> bool:
     """`y = pl.assemble(y, ...)` / `y = pl.write(y, ...)`: rebinds y to its own buffer."""
-    if not isinstance(s, Assign) or len(s.targets) != 1:
+    if not isinstance(s, Assign) or len(s.targets) != 1 or not isinstance(s.value, OpCall):
         return False
-    v = s.value
-    if isinstance(v, OpCall) and v.op in ("assemble", "write") and v.args:
-        first = v.args[0]
-        return isinstance(first, Var) and first.name == s.targets[0].name
-    return False
+    written = write_target(s.value)
+    return isinstance(written, Var) and written.name == s.targets[0].name
 
 
 def own_yields(loop: For) -> list[Yield]:
@@ -84,30 +84,6 @@ def own_yields(loop: For) -> list[Yield]:
             stack += [*n.then_body, *n.else_body]
         elif isinstance(n, Scope):
             stack += list(n.body)
-    return out
-
-
-def iter_stmts(stmts) -> Any:
-    """Pre-order over statements, descending into compound statements."""
-    for s in stmts:
-        yield s
-        if isinstance(s, For):
-            yield from iter_stmts(s.body)
-        elif isinstance(s, If):
-            yield from iter_stmts(s.then_body)
-            yield from iter_stmts(s.else_body)
-        elif isinstance(s, Scope):
-            yield from iter_stmts(s.body)
-
-
-def assigned_names(stmts) -> set[str]:
-    """Every name (re)bound in a block, nested loops included."""
-    out: set[str] = set()
-    for s in iter_stmts(stmts):
-        out.update(stmt_targets(s))
-        if isinstance(s, For):
-            out.add(s.var.name)
-            out.update(v.name for v in s.iter_args)
     return out
 
 
@@ -244,9 +220,6 @@ class Alias:
     offsets: dict[str, tuple | None] = field(default_factory=dict)
 
 
-_VIEW_OPS = ("slice", "reshape", "assemble", "write")
-
-
 def _defs(fn: Function) -> dict[str, list[Any]]:
     """name -> the expressions bound to it (self in-place rebinds excluded; a tuple target
     gets ("tuple", call, index))."""
@@ -285,9 +258,10 @@ def compute_alias(fn: Function) -> Alias:
         if isinstance(e, TupleGet):
             return roots_of(e.value)
         if isinstance(e, OpCall):
-            if e.op in _VIEW_OPS:
+            if e.op in VIEW_OPS:
                 return roots_of(e.args[0])
-            return frozenset({("fresh", id(e))})
+            written = write_target(e)  # assemble / write return their target
+            return roots_of(written) if written is not None else frozenset({("fresh", id(e))})
         if isinstance(e, Call):
             out = frozenset({("fresh", id(e))})
             for a in e.args:
@@ -334,9 +308,9 @@ def compute_alias(fn: Function) -> Alias:
         if isinstance(v, Var):
             return offset_of(v.name, depth + 1)
         if isinstance(v, OpCall):
-            if v.op in ("assemble", "write"):
-                src = v.args[0]
-                return offset_of(src.name, depth + 1) if isinstance(src, Var) else None
+            written = write_target(v)
+            if written is not None:
+                return offset_of(written.name, depth + 1) if isinstance(written, Var) else None
             if v.op == "slice":
                 src = v.args[0]
                 base = offset_of(src.name, depth + 1) if isinstance(src, Var) else None
@@ -357,8 +331,6 @@ def compute_alias(fn: Function) -> Alias:
 
 
 def _same_offsets(a, b) -> bool:
-    from pldsl.ir.nodes import structural_equal
-
     if a == ("zero",) or b == ("zero",):
         return a == b
     return structural_equal(a, b)
@@ -561,19 +533,17 @@ class ParallelAnalysis:
                     record_read = n.args[0]
                     if isinstance(record_read, Var):
                         ext = _static_extents_list(n.args[1])
-                        self._maybe_read(record, record_read, n.args[2].items, ext)
+                        record(record_read, n.args[2].items, ext, False)
                         handled.add(id(record_read))
                 elif n.op == "read":
                     x = n.args[0]
                     idx = n.args[1].items
                     if isinstance(x, Var):
                         if isinstance(x.type, TensorType) and len(idx) == x.type.rank:
-                            self._maybe_read(record, x, idx, (1,) * len(idx))
+                            record(x, idx, (1,) * len(idx), False)
                         else:
-                            self._maybe_read(record, x, None, None)
+                            record(x, None, None, False)
                         handled.add(id(x))
-                elif n.op in ("reshape", "dim"):
-                    pass  # a reshape's reads are its uses; dim reads no data
             for n in walk(s):
                 if isinstance(n, OpCall) and n.op not in ("dim",):
                     for a in n.args:
@@ -585,16 +555,16 @@ class ParallelAnalysis:
                             if n.op == "reshape":
                                 # the result is a view with unknown coordinates: any access to it
                                 # counts as a whole read of the source
-                                self._maybe_read(record, a, None, None)
+                                record(a, None, None, False)
                             else:
                                 ext = _static_extents(a.type)
-                                zero = tuple(Const(0, _index_dtype()) for _ in range(a.type.rank))
-                                self._maybe_read(record, a, zero, ext)
+                                zero = tuple(Const(0, INDEX) for _ in range(a.type.rank))
+                                record(a, zero, ext, False)
         written: set = set()
         for roots, _, _, is_write in accesses:
             if is_write:
                 written |= roots
-        for root in written:
+        for root in sorted(written, key=repr):  # a stable order: the first is reported
             if root[0] == "unknown":
                 raise _Reject("write through a tensor of unknown origin")
             group = [a for a in accesses if root in a[0]]
@@ -602,10 +572,6 @@ class ParallelAnalysis:
                 raise _Reject(f"writes to {root[1] if root[0] == 'param' else 'a buffer'} "
                               "may overlap between iterations")  # fmt: skip
         return proper | {loop.var.name}
-
-    @staticmethod
-    def _maybe_read(record, var, offs, ext) -> None:
-        record(var, offs, ext, False)
 
     def _scalar_defs(self, loop: For) -> dict[str, Any]:
         """Scalars bound exactly once in the body (substituted into offsets)."""
@@ -660,12 +626,6 @@ class ParallelAnalysis:
 
 class _Reject(Exception):
     pass
-
-
-def _index_dtype():
-    from pldsl.dtypes import INDEX
-
-    return INDEX
 
 
 def _static_extents(t: Any) -> tuple | None:

@@ -38,6 +38,10 @@ class CCompileError(PldslError):
     """The generated C did not compile (or no C compiler is available)."""
 
 
+def _no_compiler(message: str, help: str) -> CCompileError:
+    return CCompileError(Diagnostic("NoCCompiler", "error", message, NO_SPAN, help))
+
+
 def compiler() -> list[str]:
     return shlex.split(os.environ.get("CC") or "cc")
 
@@ -59,15 +63,10 @@ def _compiler_id(cc: list[str]) -> str:
     if key not in _CC_ID:
         exe = shutil.which(cc[0]) if cc else None
         if exe is None:
-            raise CCompileError(
-                Diagnostic(
-                    "NoCCompiler",
-                    "error",
-                    f"no C compiler found: '{' '.join(cc) or 'cc'}' is not on PATH",
-                    NO_SPAN,
-                    "install gcc (or clang) or point $CC at a compiler; the interpreter "
-                    "(interpreter.run) needs none",
-                )
+            raise _no_compiler(
+                f"no C compiler found: '{' '.join(cc) or 'cc'}' is not on PATH",
+                "install gcc (or clang) or point $CC at a compiler; the interpreter "
+                "(interpreter.run) needs none",
             )
         try:
             out = subprocess.run([*cc, "--version"], capture_output=True, text=True, timeout=60)
@@ -115,14 +114,8 @@ def _run_compiler(cmd: list[str], source: str, spans, keep: Path) -> None:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except FileNotFoundError:
-        raise CCompileError(
-            Diagnostic(
-                "NoCCompiler",
-                "error",
-                f"cannot run the C compiler '{cmd[0]}'",
-                NO_SPAN,
-                "install gcc or set $CC",
-            )  # fmt: skip
+        raise _no_compiler(
+            f"cannot run the C compiler '{cmd[0]}'", "install gcc or set $CC"
         ) from None
     if proc.returncode != 0:
         keep.write_text(source)
@@ -132,14 +125,24 @@ def _run_compiler(cmd: list[str], source: str, spans, keep: Path) -> None:
 SPLIT_MIN_KERNELS = 48  # split builds pay off for programs with many kernels
 
 
+def cpu_count() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _jobs() -> int:
     v = os.environ.get("PLDSL_BUILD_JOBS", "")
     if v.isdigit() and int(v) > 0:
         return int(v)
-    try:
-        return max(1, min(4, len(os.sched_getaffinity(0))))
-    except (AttributeError, OSError):
-        return max(1, min(4, os.cpu_count() or 1))
+    return min(4, cpu_count())
+
+
+def _link_runtime(rt: Path) -> list[str]:
+    """Linker arguments for the shared runtime library `rt` (found again at load time)."""
+    return [f"-L{rt.parent}", f"-l:{rt.name}", f"-Wl,-rpath,{rt.parent}", "-lm"]
 
 
 def _split_build(split, rt: Path, tmp: Path, tmp_so: Path) -> bool:
@@ -163,8 +166,7 @@ def _split_build(split, rt: Path, tmp: Path, tmp_so: Path) -> bool:
     ok = all(p.wait(timeout=900) == 0 for p in procs)
     if not ok:
         return False
-    link = [*cc, *flags(), *SO_FLAGS, *map(str, objs), "-o", str(tmp_so), f"-L{rt.parent}",
-            f"-l:{rt.name}", f"-Wl,-rpath,{rt.parent}", "-lm"]  # fmt: skip
+    link = [*cc, *flags(), *SO_FLAGS, *map(str, objs), "-o", str(tmp_so), *_link_runtime(rt)]
     return subprocess.run(link, capture_output=True, timeout=900).returncode == 0
 
 
@@ -189,7 +191,7 @@ def build(source: str, line_spans: list[Span | None] | None = None, name: str = 
                 (out_dir / f"{key}.c").write_text(source)
                 return so
         cmd = [*cc, *flags(), *SO_FLAGS, f"-I{HEADER.parent}", str(c_path), "-o", str(tmp_so),
-               f"-L{rt.parent}", f"-l:{rt.name}", f"-Wl,-rpath,{rt.parent}", "-lm"]  # fmt: skip
+               *_link_runtime(rt)]  # fmt: skip
         _run_compiler(cmd, source, line_spans, out_dir / f"failed_{key}.c")
         os.replace(tmp_so, so)
         (out_dir / f"{key}.c").write_text(source)

@@ -13,7 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from pldsl.cli import LoadError, load_programs
 from pldsl.diagnostics import PldslError
+
+from . import build as _build
+from .emitter import emit_program
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -35,10 +39,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import pldsl.cli as top
-
-    load_programs = top.load_programs
-    load_errors = (FileNotFoundError, getattr(top, "LoadError", FileNotFoundError))
     parser = _parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if exc.code else EXIT_OK
     try:
         programs = load_programs(args.file)
-    except load_errors as exc:
+    except LoadError as exc:
         print(f"pldsl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PldslError as exc:
@@ -70,9 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         chosen = programs
     program = chosen[0]
-    from . import build as _build
-    from .emitter import emit_program
-
     try:
         emitted = emit_program(program, args.precision)
     except PldslError as exc:

@@ -58,9 +58,7 @@ _TABLE["INDEX"] = _TABLE["INT64"]
 
 
 def storage(dtype_name: str, precision: str) -> Storage:
-    if precision == "fp32" and dtype_name in ("BF16", "FP16"):
-        return _TABLE["FP32"]
-    return _TABLE[dtype_name]
+    return _TABLE[effective(dtype_name, precision)]
 
 
 def effective(dtype_name: str, precision: str) -> str:
@@ -98,18 +96,7 @@ def int_literal(value: int) -> str:
 
 
 def round_scalar(value: float, dtype_name: str, precision: str) -> float:
-    """A float constant rounded to its dtype as the interpreter does (machine._round)."""
+    """A float constant rounded to its dtype as the interpreter does (machine._round; in
+    precision="fp32" BF16/FP16 constants round to float32)."""
     r = numerics.cast(np.asarray(value, np.float64), dtype_name, "rint", precision)[()]
     return float(r)
-
-
-def wrap_int(value: int, dtype) -> int:
-    """machine._wrap_int, as a Python int."""
-    if dtype.name == "INDEX":
-        return int(value)
-    if dtype.is_bool:
-        return int(bool(value))
-    bits = dtype.bits
-    if dtype.kind == "uint":
-        return value % (1 << bits)
-    return ((value + (1 << (bits - 1))) % (1 << bits)) - (1 << (bits - 1))

@@ -24,13 +24,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
+import interpreter
 from pldsl.diagnostics import RuntimeFault
 from pldsl.ir.nodes import Call, OpCall, Program, walk
 
+from . import compile as c_compile
+
 BOUNDED_OPS = frozenset({"matmul", "matmul_acc", "row_sum", "col_sum"})
-_ULP = {"BF16": 2.0**-7, "FP16": 2.0**-10, "FP32": 2.0**-23}
 
 
 def reachable_ops(program: Program, function: str) -> set[str]:
@@ -137,7 +140,7 @@ def _compare_arrays(name: str, ref: Any, got: Any, mode: str, bound: np.ndarray 
                             "" if ok else f"interpreter {type(ref).__name__}, C {type(got).__name__}")  # fmt: skip
     r = np.asarray(ref)
     g = np.asarray(got)
-    dtname = _dtype_name(r)
+    dtname = r.dtype.name
     if r.shape != g.shape or r.dtype != g.dtype:
         return OutputReport(name, r.shape, dtname, 0.0, np.inf, np.inf, False,
                             f"shape/dtype {r.shape} {r.dtype} vs {g.shape} {g.dtype}")  # fmt: skip
@@ -166,20 +169,10 @@ def _compare_arrays(name: str, ref: Any, got: Any, mode: str, bound: np.ndarray 
         ok = bool(np.all(eq | (diff <= b)))
         note = "" if ok else "outside the contract bound"
     else:
-        tol = (rtol if rtol is not None else ulps * _ULP.get(dtname, 2.0**-23)) * scale
+        tol = (rtol if rtol is not None else ulps * float(ml_dtypes.finfo(r.dtype).eps)) * scale
         ok = bool(np.all(eq | (diff <= tol)))
         note = f"(tol {tol:.3g})"
     return OutputReport(name, r.shape, dtname, frac, max_abs, max_abs / scale, ok, note)
-
-
-def _dtype_name(a: np.ndarray) -> str:
-    if a.dtype == np.float32:
-        return "FP32"
-    if a.dtype == np.float16:
-        return "FP16"
-    if a.dtype.name == "bfloat16":
-        return "BF16"
-    return a.dtype.name
 
 
 def compare(
@@ -202,15 +195,11 @@ def compare(
     bounds: per output name (a parameter name, or "return", "return[i]") absolute bounds.
     rtol / ulps: tolerance relative to max|reference| for bounded outputs without `bounds`.
     Faults must match: both raise a RuntimeFault with the same rule (and span line)."""
-    import interpreter
-
-    from . import compile as c_compile
-
     if compiled is None:
         compiled = c_compile(program, precision=precision)
-    mode = ("exact" if is_exact(program, function) else "bounded") if exact is None else (
-        "exact" if exact else "bounded")  # fmt: skip
-    report = Report(program.name, function, mode)
+    if exact is None:
+        exact = is_exact(program, function)
+    report = Report(program.name, function, "exact" if exact else "bounded")
     args_i, args_c = _copy_args(args), _copy_args(args)
     res_i = res_c = None
     try:
@@ -252,6 +241,6 @@ def compare(
                                                0.0, 0.0, bool(same)))  # fmt: skip
             continue
         b = bounds.get(name) if bounds else None
-        report.outputs.append(_compare_arrays(name, ri, rc, mode, b, rtol, ulps))
+        report.outputs.append(_compare_arrays(name, ri, rc, report.mode, b, rtol, ulps))
     report.ok = all(o.ok for o in report.outputs)
     return report

@@ -23,12 +23,15 @@ a message renderer; the C code records the site and up to 16 integers and unwind
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from interpreter import numerics
+from interpreter.memory import pad_name
 from pldsl.diagnostics import NO_SPAN, CaptureError, Diagnostic, Span
-from pldsl.dtypes import BOOL, INDEX, promote
+from pldsl.dtypes import BOOL, INDEX
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -51,6 +54,7 @@ from pldsl.ir.nodes import (
     Yield,
     walk,
 )
+from pldsl.ir.traversal import iter_stmts
 from pldsl.ir.types import ScalarType, TensorType, TupleType
 
 from .analysis import ParallelAnalysis, maybe_unassigned_uses, own_yields
@@ -62,15 +66,12 @@ from .ctypes_map import (
     round_scalar,
     scalar_ctype,
     storage,
-    wrap_int,
 )
 
 MAX_RANK = 8
-PAD_CODE = {None: "PT_PAD_NULL", "null": "PT_PAD_NULL", "zero": "PT_PAD_ZERO", "min": "PT_PAD_MIN",
-            "max": "PT_PAD_MAX"}  # fmt: skip
+PAD_CODE = {"null": "PT_PAD_NULL", "zero": "PT_PAD_ZERO", "min": "PT_PAD_MIN", "max": "PT_PAD_MAX"}
 MODE_CODE = {"none": "PT_M_NONE", "rint": "PT_M_RINT", "round": "PT_M_ROUND",
              "floor": "PT_M_FLOOR", "ceil": "PT_M_CEIL", "trunc": "PT_M_TRUNC", "odd": "PT_M_ODD"}  # fmt: skip
-HOST_ERROR_SITE = -2
 
 
 class CBackendError(CaptureError):
@@ -138,12 +139,6 @@ class CVal:
     items: list | None = None
 
 
-def _pad_name(pad) -> str | None:
-    if pad is None:
-        return None
-    return str(getattr(pad, "value", pad)).lower().rsplit(".", 1)[-1]
-
-
 def _cname(name: str) -> str:
     return "v_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
 
@@ -158,6 +153,19 @@ def _kind_of(t: Any) -> str:
             return "b"
         return "i"
     raise TypeError(t)
+
+
+def _slots(types) -> tuple[list[tuple[str, int]], tuple[int, int, int]]:
+    """(kind, slot) of each type: tensors, ints (and bools) and floats are numbered apart
+    (the targs / iargs / fargs arrays of an entry); and the three counts."""
+    count = {"t": 0, "i": 0, "f": 0}
+    out = []
+    for t in types:
+        k = _kind_of(t)
+        array = "i" if k == "b" else k
+        out.append((k, count[array]))
+        count[array] += 1
+    return out, (count["t"], count["i"], count["f"])
 
 
 # ------------------------------------------------------------------ scopes
@@ -181,7 +189,6 @@ class Emitter:
         self.precision = precision
         self.profile = profile
         self.prof_sites: list[tuple[str, Span]] = []
-        self._par_depth = 0
         self.sites: list[Site] = []
         self.kernels: dict[Any, str] = {}
         self.kernel_code: list[str] = []
@@ -190,6 +197,9 @@ class Emitter:
         self.abis: dict[str, FnABI] = {}
         self.parallel_report: dict[str, list[tuple[Span, bool, str]]] = {}
         self._label = 0
+        self._rets: dict[str, tuple[tuple, bool]] = {}
+        self._stmt_temps: list[str] = []  # tensor temporaries of the current statement
+        self._tensor_hidden: set[str] = set()  # hidden tensor variables (loop carries)
 
     # ------------------------------------------------------------- public
     def emit(self) -> Emitted:
@@ -275,12 +285,12 @@ class Emitter:
         """(result types, tuple?) of a function. A function without a return annotation whose
         return value is a call of another unannotated function has no inferred types; the
         interpreter returns the value anyway, so take the callee's."""
-        cache = self.__dict__.setdefault("_rets", {})
+        cache = self._rets
         if fn.name in cache:
             return cache[fn.name]
         cache[fn.name] = (tuple(fn.return_types), fn.tuple_return)
         if not fn.return_types:
-            for st in _all_stmts(fn.body):
+            for st in iter_stmts(fn.body):
                 if isinstance(st, Return) and st.values:
                     types: list = []
                     for v in st.values:
@@ -302,28 +312,16 @@ class Emitter:
 
     def _abi(self, fn: Function) -> FnABI:
         rtypes, tup = self.rets(fn)
-        abi = FnABI(fn.name, [], [], tup, fn.is_host_stub)
-        for p in fn.params:
-            k = _kind_of(p.type)
-            if k == "t":
-                slot, abi.n_t = abi.n_t, abi.n_t + 1
-            elif k == "f":
-                slot, abi.n_f = abi.n_f, abi.n_f + 1
-            else:
-                slot, abi.n_i = abi.n_i, abi.n_i + 1
-            abi.params.append(ParamABI(p.name, k, p.type, p.direction, slot))
-        for t in rtypes:
-            if isinstance(t, TupleType):
-                raise unsupported("nested tuple returns are not supported", fn.span)
-            k = _kind_of(t)
-            if k == "t":
-                slot, abi.nr_t = abi.nr_t, abi.nr_t + 1
-            elif k == "f":
-                slot, abi.nr_f = abi.nr_f, abi.nr_f + 1
-            else:
-                slot, abi.nr_i = abi.nr_i, abi.nr_i + 1
-            abi.rets.append((k, t, slot))
-        return abi
+        if any(isinstance(t, TupleType) for t in rtypes):
+            raise unsupported("nested tuple returns are not supported", fn.span)
+        params, (n_t, n_i, n_f) = _slots(p.type for p in fn.params)
+        rets, (nr_t, nr_i, nr_f) = _slots(rtypes)
+        return FnABI(
+            fn.name,
+            [ParamABI(p.name, k, p.type, p.direction, slot) for p, (k, slot) in zip(fn.params, params)],
+            [(k, t, slot) for t, (k, slot) in zip(rtypes, rets)],
+            tup, fn.is_host_stub, n_t, n_i, n_f, nr_t, nr_i, nr_f,
+        )  # fmt: skip
 
     def _proto(self, fn: Function) -> str:
         parts = ["pt_ctx *ctx", "int depth"]
@@ -413,7 +411,7 @@ class Emitter:
         tail.append(("    return;", None))
         tail.append(("}", None))
         if self.par:
-            for s in _loops_of(fn.body):
+            for s in iter_stmts(fn.body):
                 plan = self.par.plans.get(id(s))
                 if plan is not None:
                     report.append((s.span, plan.parallel, plan.reason))
@@ -469,7 +467,7 @@ class Emitter:
         return name
 
     def begin_stmt(self) -> list[str]:
-        saved = getattr(self, "_stmt_temps", [])
+        saved = self._stmt_temps
         self._stmt_temps = []
         return saved
 
@@ -481,7 +479,6 @@ class Emitter:
 
     # ------------------------------------------------------------- prologue
     def _prologue(self, fn: Function) -> None:
-        self._stmt_temps = []
         self.line("if (depth > 200) {")
         sid = self.site(
             fn.span, "RecursionLimit", lambda v, n=fn.name: f"call depth exceeds 200 at '{n}'"
@@ -513,10 +510,7 @@ class Emitter:
 
     def _host_stub_body(self, fn: Function) -> None:
         """A HOST SubWorker stub called as an entry: forward to the Python callable."""
-        self._stmt_temps = []
-        args = []
-        for p in fn.params:
-            args.append(f"pa_{p.name}" if isinstance(p.type, TensorType) else f"pa_{p.name}")
+        args = [f"pa_{p.name}" for p in fn.params]
         outs = [f"pr_{i}" for i in range(len(self.rets(fn)[0]))]
         self._emit_host_call(fn, args, outs, fn.span)
 
@@ -580,17 +574,7 @@ class Emitter:
             self.end_stmt(saved)
         elif isinstance(s, For):
             if self.profile:
-                pid = len(self.prof_sites)
-                self.prof_sites.append((f"{self.fn.name}: pl.{s.kind} loop", s.span))
-                tv = self.stemp("double")
-                self.line(f"{tv} = pt_now();")
-                self.s_for(s)
-                self.line(
-                    f"{{ double dt_ = pt_now() - {tv}; __atomic_fetch_add(&pt_prof_n[{pid}], 1, __ATOMIC_RELAXED);"
-                )
-                self.line(
-                    f"  double old_ = pt_prof_t[{pid}], new_; do {{ new_ = old_ + dt_; }} while (!__atomic_compare_exchange(&pt_prof_t[{pid}], &old_, &new_, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)); }}"
-                )
+                self._profiled_for(s)
             else:
                 self.s_for(s)
         elif isinstance(s, Yield):
@@ -608,6 +592,20 @@ class Emitter:
         else:
             raise unsupported(f"statement {type(s).__name__}", s.span)
         self.cur_span = old
+
+    def _profiled_for(self, s: For) -> None:
+        """A loop timed into pt_prof_t/pt_prof_n (PLDSL_C_PROFILE=1 builds)."""
+        pid = len(self.prof_sites)
+        self.prof_sites.append((f"{self.fn.name}: pl.{s.kind} loop", s.span))
+        tv = self.stemp("double")
+        self.line(f"{tv} = pt_now();")
+        self.s_for(s)
+        self.line(
+            f"{{ double dt_ = pt_now() - {tv}; __atomic_fetch_add(&pt_prof_n[{pid}], 1, __ATOMIC_RELAXED);"
+        )
+        self.line(
+            f"  double old_ = pt_prof_t[{pid}], new_; do {{ new_ = old_ + dt_; }} while (!__atomic_compare_exchange(&pt_prof_t[{pid}], &old_, &new_, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)); }}"
+        )
 
     def bind(self, name: str, val: CVal) -> None:
         """name := val (tensor references moved/retained; scalars copied)."""
@@ -719,15 +717,10 @@ class Emitter:
             self.s_parallel(s, plan)
             return
         saved = self.begin_stmt()
-        lo, hi, st = (self.stemp("int64_t") for _ in range(3))
-        self.line(f"{lo} = {self.expr(s.start).code};")
-        self.line(f"{hi} = {self.expr(s.stop).code};")
-        self.line(f"{st} = {self.expr(s.step).code};")
+        lo, hi, st = self._loop_range(s)
         self._check_step(s, lo, hi, st)
         n = self.new_label("")
         carries, pending = [], []
-        if not hasattr(self, "_tensor_hidden"):
-            self._tensor_hidden = set()
         for k, (v, init) in enumerate(zip(s.iter_args, s.init_values)):
             ival = self.expr(init)
             is_t = isinstance(v.type, TensorType)
@@ -774,6 +767,13 @@ class Emitter:
                 for t, (cr, is_t) in zip(y.targets, carries):
                     self.bind(t.name, CVal("t" if is_t else "s", cr, t.type))
 
+    def _loop_range(self, s: For) -> tuple[str, str, str]:
+        """Evaluate start, stop and step once, into int64 temporaries."""
+        names = tuple(self.stemp("int64_t") for _ in range(3))
+        for name, e in zip(names, (s.start, s.stop, s.step)):
+            self.line(f"{name} = {self.expr(e).code};")
+        return names
+
     def _hidden(self, name: str, t: Any) -> str:
         sc = self.scope
         if isinstance(t, TensorType):
@@ -797,13 +797,9 @@ class Emitter:
         )
 
     def s_parallel(self, s: For, plan) -> None:
-        if not hasattr(self, "_tensor_hidden"):
-            self._tensor_hidden = set()
         saved = self.begin_stmt()
-        lo, hi, st, nt = (self.stemp("int64_t") for _ in range(4))
-        self.line(f"{lo} = {self.expr(s.start).code};")
-        self.line(f"{hi} = {self.expr(s.stop).code};")
-        self.line(f"{st} = {self.expr(s.step).code};")
+        lo, hi, st = self._loop_range(s)
+        nt = self.stemp("int64_t")
         self.end_stmt(saved)
         step = int(s.step.value)
         if step > 0:
@@ -830,9 +826,7 @@ class Emitter:
         self.line("if (PT_ERR(ctx)) continue;")
         self.bind(s.var.name, CVal("s", f"({lo} + {tv} * {st})", s.var.type))
         self.loops.append({"carries": [], "pending": [], "pflag": "", "cont": fail})
-        self._par_depth += 1
         self.block(s.body)
-        self._par_depth -= 1
         self.loops.pop()
         body = self.lines
         self.lines = saved_lines
@@ -904,11 +898,11 @@ class Emitter:
     def e_const(self, e: Const) -> CVal:
         d = e.dtype
         if d.is_float:
-            v = round_scalar(float(e.value), effective(d.name, self.precision), self.precision)
+            v = round_scalar(float(e.value), d.name, self.precision)
             return CVal("s", float_literal(v), ScalarType(d))
         if d.is_bool:
             return CVal("s", "1" if e.value else "0", ScalarType(d))
-        return CVal("s", int_literal(wrap_int(int(e.value), d)), ScalarType(d))
+        return CVal("s", int_literal(numerics.wrap_int(int(e.value), d.name)), ScalarType(d))
 
     def _scalar_round(self, code: str, dtype) -> str:
         eff = effective(dtype.name, self.precision)
@@ -1024,10 +1018,7 @@ class Emitter:
                 call_args.append(f"&{tmp}")
         if fn.is_host_stub:
             n_in = 2 + len(fn.params)
-            targs = [c[1:] if c.startswith("&") else c for c in call_args[2:n_in]]
-            targs = [f"&{c}" if isinstance(p.type, TensorType) else c
-                     for c, p in zip(targs, fn.params)]  # fmt: skip
-            self._emit_host_call(fn, targs, call_args[n_in:], e.span)
+            self._emit_host_call(fn, call_args[2:n_in], call_args[n_in:], e.span)
         else:
             self.line(f"pf_{fn.name}({', '.join(call_args)});")
             self.check()
@@ -1116,32 +1107,15 @@ def _span_text(span: Span) -> str:
     return f"{f}:{span.line}:{span.col}"
 
 
-def _all_stmts(stmts):
-    from .analysis import iter_stmts
-
-    return list(iter_stmts(stmts))
-
-
-def _loops_of(stmts):
-    from .analysis import iter_stmts
-
-    return [s for s in iter_stmts(stmts) if isinstance(s, For) and s.kind == "parallel"]
-
-
 def _num(v: list[int], i: int, is_float: bool):
+    """Fault value i: an int, or a double passed as its bits."""
     if is_float:
-        import struct
-
         return struct.unpack("<d", struct.pack("<q", v[i]))[0]
     return v[i]
 
 
 def _argname(e: Any) -> str:
     return e.name if isinstance(e, Var) else "<tensor>"
-
-
-def _shape_list(v: list[int], start: int, n: int) -> list[int]:
-    return list(v[start : start + n])
 
 
 # ====================================================================== op emitters
@@ -1371,12 +1345,12 @@ def _binary_kernel(em: Emitter, name: str, op_name: str, at: Storage, bt: Storag
     return "\n".join(lines)
 
 
-def _binary_sites(em: Emitter, e: OpCall, shape_rule: str = "ShapeMismatch") -> int:
+def _binary_sites(em: Emitter, e: OpCall) -> int:
     label = Emitter.label(e)
     return em.sites_block(e.span, [
         ("ShapeMismatch", lambda v, lb=label: "{}: shapes {} and {} do not broadcast".format(lb, *_fail_shapes(v)),
          "the dynamic dims of the operands differ at run time"),
-        ("OutOfMemory", lambda v, lb=label: f"{lb}: cannot allocate {v[0]} bytes", None),
+        _oom_entry(label),
         ("NumericsError", lambda v, lb=label: f"{lb}: integer division by zero in elementwise div", None),
     ])  # fmt: skip
 
@@ -1428,7 +1402,7 @@ def _op_expand(em: Emitter, e: OpCall, args: list) -> CVal:
         raise unsupported(f"{e.op} needs 2-D operands", e.span)
     sid = em.site(
         e.span, "ShapeMismatch",
-        lambda vv, lb=label, k=kind: f"{lb}: {e.op} operand 'v' has shape [{vv[0]}, {vv[1]}], expected [{vv[2]}, {vv[3]}]",
+        lambda vv, lb=label: f"{lb}: {e.op} operand 'v' has shape [{vv[0]}, {vv[1]}], expected [{vv[2]}, {vv[3]}]",
         "row_expand_* takes one value per row [M,1]; col_expand_* one per column [1,N]",
     )  # fmt: skip
     if kind == "row":
@@ -1496,16 +1470,18 @@ def _unary_expr(op_name: str, xt: Storage, rt: Storage, x: str) -> str:
     raise TypeError(op_name)
 
 
-def _map_kernel(name: str, xt: Storage, rt: Storage, rank: int, expr: Callable[[str], str],
-                keep_pad: bool, fill: str, extra: str = "") -> str:  # fmt: skip
-    """r = f(x) elementwise over x's valid region; outside: `fill` (a C expression giving the
-    bit pattern, may use x->pad). `extra`: more parameters (e.g. ", int mode")."""
+def _rows_kernel(name: str, xt: Storage, rt: Storage, rank: int, setup: list[str],
+                 row: list[str], fill: str, extra: str = "", keep_pad: bool = False) -> str:  # fmt: skip
+    """A kernel r = f(x) over x's valid region, row by row (`row`: C lines with `px`/`pr` the
+    row of x/r and `n` the valid row length, after `setup`); outside: `fill` (a C expression
+    giving the bit pattern, may use x->pad). `extra`: more parameters (e.g. ", int mode")."""
     R = rank
     lines = [
         f"static void {name}(pt_ctx *ctx, int site, const pt_tensor *x, pt_tensor *r{extra}) {{",
         f"    int64_t valid[{R}];",
         f"    for (int d = 0; d < {R}; d++) valid[d] = x->valid[d] < x->shape[d] ? x->valid[d] : x->shape[d];",
         f"    if (!pt_new(ctx, site, r, {R}, x->shape, {rt.esize})) return;",
+        *setup,
         f"    const {xt.ctype} *xo = (const {xt.ctype} *)pt_origin(x, {xt.esize});",
         f"    {rt.ctype} *ro = ({rt.ctype} *)r->base;",
         f"    PT_FOR_ROWS({R}, valid, idx, {{",
@@ -1513,51 +1489,50 @@ def _map_kernel(name: str, xt: Storage, rt: Storage, rank: int, expr: Callable[[
         f"        for (int d = 0; d < {R} - 1; d++) {{ ox += idx[d] * x->bstride[d]; orr += idx[d] * r->bstride[d]; }}",
         f"        const {xt.ctype} *px = xo + ox;",
         f"        {rt.ctype} *pr = ro + orr;",
-        f"        const int64_t n = valid[{R} - 1], ix = x->bstride[{R} - 1];",
-        f"        if (ix == 1 || n <= 1) {{ for (int64_t j = 0; j < n; j++) pr[j] = {expr('px[j]')}; }}",
-        f"        else {{ for (int64_t j = 0; j < n; j++) pr[j] = {expr('px[j * ix]')}; }}",
+        *row,
         "    });",
         f"    pt_fill_outside(r, valid, {rt.esize}, {fill});",
-    ]
+    ]  # fmt: skip
     if keep_pad:
         lines.append("    r->pad = x->pad;")
     lines.append("}")
     return "\n".join(lines)
 
 
+def _map_kernel(name: str, xt: Storage, rt: Storage, rank: int, expr: Callable[[str], str],
+                fill: str = "0", extra: str = "", keep_pad: bool = False) -> str:  # fmt: skip
+    """r = expr(x) elementwise (see _rows_kernel)."""
+    R = rank
+    return _rows_kernel(name, xt, rt, rank, [], [
+        f"        const int64_t n = valid[{R} - 1], ix = x->bstride[{R} - 1];",
+        f"        if (ix == 1 || n <= 1) {{ for (int64_t j = 0; j < n; j++) pr[j] = {expr('px[j]')}; }}",
+        f"        else {{ for (int64_t j = 0; j < n; j++) pr[j] = {expr('px[j * ix]')}; }}",
+    ], fill, extra, keep_pad)  # fmt: skip
+
+
 def _exp_kernel(name: str, xt: Storage, rt: Storage, rank: int) -> str:
     """exp row by row through the runtime's vectorised pt_vexpf (double precision, one
     rounding to float32), then rounded RNE to the result dtype."""
     R = rank
-    return "\n".join([
-        f"static void {name}(pt_ctx *ctx, int site, const pt_tensor *x, pt_tensor *r) {{",
-        f"    int64_t valid[{R}];",
-        f"    for (int d = 0; d < {R}; d++) valid[d] = x->valid[d] < x->shape[d] ? x->valid[d] : x->shape[d];",
-        f"    if (!pt_new(ctx, site, r, {R}, x->shape, {rt.esize})) return;",
+    return _rows_kernel(name, xt, rt, rank, [
         f"    const int64_t n = valid[{R} - 1];",
         "    float *tmp = pt_scratch(3, (size_t)(n > 0 ? n : 1));",
         "    if (!tmp) { PT_FAIL(ctx, site, n * 4, 0, 0, 0, 0, 0); return; }",
-        f"    const {xt.ctype} *xo = (const {xt.ctype} *)pt_origin(x, {xt.esize});",
-        f"    {rt.ctype} *ro = ({rt.ctype} *)r->base;",
-        f"    PT_FOR_ROWS({R}, valid, idx, {{",
-        "        int64_t ox = 0, orr = 0;",
-        f"        for (int d = 0; d < {R} - 1; d++) {{ ox += idx[d] * x->bstride[d]; orr += idx[d] * r->bstride[d]; }}",
-        f"        const {xt.ctype} *px = xo + ox;",
-        f"        {rt.ctype} *pr = ro + orr;",
+    ], [
         f"        const int64_t ix = x->bstride[{R} - 1];",
         f"        for (int64_t j = 0; j < n; j++) tmp[j] = {load_f32(xt, 'px[j * ix]')};",
         "        pt_vexpf(tmp, n);",
         f"        for (int64_t j = 0; j < n; j++) pr[j] = {store_from_f32(rt, 'tmp[j]')};",
-        "    });",
-        f"    pt_fill_outside(r, valid, {rt.esize}, 0);",
-        "}",
-    ])  # fmt: skip
+    ], "0")  # fmt: skip
+
+
+def _oom_entry(label: str) -> tuple[str, Callable, None]:
+    """The out-of-memory fault site of an op (a sites_block entry): v[0] = bytes asked for."""
+    return ("OutOfMemory", lambda v: f"{label}: cannot allocate {v[0]} bytes", None)
 
 
 def _oom_site(em: Emitter, e: OpCall) -> int:
-    return em.site(
-        e.span, "OutOfMemory", lambda v, lb=Emitter.label(e): f"{lb}: cannot allocate {v[0]} bytes"
-    )
+    return em.site(e.span, *_oom_entry(Emitter.label(e)))
 
 
 @op("exp", "sqrt", "rsqrt", "recip", "log", "neg", "abs", "relu")
@@ -1581,10 +1556,7 @@ def _op_unary(em: Emitter, e: OpCall, args: list) -> CVal:
         name = em.kernel(key, lambda n: _exp_kernel(n, xt, rt, rank))
     else:
         name = em.kernel(
-            key,
-            lambda n: _map_kernel(
-                n, xt, rt, rank, lambda v: _unary_expr(e.op, xt, rt, v), False, "0"
-            ),
+            key, lambda n: _map_kernel(n, xt, rt, rank, lambda v: _unary_expr(e.op, xt, rt, v))
         )
     em.line(f"{name}(ctx, {site}, &{x.code}, &{out});")
     em.check()
@@ -1650,8 +1622,8 @@ def _op_cast(em: Emitter, e: OpCall, args: list) -> CVal:
     kmode = mode if mode in ("round", "rint", "none") else "*"
     key = ("cast", xt.name, rt.name, kmode, rank)
     name = em.kernel(key, lambda n: _map_kernel(
-        n, xt, rt, rank, lambda v: cast_expr(xt, rt, kmode, v), True,
-        f"pt_pad_bits({rt.code}, x->pad)", ", int mode" if kmode == "*" else ""))  # fmt: skip
+        n, xt, rt, rank, lambda v: cast_expr(xt, rt, kmode, v), f"pt_pad_bits({rt.code}, x->pad)",
+        ", int mode" if kmode == "*" else "", keep_pad=True))  # fmt: skip
     extra = f", {MODE_CODE[mode]}" if kmode == "*" else ""
     em.line(f"{name}(ctx, {site}, &{x.code}, &{out}{extra});")
     em.check()
@@ -1706,149 +1678,135 @@ def _scalar_cast(em: Emitter, e: OpCall, x: CVal, target, mode: str) -> CVal:
 
 
 def _reduce_kernel(name: str, kind: str, red: str, xt: Storage, rt: Storage, rank: int) -> str:
+    """row_* over the last axis (any rank) or col_* over axis 0 (rank 2) of x's whole extent
+    along the reduced axis (its pad included; materialised when not covered)."""
     R = rank
-    L = []
-    L.append(f"static void {name}(pt_ctx *ctx, int site, const pt_tensor *x_in, pt_tensor *r) {{")
-    L.append("    const pt_tensor *x = x_in;")
-    L.append("    pt_tensor xm = PT_EMPTY;")
-    L.append(f"    int64_t need[{R}], shape[{R}], valid[{R}];")
+    L = [
+        f"static void {name}(pt_ctx *ctx, int site, const pt_tensor *x_in, pt_tensor *r) {{",
+        "    const pt_tensor *x = x_in;",
+        "    pt_tensor xm = PT_EMPTY;",
+        f"    int64_t need[{R}], shape[{R}], valid[{R}];",
+    ]
     if kind == "row":
-        L.append(
-            f"    for (int d = 0; d < {R}; d++) {{ need[d] = x->valid[d]; shape[d] = x->shape[d]; valid[d] = x->valid[d] < x->shape[d] ? x->valid[d] : x->shape[d]; }}"
-        )
-        L.append(f"    need[{R} - 1] = x->shape[{R} - 1]; shape[{R} - 1] = 1; valid[{R} - 1] = 1;")
-        L.append(f"    const int64_t n = x->shape[{R} - 1];")
+        L += [
+            f"    for (int d = 0; d < {R}; d++) {{ need[d] = x->valid[d]; shape[d] = x->shape[d]; valid[d] = x->valid[d] < x->shape[d] ? x->valid[d] : x->shape[d]; }}",
+            f"    need[{R} - 1] = x->shape[{R} - 1]; shape[{R} - 1] = 1; valid[{R} - 1] = 1;",
+            f"    const int64_t n = x->shape[{R} - 1];",
+        ]  # fmt: skip
     else:
-        L.append("    need[0] = x->shape[0]; need[1] = x->valid[1];")
-        L.append("    shape[0] = 1; shape[1] = x->shape[1];")
-        L.append(
-            "    valid[0] = 1; valid[1] = x->valid[1] < x->shape[1] ? x->valid[1] : x->shape[1];"
-        )
-        L.append("    const int64_t n = x->shape[0];")
+        L += [
+            "    need[0] = x->shape[0]; need[1] = x->valid[1];",
+            "    shape[0] = 1; shape[1] = x->shape[1];",
+            "    valid[0] = 1; valid[1] = x->valid[1] < x->shape[1] ? x->valid[1] : x->shape[1];",
+            "    const int64_t n = x->shape[0];",
+        ]
     if red != "sum":
         L.append("    if (n == 0) { PT_FAIL0(ctx, site); return; }")
-    L.append("    if (!pt_covers(x, need)) {")
-    L.append(
-        f"        if (!pt_materialize(ctx, site + 1, x, {xt.esize}, pt_pad_bits({xt.code}, x->pad), &xm)) return;"
-    )
-    L.append("        x = &xm;")
-    L.append("    }")
-    L.append(
-        f"    if (!pt_new(ctx, site + 1, r, {R}, shape, {rt.esize})) {{ pt_release(&xm); return; }}"
-    )
-    L.append(f"    const {xt.ctype} *xo = (const {xt.ctype} *)pt_origin(x, {xt.esize});")
-    L.append(f"    {rt.ctype} *ro = ({rt.ctype} *)r->base;")
-    fl = rt.is_float
-    if fl:
-        acc_t = "float"
-    else:
-        acc_t = "uint64_t" if red == "sum" else rt.ctype
-
-    def ld(v):
-        return load_f32(xt, v) if fl else f"({rt.ctype})({v})"
-
-    def store(v):
-        if fl:
-            return store_from_f32(rt, v)
-        return f"({rt.ctype})({v})"
-
-    if kind == "row":
-        L.append("    float *tmp = NULL;")
-        if fl and xt.kind != "f32":
-            L.append("    tmp = pt_scratch(3, (size_t)(n > 0 ? n : 1));")
-            L.append(
-                "    if (!tmp) { PT_FAIL(ctx, site + 1, n * 4, 0, 0, 0, 0, 0); pt_release(&xm); return; }"
-            )
-        L.append("    (void)tmp;")
-        L.append(f"    PT_FOR_ROWS({R}, valid, idx, {{")
-        L.append("        int64_t ox = 0, orr = 0;")
-        L.append(
-            f"        for (int d = 0; d < {R} - 1; d++) {{ ox += idx[d] * x->bstride[d]; orr += idx[d] * r->bstride[d]; }}"
-        )
-        L.append(f"        const {xt.ctype} *px = xo + ox;")
-        L.append(f"        const int64_t ix = x->bstride[{R} - 1];")
-        L.append(f"        {acc_t} acc;")
-        if fl:
-            if red == "sum":
-                if xt.kind == "f32":
-                    L.append("        if (ix == 1 || n <= 1) acc = 0.0f + pt_pairwise_sum(px, n);")
-                    L.append(
-                        "        else { float *t2 = pt_scratch(3, (size_t)(n > 0 ? n : 1)); for (int64_t j = 0; j < n; j++) t2[j] = px[j * ix]; acc = 0.0f + pt_pairwise_sum(t2, n); }"
-                    )
-                else:
-                    L.append(
-                        f"        for (int64_t j = 0; j < n; j++) tmp[j] = {ld('px[j * ix]')};"
-                    )
-                    L.append("        acc = 0.0f + pt_pairwise_sum(tmp, n);")
-            else:
-                ismax = 1 if red == "max" else 0
-                if xt.kind == "f32":
-                    L.append(f"        if (ix == 1 || n <= 1) acc = pt_vmaxminf(px, n, {ismax});")
-                    L.append(
-                        "        else { float *t2 = pt_scratch(3, (size_t)(n > 0 ? n : 1)); for (int64_t j = 0; j < n; j++) t2[j] = px[j * ix]; acc = pt_vmaxminf(t2, n, "
-                        + str(ismax)
-                        + "); }"
-                    )
-                else:
-                    L.append(
-                        f"        for (int64_t j = 0; j < n; j++) tmp[j] = {ld('px[j * ix]')};"
-                    )
-                    L.append(f"        acc = pt_vmaxminf(tmp, n, {ismax});")
-        else:
-            if red == "sum":
-                L.append("        acc = 0;")
-                L.append(
-                    f"        for (int64_t j = 0; j < n; j++) acc += (uint64_t){ld('px[j * ix]')};"
-                )
-            else:
-                cmpop = ">" if red == "max" else "<"
-                L.append(f"        acc = {ld('px[0]')};")
-                L.append(
-                    f"        for (int64_t j = 1; j < n; j++) {{ {rt.ctype} v_ = {ld('px[j * ix]')}; if (v_ {cmpop} acc) acc = v_; }}"
-                )
-        L.append(f"        ro[orr] = {store('acc')};")
-        L.append("    });")
-    else:
-        L.append("    const int64_t m = valid[1];")
-        L.append(
-            f"    {acc_t} *acc = ({acc_t} *)pt_scratch(3, (size_t)((m > 0 ? m : 1) * sizeof({acc_t}) / 4 + 2));"
-        )
-        L.append(
-            "    if (!acc) { PT_FAIL(ctx, site + 1, m * 8, 0, 0, 0, 0, 0); pt_release(&xm); return; }"
-        )
-        L.append("    const int64_t rs = x->bstride[0], cs = x->bstride[1];")
-        if red == "sum":
-            L.append("    for (int64_t j = 0; j < m; j++) acc[j] = 0;")
-            L.append("    for (int64_t i = 0; i < n; i++) {")
-            L.append(f"        const {xt.ctype} *row = xo + i * rs;")
-            L.append(
-                f"        for (int64_t j = 0; j < m; j++) acc[j] += {'' if fl else '(uint64_t)'}{ld('row[j * cs]')};"
-            )
-            L.append("    }")
-        else:
-            if fl:
-                fn = "pt_fmax" if red == "max" else "pt_fmin"
-                L.append(f"    for (int64_t j = 0; j < m; j++) acc[j] = {ld('xo[j * cs]')};")
-                L.append("    for (int64_t i = 1; i < n; i++) {")
-                L.append(f"        const {xt.ctype} *row = xo + i * rs;")
-                L.append(
-                    f"        for (int64_t j = 0; j < m; j++) acc[j] = {fn}(acc[j], {ld('row[j * cs]')});"
-                )
-                L.append("    }")
-            else:
-                cmpop = ">" if red == "max" else "<"
-                L.append(f"    for (int64_t j = 0; j < m; j++) acc[j] = {ld('xo[j * cs]')};")
-                L.append("    for (int64_t i = 1; i < n; i++) {")
-                L.append(f"        const {xt.ctype} *row = xo + i * rs;")
-                L.append(
-                    f"        for (int64_t j = 0; j < m; j++) {{ {rt.ctype} v_ = {ld('row[j * cs]')}; if (v_ {cmpop} acc[j]) acc[j] = v_; }}"
-                )
-                L.append("    }")
-        L.append(f"    for (int64_t j = 0; j < m; j++) ro[j] = {store('acc[j]')};")
-    L.append(f"    pt_fill_outside(r, valid, {rt.esize}, 0);")
-    L.append("    pt_release(&xm);")
-    L.append("}")
+    L += [
+        "    if (!pt_covers(x, need)) {",
+        f"        if (!pt_materialize(ctx, site + 1, x, {xt.esize}, pt_pad_bits({xt.code}, x->pad), &xm)) return;",
+        "        x = &xm;",
+        "    }",
+        f"    if (!pt_new(ctx, site + 1, r, {R}, shape, {rt.esize})) {{ pt_release(&xm); return; }}",
+        f"    const {xt.ctype} *xo = (const {xt.ctype} *)pt_origin(x, {xt.esize});",
+        f"    {rt.ctype} *ro = ({rt.ctype} *)r->base;",
+    ]  # fmt: skip
+    L += (_row_reduce if kind == "row" else _col_reduce)(red, xt, rt, R)
+    L += [f"    pt_fill_outside(r, valid, {rt.esize}, 0);", "    pt_release(&xm);", "}"]
     return "\n".join(L)
+
+
+def _reduce_load(xt: Storage, rt: Storage, v: str) -> str:
+    """An element of x in the accumulation type: float32 for floats, the result type for ints."""
+    return load_f32(xt, v) if rt.is_float else f"({rt.ctype})({v})"
+
+
+def _reduce_store(rt: Storage, v: str) -> str:
+    return store_from_f32(rt, v) if rt.is_float else f"({rt.ctype})({v})"
+
+
+def _acc_type(red: str, rt: Storage) -> str:
+    if rt.is_float:
+        return "float"
+    return "uint64_t" if red == "sum" else rt.ctype
+
+
+def _row_reduce(red: str, xt: Storage, rt: Storage, R: int) -> list[str]:
+    """Float rows: NumPy's pairwise sum / a vectorised max-min over a float32 row (BF16/FP16
+    rows widened into scratch first); integer rows: sequential, wrapping."""
+    fl = rt.is_float
+    L = ["    float *tmp = NULL;"]
+    if fl and xt.kind != "f32":
+        L += [
+            "    tmp = pt_scratch(3, (size_t)(n > 0 ? n : 1));",
+            "    if (!tmp) { PT_FAIL(ctx, site + 1, n * 4, 0, 0, 0, 0, 0); pt_release(&xm); return; }",
+        ]
+    L += [
+        "    (void)tmp;",
+        f"    PT_FOR_ROWS({R}, valid, idx, {{",
+        "        int64_t ox = 0, orr = 0;",
+        f"        for (int d = 0; d < {R} - 1; d++) {{ ox += idx[d] * x->bstride[d]; orr += idx[d] * r->bstride[d]; }}",
+        f"        const {xt.ctype} *px = xo + ox;",
+        f"        const int64_t ix = x->bstride[{R} - 1];",
+        f"        {_acc_type(red, rt)} acc;",
+    ]  # fmt: skip
+    elem = _reduce_load(xt, rt, "px[j * ix]")
+    if fl:
+        if red == "sum":
+            whole = "0.0f + pt_pairwise_sum({}, n)"
+        else:
+            whole = "pt_vmaxminf({}, n, " + ("1" if red == "max" else "0") + ")"
+        if xt.kind == "f32":
+            L += [
+                f"        if (ix == 1 || n <= 1) acc = {whole.format('px')};",
+                "        else { float *t2 = pt_scratch(3, (size_t)(n > 0 ? n : 1)); for (int64_t j = 0; j < n; j++) t2[j] = px[j * ix]; acc = "
+                + whole.format("t2") + "; }",
+            ]  # fmt: skip
+        else:
+            L += [
+                f"        for (int64_t j = 0; j < n; j++) tmp[j] = {elem};",
+                f"        acc = {whole.format('tmp')};",
+            ]
+    elif red == "sum":
+        L += [
+            "        acc = 0;",
+            f"        for (int64_t j = 0; j < n; j++) acc += (uint64_t){elem};",
+        ]
+    else:
+        cmpop = ">" if red == "max" else "<"
+        L += [
+            f"        acc = {_reduce_load(xt, rt, 'px[0]')};",
+            f"        for (int64_t j = 1; j < n; j++) {{ {rt.ctype} v_ = {elem}; if (v_ {cmpop} acc) acc = v_; }}",
+        ]  # fmt: skip
+    return L + [f"        ro[orr] = {_reduce_store(rt, 'acc')};", "    });"]
+
+
+def _col_reduce(red: str, xt: Storage, rt: Storage, R: int) -> list[str]:
+    """Columns: one accumulator per column, rows added in order."""
+    acc_t = _acc_type(red, rt)
+    elem = _reduce_load(xt, rt, "row[j * cs]")
+    if red == "sum":
+        init, first = "0", 0
+        update = f"acc[j] += {'' if rt.is_float else '(uint64_t)'}{elem};"
+    else:
+        init, first = _reduce_load(xt, rt, "xo[j * cs]"), 1
+        if rt.is_float:
+            update = f"acc[j] = {'pt_fmax' if red == 'max' else 'pt_fmin'}(acc[j], {elem});"
+        else:
+            cmpop = ">" if red == "max" else "<"
+            update = f"{{ {rt.ctype} v_ = {elem}; if (v_ {cmpop} acc[j]) acc[j] = v_; }}"
+    return [
+        "    const int64_t m = valid[1];",
+        f"    {acc_t} *acc = ({acc_t} *)pt_scratch(3, (size_t)((m > 0 ? m : 1) * sizeof({acc_t}) / 4 + 2));",
+        "    if (!acc) { PT_FAIL(ctx, site + 1, m * 8, 0, 0, 0, 0, 0); pt_release(&xm); return; }",
+        "    const int64_t rs = x->bstride[0], cs = x->bstride[1];",
+        f"    for (int64_t j = 0; j < m; j++) acc[j] = {init};",
+        f"    for (int64_t i = {first}; i < n; i++) {{",
+        f"        const {xt.ctype} *row = xo + i * rs;",
+        f"        for (int64_t j = 0; j < m; j++) {update}",
+        "    }",
+        f"    for (int64_t j = 0; j < m; j++) ro[j] = {_reduce_store(rt, 'acc[j]')};",
+    ]  # fmt: skip
 
 
 @op("row_sum", "row_max", "row_min", "col_sum", "col_max", "col_min")
@@ -1865,7 +1823,7 @@ def _op_reduce(em: Emitter, e: OpCall, args: list) -> CVal:
     label = Emitter.label(e)
     site = em.sites_block(e.span, [
         ("EmptyReduction", lambda v, lb=label, r=red, nm=_argname(e.args[0]): f"{lb}: {r} over an empty axis of '{nm}' has no value", None),
-        ("OutOfMemory", lambda v, lb=label: f"{lb}: cannot allocate {v[0]} bytes", None),
+        _oom_entry(label),
     ])  # fmt: skip
     out = em.ttemp()
     key = ("red", kind, red, xt.name, rt.name, rank)
@@ -1897,18 +1855,13 @@ def _op_matmul(em: Emitter, e: OpCall, args: list) -> CVal:
         ("ShapeMismatch", lambda v, lb=label: f"{lb}: {e.op} contraction dims differ at run time: lhs K={v[0]}, rhs K={v[1]}",
          "check a_trans/b_trans and the slice shapes"),
         ("ShapeMismatch", lambda v, lb=label: f"{lb}: accumulator shape [{v[0]}, {v[1]}] does not match the product [{v[2]}, {v[3]}]", None),
-        ("OutOfMemory", lambda v, lb=label: f"{lb}: cannot allocate {v[0]} bytes", None),
+        _oom_entry(label),
     ])  # fmt: skip
     out = em.ttemp()
-    if acc is None:
-        em.line(
-            f"pt_matmul(ctx, {site}, &{lhs.code}, {at.code}, &{rhs.code}, {bt.code}, NULL, 0, {rt.code}, {a_trans}, {b_trans}, &{out});"
-        )
-    else:
-        ct = em.st(acc.type.dtype)
-        em.line(
-            f"pt_matmul(ctx, {site}, &{lhs.code}, {at.code}, &{rhs.code}, {bt.code}, &{acc.code}, {ct.code}, {rt.code}, {a_trans}, {b_trans}, &{out});"
-        )
+    acc_arg = "NULL, 0" if acc is None else f"&{acc.code}, {em.st(acc.type.dtype).code}"
+    em.line(
+        f"pt_matmul(ctx, {site}, &{lhs.code}, {at.code}, &{rhs.code}, {bt.code}, {acc_arg}, {rt.code}, {a_trans}, {b_trans}, &{out});"
+    )
     em.check()
     return CVal("t", out, e.type, owned=True)
 
@@ -1919,7 +1872,8 @@ def _op_matmul(em: Emitter, e: OpCall, args: list) -> CVal:
 @op("fillpad")
 def _op_fillpad(em: Emitter, e: OpCall, args: list) -> CVal:
     (x,) = args
-    pad = _pad_name(e.attr("pad_value")) or "zero"
+    attr = e.attr("pad_value")
+    pad = "zero" if attr is None else pad_name(attr)
     xt = em.st(x.type.dtype)
     site = _oom_site(em, e)
     out = em.ttemp()
@@ -1934,7 +1888,7 @@ def _shape_sites(em: Emitter, e: OpCall, what: str) -> int:
     label = Emitter.label(e)
     return em.sites_block(e.span, [
         ("BadShape", lambda v, lb=label: f"{lb}: {what} has a negative extent {v[1]} on axis {v[0]}", None),
-        ("OutOfMemory", lambda v, lb=label: f"{lb}: cannot allocate {v[0]} bytes", None),
+        _oom_entry(label),
     ])  # fmt: skip
 
 
@@ -1985,7 +1939,8 @@ def _op_full(em: Emitter, e: OpCall, args: list) -> CVal:
     return CVal("t", out, e.type, owned=True)
 
 
-def _window_sites(em: Emitter, e: OpCall, base: int, what: str, tname: str) -> None:
+def _window_sites(em: Emitter, e: OpCall, what: str, tname: str) -> None:
+    """The three OutOfBounds sites of a window (pt_slice / pt_assemble: site + 0, 1, 2)."""
     label = Emitter.label(e)
     em.site(e.span, "OutOfBounds",
             lambda v, lb=label: f"{lb}: {what} out of bounds on axis {v[0]}: negative offset {v[1]} into '{tname}'",
@@ -2001,7 +1956,7 @@ def _window_sites(em: Emitter, e: OpCall, base: int, what: str, tname: str) -> N
 @op("slice")
 def _op_slice(em: Emitter, e: OpCall, args: list) -> CVal:
     x, shape, offset, valid = args[0], args[1], args[2], args[3]
-    pad = _pad_name(e.attr("pad_value"))
+    pad = pad_name(e.attr("pad_value"))
     label = Emitter.label(e)
     r = x.type.rank
     if len(shape) != r or len(offset) != r or (valid is not None and len(valid) != r):
@@ -2014,7 +1969,7 @@ def _op_slice(em: Emitter, e: OpCall, args: list) -> CVal:
     em.site(e.span, "BadValidShape",
             lambda v, lb=label: f"{lb}: valid_shape does not fit the window on axis {v[0]} ({v[1]} not in [0, {v[2]}])",
             "valid extents must satisfy 0 <= valid <= shape")  # fmt: skip
-    _window_sites(em, e, base + 2, "pl.slice window", _argname(e.args[0]))
+    _window_sites(em, e, "pl.slice window", _argname(e.args[0]))
     out = em.ttemp()
     want = em.ilist(valid) if valid is not None else "NULL"
     em.line(
@@ -2029,15 +1984,25 @@ def _op_assemble(em: Emitter, e: OpCall, args: list) -> CVal:
     target, source, offset = args
     st = em.st(target.type.dtype)
     base = len(em.sites)
-    _window_sites(em, e, base, "pl.assemble window", _argname(e.args[0]))
-    em.site(
-        e.span, "OutOfMemory", lambda v, lb=Emitter.label(e): f"{lb}: cannot allocate {v[0]} bytes"
-    )
+    _window_sites(em, e, "pl.assemble window", _argname(e.args[0]))
+    _oom_site(em, e)
     em.line(
         f"pt_assemble(ctx, {base}, &{target.code}, &{source.code}, {em.ilist(offset)}, {st.esize});"
     )
     em.check()
     return CVal("t", target.code, e.type)
+
+
+def _begin_index(em: Emitter, e: OpCall, x: CVal, idx: list[str]) -> int:
+    """Open a C block that locates element `idx` of `x`: `el_` (buffer element), `in_` (inside
+    the valid region), `bi_` (buffer index); returns the first of its three fault sites."""
+    base = _index_sites(em, e)
+    em.line("{")
+    em.line(f"    int64_t el_ = 0, bi_[{MAX_RANK}]; int in_ = 0;")
+    em.line(
+        f"    if (!pt_index(ctx, {base}, &{x.code}, {len(idx)}, {em.ilist(idx)}, &el_, &in_, bi_)) goto {em.scope.fail_label};"
+    )
+    return base
 
 
 def _index_sites(em: Emitter, e: OpCall) -> int:
@@ -2063,14 +2028,8 @@ def _op_read(em: Emitter, e: OpCall, args: list) -> CVal:
     x, idx = args
     st = em.st(x.type.dtype)
     dtype = e.type.dtype
-    base = _index_sites(em, e)
-    ctype = scalar_ctype(dtype)
-    res = em.stemp(ctype)
-    em.line("{")
-    em.line(f"    int64_t el_ = 0, bi_[{MAX_RANK}]; int in_ = 0;")
-    em.line(
-        f"    if (!pt_index(ctx, {base}, &{x.code}, {len(idx)}, {em.ilist(idx)}, &el_, &in_, bi_)) goto {em.scope.fail_label};"
-    )
+    res = em.stemp(scalar_ctype(dtype))
+    _begin_index(em, e, x, idx)
     em.line(
         f"    if (in_) {res} = {_storage_to_scalar(st, dtype, f'(({st.ctype} *){x.code}.base)[el_]')};"
     )
@@ -2088,14 +2047,9 @@ def _op_read(em: Emitter, e: OpCall, args: list) -> CVal:
 def _op_write(em: Emitter, e: OpCall, args: list) -> CVal:
     x, idx, value = args
     st = em.st(x.type.dtype)
-    base = _index_sites(em, e)
     conv = scalar_to_storage(em, value, e.args[2].type.dtype, st, "rint")
     r = x.type.rank
-    em.line("{")
-    em.line(f"    int64_t el_ = 0, bi_[{MAX_RANK}]; int in_ = 0;")
-    em.line(
-        f"    if (!pt_index(ctx, {base}, &{x.code}, {len(idx)}, {em.ilist(idx)}, &el_, &in_, bi_)) goto {em.scope.fail_label};"
-    )
+    base = _begin_index(em, e, x, idx)
     em.line("    if (ctx->bounds_check) {")
     em.line(
         f"        for (int d_ = 0; d_ < {r}; d_++) if (bi_[d_] >= {x.code}.bshape[d_]) {{ PT_FAIL(ctx, {base} + 2, d_, bi_[d_], {x.code}.bshape[d_], 0, 0, 0); goto {em.scope.fail_label}; }}"
@@ -2127,7 +2081,7 @@ def _op_reshape(em: Emitter, e: OpCall, args: list) -> CVal:
         ("BadShape", lambda v, lb=label: f"{lb}: the new shape has a negative extent {v[1]} on axis {v[0]}", None),
         ("ShapeMismatch", lambda v, lb=label: f"{lb}: reshape changes the element count ({v[0]} -> {v[1]})", None),
         ("PartialReshape", lambda v, lb=label: f"{lb}: reshape of '{nm}' does not map its valid region", "pl.fillpad the value first"),
-        ("OutOfMemory", lambda v, lb=label: f"{lb}: cannot allocate {v[0]} bytes", None),
+        _oom_entry(label),
     ])  # fmt: skip
     if not 1 <= len(shape) <= MAX_RANK:
         raise unsupported(f"reshape to rank {len(shape)}", e.span)
@@ -2143,5 +2097,4 @@ def emit_program(program: Program, precision: str = "bf16", profile: bool = Fals
     return Emitter(program, precision, profile).emit()
 
 
-# promote is re-exported for the tests that check dtype rules against the op table
-__all__ = ["CBackendError", "Emitted", "Emitter", "OP_EMITTERS", "Site", "emit_program", "promote"]
+__all__ = ["CBackendError", "Emitted", "Emitter", "OP_EMITTERS", "Site", "emit_program"]
