@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kernels.qwen3 import golden  # noqa: E402
-from kernels.qwen3.config import preset  # noqa: E402
-from kernels.qwen3.program import build_program, decode_args  # noqa: E402
-from kernels.qwen3.weights import BF16, KVLayout, PageAllocator, random_weights  # noqa: E402
+from pldsl.kernels.qwen3 import golden  # noqa: E402
+from pldsl.kernels.qwen3.config import preset  # noqa: E402
+from pldsl.kernels.qwen3.program import build_program, decode_args  # noqa: E402
+from pldsl.kernels.qwen3.weights import BF16, KVLayout, PageAllocator, random_weights  # noqa: E402
 
 CONFIGS = {
     "tiny": ("tiny", None),
@@ -217,7 +217,7 @@ def bench(name: str, batch: int, ctx: int, block: int, repeat: int, skip: set[st
         gc.collect()
         results.update(blocks({"numpy-bf16w": lambda: np_step(None)}, 3, rounds=1))
     if "interp" not in skip:
-        import interpreter
+        from pldsl import interpreter
 
         args_i = decode_args(w, hidden, lens, table, slots, kc.copy(), vc.copy(), *outs())
         results.update(

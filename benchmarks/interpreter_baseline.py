@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import interpreter  # noqa: E402
 import pldsl as pl  # noqa: E402
+from pldsl import interpreter  # noqa: E402
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -101,9 +101,9 @@ def tiled_kernel(repeat: int = 5, rows: int = 200) -> dict:
 def qwen3_decode_step(repeat: int = 3, batch: int = 17) -> dict | None:
     """One decode step of the tiny Qwen3 config (None if kernels/qwen3/program.py is absent)."""
     try:
-        from kernels.qwen3.config import preset
-        from kernels.qwen3.program import DECODE_OUTPUT_NAMES, build_program, decode_args
-        from kernels.qwen3.weights import KVLayout, PageAllocator, random_weights
+        from pldsl.kernels.qwen3.config import preset
+        from pldsl.kernels.qwen3.program import DECODE_OUTPUT_NAMES, build_program, decode_args
+        from pldsl.kernels.qwen3.weights import KVLayout, PageAllocator, random_weights
     except ImportError as exc:  # the decode kernel is written elsewhere; time it when present
         print(f"qwen3 decode step: skipped ({exc})")
         return None

@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from pldsl.kernels.qwen3.config import preset, preset_names  # noqa: E402
+from pldsl.kernels.qwen3.program import build_program  # noqa: E402
+
 import pldsl as pl  # noqa: E402
-from kernels.qwen3.config import preset, preset_names  # noqa: E402
-from kernels.qwen3.program import build_program  # noqa: E402
 
 
 def best_of(repeat: int, fn):

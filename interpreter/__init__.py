@@ -1,6 +1,6 @@
 """pldsl's NumPy interpreter: executes a captured `pl` program with a written BF16 contract.
 
-    import interpreter
+    from pldsl import interpreter
     out = interpreter.run(program, "main", x, out, strict=True, trace="t.json")
 
 See `interpreter.machine.run` for the options; `numerics` holds every rounding decision,
@@ -8,7 +8,7 @@ See `interpreter.machine.run` for the options; `numerics` holds every rounding d
 Chrome-trace export and per-line profile.
 """
 
-from interpreter.machine import ArgumentError, RunResult, execute, run
-from interpreter.trace import Trace
+from pldsl.interpreter.machine import ArgumentError, RunResult, execute, run
+from pldsl.interpreter.trace import Trace
 
 __all__ = ["ArgumentError", "RunResult", "Trace", "execute", "run"]

@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from interpreter.machine import ArgumentError, execute
-    from interpreter.trace import Trace
+    from pldsl.interpreter.machine import ArgumentError, execute
+    from pldsl.interpreter.trace import Trace
+
     from pldsl.diagnostics import PldslError
 
     try:
@@ -217,7 +218,7 @@ def _portable(v) -> np.ndarray:
     """BF16 (and any non-NumPy float) as float32, exactly; everything else unchanged."""
     a = np.asarray(v)
     if a.dtype.kind == "V" or a.dtype.name == "bfloat16":
-        from interpreter import numerics
+        from pldsl.interpreter import numerics
 
         return numerics.cast(a, "FP32")
     return a

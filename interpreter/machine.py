@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pldsl.interpreter import numerics
+from pldsl.interpreter.memory import Context, OpFault, TensorValue, wrap_array
+from pldsl.interpreter.ops import KERNELS
+from pldsl.interpreter.trace import Event, Trace, shapes_dtypes
 
-from interpreter import numerics
-from interpreter.memory import Context, OpFault, TensorValue, wrap_array
-from interpreter.ops import KERNELS
-from interpreter.trace import Event, Trace, shapes_dtypes
 from pldsl.diagnostics import NO_SPAN, Diagnostic, PldslError, RuntimeFault, Span
 from pldsl.dtypes import DType
 from pldsl.ir.nodes import (

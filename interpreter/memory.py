@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from interpreter import numerics
+from pldsl.interpreter import numerics
 
 Box = tuple[int, ...]
 

@@ -28,9 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from interpreter import numerics
-from interpreter.memory import (
+from pldsl.interpreter import numerics
+from pldsl.interpreter.memory import (
     Box,
     Context,
     OpFault,

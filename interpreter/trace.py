@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from interpreter.memory import TensorValue
+from pldsl.interpreter.memory import TensorValue
 
 
 @dataclass

@@ -4,6 +4,9 @@
 into a typed IR, checked, interpreted on NumPy with BF16 semantics, or compiled to C.
 """
 
+# First: in a source checkout, makes pldsl.kernels / pldsl.interpreter importable from the
+# top-level kernels/ and interpreter/ folders (an installed pldsl has them inside).
+from pldsl import _source_layout  # noqa: F401  isort: skip
 from pldsl.diagnostics import CaptureError, Diagnostic, IRParseError, PldslError, RuntimeFault, Span
 from pldsl.dtypes import (
     BF16,

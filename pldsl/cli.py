@@ -86,7 +86,7 @@ def _programs_from_module(file: Path):
 
 
 def _module_name(file: Path) -> str | None:
-    """`kernels/qwen3/program.py` -> `kernels.qwen3.program` when it is inside a package on sys.path."""
+    """`pkg/sub/mod.py` -> `pkg.sub.mod` when it is inside a package (the checkout's kernels/ -> `pldsl.kernels`)."""
     parts = [file.stem]
     folder = file.resolve().parent
     while (folder / "__init__.py").exists():
@@ -94,9 +94,22 @@ def _module_name(file: Path) -> str | None:
         folder = folder.parent
     if len(parts) == 1:
         return None
+    package_of_pldsl = _checkout_package(folder / parts[0])
+    if package_of_pldsl is not None:  # kernels/ or interpreter/ of this pldsl's own checkout
+        return ".".join([package_of_pldsl, *parts[1:]])
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
     return ".".join(parts)
+
+
+def _checkout_package(folder: Path) -> str | None:
+    """`pldsl.kernels` for this pldsl checkout's top-level kernels/ folder (same for interpreter/)."""
+    import pldsl
+
+    checkout = Path(pldsl.__file__).resolve().parent.parent
+    if folder.parent == checkout and folder.name in ("kernels", "interpreter"):
+        return f"pldsl.{folder.name}"
+    return None
 
 
 def _fail(message: str) -> int:
@@ -220,7 +233,7 @@ def cmd_ir(args: argparse.Namespace) -> int:
 
 
 def cmd_run(argv: list[str]) -> int:
-    from interpreter.cli import main as run_main
+    from pldsl.interpreter.cli import main as run_main
 
     return run_main(argv)
 
@@ -234,7 +247,7 @@ def cmd_emit(argv: list[str]) -> int:
 
 
 def cmd_demo(argv: list[str]) -> int:
-    from kernels.qwen3.demo import main as demo_main
+    from pldsl.kernels.qwen3.demo import main as demo_main
 
     return demo_main(argv)
 

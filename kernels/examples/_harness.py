@@ -41,7 +41,7 @@ def interpret(
 ) -> np.ndarray:
     """Run ``entry`` on the interpreter. ``out`` (the kernel's Out parameter, passed last)
     is updated in place; the entry's returned tensor is returned as a NumPy array."""
-    import interpreter
+    from pldsl import interpreter
 
     result = interpreter.run(program, entry, *args, out, strict=strict, precision=precision)
     if isinstance(result, (tuple, list)):
@@ -66,9 +66,9 @@ def main(
     default_rows: int,
     argv: Sequence[str] | None = None,
 ) -> int:
-    """``python -m kernels.examples.<name> [--rows N] [--seed S] [--strict] [--precision P]``:
+    """``python -m pldsl.kernels.examples.<name> [--rows N] [--seed S] [--strict] [--precision P]``:
     run the kernel on random inputs, compare with its NumPy golden, exit 1 on mismatch."""
-    parser = argparse.ArgumentParser(prog=f"python -m kernels.examples.{name}")
+    parser = argparse.ArgumentParser(prog=f"python -m pldsl.kernels.examples.{name}")
     parser.add_argument("--rows", type=int, default=default_rows, help="rows (dynamic dim)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strict", action="store_true", help="poison undefined memory")

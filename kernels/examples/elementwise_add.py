@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 import pldsl as pl
-from kernels.examples import _harness
-from kernels.examples.goldens import elementwise_add_golden as golden
+
+from . import _harness
+from .goldens import elementwise_add_golden as golden
 
 __all__ = ["ROWS", "COLS", "ROW_TILE", "COL_TILE", "build", "golden", "make_inputs", "run"]
 

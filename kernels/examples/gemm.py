@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 import pldsl as pl
-from kernels.examples import _harness
-from kernels.examples.goldens import gemm_golden as golden
+
+from . import _harness
+from .goldens import gemm_golden as golden
 
 __all__ = ["M", "N", "K", "M_TILE", "N_TILE", "K_TILE", "build", "golden", "make_inputs", "run"]
 

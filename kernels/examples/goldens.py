@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.bf16 import round_bf16_f32
+from ..bf16 import round_bf16_f32
 
 __all__ = [
     "elementwise_add_golden",

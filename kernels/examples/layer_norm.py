@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 import pldsl as pl
-from kernels.examples import _harness
-from kernels.examples.goldens import layer_norm_golden as golden
+
+from . import _harness
+from .goldens import layer_norm_golden as golden
 
 __all__ = ["ROWS", "HIDDEN", "ROW_TILE", "EPS", "build", "golden", "make_inputs", "run"]
 

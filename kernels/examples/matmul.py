@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 import pldsl as pl
-from kernels.examples import _harness
-from kernels.examples.goldens import matmul_golden as golden
+
+from . import _harness
+from .goldens import matmul_golden as golden
 
 __all__ = ["M", "N", "K", "M_TILE", "N_TILE", "build", "golden", "make_inputs", "run"]
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 import pldsl as pl
-from kernels.examples import _harness
-from kernels.examples.goldens import rope_golden as golden
+
+from . import _harness
+from .goldens import rope_golden as golden
 
 __all__ = ["ROWS", "HEAD_DIM", "ROW_TILE", "build", "golden", "make_inputs", "run"]
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 import pldsl as pl
-from kernels.examples import _harness
-from kernels.examples.goldens import softmax_golden as golden
+
+from . import _harness
+from .goldens import softmax_golden as golden
 
 __all__ = ["ROWS", "COLS", "ROW_TILE", "build", "golden", "make_inputs", "run"]
 

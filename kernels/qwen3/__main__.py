@@ -1,7 +1,7 @@
-"""`python -m kernels.qwen3`: logits and greedy generation with the DSL decode kernel.
+"""`python -m pldsl.kernels.qwen3`: logits and greedy generation with the DSL decode kernel.
 
-python -m kernels.qwen3 logits --checkpoint DIR --token-ids "1,2,3;4,5" --out logits.npy
-python -m kernels.qwen3 generate --random tiny --prompt-ids "1,2,3;4" --max-new-tokens 8
+python -m pldsl.kernels.qwen3 logits --checkpoint DIR --token-ids "1,2,3;4,5" --out logits.npy
+python -m pldsl.kernels.qwen3 generate --random tiny --prompt-ids "1,2,3;4" --max-new-tokens 8
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m kernels.qwen3", description=__doc__.splitlines()[0]
+        prog="python -m pldsl.kernels.qwen3", description=__doc__.splitlines()[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("logits", "generate"):

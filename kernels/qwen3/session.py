@@ -60,7 +60,7 @@ def make_runner(program, options: RunOptions) -> Callable:
 
         compiled = compile_c(program, precision=options.precision)
         return lambda fn, *args, host=None: compiled.run(fn, *args, host=host)
-    import interpreter
+    from pldsl import interpreter
 
     def run(fn: str, *args, host=None):
         return interpreter.run(

@@ -15,9 +15,9 @@ import zlib
 import ml_dtypes
 import numpy as np
 import pytest
+from pldsl.interpreter import numerics
 
 import pldsl as pl
-from interpreter import numerics
 from pldsl.backends import c
 from pldsl.backends.c.differential import compare
 from pldsl.ops import OPS

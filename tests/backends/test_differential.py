@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pldsl.interpreter import numerics
 
-import interpreter
 import pldsl as pl
-from interpreter import numerics
+from pldsl import interpreter
 from pldsl.backends import c
 from pldsl.backends.c.differential import compare, is_exact
 
@@ -300,12 +300,12 @@ def test_random_bounded_programs_more(specs):
 
 
 def _example_modules():
-    import kernels.examples as pkg
+    import pldsl.kernels.examples as pkg
 
     names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")]
     out = []
     for name in sorted(names):
-        mod = importlib.import_module(f"kernels.examples.{name}")
+        mod = importlib.import_module(f"pldsl.kernels.examples.{name}")
         if hasattr(mod, "build") and hasattr(mod, "make_inputs"):
             out.append(name)
     return out
@@ -317,7 +317,7 @@ EXAMPLES = _example_modules()
 @pytest.mark.skipif(not EXAMPLES, reason="kernels/examples/ is empty")
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_kernel(name):
-    mod = importlib.import_module(f"kernels.examples.{name}")
+    mod = importlib.import_module(f"pldsl.kernels.examples.{name}")
     prog = mod.build()
     (fn,) = [f for f in prog.function_list if not f.is_host_stub][:1]
     sig = inspect.signature(mod.make_inputs)
@@ -339,9 +339,9 @@ def test_example_kernel(name):
 
 
 def _qwen3_case(batch: int, seed: int = 0):
-    from kernels.qwen3.config import preset
-    from kernels.qwen3.program import build_program, decode_args
-    from kernels.qwen3.weights import KVLayout, PageAllocator, random_weights
+    from pldsl.kernels.qwen3.config import preset
+    from pldsl.kernels.qwen3.program import build_program, decode_args
+    from pldsl.kernels.qwen3.weights import KVLayout, PageAllocator, random_weights
 
     block, max_blocks = 16, 4
     cfg = preset("tiny")

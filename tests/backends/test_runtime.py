@@ -12,8 +12,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-import interpreter
 import pldsl as pl
+from pldsl import interpreter
 from pldsl.backends import c
 from pldsl.backends.c.differential import compare
 from pldsl.diagnostics import RuntimeFault

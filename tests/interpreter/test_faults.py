@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import interpreter
 import pldsl as pl
+from pldsl import interpreter
 
 # A tiled row-scaling kernel with a correct tail: the clean reference for strict mode.
 TILED = """

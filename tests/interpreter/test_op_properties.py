@@ -34,8 +34,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import interpreter
 import pldsl as pl
+from pldsl import interpreter
 from pldsl.ops import OPS
 
 # The interpreter promises that no NumPy warning escapes (numerics.md); the oracles below

@@ -6,10 +6,10 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
+from pldsl.interpreter.machine import ArgumentError
 
-import interpreter
 import pldsl as pl
-from interpreter.machine import ArgumentError
+from pldsl import interpreter
 
 BF = np.dtype(ml_dtypes.bfloat16)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
+from pldsl.interpreter.cli import main as cli_main
 
-import interpreter
-from interpreter.cli import main as cli_main
+from pldsl import interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,8 +243,7 @@ def test_pldsl_run_subprocess(kernel_file, tmp_path):
 def test_run_backend_c_agrees_with_the_interpreter(tmp_path):
     """`pldsl run --backend c` computes what the interpreter computes (an RMSNorm tile loop)."""
     import ml_dtypes
-
-    from interpreter.cli import main as run_main
+    from pldsl.interpreter.cli import main as run_main
 
     kernel = tmp_path / "k.py"
     kernel.write_text(

@@ -12,8 +12,8 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from kernels.qwen3.config import preset  # noqa: E402
-from kernels.qwen3.weights import random_weights  # noqa: E402
+from pldsl.kernels.qwen3.config import preset  # noqa: E402
+from pldsl.kernels.qwen3.weights import random_weights  # noqa: E402
 
 
 @pytest.fixture(scope="session")

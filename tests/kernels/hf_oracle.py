@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import transformers
-
-from kernels.qwen3.config import preset
+from pldsl.kernels.qwen3.config import preset
 
 
 def hf_model(preset_name: str, tied: bool, seed: int = 1234):

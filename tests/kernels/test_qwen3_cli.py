@@ -1,4 +1,4 @@
-"""`python -m kernels.qwen3 logits|generate` (kernels/qwen3/__main__.py) and `pldsl demo`
+"""`python -m pldsl.kernels.qwen3 logits|generate` (kernels/qwen3/__main__.py) and `pldsl demo`
 (kernels/qwen3/demo.py), checked against the independent NumPy golden.
 
 Tolerances as in docs/qwen3.md: BF16 logits within 5e-3 of max|logit|, FP32 within 1e-5.
@@ -13,14 +13,13 @@ import time
 
 import numpy as np
 import pytest
-
-from kernels.qwen3.__main__ import main
-from kernels.qwen3.config import preset
-from kernels.qwen3.demo import LOGIT_TOL, report, run_demo
-from kernels.qwen3.demo import main as demo_main
-from kernels.qwen3.golden import compare_logits, golden_forward_logits, golden_greedy
-from kernels.qwen3.session import DecodeSession
-from kernels.qwen3.weights import random_weights
+from pldsl.kernels.qwen3.__main__ import main
+from pldsl.kernels.qwen3.config import preset
+from pldsl.kernels.qwen3.demo import LOGIT_TOL, report, run_demo
+from pldsl.kernels.qwen3.demo import main as demo_main
+from pldsl.kernels.qwen3.golden import compare_logits, golden_forward_logits, golden_greedy
+from pldsl.kernels.qwen3.session import DecodeSession
+from pldsl.kernels.qwen3.weights import random_weights
 
 SEED = 3
 BF16_TOL = 5e-3

@@ -8,10 +8,8 @@ import math
 import ml_dtypes
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
-
-from kernels.qwen3.config import PRESETS, ConfigError, Qwen3Config, preset, preset_names
-from kernels.qwen3.weights import (
+from pldsl.kernels.qwen3.config import PRESETS, ConfigError, Qwen3Config, preset, preset_names
+from pldsl.kernels.qwen3.weights import (
     BF16,
     KERNEL_WEIGHT_NAMES,
     WEIGHT_NAMES,
@@ -28,6 +26,7 @@ from kernels.qwen3.weights import (
     rope_tables,
     to_bf16_rne,
 )
+from safetensors.numpy import save_file
 
 # ====================================================================== config
 

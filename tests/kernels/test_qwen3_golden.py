@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from kernels.bf16 import round_bf16_f32
-from kernels.qwen3.config import Qwen3Config, preset
-from kernels.qwen3.golden import decode_step, golden_forward_logits, round_bf16
-from kernels.qwen3.weights import (
+from pldsl.kernels.bf16 import round_bf16_f32
+from pldsl.kernels.qwen3.config import Qwen3Config, preset
+from pldsl.kernels.qwen3.golden import decode_step, golden_forward_logits, round_bf16
+from pldsl.kernels.qwen3.weights import (
     BF16,
     KVLayout,
     PageAllocator,
@@ -36,11 +35,14 @@ from kernels.qwen3.weights import (
 def test_golden_imports_neither_pldsl_nor_the_interpreter():
     """The golden (with its config/weights helpers) runs in a fresh interpreter without pldsl."""
     code = (
-        "import sys, kernels.qwen3.golden; "
+        "import sys; sys.path.insert(0, sys.argv[1]); import kernels.qwen3.golden; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('pldsl', 'interpreter')]; "
         "assert not bad, bad"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+    root = Path(__file__).parents[
+        2
+    ]  # loaded as plain `kernels` (relative imports): no pldsl parent
+    subprocess.run([sys.executable, "-c", code, str(root)], check=True, cwd=root)
 
 
 # ====================================================================== dense float64 reference

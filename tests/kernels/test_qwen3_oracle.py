@@ -21,10 +21,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from hf_oracle import compare, hf_logits, hf_model  # noqa: E402
-
-from kernels.qwen3.config import preset  # noqa: E402
-from kernels.qwen3.golden import decode_step, golden_forward_logits  # noqa: E402
-from kernels.qwen3.weights import (  # noqa: E402
+from pldsl.kernels.qwen3.config import preset  # noqa: E402
+from pldsl.kernels.qwen3.golden import decode_step, golden_forward_logits  # noqa: E402
+from pldsl.kernels.qwen3.weights import (  # noqa: E402
     KVLayout,
     PageAllocator,
     load_checkpoint,

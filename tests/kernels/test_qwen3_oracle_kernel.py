@@ -1,4 +1,4 @@
-"""Oracle for the KERNEL path: `python -m kernels.qwen3 logits --checkpoint DIR` (the DSL
+"""Oracle for the KERNEL path: `python -m pldsl.kernels.qwen3 logits --checkpoint DIR` (the DSL
 program on the interpreter, through `DecodeSession`) against Hugging Face transformers.
 
 Skipped unless torch and transformers are installed (`pip install '.[oracle]'`). As in
@@ -19,8 +19,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from hf_oracle import compare, hf_logits, hf_model  # noqa: E402
-
-from kernels.qwen3.__main__ import main  # noqa: E402
+from pldsl.kernels.qwen3.__main__ import main  # noqa: E402
 
 LENS = (37, 20, 5)  # ragged: sequences drop out of the batch as they finish; 3, 2, 1 KV pages
 

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import interpreter
-import pldsl as pl
-from kernels.qwen3 import golden
-from kernels.qwen3.config import Qwen3Config, preset
-from kernels.qwen3.program import (
+from pldsl.kernels.qwen3 import golden
+from pldsl.kernels.qwen3.config import Qwen3Config, preset
+from pldsl.kernels.qwen3.program import (
     DECODE_OUTPUT_NAMES,
     DECODE_PARAM_NAMES,
     HOST_PARAM_NAMES,
@@ -26,8 +23,11 @@ from kernels.qwen3.program import (
     decode_args,
     host_orch_args,
 )
-from kernels.qwen3.tiling import DEFAULT_CAPS, TilingError, derive_tiling, largest_tile
-from kernels.qwen3.weights import BF16, KVLayout, PageAllocator, random_weights
+from pldsl.kernels.qwen3.tiling import DEFAULT_CAPS, TilingError, derive_tiling, largest_tile
+from pldsl.kernels.qwen3.weights import BF16, KVLayout, PageAllocator, random_weights
+
+import pldsl as pl
+from pldsl import interpreter
 
 BLOCK = 16  # small KV pages so short contexts span several blocks
 MAX_BLOCKS = 4

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from kernels.qwen3.golden import compare_logits, golden_forward_logits, golden_greedy
-from kernels.qwen3.session import DecodeSession, RunOptions
+from pldsl.kernels.qwen3.golden import compare_logits, golden_forward_logits, golden_greedy
+from pldsl.kernels.qwen3.session import DecodeSession, RunOptions
 
 BLOCK = 16
 PREFILL_LENS = (20, 3, 11)  # ragged; the first crosses a KV page

@@ -190,7 +190,7 @@ def test_ir_prints_every_program_and_parses_back(tmp_path, capsys):
 
 
 def test_ir_of_a_module_with_a_pldsl_programs_hook(capsys):
-    from kernels.examples import softmax
+    from pldsl.kernels.examples import softmax
 
     rc, out, _ = run_cli(capsys, "ir", str(ROOT / "kernels/examples/softmax.py"))
     assert rc == 0
@@ -407,7 +407,7 @@ def test_examples_report_no_errors(capsys):
     expected = 0
     for p in paths:
         name = Path(p).stem
-        module = importlib.import_module(f"kernels.examples.{name}")
+        module = importlib.import_module(f"pldsl.kernels.examples.{name}")
         if hasattr(module, "build"):  # every kernel module exposes its programs
             assert callable(getattr(module, "pldsl_programs", None)), name
             expected += len(module.pldsl_programs())
@@ -420,7 +420,7 @@ def test_examples_report_no_errors(capsys):
 
 
 def test_qwen3_program_reports_no_errors(capsys):
-    from kernels.qwen3 import program
+    from pldsl.kernels.qwen3 import program
 
     assert callable(getattr(program, "pldsl_programs", None)), (
         "kernels/qwen3/program.py needs a pldsl_programs() hook"

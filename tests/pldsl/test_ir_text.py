@@ -446,7 +446,7 @@ def test_dynamic_dim_named_outside_parameter_shapes_round_trips():
 
 def _example_modules() -> list[str]:
     try:
-        import kernels.examples as examples
+        import pldsl.kernels.examples as examples
     except ImportError:
         return []
     import pkgutil
@@ -461,10 +461,10 @@ def test_captured_example_kernels_round_trip(name):
     """The contract with capture: what the frontend builds, the parser rebuilds."""
     import importlib
 
-    module = importlib.import_module(f"kernels.examples.{name}")
+    module = importlib.import_module(f"pldsl.kernels.examples.{name}")
     build = getattr(module, "build", None)
     if build is None:
-        pytest.skip(f"kernels.examples.{name} builds no program")
+        pytest.skip(f"pldsl.kernels.examples.{name} builds no program")
     round_trip(build())
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interpreter import numerics
+from pldsl.interpreter import numerics
 
 
 @dataclass(frozen=True)

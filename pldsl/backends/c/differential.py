@@ -27,7 +27,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-import interpreter
+from pldsl import interpreter
 from pldsl.diagnostics import RuntimeFault
 from pldsl.ir.nodes import Call, OpCall, Program, walk
 

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from interpreter import numerics
-from interpreter.memory import pad_name
 from pldsl.diagnostics import NO_SPAN, CaptureError, Diagnostic, Span
 from pldsl.dtypes import BOOL, INDEX
+from pldsl.interpreter import numerics
+from pldsl.interpreter.memory import pad_name
 from pldsl.ir.nodes import (
     Assign,
     BinOp,

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from interpreter import numerics
-from interpreter.machine import (
+from pldsl.diagnostics import NO_SPAN, Diagnostic, PldslError, RuntimeFault
+from pldsl.interpreter import numerics
+from pldsl.interpreter.machine import (
     ArgumentError,
     Machine,
     RunResult,
@@ -28,8 +29,7 @@ from interpreter.machine import (
     scalar_from_int,
     write_back,
 )
-from interpreter.memory import Buffer, Context, TensorValue, pad_name
-from pldsl.diagnostics import NO_SPAN, Diagnostic, PldslError, RuntimeFault
+from pldsl.interpreter.memory import Buffer, Context, TensorValue, pad_name
 from pldsl.ir.nodes import Program
 from pldsl.ir.types import TensorType
 
