@@ -28,8 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from pldsl.interpreter import numerics
-from pldsl.interpreter.memory import (
+
+from pldsl.execution import numerics
+from pldsl.execution.memory import (
     Box,
     Context,
     OpFault,

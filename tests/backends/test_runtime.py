@@ -15,8 +15,8 @@ import pytest
 import pldsl as pl
 from pldsl import interpreter
 from pldsl.backends import c
-from pldsl.backends.c.differential import compare
 from pldsl.diagnostics import RuntimeFault
+from pldsl.differential import compare
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 ROOT = Path(__file__).resolve().parents[2]

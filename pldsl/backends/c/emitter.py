@@ -30,8 +30,8 @@ from typing import Any
 
 from pldsl.diagnostics import NO_SPAN, CaptureError, Diagnostic, Span
 from pldsl.dtypes import BOOL, INDEX
-from pldsl.interpreter import numerics
-from pldsl.interpreter.memory import pad_name
+from pldsl.execution import numerics
+from pldsl.execution.memory import pad_name
 from pldsl.ir.nodes import (
     Assign,
     BinOp,

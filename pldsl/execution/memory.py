@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pldsl.interpreter import numerics
+
+from pldsl.execution import numerics
 
 Box = tuple[int, ...]
 

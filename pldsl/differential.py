@@ -1,6 +1,6 @@
 """Differential testing: run a program on the interpreter and on the C backend, compare.
 
-    from pldsl.backends.c.differential import compare
+    from pldsl.differential import compare
     report = compare(program, "main", [x, w, out])
     report.check()          # raises AssertionError with a readable table on mismatch
 
@@ -28,10 +28,9 @@ import ml_dtypes
 import numpy as np
 
 from pldsl import interpreter
+from pldsl.backends.c import compile as c_compile
 from pldsl.diagnostics import RuntimeFault
 from pldsl.ir.nodes import Call, OpCall, Program, walk
-
-from . import compile as c_compile
 
 BOUNDED_OPS = frozenset({"matmul", "matmul_acc", "row_sum", "col_sum"})
 
