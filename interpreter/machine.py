@@ -38,6 +38,7 @@ from pldsl.execution.arguments import (
 from pldsl.execution.faults import ArgumentError, fault
 from pldsl.execution.host import host_call
 from pldsl.execution.memory import Context, OpFault, TensorValue
+from pldsl.ir.analysis import own_yields
 from pldsl.ir.nodes import (
     COMPARISONS,
     Assign,
@@ -281,19 +282,7 @@ class Machine:
     def _loop_yields(self, s: For) -> list[Yield]:
         found = self._yields.get(id(s))
         if found is None:
-            found = []
-            stack = list(s.body)
-            while stack:
-                n = stack.pop()
-                if isinstance(n, Yield):
-                    found.append(n)
-                elif isinstance(n, For):
-                    continue  # a nested loop owns its yields
-                elif isinstance(n, If):
-                    stack += [*n.then_body, *n.else_body]
-                elif isinstance(n, Scope):
-                    stack += list(n.body)
-            self._yields[id(s)] = found
+            found = self._yields[id(s)] = list(own_yields(s.body))
         return found
 
     def _yield(self, s: Yield, f: Frame) -> None:

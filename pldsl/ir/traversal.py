@@ -75,16 +75,6 @@ def iter_opcalls(body: Iterable[Stmt]) -> Iterator[OpCall]:
                     yield node
 
 
-def own_yields(body: tuple[Stmt, ...]) -> Iterator[Yield]:
-    """The yields of a loop body that feed that loop (not those of nested loops)."""
-    for s in body:
-        if isinstance(s, Yield):
-            yield s
-        elif isinstance(s, (If, Scope)):
-            for b in child_bodies(s):
-                yield from own_yields(b)
-
-
 def assigned_names(body: Iterable[Stmt]) -> set[str]:
     """Names (re)bound anywhere in a body: assignment and yield targets, loop headers."""
     out: set[str] = set()

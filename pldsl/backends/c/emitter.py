@@ -32,6 +32,7 @@ from pldsl.diagnostics import NO_SPAN, CaptureError, Diagnostic, Span
 from pldsl.dtypes import BOOL, INDEX
 from pldsl.execution import numerics
 from pldsl.execution.memory import pad_name
+from pldsl.ir.analysis import ParallelAnalysis, maybe_unassigned_uses, own_yields
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -57,7 +58,6 @@ from pldsl.ir.nodes import (
 from pldsl.ir.traversal import iter_stmts
 from pldsl.ir.types import ScalarType, TensorType, TupleType
 
-from .analysis import ParallelAnalysis, maybe_unassigned_uses, own_yields
 from .ctypes_map import (
     Storage,
     effective,
@@ -763,7 +763,7 @@ class Emitter:
         self.indent -= 1
         self.line("}")
         if carries:
-            for y in own_yields(s):
+            for y in own_yields(s.body):
                 for t, (cr, is_t) in zip(y.targets, carries):
                     self.bind(t.name, CVal("t" if is_t else "s", cr, t.type))
 
