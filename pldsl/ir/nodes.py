@@ -101,14 +101,14 @@ class OpCall:
         for key, value in self.attrs:
             if key == name:
                 return value
-        from pldsl.ops import lookup
+        from pldsl.ir.opdefs import lookup
 
         param = lookup(self.op).param(name)
         return param.default if param is not None and not param.required else default
 
     def arg(self, name: str) -> Expr | None:
         """A runtime argument by its parameter name."""
-        from pldsl.ops import lookup
+        from pldsl.ir.opdefs import lookup
 
         names = [p.name for p in lookup(self.op).runtime_params]
         return self.args[names.index(name)]

@@ -22,8 +22,8 @@ from pldsl.ir.nodes import (
     Yield,
     walk,
 )
+from pldsl.ir.opdefs import lookup
 from pldsl.ir.types import TensorType
-from pldsl.ops import lookup
 
 VIEW_OPS = ("slice", "reshape")
 
