@@ -34,7 +34,8 @@ from pldsl.ir.nodes import Program
 from pldsl.ir.types import TensorType
 
 from . import build as _build
-from .emitter import Emitted, emit_program
+from .abi import Emitted
+from .lowering import emit_program
 
 MAXRANK = 8
 I64x8 = ctypes.c_int64 * MAXRANK
