@@ -22,23 +22,23 @@ import numpy as np
 from pldsl.interpreter.ops import KERNELS
 from pldsl.interpreter.trace import Event, Trace, shapes_dtypes
 
-from pldsl.diagnostics import NO_SPAN, Span
+from pldsl.diagnostics import NO_SPAN, RuntimeFault, Span
 from pldsl.execution import numerics
 from pldsl.execution.arguments import (
     RunResult,
-    bind_entry,
     bind_params,
     check_outputs,
     export,
+    partial_outputs,
     prepare_arguments,
     py_scalar,
     scalar_from_int,
     write_back,
 )
-from pldsl.execution.faults import ArgumentError, fault
+from pldsl.execution.faults import ArgumentError, fault, with_note
 from pldsl.execution.host import host_call
 from pldsl.execution.memory import Context, OpFault, TensorValue
-from pldsl.ir.analysis import own_yields
+from pldsl.ir.analysis import own_yields, written_params
 from pldsl.ir.nodes import (
     COMPARISONS,
     Assign,
@@ -537,15 +537,16 @@ def execute(
     tr = trace if isinstance(trace, Trace) else (Trace() if trace is not None else None)
     if tr is not None:
         tr.function = f"{program.name}.{fn.name}"
-    values, originals = prepare_arguments(fn, args, ctx)
+    values, originals = prepare_arguments(fn, args, ctx, written_params(program, fn))
     machine = Machine(program, ctx, host, tr)
-    bind_entry(fn, values, ctx)
     t0 = time.perf_counter_ns()
     try:
         result, ret_span = machine.invoke(fn, values, NO_SPAN)
         if strict:
             check_outputs(fn, values, ret_span)
         out = export(result, ctx, ret_span)
+    except RuntimeFault as err:
+        raise with_note(err, partial_outputs(fn, values, originals)) from err.__cause__
     finally:
         if tr is not None:
             tr.wall_ns = time.perf_counter_ns() - t0

@@ -10,7 +10,7 @@ run is refused or accepted identically on both.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,15 +220,26 @@ class RunResult:
 
 
 def prepare_arguments(
-    fn: Function, args: Sequence[Any], ctx: Context
+    fn: Function,
+    args: Sequence[Any],
+    ctx: Context,
+    written: Collection[str] | None = None,
 ) -> tuple[list[Any], dict[str, tuple[Any, np.ndarray]]]:
-    """The arguments of a run as interpreter values (shared with the C backend).
+    """The arguments of a run as executor values, checked against `fn` (shared with the C
+    backend). Every check comes before the first write, so a refused call leaves the caller's
+    arrays untouched: count, scalar values, array dtypes and exactness, writability of Out and
+    InOut arrays, aliasing, ranks, static and dynamic dims.
 
     Scalars are coerced; arrays of the storage dtype are used in place, others converted
     exactly (`originals`: parameter name -> (the caller's value, the converted array)); Out
     arrays arrive undefined: zero-filled, or poisoned in strict mode; Out arguments given as
-    None are allocated once the dynamic dims are known from the other arguments."""
+    None are allocated once the dynamic dims are known from the other arguments. `written`:
+    the parameters the kernel may write (`pldsl.ir.analysis.written_params`; default: the Out
+    and InOut ones): an array passed for one of them may not share memory with another
+    argument."""
     check_count(fn, args, fn.span, ArgumentError)
+    if written is None:
+        written = {p.name for p in fn.params if p.direction in ("Out", "InOut")}
     values: list[Any] = [None] * len(args)
     originals: dict[str, tuple[Any, np.ndarray]] = {}
     # Scalars first: a Scalar[INDEX] parameter named like a dynamic dim binds it.
@@ -238,7 +249,7 @@ def prepare_arguments(
             values[i] = env[p.name] = coerce_scalar(
                 a, p.type.dtype, ctx, f"argument '{p.name}'", p.var.span
             )
-    missing = []
+    missing, to_fill = [], []
     for i, (p, a) in enumerate(zip(fn.params, args)):
         t = p.type
         if isinstance(t, ScalarType):
@@ -255,16 +266,29 @@ def prepare_arguments(
             continue
         arr, converted = coerce_array(a, t.dtype.name, ctx, f"argument '{p.name}'", p.var.span)
         if not converted and not arr.flags.writeable:
-            arr, converted = arr.copy(), True
+            if p.direction != "In":
+                raise fault(
+                    "ReadOnlyArgument",
+                    f"argument '{p.name}' of '{fn.name}' is a read-only array, but it is an "
+                    f"{p.direction} parameter: the kernel's writes could not reach it",
+                    p.var.span,
+                    "pass a writable array (np.array(x) makes a writable copy), or pass None "
+                    "for an Out parameter to have one allocated and returned"
+                    if p.direction == "Out"
+                    else "pass a writable array (np.array(x) makes a writable copy)",
+                    cls=ArgumentError,
+                )
+            arr, converted = arr.copy(), True  # an In array: the kernel reads it only
         if converted:
             originals[p.name] = (a, arr)
         out = p.direction == "Out"
         if out:
-            arr[...] = _undefined_fill(t.dtype.name, ctx)
+            to_fill.append((arr, t.dtype.name))
         values[i] = wrap_array(ctx, arr, t.dtype.name, p.name, defined=not out)
         for d, n in zip(t.shape, arr.shape):
             if isinstance(d, Var):
                 env.setdefault(d.name, n)
+    _check_aliasing(fn, args, written)
     for i in missing:
         p = fn.params[i]
         shape = eval_shape(p.type.shape, env) if p.direction == "Out" else None
@@ -282,9 +306,58 @@ def prepare_arguments(
                 cls=ArgumentError,
             )
         dtype = p.type.dtype.name
-        data = np.full(shape, _undefined_fill(dtype, ctx), ctx.storage(dtype))
+        if any(n < 0 for n in shape):
+            raise fault(
+                "MissingArgument",
+                f"argument '{p.name}' is None, and its dims from the other arguments are "
+                f"negative: {list(shape)}",
+                p.var.span,
+                "pass a NumPy array",
+                cls=ArgumentError,
+            )
+        data = np.empty(shape, ctx.storage(dtype))
+        to_fill.append((data, dtype))
         values[i] = wrap_array(ctx, data, dtype, p.name, defined=False)
+    bind_entry(fn, values, ctx)  # ranks, static and dynamic dims: still nothing written
+    for arr, dtype in to_fill:  # the first write
+        arr[...] = _undefined_fill(dtype, ctx)
     return values, originals
+
+
+def _check_aliasing(fn: Function, args: Sequence[Any], written: Collection[str]) -> None:
+    """Refuse two arguments that share memory where the kernel may write one of them: the
+    result would depend on the order of reads and writes (and an Out is cleared on entry)."""
+    arrays = [
+        (p, a)
+        for p, a in zip(fn.params, args)
+        if isinstance(p.type, TensorType) and isinstance(a, np.ndarray)
+    ]
+    for k, (p, a) in enumerate(arrays):
+        for q, b in arrays[k + 1 :]:
+            if p.name not in written and q.name not in written:
+                continue
+            if not _shares_memory(a, b):
+                continue
+            w = p if p.name in written else q
+            raise fault(
+                "ArgumentAliasing",
+                f"arguments '{p.name}' and '{q.name}' of '{fn.name}' share memory, and the "
+                f"kernel writes '{w.name}' ({w.direction}): its result would depend on the "
+                "order of reads and writes",
+                w.var.span,
+                "pass separate arrays (e.g. out = np.empty_like(x)); to update an array in "
+                "place, declare one InOut parameter and pass the array once",
+                cls=ArgumentError,
+            )
+
+
+def _shares_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=1_000_000))
+    except np.exceptions.TooHardError:
+        return True  # cannot prove them apart: refuse
 
 
 def _undefined_fill(dtype: str, ctx: Context) -> np.generic:
@@ -301,8 +374,10 @@ def write_back(
     written: set[str],
 ) -> dict[str, np.ndarray]:
     """After a run: converted arguments the kernel wrote are written back exactly into the
-    caller's (writable) arrays. Returns the final array of every tensor parameter."""
+    caller's (writable) arrays; all of them are checked before the first is written. Returns
+    the final array of every tensor parameter."""
     arrays: dict[str, np.ndarray] = {}
+    pending = []
     for p, v in zip(fn.params, values):
         if not isinstance(v, TensorValue):
             continue
@@ -310,12 +385,14 @@ def write_back(
         if p.name in originals:
             user, data = originals[p.name]
             if p.name in written and isinstance(user, np.ndarray) and user.flags.writeable:
-                _write_back(user, data, p)
+                pending.append((user, _exact_back(user, data, p)))
                 arrays[p.name] = user
+    for user, back in pending:
+        user[...] = back
     return arrays
 
 
-def _write_back(user: np.ndarray, data: np.ndarray, p) -> None:
+def _exact_back(user: np.ndarray, data: np.ndarray, p) -> np.ndarray:
     back = data.astype(user.dtype)
     idx = _first_change(data, back)
     if idx is not None:
@@ -329,7 +406,32 @@ def _write_back(user: np.ndarray, data: np.ndarray, p) -> None:
             else "pass an array of the storage dtype to have it updated in place",
             cls=ArgumentError,
         )
-    user[...] = back
+    return back
+
+
+def partial_outputs(
+    fn: Function, values: Sequence[Any], originals: Mapping[str, tuple[Any, np.ndarray]]
+) -> str | None:
+    """After a fault in the middle of a run: which of the caller's arrays hold partial results
+    (used in place and possibly written), as a note for the diagnostic."""
+    partial, untouched = [], []
+    for p, v in zip(fn.params, values):
+        if not isinstance(v, TensorValue):
+            continue
+        if not (v.buffer.written or p.direction != "In"):
+            continue
+        (untouched if p.name in originals else partial).append(f"'{p.name}' ({p.direction})")
+    if not partial and not untouched:
+        return None
+    parts = []
+    if partial:
+        parts.append(
+            f"partial outputs: {', '.join(partial)} were updated in place up to the fault "
+            "(Out arrays were cleared on entry)"
+        )
+    if untouched:
+        parts.append(f"{', '.join(untouched)} were converted copies: not written back")
+    return "; ".join(parts)
 
 
 def check_outputs(fn: Function, values: Sequence[Any], span: Span) -> None:

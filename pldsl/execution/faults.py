@@ -7,13 +7,14 @@ here, once.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from pldsl.diagnostics import NO_SPAN, Diagnostic, RuntimeFault, Span
 from pldsl.ir.nodes import Function
 
-__all__ = ["ArgumentError", "check_count", "fault"]
+__all__ = ["ArgumentError", "check_count", "fault", "with_note"]
 
 
 class ArgumentError(RuntimeFault):
@@ -41,3 +42,13 @@ def check_count(fn: Function, args: Sequence[Any], span: Span, cls: type) -> Non
             span,
             cls=cls,
         )
+
+
+def with_note(err: RuntimeFault, note: str | None) -> RuntimeFault:
+    """The same fault with one more note (faults are immutable)."""
+    if note is None:
+        return err
+    d = err.diagnostic
+    new = type(err)(dataclasses.replace(d, notes=(*d.notes, note)))
+    new.__cause__ = err.__cause__
+    return new

@@ -879,3 +879,44 @@ def returned_params(program: Program, func: Function, stack: tuple[str, ...] = (
                 out[i].add(index.get(r, Aliases.UNKNOWN) if r != Aliases.UNKNOWN else r)
     per_program[func.name] = out
     return out
+
+
+_WRITTEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def written_params(program: Program, func: Function, stack: tuple[str, ...] = ()) -> frozenset:
+    """The tensor parameters whose caller buffer `func` may write: Out and InOut always; an In
+    parameter when an in-place op (assemble, write) or a callee's written parameter reaches it
+    through copies, carries and views. Host stubs and recursion: every tensor parameter."""
+    per_program = _WRITTEN.setdefault(program, {})
+    if func.name in per_program:
+        return per_program[func.name]
+    tensors = frozenset(p.name for p in func.params if isinstance(p.type, TensorType))
+    if func.name in stack or func.is_host_stub or not func.body:
+        return tensors
+    names = {p.name for p in func.params if p.direction in OUT_DIRECTIONS} & tensors
+    aliases = Aliases(program, func, stack, views=True)
+    for s in iter_stmts(func.body):
+        for e in stmt_exprs(s):
+            for node in walk(e) if e is not None else ():
+                for target in _written_args(program, node, stack + (func.name,)):
+                    roots = aliases.expr_roots(target)[0] if target is not None else set()
+                    if Aliases.UNKNOWN in roots:
+                        per_program[func.name] = tensors
+                        return tensors
+                    names |= roots & tensors
+    per_program[func.name] = frozenset(names)
+    return per_program[func.name]
+
+
+def _written_args(program: Program, node: Any, stack: tuple[str, ...]) -> list[Any]:
+    if isinstance(node, OpCall):
+        target = write_target(node)
+        return [] if target is None else [target]
+    if isinstance(node, Call):
+        f = callee(program, node)
+        if f is None:
+            return list(node.args)
+        w = written_params(program, f, stack)
+        return [a for a, p in zip(node.args, f.params) if p.name in w]
+    return []

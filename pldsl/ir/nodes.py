@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Union
 
-from pldsl.diagnostics import NO_SPAN, Span
+from pldsl.diagnostics import NO_SPAN, Diagnostic, PldslError, Span
 from pldsl.dtypes import DType
 from pldsl.enums import FunctionType, Level, Role
 from pldsl.ir.types import ScalarType, TupleType, Type
@@ -271,6 +271,19 @@ class Function:
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """A captured function is IR, not Python: calling it says how to run it."""
+        raise PldslError(
+            Diagnostic(
+                "NotCallable",
+                "error",
+                f"'{self.name}' is a captured pl function (IR); it cannot be called directly",
+                self.span,
+                f"run it: interpreter.run(Program, '{self.name}', *args) (from pldsl import "
+                f"interpreter), or pldsl.backends.c.compile(Program).run('{self.name}', *args)",
+            )
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,14 +22,15 @@ from pldsl.diagnostics import NO_SPAN, Diagnostic, PldslError, RuntimeFault
 from pldsl.execution import numerics
 from pldsl.execution.arguments import (
     RunResult,
-    bind_entry,
+    partial_outputs,
     prepare_arguments,
     scalar_from_int,
     write_back,
 )
-from pldsl.execution.faults import ArgumentError, fault
+from pldsl.execution.faults import ArgumentError, fault, with_note
 from pldsl.execution.host import host_call
 from pldsl.execution.memory import Buffer, Context, TensorValue, pad_name
+from pldsl.ir.analysis import written_params
 from pldsl.ir.nodes import Program
 from pldsl.ir.types import TensorType
 
@@ -289,9 +290,11 @@ class CompiledProgram:
                         cls=ArgumentError)  # fmt: skip
         var = self.variant(precision)
         ctx = Context(strict=False, precision=precision, bounds_check=bounds_check)
-        values, originals = prepare_arguments(fn, args, ctx)
-        bind_entry(fn, values, ctx)
-        result = _Call(self, var, fn, ctx, dict(host or {})).invoke(values)
+        values, originals = prepare_arguments(fn, args, ctx, written_params(program, fn))
+        try:
+            result = _Call(self, var, fn, ctx, dict(host or {})).invoke(values)
+        except RuntimeFault as err:
+            raise with_note(err, partial_outputs(fn, values, originals)) from err.__cause__
         written = {
             p.name
             for p, v in zip(fn.params, values)
