@@ -348,7 +348,10 @@ class Machine:
         return numerics.cast(np.asarray(value, np.float64), dtype, "rint", self.ctx.precision)[()]
 
     def _binop(self, e: BinOp, f: Frame) -> Any:
-        a, b = py_scalar(self.eval(e.lhs, f)), py_scalar(self.eval(e.rhs, f))
+        return self._binop_value(e, self.eval(e.lhs, f), self.eval(e.rhs, f))
+
+    def _binop_value(self, e: BinOp, a: Any, b: Any) -> Any:
+        a, b = py_scalar(a), py_scalar(b)
         op = e.op
         if op in COMPARISONS or op in ("and", "or"):
             return apply_scalar_binop(op, a, b)
@@ -366,7 +369,10 @@ class Machine:
         return scalar_from_int(int(apply_scalar_binop(op, int(a), int(b), e.type)), dtype)
 
     def _unary(self, e: UnaryOp, f: Frame) -> Any:
-        v = py_scalar(self.eval(e.operand, f))
+        return self._unary_value(e, self.eval(e.operand, f))
+
+    def _unary_value(self, e: UnaryOp, v: Any) -> Any:
+        v = py_scalar(v)
         if e.op == "not":
             return not v
         dtype = e.type.dtype
@@ -411,7 +417,9 @@ class Machine:
 
     def _opcall(self, e: OpCall, f: Frame) -> Any:
         op = self._ops.get(id(e)) or self._prepare_op(e)
-        args = [ev(a, f) for ev, a in op.args]
+        return self._run_op(e, op, [ev(a, f) for ev, a in op.args])
+
+    def _run_op(self, e: OpCall, op: _Op, args: list) -> Any:
         trace = self.trace
         try:
             if trace is None:
@@ -421,17 +429,8 @@ class Machine:
                 result = op.call(*args)
                 t1 = trace.now()
                 self._trace_op(e, op, args, result, t0, t1)
-        except OpFault as x:
-            label = op.label
-            raise fault(
-                x.rule,
-                f"{label} {x.message}" if x.rule == "UndefinedRead" else f"{label}: {x.message}",
-                e.span,
-                x.help,
-                x.notes,
-            ) from None
-        except numerics.NumericsError as x:
-            raise fault("NumericsError", f"{op.label}: {x}", e.span) from None
+        except (OpFault, numerics.NumericsError) as x:
+            raise op_fault(e, op, x) from None
         if isinstance(result, TensorValue) and result.buffer.name is None:
             result.buffer.name = op.result_name
         return result
@@ -464,6 +463,20 @@ class Machine:
 _MISSING = object()
 
 
+def op_fault(e: OpCall, op: _Op, x: Exception) -> RuntimeFault:
+    """An op kernel's OpFault (or a numerics error) as a fault at the op's span."""
+    if isinstance(x, OpFault):
+        label = op.label
+        return fault(
+            x.rule,
+            f"{label} {x.message}" if x.rule == "UndefinedRead" else f"{label}: {x.message}",
+            e.span,
+            x.help,
+            x.notes,
+        )
+    return fault("NumericsError", f"{op.label}: {x}", e.span)
+
+
 # ------------------------------------------------------------------ run
 
 
@@ -476,6 +489,7 @@ def run(
     trace: str | os.PathLike | Trace | None = None,
     host: Mapping[str, Callable] | None = None,
     bounds_check: bool = True,
+    fast: bool = True,
 ) -> Any:
     """Execute `program.function_name(*args)` on NumPy; returns what the function returns
     (a tuple for tuple returns) as NumPy arrays of the declared dtypes' storage types.
@@ -493,6 +507,8 @@ def run(
     trace: a path (Chrome trace JSON written there) or a `Trace` to fill.
     host: Python callables for HOST SubWorker stubs, by function name.
     bounds_check: False skips window checks (faster; out-of-bounds windows then misbehave).
+    fast: True (default) runs the IR compiled once into closures (interpreter/compiler.py),
+    bit-identical to the plain tree-walking path that fast=False keeps for differential tests.
     """
     return execute(
         program,
@@ -503,6 +519,7 @@ def run(
         trace=trace,
         host=host,
         bounds_check=bounds_check,
+        fast=fast,
     ).value
 
 
@@ -516,6 +533,7 @@ def execute(
     trace: str | os.PathLike | Trace | None = None,
     host: Mapping[str, Callable] | None = None,
     bounds_check: bool = True,
+    fast: bool = True,
 ) -> RunResult:
     """`run`, returning a `RunResult` with the final argument arrays as well."""
     if not isinstance(program, Program):
@@ -538,7 +556,7 @@ def execute(
     if tr is not None:
         tr.function = f"{program.name}.{fn.name}"
     values, originals = prepare_arguments(fn, args, ctx, written_params(program, fn))
-    machine = Machine(program, ctx, host, tr)
+    machine = _machine_class(fast)(program, ctx, host, tr)
     t0 = time.perf_counter_ns()
     try:
         result, ret_span = machine.invoke(fn, values, NO_SPAN)
@@ -558,3 +576,11 @@ def execute(
         if isinstance(v, TensorValue) and (v.buffer.written or p.direction != "In")
     }
     return RunResult(out, write_back(fn, values, originals, written), written, tr)
+
+
+def _machine_class(fast: bool) -> type[Machine]:
+    if not fast:
+        return Machine
+    from pldsl.interpreter.compiler import FastMachine  # the fast path builds on Machine
+
+    return FastMachine
