@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
     Frame,
     Machine,
@@ -32,7 +33,7 @@ from pldsl.execution import numerics
 from pldsl.execution.arguments import py_scalar
 from pldsl.execution.faults import fault
 from pldsl.execution.memory import OpFault, TensorValue
-from pldsl.ir.analysis import own_yields
+from pldsl.ir.analysis import Liveness, own_yields
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -84,11 +85,13 @@ class FastMachine(Machine):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._blocks: dict[int, Code] = {}
+        self._live: Liveness | None = None  # of the function being compiled
 
     # ------------------------------------------------------------- entry from Machine.invoke
     def exec_block(self, stmts, frame: Frame) -> None:
         code = self._blocks.get(id(stmts))
         if code is None:
+            self._live = Liveness(frame.function.body, kill_yields=True)
             code = self._blocks[id(stmts)] = self.block(stmts)
         code(frame)
 
@@ -157,6 +160,12 @@ class FastMachine(Machine):
         return unpack
 
     def _c_for(self, s: For) -> Code:
+        fused = self._k_loop(s)
+        if fused is not None:
+            return fused
+        return self._plain_for(s)
+
+    def _plain_for(self, s: For) -> Code:
         start, stop, step = (self._index(e, w) for e, w in
                              ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
         inits = tuple(self.expr(v) for v in s.init_values)
@@ -229,6 +238,24 @@ class FastMachine(Machine):
             return int(v)
 
         return index
+
+    def _k_loop(self, s: For) -> Code | None:
+        """A `matmul_acc` K-loop (`acc = pl.matmul_acc(acc, slice(A), slice(B))` over adjacent
+        windows) compiled to one matmul over the joined windows (interpreter/kloop.py); None
+        when the IR does not have that shape or strict mode / a trace needs every op."""
+        if self.ctx.strict or self.trace is not None or self._live is None:
+            return None
+        live_after = self._live.live_after.get(id(s), frozenset())
+        shape = k_loop_shape(s, live_after)
+        if shape is None:
+            return None
+        plain = self._plain_for(s)
+        prefix = tuple(self.stmt(st) for st in shape.prefix)
+        lhs, rhs = self.expr(shape.lhs), self.expr(shape.rhs)
+        op = self._ops.get(id(shape.call)) or self._prepare_op(shape.call)
+        bounds = tuple(self._index(e, w) for e, w in
+                       ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
+        return run_k_loop(self, s, shape, plain, prefix, lhs, rhs, op, bounds)
 
     def _c_yield(self, s: Yield) -> Code:
         values = tuple(self.expr(v) for v in s.values)
