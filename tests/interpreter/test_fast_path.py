@@ -202,3 +202,61 @@ def test_loop_nests_agree_bit_for_bit(rows, t, cw, chunks, kind, inner, alias, s
     assert report.ok, str(report)
     report = compare_fast(prog, "main", [x, 1.5, out], exact=True, strict=True)
     assert report.ok, str(report)
+
+
+# ------------------------------------------------------------------ Qwen3
+
+
+def _qwen3_step(preset_name: str, layers: int | None, batch: int, ctx: int, block: int):
+    import dataclasses
+
+    from pldsl.kernels.qwen3.config import preset
+    from pldsl.kernels.qwen3.program import build_program, decode_args
+    from pldsl.kernels.qwen3.weights import BF16, KVLayout, PageAllocator, random_weights
+
+    cfg = preset(preset_name)
+    if layers is not None:
+        cfg = dataclasses.replace(cfg, num_hidden_layers=layers)
+    max_blocks = -(-ctx // block)
+    weights = random_weights(cfg, seed=0, max_seq=max_blocks * block)
+    num_pages = batch * max_blocks
+    prog = build_program(cfg, max_seq=max_blocks * block, block_size=block, num_pages=num_pages,
+                         max_blocks_per_seq=max_blocks, padded_vocab=weights.padded_vocab)  # fmt: skip
+    layout = KVLayout(num_pages=num_pages, block_size=block)
+    alloc = PageAllocator(layout, batch, max_blocks)
+    rng = np.random.default_rng(0)
+    lens = rng.integers(1, ctx + 1, size=batch).astype(np.int32)
+    for b, n in enumerate(lens):
+        alloc.reserve(b, int(n))
+    slots = alloc.slot_mapping(range(batch), [int(n) - 1 for n in lens])
+    kc = rng.standard_normal(layout.cache_shape(cfg), dtype=np.float32).astype(BF16)
+    vc = rng.standard_normal(layout.cache_shape(cfg), dtype=np.float32).astype(BF16)
+    hidden = weights.embed(rng.integers(0, cfg.vocab_size, size=batch))
+    H, PV = cfg.hidden_size, weights.padded_vocab
+    outs = [
+        np.zeros((batch, H), BF16),
+        np.zeros((batch, H), BF16),
+        np.zeros((batch, PV), np.float32),
+    ]
+    args = decode_args(weights, hidden, lens, alloc.block_table.copy(), slots, kc, vc, *outs)
+    return prog, args
+
+
+def _check_qwen3(prog, args):
+    # Only the fused K-loops' FP32 summation order differs (each product within the matmul
+    # bound); a BF16 result may then round to the neighbouring value: within 2 BF16 ulps of
+    # the largest magnitude of each output (rtol 2**-7), FP32 logits far inside that.
+    report = compare_fast(prog, "qwen3_decode_all", args, exact=False, rtol=2.0**-7)
+    assert report.ok, str(report)
+    # strict mode takes no shortcut: bit for bit
+    report = compare_fast(prog, "qwen3_decode_all", args, exact=True, strict=True)
+    assert report.ok, str(report)
+
+
+def test_qwen3_tiny_step():
+    _check_qwen3(*_qwen3_step("tiny", None, batch=3, ctx=40, block=16))
+
+
+@pytest.mark.slow
+def test_qwen3_06b_width_step():
+    _check_qwen3(*_qwen3_step("qwen3-0.6b", 1, batch=2, ctx=64, block=64))
