@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pldsl.kernels.examples import EXAMPLES
 
 import pldsl as pl
 from pldsl import interpreter
 from pldsl.differential import compare_fast
 from pldsl.execution import numerics
-from pldsl.kernels.examples import EXAMPLES
 
 EXAMPLE_KWARGS = {
     "elementwise_add": {"cols": 64, "row_tile": 16, "col_tile": 32},
