@@ -2,13 +2,14 @@
 
     python benchmarks/decode_step.py                      # 0.6B width, 2 layers, batch 16
     python benchmarks/decode_step.py --config 14b         # 14B width, 1 layer + LM head
-    python benchmarks/decode_step.py --config all
+    python benchmarks/decode_step.py --config all         # tiny, 0.6b and 14b (docs/performance.md)
 
 Side by side in one process, same inputs (random weights, batch 16, every user at context 256 =
 255 cached positions + the new token, KV pages of 64 tokens):
 
 * ``c``: the DSL program compiled by pldsl.backends.c (weights BF16 in memory);
-* ``interp``: the same program on the NumPy interpreter;
+* ``interp``: the same program on the NumPy interpreter (its fast path: closures, joined K-loops);
+* ``interp-plain``: the interpreter's plain tree-walking path (``fast=False``; tiny and 0.6b);
 * ``numpy-bf16w``: kernels/qwen3/golden.py ``decode_step`` with the weights BF16 in memory (the
   golden converts them to FP32 inside every step);
 * ``numpy-f32w``: the same golden with FP32 copies of the weights made once beforehand (2x the
@@ -17,8 +18,9 @@ Side by side in one process, same inputs (random weights, batch 16, every user a
 Each engine runs in its own blocks (two alternating rounds, each after a pause and a discarded
 warm-up); a line is the median of the clean runs (other processes below 0.15 cores), or of all
 runs when fewer than 3 are clean. ``oth`` is the CPU other processes used during the runs, in
-cores (the VM is shared; see performance.md section 1). Ratios are ``time / c``. The
-interpreter is skipped for the 14b config unless ``PLDSL_BENCH_INTERP_14B=1``.
+cores (the VM is shared; see performance.md section 1). Ratios are ``time / c`` and
+``time / numpy-f32w`` (the issue-12 target: interpreter / hand-written NumPy). Every config also
+reports the capture time (building the program) and the ``pl.check`` time.
 """
 
 from __future__ import annotations
@@ -150,8 +152,15 @@ def setup(name: str, batch: int, ctx: int, block: int):
     weights = random_weights(cfg, seed=0, max_seq=max_blocks * block)
     t_weights = time.perf_counter() - t0
     num_pages = batch * max_blocks
+    t0 = time.perf_counter()
     prog = build_program(cfg, max_seq=max_blocks * block, block_size=block, num_pages=num_pages,
                          max_blocks_per_seq=max_blocks, padded_vocab=weights.padded_vocab)  # fmt: skip
+    t_capture = time.perf_counter() - t0
+    import pldsl as pl
+
+    t0 = time.perf_counter()
+    findings = pl.check(prog)
+    t_check = time.perf_counter() - t0
     layout = KVLayout(num_pages=num_pages, block_size=block)
     alloc = PageAllocator(layout, batch, max_blocks)
     lens = np.full(batch, ctx, np.int32)
@@ -173,30 +182,34 @@ def setup(name: str, batch: int, ctx: int, block: int):
         vc,
         hidden,
         max_blocks,
-        t_weights,
+        (t_weights, t_capture, t_check, len(findings)),
     )
 
 
 def bench(name: str, batch: int, ctx: int, block: int, repeat: int, skip: set[str]) -> None:
     from pldsl.backends import c
 
-    cfg, w, prog, table, slots, lens, kc, vc, hidden, mb, t_w = setup(name, batch, ctx, block)
+    cfg, w, prog, table, slots, lens, kc, vc, hidden, mb, times = setup(name, batch, ctx, block)
+    t_w, t_capture, t_check, n_findings = times
     H, PV = cfg.hidden_size, w.padded_vocab
     print(f"\n== {name}: hidden {H}, intermediate {cfg.intermediate_size}, layers "
           f"{cfg.num_hidden_layers}, heads {cfg.num_attention_heads}/{cfg.num_key_value_heads}, "
           f"vocab {PV}; batch {batch}, context {ctx}, KV page {block}  (weights {t_w:.1f} s)")  # fmt: skip
-    t0 = time.perf_counter()
-    compiled = c.compile(prog)
-    print(f"   compile (or cache hit): {time.perf_counter() - t0:.2f} s")
+    print(f"   capture (build_program): {t_capture:.2f} s, pl.check: {t_check:.2f} s "
+          f"({n_findings} findings)")  # fmt: skip
 
     def outs():
         return [np.zeros((batch, H), BF16), np.zeros((batch, H), BF16),
                 np.zeros((batch, PV), np.float32)]  # fmt: skip
 
-    kc_c, vc_c = kc.copy(), vc.copy()
-    args_c = decode_args(w, hidden, lens, table, slots, kc_c, vc_c, *outs())
-    res_c = compiled.run("qwen3_decode_all", *args_c)
-    fns = {"c": lambda: compiled.run("qwen3_decode_all", *args_c)}
+    fns, res_c = {}, None
+    if "c" not in skip:
+        t0 = time.perf_counter()
+        compiled = c.compile(prog)
+        print(f"   compile (or cache hit): {time.perf_counter() - t0:.2f} s")
+        args_c = decode_args(w, hidden, lens, table, slots, kc.copy(), vc.copy(), *outs())
+        res_c = compiled.run("qwen3_decode_all", *args_c)
+        fns["c"] = lambda: compiled.run("qwen3_decode_all", *args_c)
     f32 = None
     if "numpy" not in skip:
         f32 = golden._F32Weights.of(w)
@@ -206,38 +219,46 @@ def bench(name: str, batch: int, ctx: int, block: int, repeat: int, skip: set[st
                                       block_size=block, max_blocks_per_seq=mb, _f32=f32w)  # fmt: skip
 
         res_np = np_step(f32)
-        rel = float(np.max(np.abs(res_c[2] - res_np[2])) / np.max(np.abs(res_np[2])))
-        eq = float(np.mean(res_c[0].astype(np.float32) == res_np[0].astype(np.float32)))
-        print(f"   C vs golden: logits max|d| = {rel:.2e} of max|logit|, hidden out "
-              f"{eq * 100:.1f}% bit-equal")  # fmt: skip
+        if res_c is not None:
+            rel = float(np.max(np.abs(res_c[2] - res_np[2])) / np.max(np.abs(res_np[2])))
+            eq = float(np.mean(res_c[0].astype(np.float32) == res_np[0].astype(np.float32)))
+            print(f"   C vs golden: logits max|d| = {rel:.2e} of max|logit|, hidden out "
+                  f"{eq * 100:.1f}% bit-equal")  # fmt: skip
         fns["numpy-f32w"] = lambda: np_step(f32)
-    results = blocks(fns, repeat)
-    if f32 is not None:
-        del f32, fns["numpy-f32w"]
-        gc.collect()
-        results.update(blocks({"numpy-bf16w": lambda: np_step(None)}, 3, rounds=1))
     if "interp" not in skip:
         from pldsl import interpreter
 
         args_i = decode_args(w, hidden, lens, table, slots, kc.copy(), vc.copy(), *outs())
-        results.update(
-            blocks(
-                {"interp": lambda: interpreter.run(prog, "qwen3_decode_all", *args_i)}, 3, rounds=1
+        fns["interp"] = lambda: interpreter.run(prog, "qwen3_decode_all", *args_i)
+        if "plain" not in skip:
+            args_p = decode_args(w, hidden, lens, table, slots, kc.copy(), vc.copy(), *outs())
+            fns["interp-plain"] = lambda: interpreter.run(
+                prog, "qwen3_decode_all", *args_p, fast=False
             )
-        )
-    base = results["c"][0]
-    print(f"   {'engine':<13} {'median':>10}  {'runs (ms)':<48} {'oth':>5} clean  ratio to c")
+    slow = {k: fns.pop(k) for k in ("interp", "interp-plain") if k in fns}
+    results = blocks(fns, repeat)
+    results.update(blocks(slow, 3, rounds=1))  # seconds per step: 3 runs each
+    if f32 is not None and "bf16w" not in skip:
+        del f32, fns["numpy-f32w"]
+        gc.collect()
+        results.update(blocks({"numpy-bf16w": lambda: np_step(None)}, 3, rounds=1))
+    base = results["c"][0] if "c" in results else None
+    ref = results["numpy-f32w"][0] if "numpy-f32w" in results else None
+    print(f"   {'engine':<13} {'median':>10}  {'runs (ms)':<40} {'oth':>5} clean  "
+          f"{'/ c':>6} {'/ numpy':>8}")  # fmt: skip
     for key, (med, times, oth, nclean) in results.items():
         runs = " ".join(f"{t * 1e3:.1f}" for t in times[:8])
+        vs_c = f"{med / base:5.2f}x" if base else "     -"
+        vs_np = f"{med / ref:7.2f}x" if ref else "       -"
         print(
-            f"   {key:<13} {med * 1e3:8.1f} ms  {runs:<48} {oth:5.2f} {nclean:3d}/{len(times):<3d} "
-            f"{med / base:6.2f}x"
+            f"   {key:<13} {med * 1e3:8.1f} ms  {runs:<40} {oth:5.2f} {nclean:3d}/{len(times):<3d} "
+            f"{vs_c} {vs_np}"
         )
-    if "numpy-f32w" in results:
-        print(f"   => C is {results['numpy-f32w'][0] / base:.2f}x as fast as the hand-written NumPy "
-              f"step (f32 weights), {results['numpy-bf16w'][0] / base:.2f}x with BF16 weights")  # fmt: skip
-    if "interp" in results:
-        print(f"   => interpreter / C = {results['interp'][0] / base:.1f}x")
+    if ref and base:
+        print(f"   => C is {ref / base:.2f}x as fast as the hand-written NumPy step (f32 weights)")
+    if ref and "interp" in results:
+        print(f"   => interpreter / hand-written NumPy = {results['interp'][0] / ref:.2f}x "
+              f"(target: <= 3 tiny, <= 1.5 at 0.6b and 14b widths)")  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -249,8 +270,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--block", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--skip", action="append", default=[], choices=["interp", "numpy"],
-                    help="leave an engine out")  # fmt: skip
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=["interp", "plain", "numpy", "bf16w", "c"],
+                    help="leave an engine out (plain: the interpreter's fast=False path)")  # fmt: skip
     ap.add_argument("--mallopt", action="store_true",
                     help="raise glibc's mmap/trim thresholds first (performance.md 2.4)")  # fmt: skip
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
@@ -270,8 +292,8 @@ def main(argv=None) -> int:
     skip = set(args.skip)
     for name in names:
         sk = set(skip)
-        if name == "14b" and os.environ.get("PLDSL_BENCH_INTERP_14B") != "1":
-            sk.add("interp")  # minutes per step
+        if name == "14b":
+            sk.add("plain")  # the plain path takes minutes per 14B-width step
         bench(name, args.batch, args.ctx, args.block, args.repeat, sk)
     return 0
 

@@ -218,7 +218,7 @@ def _portable(v) -> np.ndarray:
     """BF16 (and any non-NumPy float) as float32, exactly; everything else unchanged."""
     a = np.asarray(v)
     if a.dtype.kind == "V" or a.dtype.name == "bfloat16":
-        from pldsl.interpreter import numerics
+        from pldsl.execution import numerics
 
         return numerics.cast(a, "FP32")
     return a

@@ -13,21 +13,32 @@ Every fault is a `RuntimeFault` carrying a `Diagnostic` with the kernel's source
 from __future__ import annotations
 
 import functools
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pldsl.interpreter import numerics
-from pldsl.interpreter.memory import Context, OpFault, TensorValue, wrap_array
 from pldsl.interpreter.ops import KERNELS
 from pldsl.interpreter.trace import Event, Trace, shapes_dtypes
 
-from pldsl.diagnostics import NO_SPAN, Diagnostic, PldslError, RuntimeFault, Span
-from pldsl.dtypes import DType
+from pldsl.diagnostics import NO_SPAN, RuntimeFault, Span
+from pldsl.execution import numerics
+from pldsl.execution.arguments import (
+    RunResult,
+    bind_params,
+    check_outputs,
+    export,
+    partial_outputs,
+    prepare_arguments,
+    py_scalar,
+    scalar_from_int,
+    write_back,
+)
+from pldsl.execution.faults import ArgumentError, fault, with_note
+from pldsl.execution.host import host_call
+from pldsl.execution.memory import Context, OpFault, TensorValue
+from pldsl.ir.analysis import own_yields, written_params
 from pldsl.ir.nodes import (
     COMPARISONS,
     Assign,
@@ -50,39 +61,10 @@ from pldsl.ir.nodes import (
     Var,
     Yield,
 )
-from pldsl.ir.printer import format_type
-from pldsl.ir.symbolic import Unbound, apply_scalar_binop, evaluate
-from pldsl.ir.types import ScalarType, TensorType
+from pldsl.ir.symbolic import apply_scalar_binop
 from pldsl.ops import lookup
 
 __all__ = ["ArgumentError", "Machine", "RunResult", "execute", "run"]
-
-
-class ArgumentError(RuntimeFault):
-    """The arguments of a run do not fit the function's parameters (bad input, not a kernel
-    fault): wrong count, dtype, rank, static or dynamic dim, inexact BF16 values, ..."""
-
-
-def fault(
-    rule: str,
-    message: str,
-    span: Span = NO_SPAN,
-    help: str | None = None,
-    notes: Sequence[str] = (),
-    cls: type = RuntimeFault,
-) -> RuntimeFault:
-    return cls(Diagnostic(rule, "error", message, span, help, tuple(notes)))
-
-
-def _check_count(fn: Function, args: Sequence[Any], span: Span, cls: type) -> None:
-    if len(args) != len(fn.params):
-        raise fault(
-            "ArgumentCount",
-            f"'{fn.name}' takes {len(fn.params)} arguments "
-            f"({', '.join(p.name for p in fn.params)}), got {len(args)}",
-            span,
-            cls=cls,
-        )
 
 
 class _Return(Exception):
@@ -126,30 +108,6 @@ class Frame:
     def __init__(self, function: Function, env: dict[str, Any]):
         self.function, self.env = function, env
         self.loops: list[_Loop] = []
-
-
-# ------------------------------------------------------------------ scalars
-
-
-def _py(v: Any) -> Any:
-    """A scalar as a Python number for arithmetic."""
-    if isinstance(v, (bool, int, float)):
-        return v
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    return float(v)
-
-
-def scalar_from_int(value: int, dtype: DType) -> Any:
-    """An integer scalar result: INDEX a Python int, BOOL a bool, else wrapped into a NumPy
-    scalar of the dtype (numerics.wrap_int)."""
-    if dtype.name == "INDEX":
-        return int(value)
-    if dtype.is_bool:
-        return bool(value)
-    return numerics.storage_dtype(dtype.name).type(numerics.wrap_int(value, dtype.name))
 
 
 # ------------------------------------------------------------------ the machine
@@ -237,187 +195,17 @@ class Machine:
             return None
         return values[0]
 
-    def bind(self, fn: Function, args: Sequence[Any], span: Span, top: bool = False) -> dict:
-        """Parameters -> values, dynamic dims bound from the argument shapes."""
-        cls = ArgumentError if top else RuntimeFault
-        _check_count(fn, args, span, cls)
-        env: dict[str, Any] = {}
-        origin: dict[str, str] = {}
-        for p, v in zip(fn.params, args):
-            if isinstance(p.type, ScalarType):
-                env[p.name] = coerce_scalar(v, p.type.dtype, self.ctx, p.name, span, cls)
-                origin[p.name] = f"scalar argument '{p.name}'"
-        for p, v in zip(fn.params, args):
-            t = p.type
-            if not isinstance(t, TensorType):
-                if not isinstance(t, ScalarType):
-                    raise fault(
-                        "BadParameter", f"unsupported parameter type for '{p.name}'", span, cls=cls
-                    )
-                continue
-            where = span if span.line else p.var.span
-            if not isinstance(v, TensorValue):
-                raise fault(
-                    "ArgumentMismatch",
-                    f"argument '{p.name}' of '{fn.name}' must be a tensor "
-                    f"{format_type(t)}, got {type(v).__name__}",
-                    where,
-                    cls=cls,
-                )
-            if v.dtype != t.dtype.name:
-                raise fault(
-                    "ArgumentMismatch",
-                    f"argument '{p.name}' of '{fn.name}' has dtype {v.dtype}, expected "
-                    f"{t.dtype.name}",
-                    where,
-                    cls=cls,
-                )
-            if v.rank != t.rank:
-                raise fault(
-                    "ArgumentMismatch",
-                    f"argument '{p.name}' of '{fn.name}' has rank {v.rank} (shape "
-                    f"{list(v.shape)}), expected rank {t.rank} {format_type(t)}",
-                    where,
-                    cls=cls,
-                )
-            for axis, (d, actual) in enumerate(zip(t.shape, v.shape)):
-                if isinstance(d, int):
-                    if d != actual:
-                        raise fault(
-                            "ArgumentMismatch",
-                            f"argument '{p.name}' of '{fn.name}': dim {axis} is {actual}, "
-                            f"the declared static dim is {d} ({format_type(t)}, got shape "
-                            f"{list(v.shape)})",
-                            where,
-                            cls=cls,
-                        )
-                elif isinstance(d, Var):
-                    if d.name in env:
-                        if _py(env[d.name]) != actual:
-                            raise fault(
-                                "DynamicDimMismatch",
-                                f"argument '{p.name}' of '{fn.name}': dim {axis} ({d.name}) "
-                                f"is {actual}, but {d.name} = {_py(env[d.name])} from "
-                                f"{origin[d.name]}",
-                                where,
-                                "every use of a pl.dynamic dim must have the same extent",
-                                cls=cls,
-                            )
-                    else:
-                        env[d.name] = actual
-                        origin[d.name] = f"argument '{p.name}' dim {axis}"
-            env[p.name] = v
-        # Composite dims (`N * 2`: only IR text has them) are checked once all dims bind.
-        for p, v in zip(fn.params, args):
-            for axis, d in enumerate(getattr(p.type, "shape", ())):
-                if isinstance(d, (int, Var)):
-                    continue
-                want = _eval_shape((d,), env)
-                if want is not None and want[0] != v.shape[axis]:
-                    raise fault(
-                        "DynamicDimMismatch",
-                        f"argument '{p.name}' of '{fn.name}': dim {axis} is "
-                        f"{v.shape[axis]}, expected {want[0]}",
-                        span,
-                        cls=cls,
-                    )
-        return env
-
-    def bind_entry(self, fn: Function, values: Sequence[Any]) -> dict:
-        """`bind` for the function a run calls (faults are ArgumentErrors); parameters
-        annotated with a valid_shape then carry that valid region."""
-        env = self.bind(fn, values, NO_SPAN, top=True)
-        for p, v in zip(fn.params, values):
-            t = p.type
-            if isinstance(t, TensorType) and t.valid_shape is not None:
-                valid = _eval_shape(t.valid_shape, env)
-                if valid is not None:
-                    v.valid = tuple(max(0, min(a, b)) for a, b in zip(valid, v.shape))
-        return env
+    def bind(self, fn: Function, args: Sequence[Any], span: Span) -> dict:
+        return bind_params(fn, args, span, self.ctx)
 
     def host_call(self, fn: Function, args: Sequence[Any], span: Span) -> Any:
-        cb = self.host.get(fn.name)
-        if cb is None:
-            raise fault(
-                "MissingHostFunction",
-                f"'{fn.name}' is a HOST SubWorker stub and no Python function is bound to it",
-                span,
-                f"pass host={{'{fn.name}': callable}} to run (interpreter.run or CompiledProgram.run)",
-            )
-        env = self.bind(fn, args, span)
-        arrays, views = [], {}
-        for p, v in zip(fn.params, args):
-            if isinstance(v, TensorValue):
-                if p.direction != "Out":
-                    try:
-                        v.require(self.ctx, v.valid, p.name)
-                    except OpFault as f:
-                        raise fault(
-                            f.rule, f"host call '{fn.name}' {f.message}", span, f.help, f.notes
-                        ) from None
-                a = v.view() if v.in_buffer() and v.fully_valid else v.materialize(self.ctx)
-                if not a.flags.writeable:
-                    a = a.copy()
-                views[id(a)] = v
-                arrays.append(a)
-            else:
-                arrays.append(v)
         trace, t0 = self.trace, 0
         if trace is not None:
             t0 = trace.now()
-        try:
-            out = cb(*arrays)
-        except PldslError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - user code: report it at the call site
-            raise fault(
-                "HostFunctionError",
-                f"host function for '{fn.name}' raised {type(exc).__name__}: {exc}",
-                span,
-            ) from exc
+        out = host_call(fn, args, span, self.ctx, self.host)
         if trace is not None:
             self._trace_call(f"host {fn.name}", span, t0)
-        for a, v in zip(arrays, args):
-            if isinstance(v, TensorValue):
-                if a.base is None or not np.shares_memory(a, v.buffer.data):
-                    # A copy was handed over: bring the callee's writes back.
-                    v.buffer.data[v.window()] = a[tuple(slice(0, n) for n in v.valid)]
-                if v.buffer.defined is not None:
-                    v.buffer.defined[v.window()] = True
-                v.buffer.mark_written()
-        results = out if fn.tuple_return else (out,)
-        if fn.tuple_return and (
-            not isinstance(out, (tuple, list)) or len(out) != len(fn.return_types)
-        ):
-            raise fault(
-                "HostFunctionError",
-                f"host function for '{fn.name}' must return a tuple of "
-                f"{len(fn.return_types)} values, got {type(out).__name__}",
-                span,
-            )
-        if not fn.return_types:
-            return None
-        converted = []
-        for i, (r, t) in enumerate(zip(results, fn.return_types)):
-            what = f"return value {i} of host function '{fn.name}'"
-            if isinstance(t, TensorType):
-                if isinstance(r, np.ndarray) and id(r) in views:
-                    converted.append(views[id(r)])
-                    continue
-                arr, _ = coerce_array(r, t.dtype.name, self.ctx, what, span, RuntimeFault)
-                shape = _eval_shape(t.shape, env)
-                if shape is not None and tuple(arr.shape) != shape:
-                    raise fault(
-                        "HostFunctionError",
-                        f"{what} has shape {list(arr.shape)}, declared {list(shape)}",
-                        span,
-                    )
-                arr = arr.copy() if arr is r else arr
-                val = wrap_array(self.ctx, arr, t.dtype.name, f"{fn.name}.return{i}")
-                converted.append(val)
-            else:
-                converted.append(coerce_scalar(r, t.dtype, self.ctx, what, span, RuntimeFault))
-        return tuple(converted) if fn.tuple_return else converted[0]
+        return out
 
     # ------------------------------------------------------------- statements
     def exec_block(self, stmts, frame: Frame) -> None:
@@ -494,19 +282,7 @@ class Machine:
     def _loop_yields(self, s: For) -> list[Yield]:
         found = self._yields.get(id(s))
         if found is None:
-            found = []
-            stack = list(s.body)
-            while stack:
-                n = stack.pop()
-                if isinstance(n, Yield):
-                    found.append(n)
-                elif isinstance(n, For):
-                    continue  # a nested loop owns its yields
-                elif isinstance(n, If):
-                    stack += [*n.then_body, *n.else_body]
-                elif isinstance(n, Scope):
-                    stack += list(n.body)
-            self._yields[id(s)] = found
+            found = self._yields[id(s)] = list(own_yields(s.body))
         return found
 
     def _yield(self, s: Yield, f: Frame) -> None:
@@ -572,7 +348,10 @@ class Machine:
         return numerics.cast(np.asarray(value, np.float64), dtype, "rint", self.ctx.precision)[()]
 
     def _binop(self, e: BinOp, f: Frame) -> Any:
-        a, b = _py(self.eval(e.lhs, f)), _py(self.eval(e.rhs, f))
+        return self._binop_value(e, self.eval(e.lhs, f), self.eval(e.rhs, f))
+
+    def _binop_value(self, e: BinOp, a: Any, b: Any) -> Any:
+        a, b = py_scalar(a), py_scalar(b)
         op = e.op
         if op in COMPARISONS or op in ("and", "or"):
             return apply_scalar_binop(op, a, b)
@@ -590,7 +369,10 @@ class Machine:
         return scalar_from_int(int(apply_scalar_binop(op, int(a), int(b), e.type)), dtype)
 
     def _unary(self, e: UnaryOp, f: Frame) -> Any:
-        v = _py(self.eval(e.operand, f))
+        return self._unary_value(e, self.eval(e.operand, f))
+
+    def _unary_value(self, e: UnaryOp, v: Any) -> Any:
+        v = py_scalar(v)
         if e.op == "not":
             return not v
         dtype = e.type.dtype
@@ -602,7 +384,7 @@ class Machine:
         known = self._lists.get(id(e))
         if known:  # a list of constants: evaluated once
             return known
-        items = tuple([int(_py(self.eval(i, f))) for i in e.items])
+        items = tuple([int(py_scalar(self.eval(i, f))) for i in e.items])
         if known is None:
             self._lists[id(e)] = all(type(i) is Const for i in e.items) and items
         return items
@@ -635,7 +417,9 @@ class Machine:
 
     def _opcall(self, e: OpCall, f: Frame) -> Any:
         op = self._ops.get(id(e)) or self._prepare_op(e)
-        args = [ev(a, f) for ev, a in op.args]
+        return self._run_op(e, op, [ev(a, f) for ev, a in op.args])
+
+    def _run_op(self, e: OpCall, op: _Op, args: list) -> Any:
         trace = self.trace
         try:
             if trace is None:
@@ -645,17 +429,8 @@ class Machine:
                 result = op.call(*args)
                 t1 = trace.now()
                 self._trace_op(e, op, args, result, t0, t1)
-        except OpFault as x:
-            label = op.label
-            raise fault(
-                x.rule,
-                f"{label} {x.message}" if x.rule == "UndefinedRead" else f"{label}: {x.message}",
-                e.span,
-                x.help,
-                x.notes,
-            ) from None
-        except numerics.NumericsError as x:
-            raise fault("NumericsError", f"{op.label}: {x}", e.span) from None
+        except (OpFault, numerics.NumericsError) as x:
+            raise op_fault(e, op, x) from None
         if isinstance(result, TensorValue) and result.buffer.name is None:
             result.buffer.name = op.result_name
         return result
@@ -688,173 +463,21 @@ class Machine:
 _MISSING = object()
 
 
-def _eval_shape(shape, env: Mapping[str, Any]) -> tuple[int, ...] | None:
-    try:
-        scalars = {k: _py(v) for k, v in env.items() if not isinstance(v, (TensorValue, tuple))}
-        return tuple(int(evaluate(d, scalars)) for d in shape)
-    except (Unbound, TypeError, ValueError):
-        return None
-
-
-# ------------------------------------------------------------------ argument conversion
-
-
-def coerce_array(
-    value: Any, dtype: str, ctx: Context, what: str, span: Span, cls: type = ArgumentError
-) -> tuple[np.ndarray, bool]:
-    """An argument as an array of the storage dtype. Returns (array, converted): converted is
-    False when `value` itself is used (in place). Conversions must be exact: a float32 array
-    for a BF16 parameter must hold BF16 values (checked), an int64 array for INT32 must fit."""
-    storage = ctx.storage(dtype)
-    if not isinstance(value, np.ndarray):
-        if isinstance(value, (list, tuple)) or np.isscalar(value):
-            value = np.asarray(value)
-        else:
-            raise fault(
-                "ArgumentMismatch",
-                f"{what} must be a NumPy array for a {dtype} tensor, got {type(value).__name__}",
-                span,
-                cls=cls,
-            )
-    if value.dtype == storage:
-        return value, False
-    src = value.dtype
-    src_float = src.kind == "f" or src == numerics.storage_dtype("BF16")
-    if dtype in numerics.FLOAT_DTYPES:
-        if not src_float:
-            raise fault(
-                "ArgumentMismatch",
-                f"{what} is a {src} array, expected {dtype} (stored as {storage})",
-                span,
-                f"convert it: x.astype({_np_spelling(storage)})",
-                cls=cls,
-            )
-        converted = numerics.cast(value, dtype, "rint", ctx.precision)
-        idx = _first_change(value, converted)
-        if idx is not None:
-            raise fault(
-                "InexactArgument",
-                f"{what} ({dtype}) holds values that are not exactly representable in "
-                f"{dtype}: element {list(idx)} is {value[idx]!r}",
-                span,
-                f"round it first (e.g. x.astype({_np_spelling(storage)})), or pass precision='fp32'"
-                if dtype in ("BF16", "FP16")
-                else f"convert it first: x.astype({_np_spelling(storage)})",
-                cls=cls,
-            )
-        return converted, True
-    if dtype in numerics.INT_DTYPES:
-        if src.kind not in "iub":
-            raise fault(
-                "ArgumentMismatch",
-                f"{what} is a {src} array, expected {dtype} (stored as {storage})",
-                span,
-                f"convert it: x.astype({_np_spelling(storage)})",
-                cls=cls,
-            )
-        converted = value.astype(storage)
-        if _first_change(value, converted) is not None:
-            raise fault(
-                "InexactArgument", f"{what} has values that do not fit {dtype}", span, cls=cls
-            )
-        return converted, True
-    if dtype == "BOOL":
-        if src.kind != "b":
-            raise fault(
-                "ArgumentMismatch", f"{what} is a {src} array, expected BOOL", span, cls=cls
-            )
-        return value.astype(np.bool_), True
-    raise fault("ArgumentMismatch", f"{what}: unsupported dtype {dtype}", span, cls=cls)
-
-
-def _first_change(before: np.ndarray, after: np.ndarray) -> tuple[int, ...] | None:
-    """The index of the first element whose value a conversion changed (NaN stays NaN;
-    NumPy compares mixed integer types exactly), else None."""
-    with np.errstate(invalid="ignore"):
-        changed = (before != after) & ~((before != before) & (after != after))
-    if not changed.any():
-        return None
-    return tuple(int(i) for i in np.argwhere(changed)[0])
-
-
-def _np_spelling(dt: np.dtype) -> str:
-    return "ml_dtypes.bfloat16" if dt == numerics.storage_dtype("BF16") else f"np.{dt}"
-
-
-def coerce_scalar(
-    value: Any, dtype: DType, ctx: Context, what: str, span: Span, cls: type = ArgumentError
-) -> Any:
-    """A scalar argument in the interpreter's representation (int for INDEX, bool for BOOL,
-    else a NumPy scalar of the storage dtype). Floats round to FP32 (RNE); BF16/FP16
-    scalars must be exact."""
-    if isinstance(value, TensorValue):
-        raise fault("ArgumentMismatch", f"{what} must be a scalar, got a tensor", span, cls=cls)
-    if isinstance(value, np.ndarray):
-        if value.ndim != 0:
-            raise fault(
-                "ArgumentMismatch",
-                f"{what} must be a scalar, got an array of shape {list(value.shape)}",
-                span,
-                cls=cls,
-            )
-        value = value[()]
-    name = dtype.name
-    if dtype.is_bool:
-        if not isinstance(value, (bool, np.bool_)):
-            raise fault("ArgumentMismatch", f"{what} must be a bool, got {value!r}", span, cls=cls)
-        return bool(value)
-    if dtype.is_int:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            if isinstance(value, (float, np.floating)) and float(value).is_integer():
-                value = int(value)
-            else:
-                raise fault(
-                    "ArgumentMismatch",
-                    f"{what} must be an integer ({name}), got {value!r}",
-                    span,
-                    cls=cls,
-                )
-        v = int(value)
-        if name != "INDEX":
-            info = np.iinfo(numerics.storage_dtype(name))
-            if not info.min <= v <= info.max:
-                raise fault("InexactArgument", f"{what} = {v} does not fit {name}", span, cls=cls)
-            return numerics.storage_dtype(name).type(v)
-        return v
-    if not isinstance(value, (int, float, np.integer, np.floating)) and not (
-        isinstance(value, np.generic) and value.dtype == numerics.storage_dtype("BF16")
-    ):
-        raise fault(
-            "ArgumentMismatch", f"{what} must be a number ({name}), got {value!r}", span, cls=cls
+def op_fault(e: OpCall, op: _Op, x: Exception) -> RuntimeFault:
+    """An op kernel's OpFault (or a numerics error) as a fault at the op's span."""
+    if isinstance(x, OpFault):
+        label = op.label
+        return fault(
+            x.rule,
+            f"{label} {x.message}" if x.rule == "UndefinedRead" else f"{label}: {x.message}",
+            e.span,
+            x.help,
+            x.notes,
         )
-    src = np.asarray(value)
-    if src.dtype.kind in "iub":
-        src = src.astype(np.float64)
-    out = numerics.cast(src, name, "rint", ctx.precision)
-    if name in ("BF16", "FP16") and not (
-        float(out) == float(src) or (math.isnan(float(out)) and math.isnan(float(src)))
-    ):
-        raise fault(
-            "InexactArgument",
-            f"{what} = {value!r} is not exactly representable in {name}",
-            span,
-            cls=cls,
-        )
-    return out[()]
+    return fault("NumericsError", f"{op.label}: {x}", e.span)
 
 
 # ------------------------------------------------------------------ run
-
-
-@dataclass
-class RunResult:
-    """What `execute` returns: the function's result, and the final state of every tensor
-    argument (the caller's arrays where they were used in place)."""
-
-    value: Any
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    written: set[str] = field(default_factory=set)
-    trace: Trace | None = None
 
 
 def run(
@@ -866,6 +489,7 @@ def run(
     trace: str | os.PathLike | Trace | None = None,
     host: Mapping[str, Callable] | None = None,
     bounds_check: bool = True,
+    fast: bool = True,
 ) -> Any:
     """Execute `program.function_name(*args)` on NumPy; returns what the function returns
     (a tuple for tuple returns) as NumPy arrays of the declared dtypes' storage types.
@@ -883,6 +507,8 @@ def run(
     trace: a path (Chrome trace JSON written there) or a `Trace` to fill.
     host: Python callables for HOST SubWorker stubs, by function name.
     bounds_check: False skips window checks (faster; out-of-bounds windows then misbehave).
+    fast: True (default) runs the IR compiled once into closures (interpreter/compiler.py),
+    bit-identical to the plain tree-walking path that fast=False keeps for differential tests.
     """
     return execute(
         program,
@@ -893,6 +519,7 @@ def run(
         trace=trace,
         host=host,
         bounds_check=bounds_check,
+        fast=fast,
     ).value
 
 
@@ -906,6 +533,7 @@ def execute(
     trace: str | os.PathLike | Trace | None = None,
     host: Mapping[str, Callable] | None = None,
     bounds_check: bool = True,
+    fast: bool = True,
 ) -> RunResult:
     """`run`, returning a `RunResult` with the final argument arrays as well."""
     if not isinstance(program, Program):
@@ -927,15 +555,16 @@ def execute(
     tr = trace if isinstance(trace, Trace) else (Trace() if trace is not None else None)
     if tr is not None:
         tr.function = f"{program.name}.{fn.name}"
-    values, originals = prepare_arguments(fn, args, ctx)
-    machine = Machine(program, ctx, host, tr)
-    machine.bind_entry(fn, values)
+    values, originals = prepare_arguments(fn, args, ctx, written_params(program, fn))
+    machine = _machine_class(fast)(program, ctx, host, tr)
     t0 = time.perf_counter_ns()
     try:
         result, ret_span = machine.invoke(fn, values, NO_SPAN)
         if strict:
-            _check_outputs(fn, values, ret_span)
-        out = _export(result, ctx, ret_span)
+            check_outputs(fn, values, ret_span)
+        out = export(result, ctx, ret_span)
+    except RuntimeFault as err:
+        raise with_note(err, partial_outputs(fn, values, originals)) from err.__cause__
     finally:
         if tr is not None:
             tr.wall_ns = time.perf_counter_ns() - t0
@@ -949,150 +578,9 @@ def execute(
     return RunResult(out, write_back(fn, values, originals, written), written, tr)
 
 
-def prepare_arguments(
-    fn: Function, args: Sequence[Any], ctx: Context
-) -> tuple[list[Any], dict[str, tuple[Any, np.ndarray]]]:
-    """The arguments of a run as interpreter values (shared with the C backend).
+def _machine_class(fast: bool) -> type[Machine]:
+    if not fast:
+        return Machine
+    from pldsl.interpreter.compiler import FastMachine  # the fast path builds on Machine
 
-    Scalars are coerced; arrays of the storage dtype are used in place, others converted
-    exactly (`originals`: parameter name -> (the caller's value, the converted array)); Out
-    arrays arrive undefined: zero-filled, or poisoned in strict mode; Out arguments given as
-    None are allocated once the dynamic dims are known from the other arguments."""
-    _check_count(fn, args, fn.span, ArgumentError)
-    values: list[Any] = [None] * len(args)
-    originals: dict[str, tuple[Any, np.ndarray]] = {}
-    # Scalars first: a Scalar[INDEX] parameter named like a dynamic dim binds it.
-    env: dict[str, Any] = {}
-    for i, (p, a) in enumerate(zip(fn.params, args)):
-        if isinstance(p.type, ScalarType):
-            values[i] = env[p.name] = coerce_scalar(
-                a, p.type.dtype, ctx, f"argument '{p.name}'", p.var.span
-            )
-    missing = []
-    for i, (p, a) in enumerate(zip(fn.params, args)):
-        t = p.type
-        if isinstance(t, ScalarType):
-            continue
-        if not isinstance(t, TensorType):
-            raise fault(
-                "BadParameter",
-                f"unsupported parameter type of '{p.name}'",
-                p.var.span,
-                cls=ArgumentError,
-            )
-        if a is None:
-            missing.append(i)
-            continue
-        arr, converted = coerce_array(a, t.dtype.name, ctx, f"argument '{p.name}'", p.var.span)
-        if not converted and not arr.flags.writeable:
-            arr, converted = arr.copy(), True
-        if converted:
-            originals[p.name] = (a, arr)
-        out = p.direction == "Out"
-        if out:
-            arr[...] = _undefined_fill(t.dtype.name, ctx)
-        values[i] = wrap_array(ctx, arr, t.dtype.name, p.name, defined=not out)
-        for d, n in zip(t.shape, arr.shape):
-            if isinstance(d, Var):
-                env.setdefault(d.name, n)
-    for i in missing:
-        p = fn.params[i]
-        shape = _eval_shape(p.type.shape, env) if p.direction == "Out" else None
-        if shape is None:
-            raise fault(
-                "MissingArgument",
-                f"argument '{p.name}' is None"
-                + (
-                    ", and its dims are not known from the other arguments"
-                    if p.direction == "Out"
-                    else f" but it is an {p.direction} tensor"
-                ),
-                p.var.span,
-                "pass a NumPy array",
-                cls=ArgumentError,
-            )
-        dtype = p.type.dtype.name
-        data = np.full(shape, _undefined_fill(dtype, ctx), ctx.storage(dtype))
-        values[i] = wrap_array(ctx, data, dtype, p.name, defined=False)
-    return values, originals
-
-
-def _undefined_fill(dtype: str, ctx: Context) -> np.generic:
-    """What an Out parameter holds on entry: zero (default mode) or poison (strict)."""
-    if ctx.strict:
-        return numerics.poison_value(dtype, ctx.precision)
-    return numerics.pad_value("zero", dtype, ctx.precision)
-
-
-def write_back(
-    fn: Function,
-    values: Sequence[Any],
-    originals: Mapping[str, tuple[Any, np.ndarray]],
-    written: set[str],
-) -> dict[str, np.ndarray]:
-    """After a run: converted arguments the kernel wrote are written back exactly into the
-    caller's (writable) arrays. Returns the final array of every tensor parameter."""
-    arrays: dict[str, np.ndarray] = {}
-    for p, v in zip(fn.params, values):
-        if not isinstance(v, TensorValue):
-            continue
-        arrays[p.name] = v.buffer.data
-        if p.name in originals:
-            user, data = originals[p.name]
-            if p.name in written and isinstance(user, np.ndarray) and user.flags.writeable:
-                _write_back(user, data, p)
-                arrays[p.name] = user
-    return arrays
-
-
-def _write_back(user: np.ndarray, data: np.ndarray, p) -> None:
-    back = data.astype(user.dtype)
-    idx = _first_change(data, back)
-    if idx is not None:
-        raise fault(
-            "LossyWriteBack",
-            f"the kernel wrote '{p.name}', but its new value at {list(idx)} "
-            f"({data[idx]!r}) does not fit the caller's {user.dtype} array exactly",
-            p.var.span,
-            "pass float32 arrays for BF16/FP16 parameters the kernel writes when precision='fp32'"
-            if data.dtype == np.float32 and user.dtype != np.float32
-            else "pass an array of the storage dtype to have it updated in place",
-            cls=ArgumentError,
-        )
-    user[...] = back
-
-
-def _check_outputs(fn: Function, values: Sequence[Any], span: Span) -> None:
-    """Strict mode: every element of every Out parameter must have been written."""
-    for p, v in zip(fn.params, values):
-        if p.direction != "Out" or not isinstance(v, TensorValue):
-            continue
-        mask = v.buffer.defined
-        if mask is None or mask.all():
-            continue
-        idx = tuple(int(i) for i in np.argwhere(~mask)[0])
-        missing = int((~mask).sum())
-        ps = p.var.span
-        raise fault(
-            "UnwrittenOutput",
-            f"Out parameter '{p.name}' element {list(idx)} was never written "
-            f"({missing} of {mask.size} elements unwritten) when '{fn.name}' returned",
-            span if span.line else fn.span,
-            "write every element of an Out parameter, or declare it InOut if it keeps the "
-            "caller's data",
-            (f"'{p.name}' is declared at {ps}",),
-        )
-
-
-def _export(value: Any, ctx: Context, span: Span) -> Any:
-    """Interpreter values -> NumPy (fresh arrays for tensors)."""
-    if isinstance(value, tuple):
-        return tuple(_export(v, ctx, span) for v in value)
-    if isinstance(value, TensorValue):
-        if ctx.strict:
-            try:
-                value.require(ctx, value.valid, "return value")
-            except OpFault as f:
-                raise fault(f.rule, f"return {f.message}", span, f.help, f.notes) from None
-        return np.array(value.materialize(ctx), copy=True)
-    return value
+    return FastMachine

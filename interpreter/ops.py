@@ -28,8 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from pldsl.interpreter import numerics
-from pldsl.interpreter.memory import (
+
+from pldsl.execution import numerics
+from pldsl.execution.memory import (
     Box,
     Context,
     OpFault,
@@ -128,6 +129,13 @@ def _needed(shape: Box, result_shape: Box, result_valid: Box) -> Box:
 def _check_window(target: TensorValue, offset: Box, extent: Box) -> None:
     """The window [offset, offset + extent) of a slice or assemble lies inside `target`."""
     rank = len(target.shape)
+    if len(offset) == rank and len(extent) == rank:  # one pass when it fits (the common case)
+        bshape = target.buffer.data.shape
+        for o, e, d, b, bd in zip(offset, extent, target.shape, target.offset, bshape):
+            if o < 0 or o + e > d or (e > 0 and b + o + e > bd):
+                break
+        else:
+            return
     if len(offset) != rank or len(extent) != rank:
         raise OpFault(
             "ShapeMismatch",
@@ -490,6 +498,14 @@ def slice_(
     """A view of [offset, offset+shape). The accessed extent (valid_shape, else shape) must lie
     inside x; the view's valid region is valid_shape cut by x's own valid region."""
     shape, offset = tuple(shape), tuple(offset)
+    if valid_shape is None and len(shape) == len(offset) == x.rank and min(shape, default=0) >= 0:
+        # the common case, checked in one pass (the general path below words the faults)
+        if ctx.bounds_check:
+            _check_window(x, offset, shape)
+        xo = x.offset
+        valid = tuple([max(0, min(s, xv - o)) for s, xv, o in zip(shape, x.valid, offset)])
+        return TensorValue(x.buffer, tuple([a + b for a, b in zip(xo, offset)]), shape, valid,
+                           pad_value)  # fmt: skip
     _check_dims("the slice shape", shape)
     if len(shape) != x.rank or len(offset) != x.rank:
         raise OpFault(

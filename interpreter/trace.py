@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pldsl.interpreter.memory import TensorValue
+from pldsl.execution.memory import TensorValue
 
 
 @dataclass

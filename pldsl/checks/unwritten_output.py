@@ -31,6 +31,7 @@ from bisect import bisect_left
 import numpy as np
 
 from pldsl.diagnostics import Diagnostic
+from pldsl.ir.analysis import own_yields
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -59,7 +60,6 @@ from pldsl.ir.traversal import (
     assigned_names,
     iter_expr,
     iter_stmts,
-    own_yields,
     read_names,
     read_names_with_types,
     stmt_exprs,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Union
 
-from pldsl.diagnostics import NO_SPAN, Span
+from pldsl.diagnostics import NO_SPAN, Diagnostic, PldslError, Span
 from pldsl.dtypes import DType
 from pldsl.enums import FunctionType, Level, Role
 from pldsl.ir.types import ScalarType, TupleType, Type
@@ -101,14 +101,14 @@ class OpCall:
         for key, value in self.attrs:
             if key == name:
                 return value
-        from pldsl.ops import lookup
+        from pldsl.ir.opdefs import lookup
 
         param = lookup(self.op).param(name)
         return param.default if param is not None and not param.required else default
 
     def arg(self, name: str) -> Expr | None:
         """A runtime argument by its parameter name."""
-        from pldsl.ops import lookup
+        from pldsl.ir.opdefs import lookup
 
         names = [p.name for p in lookup(self.op).runtime_params]
         return self.args[names.index(name)]
@@ -271,6 +271,19 @@ class Function:
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """A captured function is IR, not Python: calling it says how to run it."""
+        raise PldslError(
+            Diagnostic(
+                "NotCallable",
+                "error",
+                f"'{self.name}' is a captured pl function (IR); it cannot be called directly",
+                self.span,
+                f"run it: interpreter.run(Program, '{self.name}', *args) (from pldsl import "
+                f"interpreter), or pldsl.backends.c.compile(Program).run('{self.name}', *args)",
+            )
+        )
 
 
 @dataclass(frozen=True, eq=False)

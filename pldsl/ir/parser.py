@@ -6,7 +6,7 @@ and types every value the way the frontend does, so that
 
 Conventions shared with the frontend (it must build the same trees):
 
-* `bind_op_call` (pldsl/ops/binding.py, used by both) binds an op's arguments: runtime operands go to `OpCall.args` in
+* `bind_op_call` (pldsl/ir/opbinding.py, used by both) binds an op's arguments: runtime operands go to `OpCall.args` in
   parameter order (None for omitted optional ones); static attributes go to
   `OpCall.attrs` in parameter order, required ones always, optional ones only when
   given with a value other than None and other than the default (the printer omits
@@ -70,11 +70,11 @@ from pldsl.ir.nodes import (
     Var,
     Yield,
 )
+from pldsl.ir.opbinding import bind_op_call, scalar_binop_type
+from pldsl.ir.opdefs import TypeRuleError, lookup
 from pldsl.ir.printer import describe_type
 from pldsl.ir.symbolic import shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type
-from pldsl.ops import TypeRuleError, lookup
-from pldsl.ops.binding import bind_op_call, scalar_binop_type
 
 __all__ = ["parse_ir"]
 

@@ -34,6 +34,7 @@ from pldsl.ir.nodes import (
     walk,
 )
 from pldsl.ir.symbolic import shape_vars
+from pldsl.ir.traversal import assigned_names
 from pldsl.ir.types import ScalarType, TensorType, TupleType
 
 INDENT = "    "
@@ -127,7 +128,7 @@ def _format_const(c: Const) -> str:
 
 
 def _op_args(call: OpCall) -> list[str]:
-    from pldsl.ops import lookup
+    from pldsl.ir.opdefs import lookup
 
     opdef = lookup(call.op)
     runtime = iter(call.args)
@@ -238,7 +239,6 @@ def _type_vars(t: Any) -> list[Var]:
 
 def dynamic_dims(program: Program) -> list[Var]:
     """Every dynamic dim the program names: declared dynamic_dims first, then free names."""
-    from pldsl.ir.traversal import assigned_names  # traversal imports the op table
 
     seen: dict[str, Var] = {}
     for f in program.function_list:

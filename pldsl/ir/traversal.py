@@ -22,8 +22,8 @@ from pldsl.ir.nodes import (
     Yield,
     walk,
 )
+from pldsl.ir.opdefs import lookup
 from pldsl.ir.types import TensorType
-from pldsl.ops import lookup
 
 VIEW_OPS = ("slice", "reshape")
 
@@ -73,16 +73,6 @@ def iter_opcalls(body: Iterable[Stmt]) -> Iterator[OpCall]:
             for node in iter_expr(e):
                 if isinstance(node, OpCall):
                     yield node
-
-
-def own_yields(body: tuple[Stmt, ...]) -> Iterator[Yield]:
-    """The yields of a loop body that feed that loop (not those of nested loops)."""
-    for s in body:
-        if isinstance(s, Yield):
-            yield s
-        elif isinstance(s, (If, Scope)):
-            for b in child_bodies(s):
-                yield from own_yields(b)
 
 
 def assigned_names(body: Iterable[Stmt]) -> set[str]:

@@ -7,10 +7,10 @@ import math
 from pldsl.dtypes import CAST_MODES, FP32, INDEX, INT32, DType, promote
 from pldsl.enums import PadValue
 from pldsl.ir.nodes import Const, ListExpr
+from pldsl.ir.opdefs import OpDef, OpParam, TypeRuleError, register
 from pldsl.ir.printer import describe_type, format_dims
 from pldsl.ir.symbolic import dims_equal, simplify_dim, static_value
 from pldsl.ir.types import Dim, ScalarType, TensorType
-from pldsl.ops.registry import OpDef, OpParam, TypeRuleError, register
 
 P = OpParam
 

@@ -15,11 +15,11 @@ import zlib
 import ml_dtypes
 import numpy as np
 import pytest
-from pldsl.interpreter import numerics
 
 import pldsl as pl
 from pldsl.backends import c
-from pldsl.backends.c.differential import compare
+from pldsl.differential import compare
+from pldsl.execution import numerics
 from pldsl.ops import OPS
 
 BF16 = np.dtype(ml_dtypes.bfloat16)

@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pldsl.interpreter import numerics
 from pldsl.kernels.qwen3.program import DECODE_PARAM_NAMES
 
 import pldsl as pl
 from pldsl import interpreter
 from pldsl.backends import c
-from pldsl.backends.c.differential import compare, is_exact
+from pldsl.differential import compare, is_exact
+from pldsl.execution import numerics
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 FLOAT_DT = ("FP32", "BF16", "FP16")

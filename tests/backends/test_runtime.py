@@ -15,8 +15,8 @@ import pytest
 import pldsl as pl
 from pldsl import interpreter
 from pldsl.backends import c
-from pldsl.backends.c.differential import compare
 from pldsl.diagnostics import RuntimeFault
+from pldsl.differential import compare
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 ROOT = Path(__file__).resolve().parents[2]
@@ -480,7 +480,7 @@ def test_no_compiler_is_a_diagnostic(tmp_path, monkeypatch):
 
 
 def test_compile_error_points_at_the_kernel_line(tmp_path, monkeypatch):
-    from pldsl.backends.c import emitter as em
+    from pldsl.backends.c import lowering as em
 
     monkeypatch.setenv("PLDSL_CACHE_DIR", str(tmp_path))
     original = em.Emitter.s_assign

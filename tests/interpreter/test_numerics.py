@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pldsl.interpreter import numerics as N
+
+from pldsl.execution import numerics as N
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 MODES = ("round", "rint", "floor", "ceil", "trunc", "odd")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-from pldsl.interpreter.memory import Context, OpFault, TensorValue, wrap_array
 from pldsl.interpreter.ops import KERNELS
 
 import pldsl as pl
 from pldsl import interpreter
+from pldsl.execution.memory import Context, OpFault, TensorValue, wrap_array
 from pldsl.ops import OPS
 
 BF = np.dtype(ml_dtypes.bfloat16)

@@ -14,6 +14,7 @@ import pytest
 from pldsl.interpreter.cli import main as cli_main
 
 from pldsl import interpreter
+from pldsl.diagnostics import RuntimeFault
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,7 +122,7 @@ def test_trace_object_and_line_summary(program):
 
 def test_trace_is_written_when_the_run_faults(program, tmp_path):
     path = tmp_path / "t.json"
-    with pytest.raises(interpreter.machine.RuntimeFault):
+    with pytest.raises(RuntimeFault):
         interpreter.run(program, "oob", _x(12), 1.0, None, trace=path)
     assert json.loads(path.read_text())["traceEvents"]
 

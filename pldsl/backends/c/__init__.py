@@ -9,8 +9,10 @@ See docs/backends.md for the design, what is bit-exact and what is bounded, and 
 
 from __future__ import annotations
 
+from .abi import CBackendError
 from .build import CCompileError
-from .emitter import OP_EMITTERS, CBackendError, emit_program
+from .lowering import emit_program
+from .op_emitters import OP_EMITTERS
 from .runtime import CompiledProgram
 
 __all__ = [

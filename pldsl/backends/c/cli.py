@@ -17,7 +17,7 @@ from pldsl.cli import LoadError, load_programs
 from pldsl.diagnostics import PldslError
 
 from . import build as _build
-from .emitter import emit_program
+from .lowering import emit_program
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pldsl.interpreter import numerics
+from pldsl.execution import numerics
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """`CompiledProgram`: run a compiled program through ctypes with `interpreter.run`'s interface.
 
-Arguments are checked, converted and written back exactly as the interpreter does (its own
-`prepare_arguments`/`Machine.bind_entry`/`write_back` run), and handed to C as `pt_tensor`
+Arguments are checked, converted and written back exactly as the interpreter does (the shared
+`pldsl.execution` layer: `prepare_arguments`/`bind_entry`/`write_back`), and handed to C as `pt_tensor`
 structs that point into the NumPy arrays (used in place). Faults come back as a site id plus
 integers and are raised as `RuntimeFault` with the kernel's span. HOST SubWorker stubs call back
-into Python through a ctypes callback, which runs the interpreter's host call on values over C
-memory.
+into Python through a ctypes callback, which runs the shared host call (`pldsl.execution.host`)
+on values over C memory.
 """
 
 from __future__ import annotations
@@ -19,22 +19,24 @@ from typing import Any
 import numpy as np
 
 from pldsl.diagnostics import NO_SPAN, Diagnostic, PldslError, RuntimeFault
-from pldsl.interpreter import numerics
-from pldsl.interpreter.machine import (
-    ArgumentError,
-    Machine,
+from pldsl.execution import numerics
+from pldsl.execution.arguments import (
     RunResult,
-    fault,
+    partial_outputs,
     prepare_arguments,
     scalar_from_int,
     write_back,
 )
-from pldsl.interpreter.memory import Buffer, Context, TensorValue, pad_name
+from pldsl.execution.faults import ArgumentError, fault, with_note
+from pldsl.execution.host import host_call
+from pldsl.execution.memory import Buffer, Context, TensorValue, pad_name
+from pldsl.ir.analysis import written_params
 from pldsl.ir.nodes import Program
 from pldsl.ir.types import TensorType
 
 from . import build as _build
-from .emitter import Emitted, emit_program
+from .abi import Emitted
+from .lowering import emit_program
 
 MAXRANK = 8
 I64x8 = ctypes.c_int64 * MAXRANK
@@ -288,10 +290,11 @@ class CompiledProgram:
                         cls=ArgumentError)  # fmt: skip
         var = self.variant(precision)
         ctx = Context(strict=False, precision=precision, bounds_check=bounds_check)
-        values, originals = prepare_arguments(fn, args, ctx)
-        machine = Machine(program, ctx, host)
-        machine.bind_entry(fn, values)
-        result = _Call(self, var, fn, machine).invoke(values)
+        values, originals = prepare_arguments(fn, args, ctx, written_params(program, fn))
+        try:
+            result = _Call(self, var, fn, ctx, dict(host or {})).invoke(values)
+        except RuntimeFault as err:
+            raise with_note(err, partial_outputs(fn, values, originals)) from err.__cause__
         written = {
             p.name
             for p, v in zip(fn.params, values)
@@ -303,9 +306,8 @@ class CompiledProgram:
 class _Call:
     """One run: marshalling, the host callback, fault decoding."""
 
-    def __init__(self, cp: CompiledProgram, var: _Variant, fn, machine: Machine):
-        self.cp, self.var, self.fn, self.machine = cp, var, fn, machine
-        self.ctx = machine.ctx
+    def __init__(self, cp: CompiledProgram, var: _Variant, fn, ctx: Context, host: dict):
+        self.cp, self.var, self.fn, self.ctx, self.host = cp, var, fn, ctx, host
         self.precision = self.ctx.precision
         self.pending: PldslError | None = None
         self.keep: list[Any] = []
@@ -428,7 +430,7 @@ class _Call:
         return 1
 
     def _host(self, fname, span, targs, iargs, fargs, trets, irets, frets) -> None:
-        """The interpreter's host call (`Machine.host_call`: views or copies written back,
+        """The shared host call (`execution.host.host_call`: views or copies written back,
         argument checks, result conversion) on values over C memory; results go back to C."""
         fn = self.cp.program.functions[fname]
         abi = self.var.emitted.functions[fname]
@@ -443,7 +445,7 @@ class _Call:
                 args.append(_float_scalar(fargs[p.slot], p.type.dtype.name, self.precision))
             else:
                 args.append(scalar_from_int(iargs[p.slot], p.type.dtype))
-        out = self.machine.host_call(fn, args, span)
+        out = host_call(fn, args, span, self.ctx, self.host)
         for p in abi.params:
             if p.kind == "t" and targs[p.slot].buf:
                 PtBuf.from_address(targs[p.slot].buf).written = 1
@@ -460,7 +462,7 @@ class _Call:
                 irets[slot] = int(r)
 
     def _value_of(self, t: PtTensor, dtype: str, name: str) -> TensorValue:
-        """An interpreter value over a C tensor's memory."""
+        """An executor value over a C tensor's memory."""
         r = t.rank
         data = _c_buffer(t, numerics.storage_dtype(dtype, self.precision))
         valid = tuple(min(v, n) for v, n in zip(t.valid[:r], t.shape[:r]))

@@ -1,6 +1,6 @@
 """Differential testing: run a program on the interpreter and on the C backend, compare.
 
-    from pldsl.backends.c.differential import compare
+    from pldsl.differential import compare
     report = compare(program, "main", [x, w, out])
     report.check()          # raises AssertionError with a readable table on mismatch
 
@@ -28,10 +28,9 @@ import ml_dtypes
 import numpy as np
 
 from pldsl import interpreter
+from pldsl.backends.c import compile as c_compile
 from pldsl.diagnostics import RuntimeFault
 from pldsl.ir.nodes import Call, OpCall, Program, walk
-
-from . import compile as c_compile
 
 BOUNDED_OPS = frozenset({"matmul", "matmul_acc", "row_sum", "col_sum"})
 
@@ -197,19 +196,71 @@ def compare(
     Faults must match: both raise a RuntimeFault with the same rule (and span line)."""
     if compiled is None:
         compiled = c_compile(program, precision=precision)
+    return _compare_runs(
+        program,
+        function,
+        args,
+        lambda *a, **kw: interpreter.run(program, function, *a, **kw),
+        lambda *a, **kw: compiled.run(function, *a, **kw),
+        dict(precision=precision, host=host, bounds_check=bounds_check),
+        exact,
+        bounds,
+        rtol,
+        ulps,
+    )
+
+
+def compare_fast(
+    program: Program,
+    function: str,
+    args: Sequence[Any],
+    *,
+    exact: bool | None = None,
+    bounds: Mapping[str, np.ndarray] | None = None,
+    rtol: float | None = None,
+    ulps: float = 4.0,
+    **options: Any,
+) -> Report:
+    """The interpreter's plain path (reported as "interpreter") against its fast path
+    (reported as "C"), every output compared as `compare` does; `options` go to both runs
+    (strict, precision, host, bounds_check)."""
+    return _compare_runs(
+        program,
+        function,
+        args,
+        lambda *a, **kw: interpreter.run(program, function, *a, fast=False, **kw),
+        lambda *a, **kw: interpreter.run(program, function, *a, fast=True, **kw),
+        options,
+        exact,
+        bounds,
+        rtol,
+        ulps,
+    )
+
+
+def _compare_runs(
+    program: Program,
+    function: str,
+    args: Sequence[Any],
+    run_ref: Callable,
+    run_other: Callable,
+    options: Mapping[str, Any],
+    exact: bool | None,
+    bounds: Mapping[str, np.ndarray] | None,
+    rtol: float | None,
+    ulps: float,
+) -> Report:
     if exact is None:
         exact = is_exact(program, function)
     report = Report(program.name, function, "exact" if exact else "bounded")
     args_i, args_c = _copy_args(args), _copy_args(args)
     res_i = res_c = None
     try:
-        res_i = interpreter.run(program, function, *args_i, precision=precision, host=host,
-                                bounds_check=bounds_check)  # fmt: skip
+        res_i = run_ref(*args_i, **options)
     except RuntimeFault as f:
         report.fault_interp = f
     try:
-        res_c = compiled.run(function, *args_c, precision=precision, host=host,
-                             bounds_check=bounds_check)  # fmt: skip
+        res_c = run_other(*args_c, **options)
     except RuntimeFault as f:
         report.fault_c = f
     if report.fault_interp or report.fault_c:

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pldsl.interpreter import numerics
+
+from pldsl.execution import numerics
 
 Box = tuple[int, ...]
 
@@ -273,6 +274,10 @@ def fresh(
 ) -> TensorValue:
     """Wrap a computed array as a fresh tile. Outside `valid` it is undefined: filled with
     the pad value (default mode, or a zero/min/max pad) or poisoned (strict, null pad)."""
+    if valid is None and not ctx.strict and type(data) is np.ndarray and data.flags.writeable:
+        if data.dtype == ctx.storage(dtype):  # the common case: a whole, fresh result
+            shape = data.shape
+            return TensorValue(Buffer(data, dtype), (0,) * len(shape), shape, shape, pad)
     storage = ctx.storage(dtype)
     data = np.asarray(data)
     if data.dtype != storage:

@@ -1,5 +1,9 @@
-"""Static analyses the C emitter needs: liveness, definite assignment, and which `pl.parallel`
-loops are provably free of cross-iteration dependences (so they may become OpenMP loops).
+"""IR analyses, one copy for the checks, the backends and the interpreter's fast path.
+
+Reads and own yields of a statement, liveness, definite assignment, buffer alias roots (per
+function, flow-insensitive), affine (linear) index forms, and which `pl.parallel` loops are
+provably free of cross-iteration dependences (so they may run as OpenMP loops or as one
+batched NumPy operation).
 
 A `pl.parallel` loop is emitted as an OpenMP loop only when all of these hold:
 
@@ -18,6 +22,8 @@ When in doubt the loop stays a plain sequential loop.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,14 +35,17 @@ from pldsl.ir.nodes import (
     Call,
     Const,
     Continue,
+    Expr,
     ExprStmt,
     For,
     Function,
     If,
     ListExpr,
     OpCall,
+    Program,
     Return,
     Scope,
+    Stmt,
     TupleGet,
     UnaryOp,
     Var,
@@ -45,7 +54,15 @@ from pldsl.ir.nodes import (
     walk,
 )
 from pldsl.ir.symbolic import static_value
-from pldsl.ir.traversal import VIEW_OPS, assigned_names, iter_stmts, write_target
+from pldsl.ir.traversal import (
+    VIEW_OPS,
+    assigned_names,
+    child_bodies,
+    iter_stmts,
+    read_names,
+    stmt_exprs,
+    write_target,
+)
 from pldsl.ir.types import TensorType
 
 # ------------------------------------------------------------------ helpers
@@ -72,85 +89,98 @@ def is_self_inplace(s: Any) -> bool:
     return isinstance(written, Var) and written.name == s.targets[0].name
 
 
-def own_yields(loop: For) -> list[Yield]:
-    """The Yield statements belonging to `loop` (not to nested loops)."""
-    out: list[Yield] = []
-    stack = list(loop.body)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Yield):
-            out.append(n)
-        elif isinstance(n, If):
-            stack += [*n.then_body, *n.else_body]
-        elif isinstance(n, Scope):
-            stack += list(n.body)
-    return out
-
-
 # ------------------------------------------------------------------ liveness
 
 
 class Liveness:
-    """Backward liveness over the structured IR; records per loop the live set after the loop
-    and at the entry of its body."""
+    """Backward liveness over a structured body (one implementation for checks, backends and
+    the interpreter's fast path).
 
-    def __init__(self, fn: Function):
-        self.after: dict[int, frozenset[str]] = {}
+    `reads(expr)` names what an expression reads (default: its variables). `if` branches join;
+    a loop body iterates to a fixed point (what the next iteration reads is live at the end of
+    the body). Recorded: `live_after[id(s)]` for every assignment and loop `s` (the union over
+    all passes), `body_in[id(loop)]` (live at the entry of an iteration).
+
+    `kill_yields=True` (backends, the fast path): a yield kills its targets, a loop's exit kills
+    the targets of its own yields, `break`/`continue` keep what is live after the loop / at its
+    head. `kill_yields=False` (the default, for checks): yield targets are never killed and `break`/`continue`
+    keep both, an over-approximation that keeps "unused" findings quiet when unsure.
+    """
+
+    def __init__(
+        self,
+        body: tuple[Stmt, ...],
+        reads: Callable[[object], set[str]] | None = None,
+        kill_yields: bool = False,
+    ):
+        self._reads_of = reads or read_names
+        self.kill_yields = kill_yields
+        self._cache: dict[int, frozenset[str]] = {}
+        self._loops: list[tuple[frozenset[str], frozenset[str]]] = []  # (exit live, head live)
+        self.live_after: dict[int, frozenset[str]] = {}
         self.body_in: dict[int, frozenset[str]] = {}
-        self._loops: list[tuple[frozenset[str], frozenset[str]]] = []  # (exit, continue)
-        self.block(fn.body, frozenset())
+        self._block(body, frozenset())
 
-    def block(self, stmts, live: frozenset[str]) -> frozenset[str]:
+    def _reads(self, s: Stmt) -> frozenset[str]:
+        got = self._cache.get(id(s))
+        if got is None:
+            out: set[str] = set()
+            for e in stmt_exprs(s):
+                out |= self._reads_of(e)
+            got = self._cache[id(s)] = frozenset(out)
+        return got
+
+    def _after(self, s: Stmt, live: frozenset[str]) -> None:
+        old = self.live_after.get(id(s))
+        self.live_after[id(s)] = live if old is None else old | live
+
+    def _block(self, stmts, live: frozenset[str]) -> frozenset[str]:
         for s in reversed(stmts):
-            live = self.stmt(s, live)
+            live = self._stmt(s, live)
         return live
 
-    def stmt(self, s, live: frozenset[str]) -> frozenset[str]:
+    def _stmt(self, s: Stmt, live: frozenset[str]) -> frozenset[str]:
         if isinstance(s, Assign):
-            return (live - set(stmt_targets(s))) | expr_uses(s.value)
-        if isinstance(s, ExprStmt):
-            return live | expr_uses(s.expr)
-        if isinstance(s, Yield):
-            uses: set[str] = set()
-            for v in s.values:
-                uses |= expr_uses(v)
-            return (live - set(stmt_targets(s))) | uses
-        if isinstance(s, If):
-            return expr_uses(s.cond) | self.block(s.then_body, live) | self.block(s.else_body, live)
-        if isinstance(s, Scope):
-            return self.block(s.body, live)
+            self._after(s, live)
+            return (live - {t.name for t in s.targets}) | self._reads(s)
         if isinstance(s, Return):
-            uses = set()
-            for v in s.values:
-                uses |= expr_uses(v)
-            return frozenset(uses)
-        if isinstance(s, Break):
-            return self._loops[-1][0] if self._loops else live
-        if isinstance(s, Continue):
-            return self._loops[-1][1] if self._loops else live
+            return self._reads(s)
+        if isinstance(s, Yield) and self.kill_yields:
+            return (live - {t.name for t in s.targets}) | self._reads(s)
+        if isinstance(s, (Yield, ExprStmt)):
+            return live | self._reads(s)
+        if isinstance(s, If):
+            then_live = self._block(s.then_body, live)
+            return then_live | self._block(s.else_body, live) | self._reads(s)
+        if isinstance(s, Scope):
+            return self._block(s.body, live)
         if isinstance(s, For):
-            return self.loop(s, live)
-        return live
+            return self._loop(s, live)
+        if not self._loops:
+            return live
+        exit_live, head_live = self._loops[-1]
+        if not self.kill_yields:
+            return live | exit_live | head_live
+        return exit_live if isinstance(s, Break) else head_live
 
-    def loop(self, s: For, live: frozenset[str]) -> frozenset[str]:
-        targets = {t.name for y in own_yields(s) for t in y.targets} if s.iter_args else set()
-        exit_live = frozenset(live - targets)
-        defined_at_head = {s.var.name} | {v.name for v in s.iter_args}
+    def _loop(self, s: For, live: frozenset[str]) -> frozenset[str]:
+        if self.kill_yields and s.iter_args:
+            live = live - {t.name for y in own_yields(s.body) for t in y.targets}
+        self._after(s, live)
+        header = {s.var.name} | {ia.name for ia in s.iter_args}
         body_in: frozenset[str] = frozenset()
         for _ in range(50):
-            body_out = exit_live | (body_in - defined_at_head)
-            self._loops.append((exit_live, frozenset(body_out)))
-            new = self.block(s.body, frozenset(body_out))
+            # what the next iteration reads is live at the end of the body (the checks'
+            # flavour keeps the header names too: an over-approximation)
+            body_out = live | (body_in - header if self.kill_yields else body_in)
+            self._loops.append((live, body_out))
+            new = self._block(s.body, body_out)
             self._loops.pop()
-            if new == body_in:
+            if new <= body_in:
                 break
-            body_in = new
-        self.after[id(s)] = exit_live
+            body_in = body_in | new
         self.body_in[id(s)] = body_in
-        uses: set[str] = set()
-        for e in (s.start, s.stop, s.step, *s.init_values):
-            uses |= expr_uses(e)
-        return frozenset(uses) | (body_in - defined_at_head) | exit_live
+        return live | (body_in - header) | self._reads(s)
 
 
 # ------------------------------------------------------------------ definite assignment
@@ -201,7 +231,7 @@ def maybe_unassigned_uses(fn: Function) -> set[str]:
                 inner = assigned | {s.var.name} | {v.name for v in s.iter_args}
                 block(s.body, inner)
                 if s.iter_args:
-                    assigned |= {t.name for y in own_yields(s) for t in y.targets}
+                    assigned |= {t.name for y in own_yields(s.body) for t in y.targets}
         return assigned, False
 
     block(fn.body, start)
@@ -239,7 +269,7 @@ def _defs(fn: Function) -> dict[str, list[Any]]:
         elif isinstance(s, For):
             for v, init in zip(s.iter_args, s.init_values):
                 out.setdefault(v.name, []).append(init)
-            for y in own_yields(s):
+            for y in own_yields(s.body):
                 for v, val in zip(s.iter_args, y.values):
                     out.setdefault(v.name, []).append(val)
     return out
@@ -442,7 +472,7 @@ def work_estimate(stmts) -> int:
 class ParallelAnalysis:
     def __init__(self, fn: Function):
         self.fn = fn
-        self.live = Liveness(fn)
+        self.live = Liveness(fn.body, kill_yields=True)
         self.alias = compute_alias(fn)
         self.plans: dict[int, ParallelPlan] = {}
         for s in iter_stmts(fn.body):
@@ -476,7 +506,7 @@ class ParallelAnalysis:
             if isinstance(s, For):
                 proper.add(s.var.name)
                 proper.update(v.name for v in s.iter_args)
-        after = self.live.after.get(id(loop), frozenset())
+        after = self.live.live_after.get(id(loop), frozenset())
         body_in = self.live.body_in.get(id(loop), frozenset())
         bad = (proper & after) | ((proper & body_in) - {loop.var.name})
         if bad:
@@ -656,3 +686,237 @@ def _has_own_jump(stmts, depth: int = 0) -> bool:
             if _has_own_jump(s.body, depth):
                 return True
     return False
+
+
+def own_yields(body: tuple[Stmt, ...]) -> Iterator[Yield]:
+    """The yields of a loop body that feed that loop (not those of nested loops)."""
+    for s in body:
+        if isinstance(s, Yield):
+            yield s
+        elif isinstance(s, (If, Scope)):
+            for b in child_bodies(s):
+                yield from own_yields(b)
+
+
+# ------------------------------------------------------------------ buffer aliases
+
+
+OUT_DIRECTIONS = ("Out", "InOut")
+
+
+def callee(program: Program, call: Call) -> Function | None:
+    for f in program.function_list:
+        if f.name == call.func:
+            return f
+    return None
+
+
+class Aliases:
+    """Flow-insensitive buffer roots of every name of one function.
+
+    `roots(name)` is the set of parameter names whose caller buffer `name` may hold: a
+    parameter holds itself; an in-place write (`y = pl.assemble(x, ...)`), a plain copy
+    (`y = x`), a loop carry (`init_values`) and a yield pass the roots on; a user call
+    passes on the roots of the arguments bound to the callee parameters it returns (any
+    Out/InOut argument when that is unknown); with `views=True`, so do `pl.slice` and
+    `pl.reshape`. "?" among the roots means "unknown". The union over all bindings of a
+    name over-approximates, so checks that report a missing alias stay quiet when unsure.
+    """
+
+    UNKNOWN = "?"
+
+    def __init__(
+        self,
+        program: Program,
+        func: Function,
+        _stack: tuple[str, ...] = (),
+        views: bool = False,
+    ):
+        self.program, self.func, self.views = program, func, views
+        self._stack = _stack + (func.name,)
+        self.map: dict[str, set[str]] = {p.name: {p.name} for p in func.params}
+        self._tuples: dict[str, list[set[str]]] = {}
+        self._solve()
+
+    def roots(self, name: str) -> frozenset[str]:
+        return frozenset(self.map.get(name, ()))
+
+    def expr_roots(self, e: Expr | None) -> list[set[str]]:
+        """Roots of an expression's value; one set per tuple item for tuple values."""
+        if isinstance(e, Var):
+            if e.name in self._tuples:
+                return self._tuples[e.name]
+            return [set(self.map.get(e.name, ()))]
+        if isinstance(e, TupleGet):
+            items = self.expr_roots(e.value)
+            return [items[e.index]] if e.index < len(items) else [{self.UNKNOWN}]
+        if isinstance(e, OpCall):
+            target = write_target(e)
+            if target is not None:
+                return self.expr_roots(target)[:1] or [set()]
+            if self.views and e.op in VIEW_OPS:
+                return self.expr_roots(e.args[0])[:1] or [set()]
+            return [set()]
+        if isinstance(e, Call):
+            return self._call_roots(e)
+        return [set()]
+
+    def _call_roots(self, call: Call) -> list[set[str]]:
+        f = callee(self.program, call)
+        if f is None:
+            return [{self.UNKNOWN}]
+        mapping = returned_params(self.program, f, self._stack)
+        out: list[set[str]] = []
+        for item in mapping:
+            roots: set[str] = set()
+            for idx in item:
+                if idx == self.UNKNOWN:
+                    for a, p in zip(call.args, f.params):
+                        if p.direction in OUT_DIRECTIONS:
+                            roots |= self.expr_roots(a)[0]
+                    roots.add(self.UNKNOWN)
+                elif isinstance(idx, int) and idx < len(call.args):
+                    roots |= self.expr_roots(call.args[idx])[0]
+            out.append(roots)
+        return out or [set()]
+
+    def _bind(self, name: str, roots: list[set[str]], tuple_value: bool) -> bool:
+        if tuple_value:
+            old = self._tuples.setdefault(name, [set() for _ in roots])
+            changed = False
+            for i, r in enumerate(roots):
+                if i >= len(old):
+                    old.append(set())
+                if not r <= old[i]:
+                    old[i] |= r
+                    changed = True
+            return changed
+        cur = self.map.setdefault(name, set())
+        new = roots[0] if roots else set()
+        if new <= cur:
+            return False
+        cur |= new
+        return True
+
+    def _carries_roots(self, e: object) -> bool:
+        """Whether a value can carry roots at all (fresh values never do)."""
+        if isinstance(e, (Var, Call, TupleGet)):
+            return True
+        if isinstance(e, OpCall):
+            return write_target(e) is not None or (self.views and e.op in VIEW_OPS)
+        return False
+
+    def _solve(self) -> None:
+        stmts = [
+            s
+            for s in iter_stmts(self.func.body)
+            if isinstance(s, (Yield, For)) or isinstance(s, Assign) and self._carries_roots(s.value)
+        ]
+        for _ in range(20):  # fixed point; chains are short
+            changed = False
+            for s in stmts:
+                if isinstance(s, Assign):
+                    roots = self.expr_roots(s.value)
+                    if len(s.targets) == 1:
+                        tuple_value = isinstance(s.value, Call) and len(roots) > 1
+                        changed |= self._bind(s.targets[0].name, roots, tuple_value)
+                    else:
+                        for i, t in enumerate(s.targets):
+                            r = roots[i] if i < len(roots) else {self.UNKNOWN}
+                            changed |= self._bind(t.name, [r], False)
+                elif isinstance(s, Yield):
+                    for t, v in zip(s.targets, s.values):
+                        changed |= self._bind(t.name, self.expr_roots(v)[:1], False)
+                elif isinstance(s, For):
+                    # a carry takes its initial value and what the loop's own yields pass back
+                    for ia, init in zip(s.iter_args, s.init_values):
+                        changed |= self._bind(ia.name, self.expr_roots(init)[:1], False)
+                    for ia, v in zip(s.iter_args, _loop_yields(s)):
+                        if v is not None:
+                            changed |= self._bind(ia.name, self.expr_roots(v)[:1], False)
+            if not changed:
+                break
+
+
+def _loop_yields(loop: For) -> list[Expr | None]:
+    """Per carry, the value of the loop's last own yield (None when none yields it)."""
+    out: list[Expr | None] = [None] * len(loop.iter_args)
+    for y in own_yields(loop.body):
+        for i, v in enumerate(y.values[: len(out)]):
+            out[i] = v
+    return out
+
+
+_RETURNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def returned_params(program: Program, func: Function, stack: tuple[str, ...] = ()) -> list[set]:
+    """For each returned value of `func`: the indices of the parameters it may alias.
+
+    "?" in a set means "unknown" (recursion, calls of unknown results).
+    """
+    per_program = _RETURNED.setdefault(program, {})
+    if func.name in per_program:
+        return per_program[func.name]
+    if func.name in stack or func.is_host_stub or not func.body:
+        # recursion, or a body bound at run time: anything may be returned
+        return [{Aliases.UNKNOWN} for _ in range(max(1, len(func.return_types)))]
+    aliases = Aliases(program, func, stack)
+    index = {p.name: i for i, p in enumerate(func.params)}
+    width = max(1, len(func.return_types))
+    out: list[set] = [set() for _ in range(width)]
+    for s in iter_stmts(func.body):
+        if not isinstance(s, Return):
+            continue
+        roots_per_item: list[set[str]] = []
+        if len(s.values) == 1:
+            roots_per_item = aliases.expr_roots(s.values[0])
+        else:
+            for v in s.values:
+                roots_per_item.extend(aliases.expr_roots(v)[:1])
+        for i, roots in enumerate(roots_per_item[:width]):
+            for r in roots:
+                out[i].add(index.get(r, Aliases.UNKNOWN) if r != Aliases.UNKNOWN else r)
+    per_program[func.name] = out
+    return out
+
+
+_WRITTEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def written_params(program: Program, func: Function, stack: tuple[str, ...] = ()) -> frozenset:
+    """The tensor parameters whose caller buffer `func` may write: Out and InOut always; an In
+    parameter when an in-place op (assemble, write) or a callee's written parameter reaches it
+    through copies, carries and views. Host stubs and recursion: every tensor parameter."""
+    per_program = _WRITTEN.setdefault(program, {})
+    if func.name in per_program:
+        return per_program[func.name]
+    tensors = frozenset(p.name for p in func.params if isinstance(p.type, TensorType))
+    if func.name in stack or func.is_host_stub or not func.body:
+        return tensors
+    names = {p.name for p in func.params if p.direction in OUT_DIRECTIONS} & tensors
+    aliases = Aliases(program, func, stack, views=True)
+    for s in iter_stmts(func.body):
+        for e in stmt_exprs(s):
+            for node in walk(e) if e is not None else ():
+                for target in _written_args(program, node, stack + (func.name,)):
+                    roots = aliases.expr_roots(target)[0] if target is not None else set()
+                    if Aliases.UNKNOWN in roots:
+                        per_program[func.name] = tensors
+                        return tensors
+                    names |= roots & tensors
+    per_program[func.name] = frozenset(names)
+    return per_program[func.name]
+
+
+def _written_args(program: Program, node: Any, stack: tuple[str, ...]) -> list[Any]:
+    if isinstance(node, OpCall):
+        target = write_target(node)
+        return [] if target is None else [target]
+    if isinstance(node, Call):
+        f = callee(program, node)
+        if f is None:
+            return list(node.args)
+        w = written_params(program, f, stack)
+        return [a for a, p in zip(node.args, f.params) if p.name in w]
+    return []

@@ -254,6 +254,8 @@ def cast(
         return x.copy()
     if x.dtype.kind not in "biuf" and not _is_float_np(x.dtype):
         raise NumericsError(f"cannot cast values of numpy dtype {x.dtype}")
+    if x.ndim and _is_float_np(out_dt) and _is_float_np(x.dtype) and _widens(x.dtype, out_dt):
+        return _widen(x, out_dt)  # exact, any shape: no 1-D copy of a strided view first
     # Work on 1-D arrays: NumPy scalars (0-d results) warn on the intended uint64 wrap-around.
     return _cast_1d(x.reshape(-1), out_dt, mode).reshape(x.shape)
 

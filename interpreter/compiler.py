@@ -1,0 +1,445 @@
+"""The interpreter's fast path: each function's IR compiled once into Python closures.
+
+`FastMachine` runs the same program as `Machine`, with the same semantics and the same faults,
+but without walking the IR at run time: every statement and expression becomes a closure the
+first time its function runs, with what can be decided from the IR decided then (constants
+rounded, constant lists built, the op's kernel bound with its static attributes, INDEX
+arithmetic specialised to Python ints, the loop's own yields found). Ops still run one tile at
+a time through `interpreter.ops.KERNELS`, so results are bit-identical to the plain path;
+strict mode, traces and bounds checks work unchanged (the kernels implement them).
+
+`fast=False` on `interpreter.run` keeps the plain tree-walking `Machine` for differential tests.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
+from pldsl.interpreter.machine import (
+    Frame,
+    Machine,
+    _Break,
+    _Continue,
+    _Loop,
+    _Return,
+    op_fault,
+)
+
+from pldsl.execution import numerics
+from pldsl.execution.arguments import py_scalar
+from pldsl.execution.faults import fault
+from pldsl.execution.memory import OpFault, TensorValue
+from pldsl.ir.analysis import Liveness, own_yields
+from pldsl.ir.nodes import (
+    Assign,
+    BinOp,
+    Break,
+    Call,
+    Const,
+    Continue,
+    ExprStmt,
+    For,
+    If,
+    ListExpr,
+    OpCall,
+    Return,
+    Scope,
+    TupleGet,
+    UnaryOp,
+    Var,
+    Yield,
+)
+
+__all__ = ["FastMachine"]
+
+Code = Callable[[Frame], Any]
+_FAULTS = (OpFault, numerics.NumericsError)
+
+# INDEX arithmetic on Python ints, exactly as apply_scalar_binop + scalar_from_int compute it
+# (// and % floor; min/max; no wrap-around for INDEX).
+_INDEX_OPS: dict[str, Callable[[int, int], int]] = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "min": min,
+    "max": max,
+}
+_INDEX_DIV = {"floordiv": operator.floordiv, "mod": operator.mod}
+_CMP = {
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "eq": operator.eq,
+    "ne": operator.ne,
+}
+
+
+class FastMachine(Machine):
+    """`Machine` with every function body compiled to closures on its first call."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._blocks: dict[int, Code] = {}
+        self._live: Liveness | None = None  # of the function being compiled
+
+    # ------------------------------------------------------------- entry from Machine.invoke
+    def exec_block(self, stmts, frame: Frame) -> None:
+        code = self._blocks.get(id(stmts))
+        if code is None:
+            self._live = Liveness(frame.function.body, kill_yields=True)
+            code = self._blocks[id(stmts)] = self.block(stmts)
+        code(frame)
+
+    # ------------------------------------------------------------- statements
+    def block(self, stmts) -> Code:
+        codes = tuple(self.stmt(s) for s in stmts)
+        if len(codes) == 1:
+            return codes[0]
+
+        def run(f: Frame) -> None:
+            for c in codes:
+                c(f)
+
+        return run
+
+    def stmt(self, s) -> Code:
+        kind = type(s)
+        if kind is Assign:
+            return self._c_assign(s)
+        if kind is ExprStmt:
+            ev = self.expr(s.expr)
+            return ev
+        if kind is For:
+            return self._c_for(s)
+        if kind is Yield:
+            return self._c_yield(s)
+        if kind is If:
+            return self._c_if(s)
+        if kind is Scope:
+            return self.block(s.body)  # pl.at: placement only
+        if kind is Return:
+            return self._c_return(s)
+        if kind is Break:
+            return _raise_break
+        if kind is Continue:
+            return _raise_continue
+        raise fault("UnknownStatement", f"cannot execute {kind.__name__}", s.span)
+
+    def _c_assign(self, s: Assign) -> Code:
+        value = self.expr(s.value)
+        if len(s.targets) == 1:
+            name = s.targets[0].name
+
+            def assign(f: Frame) -> None:
+                v = value(f)
+                if type(v) is TensorValue and v.buffer.auto_named:
+                    v.buffer.name = name
+                    v.buffer.auto_named = False
+                f.env[name] = v
+
+            return assign
+        names = [t.name for t in s.targets]
+        bind = self._bind_name
+
+        def unpack(f: Frame) -> None:
+            v = value(f)
+            if not isinstance(v, tuple) or len(v) != len(names):
+                raise fault(
+                    "UnpackMismatch",
+                    f"cannot unpack {type(v).__name__} into {len(names)} names",
+                    s.span,
+                )
+            for n, item in zip(names, v):
+                bind(f, n, item)
+
+        return unpack
+
+    def _c_for(self, s: For) -> Code:
+        fused = self._k_loop(s)
+        if fused is not None:
+            return fused
+        return self._plain_for(s)
+
+    def _plain_for(self, s: For) -> Code:
+        start, stop, step = (self._index(e, w) for e, w in
+                             ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
+        inits = tuple(self.expr(v) for v in s.init_values)
+        names = tuple(v.name for v in s.iter_args)
+        yields = tuple(y for y in own_yields(s.body)) if names else ()
+        var = s.var.name
+        body = self.block(s.body)
+
+        def loop(f: Frame) -> None:
+            lo, hi, st = start(f), stop(f), step(f)
+            if st == 0:
+                raise fault(
+                    "BadLoopStep",
+                    f"pl.{s.kind} step is 0 (start {lo}, stop {hi})",
+                    s.span,
+                    "a loop step must be a nonzero integer",
+                )
+            env = f.env
+            carries = [c(f) for c in inits]
+            for n, v in zip(names, carries):
+                env[n] = v
+            state = _Loop()
+            f.loops.append(state)
+            try:
+                if not names:
+                    for i in range(lo, hi, st):
+                        env[var] = i
+                        try:
+                            body(f)
+                        except _Break:
+                            break
+                        except _Continue:
+                            pass
+                else:
+                    for i in range(lo, hi, st):
+                        env[var] = i
+                        state.pending = None
+                        try:
+                            body(f)
+                        except _Break:
+                            if state.pending is not None:
+                                carries = state.pending
+                            break
+                        except _Continue:
+                            pass
+                        if state.pending is not None:
+                            carries = state.pending
+                            for n, v in zip(names, carries):
+                                env[n] = v
+            finally:
+                f.loops.pop()
+            for y in yields:
+                for t, v in zip(y.targets, carries):
+                    env[t.name] = v
+
+        return loop
+
+    def _index(self, e, what: str) -> Code:
+        if type(e) is Const and type(e.value) is int:
+            value = e.value
+            return lambda f: value
+        ev = self.expr(e)
+
+        def index(f: Frame) -> int:
+            v = ev(f)
+            if type(v) is int:
+                return v
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise fault("TypeError", f"{what} must be an integer, got {v!r}", e.span)
+            return int(v)
+
+        return index
+
+    def _k_loop(self, s: For) -> Code | None:
+        """A `matmul_acc` K-loop (`acc = pl.matmul_acc(acc, slice(A), slice(B))` over adjacent
+        windows) compiled to one matmul over the joined windows (interpreter/kloop.py); None
+        when the IR does not have that shape or strict mode / a trace needs every op."""
+        if self.ctx.strict or self.trace is not None or self._live is None:
+            return None
+        live_after = self._live.live_after.get(id(s), frozenset())
+        shape = k_loop_shape(s, live_after)
+        if shape is None:
+            return None
+        plain = self._plain_for(s)
+        prefix = tuple(self.stmt(st) for st in shape.prefix)
+        lhs, rhs = self.expr(shape.lhs), self.expr(shape.rhs)
+        op = self._ops.get(id(shape.call)) or self._prepare_op(shape.call)
+        bounds = tuple(self._index(e, w) for e, w in
+                       ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
+        return run_k_loop(self, s, shape, plain, prefix, lhs, rhs, op, bounds)
+
+    def _c_yield(self, s: Yield) -> Code:
+        values = tuple(self.expr(v) for v in s.values)
+        names = tuple(t.name for t in s.targets)
+        bind = self._bind_name
+
+        def yield_(f: Frame) -> None:
+            got = [v(f) for v in values]
+            if f.loops:
+                f.loops[-1].pending = got
+            for n, v in zip(names, got):
+                bind(f, n, v)
+
+        return yield_
+
+    def _c_if(self, s: If) -> Code:
+        cond, then, other = self.expr(s.cond), self.block(s.then_body), self.block(s.else_body)
+
+        def if_(f: Frame) -> None:
+            if cond(f):
+                then(f)
+            else:
+                other(f)
+
+        return if_
+
+    def _c_return(self, s: Return) -> Code:
+        values = tuple(self.expr(v) for v in s.values)
+        span = s.span
+
+        def return_(f: Frame) -> None:
+            raise _Return(tuple(v(f) for v in values), span)
+
+        return return_
+
+    # ------------------------------------------------------------- expressions
+    def expr(self, e) -> Code:
+        if e is None:
+            return _none
+        kind = type(e)
+        if kind is Var:
+            return self._c_var(e)
+        if kind is Const:
+            value = self._const(e, None)
+            return lambda f: value
+        if kind is BinOp:
+            return self._c_binop(e)
+        if kind is UnaryOp:
+            operand = self.expr(e.operand)
+            unary = self._unary_value
+            return lambda f: unary(e, operand(f))
+        if kind is ListExpr:
+            return self._c_list(e)
+        if kind is OpCall:
+            return self._c_opcall(e)
+        if kind is Call:
+            return self._c_call(e)
+        if kind is TupleGet:
+            value, index = self.expr(e.value), e.index
+            return lambda f: value(f)[index]
+        raise fault("UnknownExpression", f"cannot evaluate {kind.__name__}", e.span)
+
+    def _c_var(self, e: Var) -> Code:
+        name, unbound = e.name, self._var
+
+        def var(f: Frame) -> Any:
+            try:
+                return f.env[name]
+            except KeyError:
+                return unbound(e, f)  # raises UnboundVariable
+
+        return var
+
+    def _c_binop(self, e: BinOp) -> Code:
+        lhs, rhs, op = self.expr(e.lhs), self.expr(e.rhs), e.op
+        generic = self._binop_value
+        dtype = getattr(e.type, "dtype", None)
+        if dtype is not None and dtype.name == "INDEX" and (op in _INDEX_OPS or op in _INDEX_DIV):
+            fn = _INDEX_OPS.get(op) or _INDEX_DIV[op]
+            checked = op in _INDEX_DIV
+
+            def index_op(f: Frame) -> Any:
+                a, b = lhs(f), rhs(f)
+                if type(a) is int and type(b) is int and not (checked and b == 0):
+                    return fn(a, b)
+                return generic(e, a, b)
+
+            return index_op
+        if op in _CMP:
+            cmp = _CMP[op]
+
+            def compare(f: Frame) -> Any:
+                a, b = lhs(f), rhs(f)
+                if type(a) is int and type(b) is int:
+                    return cmp(a, b)
+                return generic(e, a, b)
+
+            return compare
+        return lambda f: generic(e, lhs(f), rhs(f))
+
+    def _c_list(self, e: ListExpr) -> Code:
+        if all(type(i) is Const for i in e.items):
+            items = tuple(int(py_scalar(self._const(i, None))) for i in e.items)
+            return lambda f: items
+        evs = tuple(self.expr(i) for i in e.items)
+
+        def list_(f: Frame) -> tuple[int, ...]:
+            out = []
+            for ev in evs:
+                v = ev(f)
+                out.append(v if type(v) is int else int(py_scalar(v)))
+            return tuple(out)
+
+        return list_
+
+    def _c_call(self, e: Call) -> Code:
+        fn = self.functions.get(e.func)
+        args = tuple(self.expr(a) for a in e.args)
+        invoke, span = self.invoke, e.span
+        if fn is None:
+
+            def missing(f: Frame) -> Any:
+                raise fault("UndefinedFunction", f"program has no function '{e.func}'", span)
+
+            return missing
+        return lambda f: invoke(fn, [a(f) for a in args], span)[0]
+
+    def _c_opcall(self, e: OpCall) -> Code:
+        op = self._ops.get(id(e)) or self._prepare_op(e)
+        args = tuple(self.expr(a) for a in e.args)
+        if self.trace is not None:
+            run = self._run_op
+            return lambda f: run(e, op, [a(f) for a in args])
+        call, name = op.call, op.result_name
+        n = len(args)
+        if n == 1:
+            (a0,) = args
+
+            def op1(f: Frame) -> Any:
+                x = a0(f)
+                try:
+                    r = call(x)
+                except _FAULTS as err:
+                    raise op_fault(e, op, err) from None
+                if type(r) is TensorValue and r.buffer.name is None:
+                    r.buffer.name = name
+                return r
+
+            return op1
+        if n == 2:
+            a0, a1 = args
+
+            def op2(f: Frame) -> Any:
+                x, y = a0(f), a1(f)
+                try:
+                    r = call(x, y)
+                except _FAULTS as err:
+                    raise op_fault(e, op, err) from None
+                if type(r) is TensorValue and r.buffer.name is None:
+                    r.buffer.name = name
+                return r
+
+            return op2
+
+        def opn(f: Frame) -> Any:
+            vals = [a(f) for a in args]
+            try:
+                r = call(*vals)
+            except _FAULTS as err:
+                raise op_fault(e, op, err) from None
+            if type(r) is TensorValue and r.buffer.name is None:
+                r.buffer.name = name
+            return r
+
+        return opn
+
+
+def _none(f: Frame) -> None:
+    return None
+
+
+def _raise_break(f: Frame) -> None:
+    raise _Break()
+
+
+def _raise_continue(f: Frame) -> None:
+    raise _Continue()
