@@ -39,7 +39,7 @@ from pldsl.ir.symbolic import shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type
 from pldsl.ops import TypeRuleError, lookup
 from pldsl.ops.binding import bind_op_call, scalar_binop_type, signature_hint
-from pldsl.types import DynVar
+from pldsl.types import DynVar, SplitHint
 
 _BINOPS = {
     ast.Add: "add",
@@ -607,14 +607,18 @@ class BodyBuilder:
                         self.span(node),
                         "e.g. optimizations=[pl.auto_chunk]",
                     )
-                if not all(isinstance(v, Optimizer) for v in value):
+                if not all(isinstance(v, (Optimizer, SplitHint)) for v in value):
                     raise fail(
                         "UnsupportedFeature",
-                        "optimizations= accepts pl.auto_chunk (and pl.chunked_loop_optimizer) only",
+                        "optimizations= accepts pl.auto_chunk, pl.chunked_loop_optimizer and "
+                        "pl.split(pl.SplitMode...) only",
                         self.span(node),
-                        "pl.split / pl.cross_core_slot are not supported by pldsl",
+                        "pl.cross_core_slot is not supported by pldsl",
                     )
-                value = tuple(value)
+                # pl.split(...) places work on a core pair: no numeric effect, not recorded.
+                value = tuple(v for v in value if isinstance(v, Optimizer))
+                if not value:
+                    continue
             if name == "name_hint" and not isinstance(value, str):
                 raise fail(
                     "TypeError",
@@ -1033,6 +1037,13 @@ class BodyBuilder:
             and "self" not in self.vars
         ):
             return self.user_call(node, func.attr)
+        hook = self.program.call_hook
+        if hook is not None and isinstance(func, ast.Name) and func.id not in self.vars:
+            target = self.program.ns.get(func.id)
+            if target is not None:
+                built = hook(self, target, node)
+                if built is not None:
+                    return built
         name = self._pl_name(func)
         if name is None:
             raise fail(
