@@ -182,7 +182,7 @@ class Specializer:
             if isinstance(t, TensorType):
                 t = _apply_binds(pb, a.arg, t, dyn)
             built.append(Param(Var(a.arg, t, pb.smap.span(a)), direction))
-        for (p, axis), b in dyn.items():
+        for (p, _axis), b in dyn.items():
             if p not in {x.name for x in built if isinstance(x.type, TensorType)}:
                 raise fail(
                     "TypeError",
