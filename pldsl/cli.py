@@ -273,12 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("run", "run a kernel function on the NumPy interpreter"),
         ("emit", "write the C source of a program (--backend c)"),
         ("demo", "Qwen3 fused decode on a small random model, checked and interpreted"),
+        ("pypto", "run a PyPTO / pypto-lib file unchanged against its own golden"),
     ):
         sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
-PASSTHROUGH = {"run": cmd_run, "emit": cmd_emit, "demo": cmd_demo}
+def cmd_pypto(argv: list[str]) -> int:
+    from pldsl.pypto.cli import main as pypto_main
+
+    return pypto_main(argv)
+
+
+PASSTHROUGH = {"run": cmd_run, "emit": cmd_emit, "demo": cmd_demo, "pypto": cmd_pypto}
 
 
 def main(argv: list[str] | None = None) -> int:
