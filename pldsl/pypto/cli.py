@@ -114,7 +114,9 @@ def _search_paths(file: Path) -> list[str]:
 
 
 def _user_frames(exc: BaseException, file: Path) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "pldsl" not in Path(f.filename).parts]
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if "pldsl" not in Path(f.filename).parts
+    ]
     return "".join(traceback.format_list(frames[-3:])).rstrip()
 
 

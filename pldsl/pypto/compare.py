@@ -59,9 +59,17 @@ def compare_outputs(
         a, e = as_float(actual), as_float(golden[name])
         if a.shape != e.shape:
             results.append(
-                Outcome(name, False, np.inf, np.inf, a.size, a.size, "shape",
-                        f"shape {a.shape} vs golden {e.shape}")  # fmt: skip
-                )
+                Outcome(
+                    name,
+                    False,
+                    np.inf,
+                    np.inf,
+                    a.size,
+                    a.size,
+                    "shape",
+                    f"shape {a.shape} vs golden {e.shape}",
+                )  # fmt: skip
+            )
             continue
         max_abs, max_rel = _errors(a, e)
         if name in compare_fn:
@@ -74,7 +82,15 @@ def compare_outputs(
         close = np.isclose(a, e, rtol=rtol, atol=atol)
         bad = int(a.size - np.count_nonzero(close))
         results.append(
-            Outcome(name, bad == 0, max_abs, max_rel, bad, a.size, f"allclose(rtol={rtol:g}, atol={atol:g})")
+            Outcome(
+                name,
+                bad == 0,
+                max_abs,
+                max_rel,
+                bad,
+                a.size,
+                f"allclose(rtol={rtol:g}, atol={atol:g})",
+            )
         )
     return results
 
@@ -88,7 +104,9 @@ def validate_golden(
     inputs: dict[str, Any] | None = None,
 ) -> None:
     """pypto-lib's `validate_golden`: raises AssertionError naming the outputs that differ."""
-    bad = [o for o in compare_outputs(outputs, golden, rtol, atol, compare_fn, inputs) if not o.passed]
+    bad = [
+        o for o in compare_outputs(outputs, golden, rtol, atol, compare_fn, inputs) if not o.passed
+    ]
     if bad:
         raise AssertionError(f"Output(s) does not match golden: {[o.name for o in bad]}")
 
@@ -193,7 +211,9 @@ def error_distribution(*args: Any, always_pass: bool = True, **kwargs: Any) -> C
     return cmp
 
 
-def topk_pair_compare(vals_name: str, *, dim: int = -1, descending: bool = True, max_show: int = 10) -> Callable:
+def topk_pair_compare(
+    vals_name: str, *, dim: int = -1, descending: bool = True, max_show: int = 10
+) -> Callable:
     """Top-k indices: a position whose index differs passes when the paired values stay
     ordered around it (a legal swap between tied scores)."""
 

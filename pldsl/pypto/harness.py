@@ -182,10 +182,17 @@ def _settings(kwargs: dict) -> tuple[float, float, dict, bool]:
         atol = config.atol if atol is None else atol
         compare_fn = compare_fn or config.compare_fn
         compile_only = compile_only or bool(config.compile_only)
-    return (1e-5 if rtol is None else rtol), (1e-5 if atol is None else atol), compare_fn, compile_only
+    return (
+        (1e-5 if rtol is None else rtol),
+        (1e-5 if atol is None else atol),
+        compare_fn,
+        compile_only,
+    )
 
 
-def _run(kernel: Any, specs: list, golden_fn: Callable | None, args: tuple, kwargs: dict) -> RunResult:
+def _run(
+    kernel: Any, specs: list, golden_fn: Callable | None, args: tuple, kwargs: dict
+) -> RunResult:
     from pldsl.diagnostics import PldslError
 
     name = getattr(kernel, "__name__", None) or getattr(kernel, "name", "program")
@@ -212,7 +219,9 @@ def _run(kernel: Any, specs: list, golden_fn: Callable | None, args: tuple, kwar
             record.error = "no golden: outputs not compared"
             return RunResult(True, execution_time=time.perf_counter() - start)
         expected = _golden(specs, inputs, golden_fn)
-        outputs = {s.name: tensors[s.name] for s in specs if isinstance(s, TensorSpec) and s.is_output}
+        outputs = {
+            s.name: tensors[s.name] for s in specs if isinstance(s, TensorSpec) and s.is_output
+        }
         scalars = {s.name: s.to_python() for s in specs if isinstance(s, ScalarSpec)}
         record.outputs = compare.compare_outputs(
             outputs, expected, rtol, atol, compare_fn, {**inputs, **scalars}
@@ -274,7 +283,9 @@ def _entry_of(program: Any, names: list[str]) -> str:
         for e in iter_expr(root)
         if isinstance(e, Call)
     }
-    roots = [f for f in program.function_list if f.name not in called] or list(program.function_list)
+    roots = [f for f in program.function_list if f.name not in called] or list(
+        program.function_list
+    )
     for f in roots:
         if [p.name for p in f.params] == names:
             return f.name
