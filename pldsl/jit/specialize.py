@@ -276,6 +276,27 @@ class Specializer:
         return Call(name, args, sig.call_type, builder.span(node))
 
 
+def annotation_types(jf: JITFunction) -> list[Type]:
+    """Parameter types read from the annotations alone (PyPTO's `compile()` with no tensors);
+    a bare `pl.Tensor` has no shape to read and is reported."""
+    src = jf.source()
+    pb = ProgramBuilder(src.fdef, src.smap, src.ns, {})
+    types = []
+    for a in (a for a in src.fdef.args.args if a.arg != "self"):
+        ann = pb.annotation(a.annotation) if a.annotation is not None else None
+        if isinstance(ann, DirectionAnnotation):
+            ann = ann.inner
+        if ann is None or is_bare_tensor(ann):
+            raise fail(
+                "MissingShape",
+                f"parameter '{a.arg}' of {jf.__name__}() has no shape: it comes from the call",
+                pb.smap.span(a),
+                "give shapes with the file's build_specs() or --shape NAME=16x128:bf16",
+            )
+        types.append(pb.type_of(ann, a.annotation))
+    return types
+
+
 def _rewrite_step(step, smap: SourceMap):
     try:
         return step()
