@@ -111,7 +111,7 @@ def two_shapes(x: pl.Tensor, y: pl.Tensor, sx: pl.Out[pl.Tensor], sy: pl.Out[pl.
 def loop_changes_shape(x: pl.Tensor, y: pl.Out[pl.Tensor]):
     rows, cols = x.shape
     t = pl.mul(x, 1.0)
-    for i in pl.range(0, 2, 1):
+    for _i in pl.range(0, 2, 1):
         with pl.at(level=pl.Level.CORE_GROUP):
             t = pl.reshape(t, [cols, rows])  # deeper scope: loop-carried, same type required
     y = pl.assemble(y, t, [0, 0])
