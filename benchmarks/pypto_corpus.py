@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     ap.add_argument("--run-timeout", type=float, default=120.0, help="seconds per golden run")
     ap.add_argument("--file-timeout", type=float, default=300.0, help="seconds per file")
+    ap.add_argument("--under", default="", help="only files whose path starts with this")
     ap.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # child process
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -165,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="pypto_lib_") as tmp:
         root = checkout(args.pypto_lib, args.rev, Path(tmp))
-        results = [_examine_in_child(f, root, args) for f in kernel_files(root)]
+        files = [
+            f for f in kernel_files(root) if f.relative_to(root).as_posix().startswith(args.under)
+        ]
+        results = [_examine_in_child(f, root, args) for f in files]
     _report(results, args)
     return 0
 
