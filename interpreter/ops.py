@@ -442,17 +442,13 @@ def reshape(op, ctx: Context, rtype, x: TensorValue, shape: Box):
         )
     valid = None
     if not x.fully_valid:
-        nonunit = [d for d in shape if d != 1]
-        old = [(d, v) for d, v in zip(x.shape, x.valid) if d != 1]
-        if len(nonunit) == 1 and len(old) == 1 and nonunit[0] == old[0][0]:
-            valid = tuple(old[0][1] if d != 1 else 1 for d in shape)
-        else:
-            raise OpFault(
-                "PartialReshape",
-                f"reshape of '{x.name}' (valid region {list(x.valid)} of {list(x.shape)}) to "
-                f"{list(shape)} does not map its valid region",
-                "pl.fillpad the value first",
-            )
+        from pldsl.ops import TypeRuleError
+        from pldsl.ops.table import reshape_valid  # the same mapping as the type rule
+
+        try:
+            valid = reshape_valid(tuple(x.shape), tuple(x.valid), shape)
+        except TypeRuleError as exc:
+            raise OpFault("PartialReshape", f"'{x.name}': {exc.message}", exc.hint) from None
     return reshaped(ctx, x, shape, valid)
 
 
@@ -532,14 +528,16 @@ def slice_(
 def assemble(op, ctx: Context, rtype, target: TensorValue, source: TensorValue, offset):
     """Write source's valid region into target at offset, in place; returns target."""
     offset = tuple(offset)
-    if source.rank != target.rank:
+    if source.rank > target.rank:
         raise OpFault(
             "ShapeMismatch", f"assemble of a rank-{source.rank} source into rank {target.rank}"
         )
+    # a lower-rank source fills the trailing axes (leading extents 1)
+    extents = (1,) * (target.rank - source.rank) + tuple(source.valid)
     if ctx.bounds_check:
-        _check_window(target, offset, source.valid)
+        _check_window(target, offset, extents)
     source.require(ctx, source.valid, "source")
-    dst = target.window(source.valid, offset)
+    dst = target.window(extents, offset)
     target.buffer.data[dst] = source.buffer.data[source.window()]
     if target.buffer.defined is not None:
         target.buffer.defined[dst] = True

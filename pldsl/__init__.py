@@ -37,7 +37,18 @@ from pldsl.surface import (
     function,
     program,
 )
-from pldsl.types import DynVar, InOut, Out, Scalar, Tensor, TensorView, Tuple, dynamic
+from pldsl.types import (
+    DynVar,
+    InOut,
+    Out,
+    Scalar,
+    SplitMode,
+    Tensor,
+    TensorView,
+    Tuple,
+    dynamic,
+    split,
+)
 
 tensor = _Namespace("tensor")
 for _name in list(_OPS) + [
@@ -53,6 +64,9 @@ for _name in list(_OPS) + [
 ]:
     globals()[_name] = _kernel_only(_name)
 del _name
+
+
+from pldsl.jit import JITFunction, jit  # noqa: E402  (pl.jit is the decorator, not an op placeholder)
 
 
 def parse_ir(text: str, filename: str = "<ir>") -> Program:
@@ -74,6 +88,6 @@ __all__ = [
     "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue", "Role",
     "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
     "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "InOut",
-    "Out", "Scalar", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "CaptureError",
+    "Out", "Scalar", "SplitMode", "split", "jit", "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "CaptureError",
     "Diagnostic", "IRParseError", "PldslError", "RuntimeFault", "Span",
 ]  # fmt: skip

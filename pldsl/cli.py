@@ -16,7 +16,7 @@ class LoadError(Exception):
     """A kernel file that cannot be read or imported (reported in one line, exit 2)."""
 
 
-def load_programs(path: str):
+def load_programs(path: str, shapes: list[str] | None = None):
     """Capture every program in a Python file.
 
     Top-level `@pl.program` classes are captured from the source without running it.
@@ -41,6 +41,13 @@ def load_programs(path: str):
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     programs = capture_source(text, str(file))
+    from pldsl.jit import loader  # @pl.jit files and files importing pypto
+
+    if not programs and loader.needs_loader(text):
+        try:
+            return loader.file_programs(file, shapes)
+        except (loader.ImportFailure, loader.ShapeOptionError) as exc:
+            raise LoadError(str(exc)) from None
     return programs or _programs_from_module(file)
 
 
@@ -133,7 +140,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     checked = 0
     for path in args.files:
         try:
-            programs = load_programs(path)
+            programs = load_programs(path, args.shape)
         except LoadError as exc:
             print(f"pldsl: error: {exc}", file=sys.stderr)
             status = EXIT_CANNOT_RUN
@@ -217,7 +224,7 @@ def cmd_ir(args: argparse.Namespace) -> int:
     from pldsl.ir.printer import print_ir
 
     try:
-        programs = load_programs(args.file)
+        programs = load_programs(args.file, args.shape)
     except LoadError as exc:
         return _fail(str(exc))
     except PldslError as exc:
@@ -269,16 +276,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ir = sub.add_parser("ir", help="print the textual IR of every program in a file")
     ir.add_argument("file")
+    for p in (check, ir):  # @pl.jit entries: parameter shapes when build_specs() has none
+        p.add_argument("--shape", action="append", default=[], metavar="NAME=16x128:bf16")
     for name, text in (
         ("run", "run a kernel function on the NumPy interpreter"),
         ("emit", "write the C source of a program (--backend c)"),
         ("demo", "Qwen3 fused decode on a small random model, checked and interpreted"),
+        ("pypto", "run a PyPTO / pypto-lib file unchanged against its own golden"),
     ):
         sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
-PASSTHROUGH = {"run": cmd_run, "emit": cmd_emit, "demo": cmd_demo}
+def cmd_pypto(argv: list[str]) -> int:
+    from pldsl.pypto.cli import main as pypto_main
+
+    return pypto_main(argv)
+
+
+PASSTHROUGH = {"run": cmd_run, "emit": cmd_emit, "demo": cmd_demo, "pypto": cmd_pypto}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ decorating frame and reads the resulting object (the function body is never run)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from pldsl.dtypes import DType
@@ -85,6 +86,11 @@ class _TensorFactory:
         return "pl.Tensor"
 
 
+def is_bare_tensor(ann: Any) -> bool:
+    """`pl.Tensor` written without `[...]`: its shape and dtype come from a @pl.jit call."""
+    return isinstance(ann, _TensorFactory)
+
+
 class _ScalarFactory:
     def __getitem__(self, dtype: Any) -> ScalarAnnotation:
         if not isinstance(dtype, DType):
@@ -97,7 +103,8 @@ class _DirectionFactory:
         self.direction = direction
 
     def __getitem__(self, inner: Any) -> DirectionAnnotation:
-        if not isinstance(inner, (TensorAnnotation, ScalarAnnotation)):
+        # `pl.Out[pl.Tensor]`: a bare tensor, shaped from the call's argument (@pl.jit only)
+        if not isinstance(inner, (TensorAnnotation, ScalarAnnotation, _TensorFactory)):
             raise AnnotationError(f"pl.{self.direction}[...] wraps a pl.Tensor[...]")
         if isinstance(inner, ScalarAnnotation) and self.direction == "InOut":
             raise AnnotationError("a Scalar parameter cannot be InOut")
@@ -115,3 +122,25 @@ Scalar = _ScalarFactory()
 Out = _DirectionFactory("Out")
 InOut = _DirectionFactory("InOut")
 Tuple = _TupleFactory()
+
+
+class SplitMode(Enum):
+    """How `pl.split(...)` divides an InCore scope between the two cores of a pair."""
+
+    NONE = "NONE"
+    UP_DOWN = "UP_DOWN"
+    LEFT_RIGHT = "LEFT_RIGHT"
+
+
+@dataclass(frozen=True)
+class SplitHint:
+    """`pl.split(pl.SplitMode.X)` in `pl.at(optimizations=[...])`: placement only, no numeric
+    effect, so capture accepts it and records nothing."""
+
+    mode: SplitMode
+
+
+def split(mode: SplitMode) -> SplitHint:
+    if not isinstance(mode, SplitMode):
+        raise ValueError(f"pl.split takes a pl.SplitMode member, got {mode!r}")
+    return SplitHint(mode)

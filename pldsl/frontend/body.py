@@ -39,7 +39,7 @@ from pldsl.ir.symbolic import shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type
 from pldsl.ops import TypeRuleError, lookup
 from pldsl.ops.binding import bind_op_call, scalar_binop_type, signature_hint
-from pldsl.types import DynVar
+from pldsl.types import DynVar, SplitHint
 
 _BINOPS = {
     ast.Add: "add",
@@ -76,6 +76,11 @@ class BodyBuilder:
         # Without a return annotation, the types of the first `return` (later ones must agree).
         self.inferred_returns: tuple[Type, ...] | None = None
         self.has_return = False
+        # Blocks being built (unique ids, outermost first) and where each name was bound, to
+        # tell a name leaked from a finished sibling block from one still in scope.
+        self.blocks_opened = 0
+        self.block_path: list[int] = []
+        self.bound_in: dict[str, tuple[int, ...]] = {}
         self.strict_ssa = bool(options.get("strict_ssa", False))
         self.dim_names = {v.name for p in self.sig.params for v in shape_vars(p.type)}
         for key, value in program.ns.items():
@@ -128,11 +133,16 @@ class BodyBuilder:
 
     # ------------------------------------------------------------------ statements
     def block(self, stmts: list[ast.stmt]) -> tuple[Stmt, ...]:
+        self.blocks_opened += 1
+        self.block_path.append(self.blocks_opened)
         out: list[Stmt] = []
-        for s in stmts:
-            built = self.stmt(s)
-            if built is not None:
-                out.append(built)
+        try:
+            for s in stmts:
+                built = self.stmt(s)
+                if built is not None:
+                    out.append(built)
+        finally:
+            self.block_path.pop()
         return tuple(out)
 
     def stmt(self, s: ast.stmt) -> Stmt | None:
@@ -241,6 +251,8 @@ class BodyBuilder:
                     "use a new name for every value",
                     notes=(f"previous definition at {prev}",) if prev.line else (),
                 )
+            if not types_equal(old.type, t) and self._fresh_view_rebinding(name, old.type, t):
+                return self._fresh_var(name, t, node)
             if not types_equal(old.type, t):
                 raise fail(
                     "TypeError",
@@ -274,6 +286,30 @@ class BodyBuilder:
             )
         var = Var(name, t, self.span(node))
         self.vars[name] = var
+        self.bound_in[name] = tuple(self.block_path)
+        return var
+
+    def _fresh_view_rebinding(self, name: str, old: Type, new: Type) -> bool:
+        """A historical rebinding: the name leaked from a finished sibling block and the new
+        value differs only in its valid region (PyPTO before July 2026 dropped the valid
+        region in reshape, and seed-era kernels reuse names on that basis)."""
+        where = self.bound_in.get(name)
+        if where is None or tuple(self.block_path[: len(where)]) == where:
+            return False  # bound in an enclosing block: a real rebinding (maybe loop-carried)
+        return (
+            isinstance(old, TensorType)
+            and isinstance(new, TensorType)
+            and old.dtype == new.dtype
+            and types_equal(TensorType(old.shape, old.dtype), TensorType(new.shape, new.dtype))
+        )
+
+    def _fresh_var(self, name: str, t: Type, node: ast.AST) -> Var:
+        n = 2
+        while f"{name}__{n}" in self.vars:
+            n += 1
+        var = Var(f"{name}__{n}", t, self.span(node))
+        self.vars[name] = self.vars[var.name] = var
+        self.bound_in[name] = tuple(self.block_path)
         return var
 
     def expr_stmt(self, s: ast.Expr) -> Stmt | None:
@@ -607,14 +643,18 @@ class BodyBuilder:
                         self.span(node),
                         "e.g. optimizations=[pl.auto_chunk]",
                     )
-                if not all(isinstance(v, Optimizer) for v in value):
+                if not all(isinstance(v, (Optimizer, SplitHint)) for v in value):
                     raise fail(
                         "UnsupportedFeature",
-                        "optimizations= accepts pl.auto_chunk (and pl.chunked_loop_optimizer) only",
+                        "optimizations= accepts pl.auto_chunk, pl.chunked_loop_optimizer and "
+                        "pl.split(pl.SplitMode...) only",
                         self.span(node),
-                        "pl.split / pl.cross_core_slot are not supported by pldsl",
+                        "pl.cross_core_slot is not supported by pldsl",
                     )
-                value = tuple(value)
+                # pl.split(...) places work on a core pair: no numeric effect, not recorded.
+                value = tuple(v for v in value if isinstance(v, Optimizer))
+                if not value:
+                    continue
             if name == "name_hint" and not isinstance(value, str):
                 raise fail(
                     "TypeError",
@@ -1033,6 +1073,13 @@ class BodyBuilder:
             and "self" not in self.vars
         ):
             return self.user_call(node, func.attr)
+        hook = self.program.call_hook
+        if hook is not None and isinstance(func, ast.Name) and func.id not in self.vars:
+            target = self.program.ns.get(func.id)
+            if target is not None:
+                built = hook(self, target, node)
+                if built is not None:
+                    return built
         name = self._pl_name(func)
         if name is None:
             raise fail(

@@ -22,6 +22,7 @@ from pldsl.types import (
     ScalarAnnotation,
     TensorAnnotation,
     TupleAnnotation,
+    is_bare_tensor,
 )
 
 PROGRAM_KWARGS = ("strict_ssa", "name")
@@ -295,6 +296,8 @@ class ProgramBuilder:
         self.options = dict(options or {})
         self.static = StaticEvaluator(self.ns, lambda _: False)
         self.dynvars: dict[str, DynVar] = {}
+        # @pl.jit: resolves a call to a bare closure name (a jit dependency) to an IR call.
+        self.call_hook: Any = None
         strict = self.options.get("strict_ssa", False)
         if not isinstance(strict, bool):
             raise fail(
@@ -438,14 +441,8 @@ class ProgramBuilder:
                 help="declare every parameter with a type annotation and no default",
             )
         params = list(args.args)
-        if is_method:
-            if not params or params[0].arg != "self":
-                raise fail(
-                    "MissingSelf",
-                    f"method '{m.name}' must take 'self' first",
-                    self.smap.span(m),
-                    help="def f(self, x: pl.Tensor[...]):",
-                )
+        if is_method and params and params[0].arg == "self":
+            # PyPTO strips a leading `self` and never requires it; calls stay `self.f(...)`.
             params = params[1:]
         built = []
         seen_names: set[str] = set()
@@ -579,6 +576,13 @@ class ProgramBuilder:
             return TensorType(shape, ann.dtype, valid, pad)
         if isinstance(ann, ScalarAnnotation):
             return ScalarType(ann.dtype)
+        if is_bare_tensor(ann):
+            raise fail(
+                "BadAnnotation",
+                "a bare pl.Tensor (no shape, no dtype) is only allowed in @pl.jit functions",
+                self.smap.span(node),
+                help="write pl.Tensor[[dims...], pl.DTYPE], or make the function @pl.jit",
+            )
         if isinstance(ann, DType):
             return ScalarType(ann)
         raise fail(

@@ -293,20 +293,64 @@ def _infer_reshape(args: dict, attrs: dict) -> TensorType:
     if x.valid_shape is not None and not all(
         dims_equal(a, b) for a, b in zip(x.valid_shape, x.shape)
     ):
-        valid = _reshape_valid(x, shape)
+        valid = reshape_valid(x.shape, x.valid_shape, shape)
     return TensorType(shape, x.dtype, valid, x.pad)
 
 
-def _reshape_valid(x: TensorType, shape: tuple[Dim, ...]) -> tuple[Dim, ...] | None:
-    """Carry a partial valid region through reshapes that only move unit axes."""
-    nonunit = [d for d in shape if static_value(d) != 1]
-    old_nonunit = [(d, v) for d, v in zip(x.shape, x.valid_shape) if static_value(d) != 1]
-    if len(nonunit) == 1 and len(old_nonunit) == 1 and dims_equal(nonunit[0], old_nonunit[0][0]):
-        return tuple(old_nonunit[0][1] if static_value(d) != 1 else 1 for d in shape)
-    raise TypeRuleError(
-        "reshape of a partially valid tensor that does not map its valid region",
-        "pl.fillpad the value first",
-    )
+def reshape_valid(shape: tuple, valid: tuple, new_shape: tuple) -> tuple | None:
+    """The valid region of a reshape, mapped as PyPTO maps it (None: fully valid).
+
+    A reshape is a view, so the region must be one the new shape can describe: unchanged
+    when only unit axes move; otherwise a flat prefix of the buffer (leading axes valid 1,
+    one partial axis, full axes below it) landing on a whole number of target rows. Anything
+    else raises TypeRuleError (the caller reports it)."""
+    if all(dims_equal(v, d) for v, d in zip(valid, shape)):
+        return None
+    if any(static_value(v) == 0 for v in valid):
+        return tuple(0 for _ in new_shape)
+    src = [(d, v) for d, v in zip(shape, valid) if static_value(d) != 1]
+    dst = [d for d in new_shape if static_value(d) != 1]
+    if len(src) == len(dst) and all(dims_equal(a, b) for (a, _), b in zip(src, dst)):
+        it = iter(v for _, v in src)
+        return tuple(next(it) if static_value(d) != 1 else 1 for d in new_shape)
+    return _flat_prefix(shape, valid, new_shape)
+
+
+def _flat_prefix(shape: tuple, valid: tuple, new_shape: tuple) -> tuple:
+    def refuse(why: str) -> TypeRuleError:
+        return TypeRuleError(
+            f"cannot reshape {format_dims(shape)} (valid {format_dims(valid)}) to "
+            f"{format_dims(new_shape)}: {why}",
+            "reshape the full extent and narrow afterwards, or pl.fillpad the value first",
+        )
+
+    free = 0
+    while free + 1 < len(valid) and static_value(valid[free]) == 1:
+        free += 1
+    if not all(dims_equal(valid[i], shape[i]) for i in range(free + 1, len(shape))):
+        raise refuse("the valid data is scattered, not a prefix of the buffer")
+    trailing = [static_value(d) for d in shape[free + 1 :]]
+    target = [static_value(d) for d in new_shape]
+    if None in trailing or None in target:
+        raise refuse("mapping a partial region needs static dims")
+    step = math.prod(trailing)
+    suffix = [math.prod(target[i + 1 :]) for i in range(len(target))]
+
+    def box(axis: int, extent) -> tuple:
+        return tuple(1 if i < axis else extent if i == axis else d for i, d in enumerate(new_shape))
+
+    v = static_value(valid[free])
+    if v is not None:
+        elements = v * step
+        for i, sfx in enumerate(suffix):
+            if sfx and elements % sfx == 0 and elements // sfx <= target[i]:
+                return box(i, elements // sfx)
+        raise refuse(f"its {elements} valid elements fill no whole number of target rows")
+    physical = static_value(shape[free])
+    for i, sfx in enumerate(suffix):
+        if physical is not None and sfx == step and physical <= target[i]:
+            return box(i, valid[free])
+    raise refuse("a runtime number of valid rows needs a target axis with the same row size")
 
 
 register(
@@ -422,11 +466,13 @@ register(
 def _infer_assemble(args: dict, attrs: dict) -> TensorType:
     target, source = _tensor(args, "target"), _tensor(args, "source")
     offset = _dims(args, "offset")
-    if source.rank != target.rank or len(offset) != target.rank:
+    # A lower-rank source fills the target's trailing axes (leading extents 1), as PyPTO
+    # writes a [rows, cols] tile into a [batch, seq, hidden] buffer.
+    if source.rank > target.rank or len(offset) != target.rank:
         raise TypeRuleError(
             f"assemble of a rank-{source.rank} source into a rank-{target.rank} target "
             f"with {len(offset)} offsets",
-            "reshape the source to the target's rank",
+            "give one offset per target axis; the source's rank is at most the target's",
         )
     if source.dtype != target.dtype:
         raise TypeRuleError(

@@ -507,10 +507,19 @@ def test_reshape_maps_the_valid_region_of_unit_axes(capture):
 def test_reshape_of_unmappable_partial_region_faults():
     ctx = Context()
     x = wrap_array(ctx, np.ones((4, 8), np.float32), "FP32", "x")
-    x.valid = (2, 8)
+    x.valid = (2, 4)  # rows of 4 valid out of 8: scattered, no flat prefix
     with pytest.raises(OpFault) as e:
         KERNELS["reshape"].fn(ctx, None, x, (32,))
     assert e.value.rule == "PartialReshape" and "fillpad" in e.value.help
+
+
+def test_reshape_maps_a_flat_prefix_region():
+    # 2 full rows of 8 are the first 16 elements: [32] valid [16], [8, 4] valid [4, 4]
+    ctx = Context()
+    x = wrap_array(ctx, np.ones((4, 8), np.float32), "FP32", "x")
+    x.valid = (2, 8)
+    assert KERNELS["reshape"].fn(ctx, None, x, (32,)).valid == (16,)
+    assert KERNELS["reshape"].fn(ctx, None, x, (8, 4)).valid == (4, 4)
 
 
 @pytest.mark.parametrize("pad,fill", [("zero", 0.0), ("min", -np.inf), ("max", np.inf)])

@@ -250,13 +250,6 @@ SIGNATURE_CASES = [
         "must be decorated with @pl.function",
     ),
     (
-        "missing_self",
-        "@pl.function\ndef f(x: pl.Tensor[[4], pl.FP32]):\n    return x",
-        "MissingSelf",
-        "def f",
-        "must take 'self' first",
-    ),
-    (
         "default_value",
         "@pl.function\ndef f(self, x: pl.Tensor[[4], pl.FP32] = None):\n    return x",
         "UnsupportedFeature",

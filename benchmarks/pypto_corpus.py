@@ -1,0 +1,223 @@
+"""How much of pypto-lib pldsl captures, checks and runs against each file's own golden.
+
+    python benchmarks/pypto_corpus.py --pypto-lib DIR [--rev REV] [--json] [--run-timeout S]
+
+DIR is a checkout or a bare git directory of hw-native-sys/pypto-lib; with --rev (or for a
+bare directory) that revision is read from git into a temporary folder, deleted afterwards.
+Nothing of pypto-lib is copied into this repository.
+
+Every .py file under examples/ and models/ is examined in its own process:
+
+* no-kernels  the file defines no kernel (a config module, a helper)
+* failed      the file does not import or its kernels do not capture: the first error
+* captured    every kernel captured; the static checks report an error
+* checked     captured and checked clean; its golden run did not pass (or it has none)
+* ran         its `__main__` harness ran under `pldsl pypto` and matched its own golden
+
+`error` holds the first problem after the last stage reached, `feature` the PyPTO feature
+it belongs to. --json prints one JSON object per file and a totals object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # a source checkout: import this pldsl
+    sys.path.insert(0, str(REPO))
+KERNEL_RE = re.compile(r"@\s*\w+\.(program|jit|function)\b|\w+\.jit\.\w+")
+
+# First matching pattern names the feature an error belongs to.
+FEATURES = [
+    (r"distributed|DistributedConfig|DistributedWorker|\bpld\b", "distributed (pld)"),
+    (r"spmd|get_block_idx|split_aiv", "pl.spmd / SPMD kernels"),
+    (r"\bTile\b|pl\.tile|pl\.load|pl\.store|pl\.move|tile level", "tile level"),
+    (r"submit|manual_scope|TaskId|task ids|deps=|no_dep", "task dependencies"),
+    (r"pl\.at\(\) .*'(\w+)'|Unknown keyword argument '(\w+)' in pl\.at", "pl.at options"),
+    (r"cross_core_slot", "pl.cross_core_slot"),
+    (r"pl\.([\w.]+) is not a supported op", "op pl.{0}"),
+    (r"has no attribute '(\w+)'", "pl.{0}"),
+    (r"with pl\.(\w+)|only `with pl\.at", "with-scopes other than pl.at"),
+    (r"while", "while loops"),
+    (r"Cannot reassign", "rebinding with another type"),
+    (r"timed out", "run time (interpreter)"),
+    (r"does not match golden|FAIL", "numerics vs golden"),
+]
+
+
+def feature_of(error: str) -> str:
+    check = re.match(r"check (\w+):", error)
+    if check:
+        return f"pldsl check {check.group(1)}"
+    if re.search(r"ModuleNotFoundError: No module named '(?!pypto|golden)", error):
+        return "imports a module pypto-lib does not have"
+    for pattern, name in FEATURES:
+        m = re.search(pattern, error)
+        if m:
+            groups = [g for g in m.groups() if g] if m.groups() else []
+            return name.format(*groups) if groups else name
+    return "other"
+
+
+# ------------------------------------------------------------------ one file (child process)
+
+
+def examine(path: Path, root: Path, run_timeout: float) -> dict:
+    rel = path.relative_to(root).as_posix()
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not KERNEL_RE.search(text):
+        return {"file": rel, "status": "no-kernels", "error": "", "feature": ""}
+    sys.path[:0] = [str(path.parent), str(root)]
+    try:
+        programs = _capture(path)
+    except Exception as exc:  # noqa: BLE001 - the first error of this file, whatever it is
+        return _result(rel, "failed", _one_line(exc))
+    if not programs:
+        return _result(
+            rel, "failed", "no kernel found (no Program, build_*program*() or @pl.jit entry)"
+        )
+    import pldsl as pl
+
+    for p in programs:
+        errors = [d for d in pl.check(p) if d.is_error]
+        if errors:
+            d = errors[0]
+            return _result(rel, "captured", f"check {d.rule}: {d.message} ({d.span})")
+    if "__main__" not in text or not re.search(r"\brun(_jit)?\(", text):
+        return _result(rel, "checked", "no harness call (run_jit / run) to run")
+    return _run(rel, path, run_timeout)
+
+
+def _capture(path: Path) -> list:
+    from pldsl.jit.loader import file_programs
+
+    return file_programs(path)
+
+
+def _run(rel: str, path: Path, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "pldsl.cli", "pypto", str(path)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return _result(rel, "checked", f"run: timed out after {timeout:g} s")
+    if done.returncode == 0:
+        return {"file": rel, "status": "ran", "error": "", "feature": ""}
+    tail = done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["?"]
+    lines = [ln for ln in (done.stdout + "\n" + done.stderr).splitlines() if ln.strip()]
+    first = next((ln for ln in lines if ln.startswith(("error", "pldsl pypto: error"))), tail[-1])
+    if "FAIL" in done.stdout:
+        first = "golden: " + next(ln for ln in done.stdout.splitlines() if "FAIL" in ln).strip()
+    return _result(rel, "checked", "run: " + first.strip())
+
+
+def _result(rel: str, status: str, error: str) -> dict:
+    return {"file": rel, "status": status, "error": error[:300], "feature": feature_of(error)}
+
+
+def _one_line(exc: BaseException) -> str:
+    from pldsl.diagnostics import PldslError
+
+    if isinstance(exc, PldslError):
+        d = exc.diagnostic
+        return f"error[{d.rule}]: {d.message} ({d.span})"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+# ------------------------------------------------------------------ the corpus (parent)
+
+
+def kernel_files(root: Path) -> list[Path]:
+    return sorted(p for d in ("examples", "models") for p in (root / d).rglob("*.py"))
+
+
+def checkout(lib: Path, rev: str | None, tmp: Path) -> Path:
+    """A folder holding the revision's files (the directory itself for a plain checkout)."""
+    bare = not (lib / "examples").is_dir()
+    if rev is None and not bare:
+        return lib
+    archive = subprocess.run(
+        ["git", "-C", str(lib), "archive", rev or "HEAD"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+    return tmp
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pypto-lib", required=True, type=Path, help="checkout or bare git dir")
+    ap.add_argument("--rev", help="a git revision of pypto-lib (default: the checkout / HEAD)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per line")
+    ap.add_argument("--run-timeout", type=float, default=120.0, help="seconds per golden run")
+    ap.add_argument("--file-timeout", type=float, default=300.0, help="seconds per file")
+    ap.add_argument("--under", default="", help="only files whose path starts with this")
+    ap.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # child process
+    ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one is not None:
+        print(json.dumps(examine(args.one, args.root, args.run_timeout)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="pypto_lib_") as tmp:
+        root = checkout(args.pypto_lib, args.rev, Path(tmp))
+        files = [
+            f for f in kernel_files(root) if f.relative_to(root).as_posix().startswith(args.under)
+        ]
+        results = [_examine_in_child(f, root, args) for f in files]
+    _report(results, args)
+    return 0
+
+
+def _examine_in_child(file: Path, root: Path, args) -> dict:
+    cmd = [sys.executable, __file__, "--pypto-lib", str(args.pypto_lib), "--one", str(file),
+           "--root", str(root), "--run-timeout", str(args.run_timeout)]  # fmt: skip
+    rel = file.relative_to(root).as_posix()
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=args.file_timeout, cwd=REPO
+        )
+    except subprocess.TimeoutExpired:
+        return _result(rel, "failed", f"examining it timed out after {args.file_timeout:g} s")
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        err = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return _result(rel, "failed", f"the examining process failed: {err}")
+    result = json.loads(lines[-1])
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    if not args.json:
+        print(f"{result['status']:10s} {rel}", file=sys.stderr)
+    return result
+
+
+def _report(results: list[dict], args) -> None:
+    totals = Counter(r["status"] for r in results)
+    kernels = len(results) - totals["no-kernels"]
+    captured = totals["captured"] + totals["checked"] + totals["ran"]
+    if args.json:
+        for r in results:
+            print(json.dumps({k: r[k] for k in ("file", "status", "error", "feature")}))
+        print(json.dumps({"totals": dict(totals), "kernel_files": kernels, "captured": captured,
+                          "rev": args.rev}))  # fmt: skip
+        return
+    width = max((len(r["file"]) for r in results), default=10)
+    for r in results:
+        extra = f"  [{r['feature']}] {r['error']}" if r["error"] else ""
+        print(f"{r['file']:{width}s}  {r['status']:10s}{extra}")
+    print()
+    print(f"kernel files: {kernels}   captured: {captured}   checked: "
+          f"{totals['checked'] + totals['ran']}   ran against golden: {totals['ran']}   "
+          f"failed: {totals['failed']}   (no kernels: {totals['no-kernels']})")  # fmt: skip
+    blockers = Counter(r["feature"] for r in results if r["status"] == "failed")
+    if blockers:
+        print("first blockers: " + ", ".join(f"{f} {n}" for f, n in blockers.most_common()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

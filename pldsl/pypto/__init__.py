@@ -1,0 +1,1 @@
+"""Running PyPTO files unchanged (`pldsl pypto FILE`)."""

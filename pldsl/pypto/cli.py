@@ -1,0 +1,147 @@
+"""`pldsl pypto FILE [ARGS...]`: run a pypto-lib-style file unchanged on pldsl.
+
+The file runs as `__main__` with ARGS as its own command line, `pypto.*` and `golden`
+resolving to pldsl (pldsl.pypto.hook). Its harness calls run the kernel on the interpreter
+(or the C backend) and compare with the file's own golden at its own tolerances; a pass/fail
+table follows. Device flags the file accepts (`-p a2a3`, `-d 0`, ...) are passed to it and
+have no effect here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+import traceback
+from pathlib import Path
+
+from pldsl.pypto import harness
+
+EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 2
+DEVICE_FLAGS = ("-p", "--platform", "-d", "--device")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pldsl pypto",
+        description="Run a PyPTO / pypto-lib file unchanged: its kernels on pldsl's interpreter, "
+        "checked against the file's own golden.",
+    )
+    p.add_argument("--backend", choices=("interpreter", "c"), default="interpreter")
+    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    p.add_argument("--strict", action="store_true", help="poison undefined memory, fault on reads")
+    p.add_argument("--check", action="store_true", help="run the static checks before each run")
+    p.add_argument("file", help="the Python file (pypto-lib style: run_jit/run with a golden)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the file's own arguments")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        opts = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_CANNOT_RUN if exc.code else EXIT_PASS
+    file = Path(opts.file)
+    if not file.is_file():
+        print(f"pldsl pypto: error: no such file: {opts.file}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    _note_device_flags(opts.args)
+    harness.OPTIONS = harness.Options(opts.backend, opts.strict, opts.precision, opts.check)
+    harness.RESULTS.clear()
+    status = run_file(file, opts.args)
+    print_table(harness.RESULTS)
+    if status is not None:
+        return status
+    if not harness.RESULTS:
+        print("pldsl pypto: note: the file made no run_jit/run call", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    return EXIT_PASS if all(r.passed for r in harness.RESULTS) else EXIT_FAIL
+
+
+def _note_device_flags(args: list[str]) -> None:
+    given = []
+    for i, a in enumerate(args):
+        if a.split("=")[0] in DEVICE_FLAGS:
+            with_value = "=" not in a and i + 1 < len(args)
+            given.append(f"{a} {args[i + 1]}" if with_value else a)
+        elif a.startswith("--enable-"):
+            given.append(a)
+    if given:
+        print(
+            f"pldsl pypto: note: {' '.join(given)} accepted and ignored: "
+            "the kernel runs on pldsl's "
+            f"{harness.OPTIONS.backend if harness.OPTIONS.backend == 'c' else 'interpreter'}, "
+            "no device",
+            file=sys.stderr,
+        )
+
+
+def run_file(file: Path, args: list[str]) -> int | None:
+    """Run the file as __main__ under the hook; an exit status when it did not finish cleanly."""
+    from pldsl.diagnostics import PldslError
+    from pldsl.pypto.hook import pypto_modules
+
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.argv = [str(file), *args]
+    sys.path[:0] = [p for p in _search_paths(file) if p not in sys.path]
+    try:
+        with pypto_modules():
+            runpy.run_path(str(file), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        if code not in (None, 0):
+            return EXIT_FAIL if harness.RESULTS else EXIT_CANNOT_RUN
+    except PldslError as exc:
+        print(exc.diagnostic.render(), file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as exc:  # noqa: BLE001 - the user's file: report where it failed
+        print(f"pldsl pypto: error: {file} raised {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(_user_frames(exc, file), file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+    return None
+
+
+def _search_paths(file: Path) -> list[str]:
+    """The file's folder and the checkout root above it (pypto-lib files import siblings)."""
+    paths = [str(file.resolve().parent)]
+    for folder in file.resolve().parents:
+        if (folder / ".git").exists() or (folder / "golden").is_dir():
+            paths.append(str(folder))
+            break
+    return paths
+
+
+def _user_frames(exc: BaseException, file: Path) -> str:
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if "pldsl" not in Path(f.filename).parts
+    ]
+    return "".join(traceback.format_list(frames[-3:])).rstrip()
+
+
+def print_table(records: list[harness.Record]) -> None:
+    if not records:
+        return
+    rows = [("kernel", "output", "max abs err", "max rel err", "rule", "result")]
+    for r in records:
+        if r.compile_only:
+            rows.append((r.name, "-", "-", "-", "compile only", "PASS" if r.passed else "FAIL"))
+        for o in r.outputs:
+            rows.append((r.name, o.name, f"{o.max_abs:.3g}", f"{o.max_rel:.3g}", o.rule,
+                         "PASS" if o.passed else f"FAIL ({o.mismatched}/{o.total})"))  # fmt: skip
+        if r.error and not r.outputs and not r.compile_only:
+            rows.append((r.name, "-", "-", "-", "-", "PASS (no golden)" if r.passed else "ERROR"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print()
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    for r in records:
+        if r.error and not r.passed:
+            print(f"\n{r.name}: {r.error}")
+    passed = sum(r.passed for r in records)
+    print(f"\n{passed}/{len(records)} run(s) passed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
