@@ -109,3 +109,24 @@ def test_guarded_and_data_dependent_windows_are_not_reported():
         "        out = pl.assemble(out, pl.slice(w, [1, K], [0, 0]), [0, 0])"
     )
     assert kk.rule(RULE) == []
+
+
+def test_subscript_window_with_a_runtime_extent_captures_and_is_clean():
+    # PyPTO cannot prove `out[:, :k]` narrower than the source, so it accepts the write
+    kk = kernel(
+        """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(
+        self, src: pl.Tensor[[16, 64], pl.FP32], k: pl.Scalar[pl.INDEX],
+        out: pl.Out[pl.Tensor[[16, 64], pl.FP32]],
+    ) -> pl.Tensor[[16, 64], pl.FP32]:
+        out[:, :k] = src
+        return out
+"""
+    )
+    assert kk.rule(RULE) == []
