@@ -52,6 +52,7 @@ class Bindings:
             {p.name: Variable(p.name, "param") for p in func.params}
         ]
         self.carries: dict[int, tuple[Variable, ...]] = {}  # id(For) -> its iter args
+        self.results: dict[int, tuple[Variable, ...]] = {}  # id(For / If) -> its return vars
         self._block(func.body)
         del self._frames
 
@@ -141,6 +142,7 @@ class Bindings:
                 self._of[id(t)] = v
         for v in bound.values():
             self._define(None, v)
+        self.results[id(s)] = tuple(bound.values())
 
 
 def own_yields(body: tuple[Stmt, ...]) -> list[Yield]:
