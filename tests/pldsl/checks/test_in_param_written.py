@@ -123,6 +123,19 @@ def test_writes_through_views_and_names_count():
     assert directions(k(via_view)) == {"k_cache": "Out"}
 
 
+def test_an_if_joins_the_buffers_of_its_branches():
+    for then, other in (("k_cache", "scratch"), ("scratch", "k_cache")):
+        body = (
+            "scratch = pl.create_tensor([ROWS, HEAD_DIM], pl.BF16)\n"
+            "                if slot == 0:\n"
+            f"                    kc = {then}\n"
+            "                else:\n"
+            f"                    kc = {other}\n"
+            "                kc = pl.assemble(kc, row, [slot, 0])"
+        )
+        assert directions(k(body)) == {"k_cache": "Out"}, then
+
+
 def test_a_name_rebound_to_scratch_no_longer_writes_the_parameter():
     # flow-sensitive: after `kc = create_tensor`, writes into kc are scratch writes
     body = (

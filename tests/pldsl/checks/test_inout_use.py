@@ -465,3 +465,36 @@ def test_i5_kill_in_a_carrying_loop_is_seen_after_it():
         params="x: pl.Tensor[[64], pl.FP32], t: pl.Tensor[[64], pl.FP32]",
     )
     clean(k)
+
+
+def test_e1_the_first_of_several_kills_is_the_origin():
+    k = program(
+        "        a = self.mutate(x)  # first\n"
+        "        b = self.mutate(x)\n"
+        "        y = pl.add(x, a)  # read\n"
+        "        return y\n"
+    )
+    first = k.line("first")
+    col = k.text.splitlines()[first - 1].index("self.mutate") + 1
+    d = only(k, "x", "read")
+    assert f"at {k.file}:{first}:{col};" in d.message
+    # the second call's argument is itself a read of the killed x
+    assert lines(k.rule(RULE)) == [first + 1, k.line("read")]
+
+
+def test_e2_an_if_without_yields_leaks_its_bindings_in_order():
+    # PyPTO's parser leaks the then branch before parsing the else branch, so both `t` are one
+    # variable; the then path leaves it dead, so the read after the `if` is a violation
+    k = program(
+        "        if flag == 0:\n"
+        "            t = pl.add(x, x)\n"
+        "            y = self.mutate(t)\n"
+        "        else:\n"
+        "            t = pl.mul(x, x)\n"
+        "            y = pl.add(t, t)\n"
+        "        z = pl.add(t, y)  # read\n"
+        "        return z\n",
+        params="x: pl.Tensor[[64], pl.FP32], flag: pl.Scalar[pl.INDEX]",
+    )
+    only(k, "t", "read")
+    assert lines(k.rule(RULE)) == [k.line("read")]

@@ -100,3 +100,27 @@ class P:
 def test_scalar_cast_is_scalar_arithmetic_but_a_tensor_cast_is_not():
     kk = kernel(SCALAR_CAST)
     assert [d.span.line for d in kk.rule(RULE)] == [kk.line("tensor")]
+
+
+HOST = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(level=pl.Level.HOST, role=pl.Role.Orchestrator)
+    def host(
+        self, x: pl.Tensor[[64, 64], pl.FP32], out: pl.Out[pl.Tensor[[64, 64], pl.FP32]]
+    ) -> pl.Tensor[[64, 64], pl.FP32]:
+        y = pl.exp(x)  # exp
+        out = pl.assemble(out, y, [0, 0])
+        return out
+"""
+
+
+def test_orchestrator_role_functions_are_orchestration_code():
+    kk = kernel(HOST)
+    [d] = kk.rule(RULE)
+    assert d.span.line == kk.line("exp")
+    assert "Misplaced tensor op 'pl.exp' in Orchestrator function 'host'" in d.message
+    assert kernel(HOST.replace(", role=pl.Role.Orchestrator", "")).rule(RULE) == []

@@ -245,3 +245,14 @@ def test_not_shadowed_scratch_under_another_name_is_clean():
         "        out = pl.assemble(out, acc, [0, 0])"
     )
     assert k.rule(SHADOWED) == [] and k.rule(DROPPED) == []
+
+
+def test_write_dropped_loop_results_take_what_the_body_yields():
+    # the parameter reaches `staged` only through the yield, not through init_values
+    k = ab(
+        "for i, (acc,) in pl.range(0, 4, 1, init_values=(a,)):\n"
+        "            nxt = pl.assemble(out, acc, [0, 0])\n"
+        "            staged = pl.yield_(nxt)\n"
+        "        out = staged"
+    )
+    assert k.rule(DROPPED) == []
