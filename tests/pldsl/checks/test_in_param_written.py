@@ -169,6 +169,38 @@ class P:
     assert d.span.line == kk.line("write") and "through 'acc'" in d.message
 
 
+def test_loop_results_and_call_results_carry_the_buffer():
+    kk = kernel(
+        """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def same(self, t: pl.Tensor[[64, 128], pl.FP32]) -> pl.Tensor[[64, 128], pl.FP32]:
+        return t
+
+    @pl.function(type=pl.FunctionType.InCore)
+    def fill(
+        self, x: pl.Tensor[[16, 128], pl.FP32], dst: pl.Tensor[[64, 128], pl.FP32],
+        dst2: pl.Tensor[[64, 128], pl.FP32],
+    ) -> pl.Tensor[[64, 128], pl.FP32]:
+        for b0, (acc,) in pl.range(0, 4, 1, init_values=(dst,)):
+            staged = pl.yield_(acc)
+        staged = pl.assemble(staged, x, [0, 0])
+        d2 = self.same(dst2)
+        d2 = pl.assemble(d2, x, [16, 0])
+        return staged
+"""
+    )
+    f = kk.program.function_list[1]
+    assert {p: d for p, (d, _) in written_in_params(kk.program, f).items()} == {
+        "dst": "Out",
+        "dst2": "InOut",  # passed to a call: a read
+    }
+
+
 def test_declared_directions_and_reads_only_are_left_alone():
     assert directions(k(DIRECT, "pl.InOut[pl.Tensor[[ROWS, HEAD_DIM], pl.BF16]]")) == {}
     assert directions(k("v = pl.read(k_cache, [0, 0])")) == {}

@@ -498,3 +498,33 @@ def test_e2_an_if_without_yields_leaks_its_bindings_in_order():
     )
     only(k, "t", "read")
     assert lines(k.rule(RULE)) == [k.line("read")]
+
+
+def test_e3_else_branch_and_init_values_are_reads():
+    k = program(
+        "        t = self.mutate(x)\n"
+        "        if flag == 0:\n"
+        "            y = pl.add(t, t)\n"
+        "        else:\n"
+        "            y = pl.add(x, t)  # else\n"
+        "        for i, (acc,) in pl.range(0, 4, 1, init_values=(x,)):  # init\n"
+        "            acc = pl.yield_(pl.add(acc, y))\n"
+        "        return acc\n",
+        params="x: pl.Tensor[[64], pl.FP32], flag: pl.Scalar[pl.INDEX]",
+    )
+    assert lines(k.rule(RULE)) == [k.line("else"), k.line("init")]
+
+
+def test_e4_an_inner_loops_carry_does_not_leak_into_the_outer_back_edge():
+    # the inner body leaves its carry dead each iteration; the header rebinds it, so neither
+    # the inner nor the outer loop's next iteration reads a dead variable
+    clean(
+        program(
+            "        for j, (o,) in pl.range(0, 2, 1, init_values=(x,)):\n"
+            "            for i, (acc,) in pl.range(0, 4, 1, init_values=(o,)):\n"
+            "                t = self.mutate(acc)\n"
+            "                res = pl.yield_(t)\n"
+            "            o2 = pl.yield_(res)\n"
+            "        return o2\n"
+        )
+    )

@@ -219,3 +219,12 @@ def test_modulo_is_bounded_by_the_divisor_minus_one():
     d = one(kernel(src.replace("BODY", body.replace("IDX", "r % 4 - 4"))), "oob")
     assert d.message.endswith("is negative")
     assert kernel(src.replace("BODY", body.replace("IDX", "r % 4 - 3"))).rule(RULE) == []
+
+
+def test_floor_division_bounds_are_tight():
+    # i // 16 is 0 over range(0, 16): the window ends exactly at row 40
+    body = (
+        "for i in pl.range(0, 16):\n"
+        "            out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [24 + i // 16, 0]), [0, 0])"
+    )
+    assert k(body).rule(RULE) == []
