@@ -130,11 +130,12 @@ def _fail(message: str) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from pldsl.checks import RULES, run_checks
 
-    unknown = [r for r in args.disable if r not in RULES]
-    if unknown:
-        return _fail(
-            f"unknown rule(s) for --disable: {', '.join(unknown)} (known: {', '.join(sorted(RULES))})"
-        )
+    for flag, names in (("--disable", args.disable), ("--enable", args.enable)):
+        unknown = [r for r in names if r not in RULES]
+        if unknown:
+            return _fail(
+                f"unknown rule(s) for {flag}: {', '.join(unknown)} (known: {', '.join(sorted(RULES))})"
+            )
     diagnostics: list[Diagnostic] = []
     status = EXIT_CLEAN
     checked = 0
@@ -157,7 +158,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         checked += len(programs)
         for program in programs:
             diagnostics += run_checks(
-                program, disable=tuple(args.disable), warnings_as_errors=args.warnings_as_errors
+                program,
+                disable=tuple(args.disable),
+                warnings_as_errors=args.warnings_as_errors,
+                enable=tuple(args.enable),
             )
     _print_diagnostics(diagnostics, args.format, checked)
     if status == EXIT_CANNOT_RUN:
@@ -232,6 +236,10 @@ def cmd_ir(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_RUN if exc.diagnostic.rule == "SyntaxError" else EXIT_ERRORS
     if not programs:
         return _fail(f"no @pl.program or @pl.function found in {args.file}")
+    if args.upgraded:
+        from pldsl.checks import upgrade_param_directions
+
+        programs = [upgrade_param_directions(p) for p in programs]
     print("\n\n".join(print_ir(p) for p in programs), end="")
     return EXIT_CLEAN
 
@@ -274,8 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--disable", action="append", default=[], metavar="RULE", help="turn one rule off"
     )
+    check.add_argument(
+        "--enable", action="append", default=[], metavar="RULE", help="turn an opt-in rule on"
+    )
     ir = sub.add_parser("ir", help="print the textual IR of every program in a file")
     ir.add_argument("file")
+    ir.add_argument(
+        "--upgraded",
+        action="store_true",
+        help="written In tensor parameters shown as Out/InOut, as PyPTO's compiler makes them",
+    )
     for p in (check, ir):  # @pl.jit entries: parameter shapes when build_specs() has none
         p.add_argument("--shape", action="append", default=[], metavar="NAME=16x128:bf16")
     for name, text in (

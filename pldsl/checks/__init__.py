@@ -6,6 +6,7 @@ kernel is wrong (PyPTO would reject it, or it provably faults); warnings point a
 that is legal but likely not what was meant, and never block.
 
     diags = run_checks(program, disable=("UnusedValue",), warnings_as_errors=False)
+    diags = run_checks(program, enable=("InParamWritten",))   # an opt-in rule
 
 Rule docs: docs/checks.md.
 """
@@ -32,12 +33,14 @@ from . import (
     unused_value,
     unwritten_output,
 )
+from .param_directions import upgrade_param_directions
 
 
 class Rule(NamedTuple):
     severity: str  # "error" | "warning"
     doc: str
     check: Callable[[Program], list[Diagnostic]]
+    default: bool = True  # False: opt-in, runs only when named in `enable`
 
 
 _MODULES = (
@@ -54,7 +57,9 @@ _MODULES = (
     unused_value,
 )
 
-RULES: dict[str, Rule] = {m.RULE: Rule(m.SEVERITY, m.DOC, m.check) for m in _MODULES}
+RULES: dict[str, Rule] = {
+    m.RULE: Rule(m.SEVERITY, m.DOC, m.check, getattr(m, "DEFAULT", True)) for m in _MODULES
+}
 
 
 def _sort_key(d: Diagnostic) -> tuple:
@@ -62,23 +67,26 @@ def _sort_key(d: Diagnostic) -> tuple:
 
 
 def run_checks(
-    program: Program, disable: Iterable[str] = (), warnings_as_errors: bool = False
+    program: Program,
+    disable: Iterable[str] = (),
+    warnings_as_errors: bool = False,
+    enable: Iterable[str] = (),
 ) -> list[Diagnostic]:
-    """Run every rule not in `disable`; diagnostics sorted by file, line and column.
+    """Run every default rule not in `disable`, plus the opt-in rules named in `enable`;
+    diagnostics sorted by file, line and column.
 
     `warnings_as_errors` turns every warning into an error (CI gates). An unknown name in
-    `disable` raises ValueError listing the known rules. A rule that crashes is reported as a
-    warning of that rule ("internal error: ...") and the other rules still run.
+    `disable` or `enable` raises ValueError listing the known rules; `disable` wins over
+    `enable`. A rule that crashes is reported as a warning of that rule ("internal error:
+    ...") and the other rules still run.
     """
-    if isinstance(disable, str):
-        disable = (disable,)
-    disabled = set(disable)
-    unknown = sorted(disabled - set(RULES))
+    disabled, enabled = _names(disable), _names(enable)
+    unknown = sorted((disabled | enabled) - set(RULES))
     if unknown:
         raise ValueError(f"unknown check rule(s): {', '.join(unknown)}; known: {', '.join(RULES)}")
     found: dict[tuple, Diagnostic] = {}
     for name, rule in RULES.items():
-        if name in disabled:
+        if name in disabled or not (rule.default or name in enabled):
             continue
         try:
             diags = rule.check(program)
@@ -89,6 +97,10 @@ def run_checks(
                 d = dataclasses.replace(d, severity="error")
             found.setdefault((*_sort_key(d), d.severity), d)
     return sorted(found.values(), key=_sort_key)
+
+
+def _names(names: Iterable[str]) -> set[str]:
+    return {names} if isinstance(names, str) else set(names)  # a single string is one name
 
 
 def _crashed(name: str, program: Program, exc: Exception) -> Diagnostic:
@@ -107,4 +119,4 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.is_error for d in diagnostics)
 
 
-__all__ = ["RULES", "Rule", "run_checks", "has_errors"]
+__all__ = ["RULES", "Rule", "run_checks", "has_errors", "upgrade_param_directions"]

@@ -2,17 +2,23 @@
 
 PyPTO's verifier (`InOutUseValid`, RFC #1026), same algorithm and message. After a call to a
 user function (`self.f(...)`), every argument that is a bare variable bound to an `Out` or
-`InOut` parameter is *dead for reading* until it is rebound; the post-call state must be read
-through the call's return value (`x = self.f(x)` is clean: rebinding makes the name fresh).
+`InOut` parameter is *dead for reading* until it is assigned again; the post-call state must
+be read through the call's return value (`x = self.f(x)` is clean: the assignment revives `x`).
+
+Variables, not names, are tracked: a name means the variable PyPTO's parser binds it to
+(`pypto_vars`). A loop's carries are new variables, so is every `pl.yield_` target, which
+exists only after its loop or `if`.
 
 - Call arguments are read before the call kills anything (`self.f(x, x)` is fine).
 - Builtin ops (`pl.assemble`, `pl.write`, ...) never kill.
-- `if`: both branches start from the same state; afterwards a name is dead if it is dead
+- `if`: both branches start from the same state; afterwards a variable is dead if it is dead
   after either branch.
-- Loops: before the body, the dead set is seeded with every kill the body makes (the back
-  edge: iteration 2 reads what iteration 1 killed), except the loop's own carries
-  (`init_values`), which the header rebinds; they are dropped again after the loop.
-- Assignment and `pl.yield_` targets are rebound after their right-hand side is read.
+- Loops: before the body, the dead set is seeded with every kill one pass over the body
+  leaves (the back edge: iteration 2 reads what iteration 1 killed), except the loop's own
+  carries, which the header rebinds; they are dropped again after the loop. A yield revives
+  nothing inside the body (`r = self.f(x)` then `x = pl.yield_(r)`: iteration 2's `self.f(x)`
+  reads the dead parameter `x`).
+- An assignment revives its target after its right-hand side is read.
 - `return x` is a read.
 - Functions of type Group and Spmd are skipped (compiler wrappers).
 
@@ -39,6 +45,7 @@ from pldsl.ir.nodes import (
 )
 
 from .common import OUT_DIRECTIONS, WRAPPER_TYPES, callee
+from .pypto_vars import Bindings, Variable
 
 RULE = "InOutUseDiscipline"
 SEVERITY = "error"
@@ -47,10 +54,17 @@ HELP = "bind the call's result (e.g. `x = self.f(..., x)`) and read that name af
 
 
 class _Checker:
-    def __init__(self, program: Program, report: bool, kill_cache: dict[int, dict[str, Span]]):
+    def __init__(
+        self,
+        program: Program,
+        names: Bindings,
+        report: bool,
+        kill_cache: dict[int, dict[Variable, Span]],
+    ):
         self.program = program
+        self.names = names
         self.report = report
-        self.dead: dict[str, Span] = {}
+        self.dead: dict[Variable, Span] = {}
         self.diags: list[Diagnostic] = []
         self.kill_cache = kill_cache
 
@@ -59,7 +73,7 @@ class _Checker:
         if e is None:
             return
         if isinstance(e, Var):
-            origin = self.dead.get(e.name)
+            origin = self.dead.get(self.names.of(e))
             if origin is not None and self.report:
                 self.diags.append(
                     Diagnostic(
@@ -80,8 +94,8 @@ class _Checker:
                 return
             for a, p in zip(e.args, f.params):
                 if p.direction in OUT_DIRECTIONS and isinstance(a, Var):
-                    # only the first call is remembered as the origin while the name is dead
-                    self.dead.setdefault(a.name, e.span)
+                    # only the first call is remembered as the origin while the variable is dead
+                    self.dead.setdefault(self.names.of(a), e.span)
             return
         for c in child_exprs(e):
             self.expr(c)
@@ -95,17 +109,13 @@ class _Checker:
         if isinstance(s, Assign):
             self.expr(s.value)
             for t in s.targets:
-                self.dead.pop(t.name, None)
-        elif isinstance(s, Yield):
+                self.dead.pop(self.names.of(t), None)
+        elif isinstance(s, (Yield, Return)):
+            # a yield's targets are new variables bound after its loop or if: nothing here
             for v in s.values:
                 self.expr(v)
-            for t in s.targets:
-                self.dead.pop(t.name, None)
         elif isinstance(s, ExprStmt):
             self.expr(s.expr)
-        elif isinstance(s, Return):
-            for v in s.values:
-                self.expr(v)
         elif isinstance(s, If):
             self.expr(s.cond)
             snapshot = dict(self.dead)
@@ -113,28 +123,29 @@ class _Checker:
             after_then = self.dead
             self.dead = snapshot
             self.body(s.else_body)
-            for name, origin in after_then.items():
-                self.dead.setdefault(name, origin)
+            for v, origin in after_then.items():
+                self.dead.setdefault(v, origin)
         elif isinstance(s, For):
             for e in (s.start, s.stop, s.step, *s.init_values):
                 self.expr(e)
-            for name, origin in self.loop_kills(s).items():
-                self.dead.setdefault(name, origin)
+            for v, origin in self.loop_kills(s).items():
+                self.dead.setdefault(v, origin)
             self.body(s.body)
-            for ia in s.iter_args:
-                self.dead.pop(ia.name, None)
+            for v in self.names.carries.get(id(s), ()):
+                self.dead.pop(v, None)
         elif isinstance(s, Scope):
             self.body(s.body)
 
-    def loop_kills(self, loop: For) -> dict[str, Span]:
-        """What one pass over the body leaves dead, starting clean; carries excluded."""
+    def loop_kills(self, loop: For) -> dict[Variable, Span]:
+        """What one pass over the body leaves dead, starting clean; the loop's carries excluded
+        (the header rebinds them on the back edge)."""
         key = id(loop)
         cached = self.kill_cache.get(key)
         if cached is None:
-            sub = _Checker(self.program, False, self.kill_cache)
+            sub = _Checker(self.program, self.names, False, self.kill_cache)
             sub.body(loop.body)
-            carries = {ia.name for ia in loop.iter_args}
-            cached = {k: v for k, v in sub.dead.items() if k not in carries}
+            carries = set(self.names.carries.get(key, ()))
+            cached = {v: o for v, o in sub.dead.items() if v not in carries}
             self.kill_cache[key] = cached
         return cached
 
@@ -142,7 +153,7 @@ class _Checker:
 def check_function(program: Program, func: Function) -> list[Diagnostic]:
     if func.func_type in WRAPPER_TYPES:
         return []
-    checker = _Checker(program, True, {})
+    checker = _Checker(program, Bindings(func), True, {})
     checker.body(func.body)
     return checker.diags
 

@@ -8,7 +8,8 @@ host functions), and to Opaque functions that
 contain at least one `pl.at` scope (PyPTO promotes those to Orchestration). An Opaque function
 without any `pl.at` scope is a kernel as a whole and may compute anywhere. Data ops
 (create_tensor, full, slice, reshape, assemble, read, write, dim) and scalar arithmetic are
-allowed everywhere; the op table's `category` says which ops are compute.
+allowed everywhere (a compute op whose result is a scalar, such as
+`pl.cast(pl.tensor.read(t, [0]), pl.INDEX)`, is scalar arithmetic); the op table's `category` says which ops are compute.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pldsl.diagnostics import Diagnostic
 from pldsl.enums import FunctionType, Role
 from pldsl.ir.nodes import Function, OpCall, Program, Scope, Stmt
 from pldsl.ir.traversal import child_bodies, iter_expr, iter_stmts, stmt_exprs
+from pldsl.ir.types import ScalarType
 from pldsl.ops import lookup
 
 RULE = "MisplacedComputeOp"
@@ -56,8 +58,8 @@ def check(program: Program) -> list[Diagnostic]:
         if what is None:
             continue
         for call in _calls_outside_scopes(func.body):
-            if lookup(call.op).category != "compute":
-                continue
+            if lookup(call.op).category != "compute" or isinstance(call.type, ScalarType):
+                continue  # scalar arithmetic (`pl.cast(pl.tensor.read(t, [0]), pl.INDEX)`) is not a tensor op
             out.append(
                 Diagnostic(
                     RULE,

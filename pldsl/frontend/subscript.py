@@ -276,6 +276,10 @@ def store(b: BodyBuilder, target: ast.Subscript, value_node: ast.expr, stmt: ast
         sdim, svalid = src.type.shape[k], valid[k]
         if dims_equal(sdim, ext) or dims_equal(svalid, ext):
             continue
+        if static_value(ext) is None or static_value(sdim) is None:
+            continue  # as PyPTO: a runtime extent cannot be proven to mismatch
+        if static_value(svalid) is None:
+            continue  # a runtime valid_shape may match the window
         raise fail(
             "TypeError",
             f"window extent {format_expr(ext)} on axis {axis} does not match the source's "

@@ -220,7 +220,7 @@ def test_run_demo_result(demo):
         f"bit-equal {100 * r['bit_equal']:.1f}%, argmax {100 * r['argmax_equal']:.1f}%"
     )
     assert r["errors"] == 0
-    assert r["warning_rules"] == ["InParamWritten"]
+    assert r["warning_rules"] == []
     assert r["max_rel_error"] <= LOGIT_TOL and r["ok"]
     assert r["argmax_equal"] == 1.0
     assert len(r["tokens"]) == len(r["prompts"]) == r["batch"] == 17
@@ -237,7 +237,7 @@ def test_run_demo_tokens_equal_golden_greedy(demo):
 
 def test_demo_report(demo):
     out = report(demo[0])
-    assert "checks    0 error(s), 3 warning(s) [InParamWritten]" in out
+    assert "checks    0 error(s), 0 warning(s)" in out
     assert "steps on the interpreter backend" in out
     assert out.rstrip().endswith("result    OK")
     assert sum(line.strip().startswith("tokens[") for line in out.splitlines()) == 3

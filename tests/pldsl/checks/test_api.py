@@ -46,7 +46,8 @@ class P:
 
 def test_registry_lists_every_rule_with_severity_doc_and_function():
     assert {name: rule.severity for name, rule in RULES.items()} == EXPECTED_RULES
-    for name, (severity, doc, fn) in RULES.items():
+    for name, (severity, doc, fn, default) in RULES.items():
+        assert default is (name != "InParamWritten")  # the one opt-in rule
         assert severity in ("error", "warning")
         assert doc and "\n" not in doc, name
         assert callable(fn)

@@ -382,3 +382,149 @@ def test_d8_group_and_spmd_functions_are_skipped():
 def test_d9_return_is_a_read():
     k = program("        t_new = self.mutate(x)\n        return x  # ret\n")
     only(k, "x", "ret")
+
+
+# ----------------------------------------------------------------- variables, not names
+# PyPTO tracks Var objects: a carry is a new variable, a yield target exists only after its
+# loop, so a yield revives nothing inside the body.
+
+
+def test_i1_yield_target_revives_nothing_inside_the_loop():
+    k = program(
+        "        for i, (acc,) in pl.range(0, 4, 1, init_values=(t,)):\n"
+        "            r = self.mutate(x)  # call\n"
+        "            x = pl.yield_(r)\n"
+        "        return x\n",
+        params="x: pl.Tensor[[64], pl.FP32], t: pl.Tensor[[64], pl.FP32]",
+    )
+    d = only(k, "x", "call")  # iteration 2 passes the parameter x that iteration 1 killed
+    call_col = k.text.splitlines()[k.line("call") - 1].index("self.mutate") + 1
+    assert f"at {k.file}:{k.line('call')}:{call_col};" in d.message  # the same call
+    assert d.span.col == k.text.splitlines()[k.line("call") - 1].index("(x)") + 2
+    # after the loop `x` is the loop's return variable, never passed anywhere
+    assert lines(k.rule(RULE)) == [k.line("call")]
+
+
+def test_i2_carry_is_a_new_variable_and_the_outer_one_stays_dead():
+    k = program(
+        "        r = self.mutate(x)\n"
+        "        for i, (x,) in pl.range(0, 4, 1, init_values=(r,)):\n"
+        "            y = pl.add(x, x)\n"
+        "            z = pl.yield_(y)\n"
+        "        w = pl.add(x, z)  # after\n"
+        "        return w\n"
+    )
+    only(k, "x", "after")  # after the loop `x` is the parameter again
+    assert lines(k.rule(RULE)) == [k.line("after")]  # the body reads the carry: clean
+
+
+def test_i3_yield_target_named_like_the_killed_variable_is_new_after_the_loop():
+    clean(
+        program(
+            "        r = self.mutate(x)\n"
+            "        for i, (x,) in pl.range(0, 4, 1, init_values=(r,)):\n"
+            "            y = pl.add(x, x)\n"
+            "            x = pl.yield_(y)\n"
+            "        w = pl.add(x, x)\n"
+            "        return w\n"
+        )
+    )
+
+
+def test_i4_killing_the_carry_inside_the_body_is_local_to_the_loop():
+    # the body kills the carry `acc`, then binds a new loop-local `acc` (a carry's name is
+    # not assignable in PyPTO: the assignment makes a new variable) and yields it
+    clean(
+        program(
+            "        for i, (acc,) in pl.range(0, 4, 1, init_values=(x,)):\n"
+            "            t = self.mutate(acc)\n"
+            "            acc = pl.add(t, t)\n"
+            "            out = pl.yield_(acc)\n"
+            "        return out\n"
+        )
+    )
+    k = program(
+        "        for i, (acc,) in pl.range(0, 4, 1, init_values=(x,)):\n"
+        "            t = self.mutate(acc)\n"
+        "            u = pl.add(acc, t)  # read\n"
+        "            out = pl.yield_(u)\n"
+        "        return out\n"
+    )
+    only(k, "acc", "read")
+    assert lines(k.rule(RULE)) == [k.line("read")]
+
+
+def test_i5_kill_in_a_carrying_loop_is_seen_after_it():
+    k = program(
+        "        for i, (acc,) in pl.range(0, 4, 1, init_values=(t,)):\n"
+        "            r = self.mutate(x)\n"
+        "            x = pl.add(r, acc)\n"  # revives the parameter x (plain: assigned in place)
+        "            acc2 = pl.yield_(x)\n"
+        "        y = pl.add(x, acc2)\n"
+        "        return y\n",
+        params="x: pl.Tensor[[64], pl.FP32], t: pl.Tensor[[64], pl.FP32]",
+    )
+    clean(k)
+
+
+def test_e1_the_first_of_several_kills_is_the_origin():
+    k = program(
+        "        a = self.mutate(x)  # first\n"
+        "        b = self.mutate(x)\n"
+        "        y = pl.add(x, a)  # read\n"
+        "        return y\n"
+    )
+    first = k.line("first")
+    col = k.text.splitlines()[first - 1].index("self.mutate") + 1
+    d = only(k, "x", "read")
+    assert f"at {k.file}:{first}:{col};" in d.message
+    # the second call's argument is itself a read of the killed x
+    assert lines(k.rule(RULE)) == [first + 1, k.line("read")]
+
+
+def test_e2_an_if_without_yields_leaks_its_bindings_in_order():
+    # PyPTO's parser leaks the then branch before parsing the else branch, so both `t` are one
+    # variable; the then path leaves it dead, so the read after the `if` is a violation
+    k = program(
+        "        if flag == 0:\n"
+        "            t = pl.add(x, x)\n"
+        "            y = self.mutate(t)\n"
+        "        else:\n"
+        "            t = pl.mul(x, x)\n"
+        "            y = pl.add(t, t)\n"
+        "        z = pl.add(t, y)  # read\n"
+        "        return z\n",
+        params="x: pl.Tensor[[64], pl.FP32], flag: pl.Scalar[pl.INDEX]",
+    )
+    only(k, "t", "read")
+    assert lines(k.rule(RULE)) == [k.line("read")]
+
+
+def test_e3_else_branch_and_init_values_are_reads():
+    k = program(
+        "        t = self.mutate(x)\n"
+        "        if flag == 0:\n"
+        "            y = pl.add(t, t)\n"
+        "        else:\n"
+        "            y = pl.add(x, t)  # else\n"
+        "        for i, (acc,) in pl.range(0, 4, 1, init_values=(x,)):  # init\n"
+        "            acc = pl.yield_(pl.add(acc, y))\n"
+        "        return acc\n",
+        params="x: pl.Tensor[[64], pl.FP32], flag: pl.Scalar[pl.INDEX]",
+    )
+    assert lines(k.rule(RULE)) == [k.line("else"), k.line("init")]
+
+
+def test_e4_an_inner_loops_carry_does_not_leak_into_the_outer_back_edge():
+    # the inner body leaves its carry dead each iteration; the header rebinds it, so neither
+    # the inner nor the outer loop's next iteration reads a dead variable
+    clean(
+        program(
+            "        for j, (o,) in pl.range(0, 2, 1, init_values=(x,)):\n"
+            "            for i, (acc,) in pl.range(0, 4, 1, init_values=(o,)):\n"
+            "                t = self.mutate(acc)\n"
+            "                res = pl.yield_(t)\n"
+            "            o2 = pl.yield_(res)\n"
+            "        return o2\n"
+        )
+    )

@@ -75,3 +75,52 @@ def test_everything_inside_scopes_is_clean():
 
 def test_incore_functions_are_not_checked():
     assert k(NO_SCOPE, "InCore").rule(RULE) == []
+
+
+SCALAR_CAST = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def main(
+        self, lens: pl.Tensor[[4], pl.INT32], x: pl.Tensor[[64, 64], pl.FP32],
+        out: pl.Out[pl.Tensor[[64, 64], pl.FP32]],
+    ) -> pl.Tensor[[64, 64], pl.FP32]:
+        n = pl.cast(pl.tensor.read(lens, [0]), pl.INDEX)
+        with pl.at(level=pl.Level.CORE_GROUP):
+            t = pl.slice(x, [64, 64], [0, 0], valid_shape=[n, 64])
+            out = pl.assemble(out, pl.exp(t), [0, 0])
+        big = pl.cast(x, pl.BF16)  # tensor
+        return out
+"""
+
+
+def test_scalar_cast_is_scalar_arithmetic_but_a_tensor_cast_is_not():
+    kk = kernel(SCALAR_CAST)
+    assert [d.span.line for d in kk.rule(RULE)] == [kk.line("tensor")]
+
+
+HOST = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(level=pl.Level.HOST, role=pl.Role.Orchestrator)
+    def host(
+        self, x: pl.Tensor[[64, 64], pl.FP32], out: pl.Out[pl.Tensor[[64, 64], pl.FP32]]
+    ) -> pl.Tensor[[64, 64], pl.FP32]:
+        y = pl.exp(x)  # exp
+        out = pl.assemble(out, y, [0, 0])
+        return out
+"""
+
+
+def test_orchestrator_role_functions_are_orchestration_code():
+    kk = kernel(HOST)
+    [d] = kk.rule(RULE)
+    assert d.span.line == kk.line("exp")
+    assert "Misplaced tensor op 'pl.exp' in Orchestrator function 'host'" in d.message
+    assert kernel(HOST.replace(", role=pl.Role.Orchestrator", "")).rule(RULE) == []

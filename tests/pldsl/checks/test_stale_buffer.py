@@ -71,3 +71,56 @@ def test_loop_carried_accumulator_is_clean():
         "        out = pl.assemble(out, acc, [0, 0])"
     )
     assert kk.rule(RULE) == []
+
+
+def test_a_write_in_either_branch_makes_the_old_name_stale_after_the_if():
+    kk = k(
+        "t = pl.slice(x, [16, K], [0, 0])\n"
+        "        b = a\n"
+        "        if pl.tensor.dim(x, 0) == 32:\n"
+        "            b = pl.assemble(a, t, [0, 0])\n"
+        "        c = pl.slice(a, [16, K], [0, 0])  # stale\n"
+        "        out = pl.assemble(out, pl.add(pl.slice(b, [32, K], [0, 0]), 0.0), [0, 0])\n"
+        "        out = pl.assemble(out, c, [0, 0])"
+    )
+    assert lines(kk.rule(RULE)) == [kk.line("stale")]
+
+
+def test_every_other_name_of_the_buffer_goes_stale():
+    kk = k(
+        "t = pl.slice(x, [16, K], [0, 0])\n"
+        "        alias = a\n"
+        "        a = pl.assemble(a, t, [0, 0])\n"
+        "        c = pl.slice(alias, [16, K], [0, 0])  # stale\n"
+        "        out = pl.assemble(out, pl.add(pl.slice(a, [32, K], [0, 0]), 0.0), [0, 0])\n"
+        "        out = pl.assemble(out, c, [0, 0])"
+    )
+    found = kk.rule(RULE)
+    assert lines(found) == [kk.line("stale")]
+    assert "'alias' is read after its buffer was written in place under the name 'a'" in (
+        found[0].message
+    )
+
+
+def test_a_loop_that_may_not_run_keeps_the_names_it_rebinds():
+    kk = k(
+        "t = pl.slice(x, [16, K], [0, 0])\n"
+        "        alias = a\n"
+        "        for i in pl.range(0, pl.tensor.dim(x, 0) - 32):\n"
+        "            alias = pl.create_tensor([32, K], pl.FP32)\n"
+        "        a = pl.assemble(a, t, [0, 0])\n"
+        "        c = pl.slice(alias, [16, K], [0, 0])  # stale\n"
+        "        out = pl.assemble(out, pl.add(pl.slice(a, [32, K], [0, 0]), 0.0), [0, 0])\n"
+        "        out = pl.assemble(out, c, [0, 0])"
+    )
+    assert lines(kk.rule(RULE)) == [kk.line("stale")]
+
+
+def test_a_carry_written_under_another_name_is_fresh_again_at_the_header():
+    kk = k(
+        "for i, (acc,) in pl.range(0, 32, 16, init_values=(a,)):\n"
+        "            acc2 = pl.assemble(acc, pl.slice(x, [16, K], [i, 0]), [i, 0])\n"
+        "            res = pl.yield_(acc2)\n"
+        "        out = pl.assemble(out, res, [0, 0])"
+    )
+    assert kk.rule(RULE) == []

@@ -109,3 +109,122 @@ def test_guarded_and_data_dependent_windows_are_not_reported():
         "        out = pl.assemble(out, pl.slice(w, [1, K], [0, 0]), [0, 0])"
     )
     assert kk.rule(RULE) == []
+
+
+def test_subscript_window_with_a_runtime_extent_captures_and_is_clean():
+    # PyPTO cannot prove `out[:, :k]` narrower than the source, so it accepts the write
+    kk = kernel(
+        """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(
+        self, src: pl.Tensor[[16, 64], pl.FP32], k: pl.Scalar[pl.INDEX],
+        out: pl.Out[pl.Tensor[[16, 64], pl.FP32]],
+    ) -> pl.Tensor[[16, 64], pl.FP32]:
+        out[:, :k] = src
+        return out
+"""
+    )
+    assert kk.rule(RULE) == []
+
+
+# ------------------------------------------------------------------ edges: one off either way
+# x is [40, HIDDEN] (5120 elements), seq_lens [N]; a window ending exactly at an edge is clean,
+# one element further is an error, and the same for the lower edge at 0.
+
+
+def test_window_ending_exactly_at_the_edge_is_clean_one_past_is_an_error():
+    at_edge = "out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [24, 0]), [0, 0])"
+    assert k(at_edge).rule(RULE) == []
+    d = one(k("out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [25, 0]), [0, 0])  # oob"), "oob")
+    assert "offset 25 + extent 16 = 41 exceeds the size 40" in d.message
+    # a window as tall as a symbolic tensor (extent == size) is clean; one more row is not
+    assert (
+        k("g = pl.slice(w, [1, K], [0, 0])\n        out = pl.write(out, [0, 0], 1.0)").rule(RULE)
+        == []
+    )
+    one(
+        k("g = pl.slice(w, [2, K], [0, 0])  # oob\n        out = pl.write(out, [0, 0], 1.0)"), "oob"
+    )
+
+
+def test_offset_zero_is_clean_offset_minus_one_is_an_error():
+    # literal negatives are capture errors: compute them from a one-iteration loop
+    body = (
+        "for i in pl.range(0, 1):\n"
+        "            out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [OFF, 0]), [0, 0])  # oob"
+    )
+    assert k(body.replace("OFF", "i")).rule(RULE) == []
+    d = one(k(body.replace("OFF", "i - 1")), "oob")
+    assert d.message.endswith("on axis 0, offset i - 1 is negative")
+
+
+def test_element_index_edges():
+    for idx in ("[39, 0]", "[0, 127]", "[0, 0]"):
+        assert k(f"v = pl.read(x, {idx})\n        out = pl.write(out, [0, 0], v)").rule(RULE) == []
+    d = one(k("v = pl.read(x, [40, 0])  # oob\n        out = pl.write(out, [0, 0], v)"), "oob")
+    assert d.message.endswith("index 40 on axis 0 is >= the size 40")
+    neg = "for i in pl.range(0, 1):\n            v = pl.read(x, [0, i - 1])  # oob"
+    d = one(k(neg + "\n            out = pl.write(out, [0, 0], v)"), "oob")
+    assert d.message.endswith("index i - 1 on axis 1 is negative")
+    # the last element of a dynamic tensor is clean
+    last = "n = pl.tensor.dim(seq_lens, 0)\n        v = pl.read(seq_lens, [n - 1])"
+    assert k(last + "\n        out = pl.write(out, [0, 0], pl.cast(v, pl.FP32))").rule(RULE) == []
+
+
+def test_flat_index_edges():
+    assert k("v = pl.read(x, [5119])\n        out = pl.write(out, [0, 0], v)").rule(RULE) == []
+    d = one(k("v = pl.read(x, [5120])  # oob\n        out = pl.write(out, [0, 0], v)"), "oob")
+    assert d.message.endswith("flat index 5120 is >= the element count 5120")
+
+
+def test_the_last_iteration_of_a_long_loop_is_enumerated():
+    d = one(
+        k(
+            "for i in pl.range(0, 40):\n"
+            "            t = pl.slice(x, [1, HIDDEN], [i + 1, 0])  # oob\n"
+            "            out = pl.assemble(out, t, [0, 0])"
+        ),
+        "oob",
+    )
+    assert "(at i=39)" in d.message
+    clean = (
+        "for i in pl.range(0, 40):\n"
+        "            t = pl.slice(x, [1, HIDDEN], [i, 0])\n"
+        "            out = pl.assemble(out, t, [0, 0])"
+    )
+    assert k(clean).rule(RULE) == []
+
+
+def test_dynamic_loop_bound_is_exclusive():
+    # i ranges over [0, n - 1]: i - n is always negative, i - n + 1 is not
+    body = (
+        "n = pl.tensor.dim(seq_lens, 0)\n"
+        "        for i in pl.range(0, n):\n"
+        "            v = pl.read(seq_lens, [IDX])  # oob\n"
+        "            out = pl.write(out, [0, 0], pl.cast(v, pl.FP32))"
+    )
+    d = one(k(body.replace("IDX", "i - n")), "oob")
+    assert d.message.endswith("index i - n on axis 0 is negative")
+    assert k(body.replace("IDX", "i - n + 1")).rule(RULE) == []
+
+
+def test_modulo_is_bounded_by_the_divisor_minus_one():
+    src = SRC.replace("out: pl.Out", "r: pl.Scalar[pl.INDEX],\n        out: pl.Out")
+    body = "v = pl.read(seq_lens, [IDX])  # oob\n        out = pl.write(out, [0, 0], pl.cast(v, pl.FP32))"
+    d = one(kernel(src.replace("BODY", body.replace("IDX", "r % 4 - 4"))), "oob")
+    assert d.message.endswith("is negative")
+    assert kernel(src.replace("BODY", body.replace("IDX", "r % 4 - 3"))).rule(RULE) == []
+
+
+def test_floor_division_bounds_are_tight():
+    # i // 16 is 0 over range(0, 16): the window ends exactly at row 40
+    body = (
+        "for i in pl.range(0, 16):\n"
+        "            out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [24 + i // 16, 0]), [0, 0])"
+    )
+    assert k(body).rule(RULE) == []

@@ -76,3 +76,65 @@ def test_invalid_rows_of_a_row_reduction_are_not_flagged():
         "        out = pl.assemble(out, pl.row_expand_mul(pl.slice(scores, [16, 32], [0, 0]), sq), [0, 0])",
     )
     assert kernel(src).rule(RULE) == []
+
+
+# ------------------------------------------------------------------ edges: which axis is reduced
+
+AXES = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(
+        self,
+        a: pl.Tensor[[64, 64], pl.BF16],
+        acc0: pl.Tensor[[64, 64], pl.FP32],
+        n: pl.Scalar[pl.INDEX],
+        out: pl.Out[pl.Tensor[[64, 64], pl.FP32]],
+    ) -> pl.Tensor[[64, 64], pl.FP32]:
+        rows = pl.slice(a, [64, 64], [0, 0], valid_shape=[n, 64])
+        cols = pl.slice(a, [64, 64], [0, 0], valid_shape=[64, n])
+        full = pl.slice(a, [64, 64], [0, 0])
+        y = EXPR  # probe
+        out = pl.assemble(out, pl.cast(y, pl.FP32), [0, 0])
+        return out
+"""
+
+
+def flagged(expr: str) -> list[str]:
+    kk = kernel(AXES.replace("EXPR", expr))
+    found = kk.rule(RULE)
+    assert all(d.span.line == kk.line("probe") for d in found)
+    return [d.message.split("'")[1] for d in found]
+
+
+def test_row_and_col_reductions_reduce_their_own_axis():
+    for red in ("sum", "max", "min"):
+        assert flagged(f"pl.row_{red}(cols)") == ["cols"], red
+        assert flagged(f"pl.row_{red}(rows)") == [], red
+        assert flagged(f"pl.col_{red}(rows)") == ["rows"], red
+        assert flagged(f"pl.col_{red}(cols)") == [], red
+
+
+def test_matmul_contraction_axis_follows_the_transpose_flags():
+    assert flagged("pl.matmul(cols, full, out_dtype=pl.FP32)") == ["cols"]  # lhs K = axis 1
+    assert flagged("pl.matmul(rows, full, out_dtype=pl.FP32)") == []
+    assert flagged("pl.matmul(rows, full, a_trans=True, out_dtype=pl.FP32)") == ["rows"]
+    assert flagged("pl.matmul(cols, full, a_trans=True, out_dtype=pl.FP32)") == []
+    assert flagged("pl.matmul(full, rows, out_dtype=pl.FP32)") == ["rows"]  # rhs K = axis 0
+    assert flagged("pl.matmul(full, cols, out_dtype=pl.FP32)") == []
+    assert flagged("pl.matmul(full, cols, b_trans=True, out_dtype=pl.FP32)") == ["cols"]
+    assert flagged("pl.matmul(full, rows, b_trans=True, out_dtype=pl.FP32)") == []
+
+
+def test_matmul_acc_accumulator_is_not_reduced():
+    acc = "pl.slice(acc0, [64, 64], [0, 0], valid_shape=[64, n])"
+    assert flagged(f"pl.matmul_acc({acc}, full, full)") == []
+    assert flagged(f"pl.matmul_acc({acc}, cols, full)") == ["cols"]
+
+
+def test_a_pad_mode_makes_the_invalid_region_defined():
+    padded = "pl.slice(a, [64, 64], [0, 0], valid_shape=[64, n], pad_value=pl.PadValue.zero)"
+    assert flagged(f"pl.row_sum({padded})") == []

@@ -81,3 +81,34 @@ def test_value_read_by_the_next_iteration_is_used():
         "            prev = pl.matmul(x, w, out_dtype=pl.FP32)"
     )
     assert kk.rule(RULE) == []
+
+
+def test_only_a_write_into_the_same_name_is_exempt():
+    kk = k(
+        "scratch = pl.create_tensor([16, 64], pl.FP32)\n"
+        "        scratch = pl.assemble(scratch, pl.matmul(x, w, out_dtype=pl.FP32), [0, 0])\n"
+        "        other = pl.assemble(scratch, pl.matmul(x, w, out_dtype=pl.FP32), [0, 0])  # unused\n"
+        "        out = pl.assemble(out, pl.slice(scratch, [16, 64], [0, 0]), [0, 0])"
+    )
+    found = kk.rule(RULE)
+    assert [(d.span.line, d.message) for d in found] == [
+        (kk.line("unused"), "the value assigned to 'other' is never read")
+    ]
+
+
+def test_rebinding_an_out_parameter_is_exempt():
+    kk = kernel(
+        """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.Inline)
+    def store(self, a: pl.Tensor[[64], pl.FP32], out: pl.Out[pl.Tensor[[64], pl.FP32]]):
+        view = pl.slice(out, [64], [0])
+        out = pl.assemble(view, a, [0])
+        tmp = pl.assemble(view, a, [0])  # unused
+"""
+    )
+    assert [d.span.line for d in kk.rule(RULE)] == [kk.line("unused")]

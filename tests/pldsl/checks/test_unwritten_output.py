@@ -153,3 +153,19 @@ def test_work_cap_reports_nothing(monkeypatch):
     monkeypatch.setattr(unwritten_output, "MAX_ITERATIONS", 100)
     capped = k(body.replace("ITERS", "300"))
     assert capped.rule(RULE) == []
+
+
+def test_element_writes_cover_one_element_each():
+    # every element but the last column, written one by one: exactly that column is the gap
+    every_but_last = """for i in pl.range(0, 32):
+            for j in pl.range(0, 255):
+                side = pl.write(side, [i, j], 0.0)"""
+    msgs = messages(k("out = pl.assemble(out, x, [0, 0])", side=every_but_last))
+    assert set(msgs) == {"side"} and "no path writes side[0:32, 255:256];" in msgs["side"]
+    everything = every_but_last.replace("(0, 255)", "(0, 256)")
+    assert k("out = pl.assemble(out, x, [0, 0])", side=everything).rule(RULE) == []
+    # a single index into a 2-D tensor is a row-major flat index: element 8191 is [31, 255]
+    flat = """for f in pl.range(0, 8191):
+            side = pl.write(side, [f], 0.0)"""
+    msgs = messages(k("out = pl.assemble(out, x, [0, 0])", side=flat))
+    assert "no path writes side[31:32, 255:256];" in msgs["side"]
