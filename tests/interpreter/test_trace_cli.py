@@ -1,4 +1,4 @@
-"""Chrome traces, the per-line profile, and `pldsl run` (interpreter.cli.main)."""
+"""Chrome traces, the per-line profile, and `pldsl run` (pldsl/cli_run.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-from pldsl.interpreter.cli import main as cli_main
 
 from pldsl import interpreter
+from pldsl.cli_run import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -223,7 +223,8 @@ def test_pldsl_run_subprocess(kernel_file, tmp_path):
         [
             sys.executable,
             "-m",
-            "interpreter.cli",
+            "pldsl.cli",
+            "run",
             str(kernel_file),
             "main",
             "--inputs",
@@ -243,7 +244,8 @@ def test_pldsl_run_subprocess(kernel_file, tmp_path):
 def test_run_backend_c_agrees_with_the_interpreter(tmp_path):
     """`pldsl run --backend c` computes what the interpreter computes (an RMSNorm tile loop)."""
     import ml_dtypes
-    from pldsl.interpreter.cli import main as run_main
+
+    from pldsl.cli_run import main as run_main
 
     kernel = tmp_path / "k.py"
     kernel.write_text(
