@@ -61,12 +61,12 @@ def _emit(args: argparse.Namespace) -> int:
     target = check_output(args.output, "-o", [args.file]) if args.output else None
     program = select_program(load_programs(args.file), args.program, args.file)
     emitted = emit_program(program, args.precision)
-    if target is not None:
+    so = _build.build(emitted.source, emitted.line_spans, program.name) if args.build else None
+    if target is not None:  # written only once everything asked for has worked
         write_atomic(target, "-o", lambda fh: fh.write(emitted.source.encode()))
     else:
         sys.stdout.write(emitted.source)
-    if args.build:
-        so = _build.build(emitted.source, emitted.line_spans, program.name)
+    if so is not None:
         print(f"built {so}", file=sys.stderr)
     return EXIT_OK
 
