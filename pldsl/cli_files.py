@@ -10,7 +10,8 @@ loads or runs anything, and `write_atomic` to write it:
   directory, a folder that does not exist, or a place the user cannot write is refused with one
   line (`FileArgError`, exit 2), and nothing is written;
 * the data goes to a temporary file beside the target and is renamed over it at the end, so a
-  failure leaves no partial file and an existing file unchanged.
+  failure leaves no partial file and an existing file unchanged (a link is written through; a
+  device or FIFO such as `/dev/stdout` is written in place, never replaced).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def check_output(path: str, flag: str, inputs: Iterable[str] = ()) -> Path:
                 f"{flag} {path} is also an input ({other}); it would be overwritten, name "
                 "another file"
             )
-    folder = target.parent
+    folder = Path(os.path.realpath(target)).parent
     if not folder.is_dir():
         raise FileArgError(f"{flag} {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -48,7 +49,19 @@ def check_output(path: str, flag: str, inputs: Iterable[str] = ()) -> Path:
 
 
 def write_atomic(path: Path, flag: str, write: Callable[[BinaryIO], None]) -> None:
-    """Write `path` through `write(file)`; `FileArgError` (nothing left behind) on failure."""
+    """Write `path` through `write(file)`; `FileArgError` (nothing left behind) on failure.
+
+    A symbolic link is written through (the link stays); an existing file that is not a
+    regular file (`/dev/stdout`, a FIFO) is written in place, never replaced."""
+    real = Path(os.path.realpath(path))
+    if real.exists() and not real.is_file():
+        try:
+            with open(real, "wb") as fh:
+                write(fh)
+        except OSError as exc:
+            raise FileArgError(f"{flag} {path}: cannot write it: {exc.strerror or exc}") from None
+        return
+    path = real
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:

@@ -40,8 +40,10 @@ def load_programs(path: str) -> list[Program]:
     file = Path(path)
     if file.is_dir():
         raise LoadError(f"{path} is a directory, not a Python file")
-    if not file.is_file():
+    if not file.exists():
         raise LoadError(f"no such file: {path}")
+    if not file.is_file():
+        raise LoadError(f"{path} is not a regular file")
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

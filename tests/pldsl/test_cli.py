@@ -692,3 +692,24 @@ def test_the_cli_is_the_top_floor_without_circles():
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )  # fmt: skip
     assert code.returncode == 0 and code.stdout.strip() == "[]", code.stdout + code.stderr
+
+
+def test_emit_writes_through_links_and_into_fifos_without_replacing_them(files, tmp_path, capsys):
+    import threading
+
+    real = tmp_path / "real.c"
+    real.write_text("old")
+    link = tmp_path / "link.c"
+    link.symlink_to(real)
+    rc, _, err = run_cli(capsys, "emit", files["clean"], "-o", str(link))
+    assert rc == 0, err
+    assert link.is_symlink() and real.read_text().startswith("/*")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    rc, _, err = run_cli(capsys, "emit", files["clean"], "-o", str(fifo))
+    reader.join(timeout=60)
+    assert rc == 0, err
+    assert fifo.is_fifo() and got and got[0].startswith(b"/*")
