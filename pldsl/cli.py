@@ -1,122 +1,21 @@
-"""`pldsl` command line: check | ir | run | emit | demo."""
+"""`pldsl` command line: check | ir | run | emit | demo.
+
+The top floor: `check` and `ir` live here; every other command is a module named in
+`SUBCOMMANDS` with its own `main(argv)`, imported only when that command runs (so the CLI
+imports each backend, and the kernels' demo, without any of them importing the CLI back).
+Programs are read through one loader, pldsl/loader.py.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from pldsl.diagnostics import Diagnostic, PldslError
+from pldsl.loader import LoadError, load_programs
 
 EXIT_CLEAN, EXIT_ERRORS, EXIT_CANNOT_RUN = 0, 1, 2
-
-
-class LoadError(Exception):
-    """A kernel file that cannot be read or imported (reported in one line, exit 2)."""
-
-
-def load_programs(path: str, shapes: list[str] | None = None):
-    """Capture every program in a Python file.
-
-    Top-level `@pl.program` classes are captured from the source without running it.
-    A file with none (kernels built by a function of a config) is imported as a module
-    and provides its programs through `pldsl_programs() -> list[Program]`, or as
-    module-level Program values.
-
-    Raises `LoadError` for a path that is not a readable UTF-8 file or a module that fails
-    to import, and `PldslError` for a kernel that does not capture (SyntaxError included).
-    """
-    from pldsl.surface import capture_source
-
-    file = Path(path)
-    if file.is_dir():
-        raise LoadError(f"{path} is a directory, not a Python file")
-    if not file.is_file():
-        raise LoadError(f"no such file: {path}")
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise LoadError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
-    programs = capture_source(text, str(file))
-    from pldsl.jit import loader  # @pl.jit files and files importing pypto
-
-    if not programs and loader.needs_loader(text):
-        try:
-            return loader.file_programs(file, shapes)
-        except (loader.ImportFailure, loader.ShapeOptionError) as exc:
-            raise LoadError(str(exc)) from None
-    return programs or _programs_from_module(file)
-
-
-def _programs_from_module(file: Path):
-    import importlib.util
-
-    from pldsl.ir.nodes import Program
-
-    try:
-        module_name = _module_name(file)
-        if module_name is not None:
-            module = importlib.import_module(module_name)
-        else:
-            name = f"_pldsl_user_{file.stem}"
-            spec = importlib.util.spec_from_file_location(name, file)
-            module = importlib.util.module_from_spec(spec)
-            # registered first: capturing a class defined in it reads its source through
-            # sys.modules[cls.__module__] (inspect.getsource)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-        factory = getattr(module, "pldsl_programs", None)
-        programs = (
-            list(factory())
-            if callable(factory)
-            else [v for v in vars(module).values() if isinstance(v, Program)]
-        )
-    except PldslError:
-        raise
-    except Exception as exc:  # the user's module code: report it, never a traceback
-        raise LoadError(
-            f"{file}: importing it to find its programs failed: {type(exc).__name__}: {exc}"
-        ) from None
-    bad = [p for p in programs if not isinstance(p, Program)]
-    if bad:
-        raise LoadError(
-            f"{file}: pldsl_programs() returned a {type(bad[0]).__name__}, not a pl.Program"
-        )
-    return programs
-
-
-def _module_name(file: Path) -> str | None:
-    """`pkg/sub/mod.py` -> `pkg.sub.mod` when it is inside a package (the checkout's kernels/ -> `pldsl.kernels`)."""
-    parts = [file.stem]
-    folder = file.resolve().parent
-    while (folder / "__init__.py").exists():
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    if len(parts) == 1:
-        return None
-    package_of_pldsl = _checkout_package(folder / parts[0])
-    if package_of_pldsl is not None:  # kernels/ or interpreter/ of this pldsl's own checkout
-        return ".".join([package_of_pldsl, *parts[1:]])
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    return ".".join(parts)
-
-
-def _checkout_package(folder: Path) -> str | None:
-    """`pldsl.kernels` for this pldsl checkout's top-level kernels/ folder (same for interpreter/)."""
-    import pldsl
-
-    checkout = Path(pldsl.__file__).resolve().parent.parent
-    if folder.parent == checkout and folder.name in ("kernels", "interpreter"):
-        return f"pldsl.{folder.name}"
-    return None
 
 
 def _fail(message: str) -> int:
@@ -163,10 +62,23 @@ def cmd_check(args: argparse.Namespace) -> int:
                 warnings_as_errors=args.warnings_as_errors,
                 enable=tuple(args.enable),
             )
+    diagnostics = unique_sorted(diagnostics)
     _print_diagnostics(diagnostics, args.format, checked)
     if status == EXIT_CANNOT_RUN:
         return status
     return EXIT_ERRORS if any(d.is_error for d in diagnostics) else EXIT_CLEAN
+
+
+def unique_sorted(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Identical findings once (several programs built from one source report the same lines),
+    sorted by file, line and column, then rule and message, as docs/checks.md says."""
+    found: dict[tuple, Diagnostic] = {}
+    for d in diagnostics:
+        key = (d.span.file, d.span.line, d.span.col, d.rule, d.message, d.severity, d.help, d.notes)
+        found.setdefault(key, d)
+    return sorted(
+        found.values(), key=lambda d: (d.span.file, d.span.line, d.span.col, d.rule, d.message)
+    )
 
 
 def _print_diagnostics(diagnostics: list[Diagnostic], fmt: str, checked: int) -> None:
@@ -244,27 +156,29 @@ def cmd_ir(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-# ------------------------------------------------------------------ run / emit / demo
+# ------------------------------------------------------------------ other commands
+
+# name -> (module with `main(argv) -> int`, one-line help). A new command is one line here.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("pldsl.cli_run", "run a kernel function on the NumPy interpreter or the C backend"),
+    "emit": ("pldsl.backends.c.cli", "write the C source of a program (--backend c)"),
+    "demo": (
+        "pldsl.kernels.qwen3.demo",
+        "Qwen3 fused decode on a small random model, checked and interpreted",
+    ),
+    "pypto": ("pldsl.pypto.cli", "run a PyPTO / pypto-lib file unchanged against its own golden"),
+}
 
 
-def cmd_run(argv: list[str]) -> int:
-    from pldsl.interpreter.cli import main as run_main
+def run_subcommand(name: str, argv: list[str]) -> int:
+    import importlib
 
-    return run_main(argv)
-
-
-def cmd_emit(argv: list[str]) -> int:
+    module_name = SUBCOMMANDS[name][0]
     try:
-        from pldsl.backends.c.cli import main as emit_main
-    except ImportError:
-        return _fail("the C backend is not available in this build")
-    return emit_main(argv)
-
-
-def cmd_demo(argv: list[str]) -> int:
-    from pldsl.kernels.qwen3.demo import main as demo_main
-
-    return demo_main(argv)
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        return _fail(f"'pldsl {name}' is not available in this installation ({exc})")
+    return module.main(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,29 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for p in (check, ir):  # @pl.jit entries: parameter shapes when build_specs() has none
         p.add_argument("--shape", action="append", default=[], metavar="NAME=16x128:bf16")
-    for name, text in (
-        ("run", "run a kernel function on the NumPy interpreter"),
-        ("emit", "write the C source of a program (--backend c)"),
-        ("demo", "Qwen3 fused decode on a small random model, checked and interpreted"),
-        ("pypto", "run a PyPTO / pypto-lib file unchanged against its own golden"),
-    ):
+    for name, (_, text) in SUBCOMMANDS.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
-def cmd_pypto(argv: list[str]) -> int:
-    from pldsl.pypto.cli import main as pypto_main
-
-    return pypto_main(argv)
-
-
-PASSTHROUGH = {"run": cmd_run, "emit": cmd_emit, "demo": cmd_demo, "pypto": cmd_pypto}
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in PASSTHROUGH:
-        return PASSTHROUGH[argv[0]](argv[1:])
+    if argv and argv[0] in SUBCOMMANDS:
+        return run_subcommand(argv[0], argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

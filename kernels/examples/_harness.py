@@ -7,6 +7,7 @@ Nothing here is kernel-specific; every example module provides ``build``, ``gold
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -67,16 +68,36 @@ def main(
     argv: Sequence[str] | None = None,
 ) -> int:
     """``python -m pldsl.kernels.examples.<name> [--rows N] [--seed S] [--strict] [--precision P]``:
-    run the kernel on random inputs, compare with its NumPy golden, exit 1 on mismatch."""
+    run the kernel on random inputs, compare with its NumPy golden. Exit status: 0 PASS, 1 FAIL
+    (or a runtime fault of the kernel, rendered), 2 a refused argument (rows below 1, a
+    negative seed, a size the kernel does not take, inputs that do not fit in memory)."""
     parser = argparse.ArgumentParser(prog=f"python -m pldsl.kernels.examples.{name}")
     parser.add_argument("--rows", type=int, default=default_rows, help="rows (dynamic dim)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strict", action="store_true", help="poison undefined memory")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
-    args = parser.parse_args(argv)
-    actual, expected = run(
-        rows=args.rows, seed=args.seed, strict=args.strict, precision=args.precision
-    )
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return 2 if exc.code else 0
+    if args.rows < 1 or args.seed < 0:
+        print("error: --rows must be at least 1 and --seed non-negative", file=sys.stderr)
+        return 2
+    from pldsl.diagnostics import PldslError
+
+    try:
+        actual, expected = run(
+            rows=args.rows, seed=args.seed, strict=args.strict, precision=args.precision
+        )
+    except MemoryError:
+        print(f"error: --rows {args.rows}: the inputs do not fit in memory", file=sys.stderr)
+        return 2
+    except PldslError as exc:
+        print(exc.diagnostic.render(), file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a size the kernel's builder refuses
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     abs_err, rel_err = max_errors(actual, expected)
     ok = np.allclose(
         np.asarray(actual).astype(np.float64), expected, rtol=rtol, atol=atol, equal_nan=False

@@ -70,9 +70,10 @@ def build(
     return ElementwiseAdd
 
 
-def pldsl_programs() -> list[pl.Program]:
-    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
-    return [build(), build(rows=37)]
+def pldsl_programs() -> dict[str, pl.Program]:
+    """The programs `pldsl check | run | emit` see in this file, by name: the dynamic row count
+    (``ElementwiseAdd``) and a static one (``ElementwiseAdd_rows37``)."""
+    return {"ElementwiseAdd": build(), "ElementwiseAdd_rows37": build(rows=37)}
 
 
 def make_inputs(rows: int = ROWS, cols: int = COLS, seed: int = 0) -> dict[str, Any]:

@@ -85,9 +85,10 @@ def build(
     return Gemm
 
 
-def pldsl_programs() -> list[pl.Program]:
-    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
-    return [build(), build(m=37)]
+def pldsl_programs() -> dict[str, pl.Program]:
+    """The programs `pldsl check | run | emit` see in this file, by name: the dynamic row count
+    (``Gemm``) and a static one (``Gemm_m37``)."""
+    return {"Gemm": build(), "Gemm_m37": build(m=37)}
 
 
 def make_inputs(m: int = M, k: int = K, n: int = N, seed: int = 0) -> dict[str, np.ndarray]:

@@ -81,9 +81,10 @@ def build(
     return LayerNorm
 
 
-def pldsl_programs() -> list[pl.Program]:
-    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
-    return [build(), build(rows=37)]
+def pldsl_programs() -> dict[str, pl.Program]:
+    """The programs `pldsl check | run | emit` see in this file, by name: the dynamic row count
+    (``LayerNorm``) and a static one (``LayerNorm_rows37``)."""
+    return {"LayerNorm": build(), "LayerNorm_rows37": build(rows=37)}
 
 
 def make_inputs(rows: int = ROWS, hidden: int = HIDDEN, seed: int = 0) -> dict[str, np.ndarray]:

@@ -104,9 +104,10 @@ def build(
     return RMSNorm
 
 
-def pldsl_programs() -> list[pl.Program]:
-    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
-    return [build(), build(rows=37)]
+def pldsl_programs() -> dict[str, pl.Program]:
+    """The programs `pldsl check | run | emit` see in this file, by name: the dynamic row count
+    (``RMSNorm``) and a static one (``RMSNorm_rows37``)."""
+    return {"RMSNorm": build(), "RMSNorm_rows37": build(rows=37)}
 
 
 def make_inputs(rows: int = ROWS, hidden: int = HIDDEN, seed: int = 0) -> dict[str, np.ndarray]:

@@ -76,9 +76,10 @@ def build(
     return RoPE
 
 
-def pldsl_programs() -> list[pl.Program]:
-    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
-    return [build(), build(rows=37)]
+def pldsl_programs() -> dict[str, pl.Program]:
+    """The programs `pldsl check | run | emit` see in this file, by name: the dynamic row count
+    (``RoPE``) and a static one (``RoPE_rows37``)."""
+    return {"RoPE": build(), "RoPE_rows37": build(rows=37)}
 
 
 def make_inputs(

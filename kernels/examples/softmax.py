@@ -59,9 +59,10 @@ def build(cols: int = COLS, row_tile: int = ROW_TILE, rows: int | None = None) -
     return Softmax
 
 
-def pldsl_programs() -> list[pl.Program]:
-    """The programs `pldsl check` inspects in this file: dynamic and static row counts."""
-    return [build(), build(rows=37)]
+def pldsl_programs() -> dict[str, pl.Program]:
+    """The programs `pldsl check | run | emit` see in this file, by name: the dynamic row count
+    (``Softmax``) and a static one (``Softmax_rows37``)."""
+    return {"Softmax": build(), "Softmax_rows37": build(rows=37)}
 
 
 def make_inputs(rows: int = ROWS, cols: int = COLS, seed: int = 0) -> dict[str, np.ndarray]:

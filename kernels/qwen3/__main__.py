@@ -2,15 +2,24 @@
 
 python -m pldsl.kernels.qwen3 logits --checkpoint DIR --token-ids "1,2,3;4,5" --out logits.npy
 python -m pldsl.kernels.qwen3 generate --random tiny --prompt-ids "1,2,3;4" --max-new-tokens 8
+
+Exit status: 0 done, 1 a runtime fault of the kernel, 2 refused before any work: a malformed id
+list, a negative seed, a checkpoint that cannot be read, an --out/--trace that is a directory, an
+input, or not writable (pldsl/cli_files.py: nothing is written, and the file written is exactly
+the path given), or a run whose buffers would not fit in the available memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
+
+from pldsl.cli_files import FileArgError, check_output, write_atomic
 
 from .config import preset, preset_names
 from .session import BACKENDS, BackendUnavailable, DecodeSession, RunOptions, progress
@@ -24,17 +33,19 @@ class UsageError(Exception):
 
 
 def parse_token_ids(text: str, what: str) -> list[list[int]]:
-    """ "1,2,3;4,5" -> [[1, 2, 3], [4, 5]] (sequences separated by ';')."""
+    """ "1,2,3;4,5" -> [[1, 2, 3], [4, 5]] (sequences separated by ';'; spaces are ignored,
+    an empty item such as "1,,2" or "1,2," is an error)."""
     sequences = []
     for i, part in enumerate(text.split(";")):
+        items = part.replace(" ", "").split(",")
+        if items == [""]:
+            raise UsageError(f"{what}: sequence {i} is empty")
         try:
-            ids = [int(t) for t in part.replace(" ", "").split(",") if t != ""]
+            ids = [int(t) for t in items]
         except ValueError:
             raise UsageError(
                 f"{what}: sequence {i} is not a comma-separated list of integers: {part!r}"
             ) from None
-        if not ids:
-            raise UsageError(f"{what}: sequence {i} is empty")
         if min(ids) < 0:
             raise UsageError(f"{what}: negative token id in sequence {i}")
         sequences.append(ids)
@@ -43,9 +54,80 @@ def parse_token_ids(text: str, what: str) -> list[list[int]]:
 
 def load_model(args: argparse.Namespace, max_len: int):
     if args.checkpoint:
-        return load_checkpoint(args.checkpoint, max_seq=max_len)
+        return load_checkpoint(args.checkpoint, max_seq=max_len, precision=args.precision)
     cfg = preset(args.random)
     return cfg, random_weights(cfg, seed=args.seed, max_seq=max_len)
+
+
+def model_config(args: argparse.Namespace):
+    """The config alone (sizes the memory estimate before anything large is made)."""
+    if args.checkpoint:
+        from .config import Qwen3Config
+
+        if not (Path(args.checkpoint) / "config.json").is_file():
+            return None  # load_checkpoint says what is missing
+        return Qwen3Config.from_json(Path(args.checkpoint))
+    return preset(args.random)
+
+
+def estimate_bytes(cfg, batch: int, max_len: int, block: int, precision: str, steps: int) -> int:
+    """Bytes of what a decode session allocates for `batch` sequences of `max_len` tokens: the
+    paged K/V caches, RoPE tables, the weights, `steps` logits rows per sequence and one step's
+    activations; times 2 for the copies the runs make. An estimate to refuse hopeless runs up
+    front, not an accounting."""
+    item = 4 if precision == "fp32" else 2
+    L, H, Im, D = cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
+    pv = cfg.padded_vocab()
+    pages = batch * -(-max_len // max(block, 1))
+    kv = 2 * L * pages * cfg.num_key_value_heads * block * D * item
+    rope = 2 * max_len * D * 4
+    weights = (L * (H * (cfg.q_width + 2 * cfg.kv_width) + cfg.q_width * H + 3 * H * Im)) * item
+    weights += 2 * cfg.vocab_size * H * item
+    logits = steps * batch * pv * 4
+    step = batch * (4 * H + 2 * Im + cfg.q_width + pv) * 4
+    return 2 * (kv + rope + weights + logits + step)
+
+
+def available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), else physical memory; None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_memory(need: int, what: str) -> None:
+    """UsageError when `need` bytes exceed the memory available now."""
+    have = available_bytes()
+    if have is not None and need > have:
+        raise UsageError(
+            f"{what} needs about {need / 2**30:.1f} GiB (KV caches, logits, weights); "
+            f"{have / 2**30:.1f} GiB are available"
+        )
+
+
+def check_seed(seed: int) -> None:
+    if seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {seed}")
+
+
+def _outputs(args: argparse.Namespace, out: str | None) -> tuple[Path | None, Path | None]:
+    """--out and --trace, checked before anything runs (never a checkpoint file)."""
+    inputs = []
+    if args.checkpoint and Path(args.checkpoint).is_dir():
+        inputs = [str(f) for f in Path(args.checkpoint).iterdir() if f.is_file()]
+    out_path = check_output(out, "--out", inputs) if out else None
+    trace_path = check_output(args.trace, "--trace", inputs) if args.trace else None
+    if out_path is not None and trace_path is not None and out_path == trace_path:
+        raise UsageError("--out and --trace name the same file")
+    return out_path, trace_path
 
 
 def check_ids(sequences: list[list[int]], vocab: int, what: str) -> None:
@@ -59,7 +141,15 @@ def check_ids(sequences: list[list[int]], vocab: int, what: str) -> None:
 
 def cmd_logits(args: argparse.Namespace) -> int:
     sequences = parse_token_ids(args.token_ids, "--token-ids")
+    check_seed(args.seed)
+    out_path, _ = _outputs(args, args.out)
     max_len = max(len(s) for s in sequences)
+    cfg = model_config(args)
+    if cfg is not None:
+        need = estimate_bytes(
+            cfg, len(sequences), max_len, args.block_size, args.precision, max_len
+        )
+        check_memory(need, f"{len(sequences)} sequences of up to {max_len} tokens")
     cfg, weights = load_model(args, max_len)
     check_ids(sequences, cfg.vocab_size, "--token-ids")
     session = DecodeSession(cfg, weights, len(sequences), max_len, args.block_size, _options(args))
@@ -68,8 +158,8 @@ def cmd_logits(args: argparse.Namespace) -> int:
     for t, rows, logits in session.prefill_by_decode(sequences, lambda b: len(sequences[b])):
         result[rows, t, :] = np.asarray(logits)[:, : cfg.vocab_size]
         show(t + 1)
-    np.save(args.out, result)
-    print(f"saved logits {result.shape} to {args.out}")
+    write_atomic(out_path, "--out", lambda fh: np.save(fh, result))
+    print(f"saved logits {result.shape} to {out_path}")
     return 0
 
 
@@ -77,7 +167,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     prompts = parse_token_ids(args.prompt_ids, "--prompt-ids")
     if args.max_new_tokens < 1:
         raise UsageError("--max-new-tokens must be at least 1")
+    check_seed(args.seed)
+    _outputs(args, None)
     max_len = max(len(p) for p in prompts) + args.max_new_tokens
+    cfg = model_config(args)
+    if cfg is not None:
+        need = estimate_bytes(cfg, len(prompts), max_len, args.block_size, args.precision, 1)
+        check_memory(need, f"{len(prompts)} prompts with {args.max_new_tokens} new tokens")
     cfg, weights = load_model(args, max_len)
     check_ids(prompts, cfg.vocab_size, "--prompt-ids")
     session = DecodeSession(
@@ -139,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return cmd_logits(args) if args.command == "logits" else cmd_generate(args)
     # ValueError includes ConfigError, CheckpointError and TilingError.
-    except (UsageError, ValueError, OSError, BackendUnavailable) as exc:
+    except (UsageError, FileArgError, ValueError, OSError, BackendUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except PldslError as exc:

@@ -3,6 +3,10 @@
 Captures the DSL program, runs the static checks, generates a few tokens for a batch of 17
 (two batch tiles) through `host_orch`, and compares every step's logits with the plain-NumPy
 golden (`kernels/qwen3/golden.py`, which never imports pldsl).
+
+Exit status: 0 result OK, 1 MISMATCH (or a runtime fault of the kernel), 2 refused before any
+work: a bad argument (batch or new tokens below 1, a negative seed) or a run whose buffers
+would not fit in the available memory (the estimate is printed).
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ import numpy as np
 import pldsl as pl
 
 from . import golden
+from .__main__ import UsageError, check_memory, check_seed, estimate_bytes
 from .config import preset
 from .session import BACKENDS, DecodeSession, RunOptions
 from .weights import random_weights
+
+MAX_PROMPT = 18
+"""Prompts are 1..MAX_PROMPT tokens long."""
 
 LOGIT_TOL = 5e-3
 """`result OK` needs max |logit error| <= LOGIT_TOL * max |logit| (docs/qwen3.md, tolerances)."""
@@ -39,7 +47,7 @@ def run_demo(
     rng = np.random.default_rng(seed)
     prompts = [
         rng.integers(0, cfg.vocab_size, size=int(n)).tolist()
-        for n in rng.integers(1, 19, size=batch)
+        for n in rng.integers(1, MAX_PROMPT + 1, size=batch)
     ]
     max_len = max(len(p) for p in prompts) + new_tokens
     weights = random_weights(cfg, seed=seed, max_seq=max_len)
@@ -133,7 +141,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch < 1 or args.new_tokens < 1:
         print("error: --batch and --new-tokens must be at least 1", file=sys.stderr)
         return 2
-    r = run_demo(args.batch, args.new_tokens, args.config, args.backend, args.seed)
+    try:
+        check_seed(args.seed)
+        # prompts of up to 18 tokens, then new_tokens; every step's logits kept twice (kernel
+        # and golden), and the golden's own K/V caches
+        max_len = MAX_PROMPT + args.new_tokens
+        need = 2 * estimate_bytes(preset(args.config), args.batch, max_len, 16, "bf16", max_len)
+        check_memory(need, f"--batch {args.batch} --new-tokens {args.new_tokens}")
+        r = run_demo(args.batch, args.new_tokens, args.config, args.backend, args.seed)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except pl.PldslError as exc:
+        print(exc.diagnostic.render(), file=sys.stderr)
+        return 1
     print(report(r))
     return 0 if r["ok"] else 1
 

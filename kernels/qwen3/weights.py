@@ -2,7 +2,8 @@
 
 Weight layout (a contract between the host, the DSL kernel and the golden; ``L`` = layers,
 ``H`` = hidden, ``I`` = intermediate, ``Qw`` = heads*head_dim, ``KVw`` = kv_heads*head_dim,
-``D`` = head_dim).  BF16 arrays are NumPy arrays of dtype ``ml_dtypes.bfloat16``:
+``D`` = head_dim).  BF16 arrays are NumPy arrays of dtype ``ml_dtypes.bfloat16`` (all of them
+``float32`` instead for a checkpoint loaded with ``precision="fp32"``, see Rounding below):
 
 ==================== ====================== ====== =============================================
 name                 shape                  dtype  meaning
@@ -29,10 +30,13 @@ Layer ``l`` of a flat-stacked matrix occupies rows ``[l*in, (l+1)*in)``.  ``padd
 ``vocab`` rounded up to ``vocab_pad`` (default 64).  The container is the `Qwen3Weights`
 dataclass (it carries ``cfg``; `Qwen3Weights.arrays` gives the name -> array dict).
 
-Rounding: FP32 (or FP16) checkpoint tensors that land in BF16 slots are rounded to BF16 with
-round-to-nearest-even, which is what ``torch.Tensor.to(torch.bfloat16)`` does, so a FP32
-checkpoint loads to the same BF16 weights as ``from_pretrained(dtype=torch.bfloat16)``.  Norm
-weights are kept FP32 (BF16 checkpoint values widen exactly).
+Rounding: with ``precision="bf16"`` (the default), FP32 (or FP16) checkpoint tensors that land in
+BF16 slots are rounded to BF16 with round-to-nearest-even, which is what
+``torch.Tensor.to(torch.bfloat16)`` does, so a FP32 checkpoint loads to the same BF16 weights as
+``from_pretrained(dtype=torch.bfloat16)``.  With ``precision="fp32"`` the BF16 slots hold
+``float32`` arrays instead, with the checkpoint's values unchanged (BF16 and FP16 widen exactly):
+the kernel run with ``precision="fp32"`` then computes with the very weights an FP32
+transformers model uses.  Norm weights are kept FP32 in both modes.
 
 KV cache (seed layout §2.6): ``k_cache``/``v_cache`` are ``[L*num_pages*kv_heads*block, D]``
 (BF16, zero-initialised), row ``((layer*num_pages + page)*kv_heads + kvh)*block + tok``.
@@ -202,6 +206,12 @@ class Qwen3Weights:
                 raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
 
     @property
+    def matrix_dtype(self) -> np.dtype:
+        """The dtype of the BF16 slots (embedding, projections, LM head): BF16, or FP32 for a
+        checkpoint loaded with ``precision="fp32"`` (see the module docstring)."""
+        return self.wq.dtype
+
+    @property
     def padded_vocab(self) -> int:
         """Rows of ``lm_head_weight`` (vocab rounded up to the pad multiple)."""
         return int(self.lm_head_weight.shape[0])
@@ -222,21 +232,23 @@ class Qwen3Weights:
                 f"shape {self.lm_head_weight.shape}"
             )
         ms = int(self.rope_cos.shape[0]) if self.rope_cos.ndim == 2 else -1
+        # the BF16 slots: all BF16, or all FP32 (loaded with precision="fp32")
+        M = self.wq.dtype if getattr(self.wq, "dtype", None) in (BF16, FP32) else BF16
         return {
-            "embed_tokens": ((c.vocab_size, H), BF16),
+            "embed_tokens": ((c.vocab_size, H), M),
             "input_rms_weight": ((L, H), FP32),
-            "wq": ((L * H, c.q_width), BF16),
-            "wk": ((L * H, c.kv_width), BF16),
-            "wv": ((L * H, c.kv_width), BF16),
+            "wq": ((L * H, c.q_width), M),
+            "wk": ((L * H, c.kv_width), M),
+            "wv": ((L * H, c.kv_width), M),
             "q_norm_weight": ((L, D), FP32),
             "k_norm_weight": ((L, D), FP32),
-            "wo": ((L * c.q_width, H), BF16),
+            "wo": ((L * c.q_width, H), M),
             "post_rms_weight": ((L, H), FP32),
-            "w_gate": ((L * H, Im), BF16),
-            "w_up": ((L * H, Im), BF16),
-            "w_down": ((L * Im, H), BF16),
+            "w_gate": ((L * H, Im), M),
+            "w_up": ((L * H, Im), M),
+            "w_down": ((L * Im, H), M),
             "final_norm_weight": ((1, H), FP32),
-            "lm_head_weight": ((pv, H), BF16),
+            "lm_head_weight": ((pv, H), M),
             "rope_cos": ((ms, D), FP32),
             "rope_sin": ((ms, D), FP32),
         }
@@ -250,7 +262,8 @@ class Qwen3Weights:
         return {name: getattr(self, name) for name in KERNEL_WEIGHT_NAMES}
 
     def embed(self, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """BF16 embedding rows ``[n, H]`` for ``token_ids`` (the decode input hidden states)."""
+        """Embedding rows ``[n, H]`` for ``token_ids`` (the decode input hidden states), in
+        `matrix_dtype`."""
         ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
             raise ValueError(f"token id out of range [0, {self.cfg.vocab_size}): {ids}")
@@ -349,15 +362,18 @@ def stack_hf_tensors(
     *,
     max_seq: int | None = None,
     vocab_pad: int = 64,
+    precision: str = "bf16",
 ) -> Qwen3Weights:
     """Stack per-layer Hugging Face tensors into the kernel layout.
 
     ``get(name)`` returns the tensor called ``name`` (HF ``[out, in]`` orientation, BF16/FP16/FP32)
     or ``None`` when absent.  ``lm_head.weight`` is read only when ``cfg.tie_word_embeddings`` is
-    false; tied models use the embedding as the LM head, as transformers does.  Raises
+    false; tied models use the embedding as the LM head, as transformers does.  ``precision``
+    ("bf16" or "fp32") sets the dtype of the BF16 slots (see the module docstring).  Raises
     `CheckpointError` naming the tensor for a missing tensor, a wrong shape or a bad dtype.
     """
     _check_vocab_pad(vocab_pad)
+    mat, M = _matrix_storage(precision)
     max_seq = _default_max_seq(cfg, max_seq)
     shapes = _hf_shapes(cfg)
     L, H, Im, D = cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
@@ -379,33 +395,33 @@ def stack_hf_tensors(
         return t
 
     p = "model.layers.{i}."
-    embed = to_bf16_rne(fetch("model.embed_tokens.weight"))
+    embed = mat(fetch("model.embed_tokens.weight"))
     input_rms = np.empty((L, H), np.float32)
     post_rms = np.empty((L, H), np.float32)
     q_norm = np.empty((L, D), np.float32)
     k_norm = np.empty((L, D), np.float32)
-    wq = np.empty((L * H, Qw), BF16)
-    wk = np.empty((L * H, KVw), BF16)
-    wv = np.empty((L * H, KVw), BF16)
-    wo = np.empty((L * Qw, H), BF16)
-    w_gate = np.empty((L * H, Im), BF16)
-    w_up = np.empty((L * H, Im), BF16)
-    w_down = np.empty((L * Im, H), BF16)
+    wq = np.empty((L * H, Qw), M)
+    wk = np.empty((L * H, KVw), M)
+    wv = np.empty((L * H, KVw), M)
+    wo = np.empty((L * Qw, H), M)
+    w_gate = np.empty((L * H, Im), M)
+    w_up = np.empty((L * H, Im), M)
+    w_down = np.empty((L * Im, H), M)
     for i in range(L):
         h = slice(i * H, (i + 1) * H)
         input_rms[i] = _to_f32(fetch(p + "input_layernorm.weight", i))
         post_rms[i] = _to_f32(fetch(p + "post_attention_layernorm.weight", i))
         q_norm[i] = _to_f32(fetch(p + "self_attn.q_norm.weight", i))
         k_norm[i] = _to_f32(fetch(p + "self_attn.k_norm.weight", i))
-        wq[h] = to_bf16_rne(fetch(p + "self_attn.q_proj.weight", i)).T
-        wk[h] = to_bf16_rne(fetch(p + "self_attn.k_proj.weight", i)).T
-        wv[h] = to_bf16_rne(fetch(p + "self_attn.v_proj.weight", i)).T
-        wo[i * Qw : (i + 1) * Qw] = to_bf16_rne(fetch(p + "self_attn.o_proj.weight", i)).T
-        w_gate[h] = to_bf16_rne(fetch(p + "mlp.gate_proj.weight", i)).T
-        w_up[h] = to_bf16_rne(fetch(p + "mlp.up_proj.weight", i)).T
-        w_down[i * Im : (i + 1) * Im] = to_bf16_rne(fetch(p + "mlp.down_proj.weight", i)).T
+        wq[h] = mat(fetch(p + "self_attn.q_proj.weight", i)).T
+        wk[h] = mat(fetch(p + "self_attn.k_proj.weight", i)).T
+        wv[h] = mat(fetch(p + "self_attn.v_proj.weight", i)).T
+        wo[i * Qw : (i + 1) * Qw] = mat(fetch(p + "self_attn.o_proj.weight", i)).T
+        w_gate[h] = mat(fetch(p + "mlp.gate_proj.weight", i)).T
+        w_up[h] = mat(fetch(p + "mlp.up_proj.weight", i)).T
+        w_down[i * Im : (i + 1) * Im] = mat(fetch(p + "mlp.down_proj.weight", i)).T
     final_norm = _to_f32(fetch("model.norm.weight")).reshape(1, H)
-    lm_head = embed if cfg.tie_word_embeddings else to_bf16_rne(fetch("lm_head.weight"))
+    lm_head = embed if cfg.tie_word_embeddings else mat(fetch("lm_head.weight"))
     arrays = {
         "embed_tokens": np.ascontiguousarray(embed),
         "input_rms_weight": input_rms,
@@ -422,6 +438,15 @@ def stack_hf_tensors(
         "final_norm_weight": final_norm,
     }
     return _finish_weights(cfg, arrays, lm_head, max_seq, vocab_pad)
+
+
+def _matrix_storage(precision: str) -> tuple[Callable[[np.ndarray], np.ndarray], np.dtype]:
+    """(conversion, dtype) of the BF16 slots: RNE to BF16, or the exact values as FP32."""
+    if precision == "bf16":
+        return to_bf16_rne, BF16
+    if precision == "fp32":
+        return _to_f32, FP32
+    raise ValueError(f"precision must be 'bf16' or 'fp32', got {precision!r}")
 
 
 # ---------------------------------------------------------------------- safetensors reading
@@ -531,12 +556,14 @@ def load_checkpoint(
     *,
     max_seq: int | None = None,
     vocab_pad: int = 64,
+    precision: str = "bf16",
 ) -> tuple[Qwen3Config, Qwen3Weights]:
     """Load a Hugging Face Qwen3 checkpoint directory into the stacked kernel layout.
 
     ``path`` holds ``config.json`` and one or more ``*.safetensors`` files (sharded with
     ``model.safetensors.index.json`` or not).  Tensors may be BF16, FP16 or FP32; BF16 slots are
-    filled with round-to-nearest-even (see the module docstring).  ``max_seq`` sizes the RoPE
+    filled with round-to-nearest-even, or with ``precision="fp32"`` hold the checkpoint's values
+    as FP32 (see the module docstring).  ``max_seq`` sizes the RoPE
     tables (default ``cfg.max_position_embeddings``); ``vocab_pad`` is the LM-head row multiple.
 
     Raises `CheckpointError` (missing directory/files/tensors, shape or dtype mismatch, a QKV
@@ -559,7 +586,9 @@ def load_checkpoint(
                 raise CheckpointError(
                     f"tensor {name!r} is beyond num_hidden_layers={L} from config.json"
                 )
-    weights = stack_hf_tensors(cfg, st.get, max_seq=max_seq, vocab_pad=vocab_pad)
+    weights = stack_hf_tensors(
+        cfg, st.get, max_seq=max_seq, vocab_pad=vocab_pad, precision=precision
+    )
     return cfg, weights
 
 

@@ -1,4 +1,4 @@
-"""Chrome traces, the per-line profile, and `pldsl run` (interpreter.cli.main)."""
+"""Chrome traces, the per-line profile, and `pldsl run` (pldsl/cli_run.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
-from pldsl.interpreter.cli import main as cli_main
 
 from pldsl import interpreter
+from pldsl.cli_run import main as cli_main
 from pldsl.diagnostics import RuntimeFault
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,7 +224,8 @@ def test_pldsl_run_subprocess(kernel_file, tmp_path):
         [
             sys.executable,
             "-m",
-            "interpreter.cli",
+            "pldsl.cli",
+            "run",
             str(kernel_file),
             "main",
             "--inputs",
@@ -244,7 +245,8 @@ def test_pldsl_run_subprocess(kernel_file, tmp_path):
 def test_run_backend_c_agrees_with_the_interpreter(tmp_path):
     """`pldsl run --backend c` computes what the interpreter computes (an RMSNorm tile loop)."""
     import ml_dtypes
-    from pldsl.interpreter.cli import main as run_main
+
+    from pldsl.cli_run import main as run_main
 
     kernel = tmp_path / "k.py"
     kernel.write_text(
@@ -276,3 +278,143 @@ def test_run_backend_c_agrees_with_the_interpreter(tmp_path):
     want = xf / np.sqrt((xf * xf).mean(axis=1, keepdims=True) + 1e-6)
     np.testing.assert_allclose(results["interpreter"], want, rtol=2e-6, atol=1e-6)
     np.testing.assert_array_equal(results["c"], results["interpreter"])
+
+
+# ------------------------------------------------------------------ CLI files (issue 13)
+
+
+def _ok_inputs(tmp_path) -> Path:
+    path = tmp_path / "in.npz"
+    np.savez(path, x=_x(), scale=np.float32(0.5))
+    return path
+
+
+def _run(capsys, *argv):
+    rc = cli_main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return rc, out, err
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot", "link"])
+def test_outputs_never_overwrite_the_inputs(kernel_file, tmp_path, capsys, spelling):
+    inp = _ok_inputs(tmp_path)
+    before = inp.read_bytes()
+    target = {"same": inp, "dot": tmp_path / "." / "in.npz", "link": tmp_path / "alias.npz"}[
+        spelling
+    ]
+    if spelling == "link":
+        target.symlink_to(inp)
+    rc, out, err = _run(capsys, kernel_file, "main", "--inputs", inp, "--outputs", target)
+    assert rc == 2 and out == ""
+    assert "is also an input" in err and err.count("\n") == 1
+    assert inp.read_bytes() == before
+    # nor the kernel file, through --outputs or --trace
+    src = kernel_file.read_bytes()
+    for flag in ("--outputs", "--trace"):
+        rc, _, err = _run(capsys, kernel_file, "main", "--inputs", inp, flag, kernel_file)
+        assert rc == 2 and "is also an input" in err
+    assert kernel_file.read_bytes() == src
+
+
+def test_directories_and_missing_folders_are_refused_before_running(kernel_file, tmp_path, capsys):
+    inp = _ok_inputs(tmp_path)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    cases = [
+        ("--outputs", folder, "is a directory"),
+        ("--trace", folder, "is a directory"),
+        ("--outputs", tmp_path / "nope" / "o.npz", "does not exist"),
+        ("--trace", tmp_path / "nope" / "t.json", "does not exist"),
+    ]
+    for flag, path, words in cases:
+        before = sorted(p.name for p in tmp_path.rglob("*"))
+        rc, out, err = _run(capsys, kernel_file, "main", "--inputs", inp, flag, path)
+        assert rc == 2, (flag, path)
+        assert out == "" and "trace written" not in out + err  # refused before the run
+        assert err.startswith(f"pldsl: error: {flag} ") and words in err, err
+        assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_the_path_printed_is_the_path_written(kernel_file, tmp_path, capsys):
+    inp = _ok_inputs(tmp_path)
+    out_path, trace_path = tmp_path / "result", tmp_path / "trace"  # no suffixes
+    rc, out, _ = _run(
+        capsys, kernel_file, "main", "--inputs", inp, "--outputs", out_path, "--trace", trace_path
+    )
+    assert rc == 0
+    assert f"outputs written to {out_path}\n" in out
+    assert f"trace written to {trace_path} " in out
+    assert not (tmp_path / "result.npz").exists()
+    with np.load(out_path) as data:
+        np.testing.assert_allclose(data["return"], _golden(_x(), 0.5), rtol=2e-6, atol=1e-7)
+    assert json.loads(trace_path.read_text())["traceEvents"]
+    # an existing output file is replaced whole
+    rc, _, _ = _run(capsys, kernel_file, "main", "--inputs", inp, "--outputs", out_path)
+    assert rc == 0 and np.load(out_path)["return"].shape == (20, 64)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_write_that_fails_late_exits_2_and_leaves_nothing(kernel_file, tmp_path, capsys):
+    """/proc passes the up-front checks as root but takes no new files: the run happens, the
+    write fails, exit 2, no 'written' line."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs /proc")
+    inp = _ok_inputs(tmp_path)
+    rc, out, err = _run(capsys, kernel_file, "main", "--inputs", inp, "--outputs", "/proc/o.npz")
+    assert rc == 2
+    assert "written" not in out and "--outputs /proc/o.npz" in err
+    assert not Path("/proc/o.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"x,scale\n1,2\n", "is not a .npz file"),
+        (b"", "is not a .npz file"),
+        ("npy", "is a single .npy array"),
+        ("dir", "is a directory"),
+    ],
+)
+def test_inputs_that_are_not_npz_files_say_what_they_are(
+    kernel_file, tmp_path, capsys, content, words
+):
+    path = tmp_path / "in.txt"
+    if content == "npy":
+        np.save(tmp_path / "in.npy", _x())
+        path = tmp_path / "in.npy"
+    elif content == "dir":
+        path = tmp_path
+    else:
+        path.write_bytes(content)
+    rc, out, err = _run(capsys, kernel_file, "main", "--inputs", path)
+    assert rc == 2 and out == ""
+    assert words in err and "pickled" not in err and err.count("\n") == 1, err
+
+
+def test_examples_select_by_distinct_program_names(tmp_path, capsys):
+    """`pldsl_programs()` of an example names its two builds RMSNorm and RMSNorm_rows37:
+    `Program.function` selects one; a bare ambiguous name lists names that each select."""
+    example = ROOT / "kernels/examples/rms_norm.py"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((37, 512), dtype=np.float32)
+    gamma = rng.standard_normal((1, 512), dtype=np.float32)
+    np.savez(tmp_path / "in.npz", x=x, gamma=gamma)
+    rc, _, err = _run(capsys, example, "rms_norm", "--inputs", tmp_path / "in.npz")
+    assert rc == 2
+    assert "write one of RMSNorm.rms_norm, RMSNorm_rows37.rms_norm" in err
+    for name in ("RMSNorm.rms_norm", "RMSNorm_rows37.rms_norm"):
+        out = tmp_path / f"{name}.npz"
+        rc, _, err = _run(
+            capsys, example, name, "--inputs", tmp_path / "in.npz", "--outputs", out,
+            "--precision", "fp32",
+        )  # fmt: skip
+        assert rc == 0, err
+        y = x / np.sqrt((x.astype(np.float64) ** 2).mean(1, keepdims=True) + 1e-6) * gamma
+        np.testing.assert_allclose(np.load(out)["return"], y, rtol=2e-5, atol=1e-6)
+    # the static build takes exactly 37 rows: the name reached the program it names
+    np.savez(tmp_path / "in40.npz", x=np.zeros((40, 512), np.float32), gamma=gamma)
+    rc, _, err = _run(capsys, example, "RMSNorm_rows37.rms_norm", "--inputs", tmp_path / "in40.npz")
+    assert rc == 2 and "37" in err
+    rc, _, _ = _run(capsys, example, "RMSNorm.rms_norm", "--inputs", tmp_path / "in40.npz")
+    assert rc == 0

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-# Make the repository root importable when pytest is run without PYTHONPATH / an install.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
 from pldsl.kernels.qwen3.config import preset  # noqa: E402
 from pldsl.kernels.qwen3.weights import random_weights  # noqa: E402
 

@@ -143,6 +143,12 @@ def test_generate_text_output(capsys):
     [
         (["logits", "--token-ids", "1,x;2"], "--token-ids: sequence 0 is not a comma-separated list"),
         (["logits", "--token-ids", "1,2;;3"], "--token-ids: sequence 1 is empty"),
+        (["logits", "--token-ids", "1,,2"], "--token-ids: sequence 0 is not a comma-separated list"),
+        (["logits", "--token-ids", "1,2,"], "--token-ids: sequence 0 is not a comma-separated list"),
+        (["logits", "--token-ids", ",1"], "--token-ids: sequence 0 is not a comma-separated list"),
+        (["generate", "--prompt-ids", "3;4,,5"], "--prompt-ids: sequence 1 is not a comma-separated list"),
+        (["logits", "--token-ids", "1", "--seed", "-1"], "--seed must be a non-negative integer"),
+        (["generate", "--prompt-ids", "1", "--max-new-tokens", "1000000000"], "GiB are available"),
         (["logits", "--token-ids", "1,-2"], "negative token id"),
         (["logits", "--token-ids", "1,2;384"], "token id 384 in sequence 1 is outside the vocabulary (384)"),
         (["generate", "--prompt-ids", "1,2", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
@@ -266,3 +272,110 @@ def test_demo_on_the_c_backend():
         pytest.skip("no C compiler")
     r = run_demo(batch=3, new_tokens=2, backend="c", seed=1)
     assert r["ok"] and r["backend"] == "c" and r["argmax_equal"] == 1.0
+
+
+# ---------------------------------------------------------------------- files (issue 13)
+
+
+def test_logits_out_is_exactly_the_path_given(tmp_path, capsys):
+    target = tmp_path / "logits"  # np.save would have written logits.npy
+    rc, out, _ = cli(
+        capsys, "logits", "--random", "tiny", "--token-ids", "1,2", "--out", str(target)
+    )
+    assert rc == 0 and out == f"saved logits (1, 2, 384) to {target}\n"
+    assert np.load(target).shape == (1, 2, 384)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logits"]
+
+
+def test_logits_out_refused_before_any_work(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    cases = [
+        (["--random", "tiny", "--out", str(tmp_path)], "is a directory"),
+        (["--random", "tiny", "--out", str(tmp_path / "no" / "x.npy")], "does not exist"),
+        (["--random", "tiny", "--out", "x.npy", "--trace", str(tmp_path)], "is a directory"),
+        (["--checkpoint", str(ckpt), "--out", str(ckpt / "config.json")], "is also an input"),
+    ]
+    for argv, words in cases:
+        before = sorted(str(p) for p in tmp_path.rglob("*"))
+        rc, out, err = cli(capsys, "logits", "--token-ids", "1,2", *argv)
+        assert rc == 2 and out == "", err
+        assert err.startswith("error: --") and words in err and err.count("\n") == 1, err
+        assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    assert (ckpt / "config.json").read_text() == "{}"
+
+
+def test_fp32_checkpoint_keeps_its_values_with_precision_fp32(tmp_path):
+    """An FP32 checkpoint loads unrounded with precision="fp32" (issue 13: it was rounded to
+    BF16 in both modes), and to the same RNE-rounded BF16 weights as before by default."""
+    from pldsl.kernels.qwen3.weights import BF16, load_checkpoint
+    from safetensors.numpy import save_file
+
+    cfg = preset("tiny")
+    H, Im, D = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
+    rng = np.random.default_rng(11)
+    shapes = {
+        "model.embed_tokens.weight": (cfg.vocab_size, H),
+        "model.norm.weight": (H,),
+        "lm_head.weight": (cfg.vocab_size, H),
+    }
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}."
+        shapes.update({
+            p + "input_layernorm.weight": (H,), p + "post_attention_layernorm.weight": (H,),
+            p + "self_attn.q_proj.weight": (cfg.q_width, H),
+            p + "self_attn.k_proj.weight": (cfg.kv_width, H),
+            p + "self_attn.v_proj.weight": (cfg.kv_width, H),
+            p + "self_attn.o_proj.weight": (H, cfg.q_width),
+            p + "self_attn.q_norm.weight": (D,), p + "self_attn.k_norm.weight": (D,),
+            p + "mlp.gate_proj.weight": (Im, H), p + "mlp.up_proj.weight": (Im, H),
+            p + "mlp.down_proj.weight": (H, Im),
+        })  # fmt: skip
+    tensors = {k: 0.05 * rng.standard_normal(v, dtype=np.float32) for k, v in shapes.items()}
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    _, w32 = load_checkpoint(tmp_path, max_seq=32, precision="fp32")
+    _, w16 = load_checkpoint(tmp_path, max_seq=32)
+    q0 = tensors["model.layers.1.self_attn.q_proj.weight"].T
+    assert w32.matrix_dtype == np.float32 and w16.matrix_dtype == BF16
+    np.testing.assert_array_equal(w32.wq[H:], q0)
+    np.testing.assert_array_equal(w32.embed_tokens, tensors["model.embed_tokens.weight"])
+    np.testing.assert_array_equal(w32.lm_head_weight[: cfg.vocab_size], tensors["lm_head.weight"])
+    np.testing.assert_array_equal(w16.wq[H:], q0.astype(BF16))  # RNE, as before
+    assert not np.array_equal(w16.wq.astype(np.float32), w32.wq)  # the values BF16 cannot hold
+    # the kernel in FP32 mode computes with those values: it matches the FP32 golden given the
+    # same unrounded weights
+    out = tmp_path / "fp32.npy"
+    assert main(["logits", "--checkpoint", str(tmp_path), "--token-ids", "5,6,7;8",
+                 "--out", str(out), "--precision", "fp32"]) == 0  # fmt: skip
+    ref = golden_forward_logits(w32, cfg, [[5, 6, 7], [8]], "fp32", 16)
+    got = np.load(out)
+    valid = ~np.isnan(ref)
+    assert np.abs(got[valid] - ref[valid]).max() <= FP32_TOL * np.abs(ref[valid]).max()
+
+
+def test_demo_refuses_bad_seeds_and_hopeless_sizes_up_front(capsys):
+    assert demo_main(["--seed", "-1"]) == 2
+    assert demo_main(["--batch", "1000000000"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    lines = err.splitlines()
+    assert lines[0] == "error: --seed must be a non-negative integer, got -1"
+    assert lines[1].startswith("error: --batch 1000000000 --new-tokens 4 needs about ")
+    assert lines[1].endswith("GiB are available")
+
+
+def test_example_cli_refuses_bad_sizes(capsys):
+    from pldsl.kernels.examples import _harness, rms_norm
+
+    def main_of(*argv):
+        return _harness.main("rms_norm", rms_norm.run, rms_norm.RTOL, rms_norm.ATOL, 64, list(argv))
+
+    assert main_of("--rows", "-1") == 2
+    assert main_of("--seed", "-3") == 2
+    assert main_of("--rows", "100000000000") == 2
+    assert main_of("--rows", "zero") == 2
+    _, err = capsys.readouterr()
+    assert "Traceback" not in err and "do not fit in memory" in err
+    assert main_of("--rows", "5") == 0

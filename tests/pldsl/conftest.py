@@ -1,8 +1,1 @@
-"""Make the repository root importable when pytest runs without an install."""
-
-import sys
-from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+"""Fixtures of the pldsl tests (the repository root is made importable by tests/conftest.py)."""

@@ -7,6 +7,7 @@ subprocess (the console script `pldsl = pldsl.cli:main`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -194,13 +195,17 @@ def test_ir_of_a_module_with_a_pldsl_programs_hook(capsys):
 
     rc, out, _ = run_cli(capsys, "ir", str(ROOT / "kernels/examples/softmax.py"))
     assert rc == 0
-    expected = softmax.pldsl_programs()
+    named = softmax.pldsl_programs()  # {name: program}: the key names the program
+    assert list(named) == ["Softmax", "Softmax_rows37"]
+    expected = [dataclasses.replace(p, name=name) for name, p in named.items()]
     chunks = _split_programs(out)
     assert len(chunks) == len(expected) == 2
     for chunk, program in zip(chunks, expected):
         assert pl.structural_equal(pl.parse_ir(chunk), program)
     # the two variants differ (dynamic vs static rows): the comparison can tell them apart
-    assert not pl.structural_equal(pl.parse_ir(chunks[0]), expected[1])
+    assert not pl.structural_equal(
+        pl.parse_ir(chunks[0]), dataclasses.replace(expected[1], name="Softmax")
+    )
 
 
 # ------------------------------------------------------------------ check: exit codes, text
@@ -375,13 +380,15 @@ def test_pldsl_programs_hook_is_checked(files, capsys):
     assert rc == 1
     found = json_lines(out)
     line, col = _line_col(files["hooked"], "z = pl.add(x, y)", "x")
-    # each of the two built programs reports the violation at the same source location
+    # both built programs find the violation at the same source location, with the same
+    # message: docs/checks.md, identical findings are reported once
     assert [(d["rule"], d["file"], d["line"], d["column"]) for d in found] == [
         ("InOutUseDiscipline", files["hooked"], line, col)
-    ] * 2
+    ]
     rc, out, _ = run_cli(capsys, "check", files["hooked"])
     assert rc == 1
-    assert out.strip().splitlines()[-1] == "2 program(s) checked: 2 error(s), 0 warning(s)"
+    assert out.count("error[InOutUseDiscipline]") == 1
+    assert out.strip().splitlines()[-1] == "2 program(s) checked: 1 error(s), 0 warning(s)"
 
 
 def test_module_level_program_values_are_checked(tmp_path, capsys):
@@ -446,8 +453,13 @@ def test_qwen3_program_reports_no_errors(capsys):
     )
     found = json_lines(out)
     assert rc == 0
-    assert [(d["rule"], d["severity"]) for d in found] == [("InParamWritten", "warning")] * (3 * n)
+    # every program built from the file finds them at the same lines: reported once, in line order
+    assert [(d["rule"], d["severity"]) for d in found] == [("InParamWritten", "warning")] * 3
     assert {d["file"] for d in found} == {str(ROOT / "kernels/qwen3/program.py")}
+    lines = [(d["line"], d["column"]) for d in found]
+    assert lines == sorted(lines) and len(set(lines)) == 3
+    rc, out, _ = run_cli(capsys, "check", str(ROOT / "kernels/qwen3/program.py"))
+    assert out.strip().splitlines()[-1] == f"{n} program(s) checked: 0 error(s), 0 warning(s)"
 
 
 # ------------------------------------------------------------------ bad input: no tracebacks
@@ -523,3 +535,194 @@ def test_console_script_subprocess(files, tmp_path):
     assert proc.returncode == 2
     assert [d["rule"] for d in json_lines(proc.stdout)] == ["InOutUseDiscipline"]
     assert proc.stderr == f"pldsl: error: no such file: {missing}\n"
+
+
+# ------------------------------------------------------------------ program names (issue 13)
+
+TWO_BUILDS = """
+import pldsl as pl
+
+
+def build(n):
+    @pl.program
+    class Twice:
+        @pl.function(type=pl.FunctionType.Opaque)
+        def main(self, x: pl.Tensor[[n], pl.FP32], y: pl.Out[pl.Tensor[[n], pl.FP32]]) -> pl.Tensor[[n], pl.FP32]:
+            y = pl.add(x, x)
+            return y
+
+    return Twice
+
+
+def pldsl_programs():
+    return HOOK
+"""
+
+
+def _two_builds(tmp_path, hook: str) -> str:
+    return _write(tmp_path, "twice.py", TWO_BUILDS.replace("HOOK", hook))
+
+
+def test_programs_of_one_name_get_distinct_stable_names(tmp_path, capsys):
+    from pldsl.loader import load_programs
+
+    path = _two_builds(tmp_path, "[build(8), build(16), build(32)]")
+    assert [p.name for p in load_programs(path)] == ["Twice", "Twice_2", "Twice_3"]
+    # a dict names them itself
+    path = _two_builds(tmp_path, "{'Twice8': build(8), 'Twice16': build(16)}")
+    programs = load_programs(path)
+    assert [p.name for p in programs] == ["Twice8", "Twice16"]
+    assert [p.main.params[0].type.shape[0] for p in programs] == [8, 16]
+    rc, out, _ = run_cli(capsys, "ir", path)
+    assert rc == 0 and [c.splitlines()[0] for c in _split_programs(out)] == [
+        "# pldsl.program: Twice8",
+        "# pldsl.program: Twice16",
+    ]
+    path = _two_builds(tmp_path, "{'not a name': build(8)}")
+    rc, _, err = run_cli(capsys, "ir", path)
+    assert rc == 2 and "named a program 'not a name', not an identifier" in err
+
+
+def test_emit_program_selects_by_distinct_name(tmp_path, capsys):
+    """`pldsl emit --program RMSNorm` used to pick one of two programs called RMSNorm."""
+    example = str(ROOT / "kernels/examples/rms_norm.py")
+    outputs = {}
+    for name in ("RMSNorm", "RMSNorm_rows37"):
+        target = tmp_path / f"{name}.c"
+        rc, _, err = run_cli(capsys, "emit", example, "--program", name, "-o", str(target))
+        assert rc == 0, err
+        outputs[name] = target.read_text()
+    assert outputs["RMSNorm"] != outputs["RMSNorm_rows37"]
+    rc, _, err = run_cli(capsys, "emit", example)
+    assert rc == 2 and "holds several programs (RMSNorm, RMSNorm_rows37)" in err
+    rc, _, err = run_cli(capsys, "emit", example, "--program", "Nope")
+    assert rc == 2 and "no program 'Nope'" in err and "RMSNorm_rows37" in err
+
+
+def test_check_sorts_findings_by_file_and_line_across_files(files, capsys):
+    rc, out, _ = run_cli(
+        capsys, "check", "--format", "json", files["warn"], files["inout"], files["warn"]
+    )
+    found = [(d["file"], d["line"], d["column"]) for d in json_lines(out)]
+    assert found == sorted(set(found))  # files given twice or out of order: once, in order
+    assert {f for f, _, _ in found} == {files["warn"], files["inout"]}
+
+
+# ------------------------------------------------------------------ emit files (issue 13)
+
+
+def test_emit_output_is_checked_before_anything_is_written(files, tmp_path, capsys):
+    kernel = files["clean"]
+    src = Path(kernel).read_bytes()
+    cases = [
+        (kernel, "is also an input"),
+        (str(tmp_path), "is a directory"),
+        (str(tmp_path / "no" / "k.c"), "does not exist"),
+    ]
+    for target, words in cases:
+        rc, out, err = run_cli(capsys, "emit", kernel, "-o", target)
+        assert rc == 2 and out == "" and words in err, err
+    assert Path(kernel).read_bytes() == src
+    target = tmp_path / "kernel"  # no suffix: written exactly there
+    rc, out, _ = run_cli(capsys, "emit", kernel, "-o", str(target))
+    assert rc == 0 and out == "" and target.read_text().startswith("/*")
+
+
+# ------------------------------------------------------------------ C build setup errors
+
+
+def _have_cc() -> bool:
+    import shlex
+    import shutil
+
+    cc = shlex.split(os.environ.get("CC") or "cc")
+    return bool(cc) and shutil.which(cc[0]) is not None
+
+
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"PLDSL_CACHE_DIR": "/proc/no/such/cache"}, "error[CacheDirError]: cannot use the build cache"),
+        ({"PLDSL_CFLAGS": "-fno-such-flag-pldsl"}, "error[BadCFlags]: the C compiler rejects $PLDSL_CFLAGS"),
+        ({"PLDSL_CFLAGS": "-DX='unbalanced"}, "error[BadCFlags]: $PLDSL_CFLAGS cannot be split"),
+    ],
+)  # fmt: skip
+def test_an_unusable_c_setup_is_a_user_error(files, tmp_path, monkeypatch, capsys, env, words):
+    """Exit 2 with what to fix, never 'this is a bug in the C backend' or a traceback."""
+    if not _have_cc():
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("PLDSL_CACHE_DIR", str(tmp_path / "cache"))  # a fresh cache: it compiles
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    rc, _, err = run_cli(capsys, "emit", files["clean"], "--build", "-o", str(tmp_path / "k.c"))
+    assert rc == 2, err
+    assert not (tmp_path / "k.c").exists()
+    assert words in err and "bug in the C backend" not in err, err
+    np_in = tmp_path / "in.npz"
+    import numpy as np
+
+    np.savez(np_in, x=np.zeros((64, 64), np.float32))
+    rc, _, err = run_cli(
+        capsys, "run", files["clean"], "main", "--inputs", str(np_in), "--backend", "c"
+    )
+    assert rc == 2 and words in err, err
+
+
+# ------------------------------------------------------------------ import structure (issue 12)
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_the_cli_is_the_top_floor_without_circles():
+    """Nothing imports `pldsl.cli` back; the commands read programs through pldsl.loader; the
+    interpreter and the C backend hold no CLI of the other; `pldsl.cli` names its commands in
+    one table and imports none of them at module level."""
+    modules = [*(ROOT / "pldsl").rglob("*.py"), *(ROOT / "interpreter").rglob("*.py")]
+    for path in modules:
+        if path.name == "cli.py" and path.parent.name == "pldsl":
+            continue
+        assert "pldsl.cli" not in _imports(path), path
+    assert not (ROOT / "interpreter" / "cli.py").exists()
+    emit = _imports(ROOT / "pldsl/backends/c/cli.py")
+    assert "pldsl.loader" in emit and not any("interpreter" in m for m in emit)
+    assert "pldsl.loader" in _imports(ROOT / "pldsl/cli_run.py")
+    top_level = {m for m in _imports(ROOT / "pldsl/cli.py")}
+    assert not any(
+        m.startswith(("pldsl.interpreter", "pldsl.backends", "pldsl.kernels")) for m in top_level
+    )
+    code = subprocess.run(
+        [sys.executable, "-c", "import sys, pldsl.cli; print(sorted(m for m in sys.modules if m.startswith(('pldsl.interpreter', 'pldsl.backends', 'pldsl.kernels'))))"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert code.returncode == 0 and code.stdout.strip() == "[]", code.stdout + code.stderr
+
+
+def test_emit_writes_through_links_and_into_fifos_without_replacing_them(files, tmp_path, capsys):
+    import threading
+
+    real = tmp_path / "real.c"
+    real.write_text("old")
+    link = tmp_path / "link.c"
+    link.symlink_to(real)
+    rc, _, err = run_cli(capsys, "emit", files["clean"], "-o", str(link))
+    assert rc == 0, err
+    assert link.is_symlink() and real.read_text().startswith("/*")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    rc, _, err = run_cli(capsys, "emit", files["clean"], "-o", str(fifo))
+    reader.join(timeout=60)
+    assert rc == 0, err
+    assert fifo.is_fifo() and got and got[0].startswith(b"/*")

@@ -46,16 +46,57 @@ def compiler() -> list[str]:
     return shlex.split(os.environ.get("CC") or "cc")
 
 
+# Rules of the user's setup, not of the kernel: the CLIs exit 2 for them, 1 for CCompileError.
+SETUP_RULES = frozenset({"NoCCompiler", "CacheDirError", "BadCFlags"})
+
+
+def _setup_error(rule: str, message: str, help: str) -> CCompileError:
+    return CCompileError(Diagnostic(rule, "error", message, NO_SPAN, help))
+
+
 def flags() -> list[str]:
-    extra = shlex.split(os.environ.get("PLDSL_CFLAGS", ""))
+    try:
+        extra = shlex.split(os.environ.get("PLDSL_CFLAGS", ""))
+    except ValueError as exc:
+        raise _setup_error(
+            "BadCFlags", f"$PLDSL_CFLAGS cannot be split into flags: {exc}", "fix its quoting"
+        ) from None
     return [*BASE_FLAGS, *extra]
 
 
 def cache_dir() -> Path:
     d = os.environ.get("PLDSL_CACHE_DIR")
     path = Path(d).expanduser() if d else Path.home() / ".cache" / "pldsl"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise _setup_error(
+            "CacheDirError",
+            f"cannot use the build cache {path}: {exc.strerror or exc}",
+            "point $PLDSL_CACHE_DIR at a folder you can write",
+        ) from None
     return path
+
+
+def _check_user_flags(cc: list[str]) -> None:
+    """BadCFlags when the compiler rejects $PLDSL_CFLAGS on an empty file (called after a
+    failed compile, so a bad flag is never reported as a bug of the backend)."""
+    extra = flags()[len(BASE_FLAGS) :]
+    if not extra:
+        return
+    probe = subprocess.run(
+        [*cc, *extra, "-x", "c", "-c", "-o", os.devnull, "-"],
+        input="int pldsl_probe;\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    if probe.returncode != 0:
+        first = (probe.stderr.strip().splitlines() or ["(no message)"])[0]
+        raise _setup_error(
+            "BadCFlags",
+            f"the C compiler rejects $PLDSL_CFLAGS ({' '.join(extra)}): {first}",
+            "fix or unset $PLDSL_CFLAGS",
+        )
 
 
 def _compiler_id(cc: list[str]) -> str:
@@ -118,6 +159,7 @@ def _run_compiler(cmd: list[str], source: str, spans, keep: Path) -> None:
             f"cannot run the C compiler '{cmd[0]}'", "install gcc or set $CC"
         ) from None
     if proc.returncode != 0:
+        _check_user_flags(compiler())
         keep.write_text(source)
         raise CCompileError(_compile_diagnostic(proc.stderr, source, spans, keep, cmd))
 

@@ -4,17 +4,20 @@
     pldsl emit --backend c my_kernels.py --program Demo --precision fp32
     pldsl emit --backend c my_kernels.py --build     # also compile (cached); prints the .so path
 
-Exit status: 0 written, 1 the file's kernels do not capture / compile, 2 bad usage.
+Exit status: 0 written, 1 the file's kernels do not capture / compile, 2 bad usage (a file
+that cannot be read or written, a program name that selects nothing or is needed, a C
+toolchain or build cache that cannot be used). `-o` is checked before anything runs: never the
+kernel file itself, never a directory, written whole to exactly that path.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from pldsl.cli import LoadError, load_programs
+from pldsl.cli_files import FileArgError, check_output, write_atomic
 from pldsl.diagnostics import PldslError
+from pldsl.loader import LoadError, load_programs, select_program
 
 from . import build as _build
 from .lowering import emit_program
@@ -45,46 +48,25 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
     try:
-        programs = load_programs(args.file)
-    except LoadError as exc:
+        return _emit(args)
+    except (LoadError, FileArgError) as exc:
         print(f"pldsl: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PldslError as exc:
         print(exc.diagnostic.render(), file=sys.stderr)
-        return EXIT_ERRORS
-    if not programs:
-        print(f"pldsl: error: no @pl.program found in {args.file}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.program:
-        chosen = [p for p in programs if p.name == args.program]
-        if not chosen:
-            names = ", ".join(p.name for p in programs)
-            print(f"pldsl: error: no program '{args.program}' in {args.file} (has: {names})",
-                  file=sys.stderr)  # fmt: skip
-            return EXIT_USAGE
-    elif len(programs) > 1:
-        names = ", ".join(p.name for p in programs)
-        print(f"pldsl: error: {args.file} holds several programs ({names}); pick one with "
-              "--program", file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
-    else:
-        chosen = programs
-    program = chosen[0]
-    try:
-        emitted = emit_program(program, args.precision)
-    except PldslError as exc:
-        print(exc.diagnostic.render(), file=sys.stderr)
-        return EXIT_ERRORS
-    if args.output:
-        Path(args.output).write_text(emitted.source)
+        return EXIT_USAGE if exc.diagnostic.rule in _build.SETUP_RULES else EXIT_ERRORS
+
+
+def _emit(args: argparse.Namespace) -> int:
+    target = check_output(args.output, "-o", [args.file]) if args.output else None
+    program = select_program(load_programs(args.file), args.program, args.file)
+    emitted = emit_program(program, args.precision)
+    so = _build.build(emitted.source, emitted.line_spans, program.name) if args.build else None
+    if target is not None:  # written only once everything asked for has worked
+        write_atomic(target, "-o", lambda fh: fh.write(emitted.source.encode()))
     else:
         sys.stdout.write(emitted.source)
-    if args.build:
-        try:
-            so = _build.build(emitted.source, emitted.line_spans, program.name)
-        except PldslError as exc:
-            print(exc.diagnostic.render(), file=sys.stderr)
-            return EXIT_ERRORS
+    if so is not None:
         print(f"built {so}", file=sys.stderr)
     return EXIT_OK
 
