@@ -290,15 +290,19 @@ def build_program(
             rope_sin: pl.Tensor[[MAX_SEQ, D], pl.FP32],
             block_table: pl.Tensor[[BLOCK_TABLE_LEN], pl.INT32],
             slot_mapping: pl.Tensor[[PREFILL_SLOTS], pl.INT32],
-            k_cache: pl.Tensor[[CACHE_ROWS, D], pl.BF16],
-            v_cache: pl.Tensor[[CACHE_ROWS, D], pl.BF16],
+            k_cache: pl.InOut[pl.Tensor[[CACHE_ROWS, D], pl.BF16]],
+            v_cache: pl.InOut[pl.Tensor[[CACHE_ROWS, D], pl.BF16]],
             wo: pl.Tensor[[L * QW, H], pl.BF16],
             post_rms_weight: pl.Tensor[[L, H], pl.FP32],
             w_gate: pl.Tensor[[L * H, I], pl.BF16],
             w_up: pl.Tensor[[L * H, I], pl.BF16],
             w_down: pl.Tensor[[L * I, H], pl.BF16],
             out: pl.Out[pl.Tensor[[USER_BATCH, PREFILL_LEN, H], pl.BF16]],
-        ) -> pl.Tensor[[USER_BATCH, PREFILL_LEN, H], pl.BF16]:
+        ) -> pl.Tuple[
+            pl.Tensor[[USER_BATCH, PREFILL_LEN, H], pl.BF16],
+            pl.Tensor[[CACHE_ROWS, D], pl.BF16],
+            pl.Tensor[[CACHE_ROWS, D], pl.BF16],
+        ]:
             user_batch = pl.tensor.dim(hidden_states, 0)
             seq_cap = pl.tensor.dim(hidden_states, 1)
             cap_tiles = (seq_cap + TT - 1) // TT
@@ -811,7 +815,7 @@ def build_program(
                             )
                             out = pl.assemble(out, rows_in_out, [b, p0, k0])
 
-            return out
+            return out, k_cache, v_cache
 
         @pl.function(type=pl.FunctionType.Opaque)
         def qwen3_decode_all(
@@ -1425,8 +1429,10 @@ def build_program(
         ) -> pl.Tensor[[USER_BATCH, H], pl.BF16]:
             # Prefill (step 0 only): every prompt position of every sequence through all
             # layers, writing K/V for positions [0, prefill_seq_lens[b]).
+            k_cache_d = k_cache
+            v_cache_d = v_cache
             if has_prefill:
-                self.qwen3_prefill_all(
+                _prefill_out, k_cache_d, v_cache_d = self.qwen3_prefill_all(
                     prefill_hidden,
                     prefill_seq_lens,
                     input_rms_weight,
@@ -1439,8 +1445,8 @@ def build_program(
                     rope_sin,
                     block_table,
                     prefill_slot_mapping,
-                    k_cache,
-                    v_cache,
+                    k_cache_d,
+                    v_cache_d,
                     wo,
                     post_rms_weight,
                     w_gate,
@@ -1464,8 +1470,8 @@ def build_program(
                 decode_slot_mapping,
                 rope_cos,
                 rope_sin,
-                k_cache,
-                v_cache,
+                k_cache_d,
+                v_cache_d,
                 wo,
                 post_rms_weight,
                 w_gate,
@@ -1495,8 +1501,8 @@ def build_program(
                     decode_slot_mapping,
                     rope_cos,
                     rope_sin,
-                    k_cache,
-                    v_cache,
+                    k_cache_d,
+                    v_cache_d,
                     wo,
                     post_rms_weight,
                     w_gate,

@@ -162,7 +162,7 @@ class DecodeSession:
         inputs = self.prefill_inputs(prompts)
         out = np.empty(inputs[0].shape, self.options.storage)
         args = prefill_args(self.weights, *inputs, self.k_cache, self.v_cache, out)
-        return np.asarray(self.run("qwen3_prefill_all", *args))
+        return np.asarray(self.run("qwen3_prefill_all", *args)[0])
 
     def final_logits(self, hidden_rows: np.ndarray) -> np.ndarray:
         """`qwen3_final_logits` of final hidden states ``[R, H]``: logits ``[R, padded_vocab]``."""
