@@ -288,10 +288,11 @@ def test_kernel_prefill_fp32(name):
     assert np.abs(kc[written] - g_kc[written]).max() <= FP32_REL * np.abs(g_kc[written]).max()
 
 
-@pytest.mark.parametrize(("block", "cap"), [(32, 16), (16, 16)])
+@pytest.mark.parametrize(("block", "cap"), [(32, 16), (16, 16), (16, 32)])
 def test_query_blocks_inside_and_equal_to_kv_blocks(block, cap):
-    """Token tiles smaller than a KV block (the seed's 64-in-256 shape, here 16-in-32: the
-    diagonal block's mask window shifts inside the block) and equal to it."""
+    """Several token tiles per prompt: tiles smaller than a KV block (the seed's 64-in-256
+    shape, here 16-in-32: the diagonal block's mask window shifts inside the block), equal to
+    it, and two query blocks per tile."""
     cfg = CONFIGS["q4"]
     w = random_weights(cfg, seed=5, max_seq=MAX_SEQ)
     p = Prompts(cfg, w, block=block, seed=4)
