@@ -153,11 +153,14 @@ def cmd_logits(args: argparse.Namespace) -> int:
     cfg, weights = load_model(args, max_len)
     check_ids(sequences, cfg.vocab_size, "--token-ids")
     session = DecodeSession(cfg, weights, len(sequences), max_len, args.block_size, _options(args))
-    result = np.full((len(sequences), max_len, cfg.vocab_size), np.nan, dtype=np.float32)
-    show = progress(max_len, "logits")
-    for t, rows, logits in session.prefill_by_decode(sequences, lambda b: len(sequences[b])):
-        result[rows, t, :] = np.asarray(logits)[:, : cfg.vocab_size]
-        show(t + 1)
+    if not args.token_by_token:
+        result = session.prompt_logits(sequences)
+    else:
+        result = np.full((len(sequences), max_len, cfg.vocab_size), np.nan, dtype=np.float32)
+        show = progress(max_len, "logits")
+        for t, rows, logits in session.prefill_by_decode(sequences, lambda b: len(sequences[b])):
+            result[rows, t, :] = np.asarray(logits)[:, : cfg.vocab_size]
+            show(t + 1)
     write_atomic(out_path, "--out", lambda fh: np.save(fh, result))
     print(f"saved logits {result.shape} to {out_path}")
     return 0
@@ -181,7 +184,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     show = progress(args.max_new_tokens, "generate")
     tokens = session.generate(
-        prompts, on_step=lambda step, logits, ctx: show(step + 1), eos_id=args.eos_id
+        prompts,
+        on_step=lambda step, logits, ctx: show(step + 1),
+        eos_id=args.eos_id,
+        token_by_token=args.token_by_token,
     )
     if args.json:
         print(json.dumps({"prompts": prompts, "generated": tokens}))
@@ -213,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--strict", action="store_true", help="interpreter strict mode")
         p.add_argument("--trace", metavar="FILE", help="Chrome trace of the (last) run")
         p.add_argument("--block-size", type=int, default=16, help="KV page size")
+        p.add_argument(
+            "--token-by-token",
+            action="store_true",
+            help="feed prompts one decode step per position instead of one prefill",
+        )
         if name == "logits":
             p.add_argument("--token-ids", required=True, help='e.g. "1,2,3;4,5"')
             p.add_argument("--out", required=True, metavar="FILE.npy")

@@ -52,6 +52,9 @@ __all__ = [
     "LogitAgreement",
     "compare_logits",
     "decode_step",
+    "final_logits",
+    "golden_prefill_logits",
+    "prefill",
     "golden_forward_logits",
     "golden_greedy",
     "round_bf16",
@@ -313,12 +316,179 @@ def decode_step(
             # down + residual -> BF16 carry
             x = rnd(mlp @ f32.w_down[layer * Im : (layer + 1) * Im] + resid1)
 
-    # fused tail: final RMSNorm (rsqrt) -> BF16, LM head in FP32
-    rms = rnd(_rmsnorm(x, weights.final_norm_weight[0], eps, use_rsqrt=True))
-    logits = (rms @ f32.lm_head_t).astype(np.float32)
+    rms, logits = _final_tail(weights, x, rnd, f32)
     if precision == "bf16":
         return round_bf16(x), round_bf16(rms), logits
     return x.astype(np.float32), rms.astype(np.float32), logits
+
+
+def _final_tail(weights: Qwen3Weights, x: np.ndarray, rnd, f32: _F32Weights):
+    """Fused tail: final RMSNorm (rsqrt) -> BF16, LM head in FP32; ``x`` FP32 rows."""
+    eps = np.float32(weights.cfg.rms_norm_eps)
+    rms = rnd(_rmsnorm(x, weights.final_norm_weight[0], eps, use_rsqrt=True))
+    return rms, (rms @ f32.lm_head_t).astype(np.float32)
+
+
+def final_logits(
+    weights: Qwen3Weights, hidden_states: np.ndarray, precision: str = "bf16"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``qwen3_final_logits``: the fused tail on rows ``[R, H]`` of final hidden states.
+
+    Returns ``(rms_normed [R, H], logits [R, padded_vocab] FP32)``.
+    """
+    rnd = _rounder(precision)
+    x = rnd(np.asarray(hidden_states).astype(np.float32))
+    rms, logits = _final_tail(weights, x, rnd, _F32Weights.of(weights))
+    return (round_bf16(rms) if precision == "bf16" else rms.astype(np.float32)), logits
+
+
+# ---------------------------------------------------------------------- prefill
+def prefill(
+    weights: Qwen3Weights,
+    cfg: Qwen3Config,
+    hidden_states: np.ndarray,
+    seq_lens: np.ndarray,
+    block_table: np.ndarray,
+    slot_mapping: np.ndarray,
+    k_cache: np.ndarray,
+    v_cache: np.ndarray,
+    *,
+    block_size: int,
+    max_blocks_per_seq: int,
+    precision: str = "bf16",
+    _f32: _F32Weights | None = None,
+) -> np.ndarray:
+    """``qwen3_prefill_all``: every prompt position of ``U`` sequences through all layers.
+
+    Args:
+        hidden_states: ``[U, S, H]``: row ``t`` of sequence ``b`` is the embedding of prompt
+            token ``t`` for ``t < seq_lens[b]`` (later rows are ignored).
+        seq_lens: ``[U]`` prompt lengths (``1 <= n <= S``).
+        block_table: flat ``[U * max_blocks_per_seq]`` page ids.
+        slot_mapping: flat ``[U * S]``: entry ``b*S + t`` is the cache slot of position ``t``
+            (``page*block_size + t % block_size``); entries past a prompt are ignored.
+        k_cache, v_cache: as in `decode_step`; K/V of every prompt position are written.
+
+    Position ``t`` is computed exactly as `decode_step` computes it with ``seq_len = t + 1``
+    after positions ``0..t-1``: the same rounding points, the same per-block softmax over the
+    blocks ``0..t//block_size`` (keys past ``t`` masked with the most negative FP32 before the
+    scale) and the same merge order; here every position of a sequence is one vectorised row.
+
+    Returns ``out [U, S, H]`` (BF16, or FP32 in ``"fp32"`` mode): the last layer's output per
+    position, zero past each prompt.
+    """
+    if weights.cfg != cfg:
+        raise ValueError("weights.cfg does not match cfg")
+    rnd = _rounder(precision)
+    c = cfg
+    L, H, D = c.num_hidden_layers, c.hidden_size, c.head_dim
+    nq, nkv, qpk = c.num_attention_heads, c.num_key_value_heads, c.q_per_kv
+    Qw, Im = c.q_width, c.intermediate_size
+    eps = np.float32(c.rms_norm_eps)
+    bs, mb = int(block_size), int(max_blocks_per_seq)
+    x_in = np.asarray(hidden_states)
+    if x_in.ndim != 3 or x_in.shape[2] != H:
+        raise ValueError(f"hidden_states: expected [U, S, {H}], got {x_in.shape}")
+    U, S = x_in.shape[:2]
+    seq_lens = np.asarray(seq_lens).reshape(-1).astype(np.int64)
+    block_table = np.asarray(block_table).reshape(-1).astype(np.int64)
+    slot_mapping = np.asarray(slot_mapping).reshape(-1).astype(np.int64)
+    if seq_lens.shape != (U,) or slot_mapping.shape != (U * S,):
+        raise ValueError(f"seq_lens needs {U} entries and slot_mapping {U * S}")
+    want_dt = _cache_dtype(precision)
+    if k_cache.dtype != want_dt or v_cache.dtype != want_dt or k_cache.shape != v_cache.shape:
+        raise TypeError(f"k_cache/v_cache must both be {want_dt} arrays of one shape")
+    num_pages = k_cache.shape[0] // (L * nkv * bs)
+    layer_rows = num_pages * nkv * bs
+    for b in range(U):
+        n = int(seq_lens[b])
+        if not 1 <= n <= min(S, weights.max_seq, mb * bs):
+            raise ValueError(f"seq_lens[{b}]={n} out of range")
+        pages = block_table[b * mb : b * mb + blocks_needed(n, bs)]
+        t = np.arange(n)
+        expect = pages[t // bs] * bs + t % bs
+        if (pages < 0).any() or (pages >= num_pages).any():
+            raise ValueError(f"block_table row {b} has invalid pages {pages.tolist()}")
+        if not np.array_equal(slot_mapping[b * S : b * S + n], expect):
+            raise ValueError(f"slot_mapping of sequence {b} disagrees with block_table")
+
+    f32 = _f32 if _f32 is not None else _F32Weights.of(weights)
+    store = (lambda a: round_bf16(a)) if precision == "bf16" else (lambda a: a.astype(np.float32))
+    scale = np.float32(1.0 / math.sqrt(D))
+    out = np.zeros((U, S, H), np.float32)
+    kv_idx = np.arange(nkv)
+    with np.errstate(over="ignore"):
+        for b in range(U):
+            n = int(seq_lens[b])
+            pos = np.arange(n)
+            slots = slot_mapping[b * S : b * S + n]
+            cos = weights.rope_cos[pos][:, None, :]  # [n, 1, D]
+            sin = weights.rope_sin[pos][:, None, :]
+            x = rnd(x_in[b, :n].astype(np.float32))
+            for layer in range(L):
+                h = slice(layer * H, (layer + 1) * H)
+                normed = rnd(_rmsnorm(x, weights.input_rms_weight[layer], eps, use_rsqrt=False))
+                q = normed @ f32.wq[h]
+                k = normed @ f32.wk[h]
+                v = (normed @ f32.wv[h]).reshape(n, nkv, D)
+                q = _rmsnorm(q.reshape(n, nq, D), weights.q_norm_weight[layer], eps, True)
+                k = _rmsnorm(k.reshape(n, nkv, D), weights.k_norm_weight[layer], eps, True)
+                q_rot = rnd(_rope(q, cos, sin))  # [n, nq, D]
+                rows = (
+                    layer * layer_rows
+                    + ((slots // bs)[:, None] * nkv + kv_idx[None, :]) * bs
+                    + (slots % bs)[:, None]
+                )
+                k_cache[rows.reshape(-1)] = store(_rope(k, cos, sin).reshape(n * nkv, D))
+                v_cache[rows.reshape(-1)] = store(v.reshape(n * nkv, D))
+                attn = _causal_attention(
+                    q_rot, k_cache, v_cache, block_table[b * mb : (b + 1) * mb],
+                    layer * layer_rows, nkv, qpk, bs, scale, rnd,
+                )  # fmt: skip
+                resid1 = attn.reshape(n, Qw) @ f32.wo[layer * Qw : (layer + 1) * Qw] + x
+                post = rnd(_rmsnorm(resid1, weights.post_rms_weight[layer], eps, use_rsqrt=False))
+                gate = post @ f32.w_gate[h]
+                up = post @ f32.w_up[h]
+                sig = np.float32(1.0) / (np.exp(-gate) + np.float32(1.0))
+                mlp = rnd(gate * sig * up)
+                x = rnd(mlp @ f32.w_down[layer * Im : (layer + 1) * Im] + resid1)
+            out[b, :n] = x
+    return round_bf16(out) if precision == "bf16" else out
+
+
+def _causal_attention(q_rot, k_cache, v_cache, pages, layer_row0, nkv, qpk, bs, scale, rnd):
+    """Causal paged attention of ``n`` positions ``[n, nq, D]`` (rounded Q) of one sequence.
+
+    Block ``sb`` is merged into the rows of the positions that reach it (``t // bs >= sb``);
+    keys past each position are masked before the scale. Returns ctx ``[n, nq, D]`` rounded.
+    """
+    n, nq, D = q_rot.shape
+    qg = q_rot.reshape(n, nkv, qpk, D).transpose(1, 2, 0, 3)  # [nkv, qpk, n, D]
+    t = np.arange(n)
+    mi = li = oi = None
+    for sb in range(blocks_needed(n, bs)):
+        r0 = layer_row0 + int(pages[sb]) * nkv * bs
+        k_t = k_cache[r0 : r0 + nkv * bs].astype(np.float32).reshape(nkv, 1, bs, D)
+        v_t = v_cache[r0 : r0 + nkv * bs].astype(np.float32).reshape(nkv, 1, bs, D)
+        s = qg @ k_t.transpose(0, 1, 3, 2)  # [nkv, qpk, n, bs]
+        future = sb * bs + np.arange(bs)[None, :] > t[:, None]  # [n, bs]
+        s = np.where(future, _F32_MIN, s) * scale
+        cur_mi = np.max(s, axis=-1, keepdims=True)
+        p = rnd(np.exp(s - cur_mi))
+        cur_li = np.sum(p, axis=-1, keepdims=True, dtype=np.float32)
+        stale = (sb * bs + np.arange(bs) >= n)[:, None]  # cache rows past the prompt
+        o_tmp = p @ np.where(stale, np.float32(0), v_t)  # [nkv, qpk, n, D]
+        if mi is None:
+            mi, li, oi = cur_mi, cur_li, o_tmp
+            continue
+        reach = (t // bs >= sb)[:, None]  # [n, 1]
+        mi_new = np.maximum(mi, cur_mi)
+        alpha = np.exp(mi - mi_new)
+        beta = np.exp(cur_mi - mi_new)
+        li = np.where(reach, alpha * li + beta * cur_li, li)
+        oi = np.where(reach, oi * alpha + o_tmp * beta, oi)
+        mi = np.where(reach, mi_new, mi)
+    return rnd(oi / li).transpose(2, 0, 1, 3).reshape(n, nq, D)
 
 
 # ---------------------------------------------------------------------- whole sequences
@@ -396,6 +566,45 @@ def golden_greedy(
         for b, s in enumerate(seqs):
             s.append(int(np.argmax(logits[b, len(s) - 1])))
     return [s[len(p) :] for s, p in zip(seqs, prompts)]
+
+
+def golden_prefill_logits(
+    weights: Qwen3Weights,
+    cfg: Qwen3Config,
+    token_ids_per_seq: Sequence[Sequence[int]],
+    precision: str = "bf16",
+    block_size: int = 16,
+) -> np.ndarray:
+    """`golden_forward_logits` through `prefill` (all positions at once) and `final_logits`.
+
+    Returns FP32 ``[batch, max_len, vocab]`` with NaN past each sequence's end.
+    """
+    seqs = [list(map(int, s)) for s in token_ids_per_seq]
+    if not seqs or any(len(s) == 0 for s in seqs):
+        raise ValueError("need at least one sequence and no empty sequence")
+    batch, lens = len(seqs), [len(s) for s in seqs]
+    S = max(lens)
+    mb = blocks_needed(S, block_size)
+    layout = KVLayout(num_pages=batch * mb, block_size=block_size)
+    alloc = PageAllocator(layout, batch, mb)
+    hidden = np.zeros((batch, S, cfg.hidden_size), np.float32)
+    slots = np.full(batch * S, -1, np.int64)
+    for b, s in enumerate(seqs):
+        alloc.reserve(b, len(s))
+        hidden[b, : len(s)] = weights.embed(s).astype(np.float32)
+        slots[b * S : b * S + len(s)] = alloc.slot_mapping([b] * len(s), range(len(s)))
+    k_cache, v_cache = new_kv_cache(cfg, layout, dtype=_cache_dtype(precision))
+    out = prefill(
+        weights, cfg, hidden, np.asarray(lens), alloc.block_table, slots, k_cache, v_cache,
+        block_size=block_size, max_blocks_per_seq=mb, precision=precision,
+    )  # fmt: skip
+    rows = np.concatenate([out[b, :n] for b, n in enumerate(lens)])
+    _, logits = final_logits(weights, rows, precision)
+    result = np.full((batch, S, cfg.vocab_size), np.nan, np.float32)
+    starts = np.cumsum([0] + lens)
+    for b, n in enumerate(lens):
+        result[b, :n] = logits[starts[b] : starts[b] + n, : cfg.vocab_size]
+    return result
 
 
 # ---------------------------------------------------------------------- agreement

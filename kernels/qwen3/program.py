@@ -30,16 +30,28 @@ from .tiling import DecodeTiling, TilingError, derive_tiling
 __all__ = [
     "USER_BATCH",
     "BLOCK_TABLE_LEN",
+    "PREFILL_LEN",
+    "PREFILL_SLOTS",
+    "LOGIT_ROWS",
     "DECODE_PARAM_NAMES",
+    "PREFILL_PARAM_NAMES",
+    "FINAL_LOGITS_PARAM_NAMES",
     "DECODE_OUTPUT_NAMES",
     "HOST_PARAM_NAMES",
     "build_program",
     "decode_args",
+    "prefill_args",
+    "final_logits_args",
     "host_orch_args",
 ]
 
 USER_BATCH = pl.dynamic("USER_BATCH")
 BLOCK_TABLE_LEN = pl.dynamic("BLOCK_TABLE_LEN")
+PREFILL_LEN = pl.dynamic("PREFILL_LEN")  # token rows per sequence in a prefill (>= every prompt)
+PREFILL_SLOTS = pl.dynamic("PREFILL_SLOTS")  # = USER_BATCH * PREFILL_LEN
+LOGIT_ROWS = pl.dynamic("LOGIT_ROWS")
+
+_F32_MAX = 3.4028234663852886e38  # the largest finite FP32 (kept columns of the causal mask)
 
 DECODE_PARAM_NAMES: tuple[str, ...] = (
     "hidden_states",
@@ -71,7 +83,43 @@ DECODE_PARAM_NAMES: tuple[str, ...] = (
 
 DECODE_OUTPUT_NAMES: tuple[str, ...] = ("out", "rms_normed", "logits")
 
+PREFILL_PARAM_NAMES: tuple[str, ...] = (
+    "hidden_states",
+    "seq_lens",
+    "input_rms_weight",
+    "wq",
+    "wk",
+    "wv",
+    "q_norm_weight",
+    "k_norm_weight",
+    "rope_cos",
+    "rope_sin",
+    "block_table",
+    "slot_mapping",
+    "k_cache",
+    "v_cache",
+    "wo",
+    "post_rms_weight",
+    "w_gate",
+    "w_up",
+    "w_down",
+    "out",
+)
+"""Parameters of ``qwen3_prefill_all``, in order (the seed's order, spec section 2.8)."""
+
+FINAL_LOGITS_PARAM_NAMES: tuple[str, ...] = (
+    "hidden_states",
+    "final_norm_weight",
+    "lm_head_weight",
+    "rms_normed",
+    "logits",
+)
+"""Parameters of ``qwen3_final_logits``, in order."""
+
 HOST_PARAM_NAMES: tuple[str, ...] = (
+    "prefill_hidden",
+    "prefill_seq_lens",
+    "prefill_slot_mapping",
     "decode_hidden",
     "decode_seq_lens",
     "decode_slot_mapping",
@@ -93,11 +141,13 @@ HOST_PARAM_NAMES: tuple[str, ...] = (
     "w_down",
     "final_norm_weight",
     "lm_head_weight",
+    "has_prefill",
+    "prefill_out",
     "decode_out",
     "rms_normed",
     "logits",
 )
-"""Parameters of ``host_orch``, in order (spec section 2.1 without the prefill inputs)."""
+"""Parameters of ``host_orch``, in order (spec section 2.1)."""
 
 
 def _positive(name: str, value: object) -> int:
@@ -161,6 +211,11 @@ def build_program(
             "tiling was derived for a different batch_tile/block_size/max_blocks_per_seq"
         )
     t = tiling
+    if t.tok_tile % t.block_size and t.block_size % t.tok_tile:
+        raise TilingError(
+            f"tok_tile={t.tok_tile} must be a multiple or a divisor of block_size={t.block_size} "
+            "(a prefill query block must lie in one KV block)"
+        )
 
     # ---------------------------------------------------------------- closure constants
     L = cfg.num_hidden_layers
@@ -210,9 +265,558 @@ def build_program(
     NQN = cfg.num_attention_heads // QNH
     KNH = t.k_norm_heads
     NKN = NKV // KNH
+    # prefill
+    NQ = cfg.num_attention_heads
+    TT = t.tok_tile  # token tile (matmul M) of qwen3_prefill_all
+    QB = t.query_block  # tokens per attention query block (inside one KV block)
+    QR = QB * QPK  # rows of a query block's group tile: token-major, QPK heads per token
+    SROWS_P = NKV * MB * QR  # rows of the per-query-block score scratch
+    F32_MAX = _F32_MAX
 
     @pl.program
     class Qwen3DecodeAll:
+        @pl.function(type=pl.FunctionType.Opaque)
+        def qwen3_prefill_all(
+            self,
+            hidden_states: pl.Tensor[[USER_BATCH, PREFILL_LEN, H], pl.BF16],
+            seq_lens: pl.Tensor[[USER_BATCH], pl.INT32],
+            input_rms_weight: pl.Tensor[[L, H], pl.FP32],
+            wq: pl.Tensor[[L * H, QW], pl.BF16],
+            wk: pl.Tensor[[L * H, KVW], pl.BF16],
+            wv: pl.Tensor[[L * H, KVW], pl.BF16],
+            q_norm_weight: pl.Tensor[[L, D], pl.FP32],
+            k_norm_weight: pl.Tensor[[L, D], pl.FP32],
+            rope_cos: pl.Tensor[[MAX_SEQ, D], pl.FP32],
+            rope_sin: pl.Tensor[[MAX_SEQ, D], pl.FP32],
+            block_table: pl.Tensor[[BLOCK_TABLE_LEN], pl.INT32],
+            slot_mapping: pl.Tensor[[PREFILL_SLOTS], pl.INT32],
+            k_cache: pl.InOut[pl.Tensor[[CACHE_ROWS, D], pl.BF16]],
+            v_cache: pl.InOut[pl.Tensor[[CACHE_ROWS, D], pl.BF16]],
+            wo: pl.Tensor[[L * QW, H], pl.BF16],
+            post_rms_weight: pl.Tensor[[L, H], pl.FP32],
+            w_gate: pl.Tensor[[L * H, I], pl.BF16],
+            w_up: pl.Tensor[[L * H, I], pl.BF16],
+            w_down: pl.Tensor[[L * I, H], pl.BF16],
+            out: pl.Out[pl.Tensor[[USER_BATCH, PREFILL_LEN, H], pl.BF16]],
+        ) -> pl.Tuple[
+            pl.Tensor[[USER_BATCH, PREFILL_LEN, H], pl.BF16],
+            pl.Tensor[[CACHE_ROWS, D], pl.BF16],
+            pl.Tensor[[CACHE_ROWS, D], pl.BF16],
+        ]:
+            user_batch = pl.tensor.dim(hidden_states, 0)
+            seq_cap = pl.tensor.dim(hidden_states, 1)
+            cap_tiles = (seq_cap + TT - 1) // TT
+
+            # ---- causal mask for a query block of QB tokens x QPK heads (token-major rows
+            # r = token*QPK + head): row r keeps columns c <= BS + r // QPK (+FP32 max) and masks
+            # the rest (FP32 min). The window [off, off + BS) with off = BS - (q0 - sb*BS) is the
+            # diagonal block's triangle; earlier blocks use off = 0 (nothing masked).
+            causal_mask = pl.create_tensor([QR, 2 * BS], dtype=pl.FP32)
+            with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_causal_mask"):
+                keep_row = pl.full([1, 2 * BS], dtype=pl.FP32, value=F32_MAX)
+                for r in pl.range(QR):
+                    kept = pl.slice(
+                        keep_row, [1, 2 * BS], [0, 0], valid_shape=[1, BS + r // QPK + 1]
+                    )
+                    causal_mask = pl.assemble(
+                        causal_mask, pl.fillpad(kept, pad_value=pl.PadValue.min), [r, 0]
+                    )
+
+            # ---- copy-in: only the prompt rows; every later read is a valid_shape view that is
+            # fillpad'ed, so rows past a prompt are never read.
+            current_hidden = pl.create_tensor([user_batch, seq_cap, H], dtype=pl.BF16)
+            for b in pl.parallel(user_batch):
+                n_tok = pl.tensor.read(seq_lens, [b])
+                for tile in pl.range((n_tok + TT - 1) // TT):
+                    p0 = tile * TT
+                    valid_tok = pl.min(TT, n_tok - p0)
+                    with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_copy_hidden"):
+                        for kb in pl.range(NKC):
+                            k0 = kb * KC
+                            prompt_rows = pl.slice(
+                                hidden_states,
+                                [1, TT, KC],
+                                [b, p0, k0],
+                                valid_shape=[1, valid_tok, KC],
+                            )
+                            current_hidden = pl.assemble(current_hidden, prompt_rows, [b, p0, k0])
+
+            for layer in pl.range(L):
+                layer_off_h = layer * H
+                layer_off_q = layer * QW
+                layer_off_inter = layer * I
+                layer_off_cache = layer * LAYER_CACHE_ROWS
+                q_norm_w = pl.slice(q_norm_weight, [1, D], [layer, 0])
+                k_norm_w = pl.slice(k_norm_weight, [1, D], [layer, 0])
+                next_hidden = pl.create_tensor([user_batch, seq_cap, H], dtype=pl.BF16)
+
+                for b in pl.parallel(user_batch):
+                    n_tok = pl.tensor.read(seq_lens, [b])
+                    bt_base = b * MB
+                    slot_base = b * seq_cap
+                    # Token tiles in order: tile t's attention reads the K/V that tiles < t wrote.
+                    for tile in pl.range((n_tok + TT - 1) // TT):
+                        p0 = tile * TT
+                        valid_tok = pl.min(TT, n_tok - p0)
+                        n_qblk = (valid_tok + QB - 1) // QB
+
+                        # ---- the token tile [TT, H], rows past the prompt zero
+                        x_tile = pl.create_tensor([TT, H], dtype=pl.BF16)
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_load_tile"):
+                            for kb in pl.range(NKC):
+                                k0 = kb * KC
+                                tok_rows = pl.slice(
+                                    current_hidden,
+                                    [1, TT, KC],
+                                    [b, p0, k0],
+                                    valid_shape=[1, valid_tok, KC],
+                                )
+                                tok_full = pl.fillpad(tok_rows, pad_value=pl.PadValue.zero)
+                                x_tile = pl.assemble(
+                                    x_tile, pl.reshape(tok_full, [TT, KC]), [0, k0]
+                                )
+
+                        # ---- scope 1: input RMSNorm (recip of sqrt) -> BF16, Q/K/V projections
+                        normed_tile = pl.create_tensor([TT, H], dtype=pl.BF16)
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_rmsnorm"):
+                            partial_sq = pl.full([1, TT], dtype=pl.FP32, value=0.0)
+                            for kb in pl.range(NKIN):
+                                k0 = kb * KIN
+                                x_chunk = pl.cast(pl.slice(x_tile, [TT, KIN], [0, k0]), pl.FP32)
+                                partial_sq = pl.add(
+                                    partial_sq,
+                                    pl.reshape(pl.row_sum(pl.mul(x_chunk, x_chunk)), [1, TT]),
+                                )
+                            variance = pl.reshape(
+                                pl.add(pl.mul(partial_sq, HIDDEN_INV), EPS), [TT, 1]
+                            )
+                            inv_rms = pl.recip(pl.sqrt(variance))
+                            for kb in pl.range(NKIN):
+                                k0 = kb * KIN
+                                x_chunk = pl.cast(pl.slice(x_tile, [TT, KIN], [0, k0]), pl.FP32)
+                                gamma = pl.slice(input_rms_weight, [1, KIN], [layer, k0])
+                                normed = pl.col_expand_mul(
+                                    pl.row_expand_mul(x_chunk, inv_rms), gamma
+                                )
+                                normed_tile = pl.assemble(
+                                    normed_tile, pl.cast(normed, pl.BF16), [0, k0]
+                                )
+
+                        q_proj = pl.create_tensor([TT, QW], dtype=pl.FP32)
+                        with pl.at(
+                            level=pl.Level.CORE_GROUP,
+                            optimization=pl.chunked_loop_optimizer,
+                            name_hint="prefill_q_proj",
+                        ):
+                            for ob in pl.parallel(NQC, chunk=4):
+                                q0 = ob * QC
+                                tile_a = pl.slice(normed_tile, [TT, KIN], [0, 0])
+                                tile_wq = pl.slice(wq, [KIN, QC], [layer_off_h, q0])
+                                q_acc = pl.matmul(tile_a, tile_wq, out_dtype=pl.FP32)
+                                for kb in pl.range(1, NKIN):
+                                    k0 = kb * KIN
+                                    tile_a_i = pl.slice(normed_tile, [TT, KIN], [0, k0])
+                                    tile_wq_i = pl.slice(wq, [KIN, QC], [layer_off_h + k0, q0])
+                                    q_acc = pl.matmul_acc(q_acc, tile_a_i, tile_wq_i)
+                                q_proj = pl.assemble(q_proj, q_acc, [0, q0])
+
+                        k_proj = pl.create_tensor([TT, KVW], dtype=pl.FP32)
+                        v_proj = pl.create_tensor([TT, KVW], dtype=pl.FP32)
+                        with pl.at(
+                            level=pl.Level.CORE_GROUP,
+                            optimization=pl.chunked_loop_optimizer,
+                            name_hint="prefill_kv_proj",
+                        ):
+                            for ob in pl.parallel(NKVC, chunk=4):
+                                kv0 = ob * KVC
+                                tile_a = pl.slice(normed_tile, [TT, KIN], [0, 0])
+                                tile_wk = pl.slice(wk, [KIN, KVC], [layer_off_h, kv0])
+                                tile_wv = pl.slice(wv, [KIN, KVC], [layer_off_h, kv0])
+                                k_acc = pl.matmul(tile_a, tile_wk, out_dtype=pl.FP32)
+                                v_acc = pl.matmul(tile_a, tile_wv, out_dtype=pl.FP32)
+                                for kb in pl.range(1, NKIN):
+                                    k0 = kb * KIN
+                                    tile_a_i = pl.slice(normed_tile, [TT, KIN], [0, k0])
+                                    tile_wk_i = pl.slice(wk, [KIN, KVC], [layer_off_h + k0, kv0])
+                                    tile_wv_i = pl.slice(wv, [KIN, KVC], [layer_off_h + k0, kv0])
+                                    k_acc = pl.matmul_acc(k_acc, tile_a_i, tile_wk_i)
+                                    v_acc = pl.matmul_acc(v_acc, tile_a_i, tile_wv_i)
+                                k_proj = pl.assemble(k_proj, k_acc, [0, kv0])
+                                v_proj = pl.assemble(v_proj, v_acc, [0, kv0])
+
+                        # ---- per-head q/k RMSNorm (rsqrt), FP32, QNH / KNH heads per step
+                        q_proj_norm = pl.create_tensor([TT, QW], dtype=pl.FP32)
+                        k_proj_norm = pl.create_tensor([TT, KVW], dtype=pl.FP32)
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_qk_norm"):
+                            for hg in pl.range(NQN):
+                                hq0 = hg * (QNH * D)
+                                q_heads = pl.reshape(
+                                    pl.slice(q_proj, [TT, QNH * D], [0, hq0]), [TT * QNH, D]
+                                )
+                                q_sq = pl.row_sum(pl.mul(q_heads, q_heads))
+                                q_inv = pl.rsqrt(pl.add(pl.mul(q_sq, HEAD_DIM_INV), EPS))
+                                q_normed = pl.col_expand_mul(
+                                    pl.row_expand_mul(q_heads, q_inv), q_norm_w
+                                )
+                                q_proj_norm = pl.assemble(
+                                    q_proj_norm, pl.reshape(q_normed, [TT, QNH * D]), [0, hq0]
+                                )
+                            for hg in pl.range(NKN):
+                                hk0 = hg * (KNH * D)
+                                k_heads = pl.reshape(
+                                    pl.slice(k_proj, [TT, KNH * D], [0, hk0]), [TT * KNH, D]
+                                )
+                                k_sq = pl.row_sum(pl.mul(k_heads, k_heads))
+                                k_inv = pl.rsqrt(pl.add(pl.mul(k_sq, HEAD_DIM_INV), EPS))
+                                k_normed = pl.col_expand_mul(
+                                    pl.row_expand_mul(k_heads, k_inv), k_norm_w
+                                )
+                                k_proj_norm = pl.assemble(
+                                    k_proj_norm, pl.reshape(k_normed, [TT, KNH * D]), [0, hk0]
+                                )
+
+                        # ---- RoPE (half-split, FP32) with one cos/sin row per token; rotated
+                        # Q and K -> BF16, V -> BF16
+                        q_rot = pl.create_tensor([TT, QW], dtype=pl.BF16)
+                        k_rot = pl.create_tensor([TT, KVW], dtype=pl.BF16)
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_rope"):
+                            cos_rows = pl.slice(
+                                rope_cos, [TT, D], [p0, 0], valid_shape=[valid_tok, D]
+                            )
+                            sin_rows = pl.slice(
+                                rope_sin, [TT, D], [p0, 0], valid_shape=[valid_tok, D]
+                            )
+                            cos_t = pl.fillpad(cos_rows, pad_value=pl.PadValue.zero)
+                            sin_t = pl.fillpad(sin_rows, pad_value=pl.PadValue.zero)
+                            cos_lo = pl.slice(cos_t, [TT, HALF], [0, 0])
+                            cos_hi = pl.slice(cos_t, [TT, HALF], [0, HALF])
+                            sin_lo = pl.slice(sin_t, [TT, HALF], [0, 0])
+                            sin_hi = pl.slice(sin_t, [TT, HALF], [0, HALF])
+                            for h in pl.range(NQ):
+                                q_lo = pl.slice(q_proj_norm, [TT, HALF], [0, h * D])
+                                q_hi = pl.slice(q_proj_norm, [TT, HALF], [0, h * D + HALF])
+                                q_rot_lo = pl.sub(pl.mul(q_lo, cos_lo), pl.mul(q_hi, sin_lo))
+                                q_rot_hi = pl.add(pl.mul(q_hi, cos_hi), pl.mul(q_lo, sin_hi))
+                                q_rot = pl.assemble(q_rot, pl.cast(q_rot_lo, pl.BF16), [0, h * D])
+                                q_rot = pl.assemble(
+                                    q_rot, pl.cast(q_rot_hi, pl.BF16), [0, h * D + HALF]
+                                )
+                            for ki in pl.range(NKV):
+                                k_lo = pl.slice(k_proj_norm, [TT, HALF], [0, ki * D])
+                                k_hi = pl.slice(k_proj_norm, [TT, HALF], [0, ki * D + HALF])
+                                k_rot_lo = pl.sub(pl.mul(k_lo, cos_lo), pl.mul(k_hi, sin_lo))
+                                k_rot_hi = pl.add(pl.mul(k_hi, cos_hi), pl.mul(k_lo, sin_hi))
+                                k_rot = pl.assemble(k_rot, pl.cast(k_rot_lo, pl.BF16), [0, ki * D])
+                                k_rot = pl.assemble(
+                                    k_rot, pl.cast(k_rot_hi, pl.BF16), [0, ki * D + HALF]
+                                )
+                            v_bf16 = pl.cast(v_proj, pl.BF16)
+
+                        # ---- paged KV write: query block j's tokens are consecutive rows of one
+                        # page per KV head, starting at the slot of its first token; only the
+                        # prompt's rows are written.
+                        with pl.at(
+                            level=pl.Level.CORE_GROUP,
+                            optimization=pl.chunked_loop_optimizer,
+                            name_hint="prefill_kv_cache",
+                        ):
+                            for j in pl.range(n_qblk):
+                                blk_valid = pl.min(QB, valid_tok - j * QB)
+                                slot = pl.tensor.read(slot_mapping, [slot_base + p0 + j * QB])
+                                slot_block = slot // BS
+                                slot_offset = slot - slot_block * BS
+                                for ki in pl.parallel(0, NKV, 1, chunk=8):
+                                    cache_row = (
+                                        layer_off_cache + (slot_block * NKV + ki) * BS + slot_offset
+                                    )
+                                    k_rows = pl.slice(
+                                        k_rot, [QB, D], [j * QB, ki * D], valid_shape=[blk_valid, D]
+                                    )
+                                    k_cache = pl.assemble(k_cache, k_rows, [cache_row, 0])
+                                    v_rows = pl.slice(
+                                        v_bf16,
+                                        [QB, D],
+                                        [j * QB, ki * D],
+                                        valid_shape=[blk_valid, D],
+                                    )
+                                    v_cache = pl.assemble(v_cache, v_rows, [cache_row, 0])
+
+                        # ---- scope 2: causal attention, per query block of QB tokens and KV
+                        # head gi (its QPK query heads as QR = QB*QPK rows), over the blocks
+                        # 0..q0//BS, with the decode kernel's per-block softmax and merge.
+                        attn_tile = pl.create_tensor([TT, QW], dtype=pl.BF16)
+                        for j in pl.range(n_qblk):
+                            q0 = p0 + j * QB
+                            ctx_blocks = q0 // BS + 1
+                            # Keys written so far: the prompt up to this query block's end (later
+                            # rows of its KV block hold stale data; masked like decode's tail).
+                            kv_end = pl.min(n_tok, q0 + QB)
+                            all_raw_scores = pl.create_tensor([SROWS_P, BS], dtype=pl.FP32)
+                            all_exp_padded = pl.create_tensor([SROWS_P, BS], dtype=pl.BF16)
+                            all_oi_tmp = pl.create_tensor([SROWS_P, D], dtype=pl.FP32)
+                            all_cur_mi = pl.create_tensor([SROWS_P, 1], dtype=pl.FP32)
+                            all_cur_li = pl.create_tensor([SROWS_P, 1], dtype=pl.FP32)
+
+                            # (a) raw scores S = Q K^T per block (BF16 operands, FP32 result)
+                            with pl.at(
+                                level=pl.Level.CORE_GROUP,
+                                optimization=pl.chunked_loop_optimizer,
+                                name_hint="prefill_qk_matmul",
+                            ):
+                                for gi in pl.range(NKV):
+                                    q_tile = pl.reshape(
+                                        pl.slice(q_rot, [QB, QGW], [j * QB, gi * QGW]), [QR, D]
+                                    )
+                                    for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
+                                        pbid = pl.cast(
+                                            pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX
+                                        )
+                                        k_row0 = layer_off_cache + (pbid * NKV + gi) * BS
+                                        k_tile = pl.slice(k_cache, [BS, D], [k_row0, 0])
+                                        raw_scores = pl.matmul(
+                                            q_tile, k_tile, out_dtype=pl.FP32, b_trans=True
+                                        )
+                                        all_raw_scores = pl.assemble(
+                                            all_raw_scores, raw_scores, [(gi * MB + sb) * QR, 0]
+                                        )
+
+                            # (b) per-block softmax: columns past the prompt -> min (fillpad),
+                            # the causal triangle -> min (minimum with the mask window), then
+                            # the scale; local max, BF16 P, l = row_sum of the rounded P
+                            with pl.at(
+                                level=pl.Level.CORE_GROUP,
+                                optimization=pl.chunked_loop_optimizer,
+                                name_hint="prefill_softmax",
+                            ):
+                                for gi in pl.range(NKV):
+                                    for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
+                                        s_row = (gi * MB + sb) * QR
+                                        valid_len = pl.min(BS, kv_end - sb * BS)
+                                        mask_off = pl.max(0, BS - (q0 - sb * BS))
+                                        scores_valid = pl.slice(
+                                            all_raw_scores,
+                                            [QR, BS],
+                                            [s_row, 0],
+                                            valid_shape=[QR, valid_len],
+                                        )
+                                        scores_padded = pl.fillpad(
+                                            scores_valid, pad_value=pl.PadValue.min
+                                        )
+                                        causal = pl.slice(causal_mask, [QR, BS], [0, mask_off])
+                                        scores = pl.mul(
+                                            pl.minimum(scores_padded, causal), ATTN_SCALE
+                                        )
+                                        cur_mi = pl.row_max(scores)
+                                        exp_scores = pl.exp(pl.row_expand_sub(scores, cur_mi))
+                                        exp_bf16 = pl.cast(exp_scores, pl.BF16)
+                                        cur_li = pl.row_sum(pl.cast(exp_bf16, pl.FP32))
+                                        all_exp_padded = pl.assemble(
+                                            all_exp_padded, exp_bf16, [s_row, 0]
+                                        )
+                                        all_cur_mi = pl.assemble(all_cur_mi, cur_mi, [s_row, 0])
+                                        all_cur_li = pl.assemble(all_cur_li, cur_li, [s_row, 0])
+
+                            # (c) O_blk = P V per block; V rows past the prompt zero-filled
+                            with pl.at(
+                                level=pl.Level.CORE_GROUP,
+                                optimization=pl.chunked_loop_optimizer,
+                                name_hint="prefill_sv_matmul",
+                            ):
+                                for gi in pl.range(NKV):
+                                    for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
+                                        s_row = (gi * MB + sb) * QR
+                                        valid_len = pl.min(BS, kv_end - sb * BS)
+                                        pbid = pl.cast(
+                                            pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX
+                                        )
+                                        v_row0 = layer_off_cache + (pbid * NKV + gi) * BS
+                                        exp_tile = pl.slice(all_exp_padded, [QR, BS], [s_row, 0])
+                                        v_valid = pl.slice(
+                                            v_cache,
+                                            [BS, D],
+                                            [v_row0, 0],
+                                            valid_shape=[valid_len, D],
+                                        )
+                                        v_tile = pl.fillpad(v_valid, pad_value=pl.PadValue.zero)
+                                        oi_tmp = pl.matmul(exp_tile, v_tile, out_dtype=pl.FP32)
+                                        all_oi_tmp = pl.assemble(all_oi_tmp, oi_tmp, [s_row, 0])
+
+                            # (d) online merge across blocks (FP32), ctx -> BF16, (e) the QPK
+                            # heads of group gi back to [QB, QPK*D] columns of attn_tile
+                            with pl.at(
+                                level=pl.Level.CORE_GROUP, name_hint="prefill_online_softmax"
+                            ):
+                                for gi in pl.range(NKV):
+                                    base = gi * MB * QR
+                                    oi = pl.slice(all_oi_tmp, [QR, D], [base, 0])
+                                    mi = pl.slice(all_cur_mi, [QR, 1], [base, 0])
+                                    li = pl.slice(all_cur_li, [QR, 1], [base, 0])
+                                    for sb in pl.range(1, ctx_blocks):
+                                        blk = base + sb * QR
+                                        oi_blk = pl.slice(all_oi_tmp, [QR, D], [blk, 0])
+                                        mi_blk = pl.slice(all_cur_mi, [QR, 1], [blk, 0])
+                                        li_blk = pl.slice(all_cur_li, [QR, 1], [blk, 0])
+                                        mi_new = pl.maximum(mi, mi_blk)
+                                        alpha = pl.exp(pl.sub(mi, mi_new))
+                                        beta = pl.exp(pl.sub(mi_blk, mi_new))
+                                        li = pl.add(pl.mul(alpha, li), pl.mul(beta, li_blk))
+                                        oi = pl.add(
+                                            pl.row_expand_mul(oi, alpha),
+                                            pl.row_expand_mul(oi_blk, beta),
+                                        )
+                                        mi = mi_new
+                                    ctx = pl.cast(pl.row_expand_div(oi, li), pl.BF16)
+                                    attn_tile = pl.assemble(
+                                        attn_tile, pl.reshape(ctx, [QB, QGW]), [j * QB, gi * QGW]
+                                    )
+
+                        # Rows past the prompt (and query blocks past it, never attended): zero.
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_attn_pad_rows"):
+                            for kb in pl.range(NOK):
+                                k0 = kb * OK
+                                attn_rows = pl.slice(
+                                    attn_tile, [TT, OK], [0, k0], valid_shape=[valid_tok, OK]
+                                )
+                                attn_tile = pl.assemble(
+                                    attn_tile,
+                                    pl.fillpad(attn_rows, pad_value=pl.PadValue.zero),
+                                    [0, k0],
+                                )
+
+                        # ---- scope 3: O projection + residual (FP32), post RMSNorm, SwiGLU,
+                        # down + residual -> BF16 rows of next_hidden
+                        resid1_tile = pl.create_tensor([TT, H], dtype=pl.FP32)
+                        for ob in pl.range(NOC):
+                            o0 = ob * OC
+                            with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_out_proj"):
+                                a_chunk_0 = pl.slice(attn_tile, [TT, OK], [0, 0])
+                                w_chunk_0 = pl.slice(wo, [OK, OC], [layer_off_q, o0])
+                                o_acc = pl.matmul(a_chunk_0, w_chunk_0, out_dtype=pl.FP32)
+                                for kb in pl.range(1, NOK):
+                                    k0 = kb * OK
+                                    a_chunk = pl.slice(attn_tile, [TT, OK], [0, k0])
+                                    w_chunk = pl.slice(wo, [OK, OC], [layer_off_q + k0, o0])
+                                    o_acc = pl.matmul_acc(o_acc, a_chunk, w_chunk)
+                            with pl.at(
+                                level=pl.Level.CORE_GROUP, name_hint="prefill_out_proj_residual"
+                            ):
+                                resid = pl.cast(pl.slice(x_tile, [TT, OC], [0, o0]), pl.FP32)
+                                resid1_tile = pl.assemble(
+                                    resid1_tile, pl.add(o_acc, resid), [0, o0]
+                                )
+
+                        post_norm_tile = pl.create_tensor([TT, H], dtype=pl.BF16)
+                        with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_post_rmsnorm"):
+                            sq_sum = pl.full([1, TT], dtype=pl.FP32, value=0.0)
+                            for kb in pl.range(NKC):
+                                k0 = kb * KC
+                                resid_chunk = pl.slice(resid1_tile, [TT, KC], [0, k0])
+                                sq_sum = pl.add(
+                                    sq_sum,
+                                    pl.reshape(
+                                        pl.row_sum(pl.mul(resid_chunk, resid_chunk)), [1, TT]
+                                    ),
+                                )
+                            inv_rms_post = pl.recip(
+                                pl.sqrt(pl.add(pl.mul(sq_sum, HIDDEN_INV), EPS))
+                            )
+                            inv_rms_col = pl.reshape(inv_rms_post, [TT, 1])
+                            for kb in pl.range(NKC):
+                                k0 = kb * KC
+                                resid_chunk = pl.slice(resid1_tile, [TT, KC], [0, k0])
+                                post_gamma = pl.slice(post_rms_weight, [1, KC], [layer, k0])
+                                post_normed = pl.col_expand_mul(
+                                    pl.row_expand_mul(resid_chunk, inv_rms_col), post_gamma
+                                )
+                                post_norm_tile = pl.assemble(
+                                    post_norm_tile, pl.cast(post_normed, pl.BF16), [0, k0]
+                                )
+
+                        mlp_tile = pl.create_tensor([TT, I], dtype=pl.BF16)
+                        for ob in pl.range(NMC):
+                            m0 = ob * MC
+                            with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_gate_proj"):
+                                post_chunk_0 = pl.slice(post_norm_tile, [TT, KC], [0, 0])
+                                wg_0 = pl.slice(w_gate, [KC, MC], [layer_off_h, m0])
+                                gate_acc = pl.matmul(post_chunk_0, wg_0, out_dtype=pl.FP32)
+                                for kb in pl.range(1, NKC):
+                                    k0 = kb * KC
+                                    post_chunk = pl.slice(post_norm_tile, [TT, KC], [0, k0])
+                                    wg = pl.slice(w_gate, [KC, MC], [layer_off_h + k0, m0])
+                                    gate_acc = pl.matmul_acc(gate_acc, post_chunk, wg)
+                            with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_up_proj"):
+                                post_chunk_0 = pl.slice(post_norm_tile, [TT, KC], [0, 0])
+                                wu_0 = pl.slice(w_up, [KC, MC], [layer_off_h, m0])
+                                up_acc = pl.matmul(post_chunk_0, wu_0, out_dtype=pl.FP32)
+                                for kb in pl.range(1, NKC):
+                                    k0 = kb * KC
+                                    post_chunk = pl.slice(post_norm_tile, [TT, KC], [0, k0])
+                                    wu = pl.slice(w_up, [KC, MC], [layer_off_h + k0, m0])
+                                    up_acc = pl.matmul_acc(up_acc, post_chunk, wu)
+                            with pl.at(
+                                level=pl.Level.CORE_GROUP,
+                                optimization=pl.chunked_loop_optimizer,
+                                name_hint="prefill_silu",
+                            ):
+                                sigmoid = pl.recip(pl.add(pl.exp(pl.neg(gate_acc)), 1.0))
+                                mlp_chunk = pl.mul(pl.mul(gate_acc, sigmoid), up_acc)
+                                mlp_tile = pl.assemble(
+                                    mlp_tile, pl.cast(mlp_chunk, pl.BF16), [0, m0]
+                                )
+
+                        for dob in pl.range(NDC):
+                            d0 = dob * DC
+                            with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_down_proj"):
+                                mlp_chunk_0 = pl.slice(mlp_tile, [TT, MC], [0, 0])
+                                w_down_0 = pl.slice(w_down, [MC, DC], [layer_off_inter, d0])
+                                down_acc = pl.matmul(mlp_chunk_0, w_down_0, out_dtype=pl.FP32)
+                                for ob in pl.range(1, NMC):
+                                    m0 = ob * MC
+                                    mlp_chunk_i = pl.slice(mlp_tile, [TT, MC], [0, m0])
+                                    w_down_i = pl.slice(
+                                        w_down, [MC, DC], [layer_off_inter + m0, d0]
+                                    )
+                                    down_acc = pl.matmul_acc(down_acc, mlp_chunk_i, w_down_i)
+                            with pl.at(
+                                level=pl.Level.CORE_GROUP, name_hint="prefill_down_proj_residual"
+                            ):
+                                layer_out = pl.add(
+                                    down_acc, pl.slice(resid1_tile, [TT, DC], [0, d0])
+                                )
+                                out_rows = pl.reshape(pl.cast(layer_out, pl.BF16), [1, TT, DC])
+                                prompt_out = pl.slice(
+                                    out_rows, [1, TT, DC], [0, 0, 0], valid_shape=[1, valid_tok, DC]
+                                )
+                                next_hidden = pl.assemble(next_hidden, prompt_out, [b, p0, d0])
+
+                current_hidden = next_hidden  # BF16 inter-layer carry
+
+            # ---- copy-out: every row of `out`; rows past a prompt are zero
+            for b in pl.parallel(user_batch):
+                n_tok = pl.tensor.read(seq_lens, [b])
+                for tile in pl.range(cap_tiles):
+                    p0 = tile * TT
+                    valid_tok = pl.max(0, pl.min(TT, n_tok - p0))
+                    with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_copy_out"):
+                        for kb in pl.range(NKC):
+                            k0 = kb * KC
+                            prompt_rows = pl.slice(
+                                current_hidden,
+                                [1, TT, KC],
+                                [b, p0, k0],
+                                valid_shape=[1, valid_tok, KC],
+                            )
+                            rows_full = pl.fillpad(prompt_rows, pad_value=pl.PadValue.zero)
+                            rows_in_out = pl.slice(
+                                rows_full,
+                                [1, TT, KC],
+                                [0, 0, 0],
+                                valid_shape=[1, pl.min(TT, seq_cap - p0), KC],
+                            )
+                            out = pl.assemble(out, rows_in_out, [b, p0, k0])
+
+            return out, k_cache, v_cache
+
         @pl.function(type=pl.FunctionType.Opaque)
         def qwen3_decode_all(
             self,
@@ -708,6 +1312,75 @@ def build_program(
 
             return out, rms_normed, logits
 
+        @pl.function(type=pl.FunctionType.Opaque)
+        def qwen3_final_logits(
+            self,
+            hidden_states: pl.Tensor[[LOGIT_ROWS, H], pl.BF16],
+            final_norm_weight: pl.Tensor[[1, H], pl.FP32],
+            lm_head_weight: pl.Tensor[[PV, H], pl.BF16],
+            rms_normed: pl.Out[pl.Tensor[[LOGIT_ROWS, H], pl.BF16]],
+            logits: pl.Out[pl.Tensor[[LOGIT_ROWS, PV], pl.FP32]],
+        ) -> pl.Tuple[
+            pl.Tensor[[LOGIT_ROWS, H], pl.BF16],
+            pl.Tensor[[LOGIT_ROWS, PV], pl.FP32],
+        ]:
+            """The fused tail of ``qwen3_decode_all`` on its own: final RMSNorm + LM head for
+            any rows of final hidden states (``qwen3_prefill_all``'s ``out`` rows, for the
+            logits of every prompt position)."""
+            n_rows = pl.tensor.dim(hidden_states, 0)
+            rows_padded = (n_rows + BT - 1) // BT * BT
+            final_normed = pl.create_tensor([rows_padded, H], dtype=pl.BF16)
+            for b0 in pl.parallel(0, rows_padded, BT):
+                cur_valid = pl.min(BT, n_rows - b0)
+                with pl.at(level=pl.Level.CORE_GROUP, name_hint="rows_final_rmsnorm"):
+                    sq_fin = pl.full([1, BT], dtype=pl.FP32, value=0.0)
+                    for kb in pl.range(NKC):
+                        k0 = kb * KC
+                        x_rows = pl.slice(
+                            hidden_states, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC]
+                        )
+                        x_fin = pl.cast(pl.fillpad(x_rows, pad_value=pl.PadValue.zero), pl.FP32)
+                        sq_fin = pl.add(
+                            sq_fin, pl.reshape(pl.row_sum(pl.mul(x_fin, x_fin)), [1, BT])
+                        )
+                    inv_fin = pl.reshape(pl.rsqrt(pl.add(pl.mul(sq_fin, HIDDEN_INV), EPS)), [BT, 1])
+                    for kb in pl.range(NKC):
+                        k0 = kb * KC
+                        x_rows = pl.slice(
+                            hidden_states, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC]
+                        )
+                        x_fin = pl.cast(pl.fillpad(x_rows, pad_value=pl.PadValue.zero), pl.FP32)
+                        gamma_fin = pl.slice(final_norm_weight, [1, KC], [0, k0])
+                        normed_fin = pl.cast(
+                            pl.col_expand_mul(pl.row_expand_mul(x_fin, inv_fin), gamma_fin),
+                            pl.BF16,
+                        )
+                        final_normed = pl.assemble(final_normed, normed_fin, [b0, k0])
+                        normed_rows = pl.slice(
+                            normed_fin, [BT, KC], [0, 0], valid_shape=[cur_valid, KC]
+                        )
+                        rms_normed = pl.assemble(rms_normed, normed_rows, [b0, k0])
+
+                with pl.at(
+                    level=pl.Level.CORE_GROUP,
+                    optimizations=[pl.auto_chunk],
+                    name_hint="rows_lm_head",
+                ):
+                    for ob in pl.parallel(NVC, chunk=8):
+                        v0 = ob * VC
+                        h_chunk_0 = pl.slice(final_normed, [BT, KC], [b0, 0])
+                        lm_w_0 = pl.slice(lm_head_weight, [VC, KC], [v0, 0])
+                        lm_acc = pl.matmul(h_chunk_0, lm_w_0, out_dtype=pl.FP32, b_trans=True)
+                        for kb in pl.range(1, NKC):
+                            k0 = kb * KC
+                            h_chunk = pl.slice(final_normed, [BT, KC], [b0, k0])
+                            lm_w = pl.slice(lm_head_weight, [VC, KC], [v0, k0])
+                            lm_acc = pl.matmul_acc(lm_acc, h_chunk, lm_w, b_trans=True)
+                        logit_rows = pl.slice(lm_acc, [BT, VC], [0, 0], valid_shape=[cur_valid, VC])
+                        logits = pl.assemble(logits, logit_rows, [b0, v0])
+
+            return rms_normed, logits
+
         @pl.function(level=pl.Level.HOST, role=pl.Role.SubWorker)
         def sample_and_prepare(
             self,
@@ -724,6 +1397,9 @@ def build_program(
         @pl.function(level=pl.Level.HOST, role=pl.Role.Orchestrator)
         def host_orch(
             self,
+            prefill_hidden: pl.Tensor[[USER_BATCH, PREFILL_LEN, H], pl.BF16],
+            prefill_seq_lens: pl.Tensor[[USER_BATCH], pl.INT32],
+            prefill_slot_mapping: pl.Tensor[[PREFILL_SLOTS], pl.INT32],
             decode_hidden: pl.Tensor[[USER_BATCH, H], pl.BF16],
             decode_seq_lens: pl.Tensor[[USER_BATCH], pl.INT32],
             decode_slot_mapping: pl.Tensor[[USER_BATCH], pl.INT32],
@@ -745,12 +1421,42 @@ def build_program(
             w_down: pl.Tensor[[L * I, H], pl.BF16],
             final_norm_weight: pl.Tensor[[1, H], pl.FP32],
             lm_head_weight: pl.Tensor[[PV, H], pl.BF16],
+            has_prefill: pl.Scalar[pl.BOOL],
+            prefill_out: pl.InOut[pl.Tensor[[USER_BATCH, PREFILL_LEN, H], pl.BF16]],
             decode_out: pl.Out[pl.Tensor[[USER_BATCH, H], pl.BF16]],
             rms_normed: pl.Out[pl.Tensor[[USER_BATCH, H], pl.BF16]],
             logits: pl.Out[pl.Tensor[[USER_BATCH, PV], pl.FP32]],
         ) -> pl.Tensor[[USER_BATCH, H], pl.BF16]:
-            # Step 0: decode the current tokens, then sample. Every Out argument is read back
-            # only through the returned values (InOutUseDiscipline).
+            # Prefill (step 0 only): every prompt position of every sequence through all
+            # layers, writing K/V for positions [0, prefill_seq_lens[b]).
+            k_cache_d = k_cache
+            v_cache_d = v_cache
+            if has_prefill:
+                _prefill_out, k_cache_d, v_cache_d = self.qwen3_prefill_all(
+                    prefill_hidden,
+                    prefill_seq_lens,
+                    input_rms_weight,
+                    wq,
+                    wk,
+                    wv,
+                    q_norm_weight,
+                    k_norm_weight,
+                    rope_cos,
+                    rope_sin,
+                    block_table,
+                    prefill_slot_mapping,
+                    k_cache_d,
+                    v_cache_d,
+                    wo,
+                    post_rms_weight,
+                    w_gate,
+                    w_up,
+                    w_down,
+                    prefill_out,
+                )
+            # Step 0: decode the current tokens (after a prefill: the last prompt token again,
+            # spec 2.1), then sample. Every Out argument is read back only through the
+            # returned values (InOutUseDiscipline).
             out_d, out_rms, out_lm = self.qwen3_decode_all(
                 decode_hidden,
                 input_rms_weight,
@@ -764,8 +1470,8 @@ def build_program(
                 decode_slot_mapping,
                 rope_cos,
                 rope_sin,
-                k_cache,
-                v_cache,
+                k_cache_d,
+                v_cache_d,
                 wo,
                 post_rms_weight,
                 w_gate,
@@ -795,8 +1501,8 @@ def build_program(
                     decode_slot_mapping,
                     rope_cos,
                     rope_sin,
-                    k_cache,
-                    v_cache,
+                    k_cache_d,
+                    v_cache_d,
                     wo,
                     post_rms_weight,
                     w_gate,
@@ -843,13 +1549,44 @@ def decode_args(weights, hidden_states, seq_lens, block_table, slot_mapping, k_c
     )
 
 
-def host_orch_args(weights, decode_hidden, decode_seq_lens, decode_slot_mapping, block_table,
-                   k_cache, v_cache, decode_out, rms_normed, logits) -> list:  # fmt: skip
+def prefill_args(weights, hidden_states, seq_lens, block_table, slot_mapping, k_cache, v_cache,
+                 out) -> list:  # fmt: skip
+    """The positional arguments of ``qwen3_prefill_all`` in `PREFILL_PARAM_NAMES` order."""
+    return _positional(
+        PREFILL_PARAM_NAMES,
+        weights,
+        {
+            "hidden_states": hidden_states,
+            "seq_lens": seq_lens,
+            "block_table": block_table,
+            "slot_mapping": slot_mapping,
+            "k_cache": k_cache,
+            "v_cache": v_cache,
+            "out": out,
+        },
+    )
+
+
+def final_logits_args(weights, hidden_states, rms_normed, logits) -> list:
+    """The positional arguments of ``qwen3_final_logits`` in `FINAL_LOGITS_PARAM_NAMES` order."""
+    given = {"hidden_states": hidden_states, "rms_normed": rms_normed, "logits": logits}
+    return _positional(FINAL_LOGITS_PARAM_NAMES, weights, given)
+
+
+def host_orch_args(weights, prefill_hidden, prefill_seq_lens, prefill_slot_mapping,
+                   decode_hidden, decode_seq_lens, decode_slot_mapping, block_table,
+                   k_cache, v_cache, has_prefill, prefill_out, decode_out, rms_normed,
+                   logits) -> list:  # fmt: skip
     """The positional arguments of ``host_orch`` in `HOST_PARAM_NAMES` order."""
     return _positional(
         HOST_PARAM_NAMES,
         weights,
         {
+            "prefill_hidden": prefill_hidden,
+            "prefill_seq_lens": prefill_seq_lens,
+            "prefill_slot_mapping": prefill_slot_mapping,
+            "has_prefill": has_prefill,
+            "prefill_out": prefill_out,
             "decode_hidden": decode_hidden,
             "decode_seq_lens": decode_seq_lens,
             "decode_slot_mapping": decode_slot_mapping,

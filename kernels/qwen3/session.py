@@ -1,9 +1,10 @@
 """Host side of Qwen3 decode: KV pages, step inputs, and running the DSL program.
 
 A `DecodeSession` owns the program (built for one config and cache geometry), the weights,
-the paged KV cache and its allocator, and runs `qwen3_decode_all` (one position per sequence
-per step) or `host_orch` (greedy generation with `sample_and_prepare` bound to Python) on the
-interpreter or the C backend.
+the paged KV cache and its allocator, and runs `qwen3_prefill_all` (every prompt position at
+once), `qwen3_decode_all` (one position per sequence per step), `qwen3_final_logits` (logits of
+prefilled positions) or `host_orch` (prefill, then greedy generation with `sample_and_prepare`
+bound to Python) on the interpreter or the C backend.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Qwen3Config
-from .program import build_program, decode_args, host_orch_args
+from .program import build_program, decode_args, final_logits_args, host_orch_args, prefill_args
 from .weights import BF16, KVLayout, PageAllocator, Qwen3Weights, new_kv_cache
 
 BACKENDS = ("interpreter", "c")
@@ -141,6 +142,49 @@ class DecodeSession:
         )
         return self.run("qwen3_decode_all", *args)
 
+    def prefill_inputs(self, prompts: Sequence[Sequence[int]]):
+        """hidden_states [U, S, H], seq_lens, block_table, slot_mapping [U*S] of a prefill of
+        ``prompts`` (S = the longest prompt; rows and slots past a prompt are 0 / -1)."""
+        lens = [len(p) for p in prompts]
+        S, H = max(lens), self.cfg.hidden_size
+        hidden = np.zeros((len(prompts), S, H), self.options.storage)
+        slots = np.full(len(prompts) * S, -1, np.int32)
+        for b, p in enumerate(prompts):
+            hidden[b, : len(p)] = self.hidden_for(p)
+            slots[b * S : b * S + len(p)] = self.allocator.slot_mapping([b] * len(p), range(len(p)))
+        block_table = self.allocator.block_table_for(range(len(prompts)))
+        return hidden, np.asarray(lens, np.int32), block_table, slots
+
+    def prefill(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
+        """`qwen3_prefill_all` over every position of every prompt (sequence ``b`` = row ``b``);
+        writes their K/V and returns ``out [U, S, H]``, the last layer's output per position."""
+        self.check_prompts(prompts)
+        inputs = self.prefill_inputs(prompts)
+        out = np.empty(inputs[0].shape, self.options.storage)
+        args = prefill_args(self.weights, *inputs, self.k_cache, self.v_cache, out)
+        return np.asarray(self.run("qwen3_prefill_all", *args)[0])
+
+    def final_logits(self, hidden_rows: np.ndarray) -> np.ndarray:
+        """`qwen3_final_logits` of final hidden states ``[R, H]``: logits ``[R, padded_vocab]``."""
+        n, dt = len(hidden_rows), self.options.storage
+        rms_normed = np.empty((n, self.cfg.hidden_size), dt)
+        logits = np.empty((n, self.weights.padded_vocab), np.float32)
+        args = final_logits_args(self.weights, hidden_rows, rms_normed, logits)
+        return np.asarray(self.run("qwen3_final_logits", *args)[1])
+
+    def prompt_logits(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
+        """Logits at every prompt position, ``[U, max_len, vocab]`` FP32 with NaN past each
+        prompt: one prefill, then the final RMSNorm + LM head over the prompt rows."""
+        out = self.prefill(prompts)
+        lens = [len(p) for p in prompts]
+        logits = self.final_logits(np.concatenate([out[b, :n] for b, n in enumerate(lens)]))
+        result = np.full((len(prompts), max(lens), self.cfg.vocab_size), np.nan, np.float32)
+        start = 0
+        for b, n in enumerate(lens):
+            result[b, :n] = logits[start : start + n, : self.cfg.vocab_size]
+            start += n
+        return result
+
     def check_prompts(self, prompts: Sequence[Sequence[int]]) -> None:
         """ValueError unless there are 1..`batch` non-empty prompts of at most `max_len` tokens."""
         if not 1 <= len(prompts) <= self.batch:
@@ -175,16 +219,20 @@ class DecodeSession:
         on_step: Callable[[int, np.ndarray, dict], None] | None = None,
         eos_id: int | None = None,
         prefill: bool = True,
+        token_by_token: bool = False,
     ) -> list[list[int]]:
         """Greedy generation of `max_new_tokens` tokens per prompt through `host_orch`.
 
-        Every prompt token but the last is decoded first (one position per step); `host_orch`
-        then re-decodes the last prompt token and runs the sample/decode chain on the backend,
-        with `sample_and_prepare` bound to a Python callable. `prefill=False` skips the first
-        part for a caller that has decoded the prompt prefixes itself.
+        `host_orch` runs `qwen3_prefill_all` over every prompt position (``has_prefill``), then
+        re-decodes the last prompt token and runs the sample/decode chain on the backend, with
+        `sample_and_prepare` bound to a Python callable. ``token_by_token=True`` instead decodes
+        every prompt token but the last one position per step before `host_orch` (no prefill);
+        ``prefill=False`` skips the prompt entirely, for a caller that has decoded the prompt
+        prefixes itself.
         """
         self.check_prompts(prompts)
-        if prefill:
+        use_prefill = prefill and not token_by_token
+        if prefill and token_by_token:
             for _ in self.prefill_by_decode(prompts, lambda b: len(prompts[b]) - 1):
                 pass
         rows = list(range(len(prompts)))
@@ -225,8 +273,14 @@ class DecodeSession:
                     done[b] = True
             return hidden_buf
 
+        if use_prefill:
+            p_hidden, p_lens, _, p_slots = self.prefill_inputs(prompts)
+        else:  # not read: has_prefill is False
+            p_hidden = np.zeros((len(prompts), 1, self.cfg.hidden_size), self.options.storage)
+            p_lens, p_slots = seq_lens.copy(), np.zeros(len(prompts), np.int32)
         args = host_orch_args(
-            self.weights, hidden, seq_lens, slots, block_table, self.k_cache, self.v_cache,
+            self.weights, p_hidden, p_lens, p_slots, hidden, seq_lens, slots, block_table,
+            self.k_cache, self.v_cache, use_prefill, np.zeros_like(p_hidden),
             *self._outputs(len(prompts)),
         )  # fmt: skip
         self.run("host_orch", *args, host={"sample_and_prepare": sample_and_prepare})

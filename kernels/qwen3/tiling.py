@@ -37,6 +37,7 @@ DEFAULT_CAPS: dict[str, int] = {
     "mlp_chunk": 256,  # MLP_OUT_CHUNK_DECODE: gate/up N tile, down K tile
     "down_out_chunk": 128,  # K_CHUNK: down projection N tile
     "vocab_chunk": 64,  # VOCAB_CHUNK: LM-head N tile
+    "tok_tile": 64,  # TOK_TILE: prefill token tile (matmul M of qwen3_prefill_all)
 }
 
 # Per-step budget for the per-head q/k RMSNorm: heads are normalised `g` at a time on a
@@ -70,6 +71,21 @@ def _tile(name: str, what: str, dim: int, cap: int, align: int) -> int:
     return t
 
 
+def _tok_tile(block_size: int, cap: int, align: int) -> int:
+    """The prefill token tile: the largest multiple of ``block_size`` that is ``<= cap``, or,
+    when the block is longer than ``cap``, the largest multiple of ``align`` dividing it
+    (the seed: 64-token tiles inside 256-token blocks).  Either way a query block of
+    ``min(tile, block_size)`` tokens never straddles two KV blocks."""
+    if block_size <= cap:
+        return cap // block_size * block_size
+    t = largest_tile(block_size, cap, align)
+    if t is None:
+        raise TilingError(
+            f"cannot tile the prefill tokens: tok_tile cap {cap} is below the alignment {align}"
+        )
+    return t
+
+
 def _largest_divisor_at_most(n: int, limit: int) -> int:
     for g in range(max(1, min(n, limit)), 0, -1):
         if n % g == 0:
@@ -97,7 +113,14 @@ class DecodeTiling:
     vocab_chunk: int
     q_norm_heads: int  # heads normalised per step in the q RMSNorm
     k_norm_heads: int  # heads normalised per step in the k RMSNorm
+    tok_tile: int = 64  # prefill token tile: a multiple or a divisor of block_size
     sb_chunk: int = 64  # chunk= hint of the per-block pl.parallel (SB_BATCH)
+
+    @property
+    def query_block(self) -> int:
+        """Prefill attention query block: ``min(tok_tile, block_size)`` tokens, which always lie
+        in one KV block (tok_tile is a multiple or a divisor of block_size)."""
+        return min(self.tok_tile, self.block_size)
 
     def replace(self, **changes: int) -> DecodeTiling:
         return dataclasses.replace(self, **changes)
@@ -177,6 +200,7 @@ def derive_tiling(
             tile: _tile(name, what, dim, cap[tile], align)
             for tile, (name, dim, what) in tiled.items()
         },
+        tok_tile=_tok_tile(block_size, cap["tok_tile"], align),
         q_norm_heads=_largest_divisor_at_most(c.num_attention_heads, budget_rows),
         k_norm_heads=_largest_divisor_at_most(c.num_key_value_heads, budget_rows),
     )

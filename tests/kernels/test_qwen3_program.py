@@ -98,7 +98,9 @@ def test_capture_and_ir_round_trip(name):
     cfg = _cfg(name)
     prog = _build(cfg)
     assert [f.name for f in prog.function_list] == [
+        "qwen3_prefill_all",
         "qwen3_decode_all",
+        "qwen3_final_logits",
         "sample_and_prepare",
         "host_orch",
     ]
@@ -577,8 +579,11 @@ def test_host_orch_chains_decode_steps():
     )  # fmt: skip
     lens = lens0.copy()
     slots = alloc.slot_mapping(range(batch), [int(n) - 1 for n in lens])
+    no_prompt = np.zeros((batch, 1, cfg.hidden_size), BF16)  # has_prefill=False: not read
     args = host_orch_args(
-        w, w.embed(tokens0), lens, slots, alloc.block_table.copy(), k0.copy(), v0.copy(),
+        w, no_prompt, lens.copy(), np.zeros(batch, np.int32),
+        w.embed(tokens0), lens, slots, alloc.block_table.copy(), k0.copy(), v0.copy(),
+        False, no_prompt.copy(),
         np.zeros((batch, cfg.hidden_size), BF16), np.zeros((batch, cfg.hidden_size), BF16),
         np.zeros((batch, w.padded_vocab), np.float32),
     )  # fmt: skip
