@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from pldsl.ir.analysis import own_yields
 from pldsl.ir.nodes import (
     Assign,
     Call,
@@ -43,7 +44,7 @@ from pldsl.ir.nodes import (
     Var,
     Yield,
 )
-from pldsl.ir.traversal import VIEW_OPS, iter_expr, own_yields, write_target
+from pldsl.ir.traversal import VIEW_OPS, iter_expr, write_target
 from pldsl.ir.types import TensorType
 
 from .common import Aliases, callee, returned_params
