@@ -85,6 +85,6 @@ def test_check_and_ir_take_shapes_from_the_command_line(capsys):
 
 
 def test_a_file_that_calls_its_kernel_and_compile_itself(capsys):
-    assert pypto(FILES / "self_test.py") == 0
+    assert pypto(FILES / "asserts_itself.py") == 0
     out = capsys.readouterr().out
     assert "OK" in out and "ran to completion" in out
