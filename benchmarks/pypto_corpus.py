@@ -40,7 +40,7 @@ FEATURES = [
     (r"distributed|DistributedConfig|DistributedWorker|\bpld\b", "distributed (pld)"),
     (r"spmd|get_block_idx|split_aiv", "pl.spmd / SPMD kernels"),
     (r"\bTile\b|pl\.tile|pl\.load|pl\.store|pl\.move|tile level", "tile level"),
-    (r"submit|manual_scope|TaskId|task ids|deps=|no_dep", "task dependencies"),
+    (r"submit|manual_scope|TaskId|TASK_ID|task ids|deps=|no_dep", "task dependencies"),
     (r"pl\.at\(\) .*'(\w+)'|Unknown keyword argument '(\w+)' in pl\.at", "pl.at options"),
     (r"cross_core_slot", "pl.cross_core_slot"),
     (r"pl\.([\w.]+) is not a supported op", "op pl.{0}"),

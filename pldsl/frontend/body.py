@@ -396,9 +396,11 @@ class BodyBuilder:
         call = s.iter
         kind = self._pl_name(call.func) if isinstance(call, ast.Call) else None
         if kind not in LOOP_KINDS:
+            over = f" (this one iterates over {_source_text(call.func if isinstance(call, ast.Call) else call)})"
             raise fail(
                 "UnsupportedFeature",
-                "for loops must iterate over pl.range, pl.parallel, pl.unroll or pl.pipeline",
+                "for loops must iterate over pl.range, pl.parallel, pl.unroll or pl.pipeline"
+                + over,
                 self.span(s.iter),
                 "e.g. for i in pl.range(0, n, 16):",
             )

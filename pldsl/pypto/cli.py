@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     print_table(harness.RESULTS)
     if status is not None:
         return status
-    if not harness.RESULTS:
-        print("pldsl pypto: note: the file made no run_jit/run call", file=sys.stderr)
-        return EXIT_CANNOT_RUN
+    if not harness.RESULTS:  # a file that tests itself (its own asserts) and finished
+        print("pldsl pypto: note: the file made no run_jit/run call; it ran to completion")
+        return EXIT_PASS
     return EXIT_PASS if all(r.passed for r in harness.RESULTS) else EXIT_FAIL
 
 

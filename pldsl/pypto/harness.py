@@ -231,6 +231,8 @@ def _run(
         record.error = exc.diagnostic.render()
     except _CheckFailed as exc:
         record.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - recorded like a device error; the file decides
+        record.error = f"{type(exc).__name__}: {exc}"
     finally:
         record.seconds = time.perf_counter() - start
     failed = [o for o in record.outputs if not o.passed]
@@ -247,9 +249,10 @@ class _CheckFailed(Exception):
 def _check(program: Any) -> None:
     from pldsl.checks import run_checks
 
-    errors = [d for d in run_checks(program) if d.is_error]
-    for d in run_checks(program):
+    found = run_checks(program)
+    for d in found:
         print(d.render())
+    errors = [d for d in found if d.is_error]
     if errors:
         raise _CheckFailed(f"static checks: {len(errors)} error(s) (first: {errors[0].rule})")
 

@@ -82,3 +82,9 @@ def test_check_and_ir_take_shapes_from_the_command_line(capsys):
     assert "error[MissingShape]" in out and "--shape" in out
     assert main(["ir", file, "--shape", "x=4by8"]) == 2
     assert "expected NAME=16x128:bf16" in capsys.readouterr().err
+
+
+def test_a_file_that_calls_its_kernel_and_compile_itself(capsys):
+    assert pypto(FILES / "asserts_itself.py") == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "ran to completion" in out
