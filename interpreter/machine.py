@@ -559,7 +559,8 @@ def execute(
     machine = _machine_class(fast)(program, ctx, host, tr)
     t0 = time.perf_counter_ns()
     try:
-        result, ret_span = machine.invoke(fn, values, NO_SPAN)
+        with numerics.quiet():
+            result, ret_span = machine.invoke(fn, values, NO_SPAN)
         if strict:
             check_outputs(fn, values, ret_span)
         out = export(result, ctx, ret_span)
