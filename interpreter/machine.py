@@ -550,7 +550,8 @@ def execute(
         raise fault(
             "BadOption", f"precision must be 'bf16' or 'fp32', got {precision!r}", cls=ArgumentError
         )
-    ctx = Context(strict=bool(strict), precision=precision, bounds_check=bool(bounds_check))
+    ctx = Context(strict=bool(strict), precision=precision, bounds_check=bool(bounds_check),
+                  f32_cache=bool(fast))  # fmt: skip
     tr = trace if isinstance(trace, Trace) else (Trace() if trace is not None else None)
     if tr is not None:
         tr.function = f"{program.name}.{fn.name}"
