@@ -29,7 +29,7 @@ from pldsl.interpreter.machine import (
     op_fault,
 )
 
-from pldsl.execution import numerics
+from pldsl.execution import faults, numerics
 from pldsl.execution.arguments import py_scalar
 from pldsl.execution.faults import fault
 from pldsl.execution.memory import OpFault, TensorValue
@@ -179,9 +179,9 @@ class FastMachine(Machine):
             if st == 0:
                 raise fault(
                     "BadLoopStep",
-                    f"pl.{s.kind} step is 0 (start {lo}, stop {hi})",
+                    faults.bad_loop_step(s.kind, lo, hi),
                     s.span,
-                    "a loop step must be a nonzero integer",
+                    faults.BAD_LOOP_STEP_HELP,
                 )
             env = f.env
             carries = [c(f) for c in inits]

@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pldsl.interpreter.ops import operand
+
 from pldsl.execution import numerics
 from pldsl.execution.memory import TensorValue, fresh
 from pldsl.ir.nodes import Assign, Call, For, OpCall, Var, walk
@@ -92,10 +94,10 @@ def k_loop_shape(s: For, live_after: frozenset[str]) -> KLoop | None:
             return None
         bound.add(t.name)
     lhs, rhs = call.args[1], call.args[2]
-    for operand in (lhs, rhs):
-        if not (isinstance(operand, Var) or _pure_slice(operand)):
+    for arg in (lhs, rhs):
+        if not (isinstance(arg, Var) or _pure_slice(arg)):
             return None
-        if any(isinstance(n, Var) and n.name == acc for n in walk(operand)):
+        if any(isinstance(n, Var) and n.name == acc for n in walk(arg)):
             return None
     if bound & live_after or s.var.name == acc:
         return None  # something besides acc would be observable after the loop
@@ -190,8 +192,8 @@ def run_k_loop(
         ja, jb = _joined(pairs, b_trans)
         r = numerics.matmul_acc(
             acc.materialize(ctx),
-            ja.materialize(ctx),
-            jb.materialize(ctx),
+            operand(ctx, ja),
+            operand(ctx, jb),
             "FP32",
             False,
             b_trans,

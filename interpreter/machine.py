@@ -23,7 +23,7 @@ from pldsl.interpreter.ops import KERNELS
 from pldsl.interpreter.trace import Event, Trace, shapes_dtypes
 
 from pldsl.diagnostics import NO_SPAN, RuntimeFault, Span
-from pldsl.execution import numerics
+from pldsl.execution import faults, numerics
 from pldsl.execution.arguments import (
     RunResult,
     bind_params,
@@ -166,8 +166,8 @@ class Machine:
         if trace is not None:
             t0 = trace.now()
         self.depth += 1
-        if self.depth > 200:
-            raise fault("RecursionLimit", f"call depth exceeds 200 at '{fn.name}'", span)
+        if self.depth > faults.MAX_CALL_DEPTH:
+            raise fault("RecursionLimit", faults.recursion_limit(fn.name), span)
         try:
             self.exec_block(fn.body, frame)
             values, ret_span = (), fn.span
@@ -244,9 +244,9 @@ class Machine:
         if step == 0:
             raise fault(
                 "BadLoopStep",
-                f"pl.{s.kind} step is 0 (start {start}, stop {stop})",
+                faults.bad_loop_step(s.kind, start, stop),
                 s.span,
-                "a loop step must be a nonzero integer",
+                faults.BAD_LOOP_STEP_HELP,
             )
         carries = [self.eval(v, f) for v in s.init_values]
         names = [v.name for v in s.iter_args]
@@ -326,10 +326,9 @@ class Machine:
         except KeyError:
             raise fault(
                 "UnboundVariable",
-                f"'{e.name}' has no value here",
+                faults.unbound_variable(e.name),
                 e.span,
-                "it is assigned only on some paths (an if branch or a loop that ran zero "
-                "times) before this use",
+                faults.UNBOUND_VARIABLE_HELP,
             ) from None
 
     def _const(self, e: Const, f: Frame) -> Any:
@@ -360,9 +359,9 @@ class Machine:
             sym = {"div": "/", "floordiv": "//", "mod": "%"}[op]
             raise fault(
                 "DivisionByZero",
-                f"scalar division by zero: {a} {sym} {b}",
+                faults.division_by_zero(a, sym, b),
                 e.span,
-                "guard the divisor, e.g. with pl.max(d, 1)",
+                faults.DIVISION_BY_ZERO_HELP,
             )
         if dtype.is_float:
             return self._round(float(apply_scalar_binop(op, float(a), float(b))), dtype.name)
@@ -551,7 +550,8 @@ def execute(
         raise fault(
             "BadOption", f"precision must be 'bf16' or 'fp32', got {precision!r}", cls=ArgumentError
         )
-    ctx = Context(strict=bool(strict), precision=precision, bounds_check=bool(bounds_check))
+    ctx = Context(strict=bool(strict), precision=precision, bounds_check=bool(bounds_check),
+                  f32_cache=bool(fast))  # fmt: skip
     tr = trace if isinstance(trace, Trace) else (Trace() if trace is not None else None)
     if tr is not None:
         tr.function = f"{program.name}.{fn.name}"
@@ -559,7 +559,8 @@ def execute(
     machine = _machine_class(fast)(program, ctx, host, tr)
     t0 = time.perf_counter_ns()
     try:
-        result, ret_span = machine.invoke(fn, values, NO_SPAN)
+        with numerics.quiet():
+            result, ret_span = machine.invoke(fn, values, NO_SPAN)
         if strict:
             check_outputs(fn, values, ret_span)
         out = export(result, ctx, ret_span)

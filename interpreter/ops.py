@@ -370,6 +370,13 @@ def _mm_dims(op: str, lhs: TensorValue, rhs: TensorValue, a_trans: bool, b_trans
     return m, n
 
 
+def operand(ctx: Context, x: TensorValue) -> np.ndarray:
+    """A matmul operand: the cached FP32 copy of a BF16 argument's window where there is one
+    (exact widening, so the product is bit-identical), else the tile itself."""
+    w = x.widened()
+    return x.materialize(ctx) if w is None else w
+
+
 @kernel("matmul", cost=_matmul_cost)
 def matmul(op, ctx: Context, rtype, lhs, rhs, out_dtype=None, a_trans=False, b_trans=False):
     """lhs @ rhs, FP32 accumulation, one rounding to out_dtype; consumes both operands whole."""
@@ -378,7 +385,7 @@ def matmul(op, ctx: Context, rtype, lhs, rhs, out_dtype=None, a_trans=False, b_t
     lhs.require(ctx, None, "lhs")
     rhs.require(ctx, None, "rhs")
     r = numerics.matmul(
-        lhs.materialize(ctx), rhs.materialize(ctx), dtype, a_trans, b_trans, ctx.precision
+        operand(ctx, lhs), operand(ctx, rhs), dtype, a_trans, b_trans, ctx.precision
     )
     return fresh(ctx, r, dtype)
 
@@ -398,8 +405,8 @@ def matmul_acc(op, ctx: Context, rtype, acc, lhs, rhs, a_trans=False, b_trans=Fa
     rhs.require(ctx, None, "rhs")
     r = numerics.matmul_acc(
         acc.materialize(ctx),
-        lhs.materialize(ctx),
-        rhs.materialize(ctx),
+        operand(ctx, lhs),
+        operand(ctx, rhs),
         dtype,
         a_trans,
         b_trans,

@@ -19,6 +19,7 @@ import numpy as np
 from pldsl.diagnostics import NO_SPAN, RuntimeFault, Span
 from pldsl.dtypes import DType
 from pldsl.execution import numerics
+from pldsl.execution.f32cache import MIN_ELEMENTS
 from pldsl.execution.faults import ArgumentError, check_count, fault
 from pldsl.execution.memory import Context, OpFault, TensorValue, wrap_array
 from pldsl.ir.nodes import Function, Var
@@ -319,6 +320,15 @@ def prepare_arguments(
         to_fill.append((data, dtype))
         values[i] = wrap_array(ctx, data, dtype, p.name, defined=False)
     bind_entry(fn, values, ctx)  # ranks, static and dynamic dims: still nothing written
+    if ctx.f32_cache and ctx.precision == "bf16" and not ctx.strict:
+        for p, v in zip(fn.params, values):
+            if (
+                isinstance(v, TensorValue)
+                and p.name not in written
+                and v.dtype == "BF16"
+                and v.buffer.data.size >= MIN_ELEMENTS
+            ):
+                v.buffer.cached = True
     for arr, dtype in to_fill:  # the first write
         arr[...] = _undefined_fill(dtype, ctx)
     return values, originals

@@ -52,3 +52,31 @@ def with_note(err: RuntimeFault, note: str | None) -> RuntimeFault:
     new = type(err)(dataclasses.replace(d, notes=(*d.notes, note)))
     new.__cause__ = err.__cause__
     return new
+
+
+# ------------------------------------------------------------------ the catalogue
+# Texts both executors raise: the interpreter formats them where the fault happens, the C
+# backend from the integers its fault site records. One wording, one place.
+
+MAX_CALL_DEPTH = 200
+DIVISION_BY_ZERO_HELP = "guard the divisor, e.g. with pl.max(d, 1)"
+BAD_LOOP_STEP_HELP = "a loop step must be a nonzero integer"
+UNBOUND_VARIABLE_HELP = (
+    "it is assigned only on some paths (an if branch or a loop that ran zero times) before this use"
+)
+
+
+def recursion_limit(function: str) -> str:
+    return f"call depth exceeds {MAX_CALL_DEPTH} at '{function}'"
+
+
+def bad_loop_step(kind: str, start: Any, stop: Any) -> str:
+    return f"pl.{kind} step is 0 (start {start}, stop {stop})"
+
+
+def unbound_variable(name: str) -> str:
+    return f"'{name}' has no value here"
+
+
+def division_by_zero(a: Any, sym: str, b: Any) -> str:
+    return f"scalar division by zero: {a} {sym} {b}"

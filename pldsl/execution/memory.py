@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pldsl.execution import numerics
+from pldsl.execution import f32cache, numerics
 
 Box = tuple[int, ...]
 
@@ -41,6 +41,7 @@ class Context:
     strict: bool = False
     precision: str = "bf16"
     bounds_check: bool = True
+    f32_cache: bool = False  # matmuls may read BF16 arguments through pldsl.execution.f32cache
 
     def storage(self, dtype: str) -> np.dtype:
         return numerics.storage_dtype(dtype, self.precision)
@@ -49,7 +50,9 @@ class Context:
 class Buffer:
     """Memory: storage array, element dtype name, diagnostic name, definedness (strict)."""
 
-    __slots__ = ("data", "dtype", "name", "defined", "root", "written", "auto_named")
+    __slots__ = (
+        "data", "dtype", "name", "defined", "root", "written", "auto_named", "cached", "f32",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -66,6 +69,8 @@ class Buffer:
         self.root = root if root is not None else self
         self.written = False
         self.auto_named = name is None
+        self.cached = False  # a BF16 argument the kernel only reads: f32cache may widen it
+        self.f32: np.ndarray | None = None  # its widened copy, once a matmul asked for it
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -163,6 +168,19 @@ class TensorValue:
             if undefined.any():
                 part = out[valid]
                 part[undefined] = numerics.poison_value(self.dtype, ctx.precision)
+        return out
+
+    def widened(self) -> np.ndarray | None:
+        """The value as FP32 from the buffer's cached widened copy (pldsl.execution.f32cache),
+        when the buffer is a cached argument and the value a fully valid window inside it;
+        else None (the caller widens the tile itself)."""
+        buf = self.buffer
+        if not buf.cached or self.valid != self.shape or not self.in_buffer():
+            return None
+        if buf.f32 is None:
+            buf.f32 = f32cache.widened(buf.data)
+        out = buf.f32[self.window(self.shape)]
+        out.flags.writeable = False
         return out
 
     def defined_mask(self) -> np.ndarray:

@@ -16,10 +16,35 @@ and can double-round) and lets every mode share one rounding kernel.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import ml_dtypes
 import numpy as np
+
+# NumPy's floating-point warnings are switched off around every computation here (IEEE specials
+# propagate silently). Switching them per op costs more than many a small op; an executor runs
+# a whole program inside `quiet()`, which switches them off once for everything inside.
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("pldsl_numerics_quiet", default=False)
+_NOTHING = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """NumPy floating-point warnings off for the block (once, instead of per op)."""
+    with np.errstate(all="ignore"):
+        token = _QUIET.set(True)
+        try:
+            yield
+        finally:
+            _QUIET.reset(token)
+
+
+def _ignore() -> contextlib.AbstractContextManager:
+    return _NOTHING if _QUIET.get() else np.errstate(all="ignore")
+
 
 __all__ = [
     "ALL_DTYPES",
@@ -282,7 +307,7 @@ def _widens(src: np.dtype, dst: np.dtype) -> bool:
 
 def _widen(x: np.ndarray, out_dt: np.dtype) -> np.ndarray:
     """Exact widening via NumPy/ml_dtypes; NaNs keep their payload and become quiet."""
-    with np.errstate(invalid="ignore"):
+    with _ignore():
         y = x.astype(out_dt)
     nan = np.isnan(y)
     if nan.any():
@@ -438,7 +463,7 @@ def binary(
     if res in FLOAT_DTYPES:
         if op not in _F_BINARY:
             raise NumericsError(f"unknown binary op {op!r}; expected one of {sorted(_F_BINARY)}")
-        with np.errstate(all="ignore"):
+        with _ignore():
             r = _F_BINARY[op](_f32(a), _f32(b))
         return _round_result(np.asarray(r, np.float32), res, precision)
     return _int_binary(op, a, b, res)
@@ -452,7 +477,7 @@ def _int_binary(op: str, a: np.ndarray, b: np.ndarray, res: str) -> np.ndarray:
         )
     dt = _STORAGE[res]
     ai, bi = a.astype(dt), b.astype(dt)  # wrap into the result type first
-    with np.errstate(all="ignore"):
+    with _ignore():
         if op == "add":
             return ai + bi
         if op == "sub":
@@ -501,13 +526,13 @@ def unary(op: str, a: np.ndarray, result: str, precision: str = "bf16") -> np.nd
     if res in FLOAT_DTYPES:
         if op not in _F_UNARY:
             raise NumericsError(f"unknown unary op {op!r}; expected one of {sorted(_F_UNARY)}")
-        with np.errstate(all="ignore"):
+        with _ignore():
             r = _F_UNARY[op](_f32(a))
         return _round_result(np.asarray(r, np.float32), res, precision)
     if res == "BOOL" or _is_float_np(a.dtype) or op not in ("neg", "abs", "relu"):
         raise NumericsError(f"unary {op!r} is not defined for {a.dtype} -> {res}")
     ai = a.astype(_STORAGE[res])
-    with np.errstate(all="ignore"):
+    with _ignore():
         if op == "neg":
             return -ai
         if op == "abs":
@@ -546,7 +571,7 @@ def reduce(op: str, a: np.ndarray, axis: int, result: str, precision: str = "bf1
         raise NumericsError(f"{op} over an empty axis has no value")
     if res in FLOAT_DTYPES:
         x = _f32(a)
-        with np.errstate(all="ignore"):
+        with _ignore():
             r = _REDUCERS[op](x, axis=axis, keepdims=True)
         if op in ("max", "min"):
             r = _signed_zero_extreme(op, x, r, axis)
@@ -556,7 +581,7 @@ def reduce(op: str, a: np.ndarray, axis: int, result: str, precision: str = "bf1
     dt = _STORAGE[res]
     wide = np.uint64 if dt.kind == "u" else np.int64
     ai = a.astype(dt)
-    with np.errstate(all="ignore"):
+    with _ignore():
         if op in ("sum", "prod"):  # mod 2**64 then mod 2**bits == wrap in the result dtype
             return _REDUCERS[op](ai, axis=axis, keepdims=True, dtype=wide).astype(dt)
         return _REDUCERS[op](ai, axis=axis, keepdims=True)
@@ -627,7 +652,7 @@ def _matmul_raw(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if _is_int_operand(a) and _is_int_operand(b):
         # int64 products/sums wrap mod 2**64; the int32 view is then the wrapped int32 result.
         return np.matmul(a.astype(np.int64), b.astype(np.int64)).astype(np.int32)
-    with np.errstate(all="ignore"):
+    with _ignore():
         return np.matmul(_f32(a), _f32(b))
 
 
@@ -659,10 +684,10 @@ def matmul_acc(
     RNE rounding to acc_dtype. Integer: int32 wrap-around."""
     raw = _matmul_raw(_t(a, a_trans), _t(b, b_trans))
     if raw.dtype == np.int32:
-        with np.errstate(all="ignore"):
+        with _ignore():
             total = np.asarray(acc).astype(np.int32) + raw
     else:
-        with np.errstate(all="ignore"):
+        with _ignore():
             total = _f32(acc) + raw
     return _round_result(total, acc_dtype, precision)
 
@@ -682,7 +707,7 @@ def matmul_error_bound(
     a64 = np.abs(_f32(_t(a, a_trans)).astype(np.float64))
     b64 = np.abs(_f32(_t(b, b_trans)).astype(np.float64))
     k = a64.shape[-1]
-    with np.errstate(all="ignore"):  # inf operands give an inf (or NaN) bound, not a warning
+    with _ignore():  # inf operands give an inf (or NaN) bound, not a warning
         mag = a64 @ b64
     if acc is not None:
         k += 1

@@ -260,3 +260,37 @@ def test_qwen3_tiny_step():
 @pytest.mark.slow
 def test_qwen3_06b_width_step():
     _check_qwen3(*_qwen3_step("qwen3-0.6b", 1, batch=2, ctx=64, block=64))
+
+
+# ------------------------------------------------------------------ cached FP32 weights
+
+MATMUL = """
+    @pl.program
+    class MM:
+        @pl.function
+        def main(self, x: pl.Tensor[[4, 256], pl.BF16], w: pl.Tensor[[256, 256], pl.BF16], out: pl.Out[pl.Tensor[[4, 256], pl.FP32]]) -> pl.Tensor[[4, 256], pl.FP32]:
+            for j in pl.range(0, 256, 64):
+                wj = pl.slice(w, [256, 64], [0, j])
+                out = pl.assemble(out, pl.matmul(x, wj, out_dtype=pl.FP32), [0, j])
+            return out
+"""
+
+
+def test_cached_fp32_weights_are_revalidated_between_runs(capture):
+    from pldsl.execution import f32cache
+
+    prog = capture(MATMUL)
+    rng = np.random.default_rng(3)
+    bf16 = numerics.storage_dtype("BF16")
+    x = rng.standard_normal((4, 256)).astype(np.float32).astype(bf16)
+    w = rng.standard_normal((256, 256)).astype(np.float32).astype(bf16)
+    w[5, 7] = np.float32("nan")  # payloads survive the cached widening as the plain one
+    for _ in range(2):
+        fast = interpreter.run(prog, "main", x, w, None)
+        plain = interpreter.run(prog, "main", x, w, None, fast=False)
+        assert fast.tobytes() == plain.tobytes()
+    assert id(w) in f32cache._CACHE  # the weight went through the cache
+    w[:, 70] = w[:, 70] * bf16.type(2)  # the caller writes the array between runs
+    fast = interpreter.run(prog, "main", x, w, None)
+    plain = interpreter.run(prog, "main", x, w, None, fast=False)
+    assert fast.tobytes() == plain.tobytes()

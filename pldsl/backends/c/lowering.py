@@ -28,7 +28,7 @@ from typing import Any
 
 from pldsl.diagnostics import NO_SPAN, Span
 from pldsl.dtypes import BOOL, INDEX
-from pldsl.execution import numerics
+from pldsl.execution import faults, numerics
 from pldsl.ir.analysis import ParallelAnalysis, maybe_unassigned_uses, own_yields
 from pldsl.ir.nodes import (
     Assign,
@@ -391,10 +391,8 @@ class Emitter:
 
     # ------------------------------------------------------------- prologue
     def _prologue(self, fn: Function) -> None:
-        self.line("if (depth > 200) {")
-        sid = self.site(
-            fn.span, "RecursionLimit", lambda v, n=fn.name: f"call depth exceeds 200 at '{n}'"
-        )
+        self.line(f"if (depth > {faults.MAX_CALL_DEPTH}) {{")
+        sid = self.site(fn.span, "RecursionLimit", lambda v, n=fn.name: faults.recursion_limit(n))
         self.line(f"    PT_FAIL0(ctx, {sid}); goto L_end;")
         self.line("}")
         bound: set[str] = set()
@@ -701,8 +699,8 @@ class Emitter:
             return
         sid = self.site(
             s.span, "BadLoopStep",
-            lambda v, k=s.kind: f"pl.{k} step is 0 (start {v[0]}, stop {v[1]})",
-            "a loop step must be a nonzero integer",
+            lambda v, k=s.kind: faults.bad_loop_step(k, v[0], v[1]),
+            faults.BAD_LOOP_STEP_HELP,
         )  # fmt: skip
         self.line(
             f"if ({st} == 0) {{ PT_FAIL(ctx, {sid}, {lo}, {hi}, 0, 0, 0, 0); goto {self.scope.fail_label}; }}"
@@ -793,9 +791,8 @@ class Emitter:
         c = cname(e.name)
         if e.name in self.flagged:
             sid = self.site(
-                e.span, "UnboundVariable", lambda v, n=e.name: f"'{n}' has no value here",
-                "it is assigned only on some paths (an if branch or a loop that ran zero times) "
-                "before this use",
+                e.span, "UnboundVariable", lambda v, n=e.name: faults.unbound_variable(n),
+                faults.UNBOUND_VARIABLE_HELP,
             )  # fmt: skip
             self.line(f"if (!d_{c}) {{ PT_FAIL0(ctx, {sid}); goto {self.scope.fail_label}; }}")
         if isinstance(t, TupleType):
@@ -848,8 +845,8 @@ class Emitter:
             sym = {"div": "/", "floordiv": "//", "mod": "%"}[op]
             sid = self.site(
                 e.span, "DivisionByZero",
-                lambda v, s=sym, f=dtype.is_float: f"scalar division by zero: {fault_value(v, 0, f)} {s} 0",
-                "guard the divisor, e.g. with pl.max(d, 1)",
+                lambda v, s=sym, f=dtype.is_float: faults.division_by_zero(fault_value(v, 0, f), s, 0),
+                faults.DIVISION_BY_ZERO_HELP,
             )  # fmt: skip
             bt = self.stemp("double" if dtype.is_float else "int64_t")
             at = self.stemp("double" if dtype.is_float else "int64_t")
