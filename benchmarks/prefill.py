@@ -20,6 +20,11 @@ Each engine runs in its own block: ``--warmup`` discarded runs (default 1), then
 runs (the token-by-token interpreter path once, without warm-up: it takes minutes).  A line gives the median time, prompt tokens per
 second, and ``oth``, the CPU other processes used meanwhile, in cores (the machine is shared, so
 the numbers move with its load; compare lines of one run).
+
+BLAS runs single-threaded by default (``--blas-threads``): the interpreter issues thousands of
+small tile matmuls, and with OpenBLAS's default threads on a shared, oversubscribed machine each
+call waits for its worker threads -- measured 13x slower for the interpreter's prefill here (a
+1x128, 1-layer prefill: 40.9 s with the default threads, 3.0 s with one).
 """
 
 from __future__ import annotations
@@ -33,7 +38,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+
+def _blas_threads(argv: list[str]) -> str:
+    """``--blas-threads N`` (default 1), applied before NumPy loads OpenBLAS."""
+    for i, a in enumerate(argv):
+        if a.startswith("--blas-threads"):
+            return a.split("=", 1)[1] if "=" in a else argv[i + 1]
+    return "1"
+
+
+if __name__ == "__main__":
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _blas_threads(sys.argv[1:])
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -190,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-size", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="discarded runs before timing")
+    ap.add_argument(
+        "--blas-threads", default="1", help="OpenBLAS/OpenMP threads (set before NumPy loads)"
+    )
     args = ap.parse_args(argv)
     wanted = [e for e in args.engines.split(",") if e]
     bad = [e for e in wanted if e not in ENGINES] + [
@@ -197,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if bad:
         ap.error(f"unknown engine/case {bad}")
-    print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}, "
+        f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}"
+    )
     for name in args.cases.split(","):
         bench(name, args.layers, args.vocab, args.block_size, args.repeat, args.warmup, wanted)
     return 0
