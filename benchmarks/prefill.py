@@ -17,7 +17,8 @@ every step; the prefill computes none), random weights, KV pages of 64 tokens.  
   prompt position (all sequences of the batch in each step).
 
 Each engine runs in its own block: ``--warmup`` discarded runs (default 1), then ``--repeat``
-runs (the token-by-token interpreter path once, without warm-up: it takes minutes).  A line gives the median time, prompt tokens per
+runs (default 3); the token-by-token paths run ``--decode-repeat`` times (default 1) without
+warm-up: one run is hundreds of decode steps, minutes on this machine.  A line gives the median time, prompt tokens per
 second, and ``oth``, the CPU other processes used meanwhile, in cores (the machine is shared, so
 the numbers move with its load; compare lines of one run).
 
@@ -170,7 +171,14 @@ def engines(case: Case, wanted: list[str]) -> dict:
 
 
 def bench(
-    name: str, layers: int, vocab: int, block: int, repeat: int, warmup: int, wanted: list[str]
+    name: str,
+    layers: int,
+    vocab: int,
+    block: int,
+    repeat: int,
+    warmup: int,
+    decode_repeat: int,
+    wanted: list[str],
 ):
     U, S = CASES[name]
     cfg = dataclasses.replace(preset("qwen3-0.6b"), num_hidden_layers=layers, vocab_size=vocab)
@@ -182,8 +190,9 @@ def bench(
           f"{cfg.num_key_value_heads}, layers {layers}, vocab {vocab}, KV page {block}")  # fmt: skip
     results = {}
     for eng, fn in engines(case, wanted).items():
-        n = 1 if eng == "interp-decode" else repeat
-        for _ in range(warmup if eng != "interp-decode" else 0):
+        decode = eng.endswith("-decode")
+        n = decode_repeat if decode else repeat
+        for _ in range(0 if decode else warmup):
             fn()  # warm-up (the interpreter's and BLAS's first-call costs)
         runs = [timed(fn) for _ in range(n)]
         t = statistics.median(r[0] for r in runs)
@@ -208,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-size", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="discarded runs before timing")
+    ap.add_argument("--decode-repeat", type=int, default=1, help="runs of the token-by-token paths")
     ap.add_argument(
         "--blas-threads", default="1", help="OpenBLAS/OpenMP threads (set before NumPy loads)"
     )
@@ -223,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}"
     )
     for name in args.cases.split(","):
-        bench(name, args.layers, args.vocab, args.block_size, args.repeat, args.warmup, wanted)
+        bench(
+            name, args.layers, args.vocab, args.block_size, args.repeat, args.warmup,
+            args.decode_repeat, wanted,
+        )  # fmt: skip
     return 0
 
 
