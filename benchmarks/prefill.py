@@ -17,9 +17,15 @@ every step; the prefill computes none), random weights, KV pages of 64 tokens.  
   prompt position (all sequences of the batch in each step).
 
 Each engine runs in its own block: ``--warmup`` discarded runs (default 1), then ``--repeat``
-runs (the token-by-token interpreter path once, without warm-up: it takes minutes).  A line gives the median time, prompt tokens per
+runs (default 3); the token-by-token paths run ``--decode-repeat`` times (default 1) without
+warm-up: one run is hundreds of decode steps, minutes on this machine.  A line gives the median time, prompt tokens per
 second, and ``oth``, the CPU other processes used meanwhile, in cores (the machine is shared, so
 the numbers move with its load; compare lines of one run).
+
+BLAS runs single-threaded by default (``--blas-threads``): the interpreter issues thousands of
+small tile matmuls, and with OpenBLAS's default threads on a shared, oversubscribed machine each
+call waits for its worker threads -- measured 13x slower for the interpreter's prefill here (a
+1x128, 1-layer prefill: 40.9 s with the default threads, 3.0 s with one).
 """
 
 from __future__ import annotations
@@ -33,7 +39,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+
+def _blas_threads(argv: list[str]) -> str:
+    """``--blas-threads N`` (default 1), applied before NumPy loads OpenBLAS."""
+    for i, a in enumerate(argv):
+        if a.startswith("--blas-threads"):
+            return a.split("=", 1)[1] if "=" in a else argv[i + 1]
+    return "1"
+
+
+if __name__ == "__main__":
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _blas_threads(sys.argv[1:])
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -152,7 +171,14 @@ def engines(case: Case, wanted: list[str]) -> dict:
 
 
 def bench(
-    name: str, layers: int, vocab: int, block: int, repeat: int, warmup: int, wanted: list[str]
+    name: str,
+    layers: int,
+    vocab: int,
+    block: int,
+    repeat: int,
+    warmup: int,
+    decode_repeat: int,
+    wanted: list[str],
 ):
     U, S = CASES[name]
     cfg = dataclasses.replace(preset("qwen3-0.6b"), num_hidden_layers=layers, vocab_size=vocab)
@@ -164,8 +190,9 @@ def bench(
           f"{cfg.num_key_value_heads}, layers {layers}, vocab {vocab}, KV page {block}")  # fmt: skip
     results = {}
     for eng, fn in engines(case, wanted).items():
-        n = 1 if eng == "interp-decode" else repeat
-        for _ in range(warmup if eng != "interp-decode" else 0):
+        decode = eng.endswith("-decode")
+        n = decode_repeat if decode else repeat
+        for _ in range(0 if decode else warmup):
             fn()  # warm-up (the interpreter's and BLAS's first-call costs)
         runs = [timed(fn) for _ in range(n)]
         t = statistics.median(r[0] for r in runs)
@@ -190,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-size", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="discarded runs before timing")
+    ap.add_argument("--decode-repeat", type=int, default=1, help="runs of the token-by-token paths")
+    ap.add_argument(
+        "--blas-threads", default="1", help="OpenBLAS/OpenMP threads (set before NumPy loads)"
+    )
     args = ap.parse_args(argv)
     wanted = [e for e in args.engines.split(",") if e]
     bad = [e for e in wanted if e not in ENGINES] + [
@@ -197,9 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if bad:
         ap.error(f"unknown engine/case {bad}")
-    print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}, "
+        f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}"
+    )
     for name in args.cases.split(","):
-        bench(name, args.layers, args.vocab, args.block_size, args.repeat, args.warmup, wanted)
+        bench(
+            name, args.layers, args.vocab, args.block_size, args.repeat, args.warmup,
+            args.decode_repeat, wanted,
+        )  # fmt: skip
     return 0
 
 

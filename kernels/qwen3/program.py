@@ -1,13 +1,21 @@
-"""Qwen3 ``qwen3_decode_all`` in the ``pl`` DSL: every layer plus the fused final RMSNorm + LM head.
+"""Qwen3 ``qwen3_decode_all`` in the ``pl`` DSL: every layer plus the fused final RMSNorm + LM head,
+with the prompt prefill ``qwen3_prefill_all``.
 
-`build_program` returns a ``pl.Program`` with three functions:
+`build_program` returns a ``pl.Program`` with five functions:
 
+* ``qwen3_prefill_all`` (``FunctionType.Opaque``): every prompt position of ``U`` sequences
+  (ragged lengths) through all layers, in token tiles per sequence, with causal attention over
+  the KV pages written so far; writes K/V of every prompt position and returns
+  ``(out [U,S,H] BF16, k_cache, v_cache)``.
 * ``qwen3_decode_all`` (``FunctionType.Opaque``): one decode step for ``U`` sequences (``U`` =
   ``USER_BATCH``, dynamic) through all layers, writing the current token's K/V into the paged
   caches, and the fused tail: ``(out [U,H] BF16, rms_normed [U,H] BF16, logits [U,PV] FP32)``.
+* ``qwen3_final_logits`` (``FunctionType.Opaque``): the fused tail alone, over any rows of final
+  hidden states (the logits of prefilled positions).
 * ``sample_and_prepare`` (HOST SubWorker, body ``...``): bound to a Python callable at run time.
-* ``host_orch`` (HOST Orchestrator): decode step 0, then ``max_new_tokens - 1`` times
-  decode + sample, threading the returned tuples (InOutUseDiscipline).
+* ``host_orch`` (HOST Orchestrator): the prefill when ``has_prefill``, decode step 0, then
+  ``max_new_tokens - 1`` times decode + sample, threading the returned tuples
+  (InOutUseDiscipline).
 
 The kernel follows pypto-lib PR #295's seed (docs/qwen3.md walks through it stage by stage,
 spec: shared/spec/qwen3-decode-all.md) with its bugs fixed: the tail covers every batch tile and
@@ -15,7 +23,8 @@ its outputs are sized to the batch; any ``q_per_kv`` (each KV head's query heads
 one padded Q tile); query width independent of hidden; tiles derived from the config
 (`kernels.qwen3.tiling`); no reliance on zero-initialised scratch.
 
-Parameter order of ``qwen3_decode_all`` is `DECODE_PARAM_NAMES`.
+Parameter orders: `PREFILL_PARAM_NAMES`, `DECODE_PARAM_NAMES`, `FINAL_LOGITS_PARAM_NAMES`,
+`HOST_PARAM_NAMES`.
 """
 
 from __future__ import annotations
