@@ -35,6 +35,13 @@ if str(REPO) not in sys.path:  # a source checkout: import this pldsl
     sys.path.insert(0, str(REPO))
 KERNEL_RE = re.compile(r"@\s*\w+\.(program|jit|function)\b|\w+\.jit\.\w+")
 
+
+def helpers_only(text: str) -> bool:
+    """Only jit helpers: no @pl.jit entry, no program, no function to capture."""
+    entry = re.search(r"@\s*\w+\.(jit\s*(\(|$)|program\b|function\b)", text, re.M)
+    return entry is None and re.search(r"@\s*\w+\.jit\.\w+", text) is not None
+
+
 # First matching pattern names the feature an error belongs to.
 FEATURES = [
     (r"distributed|DistributedConfig|DistributedWorker|\bpld\b", "distributed (pld)"),
@@ -44,8 +51,18 @@ FEATURES = [
     (r"pl\.at\(\) .*'(\w+)'|Unknown keyword argument '(\w+)' in pl\.at", "pl.at options"),
     (r"cross_core_slot", "pl.cross_core_slot"),
     (r"pl\.([\w.]+) is not a supported op", "op pl.{0}"),
-    (r"has no attribute '(\w+)'", "pl.{0}"),
+    (r"module 'pldsl' has no attribute '(\w+)'", "pl.{0}"),
+    (r"pto_isa_include_dir|jit\.extern", "pl.jit.extern (external C++ kernels)"),
+    (r"unknown keyword argument '(\w+)' in pl\.(\w+)\(\)", "pl.{1}({0}=)"),
+    (r"need 2-D operands", "ops on tensors of rank > 2"),
+    (
+        r"'\w+' object has no attribute|ModuleNotFoundError",
+        "the file fails on its own (pypto-lib draft)",
+    ),
+    (r"this one is pl\.(\w+)", "with pl.{0}() scopes"),
     (r"with pl\.(\w+)|only `with pl\.at", "with-scopes other than pl.at"),
+    (r"for loops must iterate", "loops over other iterators (pl.spmd, ...)"),
+    (r"examining it timed out", "time limit (building the file's specs and kernels)"),
     (r"while", "while loops"),
     (r"Cannot reassign", "rebinding with another type"),
     (r"timed out", "run time (interpreter)"),
@@ -80,6 +97,9 @@ def examine(path: Path, root: Path, run_timeout: float) -> dict:
         programs = _capture(path)
     except Exception as exc:  # noqa: BLE001 - the first error of this file, whatever it is
         return _result(rel, "failed", _one_line(exc))
+    if not programs and helpers_only(text):
+        note = "only @pl.jit helpers (.inline/.incore/...): specialised through their callers"
+        return {"file": rel, "status": "no-kernels", "error": note, "feature": ""}
     if not programs:
         return _result(
             rel, "failed", "no kernel found (no Program, build_*program*() or @pl.jit entry)"

@@ -581,9 +581,10 @@ class BodyBuilder:
             )
         call = s.items[0].context_expr
         if not (isinstance(call, ast.Call) and self._pl_name(call.func) == "at"):
+            what = _source_text(call.func if isinstance(call, ast.Call) else call)
             raise fail(
                 "UnsupportedFeature",
-                "only `with pl.at(...)` scopes are supported",
+                f"only `with pl.at(...)` scopes are supported (this one is {what})",
                 self.span(call),
                 "with pl.at(level=pl.Level.CORE_GROUP):",
             )

@@ -379,8 +379,12 @@ class ProgramBuilder:
         functions = []
         for m in methods:
             options = self._decorator_options(m)
-            body_builder = BodyBuilder(self, m, signatures, options)
-            functions.append(body_builder.build())
+            fn = BodyBuilder(self, m, signatures, options).build()
+            functions.append(fn)
+            sig = signatures[m.name]
+            if not sig.returns and fn.return_types:
+                # no return annotation: later callers see the types the body returns
+                signatures[m.name] = Signature(sig.params, fn.return_types, fn.tuple_return)
         return Program(name, tuple(functions), self.smap.span(self.node), self.smap.file)
 
     # ------------------------------------------------------------- decorator
