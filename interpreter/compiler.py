@@ -242,8 +242,8 @@ class FastMachine(Machine):
     def _k_loop(self, s: For) -> Code | None:
         """A `matmul_acc` K-loop (`acc = pl.matmul_acc(acc, slice(A), slice(B))` over adjacent
         windows) compiled to one matmul over the joined windows (interpreter/kloop.py); None
-        when the IR does not have that shape or strict mode / a trace needs every op."""
-        if self.ctx.strict or self.trace is not None or self._live is None:
+        when the IR does not have that shape or a trace records every op."""
+        if self.trace is not None or self._live is None:
             return None
         live_after = self._live.live_after.get(id(s), frozenset())
         shape = k_loop_shape(s, live_after)
