@@ -14,6 +14,7 @@ strict mode, traces and bounds checks work unchanged (the kernels implement them
 from __future__ import annotations
 
 import operator
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,7 @@ from pldsl.ir.nodes import (
     Continue,
     ExprStmt,
     For,
+    Function,
     If,
     ListExpr,
     OpCall,
@@ -91,7 +93,7 @@ class FastMachine(Machine):
     def exec_block(self, stmts, frame: Frame) -> None:
         code = self._blocks.get(id(stmts))
         if code is None:
-            self._live = Liveness(frame.function.body, kill_yields=True)
+            self._live = _liveness(frame.function)
             code = self._blocks[id(stmts)] = self.block(stmts)
         code(frame)
 
@@ -431,6 +433,17 @@ class FastMachine(Machine):
             return r
 
         return opn
+
+
+_LIVENESS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _liveness(fn: Function) -> Liveness:
+    """A function's liveness, computed once per captured function (IR is immutable)."""
+    live = _LIVENESS.get(fn)
+    if live is None:
+        live = _LIVENESS[fn] = Liveness(fn.body, kill_yields=True)
+    return live
 
 
 def _none(f: Frame) -> None:
