@@ -305,3 +305,36 @@ def test_cached_fp32_weights_are_revalidated_between_runs(capture):
     fast = interpreter.run(prog, "main", x, w, None)
     plain = interpreter.run(prog, "main", x, w, None, fast=False)
     assert fast.tobytes() == plain.tobytes()
+
+
+def test_the_ir_is_compiled_once_per_program_and_options(capture):
+    import gc
+    import weakref
+
+    from pldsl.interpreter import compiler
+
+    prog = capture(ROW_SCALE_SRC)
+    x = np.arange(24, dtype=np.float32).reshape(3, 8)
+    first = interpreter.run(prog, "main", x, None, 2.0)
+    machines = dict(compiler._MACHINES[prog])
+    second = interpreter.run(prog, "main", x, None, 2.0)
+    assert second.tobytes() == first.tobytes()
+    assert compiler._MACHINES[prog] == machines  # the same machine (closures) served both runs
+    interpreter.run(prog, "main", x, None, 2.0, strict=True)
+    assert len(compiler._MACHINES[prog]) == 2  # other options, another machine
+    ref = weakref.ref(prog)
+    del prog
+    gc.collect()
+    assert ref() is None  # the cache does not keep a program alive
+
+
+ROW_SCALE_SRC = """
+    N = pl.dynamic("N")
+    @pl.program
+    class RowScale:
+        @pl.function
+        def main(self, x: pl.Tensor[[N, 8], pl.FP32], out: pl.Out[pl.Tensor[[N, 8], pl.FP32]], s: pl.Scalar[pl.FP32]) -> pl.Tensor[[N, 8], pl.FP32]:
+            for i in pl.range(0, N, 1):
+                out = pl.assemble(out, pl.mul(pl.slice(x, [1, 8], [i, 0]), s), [i, 0])
+            return out
+"""
