@@ -5,7 +5,7 @@ buffers reproduce PyPTO semantics). `pl.at` scopes are no-ops; range/parallel/un
 loops run sequentially in index order (`chunk=` and `stage=` are ignored); loop carries
 (`init_values` / `pl.yield_`) are explicit. Ops run through `interpreter.ops.KERNELS`; scalar
 expressions follow PyPTO semantics (`//` floor, `%` floor-mod, `/` true division), with float
-results rounded to their dtype through `interpreter.numerics`.
+results rounded to their dtype through `pldsl.execution.numerics`.
 
 Every fault is a `RuntimeFault` carrying a `Diagnostic` with the kernel's source location.
 """
