@@ -3,9 +3,11 @@
     from pldsl import interpreter
     out = interpreter.run(program, "main", x, out, strict=True, trace="t.json")
 
-See `interpreter.machine.run` for the options; `numerics` holds every rounding decision,
-`memory` the buffers and views, `ops` one kernel per op of the op table, `trace` the
-Chrome-trace export and per-line profile.
+See `interpreter.machine.run` for the options; `machine` is the plain tree-walking path,
+`compiler` the fast path (the IR compiled once into closures) with `kloop` (matmul K-loops as
+one product), `ops` one kernel per op of the op table, `trace` the Chrome-trace export and
+per-line profile. What the interpreter shares with the C backend (the numerics contract,
+buffers and views, argument binding, host calls, faults) is `pldsl.execution`.
 """
 
 from pldsl.interpreter.machine import ArgumentError, RunResult, execute, run

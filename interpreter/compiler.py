@@ -14,6 +14,8 @@ strict mode, traces and bounds checks work unchanged (the kernels implement them
 from __future__ import annotations
 
 import operator
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +34,7 @@ from pldsl.interpreter.machine import (
 from pldsl.execution import faults, numerics
 from pldsl.execution.arguments import py_scalar
 from pldsl.execution.faults import fault
-from pldsl.execution.memory import OpFault, TensorValue
+from pldsl.execution.memory import Context, OpFault, TensorValue
 from pldsl.ir.analysis import Liveness, own_yields
 from pldsl.ir.nodes import (
     Assign,
@@ -43,9 +45,11 @@ from pldsl.ir.nodes import (
     Continue,
     ExprStmt,
     For,
+    Function,
     If,
     ListExpr,
     OpCall,
+    Program,
     Return,
     Scope,
     TupleGet,
@@ -80,18 +84,27 @@ _CMP = {
 
 
 class FastMachine(Machine):
-    """`Machine` with every function body compiled to closures on its first call."""
+    """`Machine` with every function body compiled to closures on its first call. Without a
+    trace, one machine (and its closures) serves every run of a program with the same options
+    (`compiled_machine`): the IR is compiled once, not once per run."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._blocks: dict[int, Code] = {}
         self._live: Liveness | None = None  # of the function being compiled
+        self.busy = threading.Lock()
+
+    def __exit__(self, *exc: object) -> None:
+        self.host = {}
+        self.depth = 0
+        if self.busy.locked():
+            self.busy.release()
 
     # ------------------------------------------------------------- entry from Machine.invoke
     def exec_block(self, stmts, frame: Frame) -> None:
         code = self._blocks.get(id(stmts))
         if code is None:
-            self._live = Liveness(frame.function.body, kill_yields=True)
+            self._live = _liveness(frame.function)
             code = self._blocks[id(stmts)] = self.block(stmts)
         code(frame)
 
@@ -242,8 +255,8 @@ class FastMachine(Machine):
     def _k_loop(self, s: For) -> Code | None:
         """A `matmul_acc` K-loop (`acc = pl.matmul_acc(acc, slice(A), slice(B))` over adjacent
         windows) compiled to one matmul over the joined windows (interpreter/kloop.py); None
-        when the IR does not have that shape or strict mode / a trace needs every op."""
-        if self.ctx.strict or self.trace is not None or self._live is None:
+        when the IR does not have that shape or a trace records every op."""
+        if self.trace is not None or self._live is None:
             return None
         live_after = self._live.live_after.get(id(s), frozenset())
         shape = k_loop_shape(s, live_after)
@@ -431,6 +444,41 @@ class FastMachine(Machine):
             return r
 
         return opn
+
+
+_MACHINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MACHINES_LOCK = threading.Lock()
+
+
+def compiled_machine(program: Program, ctx: Context, host: Any, trace: Any) -> FastMachine:
+    """The program's cached FastMachine for these options (its closures compiled on first
+    use and kept), taken for one run; a fresh one with a trace or while another thread runs
+    the cached one. Closures bind the machine's own Context, which equals `ctx` field for
+    field."""
+    if trace is not None:
+        return FastMachine(program, ctx, host, trace)
+    key = (ctx.strict, ctx.precision, ctx.bounds_check, ctx.f32_cache)
+    with _MACHINES_LOCK:
+        per_program = _MACHINES.setdefault(program, {})
+        m = per_program.get(key)
+        if m is None:
+            m = per_program[key] = FastMachine(program, ctx, host, None)
+    if not m.busy.acquire(blocking=False):
+        return FastMachine(program, ctx, host, None)
+    m.host = dict(host or {})
+    m.depth = 0
+    return m
+
+
+_LIVENESS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _liveness(fn: Function) -> Liveness:
+    """A function's liveness, computed once per captured function (IR is immutable)."""
+    live = _LIVENESS.get(fn)
+    if live is None:
+        live = _LIVENESS[fn] = Liveness(fn.body, kill_yields=True)
+    return live
 
 
 def _none(f: Frame) -> None:

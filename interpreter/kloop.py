@@ -11,8 +11,8 @@ The loop shape (decided from the IR by `k_loop_shape`)::
 Nothing the body binds but `acc` is live after the loop, so only `acc` and the loop variable
 are observable. At run time every iteration's scalar and slice statements still run, in order
 (bounds checks and their faults unchanged); the products are deferred while the operand
-windows join up (same buffers, adjacent along K, fully valid, inside their buffers, an FP32
-accumulator of the product's shape). Then `acc + A[:, k_lo:k_hi] @ B[k_lo:k_hi, :]` is one
+windows join up (same buffers, adjacent along K, fully valid, inside their buffers, in strict
+mode fully defined, an FP32 accumulator of the product's shape). Then `acc + A[:, k_lo:k_hi] @ B[k_lo:k_hi, :]` is one
 `numerics.matmul_acc`: one float32 BLAS product over the joined K plus one float32 add, within
 `numerics.matmul_error_bound` of the joined operands (docs/numerics.md). At the first pair that
 does not join, the deferred products run one by one as on the plain path and the rest of the
@@ -104,10 +104,19 @@ def k_loop_shape(s: For, live_after: frozenset[str]) -> KLoop | None:
     return KLoop(acc, prefix, call, lhs, rhs, bool(call.attr("b_trans")))
 
 
-def _fits(acc: TensorValue, a: Any, b: Any, b_trans: bool) -> bool:
+def _defined(v: TensorValue) -> bool:
+    """Strict mode: every element of the (fully valid) window was written."""
+    mask = v.buffer.defined
+    return mask is None or bool(mask[v.window(v.shape)].all())
+
+
+def _fits(ctx: Any, acc: TensorValue, a: Any, b: Any, b_trans: bool) -> bool:
     """One product that may be deferred: 2-D views, fully valid, inside their buffers, the
-    contraction and the accumulator's shape right (else the plain op reports it)."""
+    contraction and the accumulator's shape right, in strict mode fully defined (else the
+    plain op reports it, with the plain path's fault)."""
     if type(a) is not TensorValue or type(b) is not TensorValue:
+        return False
+    if ctx.strict and not (_defined(a) and _defined(b)):
         return False
     if a.rank != 2 or b.rank != 2 or a.valid != a.shape or b.valid != b.shape:
         return False
@@ -172,13 +181,15 @@ def run_k_loop(
         acc = env.get(name)
         if st != 1 or hi - lo < 2 or type(acc) is not TensorValue or acc.dtype != "FP32":
             return plain(f)
+        if acc.valid != acc.shape or (ctx.strict and not _defined(acc)):
+            return plain(f)
         pairs: list[tuple] = []
         for i in range(lo, hi):
             env[var] = i
             for c in prefix:
                 c(f)
             a, b = lhs(f), rhs(f)
-            if _fits(acc, a, b, b_trans) and (
+            if _fits(ctx, acc, a, b, b_trans) and (
                 not pairs or _joins(pairs[0], pairs[-1], a, b, b_trans)
             ):
                 pairs.append((a, b))

@@ -5,7 +5,7 @@ buffers reproduce PyPTO semantics). `pl.at` scopes are no-ops; range/parallel/un
 loops run sequentially in index order (`chunk=` and `stage=` are ignored); loop carries
 (`init_values` / `pl.yield_`) are explicit. Ops run through `interpreter.ops.KERNELS`; scalar
 expressions follow PyPTO semantics (`//` floor, `%` floor-mod, `/` true division), with float
-results rounded to their dtype through `interpreter.numerics`.
+results rounded to their dtype through `pldsl.execution.numerics`.
 
 Every fault is a `RuntimeFault` carrying a `Diagnostic` with the kernel's source location.
 """
@@ -123,7 +123,7 @@ class Machine:
         host: Mapping[str, Callable] | None = None,
         trace: Trace | None = None,
     ):
-        self.program = program
+        # the functions only: a cached FastMachine must not keep its Program alive (compiler.py)
         self.functions = program.functions
         self.ctx = ctx
         self.host = dict(host or {})
@@ -154,6 +154,12 @@ class Machine:
             Break: self._break,
             Continue: self._continue,
         }
+
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """The run is over (a cached FastMachine becomes free for the next one)."""
 
     # ------------------------------------------------------------- functions
     def invoke(self, fn: Function, args: Sequence[Any], span: Span) -> tuple[Any, Span]:
@@ -556,10 +562,15 @@ def execute(
     if tr is not None:
         tr.function = f"{program.name}.{fn.name}"
     values, originals = prepare_arguments(fn, args, ctx, written_params(program, fn))
-    machine = _machine_class(fast)(program, ctx, host, tr)
+    if fast:
+        from pldsl.interpreter.compiler import compiled_machine  # the fast path builds on Machine
+
+        machine = compiled_machine(program, ctx, host, tr)
+    else:
+        machine = Machine(program, ctx, host, tr)
     t0 = time.perf_counter_ns()
     try:
-        with numerics.quiet():
+        with numerics.quiet(), machine:
             result, ret_span = machine.invoke(fn, values, NO_SPAN)
         if strict:
             check_outputs(fn, values, ret_span)
@@ -577,11 +588,3 @@ def execute(
         if isinstance(v, TensorValue) and (v.buffer.written or p.direction != "In")
     }
     return RunResult(out, write_back(fn, values, originals, written), written, tr)
-
-
-def _machine_class(fast: bool) -> type[Machine]:
-    if not fast:
-        return Machine
-    from pldsl.interpreter.compiler import FastMachine  # the fast path builds on Machine
-
-    return FastMachine

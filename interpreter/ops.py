@@ -13,7 +13,7 @@ Calling convention (independent of how the IR is walked, so a fast path can reus
 
 Kernels return a `TensorValue` (fresh for computed tiles; the same buffer for views and
 in-place writes) or a scalar, and raise `memory.OpFault` for runtime faults. Every rounding
-goes through `interpreter.numerics`. Valid regions propagate as the type rules in
+goes through `pldsl.execution.numerics`. Valid regions propagate as the type rules in
 `pldsl/ops/table.py` say; in strict mode each kernel first checks that the part of each
 input it consumes (the part that feeds the result's valid region) is defined.
 

@@ -320,7 +320,7 @@ def prepare_arguments(
         to_fill.append((data, dtype))
         values[i] = wrap_array(ctx, data, dtype, p.name, defined=False)
     bind_entry(fn, values, ctx)  # ranks, static and dynamic dims: still nothing written
-    if ctx.f32_cache and ctx.precision == "bf16" and not ctx.strict:
+    if ctx.f32_cache and ctx.precision == "bf16":
         for p, v in zip(fn.params, values):
             if (
                 isinstance(v, TensorValue)

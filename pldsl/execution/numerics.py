@@ -747,7 +747,7 @@ _POISON_BITS = {np.dtype(np.float32): 0x7FC0DEAD, _BF16: 0x7FDE, np.dtype(np.flo
 def poison_value(dtype: str, precision: str = "bf16") -> np.generic:
     """Strict-mode filler for undefined memory: a NaN with a distinctive payload for floats
     (FP32 0x7FC0DEAD, BF16 0x7FDE, FP16 0x7EDE), iinfo.min for ints, True for BOOL. Only a
-    marker: definedness itself is tracked with masks (interpreter/memory.py)."""
+    marker: definedness itself is tracked with masks (pldsl/execution/memory.py)."""
     dt = storage_dtype(dtype, precision)
     if dt == np.bool_:
         return np.bool_(True)
