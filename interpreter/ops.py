@@ -334,6 +334,7 @@ def reduction(op, ctx: Context, rtype, x: TensorValue, tmp=None):
     "col_expand_mul",
     "col_expand_div",
     "col_expand",
+    "col_expand_expdif",
     cost=_elementwise_cost,
 )
 def expand(op, ctx: Context, rtype, x: TensorValue, v: TensorValue):

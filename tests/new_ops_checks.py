@@ -32,6 +32,7 @@ NEW_OPS = (
     "cmp",
     "fmods",
     "row_argmax",
+    "col_expand_expdif",
 )
 
 PROPS = settings(
@@ -191,7 +192,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         m=st.integers(1, 6),
         n=st.integers(1, 12),
         axis=st.sampled_from(["row", "col"]),
-        fn=st.sampled_from(["", "_add", "_sub", "_mul", "_div"]),
+        fn=st.sampled_from(["", "_add", "_sub", "_mul", "_div", "_expdif"]),
         dts=st.sampled_from([("FP32", "FP32"), ("BF16", "BF16"), ("FP32", "BF16"),
                              ("FP16", "FP16"), ("INT32", "INT32")]),
         seed=seeds,
@@ -203,6 +204,10 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         xdt, vdt = dts
         if fn == "_div" and xdt == "INT32":
             fn = "_sub"
+        if fn == "_expdif":  # col only, floats only
+            axis = "col"
+            if xdt == "INT32":
+                fn = "_add"
         rng = np.random.default_rng(seed)
         vlead = [d if data.draw(st.booleans()) else 1 for d in lead]
         xs = (*lead, m, n)
@@ -219,8 +224,11 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         elif res in FLOATS:
             a32, b32 = x.astype(np.float32), vb.astype(np.float32)
             with np.errstate(all="ignore"):
-                r32 = {"_add": a32 + b32, "_sub": a32 - b32, "_mul": a32 * b32,
-                       "_div": a32 / b32}[fn]  # fmt: skip
+                if fn == "_expdif":  # float32 difference, exp in float64, RNE to float32
+                    r32 = np.exp((a32 - b32).astype(np.float64)).astype(np.float32)
+                else:
+                    r32 = {"_add": a32 + b32, "_sub": a32 - b32, "_mul": a32 * b32,
+                           "_div": a32 / b32}[fn]  # fmt: skip
             want = round_to(r32, res)
         else:
             a64, b64 = x.astype(np.int64), vb.astype(np.int64)

@@ -414,6 +414,8 @@ _F_BINARY = {
     "minimum": lambda a, b: _ieee_max(a, b, False),
     # C fmodf: exact in float32 (the remainder of two floats is representable), sign of a.
     "fmod": np.fmod,
+    # exp(a - b) (col_expand_expdif): the float32 difference, then exp as `unary` computes it.
+    "expdif": lambda a, b: np.exp((a - b).astype(np.float64)).astype(np.float32),
     # b broadcast over a's shape (row_expand / col_expand): only the RNE rounding to `result`.
     "rhs": lambda a, b: np.array(np.broadcast_arrays(a, b)[1]),
 }

@@ -207,10 +207,16 @@ def expand_shape(axis: str, x_shape: tuple, v_shape: tuple, op: str) -> tuple | 
     return None
 
 
-def _expand(axis: str, op: str):
+def _expand(axis: str, op: str, float_only: bool = False):
     def rule(args: dict, attrs: dict) -> TensorType:
         t = _tensor(args, "x")
         v = _tensor(args, "v")
+        if float_only and not (t.dtype.is_float and v.dtype.is_float):
+            raise TypeRuleError(
+                f"The operator {op} requires floating-point operands, but got "
+                f"{t.dtype.name} and {v.dtype.name}",
+                "pl.cast them first",
+            )
         why = expand_shape(axis, t.shape, v.shape, f"{op}")
         if why is not None:
             raise TypeRuleError(
@@ -242,6 +248,14 @@ for _axis in ("row", "col"):
             "(x gives only the shape and valid region).",
         )
     )
+register(
+    OpDef(
+        "col_expand_expdif",
+        (P("x", "tensor"), P("v", "tensor")),
+        _expand("col", "col_expand_expdif", float_only=True),
+        "exp(x - v) with one value per column ([..., 1,N]); float operands.",
+    )
+)
 
 # ----------------------------------------------------------------- matmul
 

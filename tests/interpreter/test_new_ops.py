@@ -75,6 +75,8 @@ TYPE_ERRORS = [
     ("pl.row_expand(pl.reshape(x, [1024]), pl.reshape(x, [1024]))",
      "The operator row_expand requires first argument to have at least 2 dimensions, but got 1 "
      "dimensions"),
+    ("pl.col_expand_expdif(xi, pl.slice(xi, [1, 64], [0, 0]))",
+     "The operator col_expand_expdif requires floating-point operands, but got INT32 and INT32"),
     ("pl.create_tensor([4, 4], dtype=pl.FP32, valid_shape=[5, 4])",
      "valid_shape [5, 4] is wider than the shape [4, 4] on axis 0"),
 ]  # fmt: skip

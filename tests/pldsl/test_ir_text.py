@@ -199,6 +199,7 @@ SAMPLES = {
     "set_validshape": [op("set_validshape", x=A, valid_rows=I, valid_cols=idx(3))],
     "row_expand": [op("row_expand", x=A, v=ROW)],
     "col_expand": [op("col_expand", x=A, v=COL)],
+    "col_expand_expdif": [op("col_expand_expdif", x=A, v=COL)],
     "transpose": [
         op("transpose", attrs=(("axis1", 0), ("axis2", 1)), x=A),
         op("transpose", attrs=(("axis1", -1), ("axis2", 0)), x=D),

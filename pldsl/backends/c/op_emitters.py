@@ -76,6 +76,7 @@ _F_BIN = {
     "minimum": "pt_fmin({a}, {b})",
     "fmod": "fmodf({a}, {b})",
     "rhs": "({b})",
+    "expdif": "pt_expf(({a}) - ({b}))",
     "cmp_eq": "(({a}) == ({b}) ? 1.0f : 0.0f)",
     "cmp_ne": "(({a}) != ({b}) ? 1.0f : 0.0f)",
     "cmp_lt": "(({a}) < ({b}) ? 1.0f : 0.0f)",
@@ -341,7 +342,8 @@ def _emit_binary(em: Emitter, e: OpCall, args: list, op_name: str, word: str = "
 
 
 @op("row_expand_add", "row_expand_sub", "row_expand_mul", "row_expand_div", "row_expand",
-    "col_expand_add", "col_expand_sub", "col_expand_mul", "col_expand_div", "col_expand")  # fmt: skip
+    "col_expand_add", "col_expand_sub", "col_expand_mul", "col_expand_div", "col_expand",
+    "col_expand_expdif")  # fmt: skip
 def _op_expand(em: Emitter, e: OpCall, args: list) -> CVal:
     """x op v, v holding one value per row ([..., M, 1]) or column ([..., 1, N]): the broadcasting
     binary kernel after a run-time shape check; row_expand / col_expand copy v ("rhs")."""

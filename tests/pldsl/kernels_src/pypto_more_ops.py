@@ -23,10 +23,11 @@ class MoreOps:
         with pl.at(level=pl.Level.CORE_GROUP):
             cols = pl.cast(pl.arange(0, [1, HEAD], dtype=pl.INT32), pl.FP32)
             pos = pl.col_expand(x, cols)
+            soft = pl.col_expand_expdif(x, pl.col_max(x))
             swapped = pl.gather(x, dim=-1, index=swap)
             mask = pl.cmp(pos, HALF, cmp_type=2)
             phase = pl.fmods(pl.add(pos, pl.row_expand(x, bias)), 4.0)
-            y = pl.add(pl.mul(swapped, mask), phase)
+            y = pl.add(pl.mul(swapped, mask), pl.add(phase, soft))
             pair = pl.concat(
                 pl.slice(y, [ROWS, HALF], [0, 0]), pl.slice(y, [ROWS, HALF], [0, HALF])
             )
