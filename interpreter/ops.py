@@ -38,6 +38,7 @@ from pldsl.execution.memory import (
     fresh,
     new_buffer,
     reshaped,
+    undefined_fault,
 )
 
 
@@ -550,8 +551,11 @@ def slice_(
 
 
 @kernel("assemble", cost=_assemble_cost)
-def assemble(op, ctx: Context, rtype, target: TensorValue, source: TensorValue, offset):
-    """Write source's valid region into target at offset, in place; returns target."""
+def assemble(
+    op, ctx: Context, rtype, target: TensorValue, source: TensorValue, offset, atomic=None
+):
+    """Write source's valid region into target at offset, in place (atomic Add: add it);
+    returns target."""
     offset = tuple(offset)
     if source.rank > target.rank:
         raise OpFault(
@@ -563,7 +567,16 @@ def assemble(op, ctx: Context, rtype, target: TensorValue, source: TensorValue, 
         _check_window(target, offset, extents)
     source.require(ctx, source.valid, "source")
     dst = target.window(extents, offset)
-    target.buffer.data[dst] = source.buffer.data[source.window()]
+    src = source.buffer.data[source.window()]
+    if _atomic_add(atomic):  # target += source, rounded as pl.add (sequential: no race)
+        if ctx.strict and target.buffer.defined is not None:
+            undefined = ~target.buffer.defined[dst]
+            if undefined.any():
+                first = tuple(int(i) + o for i, o in zip(np.argwhere(undefined)[0], offset))
+                raise undefined_fault(target, first, "target")
+        cur = target.buffer.data[dst]
+        src = numerics.binary("add", cur, src.reshape(cur.shape), target.dtype, ctx.precision)
+    target.buffer.data[dst] = src
     if target.buffer.defined is not None:
         target.buffer.defined[dst] = True
     target.buffer.mark_written()
@@ -607,6 +620,10 @@ def dim(op, ctx: Context, rtype, x: TensorValue, axis=0):
     if not -x.rank <= axis < x.rank:
         raise OpFault("BadAxis", f"axis {axis} out of range for a rank-{x.rank} tensor")
     return int(x.shape[axis])
+
+
+def _atomic_add(atomic) -> bool:
+    return atomic is not None and getattr(atomic, "value", atomic) == "add"
 
 
 # ------------------------------------------------------------------ PyPTO's wider op set

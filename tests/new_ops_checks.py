@@ -34,6 +34,8 @@ NEW_OPS = (
     "row_argmax",
     "col_expand_expdif",
 )
+# keywords of existing ops tested here: rsqrt(high_precision=), row_sum/row_max(x, tmp),
+# create_tensor(init_value=, valid_shape=), assemble(atomic=)
 
 PROPS = settings(
     max_examples=25,
@@ -474,5 +476,50 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         want = np.zeros(shape, NP[dt])
         want[:vr, :vc] = np.array(v, np.float32).astype(NP[dt]) if dt in FLOATS else v
         same_bits(run(program(text)), want, f"create_tensor init {v}")
+
+    @add
+    @PROPS
+    @given(
+        m=st.integers(1, 5),
+        n=st.integers(1, 12),
+        dt=st.sampled_from(["FP32", "BF16", "INT32"]),
+        low_rank=st.booleans(),
+        seed=seeds,
+        data=st.data(),
+    )
+    def test_assemble_atomic_add(m, n, dt, low_rank, seed, data):
+        """assemble(atomic=pl.AtomicType.Add): target[window] += source's valid region, each
+        element one float32 add rounded (RNE) to the dtype (ints wrap); the rest untouched.
+        Two adds into one window accumulate."""
+        rng = np.random.default_rng(seed)
+        t = values(rng, (3, m + 2, n + 1), dt)
+        s = values(rng, (m, n), dt)
+        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        b, r0, c0 = (
+            data.draw(st.integers(0, 2)),
+            data.draw(st.integers(0, 2)),
+            data.draw(st.integers(0, 1)),
+        )
+        src = f"pl.slice(s, [{m}, {n}], [0, 0], valid_shape=[{vr}, {vc}])"
+        if not low_rank and (vr, vc) == (m, n):  # a source of the target's rank
+            src = f"pl.reshape({src}, [1, {m}, {n}])"
+        text = source(
+            [f"t: pl.InOut[{T((3, m + 2, n + 1), dt)}]", f"s: {T((m, n), dt)}"],
+            [f"w = {src}",
+             f"t = pl.assemble(t, w, [{b}, {r0}, {c0}], atomic=pl.AtomicType.Add)",
+             f"t = pl.assemble(t, w, [{b}, {r0}, {c0}], atomic=pl.AtomicType.Add)",
+             "return t"],
+        )  # fmt: skip
+        want = t.copy()
+        region = (b, slice(r0, r0 + vr), slice(c0, c0 + vc))
+        for _ in range(2):
+            cur, add_ = want[region], s[:vr, :vc]
+            if dt in FLOATS:
+                with np.errstate(all="ignore"):
+                    want[region] = round_to(cur.astype(np.float32) + add_.astype(np.float32), dt)
+            else:
+                want[region] = (cur.astype(np.int64) + add_.astype(np.int64)).astype(np.int32)
+        got = run(program(text), t.copy(), s)
+        same_bits(got, want, "assemble atomic add")
 
     return tests

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from pldsl.dtypes import CAST_MODES, FP32, INDEX, INT32, DType, promote
-from pldsl.enums import PadValue
+from pldsl.enums import AtomicType, PadValue
 from pldsl.ir.nodes import Const, ListExpr
 from pldsl.ir.opdefs import OpDef, OpParam, TypeRuleError, register
 from pldsl.ir.printer import describe_type, format_dims
@@ -572,15 +572,29 @@ def _infer_assemble(args: dict, attrs: dict) -> TensorType:
             f"assemble source dtype {source.dtype.name} differs from target {target.dtype.name}",
             f"pl.cast(source, pl.{target.dtype.name}) first",
         )
+    atomic = attrs.get("atomic", AtomicType.None_)
+    if not isinstance(atomic, AtomicType):
+        raise TypeRuleError(
+            f"assemble atomic must be a pl.AtomicType, got {atomic!r}",
+            "atomic=pl.AtomicType.Add adds source into target; pl.AtomicType.None_ overwrites",
+        )
+    if atomic is AtomicType.Add and target.dtype.is_bool:
+        raise TypeRuleError("assemble atomic=pl.AtomicType.Add needs a numeric target, got BOOL")
     return TensorType(target.shape, target.dtype, target.valid_shape, target.pad)
 
 
 register(
     OpDef(
         "assemble",
-        (P("target", "tensor"), P("source", "tensor"), P("offset", "dims")),
+        (
+            P("target", "tensor"),
+            P("source", "tensor"),
+            P("offset", "dims"),
+            P("atomic", "attr", AtomicType.None_),
+        ),
         _infer_assemble,
-        "Write source's valid region into target at offset, in place; returns target.",
+        "Write source's valid region into target at offset, in place (atomic=pl.AtomicType.Add: "
+        "add it, rounding as pl.add); returns target.",
         category="data",
         writes_arg=0,
     )

@@ -9,7 +9,7 @@ from irutil import round_trip
 
 from pldsl.diagnostics import IRParseError, Span
 from pldsl.dtypes import BF16, BOOL, FP16, FP32, INDEX, INT32, UINT32
-from pldsl.enums import FunctionType, Level, Optimizer, PadValue, Role
+from pldsl.enums import AtomicType, FunctionType, Level, Optimizer, PadValue, Role
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -176,7 +176,10 @@ SAMPLES = {
             valid_shape=dims(binop("min", idx(8), binop("sub", N, I)), 64),
         ),
     ],
-    "assemble": [op("assemble", target=B, source=A, offset=dims(0, 0))],
+    "assemble": [
+        op("assemble", target=B, source=A, offset=dims(0, 0)),
+        op("assemble", attrs=(("atomic", AtomicType.Add),), target=B, source=A, offset=dims(0, 0)),
+    ],
     "read": [op("read", x=A, indices=dims(I, 0)), op("read", x=D, indices=dims(3))],
     "write": [
         op("write", x=B, indices=dims(0, I), value=S),

@@ -971,9 +971,15 @@ def _op_assemble(em: Emitter, e: OpCall, args: list) -> CVal:
     base = len(em.sites)
     _window_sites(em, e, "pl.assemble window", argname(e.args[0]))
     _oom_site(em, e)
-    em.line(
-        f"pt_assemble(ctx, {base}, &{target.code}, &{source.code}, {em.ilist(offset)}, {st.esize});"
-    )
+    atomic = e.attr("atomic")
+    if atomic is not None and atomic.value == "add":
+        em.line(
+            f"pt_assemble_add(ctx, {base}, &{target.code}, &{source.code}, {em.ilist(offset)}, {st.code});"
+        )
+    else:
+        em.line(
+            f"pt_assemble(ctx, {base}, &{target.code}, &{source.code}, {em.ilist(offset)}, {st.esize});"
+        )
     em.check()
     return CVal("t", target.code, e.type)
 

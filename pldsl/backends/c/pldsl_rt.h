@@ -162,6 +162,8 @@ PT_API void pt_gather(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const 
 
 PT_API void pt_row_argmax(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, pt_tensor *out);
 
+PT_API void pt_assemble_add(pt_ctx *ctx, int site, const pt_tensor *target, const pt_tensor *source, const int64_t *offset, int dt);
+
 PT_API void *pldsl_buf_alloc(size_t nbytes);
 
 PT_API void pldsl_retain(pt_tensor *t);
@@ -1723,6 +1725,33 @@ PT_API void pt_row_argmax(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, pt
         ro[dof] = (int32_t)best;
     });
     for (int d = 0; d < r; d++) out->valid[d] = box[d];
+}
+
+/* pl.assemble(atomic=pl.AtomicType.Add): target[window] += source's valid region, each element
+ * rounded as pl.add (float32 add, RNE; ints wrap). A lower-rank source fills the trailing
+ * axes. sites: +0..+2 window checks, +3 out of memory. */
+PT_API void pt_assemble_add(pt_ctx *ctx, int site, const pt_tensor *target, const pt_tensor *source, const int64_t *offset, int dt) {
+    int tr = target->rank, sr = source->rank, lead = tr - sr, es = pt_esize_of[dt];
+    int is_float = dt == PT_BF16 || dt == PT_FP16 || dt == PT_FP32;
+    int64_t box[PT_MAXRANK];
+    for (int d = 0; d < tr; d++) box[d] = d < lead ? 1 : pt_min64(source->valid[d - lead], source->shape[d - lead]);
+    if (ctx->bounds_check && !pt_check_window(ctx, site, target, offset, box)) return;
+    pt_tensor src = PT_EMPTY; /* a copy: the windows may overlap */
+    if (!pt_materialize(ctx, site + 3, source, es, 0, &src)) return;
+    int l = tr - 1;
+    PT_FOR_ROWS(tr, box, idx, {
+        int64_t to = 0, so = 0;
+        for (int d = 0; d < l; d++) to += (target->off[d] + offset[d] + idx[d]) * target->bstride[d];
+        for (int d = lead; d < l; d++) so += idx[d] * src.bstride[d - lead];
+        for (int64_t j = 0; j < box[l]; j++) {
+            char *tp = target->base + (to + (target->off[l] + offset[l] + j) * target->bstride[l]) * es;
+            const char *sp = src.base + (so + j * src.bstride[sr - 1]) * es;
+            if (is_float) pt_st_f32(tp, dt, pt_ld_f32(tp, dt) + pt_ld_f32(sp, dt));
+            else pt_st_i64(tp, dt, (int64_t)((uint64_t)pt_ld_i64(tp, dt) + (uint64_t)pt_ld_i64(sp, dt)));
+        }
+    });
+    if (target->buf) target->buf->written = 1;
+    pt_release(&src);
 }
 
 #endif /* PT_RUNTIME_IMPL */
