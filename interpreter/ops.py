@@ -702,9 +702,15 @@ def concat(op, ctx: Context, rtype, src0: TensorValue, src1: TensorValue):
 
 
 @kernel("gather", cost=_copy_cost)
-def gather(op, ctx: Context, rtype, x: TensorValue, index: TensorValue, dim=-1):
-    """out[b, k] = x[b, index[b, k]] over index's valid region; an index outside [0, N) of
-    x's columns is a fault (the whole row of x can be read: pad beyond its valid columns)."""
+def gather(op, ctx: Context, rtype, x: TensorValue, index=None, dim=-1, mask_pattern=None,
+           output_dtype=None):  # fmt: skip
+    """Index form: out[b, k] = x[b, index[b, k]] over index's valid region; an index outside
+    [0, N) of x's columns is a fault (the whole row of x can be read: pad beyond its valid
+    columns). Mask form: the selected columns, bits reinterpreted as output_dtype."""
+    if mask_pattern is not None:
+        return _gather_mask(ctx, x, mask_pattern, _dtype_name(output_dtype) or rtype or x.dtype)
+    if dim is None:
+        dim = -1
     if x.rank != 2 or index is None or index.rank != 2 or dim not in (-1, 1):
         raise OpFault("ShapeMismatch", "gather needs rank-2 x and index with dim=-1")
     rows, cols = index.valid
@@ -729,6 +735,23 @@ def gather(op, ctx: Context, rtype, x: TensorValue, index: TensorValue, dim=-1):
     out = np.zeros(index.shape, dtype=src.dtype)
     out[:rows, :cols] = np.take_along_axis(src[:rows], idx, axis=1)
     return fresh(ctx, out, x.dtype, (rows, cols))
+
+
+def _gather_mask(ctx: Context, x: TensorValue, mask_pattern, out_dtype: str) -> TensorValue:
+    from pldsl.ops.table_more import MASK_STRIDE, mask_cols, mask_pattern_code
+
+    stride, off = MASK_STRIDE[mask_pattern_code(mask_pattern)]
+    _, vcols = mask_cols(x.shape[1], x.valid[1], mask_pattern_code(mask_pattern))
+    x.require(ctx, x.valid, "x")
+    data = np.ascontiguousarray(x.materialize(ctx)[:, off::stride][:, : x.shape[1] // stride])
+    storage = ctx.storage(out_dtype)
+    if storage.itemsize != data.dtype.itemsize:
+        raise OpFault(
+            "BadDtype",
+            f"gather output_dtype {out_dtype} cannot reinterpret {x.dtype} stored as "
+            f"{data.dtype} (precision={ctx.precision})",
+        )
+    return fresh(ctx, data.view(storage), out_dtype, (x.valid[0], vcols))
 
 
 @kernel("cmp", cost=_elementwise_cost)

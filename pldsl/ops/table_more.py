@@ -226,12 +226,38 @@ register(
 # ------------------------------------------------------------------- gather
 
 
+MASK_STRIDE = {1: (2, 0), 2: (2, 1), 3: (4, 0), 4: (4, 1), 5: (4, 2), 6: (4, 3), 7: (1, 0)}
+
+
+def mask_pattern_code(value) -> int | None:
+    """PyPTO's MaskPattern as its integer (1=P0101 ... 7=P1111); an enum member counts by its
+    value. None when it is not one."""
+    code = getattr(value, "value", value)
+    if isinstance(code, bool) or not isinstance(code, int) or code not in MASK_STRIDE:
+        return None
+    return code
+
+
+def mask_cols(cols: int, valid_cols: int, code: int) -> tuple[int, int]:
+    """(result columns, result valid columns) of the mask form: element j of a row is kept
+    when j % stride == offset (the pattern's set bit, element 0 = the rightmost)."""
+    stride, off = MASK_STRIDE[code]
+    return cols // stride, max(0, -(-(valid_cols - off) // stride))
+
+
 def _infer_gather(args: dict, attrs: dict) -> TensorType:
     x = _tensor(args, "x")
+    mask = attrs.get("mask_pattern")
+    if mask is not None:
+        return _infer_gather_mask(x, args, attrs, mask)
+    if attrs.get("output_dtype") is not None:
+        raise TypeRuleError(
+            "output_dtype is only valid for the mask form of gather(); use mask_pattern=<int>"
+        )
     if args.get("index") is None:
         raise TypeRuleError(
             "gather() index form requires both dim and index",
-            "pl.gather(x, dim=-1, index=idx); the mask and compare forms are not supported yet",
+            "pl.gather(x, dim=-1, index=idx), or the mask form pl.gather(x, mask_pattern=1)",
         )
     idx = _tensor(args, "index")
     dim = attrs.get("dim")
@@ -260,13 +286,57 @@ def _infer_gather(args: dict, attrs: dict) -> TensorType:
     return TensorType(idx.shape, x.dtype, idx.valid_shape, None)
 
 
+def _infer_gather_mask(x: TensorType, args: dict, attrs: dict, mask) -> TensorType:
+    if args.get("index") is not None or attrs.get("dim") is not None:
+        raise TypeRuleError(
+            "gather() index form (dim, index), mask form (mask_pattern=...) and compare form "
+            "(kvalue=..., cmp_mode=..., out_cols=...) are mutually exclusive; do not mix kwargs "
+            "from different forms"
+        )
+    code = mask_pattern_code(mask)
+    if code is None:
+        raise TypeRuleError(
+            f"gather mask_pattern must be 1..7 (P0101, P1010, P0001, P0010, P0100, P1000, "
+            f"P1111), got {mask!r}"
+        )
+    if x.rank != 2:
+        raise TypeRuleError(f"tensor.gather mask form requires a 2D input, but got rank {x.rank}")
+    out = attrs.get("output_dtype") or x.dtype
+    if out.bits != x.dtype.bits:
+        raise TypeRuleError(
+            f"gather output_dtype {out.name} must have the same bit width as the input "
+            f"{x.dtype.name}",
+            "output_dtype reinterprets the gathered bits (e.g. FP32 -> INT32)",
+        )
+    cols = static_value(x.shape[1])
+    stride = MASK_STRIDE[code][0]
+    if cols is None or cols % stride:
+        raise TypeRuleError(
+            f"tensor.gather mask form needs a static column count divisible by {stride}, got "
+            f"{format_dims(x.shape)}"
+        )
+    valid = None
+    if x.valid_shape is not None:
+        vc = static_value(x.valid_shape[1])
+        if vc is not None:
+            valid = (x.valid_shape[0], mask_cols(cols, vc, code)[1])
+    return TensorType((x.shape[0], cols // stride), out, valid, None)
+
+
 register(
     OpDef(
         "gather",
-        (P("x", "tensor"), P("dim", "attr", None), P("index", "tensor", None)),
+        (
+            P("x", "tensor"),
+            P("dim", "attr", None),
+            P("index", "tensor", None),
+            P("mask_pattern", "attr", None),
+            P("output_dtype", "dtype", None),
+        ),
         _infer_gather,
-        "out[b, k] = x[b, index[b, k]] (index form, dim = -1); an index outside [0, N) is a "
-        "runtime fault.",
+        "Index form: out[b, k] = x[b, index[b, k]] (dim = -1; an index outside [0, N) is a "
+        "runtime fault). Mask form: the columns a MaskPattern selects (1=P0101 even, 2=P1010 "
+        "odd, 3..6 one in four, 7 all), bits reinterpreted as output_dtype.",
         aliases=("tensor.gather",),
     )
 )
@@ -347,4 +417,12 @@ register(
     )
 )
 
-__all__ = ["ARANGE_DTYPES", "CMP_NAMES", "concat_valid", "transpose_axes"]
+__all__ = [
+    "ARANGE_DTYPES",
+    "CMP_NAMES",
+    "MASK_STRIDE",
+    "concat_valid",
+    "mask_cols",
+    "mask_pattern_code",
+    "transpose_axes",
+]

@@ -62,6 +62,13 @@ TYPE_ERRORS = [
     ("pl.gather(x3, dim=-1, index=i)",
      "tensor.gather supports only rank-2 inputs with dim == -1 (or rank - 1), but got rank 3 "
      "and dim -1"),
+    ("pl.gather(x, mask_pattern=1, dim=-1)",
+     "gather() index form (dim, index), mask form (mask_pattern=...) and compare form"),
+    ("pl.gather(x, mask_pattern=9)", "gather mask_pattern must be 1..7"),
+    ("pl.gather(x, mask_pattern=1, output_dtype=pl.INT16)",
+     "gather output_dtype INT16 must have the same bit width as the input FP32"),
+    ("pl.gather(x, dim=-1, index=xi, output_dtype=pl.INT32)",
+     "output_dtype is only valid for the mask form of gather()"),
     ("pl.cmp(x, x, cmp_type=6)", "tensor.cmp cmp_type must be an integer in 0..5, but got 6"),
     ("pl.fmods(xi, 0.5)", "tensor.fmods of an integer tensor (INT32) needs an integer divisor"),
     ("pl.row_argmax(pl.reshape(x, [1024]))",

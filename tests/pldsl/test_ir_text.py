@@ -208,7 +208,10 @@ SAMPLES = {
         op("transpose", attrs=(("axis1", -1), ("axis2", 0)), x=D),
     ],
     "concat": [op("concat", src0=A, src1=B)],
-    "gather": [op("gather", attrs=(("dim", -1),), x=A, index=IDX)],
+    "gather": [
+        op("gather", attrs=(("dim", -1),), x=A, index=IDX),
+        op("gather", attrs=(("mask_pattern", 2), ("output_dtype", INT32)), x=A),
+    ],
     "cmp": [
         op("cmp", lhs=A, rhs=B),
         op("cmp", attrs=(("cmp_type", 4),), lhs=A, rhs=Const(0.5, FP32)),

@@ -1179,6 +1179,8 @@ def _op_concat(em: Emitter, e: OpCall, args: list) -> CVal:
 @op("gather")
 def _op_gather(em: Emitter, e: OpCall, args: list) -> CVal:
     x, idx = args
+    if e.attr("mask_pattern") is not None:
+        return _gather_mask(em, e, x)
     label = em.label(e)
     nm = argname(e.args[0])
     site = em.sites_block(e.span, [
@@ -1190,6 +1192,26 @@ def _op_gather(em: Emitter, e: OpCall, args: list) -> CVal:
     out = em.ttemp()
     xt, it = em.st(x.type.dtype), em.st(idx.type.dtype)
     em.line(f"pt_gather(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+def _gather_mask(em: Emitter, e: OpCall, x: CVal) -> CVal:
+    """The mask form: every stride-th column from offset, bits copied (output_dtype has the
+    input's width); zero outside the result's valid box."""
+    from pldsl.ops.table_more import MASK_STRIDE, mask_pattern_code
+
+    stride, off = MASK_STRIDE[mask_pattern_code(e.attr("mask_pattern"))]
+    xt, rt = em.st(x.type.dtype), em.st(e.type.dtype)
+    if xt.esize != rt.esize:
+        raise unsupported(
+            f"gather output_dtype {e.type.dtype.name} reinterpreting {x.type.dtype.name} at "
+            f"precision {em.precision}",
+            e.span,
+        )
+    site = _oom_site(em, e)
+    out = em.ttemp()
+    em.line(f"pt_gather_mask(ctx, {site}, &{x.code}, {xt.esize}, {stride}, {off}, &{out});")
     em.check()
     return CVal("t", out, e.type, owned=True)
 

@@ -162,6 +162,8 @@ PT_API void pt_gather(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const 
 
 PT_API void pt_row_argmax(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, pt_tensor *out);
 
+PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int esize, int stride, int off, pt_tensor *out);
+
 PT_API void pt_assemble_add(pt_ctx *ctx, int site, const pt_tensor *target, const pt_tensor *source, const int64_t *offset, int dt);
 
 PT_API void *pldsl_buf_alloc(size_t nbytes);
@@ -1752,6 +1754,23 @@ PT_API void pt_assemble_add(pt_ctx *ctx, int site, const pt_tensor *target, cons
     });
     if (target->buf) target->buf->written = 1;
     pt_release(&src);
+}
+
+/* pl.gather mask form: columns j of x with j % stride == off (bits copied); valid: x's valid
+ * rows, the selected columns below x's valid column count; zero outside. */
+PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int esize, int stride, int off, pt_tensor *out) {
+    int64_t shape[2] = {x->shape[0], x->shape[1] / stride};
+    if (!pt_new(ctx, site_oom, out, 2, shape, esize)) return;
+    memset(out->base, 0, (size_t)(pt_numel(2, shape) * esize));
+    int64_t rows = pt_min64(x->valid[0], x->shape[0]), vc = pt_min64(x->valid[1], x->shape[1]);
+    int64_t cols = vc - off > 0 ? (vc - off + stride - 1) / stride : 0;
+    if (cols > shape[1]) cols = shape[1];
+    const char *xo = pt_origin(x, esize);
+    for (int64_t b = 0; b < rows; b++)
+        for (int64_t k = 0; k < cols; k++)
+            memcpy(out->base + (b * out->bstride[0] + k) * esize,
+                   xo + (b * x->bstride[0] + (off + k * stride) * x->bstride[1]) * esize, (size_t)esize);
+    out->valid[0] = rows; out->valid[1] = cols;
 }
 
 #endif /* PT_RUNTIME_IMPL */
