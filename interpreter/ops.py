@@ -38,6 +38,7 @@ from pldsl.execution.memory import (
     fresh,
     new_buffer,
     reshaped,
+    undefined_fault,
 )
 
 
@@ -283,8 +284,9 @@ def binary(op, ctx: Context, rtype, lhs: TensorValue, rhs):
 
 
 @kernel("exp", "sqrt", "rsqrt", "recip", "log", "neg", "abs", "relu", cost=_elementwise_cost)
-def unary(op, ctx: Context, rtype, x: TensorValue):
-    """op(x) elementwise; result valid = x valid."""
+def unary(op, ctx: Context, rtype, x: TensorValue, high_precision=False):
+    """op(x) elementwise; result valid = x valid. (rsqrt's high_precision changes nothing:
+    the result is already sqrt then 1/x, each correctly rounded.)"""
     dtype = rtype or x.dtype
     x.require(ctx, x.valid, "x")
     r = numerics.unary(op, x.materialize(ctx), dtype, ctx.precision)
@@ -295,8 +297,9 @@ def unary(op, ctx: Context, rtype, x: TensorValue):
 
 
 @kernel("row_sum", "row_max", "row_min", "col_sum", "col_max", "col_min", cost=_reduce_cost)
-def reduction(op, ctx: Context, rtype, x: TensorValue):
+def reduction(op, ctx: Context, rtype, x: TensorValue, tmp=None):
     """row_*: reduce the last axis -> [..., 1]; col_*: reduce axis 0 of a 2-D tensor -> [1, N].
+    (`tmp`, PyPTO's scratch tile of the tile form, is neither read nor written.)
 
     The whole reduced axis is consumed: outside the valid region it reads the pad value
     (default mode) or is an undefined read (strict mode) -- pl.fillpad first."""
@@ -326,29 +329,36 @@ def reduction(op, ctx: Context, rtype, x: TensorValue):
     "row_expand_sub",
     "row_expand_mul",
     "row_expand_div",
+    "row_expand",
     "col_expand_add",
     "col_expand_sub",
     "col_expand_mul",
     "col_expand_div",
+    "col_expand",
+    "col_expand_expdif",
     cost=_elementwise_cost,
 )
 def expand(op, ctx: Context, rtype, x: TensorValue, v: TensorValue):
-    """x op v with one value per row (v: [M,1]) or per column (v: [1,N]); valid = x valid."""
-    kind, _, fn = op.split("_")
-    if x.rank != 2 or v.rank != 2:
-        raise OpFault("ShapeMismatch", f"{op} needs 2-D operands")
-    want = (x.shape[0], 1) if kind == "row" else (1, x.shape[1])
-    if v.shape != want:
+    """x op v with one value per row (v: [..., M, 1]) or per column (v: [..., 1, N]); leading
+    axes of v equal x's or 1; valid = x valid. row_expand / col_expand: v broadcast (x gives
+    only the shape)."""
+    from pldsl.ops.table import expand_shape  # the same shape rule as the type rule
+
+    parts = op.split("_")
+    kind, fn = parts[0], (parts[2] if len(parts) == 3 else "rhs")
+    why = expand_shape(kind, x.shape, v.shape, op)
+    if why is not None:
         raise OpFault(
             "ShapeMismatch",
-            f"{op} operand 'v' has shape {list(v.shape)}, expected {list(want)}",
-            "row_expand_* takes one value per row [M,1]; col_expand_* one per column [1,N]",
+            f"{why} (at run time)",
+            "row_expand_* takes one value per row [..., M, 1]; col_expand_* one per column "
+            "[..., 1, N]",
         )
     dtype = rtype or numerics.promote(x.dtype, v.dtype)
     if ctx.strict:
-        x.require(ctx, x.valid, "x")
-        vm, vn = x.valid
-        v.require(ctx, (vm, min(1, vn)) if kind == "row" else (min(1, vm), vn), "v")
+        if fn != "rhs":
+            x.require(ctx, x.valid, "x")
+        v.require(ctx, _needed(v.shape, x.shape, x.valid), "v")
     r = numerics.binary(fn, x.materialize(ctx), v.materialize(ctx), dtype, ctx.precision)
     return fresh(ctx, r, dtype, x.valid)
 
@@ -474,13 +484,29 @@ def fillpad(op, ctx: Context, rtype, x: TensorValue, pad_value=None):
 
 
 @kernel("create_tensor", cost=_alloc_cost)
-def create_tensor(op, ctx: Context, rtype, shape: Box, dtype=None):
-    """A fresh buffer, undefined until written (zero-filled in default mode)."""
+def create_tensor(
+    op, ctx: Context, rtype, shape: Box, init_value=None, valid_shape=None, dtype=None
+):
+    """A fresh buffer, undefined until written (zero-filled in default mode); with init_value
+    every element holds it (converted with round-to-nearest-even), defined."""
     name = _dtype_name(dtype) or rtype
     shape = tuple(shape)
     _check_dims("pl.create_tensor shape", shape)
-    buf = new_buffer(ctx, shape, name)
-    return TensorValue(buf, (0,) * len(shape), shape)
+    valid = None
+    if valid_shape is not None:
+        valid = tuple(valid_shape)
+        for i, (v, s) in enumerate(zip(valid, shape)):
+            if not 0 <= v <= s:
+                raise OpFault(
+                    "BadValidShape",
+                    f"valid_shape {list(valid)} does not fit the shape {list(shape)} on axis {i}",
+                    "valid extents must satisfy 0 <= valid <= shape",
+                )
+    buf = new_buffer(ctx, shape, name, defined=init_value is not None)
+    if init_value is not None:
+        v = numerics.cast(np.asarray(init_value), name, "rint", ctx.precision)
+        buf.data[...] = v[()]
+    return TensorValue(buf, (0,) * len(shape), shape, valid)
 
 
 @kernel("full", cost=_alloc_cost)
@@ -532,8 +558,11 @@ def slice_(
 
 
 @kernel("assemble", cost=_assemble_cost)
-def assemble(op, ctx: Context, rtype, target: TensorValue, source: TensorValue, offset):
-    """Write source's valid region into target at offset, in place; returns target."""
+def assemble(
+    op, ctx: Context, rtype, target: TensorValue, source: TensorValue, offset, atomic=None
+):
+    """Write source's valid region into target at offset, in place (atomic Add: add it);
+    returns target."""
     offset = tuple(offset)
     if source.rank > target.rank:
         raise OpFault(
@@ -545,7 +574,16 @@ def assemble(op, ctx: Context, rtype, target: TensorValue, source: TensorValue, 
         _check_window(target, offset, extents)
     source.require(ctx, source.valid, "source")
     dst = target.window(extents, offset)
-    target.buffer.data[dst] = source.buffer.data[source.window()]
+    src = source.buffer.data[source.window()]
+    if _atomic_add(atomic):  # target += source, rounded as pl.add (sequential: no race)
+        if ctx.strict and target.buffer.defined is not None:
+            undefined = ~target.buffer.defined[dst]
+            if undefined.any():
+                first = tuple(int(i) + o for i, o in zip(np.argwhere(undefined)[0], offset))
+                raise undefined_fault(target, first, "target")
+        cur = target.buffer.data[dst]
+        src = numerics.binary("add", cur, src.reshape(cur.shape), target.dtype, ctx.precision)
+    target.buffer.data[dst] = src
     if target.buffer.defined is not None:
         target.buffer.defined[dst] = True
     target.buffer.mark_written()
@@ -589,3 +627,182 @@ def dim(op, ctx: Context, rtype, x: TensorValue, axis=0):
     if not -x.rank <= axis < x.rank:
         raise OpFault("BadAxis", f"axis {axis} out of range for a rank-{x.rank} tensor")
     return int(x.shape[axis])
+
+
+def _atomic_add(atomic) -> bool:
+    return atomic is not None and getattr(atomic, "value", atomic) == "add"
+
+
+# ------------------------------------------------------------------ PyPTO's wider op set
+
+
+@kernel("arange", cost=_alloc_cost)
+def arange(op, ctx: Context, rtype, start, shape: Box, dtype=None, descending=False):
+    """start, start+1, ... (start-1, ... descending) along the last axis, wrapped into the
+    dtype; leading axes must be 1 (PyPTO fills only the first row)."""
+    name = _dtype_name(dtype) or rtype or "INT32"
+    shape = tuple(shape)
+    _check_dims("pl.arange shape", shape)
+    if any(d != 1 for d in shape[:-1]):
+        raise OpFault(
+            "BadShape",
+            f"pl.arange fills only the first row; leading dimensions must be 1, got {list(shape)}",
+        )
+    n = shape[-1] if shape else 1
+    step = -1 if descending else 1
+    values = int(start) + step * np.arange(n, dtype=np.int64)
+    data = np.broadcast_to(values, shape).astype(ctx.storage(name))  # wraps (two's complement)
+    return fresh(ctx, data, name)
+
+
+@kernel("set_validshape")
+def set_validshape(op, ctx: Context, rtype, x: TensorValue, valid_rows, valid_cols):
+    """The same view of x with valid region [valid_rows, valid_cols] (no data moves)."""
+    if x.rank != 2:
+        raise OpFault("ShapeMismatch", f"set_validshape needs a 2-D tensor, got rank {x.rank}")
+    valid = (int(valid_rows), int(valid_cols))
+    for axis, (v, d) in enumerate(zip(valid, x.shape)):
+        if not 0 <= v <= d:
+            raise OpFault(
+                "BadValidShape",
+                f"set_validshape: valid extent {v} not in [0, {d}] on axis {axis} of "
+                f"'{x.name}' {list(x.shape)}",
+                "valid extents must satisfy 0 <= valid <= shape",
+            )
+    if ctx.bounds_check and not x.in_buffer():
+        raise OpFault("OutOfBounds", f"set_validshape: '{x.name}' lies past its buffer's end")
+    return TensorValue(x.buffer, x.offset, x.shape, valid, x.pad)
+
+
+@kernel("transpose", cost=_copy_cost)
+def transpose(op, ctx: Context, rtype, x: TensorValue, axis1=0, axis2=1):
+    """x with two axes swapped (a fresh copy); the valid region swaps too."""
+    rank = x.rank
+    if not (-rank <= axis1 < rank and -rank <= axis2 < rank):
+        raise OpFault("BadAxis", f"transpose axes ({axis1}, {axis2}) out of range for rank {rank}")
+    a, b = axis1 % rank, axis2 % rank
+    x.require(ctx, x.valid, "x")
+    order = list(range(rank))
+    order[a], order[b] = order[b], order[a]
+    data = np.ascontiguousarray(np.transpose(x.materialize(ctx), order))
+    valid = tuple(x.valid[i] for i in order)
+    return fresh(ctx, data, x.dtype, valid)
+
+
+@kernel("concat", cost=_copy_cost)
+def concat(op, ctx: Context, rtype, src0: TensorValue, src1: TensorValue):
+    """src0 and src1 joined along the last axis; valid: the smaller leading extents, and
+    src0's valid columns followed by src1's only when all of src0's are valid."""
+    if src0.rank != src1.rank or src0.shape[:-1] != src1.shape[:-1]:
+        raise OpFault(
+            "ShapeMismatch",
+            f"concat of {list(src0.shape)} and {list(src1.shape)}: all but the last axis must match",
+        )
+    from pldsl.ops.table_more import concat_valid  # the same rule as the type rule
+
+    valid = concat_valid(src0.shape, src0.valid, src1.shape, src1.valid)
+    lead = valid[:-1]
+    src0.require(ctx, lead + (min(src0.valid[-1], valid[-1]),), "src0")
+    src1.require(ctx, lead + (max(0, valid[-1] - src0.shape[-1]),), "src1")
+    data = np.concatenate([src0.materialize(ctx), src1.materialize(ctx)], axis=-1)
+    return fresh(ctx, data, src0.dtype, valid)
+
+
+@kernel("gather", cost=_copy_cost)
+def gather(op, ctx: Context, rtype, x: TensorValue, index=None, dim=-1, mask_pattern=None,
+           output_dtype=None):  # fmt: skip
+    """Index form: out[b, k] = x[b, index[b, k]] over index's valid region; an index outside
+    [0, N) of x's columns is a fault (the whole row of x can be read: pad beyond its valid
+    columns). Mask form: the selected columns, bits reinterpreted as output_dtype."""
+    if mask_pattern is not None:
+        return _gather_mask(ctx, x, mask_pattern, _dtype_name(output_dtype) or rtype or x.dtype)
+    if dim is None:
+        dim = -1
+    if x.rank != 2 or index is None or index.rank != 2 or dim not in (-1, 1):
+        raise OpFault("ShapeMismatch", "gather needs rank-2 x and index with dim=-1")
+    rows, cols = index.valid
+    if rows > x.shape[0]:
+        raise OpFault(
+            "ShapeMismatch",
+            f"gather: index has {rows} valid rows, x only {x.shape[0]}",
+        )
+    index.require(ctx, index.valid, "index")
+    idx = index.materialize(ctx)[:rows, :cols].astype(np.int64)
+    bad = (idx < 0) | (idx >= x.shape[1])
+    if bad.any():
+        b, k = (int(i) for i in np.argwhere(bad)[0])
+        raise OpFault(
+            "OutOfBounds",
+            f"gather: index[{b}, {k}] = {idx[b, k]} is outside [0, {x.shape[1]}) for "
+            f"'{x.name}' {list(x.shape)}",
+            "gather indices must address a column of x",
+        )
+    x.require(ctx, (rows, x.shape[1]) if rows else (0, 0), "x")
+    src = x.materialize(ctx)
+    out = np.zeros(index.shape, dtype=src.dtype)
+    out[:rows, :cols] = np.take_along_axis(src[:rows], idx, axis=1)
+    return fresh(ctx, out, x.dtype, (rows, cols))
+
+
+def _gather_mask(ctx: Context, x: TensorValue, mask_pattern, out_dtype: str) -> TensorValue:
+    from pldsl.ops.table_more import MASK_STRIDE, mask_cols, mask_pattern_code
+
+    stride, off = MASK_STRIDE[mask_pattern_code(mask_pattern)]
+    _, vcols = mask_cols(x.shape[1], x.valid[1], mask_pattern_code(mask_pattern))
+    x.require(ctx, x.valid, "x")
+    data = np.ascontiguousarray(x.materialize(ctx)[:, off::stride][:, : x.shape[1] // stride])
+    storage = ctx.storage(out_dtype)
+    if storage.itemsize != data.dtype.itemsize:
+        raise OpFault(
+            "BadDtype",
+            f"gather output_dtype {out_dtype} cannot reinterpret {x.dtype} stored as "
+            f"{data.dtype} (precision={ctx.precision})",
+        )
+    return fresh(ctx, data.view(storage), out_dtype, (x.valid[0], vcols))
+
+
+@kernel("cmp", cost=_elementwise_cost)
+def cmp(op, ctx: Context, rtype, lhs: TensorValue, rhs, cmp_type=0):
+    """1 where lhs <cmp> rhs, else 0, in the promoted dtype; valid = lhs valid."""
+    rhs_tensor = isinstance(rhs, TensorValue)
+    if rhs_tensor:
+        shape = _broadcast(lhs.shape, rhs.shape)
+        dtype = rtype or numerics.promote(lhs.dtype, rhs.dtype)
+    else:
+        shape = lhs.shape
+        s = _scalar_dtype(rhs)
+        dtype = rtype or (lhs.dtype if s == "INDEX" else numerics.promote(lhs.dtype, s))
+    valid = lhs.valid
+    if shape != lhs.shape:
+        valid = tuple(v if s == r else (r if v > 0 else 0)
+                      for s, r, v in zip(lhs.shape, shape, valid))  # fmt: skip
+    if ctx.strict:
+        lhs.require(ctx, _needed(lhs.shape, shape, valid), "lhs")
+        if rhs_tensor:
+            rhs.require(ctx, _needed(rhs.shape, shape, valid), "rhs")
+    b = rhs.materialize(ctx) if rhs_tensor else np.asarray(rhs)
+    which = numerics.CMP_OPS[cmp_type]
+    r = numerics.compare(which, lhs.materialize(ctx), b, dtype, ctx.precision)
+    return fresh(ctx, np.array(np.broadcast_to(r, shape)), dtype, valid)
+
+
+@kernel("fmods", cost=_elementwise_cost)
+def fmods(op, ctx: Context, rtype, lhs: TensorValue, rhs):
+    """lhs fmod rhs (sign of lhs) in lhs's dtype; valid = lhs valid."""
+    dtype = rtype or lhs.dtype
+    lhs.require(ctx, lhs.valid, "lhs")
+    r = numerics.binary("fmod", lhs.materialize(ctx), np.asarray(rhs), dtype, ctx.precision)
+    return fresh(ctx, r, dtype, lhs.valid)
+
+
+@kernel("row_argmax", cost=_reduce_cost)
+def row_argmax(op, ctx: Context, rtype, x: TensorValue):
+    """INT32 index of the first maximum of each row (the whole row is consumed, as in the
+    row reductions: pad beyond the valid columns)."""
+    if x.rank < 2:
+        raise OpFault("ShapeMismatch", f"row_argmax needs rank >= 2, got {x.rank}")
+    if x.shape[-1] == 0:
+        raise OpFault("EmptyReduction", f"argmax over an empty axis of '{x.name}' has no value")
+    x.require(ctx, x.valid[:-1] + (x.shape[-1],), "x")
+    r = numerics.argmax_last(x.materialize(ctx))
+    return fresh(ctx, r, "INT32", x.valid[:-1] + (1,))

@@ -24,7 +24,7 @@ from pldsl.dtypes import (
     UINT64,
     DType,
 )
-from pldsl.enums import FunctionType, Level, PadValue, Role
+from pldsl.enums import AtomicType, FunctionType, Level, PadValue, Role
 from pldsl.ir.nodes import Function, Program, structural_equal
 from pldsl.ir.printer import print_ir
 from pldsl.ops import OPS as _OPS
@@ -85,7 +85,7 @@ def check(program: Program, **options):
 
 __all__ = [
     "BF16", "BOOL", "FP16", "FP32", "INDEX", "INT8", "INT16", "INT32", "INT64", "UINT8",
-    "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue", "Role",
+    "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue", "Role", "AtomicType",
     "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
     "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "InOut",
     "Out", "Scalar", "SplitMode", "split", "jit", "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "CaptureError",

@@ -48,6 +48,14 @@ class PadValue(Enum):
     max = "max"
 
 
+class AtomicType(Enum):
+    """pl.assemble's combine mode (PyPTO's AtomicType): None_ overwrites, Add adds into the
+    target."""
+
+    None_ = "none"
+    Add = "add"
+
+
 class Optimizer(Enum):
     """Historical scheduling hints (no numeric effect): accepted, recorded, printed."""
 
@@ -60,4 +68,5 @@ ENUMS: dict[str, type[Enum]] = {
     "Level": Level,
     "Role": Role,
     "PadValue": PadValue,
+    "AtomicType": AtomicType,
 }

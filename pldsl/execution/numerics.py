@@ -49,12 +49,15 @@ def _ignore() -> contextlib.AbstractContextManager:
 __all__ = [
     "ALL_DTYPES",
     "CAST_MODES",
+    "CMP_OPS",
     "FLOAT_DTYPES",
     "INT_DTYPES",
     "NumericsError",
     "PRECISIONS",
+    "argmax_last",
     "binary",
     "cast",
+    "compare",
     "gamma",
     "is_poison",
     "matmul",
@@ -434,6 +437,12 @@ _F_BINARY = {
     "div": np.divide,
     "maximum": lambda a, b: _ieee_max(a, b, True),
     "minimum": lambda a, b: _ieee_max(a, b, False),
+    # C fmodf: exact in float32 (the remainder of two floats is representable), sign of a.
+    "fmod": np.fmod,
+    # exp(a - b) (col_expand_expdif): the float32 difference, then exp as `unary` computes it.
+    "expdif": lambda a, b: np.exp((a - b).astype(np.float64)).astype(np.float32),
+    # b broadcast over a's shape (row_expand / col_expand): only the RNE rounding to `result`.
+    "rhs": lambda a, b: np.array(np.broadcast_arrays(a, b)[1]),
 }
 _F_UNARY = {
     "neg": np.negative,
@@ -490,6 +499,10 @@ def _int_binary(op: str, a: np.ndarray, b: np.ndarray, res: str) -> np.ndarray:
             return np.minimum(ai, bi)
         if op == "div":
             return _int_div_trunc(ai, bi)
+        if op == "fmod":
+            return _int_fmod(ai, bi)
+        if op == "rhs":
+            return np.broadcast_arrays(ai, bi)[1].copy()
     raise NumericsError(f"unknown binary op {op!r}; expected one of {sorted(_F_BINARY)}")
 
 
@@ -500,6 +513,52 @@ def _int_div_trunc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     q = np.floor_divide(a, b)
     fix = (a - q * b != 0) & ((a < 0) != (b < 0))
     return (q + fix.astype(q.dtype)).astype(a.dtype)
+
+
+def _int_fmod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C-style remainder (sign of the dividend); x % 0 is an error; MIN % -1 = 0."""
+    if np.any(b == 0):
+        raise NumericsError("integer division by zero in elementwise fmods")
+    r = np.fmod(a.astype(np.int64), b.astype(np.int64))
+    return r.astype(a.dtype)
+
+
+CMP_OPS = ("eq", "ne", "lt", "le", "gt", "ge")
+_CMP = {
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+}
+
+
+def compare(op: str, a: np.ndarray, b: np.ndarray, result: str, precision: str = "bf16"):
+    """1 where `a op b` holds, else 0, in dtype `result` (NumPy broadcasting).
+
+    Float result: operands widened to float32 as in `binary`, IEEE comparison (NaN: only
+    `ne` holds; -0 == +0). Integer result: operands wrapped into `result` first, exact."""
+    res = _name(result)
+    if op not in _CMP:
+        raise NumericsError(f"unknown comparison {op!r}; expected one of {list(CMP_OPS)}")
+    a, b = np.asarray(a), np.asarray(b)
+    if res in FLOAT_DTYPES:
+        with np.errstate(all="ignore"):
+            hit = _CMP[op](_f32(a), _f32(b))
+    else:
+        dt = _STORAGE[res]
+        hit = _CMP[op](a.astype(dt), b.astype(dt))
+    return hit.astype(storage_dtype(res, precision))
+
+
+def argmax_last(a: np.ndarray) -> np.ndarray:
+    """INT32 index of the first maximum along the last axis, kept as an axis of size 1. NaN
+    counts as the maximum (the first NaN wins); -0 and +0 tie (the first wins)."""
+    a = np.asarray(a)
+    if _is_float_np(a.dtype):
+        a = _f32(a)
+    return np.argmax(a, axis=-1).astype(np.int32)[..., None]
 
 
 def wrap_int(value: int, dtype: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from pldsl.dtypes import CAST_MODES, FP32, INDEX, INT32, DType, promote
-from pldsl.enums import PadValue
+from pldsl.enums import AtomicType, PadValue
 from pldsl.ir.nodes import Const, ListExpr
 from pldsl.ir.opdefs import OpDef, OpParam, TypeRuleError, register
 from pldsl.ir.printer import describe_type, format_dims
@@ -125,11 +125,19 @@ for _name, _doc in {
 for _name, _doc in {
     "exp": "Elementwise e**x.",
     "sqrt": "Elementwise square root.",
-    "rsqrt": "Elementwise 1/sqrt(x).",
     "recip": "Elementwise 1/x.",
     "log": "Elementwise natural logarithm.",
 }.items():
     _unary_op(_name, _doc)
+register(
+    OpDef(
+        "rsqrt",
+        (P("x", "tensor"), P("high_precision", "attr", False)),
+        _infer_float_unary,
+        "Elementwise 1/sqrt(x); high_precision (PyPTO's refinement flag) changes nothing here: "
+        "the result is already sqrt then 1/x, each correctly rounded.",
+    )
+)
 _unary_op("neg", "Elementwise -x.", float_only=False)
 _unary_op("abs", "Elementwise |x|.", float_only=False)
 _unary_op("relu", "Elementwise max(x, 0).", float_only=False)
@@ -139,6 +147,13 @@ _unary_op("relu", "Elementwise max(x, 0).", float_only=False)
 
 def _row_reduce(args: dict, attrs: dict) -> TensorType:
     x = _tensor(args, "x")
+    if args.get("tmp") is not None:
+        tmp = _tensor(args, "tmp")
+        if tmp.dtype != x.dtype:
+            raise TypeRuleError(
+                f"row reduction tmp dtype {tmp.dtype.name} differs from the input's {x.dtype.name}",
+                "tmp is PyPTO's scratch tile: give it the input's dtype",
+            )
     if x.rank < 1:
         raise TypeRuleError("row reductions need a tensor of rank >= 1")
     shape = x.shape[:-1] + (1,)
@@ -156,28 +171,58 @@ def _col_reduce(args: dict, attrs: dict) -> TensorType:
 
 for _kind, _rule, _axis in (("row", _row_reduce, "last"), ("col", _col_reduce, "first")):
     for _red in ("sum", "max", "min"):
+        # PyPTO's tile form row_sum(x, tmp) passes a scratch tile; it holds no result here.
+        _tmp = (P("tmp", "tensor", None),) if _kind == "row" else ()
         register(
             OpDef(
                 f"{_kind}_{_red}",
-                (P("x", "tensor"),),
+                (P("x", "tensor"), *_tmp),
                 _rule,
                 f"{_red} over the {_axis} axis, kept as an axis of size 1.",
             )
         )
 
 
-def _expand(axis: str):
+def expand_shape(axis: str, x_shape: tuple, v_shape: tuple, op: str) -> tuple | None:
+    """Why `v` cannot be expanded over `x` (row: one value per row, v [..., M, 1]; col: one per
+    column, v [..., 1, N]; leading axes equal or 1), as PyPTO words it; None when it can."""
+    if len(x_shape) < 2:
+        return f"The operator {op} requires first argument to have at least 2 dimensions, but got {len(x_shape)} dimensions"
+    if len(v_shape) != len(x_shape):
+        return f"The operator {op} requires second argument to have rank {len(x_shape)}, but got {len(v_shape)} dimensions"
+    unit, match = (-1, -2) if axis == "row" else (-2, -1)
+    if static_value(v_shape[unit]) != 1:
+        which = "last dimension" if axis == "row" else "second-to-last dimension (row)"
+        return f"The operator {op} requires second argument's {which} to be 1, but got {format_dims(v_shape)}"
+    a, b = static_value(x_shape[match]), static_value(v_shape[match])
+    if not dims_equal(x_shape[match], v_shape[match]) and (a is not None and b is not None):
+        what = "row" if axis == "row" else "column"
+        return (
+            f"The operator {op} requires matching {what} dimensions, but got tensor "
+            f"{what}s={a} and {axis}_vec {what}s={b}"
+        )
+    for i, (d, e) in enumerate(zip(x_shape[:-2], v_shape[:-2])):
+        if not (dims_equal(d, e) or static_value(e) == 1):
+            return f"The operator {op} requires leading dimension {i} of the second argument to be 1 or {d}, but got {e}"
+    return None
+
+
+def _expand(axis: str, op: str, float_only: bool = False):
     def rule(args: dict, attrs: dict) -> TensorType:
         t = _tensor(args, "x")
         v = _tensor(args, "v")
-        if t.rank != 2 or v.rank != 2:
-            raise TypeRuleError(f"{axis}_expand ops need 2-D operands")
-        want = (t.shape[0], 1) if axis == "row" else (1, t.shape[1])
-        if not all(dims_equal(a, b) for a, b in zip(v.shape, want)):
+        if float_only and not (t.dtype.is_float and v.dtype.is_float):
             raise TypeRuleError(
-                f"{axis}_expand operand must have shape {format_dims(want)}, "
-                f"got {format_dims(v.shape)}",
-                "row_expand_* takes one value per row [M,1]; col_expand_* one per column [1,N]",
+                f"The operator {op} requires floating-point operands, but got "
+                f"{t.dtype.name} and {v.dtype.name}",
+                "pl.cast them first",
+            )
+        why = expand_shape(axis, t.shape, v.shape, f"{op}")
+        if why is not None:
+            raise TypeRuleError(
+                why,
+                f"{axis}_expand* takes one value per {axis}: "
+                + ("v of shape [..., M, 1]" if axis == "row" else "v of shape [..., 1, N]"),
             )
         return TensorType(t.shape, promote(t.dtype, v.dtype), t.valid_shape, None)
 
@@ -190,10 +235,27 @@ for _axis in ("row", "col"):
             OpDef(
                 f"{_axis}_expand_{_op}",
                 (P("x", "tensor"), P("v", "tensor")),
-                _expand(_axis),
-                f"Apply `{_op}` with one value per {_axis} ({'[M,1]' if _axis == 'row' else '[1,N]'}).",
+                _expand(_axis, f"{_axis}_expand_{_op}"),
+                f"Apply `{_op}` with one value per {_axis} ({'[..., M,1]' if _axis == 'row' else '[..., 1,N]'}).",
             )
         )
+    register(
+        OpDef(
+            f"{_axis}_expand",
+            (P("x", "tensor"), P("v", "tensor")),
+            _expand(_axis, f"{_axis}_expand"),
+            f"v ({'[..., M,1]' if _axis == 'row' else '[..., 1,N]'}) broadcast to x's shape "
+            "(x gives only the shape and valid region).",
+        )
+    )
+register(
+    OpDef(
+        "col_expand_expdif",
+        (P("x", "tensor"), P("v", "tensor")),
+        _expand("col", "col_expand_expdif", float_only=True),
+        "exp(x - v) with one value per column ([..., 1,N]); float operands.",
+    )
+)
 
 # ----------------------------------------------------------------- matmul
 
@@ -385,15 +447,46 @@ register(
 
 
 def _infer_create(args: dict, attrs: dict) -> TensorType:
-    return TensorType(_dims(args, "shape"), attrs["dtype"])
+    shape = _dims(args, "shape")
+    init = args.get("init_value")
+    if init is not None:
+        t = getattr(init, "type", None)
+        if not isinstance(t, ScalarType) or t.dtype.is_bool:
+            raise TypeRuleError(
+                f"create_tensor init_value must be a number, got {describe_type(t)}",
+                "e.g. init_value=0",
+            )
+    valid = None
+    if args.get("valid_shape") is not None:
+        valid = _dims(args, "valid_shape")
+        if len(valid) != len(shape):
+            raise TypeRuleError(f"valid_shape has {len(valid)} dims, the shape {len(shape)}")
+        _check_narrows(valid, shape, "shape")
+    return TensorType(shape, attrs["dtype"], valid)
+
+
+def _check_narrows(valid: tuple, shape: tuple, what: str) -> None:
+    for axis, (v, w) in enumerate(zip(valid, shape)):
+        sv, sw = static_value(v), static_value(w)
+        if sv is not None and sw is not None and sv > sw:
+            raise TypeRuleError(
+                f"valid_shape {format_dims(valid)} is wider than the {what} {format_dims(shape)} "
+                f"on axis {axis}",
+                "valid_shape can only narrow",
+            )
 
 
 register(
     OpDef(
         "create_tensor",
-        (P("shape", "dims"), P("dtype", "dtype")),
+        (
+            P("shape", "dims"),
+            P("dtype", "dtype"),
+            P("init_value", "scalar", None),
+            P("valid_shape", "dims", None),
+        ),
         _infer_create,
-        "A fresh buffer; its contents are undefined until written.",
+        "A fresh buffer; its contents are undefined until written, or init_value everywhere.",
         category="data",
     )
 )
@@ -479,15 +572,29 @@ def _infer_assemble(args: dict, attrs: dict) -> TensorType:
             f"assemble source dtype {source.dtype.name} differs from target {target.dtype.name}",
             f"pl.cast(source, pl.{target.dtype.name}) first",
         )
+    atomic = attrs.get("atomic", AtomicType.None_)
+    if not isinstance(atomic, AtomicType):
+        raise TypeRuleError(
+            f"assemble atomic must be a pl.AtomicType, got {atomic!r}",
+            "atomic=pl.AtomicType.Add adds source into target; pl.AtomicType.None_ overwrites",
+        )
+    if atomic is AtomicType.Add and target.dtype.is_bool:
+        raise TypeRuleError("assemble atomic=pl.AtomicType.Add needs a numeric target, got BOOL")
     return TensorType(target.shape, target.dtype, target.valid_shape, target.pad)
 
 
 register(
     OpDef(
         "assemble",
-        (P("target", "tensor"), P("source", "tensor"), P("offset", "dims")),
+        (
+            P("target", "tensor"),
+            P("source", "tensor"),
+            P("offset", "dims"),
+            P("atomic", "attr", AtomicType.None_),
+        ),
         _infer_assemble,
-        "Write source's valid region into target at offset, in place; returns target.",
+        "Write source's valid region into target at offset, in place (atomic=pl.AtomicType.Add: "
+        "add it, rounding as pl.add); returns target.",
         category="data",
         writes_arg=0,
     )

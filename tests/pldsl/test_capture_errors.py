@@ -123,7 +123,7 @@ BODY_CASES = [
     ("matmul_k_mismatch", "z = pl.matmul(x, x)", "TypeError", "pl.matmul(x, x)", "contraction dims differ"),
     ("matmul_acc_bf16_acc", "a = pl.cast(pl.matmul(x, y), pl.BF16)\nz = pl.matmul_acc(a, x, y)", "TypeError", "pl.matmul_acc", "accumulator must be FP32 or INT32"),
     ("broadcast_mismatch", "z = pl.add(x, y)", "TypeError", "pl.add(x, y)", "do not broadcast"),
-    ("row_expand_shape", "z = pl.row_expand_mul(x, x)", "TypeError", "pl.row_expand_mul", "must have shape [16, 1]"),
+    ("row_expand_shape", "z = pl.row_expand_mul(x, x)", "TypeError", "pl.row_expand_mul", "requires second argument's last dimension to be 1, but got [16, 64]"),
     ("cast_mode", 'z = pl.cast(x, pl.BF16, mode="nearest")', "TypeError", "pl.cast", "unknown cast mode 'nearest'"),
     ("cast_mode_not_str", "z = pl.cast(x, pl.BF16, mode=1)", "TypeError", "1)", "must be a string"),
     ("cast_dtype_not_dtype", "z = pl.cast(x, 4)", "TypeError", "4)", "must be a dtype"),

@@ -8,8 +8,8 @@ import pytest
 from irutil import round_trip
 
 from pldsl.diagnostics import IRParseError, Span
-from pldsl.dtypes import BF16, BOOL, FP16, FP32, INDEX, INT32
-from pldsl.enums import FunctionType, Level, Optimizer, PadValue, Role
+from pldsl.dtypes import BF16, BOOL, FP16, FP32, INDEX, INT32, UINT32
+from pldsl.enums import AtomicType, FunctionType, Level, Optimizer, PadValue, Role
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -104,7 +104,8 @@ COL = Var("col", TensorType((1, 64), FP32))
 D = Var("d", TN)
 S = Var("s", scalar(FP32))
 I = Var("i", scalar())  # noqa: E741
-OP_PARAMS = (A, B, H, KW, KT, ACC, ROW, COL, D, S, I)
+IDX = Var("ix", TensorType((16, 8), INT32))
+OP_PARAMS = (A, B, H, KW, KT, ACC, ROW, COL, D, S, I, IDX)
 
 
 def _binary(name):
@@ -175,7 +176,10 @@ SAMPLES = {
             valid_shape=dims(binop("min", idx(8), binop("sub", N, I)), 64),
         ),
     ],
-    "assemble": [op("assemble", target=B, source=A, offset=dims(0, 0))],
+    "assemble": [
+        op("assemble", target=B, source=A, offset=dims(0, 0)),
+        op("assemble", attrs=(("atomic", AtomicType.Add),), target=B, source=A, offset=dims(0, 0)),
+    ],
     "read": [op("read", x=A, indices=dims(I, 0)), op("read", x=D, indices=dims(3))],
     "write": [
         op("write", x=B, indices=dims(0, I), value=S),
@@ -185,6 +189,35 @@ SAMPLES = {
         op("dim", attrs=(("axis", 0),), x=D),
         op("dim", attrs=(("axis", -1),), x=D),
     ],
+    # issue 10: PyPTO's wider op set
+    "arange": [
+        op("arange", start=idx(0), shape=dims(1, 64)),
+        op(
+            "arange",
+            attrs=(("dtype", UINT32), ("descending", True)),
+            start=idx(7),
+            shape=dims(1, N),
+        ),
+    ],
+    "set_validshape": [op("set_validshape", x=A, valid_rows=I, valid_cols=idx(3))],
+    "row_expand": [op("row_expand", x=A, v=ROW)],
+    "col_expand": [op("col_expand", x=A, v=COL)],
+    "col_expand_expdif": [op("col_expand_expdif", x=A, v=COL)],
+    "transpose": [
+        op("transpose", attrs=(("axis1", 0), ("axis2", 1)), x=A),
+        op("transpose", attrs=(("axis1", -1), ("axis2", 0)), x=D),
+    ],
+    "concat": [op("concat", src0=A, src1=B)],
+    "gather": [
+        op("gather", attrs=(("dim", -1),), x=A, index=IDX),
+        op("gather", attrs=(("mask_pattern", 2), ("output_dtype", INT32)), x=A),
+    ],
+    "cmp": [
+        op("cmp", lhs=A, rhs=B),
+        op("cmp", attrs=(("cmp_type", 4),), lhs=A, rhs=Const(0.5, FP32)),
+    ],
+    "fmods": [op("fmods", lhs=A, rhs=S)],
+    "row_argmax": [op("row_argmax", x=A)],
 }
 
 

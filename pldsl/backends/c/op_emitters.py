@@ -74,6 +74,23 @@ _F_BIN = {
     "div": "({a} / {b})",
     "maximum": "pt_fmax({a}, {b})",
     "minimum": "pt_fmin({a}, {b})",
+    "fmod": "fmodf({a}, {b})",
+    "rhs": "({b})",
+    "expdif": "pt_expf(({a}) - ({b}))",
+    "cmp_eq": "(({a}) == ({b}) ? 1.0f : 0.0f)",
+    "cmp_ne": "(({a}) != ({b}) ? 1.0f : 0.0f)",
+    "cmp_lt": "(({a}) < ({b}) ? 1.0f : 0.0f)",
+    "cmp_le": "(({a}) <= ({b}) ? 1.0f : 0.0f)",
+    "cmp_gt": "(({a}) > ({b}) ? 1.0f : 0.0f)",
+    "cmp_ge": "(({a}) >= ({b}) ? 1.0f : 0.0f)",
+}
+_C_CMP = {
+    "cmp_eq": "==",
+    "cmp_ne": "!=",
+    "cmp_lt": "<",
+    "cmp_le": "<=",
+    "cmp_gt": ">",
+    "cmp_ge": ">=",
 }
 
 
@@ -93,6 +110,14 @@ def _int_bin(op_name: str, rt: Storage, a: str, b: str) -> str:
         if rt.kind == "uint":
             return f"({ct})(({a}) / ({b}))"
         return f"(({b}) == -1 ? ({ct})(0 - ({u})({a})) : ({ct})(({a}) / ({b})))"
+    if op_name == "fmod":  # C remainder, sign of a; MIN % -1 is 0 (undefined in C)
+        if rt.kind == "uint":
+            return f"({ct})(({a}) % ({b}))"
+        return f"(({b}) == -1 ? ({ct})0 : ({ct})(({a}) % ({b})))"
+    if op_name == "rhs":
+        return b
+    if op_name in _C_CMP:
+        return f"({ct})(({a}) {_C_CMP[op_name]} ({b}))"
     raise TypeError(op_name)
 
 
@@ -158,7 +183,7 @@ def _binary_kernel(em: Emitter, name: str, op_name: str, at: Storage, bt: Storag
         )
         lines.append("        b = &bm;")
         lines.append("    }")
-    if op_name == "div" and rt.is_int:
+    if op_name in ("div", "fmod") and rt.is_int:
         # numerics: any zero in the materialized divisor is an error
         if bt is not None:
             lines.append("    {")
@@ -255,18 +280,34 @@ def _binary_kernel(em: Emitter, name: str, op_name: str, at: Storage, bt: Storag
     return "\n".join(lines)
 
 
-def _binary_sites(em: Emitter, e: OpCall) -> int:
+def _binary_sites(em: Emitter, e: OpCall, word: str = "div") -> int:
     label = em.label(e)
     return em.sites_block(e.span, [
         ("ShapeMismatch", lambda v, lb=label: "{}: shapes {} and {} do not broadcast".format(lb, *_fail_shapes(v)),
          "the dynamic dims of the operands differ at run time"),
         _oom_entry(label),
-        ("NumericsError", lambda v, lb=label: f"{lb}: integer division by zero in elementwise div", None),
+        ("NumericsError", lambda v, lb=label: f"{lb}: integer division by zero in elementwise {word}", None),
     ])  # fmt: skip
 
 
 @op("add", "sub", "mul", "div", "maximum", "minimum")
 def _op_binary(em: Emitter, e: OpCall, args: list) -> CVal:
+    return _emit_binary(em, e, args, e.op)
+
+
+@op("cmp")
+def _op_cmp(em: Emitter, e: OpCall, args: list) -> CVal:
+    """1/0 in the promoted dtype: the comparison on the operands widened as `binary` does."""
+    names = ("eq", "ne", "lt", "le", "gt", "ge")
+    return _emit_binary(em, e, args, f"cmp_{names[e.attr('cmp_type') or 0]}")
+
+
+@op("fmods")
+def _op_fmods(em: Emitter, e: OpCall, args: list) -> CVal:
+    return _emit_binary(em, e, args, "fmod", word="fmods")
+
+
+def _emit_binary(em: Emitter, e: OpCall, args: list, op_name: str, word: str = "div") -> CVal:
     lhs, rhs = args
     lt = e.args[0].type
     rt_type = e.type
@@ -278,57 +319,65 @@ def _op_binary(em: Emitter, e: OpCall, args: list) -> CVal:
         )
     rank = lt.rank
     _check_rank(e, rank)
-    site = _binary_sites(em, e)
+    site = _binary_sites(em, e, word)
     out = em.ttemp()
     if rhs.kind == "t":
         bt = em.st(rhs.type.dtype)
         if res.is_int and (bt.is_float or at.is_float):
             return _numerics_fault(em, e, f"integer {e.op!r} needs integer operands")
-        key = ("bin", e.op, at.name, bt.name, res.name, rank)
-        name = em.kernel(key, lambda n: _binary_kernel(em, n, e.op, at, bt, None, res, rank))
+        key = ("bin", op_name, at.name, bt.name, res.name, rank)
+        name = em.kernel(key, lambda n: _binary_kernel(em, n, op_name, at, bt, None, res, rank))
         em.line(f"{name}(ctx, {site}, &{lhs.code}, &{rhs.code}, &{out});")
     else:
         sdt = e.args[1].type.dtype
         sk = "f" if sdt.is_float else "i"
         if res.is_int and (sk == "f" or at.is_float):
             return _numerics_fault(em, e, f"integer {e.op!r} needs integer operands")
-        key = ("bins", e.op, at.name, sk, res.name, rank)
-        name = em.kernel(key, lambda n: _binary_kernel(em, n, e.op, at, None, sk, res, rank))
+        key = ("bins", op_name, at.name, sk, res.name, rank)
+        name = em.kernel(key, lambda n: _binary_kernel(em, n, op_name, at, None, sk, res, rank))
         cast = "(double)" if sk == "f" else "(int64_t)"
         em.line(f"{name}(ctx, {site}, &{lhs.code}, {cast}({rhs.code}), &{out});")
     em.check()
     return CVal("t", out, rt_type, owned=True)
 
 
-@op("row_expand_add", "row_expand_sub", "row_expand_mul", "row_expand_div",
-    "col_expand_add", "col_expand_sub", "col_expand_mul", "col_expand_div")  # fmt: skip
+@op("row_expand_add", "row_expand_sub", "row_expand_mul", "row_expand_div", "row_expand",
+    "col_expand_add", "col_expand_sub", "col_expand_mul", "col_expand_div", "col_expand",
+    "col_expand_expdif")  # fmt: skip
 def _op_expand(em: Emitter, e: OpCall, args: list) -> CVal:
+    """x op v, v holding one value per row ([..., M, 1]) or column ([..., 1, N]): the broadcasting
+    binary kernel after a run-time shape check; row_expand / col_expand copy v ("rhs")."""
     x, v = args
-    kind, _, fn = e.op.split("_")
+    parts = e.op.split("_")
+    kind, fn = parts[0], (parts[2] if len(parts) == 3 else "rhs")
     at, bt = em.st(x.type.dtype), em.st(v.type.dtype)
     res = em.st(e.type.dtype)
     label = em.label(e)
-    if x.type.rank != 2 or v.type.rank != 2:
-        raise unsupported(f"{e.op} needs 2-D operands", e.span)
+    rank = x.type.rank
+    _check_rank(e, rank)
+    if v.type.rank != rank:
+        raise unsupported(f"{e.op} operands of ranks {rank} and {v.type.rank}", e.span)
     sid = em.site(
         e.span, "ShapeMismatch",
-        lambda vv, lb=label: f"{lb}: {e.op} operand 'v' has shape [{vv[0]}, {vv[1]}], expected [{vv[2]}, {vv[3]}]",
-        "row_expand_* takes one value per row [M,1]; col_expand_* one per column [1,N]",
+        lambda vv, lb=label: f"{lb}: {e.op} operand 'v' does not fit x on axis {vv[0]}: {vv[1]} (x: {vv[2]})",
+        "row_expand_* takes one value per row [..., M, 1]; col_expand_* one per column [..., 1, N]",
     )  # fmt: skip
-    if kind == "row":
-        want0, want1 = f"{x.code}.shape[0]", "1"
-    else:
-        want0, want1 = "1", f"{x.code}.shape[1]"
+    unit = rank - 1 if kind == "row" else rank - 2
+    em.line(f"for (int d_ = 0; d_ < {rank}; d_++) {{")
     em.line(
-        f"if ({v.code}.shape[0] != {want0} || {v.code}.shape[1] != {want1}) {{ "
-        f"PT_FAIL(ctx, {sid}, {v.code}.shape[0], {v.code}.shape[1], {want0}, {want1}, 0, 0); goto {em.scope.fail_label}; }}"
+        f"    int ok_ = d_ == {unit} ? {v.code}.shape[d_] == 1 : d_ == {2 * rank - 3 - unit} ? "
+        f"{v.code}.shape[d_] == {x.code}.shape[d_] : ({v.code}.shape[d_] == 1 || {v.code}.shape[d_] == {x.code}.shape[d_]);"
     )
+    em.line(
+        f"    if (!ok_) {{ PT_FAIL(ctx, {sid}, d_, {v.code}.shape[d_], {x.code}.shape[d_], 0, 0, 0); goto {em.scope.fail_label}; }}"
+    )
+    em.line("}")
     if res.is_int and (at.is_float or bt.is_float):
         return _numerics_fault(em, e, f"integer {fn!r} needs integer operands")
     site = _binary_sites(em, e)
     out = em.ttemp()
-    key = ("bin", fn, at.name, bt.name, res.name, 2)
-    name = em.kernel(key, lambda n: _binary_kernel(em, n, fn, at, bt, None, res, 2))
+    key = ("bin", fn, at.name, bt.name, res.name, rank)
+    name = em.kernel(key, lambda n: _binary_kernel(em, n, fn, at, bt, None, res, rank))
     em.line(f"{name}(ctx, {site}, &{x.code}, &{v.code}, &{out});")
     em.check()
     return CVal("t", out, e.type, owned=True)
@@ -721,7 +770,7 @@ def _col_reduce(red: str, xt: Storage, rt: Storage, R: int) -> list[str]:
 
 @op("row_sum", "row_max", "row_min", "col_sum", "col_max", "col_min")
 def _op_reduce(em: Emitter, e: OpCall, args: list) -> CVal:
-    (x,) = args
+    x = args[0]  # args[1]: row reductions' tmp (PyPTO's scratch tile), unused
     kind, red = e.op.split("_")
     xt, rt = em.st(x.type.dtype), em.st(e.type.dtype)
     rank = x.type.rank
@@ -822,14 +871,40 @@ def _new_from_dims(em: Emitter, e: OpCall, dims: list[str], st: Storage, what: s
 
 @op("create_tensor")
 def _op_create(em: Emitter, e: OpCall, args: list) -> CVal:
-    dims = args[0]
+    dims, init, valid = args[0], args[1], args[2]
     dtype = e.attr("dtype") or e.type.dtype
     st = em.st(dtype)
     if not 1 <= len(dims) <= MAX_RANK:
         raise unsupported(f"pl.create_tensor of rank {len(dims)}", e.span)
     out = _new_from_dims(em, e, dims, st, "pl.create_tensor shape")
-    em.line(f"memset({out}.base, 0, (size_t)(pt_numel({out}.rank, {out}.shape) * {st.esize}));")
+    if init is None:
+        em.line(f"memset({out}.base, 0, (size_t)(pt_numel({out}.rank, {out}.shape) * {st.esize}));")
+    else:
+        _fill(em, out, st, scalar_to_storage(em, init, e.args[1].type.dtype, st, "rint"))
+    if valid is not None:
+        label = em.label(e)
+        sid = em.site(e.span, "BadValidShape",
+                      lambda v, lb=label: f"{lb}: valid_shape does not fit the shape on axis {v[0]} ({v[1]} not in [0, {v[2]}])",
+                      "valid extents must satisfy 0 <= valid <= shape")  # fmt: skip
+        em.line("{")
+        em.line(
+            f"    int64_t vs_[{len(valid)}] = {{{', '.join(f'(int64_t)({d})' for d in valid)}}};"
+        )
+        em.line(f"    for (int d_ = 0; d_ < {len(valid)}; d_++) {{")
+        em.line(
+            f"        if (vs_[d_] < 0 || vs_[d_] > {out}.shape[d_]) {{ PT_FAIL(ctx, {sid}, d_, vs_[d_], {out}.shape[d_], 0, 0, 0); goto {em.scope.fail_label}; }}"
+        )
+        em.line(f"        {out}.valid[d_] = vs_[d_];")
+        em.line("    }")
+        em.line("}")
     return CVal("t", out, e.type, owned=True)
+
+
+def _fill(em: Emitter, out: str, st: Storage, conv: str) -> None:
+    em.line("{")
+    em.line(f"    {st.ctype} fv_ = {conv}; uint64_t pat_ = 0; memcpy(&pat_, &fv_, sizeof(fv_));")
+    em.line(f"    pt_fill_bytes({out}.base, pt_numel({out}.rank, {out}.shape), {st.esize}, pat_);")
+    em.line("}")
 
 
 @op("full")
@@ -896,9 +971,15 @@ def _op_assemble(em: Emitter, e: OpCall, args: list) -> CVal:
     base = len(em.sites)
     _window_sites(em, e, "pl.assemble window", argname(e.args[0]))
     _oom_site(em, e)
-    em.line(
-        f"pt_assemble(ctx, {base}, &{target.code}, &{source.code}, {em.ilist(offset)}, {st.esize});"
-    )
+    atomic = e.attr("atomic")
+    if atomic is not None and atomic.value == "add":
+        em.line(
+            f"pt_assemble_add(ctx, {base}, &{target.code}, &{source.code}, {em.ilist(offset)}, {st.code});"
+        )
+    else:
+        em.line(
+            f"pt_assemble(ctx, {base}, &{target.code}, &{source.code}, {em.ilist(offset)}, {st.esize});"
+        )
     em.check()
     return CVal("t", target.code, e.type)
 
@@ -999,5 +1080,153 @@ def _op_reshape(em: Emitter, e: OpCall, args: list) -> CVal:
     em.line(
         f"pt_reshape(ctx, {base}, &{x.code}, {len(shape)}, {em.ilist(shape)}, {st.esize}, pt_pad_bits({st.code}, {x.code}.pad), &{out});"
     )
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+# ---------------------------------------------------------------- PyPTO's wider op set
+
+
+@op("arange")
+def _op_arange(em: Emitter, e: OpCall, args: list) -> CVal:
+    """start +- j along the last axis, wrapped into the dtype (two's complement)."""
+    start, dims = args[0], args[1]
+    st = em.st(e.type.dtype)
+    if not 1 <= len(dims) <= MAX_RANK:
+        raise unsupported(f"pl.arange of rank {len(dims)}", e.span)
+    label = em.label(e)
+    sid = em.site(e.span, "BadShape",
+                  lambda v, lb=label: f"{lb}: pl.arange fills only the first row; leading dimension {v[0]} is {v[1]}, not 1")  # fmt: skip
+    for axis, d in enumerate(dims[:-1]):
+        em.line(
+            f"if (({d}) != 1) {{ PT_FAIL(ctx, {sid}, {axis}, ({d}), 0, 0, 0, 0); goto {em.scope.fail_label}; }}"
+        )
+    out = _new_from_dims(em, e, dims, st, "pl.arange shape")
+    step = -1 if e.attr("descending") else 1
+    em.line("{")
+    em.line(f"    {st.ctype} *p_ = ({st.ctype} *){out}.base;")
+    em.line(f"    const int64_t n_ = {out}.shape[{len(dims) - 1}], s_ = (int64_t)({start.code});")
+    em.line(
+        f"    for (int64_t j_ = 0; j_ < n_; j_++) p_[j_] = ({st.ctype})(uint64_t)(s_ + {step} * j_);"
+    )
+    em.line("}")
+    return CVal("t", out, e.type, owned=True)
+
+
+@op("set_validshape")
+def _op_set_validshape(em: Emitter, e: OpCall, args: list) -> CVal:
+    """A new view of the same buffer (retained) with the valid box replaced."""
+    x, vr, vc = args
+    label = em.label(e)
+    nm = argname(e.args[0])
+    sid = em.sites_block(e.span, [
+        ("BadValidShape", lambda v, lb=label: f"{lb}: set_validshape: valid extent {v[1]} not in [0, {v[2]}] on axis {v[0]} of '{nm}'",
+         "valid extents must satisfy 0 <= valid <= shape"),
+        ("OutOfBounds", lambda v, lb=label: f"{lb}: set_validshape: '{nm}' lies past its buffer's end", None),
+    ])  # fmt: skip
+    out = em.ttemp()
+    em.line("{")
+    em.line(f"    int64_t v_[2] = {{(int64_t)({vr.code}), (int64_t)({vc.code})}};")
+    em.line("    for (int d_ = 0; d_ < 2; d_++) {")
+    em.line(
+        f"        if (v_[d_] < 0 || v_[d_] > {x.code}.shape[d_]) {{ PT_FAIL(ctx, {sid}, d_, v_[d_], {x.code}.shape[d_], 0, 0, 0); goto {em.scope.fail_label}; }}"
+    )
+    em.line(
+        f"        if (ctx->bounds_check && {x.code}.off[d_] + {x.code}.shape[d_] > {x.code}.bshape[d_]) {{ PT_FAIL0(ctx, {sid} + 1); goto {em.scope.fail_label}; }}"
+    )
+    em.line("    }")
+    em.line(f"    {out} = {x.code}; pt_retain(&{out});")
+    em.line(f"    {out}.valid[0] = v_[0]; {out}.valid[1] = v_[1];")
+    em.line("}")
+    return CVal("t", out, e.type, owned=True)
+
+
+@op("transpose")
+def _op_transpose(em: Emitter, e: OpCall, args: list) -> CVal:
+    (x,) = args
+    rank = x.type.rank
+    _check_rank(e, rank)
+    a, b = e.attr("axis1") % rank, e.attr("axis2") % rank
+    st = em.st(x.type.dtype)
+    site = _oom_site(em, e)
+    out = em.ttemp()
+    em.line(f"pt_transpose(ctx, {site}, &{x.code}, {a}, {b}, {st.esize}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+@op("concat")
+def _op_concat(em: Emitter, e: OpCall, args: list) -> CVal:
+    x, y = args
+    rank = x.type.rank
+    _check_rank(e, rank)
+    label = em.label(e)
+    sid = em.site(e.span, "ShapeMismatch",
+                  lambda v, lb=label: f"{lb}: concat operands differ on axis {v[0]} ({v[1]} vs {v[2]})",
+                  "all but the last axis must match")  # fmt: skip
+    for d in range(rank - 1):
+        em.line(
+            f"if ({x.code}.shape[{d}] != {y.code}.shape[{d}]) {{ PT_FAIL(ctx, {sid}, {d}, {x.code}.shape[{d}], {y.code}.shape[{d}], 0, 0, 0); goto {em.scope.fail_label}; }}"
+        )
+    st = em.st(x.type.dtype)
+    site = _oom_site(em, e)
+    out = em.ttemp()
+    em.line(f"pt_concat(ctx, {site}, &{x.code}, &{y.code}, {st.esize}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+@op("gather")
+def _op_gather(em: Emitter, e: OpCall, args: list) -> CVal:
+    x, idx = args
+    if e.attr("mask_pattern") is not None:
+        return _gather_mask(em, e, x)
+    label = em.label(e)
+    nm = argname(e.args[0])
+    site = em.sites_block(e.span, [
+        ("OutOfBounds", lambda v, lb=label: f"{lb}: gather: index[{v[0]}, {v[1]}] = {v[2]} is outside [0, {v[3]}) for '{nm}'",
+         "gather indices must address a column of x"),
+        ("ShapeMismatch", lambda v, lb=label: f"{lb}: gather: index has {v[0]} valid rows, x only {v[1]}", None),
+        _oom_entry(label),
+    ])  # fmt: skip
+    out = em.ttemp()
+    xt, it = em.st(x.type.dtype), em.st(idx.type.dtype)
+    em.line(f"pt_gather(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+def _gather_mask(em: Emitter, e: OpCall, x: CVal) -> CVal:
+    """The mask form: every stride-th column from offset, bits copied (output_dtype has the
+    input's width); zero outside the result's valid box."""
+    from pldsl.ops.table_more import MASK_STRIDE, mask_pattern_code
+
+    stride, off = MASK_STRIDE[mask_pattern_code(e.attr("mask_pattern"))]
+    xt, rt = em.st(x.type.dtype), em.st(e.type.dtype)
+    if xt.esize != rt.esize:
+        raise unsupported(
+            f"gather output_dtype {e.type.dtype.name} reinterpreting {x.type.dtype.name} at "
+            f"precision {em.precision}",
+            e.span,
+        )
+    site = _oom_site(em, e)
+    out = em.ttemp()
+    em.line(f"pt_gather_mask(ctx, {site}, &{x.code}, {xt.esize}, {stride}, {off}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+@op("row_argmax")
+def _op_row_argmax(em: Emitter, e: OpCall, args: list) -> CVal:
+    (x,) = args
+    _check_rank(e, x.type.rank)
+    label = em.label(e)
+    nm = argname(e.args[0])
+    site = em.sites_block(e.span, [
+        ("EmptyReduction", lambda v, lb=label: f"{lb}: argmax over an empty axis of '{nm}' has no value", None),
+        _oom_entry(label),
+    ])  # fmt: skip
+    out = em.ttemp()
+    em.line(f"pt_row_argmax(ctx, {site}, &{x.code}, {em.st(x.type.dtype).code}, &{out});")
     em.check()
     return CVal("t", out, e.type, owned=True)

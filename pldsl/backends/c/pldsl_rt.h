@@ -154,6 +154,18 @@ PT_API void pt_reshape(pt_ctx *ctx, int site, const pt_tensor *x, int nr, const 
 
 PT_API int pt_index(pt_ctx *ctx, int site, const pt_tensor *x, int n, const int64_t *idx, int64_t *elem, int *inside, int64_t *bidx);
 
+PT_API void pt_transpose(pt_ctx *ctx, int site_oom, const pt_tensor *x, int a, int b, int esize, pt_tensor *out);
+
+PT_API void pt_concat(pt_ctx *ctx, int site_oom, const pt_tensor *x, const pt_tensor *y, int esize, pt_tensor *out);
+
+PT_API void pt_gather(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, pt_tensor *out);
+
+PT_API void pt_row_argmax(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, pt_tensor *out);
+
+PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int esize, int stride, int off, pt_tensor *out);
+
+PT_API void pt_assemble_add(pt_ctx *ctx, int site, const pt_tensor *target, const pt_tensor *source, const int64_t *offset, int dt);
+
 PT_API void *pldsl_buf_alloc(size_t nbytes);
 
 PT_API void pldsl_retain(pt_tensor *t);
@@ -1591,6 +1603,174 @@ PT_API float pt_vmaxminf(const float *x, int64_t n, int is_max) {
         acc = is_max ? (v > acc ? v : acc) : (v < acc ? v : acc);
     }
     return nan ? __builtin_nanf("") : acc;
+}
+
+
+/* ------------------------------------------------------------------ PyPTO's wider op set
+ * Layout moves and index ops: bit copies (no numerics), zero outside the result's valid box,
+ * as the interpreter's fresh tiles. */
+
+static int64_t pt_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* pl.transpose: axes a and b of x swapped; x's valid box copied (swapped). */
+PT_API void pt_transpose(pt_ctx *ctx, int site_oom, const pt_tensor *x, int a, int b, int esize, pt_tensor *out) {
+    int r = x->rank;
+    int64_t shape[PT_MAXRANK], box[PT_MAXRANK], valid[PT_MAXRANK];
+    for (int d = 0; d < r; d++) shape[d] = x->shape[d];
+    shape[a] = x->shape[b]; shape[b] = x->shape[a];
+    if (!pt_new(ctx, site_oom, out, r, shape, esize)) return;
+    memset(out->base, 0, (size_t)(pt_numel(r, shape) * esize));
+    for (int d = 0; d < r; d++) box[d] = pt_min64(x->valid[d], x->shape[d]);
+    const char *xo = pt_origin(x, esize);
+    PT_FOR_ROWS(r, box, idx, {
+        int64_t so = 0, dof = 0;
+        for (int d = 0; d < r - 1; d++) {
+            int dd = d == a ? b : d == b ? a : d;
+            so += idx[d] * x->bstride[d];
+            dof += idx[d] * out->bstride[dd];
+        }
+        int last = r - 1, dl = last == a ? b : last == b ? a : last;
+        for (int64_t j = 0; j < box[last]; j++)
+            memcpy(out->base + (dof + j * out->bstride[dl]) * esize, xo + (so + j * x->bstride[last]) * esize, (size_t)esize);
+    });
+    for (int d = 0; d < r; d++) valid[d] = box[d];
+    valid[a] = box[b]; valid[b] = box[a];
+    for (int d = 0; d < r; d++) out->valid[d] = valid[d];
+}
+
+/* pl.concat along the last axis. Valid: the smaller leading extents; x's valid columns, then
+ * y's only when all of x's are valid (the same rule as ops/table_more.concat_valid). */
+PT_API void pt_concat(pt_ctx *ctx, int site_oom, const pt_tensor *x, const pt_tensor *y, int esize, pt_tensor *out) {
+    int r = x->rank, l = r - 1;
+    int64_t shape[PT_MAXRANK], valid[PT_MAXRANK], box[PT_MAXRANK], off[PT_MAXRANK] = {0};
+    for (int d = 0; d < r; d++) shape[d] = x->shape[d];
+    shape[l] = x->shape[l] + y->shape[l];
+    if (!pt_new(ctx, site_oom, out, r, shape, esize)) return;
+    memset(out->base, 0, (size_t)(pt_numel(r, shape) * esize));
+    for (int d = 0; d < l; d++) valid[d] = pt_min64(x->valid[d], y->valid[d]);
+    int64_t xv = pt_min64(x->valid[l], x->shape[l]), yv = pt_min64(y->valid[l], y->shape[l]);
+    valid[l] = xv == x->shape[l] ? x->shape[l] + yv : xv;
+    for (int d = 0; d < l; d++) box[d] = valid[d];
+    box[l] = pt_min64(xv, valid[l]);
+    pt_copy_box(out, off, x, box, esize);
+    box[l] = valid[l] - x->shape[l] > 0 ? valid[l] - x->shape[l] : 0;
+    off[l] = x->shape[l];
+    pt_copy_box(out, off, y, box, esize);
+    for (int d = 0; d < r; d++) out->valid[d] = valid[d];
+}
+
+/* pl.gather (index form, last axis): out[b, k] = x[b, idx[b, k]] over idx's valid box; x reads
+ * its pad beyond its valid box. sites: +0 index out of range (b, k, value, ncols), +1 more
+ * valid index rows than x has (rows, x rows), +2 out of memory. */
+PT_API void pt_gather(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, pt_tensor *out) {
+    int esize = pt_esize_of[xdt], ie = pt_esize_of[idt];
+    int64_t rows = pt_min64(idx->valid[0], idx->shape[0]), cols = pt_min64(idx->valid[1], idx->shape[1]);
+    if (rows > x->shape[0]) { PT_FAIL(ctx, site + 1, rows, x->shape[0], 0, 0, 0, 0); return; }
+    const char *io = pt_origin(idx, ie), *xo = pt_origin(x, esize);
+    for (int64_t b = 0; b < rows; b++)
+        for (int64_t k = 0; k < cols; k++) {
+            int64_t v = pt_ld_i64(io + (b * idx->bstride[0] + k * idx->bstride[1]) * ie, idt);
+            if (v < 0 || v >= x->shape[1]) { PT_FAIL(ctx, site, b, k, v, x->shape[1], 0, 0); return; }
+        }
+    if (!pt_new(ctx, site + 2, out, 2, idx->shape, esize)) return;
+    memset(out->base, 0, (size_t)(pt_numel(2, idx->shape) * esize));
+    uint64_t pad = pt_pad_bits(xdt, x->pad);
+    int64_t xvr = pt_min64(x->valid[0], x->shape[0]), xvc = pt_min64(x->valid[1], x->shape[1]);
+    for (int64_t b = 0; b < rows; b++)
+        for (int64_t k = 0; k < cols; k++) {
+            int64_t v = pt_ld_i64(io + (b * idx->bstride[0] + k * idx->bstride[1]) * ie, idt);
+            char *dst = out->base + (b * out->bstride[0] + k) * esize;
+            if (b < xvr && v < xvc) memcpy(dst, xo + (b * x->bstride[0] + v * x->bstride[1]) * esize, (size_t)esize);
+            else memcpy(dst, &pad, (size_t)esize); /* little-endian: the low bytes */
+        }
+    out->valid[0] = rows; out->valid[1] = cols;
+}
+
+/* pl.row_argmax: INT32 index of the first maximum of each row (NaN counts as the maximum:
+ * the first NaN wins); the whole row is read, pad beyond the valid columns. sites: +0 empty
+ * row, +1 out of memory. */
+PT_API void pt_row_argmax(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, pt_tensor *out) {
+    int r = x->rank, l = r - 1, esize = pt_esize_of[xdt];
+    int is_float = xdt == PT_BF16 || xdt == PT_FP16 || xdt == PT_FP32;
+    if (x->shape[l] == 0) { PT_FAIL0(ctx, site); return; }
+    int64_t shape[PT_MAXRANK], box[PT_MAXRANK];
+    for (int d = 0; d < r; d++) shape[d] = x->shape[d];
+    shape[l] = 1;
+    if (!pt_new(ctx, site + 1, out, r, shape, 4)) return;
+    memset(out->base, 0, (size_t)(pt_numel(r, shape) * 4));
+    for (int d = 0; d < l; d++) box[d] = pt_min64(x->valid[d], x->shape[d]);
+    box[l] = 1;
+    uint64_t padbits = pt_pad_bits(xdt, x->pad);
+    char pad[8];
+    memcpy(pad, &padbits, 8);
+    int64_t n = x->shape[l], nv = pt_min64(x->valid[l], n);
+    const char *xo = pt_origin(x, esize);
+    int32_t *ro = (int32_t *)out->base;
+    PT_FOR_ROWS(r, box, idx, {
+        int64_t so = 0, dof = 0;
+        for (int d = 0; d < l; d++) { so += idx[d] * x->bstride[d]; dof += idx[d] * out->bstride[d]; }
+        int64_t best = 0;
+        if (is_float) {
+            float bv = 0.0f;
+            for (int64_t j = 0; j < n; j++) {
+                float v = pt_ld_f32(j < nv ? xo + (so + j * x->bstride[l]) * esize : pad, xdt);
+                if (j == 0 || v != v || v > bv) { best = j; bv = v; }
+                if (v != v) break;
+            }
+        } else {
+            int64_t bv = 0;
+            for (int64_t j = 0; j < n; j++) {
+                int64_t v = pt_ld_i64(j < nv ? xo + (so + j * x->bstride[l]) * esize : pad, xdt);
+                if (j == 0 || v > bv) { best = j; bv = v; }
+            }
+        }
+        ro[dof] = (int32_t)best;
+    });
+    for (int d = 0; d < r; d++) out->valid[d] = box[d];
+}
+
+/* pl.assemble(atomic=pl.AtomicType.Add): target[window] += source's valid region, each element
+ * rounded as pl.add (float32 add, RNE; ints wrap). A lower-rank source fills the trailing
+ * axes. sites: +0..+2 window checks, +3 out of memory. */
+PT_API void pt_assemble_add(pt_ctx *ctx, int site, const pt_tensor *target, const pt_tensor *source, const int64_t *offset, int dt) {
+    int tr = target->rank, sr = source->rank, lead = tr - sr, es = pt_esize_of[dt];
+    int is_float = dt == PT_BF16 || dt == PT_FP16 || dt == PT_FP32;
+    int64_t box[PT_MAXRANK];
+    for (int d = 0; d < tr; d++) box[d] = d < lead ? 1 : pt_min64(source->valid[d - lead], source->shape[d - lead]);
+    if (ctx->bounds_check && !pt_check_window(ctx, site, target, offset, box)) return;
+    pt_tensor src = PT_EMPTY; /* a copy: the windows may overlap */
+    if (!pt_materialize(ctx, site + 3, source, es, 0, &src)) return;
+    int l = tr - 1;
+    PT_FOR_ROWS(tr, box, idx, {
+        int64_t to = 0, so = 0;
+        for (int d = 0; d < l; d++) to += (target->off[d] + offset[d] + idx[d]) * target->bstride[d];
+        for (int d = lead; d < l; d++) so += idx[d] * src.bstride[d - lead];
+        for (int64_t j = 0; j < box[l]; j++) {
+            char *tp = target->base + (to + (target->off[l] + offset[l] + j) * target->bstride[l]) * es;
+            const char *sp = src.base + (so + j * src.bstride[sr - 1]) * es;
+            if (is_float) pt_st_f32(tp, dt, pt_ld_f32(tp, dt) + pt_ld_f32(sp, dt));
+            else pt_st_i64(tp, dt, (int64_t)((uint64_t)pt_ld_i64(tp, dt) + (uint64_t)pt_ld_i64(sp, dt)));
+        }
+    });
+    if (target->buf) target->buf->written = 1;
+    pt_release(&src);
+}
+
+/* pl.gather mask form: columns j of x with j % stride == off (bits copied); valid: x's valid
+ * rows, the selected columns below x's valid column count; zero outside. */
+PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int esize, int stride, int off, pt_tensor *out) {
+    int64_t shape[2] = {x->shape[0], x->shape[1] / stride};
+    if (!pt_new(ctx, site_oom, out, 2, shape, esize)) return;
+    memset(out->base, 0, (size_t)(pt_numel(2, shape) * esize));
+    int64_t rows = pt_min64(x->valid[0], x->shape[0]), vc = pt_min64(x->valid[1], x->shape[1]);
+    int64_t cols = vc - off > 0 ? (vc - off + stride - 1) / stride : 0;
+    if (cols > shape[1]) cols = shape[1];
+    const char *xo = pt_origin(x, esize);
+    for (int64_t b = 0; b < rows; b++)
+        for (int64_t k = 0; k < cols; k++)
+            memcpy(out->base + (b * out->bstride[0] + k) * esize,
+                   xo + (b * x->bstride[0] + (off + k * stride) * x->bstride[1]) * esize, (size_t)esize);
+    out->valid[0] = rows; out->valid[1] = cols;
 }
 
 #endif /* PT_RUNTIME_IMPL */

@@ -1,0 +1,113 @@
+"""The ops of issue 10 on the interpreter against NumPy oracles (tests/new_ops_checks.py),
+in the default and the strict mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from new_ops_checks import make_tests
+
+import pldsl as pl
+from pldsl import interpreter
+
+
+def _run(program, *args):
+    return interpreter.run(program, "k", *args, precision="bf16")
+
+
+def _run_strict(program, *args):
+    return interpreter.run(program, "k", *args, precision="bf16", strict=True)
+
+
+globals().update(make_tests(_run))
+globals().update({f"{k}_strict": v for k, v in make_tests(_run_strict).items()})
+
+
+# ------------------------------------------------------------------ type rules: located errors
+
+_ERR_SRC = """\
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function
+    def k(
+        self,
+        x: pl.Tensor[[16, 64], pl.FP32],
+        i: pl.Tensor[[16, 8], pl.FP32],
+        x3: pl.Tensor[[2, 16, 64], pl.FP32],
+        v3: pl.Tensor[[2, 16, 2], pl.FP32],
+        xi: pl.Tensor[[16, 64], pl.INT32],
+    ):
+        r = {call}
+        return r
+"""
+
+TYPE_ERRORS = [
+    ("pl.arange(0, [2, 64], dtype=pl.INT32)",
+     "tensor.ci only populates the first row because pto.tci ignores valid rows; leading "
+     "dimensions must be 1, but got 2 at index 0"),
+    ("pl.arange(0, [1, 1])", "tensor.ci requires the innermost dimension (Cols) to be != 1, got 1"),
+    ("pl.arange(0, [1, 64], dtype=pl.FP32)",
+     "tensor.ci dtype must be one of {INT16, INT32, UINT16, UINT32}, but got FP32"),
+    ("pl.set_validshape(x3, 1, 1)", "tensor.set_validshape requires a 2D tensor, but got rank 3"),
+    ("pl.set_validshape(x, 17, 4)",
+     "tensor.set_validshape valid_rows (17) exceeds tensor bound 16"),
+    ("pl.transpose(x, 0, 2)", "tensor.transpose axis2 (2) out of range for a rank-2 tensor"),
+    ("pl.concat(x, xi)", "tensor.concat requires matching dtypes, but got FP32 and INT32"),
+    ("pl.concat(x, x3)", "tensor.concat requires operands of the same rank, but got 2 and 3"),
+    ("pl.gather(x, dim=-1, index=i)",
+     "tensor.gather index must be INT32 (or INT16 with a 16-bit input), but got FP32"),
+    ("pl.gather(x3, dim=-1, index=i)",
+     "tensor.gather supports only rank-2 inputs with dim == -1 (or rank - 1), but got rank 3 "
+     "and dim -1"),
+    ("pl.gather(x, mask_pattern=1, dim=-1)",
+     "gather() index form (dim, index), mask form (mask_pattern=...) and compare form"),
+    ("pl.gather(x, mask_pattern=9)", "gather mask_pattern must be 1..7"),
+    ("pl.gather(x, mask_pattern=1, output_dtype=pl.INT16)",
+     "gather output_dtype INT16 must have the same bit width as the input FP32"),
+    ("pl.gather(x, dim=-1, index=xi, output_dtype=pl.INT32)",
+     "output_dtype is only valid for the mask form of gather()"),
+    ("pl.cmp(x, x, cmp_type=6)", "tensor.cmp cmp_type must be an integer in 0..5, but got 6"),
+    ("pl.fmods(xi, 0.5)", "tensor.fmods of an integer tensor (INT32) needs an integer divisor"),
+    ("pl.row_argmax(pl.reshape(x, [1024]))",
+     "The operator tensor.row_argmax requires at least a 2D tensor, but got 1D"),
+    ("pl.row_expand_mul(x3, v3)",
+     "The operator row_expand_mul requires second argument's last dimension to be 1, but got "
+     "[2, 16, 2]"),
+    ("pl.col_expand(x3, x3)",
+     "The operator col_expand requires second argument's second-to-last dimension (row) to be 1, "
+     "but got [2, 16, 64]"),
+    ("pl.row_expand(pl.reshape(x, [1024]), pl.reshape(x, [1024]))",
+     "The operator row_expand requires first argument to have at least 2 dimensions, but got 1 "
+     "dimensions"),
+    ("pl.col_expand_expdif(xi, pl.slice(xi, [1, 64], [0, 0]))",
+     "The operator col_expand_expdif requires floating-point operands, but got INT32 and INT32"),
+    ("pl.create_tensor([4, 4], dtype=pl.FP32, valid_shape=[5, 4])",
+     "valid_shape [5, 4] is wider than the shape [4, 4] on axis 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("call", "message"), TYPE_ERRORS)
+def test_type_rule_errors_are_located(call, message):
+    """Each type rule rejects with PyPTO's wording, located at the call."""
+    src = _ERR_SRC.format(call=call)
+    with pytest.raises(pl.CaptureError) as info:
+        pl.capture_source(src, "<new-ops>")
+    d = info.value.diagnostic
+    assert message in d.message, d.message
+    line = next(n for n, text in enumerate(src.splitlines(), 1) if "r = " in text)
+    assert d.span.line == line
+    assert d.span.col == src.splitlines()[line - 1].index(call.split("(")[0]) + 1
+
+
+def test_rank3_expand_is_accepted_with_broadcast_leading_axes():
+    src = _ERR_SRC.format(call="pl.row_expand_add(x3, pl.slice(v3, [1, 16, 1], [0, 0, 0]))")
+    (prog,) = pl.capture_source(src, "<new-ops>")
+    x3 = np.arange(2 * 16 * 64, dtype=np.float32).reshape(2, 16, 64)
+    v3 = np.zeros((2, 16, 2), np.float32)
+    v3[0, :, 0] = np.arange(16)
+    z = np.zeros((16, 64), np.float32)
+    got = interpreter.run(prog, "k", z, z[:, :8], x3, v3, z.astype(np.int32))
+    assert np.array_equal(got, x3 + np.arange(16, dtype=np.float32)[None, :, None])

@@ -1,0 +1,563 @@
+"""Property tests of the ops of issue 10, shared by both engines.
+
+`make_tests(run)` returns the test functions for one engine: `run(program, *args)` runs the
+captured kernel `k` (tests/interpreter/test_new_ops.py: the interpreter;
+tests/backends/test_new_ops_c.py: the C backend). Every expected value comes from an oracle
+here written in plain NumPy + ml_dtypes, following docs/numerics.md; none calls pldsl.
+`NEW_OPS` lists the ops covered (the op-table enumeration tests read it).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pldsl as pl
+
+NEW_OPS = (
+    "arange",
+    "set_validshape",
+    "row_expand",
+    "col_expand",
+    "transpose",
+    "concat",
+    "gather",
+    "cmp",
+    "fmods",
+    "row_argmax",
+    "col_expand_expdif",
+)
+# keywords of existing ops tested here: rsqrt(high_precision=), row_sum/row_max(x, tmp),
+# create_tensor(init_value=, valid_shape=), assemble(atomic=)
+
+PROPS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+NP = {
+    "FP32": np.dtype(np.float32),
+    "BF16": BF16,
+    "FP16": np.dtype(np.float16),
+    "INT32": np.dtype(np.int32),
+    "INT16": np.dtype(np.int16),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+}
+FLOATS = ("FP32", "BF16", "FP16")
+
+# ------------------------------------------------------------------ harness
+
+
+def source(params: list[str], body: list[str]) -> str:
+    lines = ["import pldsl as pl", "@pl.program", "class P:", "    @pl.function",
+             f"    def k(self, {', '.join(params)}):"]  # fmt: skip
+    return "\n".join(lines + [f"        {b}" for b in body]) + "\n"
+
+
+@functools.cache
+def program(text: str) -> pl.Program:
+    name = f"new_ops_{hashlib.sha1(text.encode()).hexdigest()[:12]}.py"
+    (prog,) = pl.capture_source(text, name)
+    return prog
+
+
+def T(shape, dt: str) -> str:
+    return f"pl.Tensor[[{', '.join(map(str, shape))}], pl.{dt}]"
+
+
+def values(rng: np.random.Generator, shape, dt: str, special: bool = False) -> np.ndarray:
+    if dt in FLOATS:
+        x = (rng.standard_normal(shape) * 4).astype(np.float32)
+        if special and x.size:
+            flat = x.reshape(-1)
+            picks = [np.nan, np.inf, -np.inf, 0.0, -0.0, 2.5, -2.5]
+            for i in rng.choice(flat.size, size=min(flat.size, 3), replace=False):
+                flat[i] = picks[int(rng.integers(len(picks)))]
+        return x.astype(NP[dt])  # FP32 -> BF16/FP16: RNE (ml_dtypes / NumPy)
+    info = np.iinfo(NP[dt])
+    return rng.integers(max(info.min, -1000), min(info.max, 1000) + 1, shape).astype(NP[dt])
+
+
+def same_bits(got: np.ndarray, want: np.ndarray, what: str) -> None:
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
+    if want.dtype.kind == "f" or want.dtype == BF16:
+        g, w = got.astype(np.float32), want.astype(np.float32)
+        both_nan = np.isnan(g) & np.isnan(w)
+        ok = both_nan | ((g == w) & (np.signbit(g) == np.signbit(w)))
+        assert ok.all(), (
+            f"{what}: first mismatch at {np.argwhere(~ok)[0]}: {g[~ok][0]} vs {w[~ok][0]}"
+        )
+    else:
+        assert np.array_equal(got, want), f"{what}: {got} != {want}"
+
+
+def round_to(x32: np.ndarray, dt: str) -> np.ndarray:
+    """float32 values rounded once, to nearest even, to dt."""
+    with np.errstate(over="ignore"):
+        return np.asarray(x32, np.float32).astype(NP[dt])
+
+
+shapes2 = st.tuples(st.integers(1, 6), st.integers(1, 20))
+seeds = st.integers(0, 2**32 - 1)
+
+
+def fault_rule(fn: Callable[[], object]) -> str:
+    with pytest.raises(pl.RuntimeFault) as e:
+        fn()
+    return e.value.diagnostic.rule
+
+
+# ------------------------------------------------------------------ the tests
+
+
+def make_tests(run: Callable) -> dict[str, Callable]:
+    """The property tests of NEW_OPS for one engine (`run(program, *args)`)."""
+    tests: dict[str, Callable] = {}
+
+    def add(fn: Callable) -> Callable:
+        tests[fn.__name__] = fn
+        return fn
+
+    @add
+    @PROPS
+    @given(
+        n=st.integers(2, 40),
+        start=st.integers(-70000, 70000),
+        dt=st.sampled_from(["INT32", "INT16", "UINT16", "UINT32"]),
+        descending=st.booleans(),
+        rank1=st.booleans(),
+    )
+    def test_arange(n, start, dt, descending, rank1):
+        """start +- j along the last axis, wrapped (two's complement) into the dtype."""
+        shape = [n] if rank1 else [1, n]
+        text = source(
+            [],
+            [f"a = pl.arange({start}, {shape}, dtype=pl.{dt}, descending={descending})",
+             "return a"],
+        )  # fmt: skip
+        step = -1 if descending else 1
+        bits = NP[dt].itemsize * 8
+        raw = [(start + step * j) % (1 << bits) for j in range(n)]
+        if NP[dt].kind == "i":
+            raw = [v - (1 << bits) if v >= 1 << (bits - 1) else v for v in raw]
+        want = np.array(raw, NP[dt]).reshape(shape)
+        same_bits(run(program(text)), want, f"arange({start}, {shape}, {dt}, {descending})")
+
+    @add
+    @PROPS
+    @given(shape=shapes2, dt=st.sampled_from(["FP32", "BF16", "INT32"]), seed=seeds,
+           data=st.data())  # fmt: skip
+    def test_set_validshape(shape, dt, seed, data):
+        """Only metadata changes: narrowing hides data, widening a sliced view reveals the
+        buffer underneath (fillpad makes the region visible in the result)."""
+        m, n = shape
+        rng = np.random.default_rng(seed)
+        x = values(rng, (m + 2, n + 3), dt)
+        v0 = (data.draw(st.integers(0, m)), data.draw(st.integers(0, n)))
+        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        text = source(
+            [f"x: {T((m + 2, n + 3), dt)}", "vr: pl.Scalar[pl.INDEX]", "vc: pl.Scalar[pl.INDEX]"],
+            [f"w = pl.slice(x, [{m}, {n}], [1, 2], valid_shape=[{v0[0]}, {v0[1]}])",
+             "s = pl.set_validshape(w, vr, vc)",
+             "f = pl.fillpad(s)",
+             "return f"],
+        )  # fmt: skip
+        want = np.zeros((m, n), NP[dt])
+        want[:vr, :vc] = x[1 : 1 + vr, 2 : 2 + vc]
+        same_bits(run(program(text), x, vr, vc), want, "set_validshape")
+
+    @add
+    def test_set_validshape_rejects_extent_past_the_shape():
+        text = source(
+            [f"x: {T((4, 8), 'FP32')}", "vr: pl.Scalar[pl.INDEX]"],
+            ["s = pl.set_validshape(x, vr, 8)", "f = pl.fillpad(s)", "return f"],
+        )
+        x = np.ones((4, 8), np.float32)
+        assert fault_rule(lambda: run(program(text), x, 5)) == "BadValidShape"
+        same_bits(run(program(text), x, 4), x, "set_validshape at the edge")
+
+    @add
+    @PROPS
+    @given(
+        lead=st.lists(st.integers(1, 3), min_size=0, max_size=2),
+        m=st.integers(1, 6),
+        n=st.integers(1, 12),
+        axis=st.sampled_from(["row", "col"]),
+        fn=st.sampled_from(["", "_add", "_sub", "_mul", "_div", "_expdif"]),
+        dts=st.sampled_from([("FP32", "FP32"), ("BF16", "BF16"), ("FP32", "BF16"),
+                             ("FP16", "FP16"), ("INT32", "INT32")]),
+        seed=seeds,
+        data=st.data(),
+    )  # fmt: skip
+    def test_expand(lead, m, n, axis, fn, dts, seed, data):
+        """row_expand* / col_expand* at any rank >= 2: v ([..., M, 1] / [..., 1, N], leading
+        axes equal or 1) broadcast over x; one float32 op rounded once (RNE) to the result."""
+        xdt, vdt = dts
+        if fn == "_div" and xdt == "INT32":
+            fn = "_sub"
+        if fn == "_expdif":  # col only, floats only
+            axis = "col"
+            if xdt == "INT32":
+                fn = "_add"
+        rng = np.random.default_rng(seed)
+        vlead = [d if data.draw(st.booleans()) else 1 for d in lead]
+        xs = (*lead, m, n)
+        vs = (*vlead, m, 1) if axis == "row" else (*vlead, 1, n)
+        x, v = values(rng, xs, xdt, special=True), values(rng, vs, vdt, special=True)
+        text = source(
+            [f"x: {T(xs, xdt)}", f"v: {T(vs, vdt)}"],
+            [f"r = pl.{axis}_expand{fn}(x, v)", "return r"],
+        )
+        res = xdt  # the pairs above promote to x's dtype
+        vb = np.broadcast_to(v, xs)
+        if fn == "":
+            want = vb.astype(NP[res])
+        elif res in FLOATS:
+            a32, b32 = x.astype(np.float32), vb.astype(np.float32)
+            with np.errstate(all="ignore"):
+                if fn == "_expdif":  # float32 difference, exp in float64, RNE to float32
+                    r32 = np.exp((a32 - b32).astype(np.float64)).astype(np.float32)
+                else:
+                    r32 = {"_add": a32 + b32, "_sub": a32 - b32, "_mul": a32 * b32,
+                           "_div": a32 / b32}[fn]  # fmt: skip
+            want = round_to(r32, res)
+        else:
+            a64, b64 = x.astype(np.int64), vb.astype(np.int64)
+            r = {"_add": a64 + b64, "_sub": a64 - b64, "_mul": a64 * b64}[fn]
+            want = r.astype(np.int32)  # wraps
+        same_bits(run(program(text), x, v), want, f"{axis}_expand{fn} {xs} {vs}")
+
+    @add
+    @PROPS
+    @given(
+        shape=st.lists(st.integers(1, 5), min_size=2, max_size=4),
+        dt=st.sampled_from(["FP32", "BF16", "INT16"]),
+        seed=seeds,
+        data=st.data(),
+    )
+    def test_transpose(shape, dt, seed, data):
+        """Axes swapped (negative axes count from the end); a partial valid region swaps too
+        (fillpad shows it)."""
+        rank = len(shape)
+        a = data.draw(st.integers(-rank, rank - 1))
+        b = data.draw(st.integers(-rank, rank - 1))
+        valid = [data.draw(st.integers(0, d)) for d in shape]
+        x = values(np.random.default_rng(seed), shape, dt, special=True)
+        dims = ", ".join(map(str, shape))
+        text = source(
+            [f"x: {T(shape, dt)}"],
+            [f"w = pl.slice(x, [{dims}], [{', '.join('0' * rank)}], valid_shape={valid})",
+             f"t = pl.transpose(w, {a}, {b})",
+             "f = pl.fillpad(t)",
+             "return f"],
+        )  # fmt: skip
+        masked = np.zeros_like(x)
+        box = tuple(slice(0, v) for v in valid)
+        masked[box] = x[box]
+        same_bits(run(program(text), x), np.swapaxes(masked, a, b), f"transpose {a} {b}")
+
+    @add
+    @PROPS
+    @given(
+        m=st.integers(1, 5),
+        n0=st.integers(1, 12),
+        n1=st.integers(1, 12),
+        dt=st.sampled_from(["FP32", "BF16", "INT32"]),
+        seed=seeds,
+        data=st.data(),
+    )
+    def test_concat(m, n0, n1, dt, seed, data):
+        """Columns joined; valid: the smaller valid rows, src0's valid columns, then src1's
+        only when src0 is valid to its last column."""
+        rng = np.random.default_rng(seed)
+        x, y = values(rng, (m, n0), dt), values(rng, (m, n1), dt)
+        vx = (
+            data.draw(st.integers(0, m)),
+            data.draw(st.sampled_from([n0, data.draw(st.integers(0, n0))])),
+        )
+        vy = (data.draw(st.integers(0, m)), data.draw(st.integers(0, n1)))
+        text = source(
+            [f"x: {T((m, n0), dt)}", f"y: {T((m, n1), dt)}"],
+            [f"a = pl.slice(x, [{m}, {n0}], [0, 0], valid_shape=[{vx[0]}, {vx[1]}])",
+             f"b = pl.slice(y, [{m}, {n1}], [0, 0], valid_shape=[{vy[0]}, {vy[1]}])",
+             "c = pl.concat(a, b)",
+             "f = pl.fillpad(c)",
+             "return f"],
+        )  # fmt: skip
+        rows = min(vx[0], vy[0])
+        cols = n0 + vy[1] if vx[1] == n0 else vx[1]
+        full = np.concatenate([x, y], axis=1)
+        want = np.zeros_like(full)
+        want[:rows, :cols] = full[:rows, :cols]
+        same_bits(run(program(text), x, y), want, f"concat valid {vx} {vy}")
+
+    @add
+    @PROPS
+    @given(
+        m=st.integers(1, 5),
+        n=st.integers(1, 16),
+        k=st.integers(1, 10),
+        dt=st.sampled_from(["FP32", "BF16", "INT32", "FP16"]),
+        seed=seeds,
+    )
+    def test_gather(m, n, k, dt, seed):
+        """out[b, j] = x[b, index[b, j]] (index form, dim=-1)."""
+        rng = np.random.default_rng(seed)
+        x = values(rng, (m, n), dt, special=True)
+        idt = "INT16" if dt in ("FP16", "BF16") and seed % 2 else "INT32"
+        index = rng.integers(0, n, (m, k)).astype(NP[idt])
+        text = source(
+            [f"x: {T((m, n), dt)}", f"i: {T((m, k), idt)}"],
+            ["g = pl.gather(x, dim=-1, index=i)", "return g"],
+        )
+        want = np.empty((m, k), NP[dt])
+        for b in range(m):
+            for j in range(k):
+                want[b, j] = x[b, int(index[b, j])]
+        same_bits(run(program(text), x, index), want, "gather")
+
+    @add
+    def test_gather_index_out_of_range_faults():
+        text = source(
+            [f"x: {T((2, 4), 'FP32')}", f"i: {T((2, 3), 'INT32')}"],
+            ["g = pl.gather(x, dim=-1, index=i)", "return g"],
+        )
+        x = np.arange(8, dtype=np.float32).reshape(2, 4)
+        edge = np.array([[0, 3, 3], [1, 2, 0]], np.int32)  # the last column: fine
+        same_bits(run(program(text), x, edge), np.array([[0, 3, 3], [5, 6, 4]], np.float32), "edge")
+        for bad in (4, -1):
+            idx = edge.copy()
+            idx[1, 2] = bad
+            assert fault_rule(lambda idx=idx: run(program(text), x, idx)) == "OutOfBounds"
+
+    @add
+    @PROPS
+    @given(
+        m=st.integers(1, 5),
+        q=st.integers(1, 6),
+        pattern=st.integers(1, 7),
+        dts=st.sampled_from([("FP32", None), ("FP32", "INT32"), ("FP32", "UINT32"),
+                             ("BF16", None), ("INT32", "FP32")]),
+        seed=seeds,
+        data=st.data(),
+    )  # fmt: skip
+    def test_gather_mask_form(m, q, pattern, dts, seed, data):
+        """Mask form: pattern 1 (P0101) keeps the even columns, 2 (P1010) the odd ones, 3..6
+        (P0001..P1000) column 0..3 of every four, 7 (P1111) all; output_dtype reinterprets
+        the bits; valid: x's valid rows and the kept columns below its valid columns."""
+        stride, off = {1: (2, 0), 2: (2, 1), 3: (4, 0), 4: (4, 1), 5: (4, 2), 6: (4, 3),
+                       7: (1, 0)}[pattern]  # fmt: skip
+        n = q * 4
+        dt, out_dt = dts
+        x = values(np.random.default_rng(seed), (m, n), dt, special=True)
+        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        kw = f", output_dtype=pl.{out_dt}" if out_dt else ""
+        text = source(
+            [f"x: {T((m, n), dt)}"],
+            [f"w = pl.slice(x, [{m}, {n}], [0, 0], valid_shape=[{vr}, {vc}])",
+             f"g = pl.gather(w, mask_pattern={pattern}{kw})",
+             "f = pl.fillpad(g)",
+             "return f"],
+        )  # fmt: skip
+        res = NP[out_dt or dt]
+        kept = [j for j in range(n) if j % stride == off]
+        want = np.zeros((m, n // stride), res)
+        for k, j in enumerate(kept):
+            if j < vc:
+                want[:vr, k] = x[:vr, j].view(res)
+        same_bits(run(program(text), x), want, f"gather mask {pattern} valid {(vr, vc)}")
+
+    @add
+    @PROPS
+    @given(
+        shape=shapes2,
+        cmp_type=st.integers(0, 5),
+        dt=st.sampled_from(["FP32", "BF16", "INT32"]),
+        scalar=st.booleans(),
+        seed=seeds,
+    )
+    def test_cmp(shape, cmp_type, dt, scalar, seed):
+        """1 where lhs <cmp> rhs else 0, in the operands' dtype; NaN compares unequal to
+        everything, -0 == +0."""
+        rng = np.random.default_rng(seed)
+        x = values(rng, shape, dt, special=True)
+        y = x.copy() if seed % 3 == 0 else values(rng, shape, dt, special=True)
+        y.reshape(-1)[::2] = x.reshape(-1)[::2]  # ties
+        lit = "0.5" if dt in FLOATS else "3"
+        # a float literal is FP32: BF16 lhs promotes to FP32 (as pl.add does)
+        res = "FP32" if scalar and dt == "BF16" else dt
+        rhs = lit if scalar else "y"
+        text = source(
+            [f"x: {T(shape, dt)}", f"y: {T(shape, dt)}"],
+            [f"c = pl.cmp(x, {rhs}, cmp_type={cmp_type})", "return c"],
+        )
+        ops = [np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal]
+        if dt in FLOATS:
+            a = x.astype(np.float32)
+            b = np.float32(float(lit)) if scalar else y.astype(np.float32)
+        else:
+            a = x.astype(np.int64)
+            b = int(lit) if scalar else y.astype(np.int64)
+        with np.errstate(all="ignore"):
+            want = ops[cmp_type](a, b).astype(NP[res])
+        same_bits(run(program(text), x, y), want, f"cmp {cmp_type}")
+
+    @add
+    @PROPS
+    @given(
+        shape=shapes2,
+        dt=st.sampled_from(["FP32", "BF16", "FP16", "INT32"]),
+        div=st.sampled_from([0.75, -3.0, 1.5, 7, -2, 3]),
+        seed=seeds,
+    )
+    def test_fmods(shape, dt, div, seed):
+        """C fmod (sign of the dividend): exact in float32, rounded once to lhs's dtype;
+        integers: truncating remainder."""
+        if dt == "INT32":
+            div = int(div) or 3
+        x = values(np.random.default_rng(seed), shape, dt, special=dt in FLOATS)
+        text = source([f"x: {T(shape, dt)}"], [f"r = pl.fmods(x, {div!r})", "return r"])
+        if dt in FLOATS:
+            with np.errstate(all="ignore"):
+                r = np.fmod(x.astype(np.float64), float(np.float32(div)))  # exact
+            want = round_to(r.astype(np.float32), dt)
+        else:
+            a = x.astype(np.int64)
+            q = np.trunc(a / div).astype(np.int64)
+            want = (a - q * div).astype(np.int32)
+        same_bits(run(program(text), x), want, f"fmods {div}")
+
+    @add
+    @PROPS
+    @given(
+        lead=st.lists(st.integers(1, 3), min_size=1, max_size=2),
+        n=st.integers(1, 20),
+        dt=st.sampled_from(["FP32", "BF16", "INT32"]),
+        seed=seeds,
+    )
+    def test_row_argmax(lead, n, dt, seed):
+        """INT32 index of the first maximum per row; the first NaN wins; -0 and +0 tie."""
+        rng = np.random.default_rng(seed)
+        shape = (*lead, n)
+        x = values(rng, shape, dt, special=True)
+        if dt != "INT32":
+            x.reshape(-1)[::3] = x.reshape(-1)[0]  # ties
+        text = source([f"x: {T(shape, dt)}"], ["r = pl.row_argmax(x)", "return r"])
+        flat = x.reshape(-1, n).astype(np.float64)
+        best = []
+        for row in flat:
+            i = 0
+            for j in range(n):
+                if np.isnan(row[i]):
+                    break
+                if np.isnan(row[j]) or row[j] > row[i]:
+                    i = j
+            best.append(i)
+        want = np.array(best, np.int32).reshape(*lead, 1)
+        same_bits(run(program(text), x), want, "row_argmax")
+
+    @add
+    @PROPS
+    @given(shape=shapes2, seed=seeds, dt=st.sampled_from(["FP32", "BF16"]))
+    def test_keywords_change_nothing(shape, seed, dt):
+        """rsqrt(high_precision=True) and the tile forms row_max(x, tmp) / row_sum(x, tmp)
+        give the results of the plain forms (oracles: 1/sqrt as two correctly rounded
+        float32 ops; max exact; sum within the float32 bound)."""
+        x = np.abs(values(np.random.default_rng(seed), shape, dt))
+        m, n = shape
+        text = source(
+            [f"x: {T(shape, dt)}", f"tmp: {T(shape, dt)}"],
+            ["a = pl.rsqrt(x, high_precision=True)", "b = pl.row_max(x, tmp)",
+             "c = pl.row_sum(x, tmp)", "return a, b, c"],
+        )  # fmt: skip
+        a, b, c = run(program(text), x, np.zeros(shape, NP[dt]))
+        x32 = x.astype(np.float32)
+        with np.errstate(all="ignore"):
+            same_bits(a, round_to(np.float32(1) / np.sqrt(x32), dt), "rsqrt")
+        same_bits(b, x32.max(axis=1, keepdims=True).astype(NP[dt]), "row_max(x, tmp)")
+        exact = x32.astype(np.float64).sum(axis=1, keepdims=True)
+        u_out = 0.0 if dt == "FP32" else 2.0**-8
+        bound = (n * 2.0**-24 * 1.01 + u_out * 1.01) * np.abs(x32).astype(np.float64).sum(
+            axis=1, keepdims=True
+        ) + 1e-38
+        assert np.all(np.abs(c.astype(np.float64) - exact) <= bound), "row_sum(x, tmp)"
+
+    @add
+    @PROPS
+    @given(shape=shapes2, dt=st.sampled_from(["FP32", "BF16", "INT32"]), data=st.data())
+    def test_create_tensor_init_value_and_valid_shape(shape, dt, data):
+        """create_tensor(init_value=v) holds v (RNE to the dtype) everywhere; valid_shape
+        narrows its valid region (fillpad shows it)."""
+        m, n = shape
+        v = data.draw(st.sampled_from([0, 3, -7, 1.5, -0.25]))
+        if dt == "INT32":
+            v = int(v)
+        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        text = source(
+            [],
+            [f"t = pl.create_tensor([{m}, {n}], dtype=pl.{dt}, init_value={v!r}, "
+             f"valid_shape=[{vr}, {vc}])",
+             "f = pl.fillpad(t)", "return f"],
+        )  # fmt: skip
+        want = np.zeros(shape, NP[dt])
+        want[:vr, :vc] = np.array(v, np.float32).astype(NP[dt]) if dt in FLOATS else v
+        same_bits(run(program(text)), want, f"create_tensor init {v}")
+
+    @add
+    @PROPS
+    @given(
+        m=st.integers(1, 5),
+        n=st.integers(1, 12),
+        dt=st.sampled_from(["FP32", "BF16", "INT32"]),
+        low_rank=st.booleans(),
+        seed=seeds,
+        data=st.data(),
+    )
+    def test_assemble_atomic_add(m, n, dt, low_rank, seed, data):
+        """assemble(atomic=pl.AtomicType.Add): target[window] += source's valid region, each
+        element one float32 add rounded (RNE) to the dtype (ints wrap); the rest untouched.
+        Two adds into one window accumulate."""
+        rng = np.random.default_rng(seed)
+        t = values(rng, (3, m + 2, n + 1), dt)
+        s = values(rng, (m, n), dt)
+        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        b, r0, c0 = (
+            data.draw(st.integers(0, 2)),
+            data.draw(st.integers(0, 2)),
+            data.draw(st.integers(0, 1)),
+        )
+        src = f"pl.slice(s, [{m}, {n}], [0, 0], valid_shape=[{vr}, {vc}])"
+        if not low_rank and (vr, vc) == (m, n):  # a source of the target's rank
+            src = f"pl.reshape({src}, [1, {m}, {n}])"
+        text = source(
+            [f"t: pl.InOut[{T((3, m + 2, n + 1), dt)}]", f"s: {T((m, n), dt)}"],
+            [f"w = {src}",
+             f"t = pl.assemble(t, w, [{b}, {r0}, {c0}], atomic=pl.AtomicType.Add)",
+             f"t = pl.assemble(t, w, [{b}, {r0}, {c0}], atomic=pl.AtomicType.Add)",
+             "return t"],
+        )  # fmt: skip
+        want = t.copy()
+        region = (b, slice(r0, r0 + vr), slice(c0, c0 + vc))
+        for _ in range(2):
+            cur, add_ = want[region], s[:vr, :vc]
+            if dt in FLOATS:
+                with np.errstate(all="ignore"):
+                    want[region] = round_to(cur.astype(np.float32) + add_.astype(np.float32), dt)
+            else:
+                want[region] = (cur.astype(np.int64) + add_.astype(np.int64)).astype(np.int32)
+        got = run(program(text), t.copy(), s)
+        same_bits(got, want, "assemble atomic add")
+
+    return tests
