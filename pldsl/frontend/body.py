@@ -9,7 +9,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import subscript
+from pldsl.frontend import scopes, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.nodes import (
@@ -53,7 +53,14 @@ _CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq
 LOOP_KINDS = ("range", "parallel", "unroll", "pipeline")
 LOOP_KWARGS = ("init_values", "chunk", "chunk_policy", "stage")
 CHUNK_POLICIES = ("guarded", "leading_full")
-AT_KWARGS = ("level", "optimization", "optimizations", "name_hint")
+AT_KWARGS = (
+    "level",
+    "optimization",
+    "optimizations",
+    "name_hint",
+    "allow_early_resolve",
+    "deps",
+)
 _PAD_SUGAR = {0: PadValue.zero, math.inf: PadValue.max, -math.inf: PadValue.min}
 
 
@@ -73,6 +80,8 @@ class BodyBuilder:
         self.loop_kinds: list[str] = []
         self.carries: list[tuple[Var, ...]] = []
         self.contexts: list[str] = []  # "loop" | "if" | "at", innermost last
+        self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
+        self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
         # Without a return annotation, the types of the first `return` (later ones must agree).
         self.inferred_returns: tuple[Type, ...] | None = None
         self.has_return = False
@@ -189,6 +198,12 @@ class BodyBuilder:
         target = s.targets[0]
         if self._is_yield(s.value):
             return self.yield_(s.value, target)
+        if (
+            isinstance(s.value, ast.Call)
+            and self._pl_name(s.value.func) == "system.task_dummy"
+            and isinstance(target, ast.Name)
+        ):
+            return scopes.task_dummy(self, s.value, target, s)
         if isinstance(target, ast.Name):
             value = self.expr(s.value)
             return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
@@ -324,6 +339,16 @@ class BodyBuilder:
             )
         if self._is_yield(s.value):
             return self.yield_(s.value, None)
+        name = self._pl_name(s.value.func)
+        if name == "static_print":
+            scopes.static_print(self, s.value)
+            return None
+        if name == "static_assert":
+            scopes.static_assert(self, s.value)
+            return None
+        if name == "func_attr":
+            scopes.func_attr(self, s.value)
+            return None
         return ExprStmt(self.expr(s.value), self.span(s))
 
     def _is_yield(self, node: ast.expr) -> bool:
@@ -395,12 +420,14 @@ class BodyBuilder:
             )
         call = s.iter
         kind = self._pl_name(call.func) if isinstance(call, ast.Call) else None
+        if kind == "spmd":
+            return scopes.for_spmd(self, s)
         if kind not in LOOP_KINDS:
             over = f" (this one iterates over {_source_text(call.func if isinstance(call, ast.Call) else call)})"
             raise fail(
                 "UnsupportedFeature",
-                "for loops must iterate over pl.range, pl.parallel, pl.unroll or pl.pipeline"
-                + over,
+                "for loops must iterate over pl.range, pl.parallel, pl.unroll, pl.pipeline or "
+                "pl.spmd" + over,
                 self.span(s.iter),
                 "e.g. for i in pl.range(0, n, 16):",
             )
@@ -580,19 +607,18 @@ class BodyBuilder:
                 help="nest the scopes, one `with` each",
             )
         call = s.items[0].context_expr
-        if not (isinstance(call, ast.Call) and self._pl_name(call.func) == "at"):
+        kind = self._pl_name(call.func) if isinstance(call, ast.Call) else None
+        if kind == "spmd":
+            return scopes.with_spmd(self, s, call)
+        if kind in scopes.PLAIN_SCOPES:
+            return scopes.with_plain(self, s, call, kind)
+        if kind != "at":
             raise fail(
                 "UnsupportedFeature",
-                "only `with pl.at(...)` scopes are supported",
+                "`with` takes pl.at, pl.spmd, pl.scope, pl.manual_scope, pl.incore or "
+                "pl.auto_incore",
                 self.span(call),
                 "with pl.at(level=pl.Level.CORE_GROUP):",
-            )
-        if s.items[0].optional_vars is not None:
-            raise fail(
-                "UnsupportedFeature",
-                "`with pl.at(...) as name` (task ids) is not supported",
-                self.span(s.items[0].optional_vars),
-                "drop the `as` clause",
             )
         if len(call.args) > 1 or any(isinstance(a, ast.Starred) for a in call.args):
             raise fail(
@@ -620,8 +646,11 @@ class BodyBuilder:
                     help="give each argument once",
                 )
             given.append((kw.arg, kw.value))
-        attrs = []
+        attrs, deps = [], ()
         for name, node in given:
+            if name == "deps":
+                deps = scopes.deps_list(self, node)
+                continue
             value = self.static_value(node, f"{name}=")
             if name == "level" and not isinstance(value, Level):
                 raise fail(
@@ -657,12 +686,14 @@ class BodyBuilder:
                 value = tuple(v for v in value if isinstance(v, Optimizer))
                 if not value:
                     continue
-            if name == "name_hint" and not isinstance(value, str):
+            if name == "name_hint":
+                scopes.check_name_hint(self, value, node)
+            if name == "allow_early_resolve" and not isinstance(value, bool):
                 raise fail(
                     "TypeError",
-                    "name_hint= must be a string",
+                    "allow_early_resolve= must be True or False",
                     self.span(node),
-                    help='name_hint="attention"',
+                    help="allow_early_resolve=True",
                 )
             attrs.append((name, value))
         if not any(name == "level" for name, _ in attrs):
@@ -672,12 +703,21 @@ class BodyBuilder:
                 self.span(call),
                 "with pl.at(level=pl.Level.CORE_GROUP):",
             )
+        target = s.items[0].optional_vars
+        if deps and target is None:
+            raise fail(
+                "UnsupportedFeature",
+                "deps= is accepted only with `as tid`",
+                self.span(call),
+                "with pl.at(level=..., deps=[...]) as tid:",
+            )
         self.contexts.append("at")
         try:
             body = self.block(s.body)
         finally:
             self.contexts.pop()
-        return Scope("at", tuple(attrs), body, self.span(s))
+        tid = scopes.bind_tid(self, target) if target is not None else None
+        return Scope("at", tuple(attrs), body, self.span(s), tid, deps)
 
     def return_(self, s: ast.Return) -> Stmt:
         self.has_return = True
@@ -1098,6 +1138,12 @@ class BodyBuilder:
             name = name.split(".", 1)[1]
         if name in ("min", "max"):
             return self.scalar_minmax(node, name)
+        if name == "tile.get_block_idx":
+            built = scopes.block_index(self, node)
+            if built is not None:
+                return built
+        if name == "array.create":
+            return scopes.array_create(self, node)
         if name == "const":
             return self.const_call(node)
         if name in LOOP_KINDS:
