@@ -252,7 +252,7 @@ class Machine:
             )
         carries = [self.eval(v, f) for v in s.init_values]
         names = [v.name for v in s.iter_args]
-        env, var = f.env, s.var.name
+        env = f.env
         for n, v in zip(names, carries):
             env[n] = v
         if s.kind == "spmd":
