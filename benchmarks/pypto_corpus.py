@@ -45,7 +45,7 @@ FEATURES = [
     (r"cross_core_slot", "pl.cross_core_slot"),
     (r"pl\.([\w.]+) is not a supported op", "op pl.{0}"),
     (r"has no attribute '(\w+)'", "pl.{0}"),
-    (r"with pl\.(\w+)|only `with pl\.at", "with-scopes other than pl.at"),
+    (r"with pl\.(\w+)|only `with pl\.at|`with` takes", "with-scopes other than pl.at"),
     (r"while", "while loops"),
     (r"Cannot reassign", "rebinding with another type"),
     (r"timed out", "run time (interpreter)"),
