@@ -646,7 +646,7 @@ class BodyBuilder:
                     help="give each argument once",
                 )
             given.append((kw.arg, kw.value))
-        attrs, deps = [], ()
+        attrs, deps = [], None
         for name, node in given:
             if name == "deps":
                 deps = scopes.deps_list(self, node)
@@ -704,7 +704,7 @@ class BodyBuilder:
                 "with pl.at(level=pl.Level.CORE_GROUP):",
             )
         target = s.items[0].optional_vars
-        if deps and target is None:
+        if deps is not None and target is None:
             raise fail(
                 "UnsupportedFeature",
                 "deps= is accepted only with `as tid`",
@@ -717,7 +717,7 @@ class BodyBuilder:
         finally:
             self.contexts.pop()
         tid = scopes.bind_tid(self, target) if target is not None else None
-        return Scope("at", tuple(attrs), body, self.span(s), tid, deps)
+        return Scope("at", tuple(attrs), body, self.span(s), tid, deps or ())
 
     def return_(self, s: ast.Return) -> Stmt:
         self.has_return = True

@@ -281,6 +281,9 @@ class Emitter:
             else:
                 args.append(f"&irets[{slot}]")
         lines += pre
+        lines.append(
+            "    pt_task_count = 0; pt_spmd_block = 0;  /* each run starts with no task */"
+        )
         lines.append(f"    pf_{fn.name}({', '.join(args)});")
         lines += post
         lines.append("    return ctx->err;")
