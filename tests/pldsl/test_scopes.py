@@ -35,7 +35,7 @@ class Tasks:
                 out = pl.assemble(out, pl.add(half, 1.0), [h * (N // 2), 0])
             tids[1] = t2
             done = pl.system.task_dummy(deps=[tids])
-            with pl.at(level=pl.Level.CORE_GROUP, deps=[done, tids[0]]) as t3:
+            with pl.at(level=pl.Level.CORE_GROUP, deps=[done, tids[0]]) as _t3:
                 out = pl.assemble(out, pl.exp(out), [0, 0])
         with pl.scope():
             with pl.incore():
@@ -53,7 +53,7 @@ class Tasks:
     ) -> pl.Tensor[[N, N], pl.FP32]:
         tids = pl.array.create(1, pl.TASK_ID)
         tids[0] = pl.cast(k, pl.TASK_ID)
-        with pl.at(level=pl.Level.CORE_GROUP, deps=[tids[0]]) as t:
+        with pl.at(level=pl.Level.CORE_GROUP, deps=[tids[0]]) as _t:
             out = pl.assemble(out, a, [0, 0])
         return out
 
