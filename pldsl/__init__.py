@@ -39,6 +39,7 @@ from pldsl.surface import (
     program,
 )
 from pldsl.types import (
+    Array,
     DynVar,
     InOut,
     Out,
@@ -100,7 +101,7 @@ __all__ = [
     "BF16", "BOOL", "FP16", "FP32", "INDEX", "TASK_ID", "TaskId", "INT8", "INT16", "INT32", "INT64", "UINT8",
     "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue", "Role",
     "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
-    "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "InOut",
+    "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "Array", "InOut",
     "Out", "Scalar", "SplitMode", "split", "jit", "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "tile", "array", "system", "CaptureError",
     "Diagnostic", "IRParseError", "PldslError", "RuntimeFault", "Span",
 ]  # fmt: skip
