@@ -82,6 +82,12 @@ class BodyBuilder:
         self.contexts: list[str] = []  # "loop" | "if" | "at", innermost last
         self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
         self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
+        # Names of pl.array values (pl.array.create, pl.Array parameters): element writes allowed.
+        self.arrays: set[str] = {
+            a.arg
+            for a in node.args.args + node.args.kwonlyargs
+            if a.annotation is not None and ".Array[" in ast.unparse(a.annotation)
+        }
         # Without a return annotation, the types of the first `return` (later ones must agree).
         self.inferred_returns: tuple[Type, ...] | None = None
         self.has_return = False
@@ -206,6 +212,8 @@ class BodyBuilder:
             return scopes.task_dummy(self, s.value, target, s)
         if isinstance(target, ast.Name):
             value = self.expr(s.value)
+            if isinstance(s.value, ast.Call) and self._pl_name(s.value.func) == "array.create":
+                self.arrays.add(target.id)
             return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
         if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
             value = self.expr(s.value)
@@ -687,7 +695,7 @@ class BodyBuilder:
                 if not value:
                     continue
             if name == "name_hint":
-                scopes.check_name_hint(self, value, node)
+                scopes.check_name_hint(self, value, node, "pl.at()")
             if name == "allow_early_resolve" and not isinstance(value, bool):
                 raise fail(
                     "TypeError",

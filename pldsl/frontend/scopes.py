@@ -17,6 +17,7 @@ satisfies every dependency; the interpreter checks that each dependency names a 
 from __future__ import annotations
 
 import ast
+import keyword
 from typing import TYPE_CHECKING, Any
 
 from pldsl.dtypes import INDEX, TASK_ID, DType
@@ -36,18 +37,22 @@ PLAIN_SCOPES = ("scope", "manual_scope", "incore", "auto_incore")
 PLAIN_SCOPE_KWARGS = ("name_hint", "mode", "level")
 
 
-def check_name_hint(b: BodyBuilder, value: Any, node: ast.expr) -> None:
-    """PyPTO rejects a name_hint that is not a valid identifier (it names an outlined function)."""
+def check_name_hint(b: BodyBuilder, value: Any, node: ast.expr, what: str) -> None:
+    """PyPTO rejects a name_hint that is not a valid non-keyword identifier (it names the
+    outlined function), with this wording."""
     if not isinstance(value, str):
         raise fail(
-            "TypeError", "name_hint= must be a string", b.span(node), 'name_hint="attention"'
+            "TypeError",
+            f"{what} 'name_hint' argument must be a string literal",
+            b.span(node),
+            'Use name_hint="my_scope_name"',
         )
-    if value and not value.isidentifier():
+    if value and (not value.isidentifier() or keyword.iskeyword(value)):
         raise fail(
             "ValueError",
-            f"name_hint {value!r} is not a valid identifier",
+            f"{what} 'name_hint' must be a valid non-keyword identifier, got {value!r}",
             b.span(node),
-            "PyPTO names the outlined function after it: use letters, digits and underscores",
+            "Use a valid Python identifier like 'fused_matmul_add'",
         )
 
 
@@ -140,7 +145,7 @@ def _static_attrs(b: BodyBuilder, given: dict[str, ast.expr], what: str) -> list
             continue
         value = b.static_value(node, f"{name}=")
         if name == "name_hint":
-            check_name_hint(b, value, node)
+            check_name_hint(b, value, node, f"pl.{what}()")
         elif name in ("sync_start", "allow_early_resolve") and not isinstance(value, bool):
             raise fail("TypeError", f"{name}= must be True or False", b.span(node), f"{name}=True")
         elif name == "optimizations":

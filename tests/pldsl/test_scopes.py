@@ -164,7 +164,7 @@ def _capture_error(body: str) -> CaptureError:
         (
             'with pl.at(level=pl.Level.CORE_GROUP, name_hint="has space"):\n    pass',
             "ValueError",
-            "not a valid identifier",
+            "must be a valid non-keyword identifier, got 'has space'",
         ),
         ("with pl.scope(1):\n    pass", "TypeError", "keyword arguments only"),
         ("with pl.manual_scope() as t:\n    pass", "UnsupportedFeature", "as name"),

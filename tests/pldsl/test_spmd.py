@@ -167,7 +167,10 @@ def _capture_error(body: str) -> CaptureError:
     [
         ("for i in pl.spmd(2, 4):\n    pass", "only positional argument"),
         ("for i in pl.spmd(2, deps=[]):\n    pass", "only on the `with pl.spmd(...) as tid:`"),
-        ('for i in pl.spmd(2, name_hint="has space"):\n    pass', "not a valid identifier"),
+        (
+            'for i in pl.spmd(2, name_hint="has space"):\n    pass',
+            "must be a valid non-keyword identifier, got 'has space'",
+        ),
         ("for i in pl.spmd(2, sync=True):\n    pass", "Unknown keyword argument 'sync'"),
         ("for i in pl.spmd(-1):\n    pass", "non-negative"),
         ("for i, j in pl.spmd(2):\n    pass", "one name"),
