@@ -61,6 +61,15 @@ AT_KWARGS = (
     "allow_early_resolve",
     "deps",
 )
+# `pl.add(a, b)` on two scalars is `a + b` (PyPTO's scalar dispatch of the unified ops).
+SCALAR_DISPATCH = {
+    "add": "add",
+    "sub": "sub",
+    "mul": "mul",
+    "div": "div",
+    "maximum": "max",
+    "minimum": "min",
+}
 _PAD_SUGAR = {0: PadValue.zero, math.inf: PadValue.max, -math.inf: PadValue.min}
 
 
@@ -1131,6 +1140,10 @@ class BodyBuilder:
                 if built is not None:
                     return built
         name = self._pl_name(func)
+        if name is None and isinstance(func, ast.Name) and func.id not in self.vars:
+            external = _external_function(self.program.ns.get(func.id))
+            if external is not None:
+                return self.external_call(node, external)
         if name is None:
             raise fail(
                 "UnsupportedFeature",
@@ -1184,6 +1197,9 @@ class BodyBuilder:
         return self.op_call(opdef, node)
 
     def op_call(self, opdef, node: ast.Call) -> Expr:
+        scalar = self._scalar_dispatch(opdef, node)
+        if scalar is not None:
+            return scalar
         params = list(opdef.params)
         if len(node.args) > len(params):
             raise fail(
@@ -1240,10 +1256,46 @@ class BodyBuilder:
             keywords[p.name] = self.op_arg(p, given[p.name], opdef)
         return checked_op_call(opdef, keywords, self.span(node))
 
+    def _scalar_dispatch(self, opdef, node: ast.Call) -> Expr | None:
+        """PyPTO's scalar dispatch: `pl.add(a, b)` etc. on two scalars is scalar arithmetic;
+        any other tensor op given a scalar operand is PyPTO's "expected Tensor or Tile"."""
+        plain = not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)
+        if not plain:
+            return None
+        if opdef.name in SCALAR_DISPATCH and len(node.args) == 2:
+            values = [self.expr(a) for a in node.args]
+            if all(isinstance(v.type, ScalarType) for v in values):
+                return self.scalar_binop(SCALAR_DISPATCH[opdef.name], *values, node)
+        tensor_params = [p for p in opdef.params if p.kind == "tensor"]
+        positional = node.args[: len(tensor_params)]
+        if not tensor_params or len(positional) != len(tensor_params):
+            return None
+        values = [self.expr(a) for a in positional]
+        if not any(isinstance(v.type, ScalarType) for v in values):
+            return None
+        got = ", ".join(format_type(v.type) for v in values)
+        raise fail(  # PyPTO's wording (unified ops)
+            "TypeError",
+            f"pl.{opdef.name}: expected Tensor or Tile, got Scalar ({got})",
+            self.span(node),
+            "for scalar arithmetic use Python operators (+, -, *, /) or pl.min / pl.max",
+        )
+
     def op_arg(self, p, node: ast.expr, opdef) -> Any:
         kind, pname = p.kind, p.name
         optional_none = not p.required and p.default is None
         if kind == "dims":
+            if (
+                isinstance(node, ast.expr)
+                and opdef.name in ("read", "write")
+                and pname == "indices"
+            ):
+                value = self.static.try_eval(node)
+                if not isinstance(node, (ast.List, ast.Tuple)) and (
+                    value is NotStatic or (isinstance(value, int) and not isinstance(value, bool))
+                ):
+                    # `pl.read(t, i)`: one index on a 1-D tensor (PyPTO accepts a bare index)
+                    return ListExpr((self.index_expr(node),), self.span(node))
             if isinstance(node, ast.Constant) and node.value is None and optional_none:
                 return None
             if isinstance(node, (ast.List, ast.Tuple)):
@@ -1406,6 +1458,29 @@ class BodyBuilder:
                 )
         return Const(value, dtype, self.span(node))
 
+    def external_call(self, node: ast.Call, fn: Function) -> Expr:
+        """`helper(x)`: a standalone `@pl.function` defined outside the program, called by its
+        bare name; it joins the program once (a clash with another function is an error)."""
+        known = self.program.external.get(fn.name)
+        if known is None:
+            if fn.name in self.signatures:
+                raise fail(
+                    "DuplicateFunction",
+                    f"external function '{fn.name}' clashes with a function of the program",
+                    self.span(node.func),
+                    "rename one of them",
+                )
+            self.program.external[fn.name] = fn
+            self.signatures[fn.name] = Signature(fn.params, fn.return_types, fn.tuple_return)
+        elif known is not fn:
+            raise fail(
+                "DuplicateFunction",
+                f"two different external functions are named '{fn.name}'",
+                self.span(node.func),
+                "rename one of them",
+            )
+        return self.user_call(node, fn.name)
+
     def user_call(self, node: ast.Call, name: str) -> Expr:
         sig = self.signatures.get(name)
         if sig is None:
@@ -1470,6 +1545,17 @@ _CALL_HINTS = {
     "len": "use pl.tensor.dim(t, axis) for a runtime extent",
     "print": "kernel bodies are captured, not run; trace with the interpreter instead",
 }
+
+
+def _external_function(value: Any) -> Function | None:
+    """A captured standalone `@pl.function` (a one-function Program) or a Function."""
+    from pldsl.ir.nodes import Program
+
+    if isinstance(value, Function):
+        return value
+    if isinstance(value, Program) and len(value.function_list) == 1:
+        return value.function_list[0]
+    return None
 
 
 def checked_op_call(opdef, keywords: dict[str, Any], span, origin: str = "") -> Expr:

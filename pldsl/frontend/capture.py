@@ -12,7 +12,7 @@ from pldsl.diagnostics import CaptureError, Diagnostic, Span, register_source
 from pldsl.dtypes import INDEX, DType
 from pldsl.enums import FunctionType, Level, PadValue, Role
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
-from pldsl.ir.nodes import Param, Program, Signature, Var
+from pldsl.ir.nodes import Function, Param, Program, Signature, Var
 from pldsl.ir.symbolic import shape_vars
 from pldsl.ir.types import ScalarType, TensorType, Type
 from pldsl.types import (
@@ -298,6 +298,7 @@ class ProgramBuilder:
         self.dynvars: dict[str, DynVar] = {}
         # @pl.jit: resolves a call to a bare closure name (a jit dependency) to an IR call.
         self.call_hook: Any = None
+        self.external: dict[str, Function] = {}  # external @pl.function called by bare name
         strict = self.options.get("strict_ssa", False)
         if not isinstance(strict, bool):
             raise fail(
@@ -381,6 +382,7 @@ class ProgramBuilder:
             options = self._decorator_options(m)
             body_builder = BodyBuilder(self, m, signatures, options)
             functions.append(body_builder.build())
+        functions += self.external.values()  # added once, after the program's own functions
         return Program(name, tuple(functions), self.smap.span(self.node), self.smap.file)
 
     # ------------------------------------------------------------- decorator
