@@ -76,6 +76,9 @@ def test_capture_shape():
     pl.parse_ir(text)
 
 
+twice = doubled
+
+
 def test_external_function_name_clash():
     with pytest.raises(CaptureError) as info:
 
@@ -87,7 +90,7 @@ def test_external_function_name_clash():
 
             @pl.function(type=pl.FunctionType.Orchestration)
             def g(self, x: pl.Tensor[[8, 8], pl.FP32]) -> pl.Tensor[[8, 8], pl.FP32]:
-                return doubled(x)
+                return twice(x)  # the external `doubled`, under another name
 
-    assert info.value.diagnostic.rule == "DuplicateFunction"
+    assert info.value.diagnostic.rule == "DuplicateFunction", info.value.diagnostic.render()
     assert "clashes with a function of the program" in info.value.diagnostic.message
