@@ -1226,6 +1226,11 @@ class BodyBuilder:
                     self.span(kw.value),
                     "pass each keyword explicitly",
                 )
+            if kw.arg == "manual_dep" and opdef.name == "create_tensor":
+                # a task-graph hint (the tensor's producers are tracked by deps= by hand)
+                if not isinstance(self.static_value(kw.value, "manual_dep="), bool):
+                    raise fail("TypeError", "manual_dep= must be True or False", self.span(kw))
+                continue
             if opdef.param(kw.arg) is None:
                 raise fail(
                     "TypeError",

@@ -200,3 +200,17 @@ def test_compile_time_statements_emit_nothing(capsys):
     assert len(prog.f.body) == 1
     printed = capsys.readouterr().out
     assert "rows 16 pl.Tensor[[16, 16], pl.FP32]" in printed
+
+
+def test_create_tensor_manual_dep_is_a_hint():
+    src = (
+        "import pldsl as pl\n\n@pl.program\nclass K:\n"
+        "    @pl.function(type=pl.FunctionType.Orchestration)\n"
+        "    def f(self, a: pl.Tensor[[16, 16], pl.FP32]) -> pl.Tensor[[16, 16], pl.FP32]:\n"
+        "        t = pl.create_tensor([16, 16], dtype=pl.FP32, manual_dep=True)\n"
+        "        return a\n"
+    )
+    (prog,) = pl.capture_source(src, "<md>")
+    assert "manual_dep" not in pl.print_ir(prog)
+    with pytest.raises(CaptureError):
+        pl.capture_source(src.replace("manual_dep=True", "manual_dep=1"), "<md>")
