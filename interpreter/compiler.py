@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from pldsl.interpreter import tasks
 from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
     Frame,
@@ -134,7 +135,7 @@ class FastMachine(Machine):
         if kind is If:
             return self._c_if(s)
         if kind is Scope:
-            return self.block(s.body)  # pl.at: placement only
+            return self._c_scope(s)
         if kind is Return:
             return self._c_return(s)
         if kind is Break:
@@ -172,11 +173,46 @@ class FastMachine(Machine):
 
         return unpack
 
+    def _c_scope(self, s: Scope) -> Code:
+        body = self.block(s.body)
+        if not s.deps and s.tid is None:
+            return body  # placement only: no numeric effect
+        deps = tuple(self.expr(d) for d in s.deps)
+        tid = s.tid.name if s.tid is not None else None
+        log = self.tasks
+
+        def task(f: Frame) -> None:
+            if deps:
+                log.check_deps([d(f) for d in deps], s.span)
+            body(f)
+            if tid is not None:
+                f.env[tid] = log.new_id()
+
+        return task
+
     def _c_for(self, s: For) -> Code:
+        if s.kind == "spmd":
+            return self._spmd_for(s)
         fused = self._k_loop(s)
         if fused is not None:
             return fused
         return self._plain_for(s)
+
+    def _spmd_for(self, s: For) -> Code:
+        """Blocks one after another, the running one published for get_block_idx kernels."""
+        start, stop = self._index(s.start, "loop start"), self._index(s.stop, "loop stop")
+        var = s.var.name
+        body = self.block(s.body)
+
+        def grid(f: Frame) -> None:
+            env = f.env
+            with tasks.in_grid():
+                for i in range(start(f), stop(f)):
+                    env[var] = i
+                    tasks.enter_block(i)
+                    body(f)
+
+        return grid
 
     def _plain_for(self, s: For) -> Code:
         start, stop, step = (self._index(e, w) for e, w in

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from pldsl.interpreter import tasks
 from pldsl.interpreter.ops import KERNELS
 from pldsl.interpreter.trace import Event, Trace, shapes_dtypes
 
@@ -129,6 +130,7 @@ class Machine:
         self.host = dict(host or {})
         self.trace = trace
         self.depth = 0
+        self.tasks = tasks.TaskLog()
         self._ops: dict[int, _Op] = {}
         self._consts: dict[int, Any] = {}
         self._lists: dict[int, tuple[int, ...] | bool] = {}
@@ -256,15 +258,25 @@ class Machine:
             )
         carries = [self.eval(v, f) for v in s.init_values]
         names = [v.name for v in s.iter_args]
-        env, var = f.env, s.var.name
+        env = f.env
         for n, v in zip(names, carries):
             env[n] = v
+        if s.kind == "spmd":
+            with tasks.in_grid():
+                return self._loop(s, f, start, stop, step, carries, names)
+        self._loop(s, f, start, stop, step, carries, names)
+
+    def _loop(self, s: For, f: Frame, start, stop, step, carries, names) -> None:
+        env, var = f.env, s.var.name
+        spmd = s.kind == "spmd"
         loop = _Loop()
         f.loops.append(loop)
         body, run = s.body, self.exec_block
         try:
             for i in range(start, stop, step):
                 env[var] = i
+                if spmd:
+                    tasks.enter_block(i)
                 loop.pending = None
                 try:
                     run(body, f)
@@ -305,7 +317,12 @@ class Machine:
             self.exec_block(s.else_body, f)
 
     def _scope(self, s: Scope, f: Frame) -> None:
-        self.exec_block(s.body, f)  # pl.at: placement only, no numeric effect
+        # Placement and task-graph regions: no numeric effect; a task's deps are checked.
+        if s.deps:
+            self.tasks.check_deps([self.eval(d, f) for d in s.deps], s.span)
+        self.exec_block(s.body, f)
+        if s.tid is not None:
+            f.env[s.tid.name] = self.tasks.new_id()
 
     def _return(self, s: Return, f: Frame) -> None:
         raise _Return(tuple(self.eval(v, f) for v in s.values), s.span)

@@ -18,6 +18,7 @@ from pldsl.dtypes import (
     INT16,
     INT32,
     INT64,
+    TASK_ID,
     UINT8,
     UINT16,
     UINT32,
@@ -38,6 +39,7 @@ from pldsl.surface import (
     program,
 )
 from pldsl.types import (
+    Array,
     DynVar,
     InOut,
     Out,
@@ -51,12 +53,24 @@ from pldsl.types import (
 )
 
 tensor = _Namespace("tensor")
+tile = _Namespace("tile")
+array = _Namespace("array")
+system = _Namespace("system")
+TaskId = Scalar[TASK_ID]  # PyPTO's alias of pl.Scalar[pl.TASK_ID]
 for _name in list(_OPS) + [
     "range",
     "parallel",
     "unroll",
     "pipeline",
     "at",
+    "spmd",
+    "scope",
+    "manual_scope",
+    "incore",
+    "auto_incore",
+    "static_print",
+    "static_assert",
+    "func_attr",
     "yield_",
     "min",
     "max",
@@ -84,10 +98,11 @@ def check(program: Program, **options):
 
 
 __all__ = [
-    "BF16", "BOOL", "FP16", "FP32", "INDEX", "INT8", "INT16", "INT32", "INT64", "UINT8",
-    "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue", "Role", "AtomicType",
+    "BF16", "BOOL", "FP16", "FP32", "INDEX", "TASK_ID", "TaskId", "INT8", "INT16", "INT32",
+    "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue",
+    "Role", "AtomicType",
     "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
-    "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "InOut",
-    "Out", "Scalar", "SplitMode", "split", "jit", "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "CaptureError",
+    "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "Array", "InOut",
+    "Out", "Scalar", "SplitMode", "split", "jit", "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "tile", "array", "system", "CaptureError",
     "Diagnostic", "IRParseError", "PldslError", "RuntimeFault", "Span",
 ]  # fmt: skip

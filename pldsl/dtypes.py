@@ -45,6 +45,9 @@ FP16 = DType("FP16", 16, "float")
 BF16 = DType("BF16", 16, "float")
 FP32 = DType("FP32", 32, "float")
 INDEX = DType("INDEX", 64, "index")
+# A task's id (`with pl.at(...) as tid`, `pl.system.task_dummy`): an integer handle, 1, 2, ...
+# in creation order; 0 (or less) means "no producer" and is skipped as a dependency.
+TASK_ID = DType("TASK_ID", 64, "index")
 
 ALL_DTYPES: dict[str, DType] = {
     d.name: d
@@ -62,6 +65,7 @@ ALL_DTYPES: dict[str, DType] = {
         BF16,
         FP32,
         INDEX,
+        TASK_ID,
     )
 }
 

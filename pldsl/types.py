@@ -117,7 +117,26 @@ class _TupleFactory:
         return TupleAnnotation(items)
 
 
+class _ArrayFactory:
+    """`pl.Array[extent, dtype]`: a small on-core 1-D array (task ids, counters), captured as a
+    1-D tensor of `extent` elements."""
+
+    def __getitem__(self, item: Any) -> TensorAnnotation:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise AnnotationError("pl.Array takes [extent, dtype]")
+        extent, dtype = item
+        if not isinstance(extent, int) or isinstance(extent, bool) or extent <= 0:
+            raise AnnotationError(f"pl.Array's extent must be a positive int, got {extent!r}")
+        if not isinstance(dtype, DType) or not dtype.is_int:
+            raise AnnotationError(f"pl.Array holds integers or task ids, got {dtype!r}")
+        return TensorAnnotation((extent,), dtype)
+
+    def __repr__(self) -> str:
+        return "pl.Array"
+
+
 Tensor = _TensorFactory()
+Array = _ArrayFactory()
 Scalar = _ScalarFactory()
 Out = _DirectionFactory("Out")
 InOut = _DirectionFactory("InOut")

@@ -1,7 +1,7 @@
 """MisplacedComputeOp (error): a tensor compute op outside a `pl.at` scope in orchestration code.
 
 Orchestration code only allocates, views, reads, writes and dispatches; arithmetic runs in
-InCore kernels, i.e. inside `with pl.at(level=...)` blocks. PyPTO rejects a compute op there
+InCore kernels, i.e. inside `with pl.at(level=...)` blocks (or `pl.spmd` bodies, `pl.incore()` scopes). PyPTO rejects a compute op there
 only at code generation (`Misplaced tensor op ... in Orchestration function`); pldsl reports it
 at check time. The rule applies to Orchestration functions (and `role=pl.Role.Orchestrator`
 host functions), and to Opaque functions that
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from pldsl.diagnostics import Diagnostic
 from pldsl.enums import FunctionType, Role
-from pldsl.ir.nodes import Function, OpCall, Program, Scope, Stmt
+from pldsl.ir.nodes import For, Function, OpCall, Program, Scope, Stmt
 from pldsl.ir.traversal import child_bodies, iter_expr, iter_stmts, stmt_exprs
 from pldsl.ir.types import ScalarType
 from pldsl.ops import lookup
@@ -28,6 +28,14 @@ SEVERITY = "error"
 DOC = "compute ops must run inside a pl.at scope in Orchestration (or promoted Opaque) functions"
 
 
+def is_device_region(s: Stmt) -> bool:
+    """`pl.at`, `pl.incore`/`pl.auto_incore` and `pl.spmd` bodies are outlined to InCore kernels
+    (`pl.scope`, `pl.manual_scope` and task wrappers only group tasks: not device code)."""
+    if isinstance(s, Scope):
+        return s.kind in ("at", "incore", "auto_incore")
+    return isinstance(s, For) and s.kind == "spmd"
+
+
 def orchestration_kind(func: Function) -> str | None:
     """How the function is orchestration code (for the message), None when it is not."""
     if func.func_type == FunctionType.Orchestration:
@@ -35,7 +43,7 @@ def orchestration_kind(func: Function) -> str | None:
     if func.role == Role.Orchestrator:
         return "Orchestrator function"
     if func.func_type == FunctionType.Opaque and any(
-        isinstance(s, Scope) for s in iter_stmts(func.body)
+        is_device_region(s) for s in iter_stmts(func.body)
     ):
         return "Opaque function with pl.at scopes (promoted to Orchestration)"
     return None
@@ -43,7 +51,7 @@ def orchestration_kind(func: Function) -> str | None:
 
 def _calls_outside_scopes(body: tuple[Stmt, ...]) -> Iterator[OpCall]:
     for s in body:
-        if isinstance(s, Scope):
+        if is_device_region(s):
             continue
         for e in stmt_exprs(s):
             yield from (n for n in iter_expr(e) if isinstance(n, OpCall))

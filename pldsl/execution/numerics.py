@@ -80,7 +80,7 @@ class NumericsError(ValueError):
 
 FLOAT_DTYPES = frozenset({"BF16", "FP16", "FP32"})
 INT_DTYPES = frozenset(
-    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "INDEX"}
+    {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "INDEX", "TASK_ID"}
 )
 ALL_DTYPES = FLOAT_DTYPES | INT_DTYPES | {"BOOL"}
 # PyPTO's CastMode enum order: none 0, rint 1, round 2, floor 3, ceil 4, trunc 5, odd 6.
@@ -97,6 +97,7 @@ _STORAGE = {
     "INT32": np.dtype(np.int32),
     "INT64": np.dtype(np.int64),
     "INDEX": np.dtype(np.int64),
+    "TASK_ID": np.dtype(np.int64),
     "UINT8": np.dtype(np.uint8),
     "UINT16": np.dtype(np.uint16),
     "UINT32": np.dtype(np.uint32),

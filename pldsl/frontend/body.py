@@ -9,7 +9,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import subscript
+from pldsl.frontend import scopes, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.nodes import (
@@ -53,7 +53,23 @@ _CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq
 LOOP_KINDS = ("range", "parallel", "unroll", "pipeline")
 LOOP_KWARGS = ("init_values", "chunk", "chunk_policy", "stage")
 CHUNK_POLICIES = ("guarded", "leading_full")
-AT_KWARGS = ("level", "optimization", "optimizations", "name_hint")
+AT_KWARGS = (
+    "level",
+    "optimization",
+    "optimizations",
+    "name_hint",
+    "allow_early_resolve",
+    "deps",
+)
+# `pl.add(a, b)` on two scalars is `a + b` (PyPTO's scalar dispatch of the unified ops).
+SCALAR_DISPATCH = {
+    "add": "add",
+    "sub": "sub",
+    "mul": "mul",
+    "div": "div",
+    "maximum": "max",
+    "minimum": "min",
+}
 _PAD_SUGAR = {0: PadValue.zero, math.inf: PadValue.max, -math.inf: PadValue.min}
 
 
@@ -73,6 +89,14 @@ class BodyBuilder:
         self.loop_kinds: list[str] = []
         self.carries: list[tuple[Var, ...]] = []
         self.contexts: list[str] = []  # "loop" | "if" | "at", innermost last
+        self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
+        self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
+        # Names of pl.array values (pl.array.create, pl.Array parameters): element writes allowed.
+        self.arrays: set[str] = {
+            a.arg
+            for a in node.args.args + node.args.kwonlyargs
+            if a.annotation is not None and ".Array[" in ast.unparse(a.annotation)
+        }
         # Without a return annotation, the types of the first `return` (later ones must agree).
         self.inferred_returns: tuple[Type, ...] | None = None
         self.has_return = False
@@ -189,8 +213,16 @@ class BodyBuilder:
         target = s.targets[0]
         if self._is_yield(s.value):
             return self.yield_(s.value, target)
+        if (
+            isinstance(s.value, ast.Call)
+            and self._pl_name(s.value.func) == "system.task_dummy"
+            and isinstance(target, ast.Name)
+        ):
+            return scopes.task_dummy(self, s.value, target, s)
         if isinstance(target, ast.Name):
             value = self.expr(s.value)
+            if isinstance(s.value, ast.Call) and self._pl_name(s.value.func) == "array.create":
+                self.arrays.add(target.id)
             return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
         if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
             value = self.expr(s.value)
@@ -324,6 +356,16 @@ class BodyBuilder:
             )
         if self._is_yield(s.value):
             return self.yield_(s.value, None)
+        name = self._pl_name(s.value.func)
+        if name == "static_print":
+            scopes.static_print(self, s.value)
+            return None
+        if name == "static_assert":
+            scopes.static_assert(self, s.value)
+            return None
+        if name == "func_attr":
+            scopes.func_attr(self, s.value)
+            return None
         return ExprStmt(self.expr(s.value), self.span(s))
 
     def _is_yield(self, node: ast.expr) -> bool:
@@ -395,12 +437,14 @@ class BodyBuilder:
             )
         call = s.iter
         kind = self._pl_name(call.func) if isinstance(call, ast.Call) else None
+        if kind == "spmd":
+            return scopes.for_spmd(self, s)
         if kind not in LOOP_KINDS:
             over = f" (this one iterates over {_source_text(call.func if isinstance(call, ast.Call) else call)})"
             raise fail(
                 "UnsupportedFeature",
-                "for loops must iterate over pl.range, pl.parallel, pl.unroll or pl.pipeline"
-                + over,
+                "for loops must iterate over pl.range, pl.parallel, pl.unroll, pl.pipeline or "
+                "pl.spmd" + over,
                 self.span(s.iter),
                 "e.g. for i in pl.range(0, n, 16):",
             )
@@ -580,20 +624,18 @@ class BodyBuilder:
                 help="nest the scopes, one `with` each",
             )
         call = s.items[0].context_expr
-        if not (isinstance(call, ast.Call) and self._pl_name(call.func) == "at"):
-            what = _source_text(call.func if isinstance(call, ast.Call) else call)
+        kind = self._pl_name(call.func) if isinstance(call, ast.Call) else None
+        if kind == "spmd":
+            return scopes.with_spmd(self, s, call)
+        if kind in scopes.PLAIN_SCOPES:
+            return scopes.with_plain(self, s, call, kind)
+        if kind != "at":
             raise fail(
                 "UnsupportedFeature",
-                f"only `with pl.at(...)` scopes are supported (this one is {what})",
+                "`with` takes pl.at, pl.spmd, pl.scope, pl.manual_scope, pl.incore or "
+                "pl.auto_incore",
                 self.span(call),
                 "with pl.at(level=pl.Level.CORE_GROUP):",
-            )
-        if s.items[0].optional_vars is not None:
-            raise fail(
-                "UnsupportedFeature",
-                "`with pl.at(...) as name` (task ids) is not supported",
-                self.span(s.items[0].optional_vars),
-                "drop the `as` clause",
             )
         if len(call.args) > 1 or any(isinstance(a, ast.Starred) for a in call.args):
             raise fail(
@@ -621,8 +663,11 @@ class BodyBuilder:
                     help="give each argument once",
                 )
             given.append((kw.arg, kw.value))
-        attrs = []
+        attrs, deps = [], None
         for name, node in given:
+            if name == "deps":
+                deps = scopes.deps_list(self, node)
+                continue
             value = self.static_value(node, f"{name}=")
             if name == "level" and not isinstance(value, Level):
                 raise fail(
@@ -658,12 +703,14 @@ class BodyBuilder:
                 value = tuple(v for v in value if isinstance(v, Optimizer))
                 if not value:
                     continue
-            if name == "name_hint" and not isinstance(value, str):
+            if name == "name_hint":
+                scopes.check_name_hint(self, value, node, "pl.at()")
+            if name == "allow_early_resolve" and not isinstance(value, bool):
                 raise fail(
                     "TypeError",
-                    "name_hint= must be a string",
+                    "allow_early_resolve= must be True or False",
                     self.span(node),
-                    help='name_hint="attention"',
+                    help="allow_early_resolve=True",
                 )
             attrs.append((name, value))
         if not any(name == "level" for name, _ in attrs):
@@ -673,12 +720,21 @@ class BodyBuilder:
                 self.span(call),
                 "with pl.at(level=pl.Level.CORE_GROUP):",
             )
+        target = s.items[0].optional_vars
+        if deps is not None and target is None:
+            raise fail(
+                "UnsupportedFeature",
+                "deps= is accepted only with `as tid`",
+                self.span(call),
+                "with pl.at(level=..., deps=[...]) as tid:",
+            )
         self.contexts.append("at")
         try:
             body = self.block(s.body)
         finally:
             self.contexts.pop()
-        return Scope("at", tuple(attrs), body, self.span(s))
+        tid = scopes.bind_tid(self, target) if target is not None else None
+        return Scope("at", tuple(attrs), body, self.span(s), tid, deps or ())
 
     def return_(self, s: ast.Return) -> Stmt:
         self.has_return = True
@@ -1084,6 +1140,10 @@ class BodyBuilder:
                 if built is not None:
                     return built
         name = self._pl_name(func)
+        if name is None and isinstance(func, ast.Name) and func.id not in self.vars:
+            external = _external_function(self.program.ns.get(func.id))
+            if external is not None:
+                return self.external_call(node, external)
         if name is None:
             raise fail(
                 "UnsupportedFeature",
@@ -1099,6 +1159,12 @@ class BodyBuilder:
             name = name.split(".", 1)[1]
         if name in ("min", "max"):
             return self.scalar_minmax(node, name)
+        if name == "tile.get_block_idx":
+            built = scopes.block_index(self, node)
+            if built is not None:
+                return built
+        if name == "array.create":
+            return scopes.array_create(self, node)
         if name == "const":
             return self.const_call(node)
         if name in LOOP_KINDS:
@@ -1131,6 +1197,9 @@ class BodyBuilder:
         return self.op_call(opdef, node)
 
     def op_call(self, opdef, node: ast.Call) -> Expr:
+        scalar = self._scalar_dispatch(opdef, node)
+        if scalar is not None:
+            return scalar
         params = list(opdef.params)
         if len(node.args) > len(params):
             raise fail(
@@ -1157,6 +1226,11 @@ class BodyBuilder:
                     self.span(kw.value),
                     "pass each keyword explicitly",
                 )
+            if kw.arg == "manual_dep" and opdef.name == "create_tensor":
+                # a task-graph hint (the tensor's producers are tracked by deps= by hand)
+                if not isinstance(self.static_value(kw.value, "manual_dep="), bool):
+                    raise fail("TypeError", "manual_dep= must be True or False", self.span(kw))
+                continue
             if opdef.param(kw.arg) is None:
                 raise fail(
                     "TypeError",
@@ -1187,10 +1261,46 @@ class BodyBuilder:
             keywords[p.name] = self.op_arg(p, given[p.name], opdef)
         return checked_op_call(opdef, keywords, self.span(node))
 
+    def _scalar_dispatch(self, opdef, node: ast.Call) -> Expr | None:
+        """PyPTO's scalar dispatch: `pl.add(a, b)` etc. on two scalars is scalar arithmetic;
+        any other tensor op given a scalar operand is PyPTO's "expected Tensor or Tile"."""
+        plain = not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)
+        if not plain:
+            return None
+        if opdef.name in SCALAR_DISPATCH and len(node.args) == 2:
+            values = [self.expr(a) for a in node.args]
+            if all(isinstance(v.type, ScalarType) for v in values):
+                return self.scalar_binop(SCALAR_DISPATCH[opdef.name], *values, node)
+        tensor_params = [p for p in opdef.params if p.kind == "tensor"]
+        positional = node.args[: len(tensor_params)]
+        if not tensor_params or len(positional) != len(tensor_params):
+            return None
+        values = [self.expr(a) for a in positional]
+        if not any(isinstance(v.type, ScalarType) for v in values):
+            return None
+        got = ", ".join(format_type(v.type) for v in values)
+        raise fail(  # PyPTO's wording (unified ops)
+            "TypeError",
+            f"pl.{opdef.name}: expected Tensor or Tile, got Scalar ({got})",
+            self.span(node),
+            "for scalar arithmetic use Python operators (+, -, *, /) or pl.min / pl.max",
+        )
+
     def op_arg(self, p, node: ast.expr, opdef) -> Any:
         kind, pname = p.kind, p.name
         optional_none = not p.required and p.default is None
         if kind == "dims":
+            if (
+                isinstance(node, ast.expr)
+                and opdef.name in ("read", "write")
+                and pname == "indices"
+            ):
+                value = self.static.try_eval(node)
+                if not isinstance(node, (ast.List, ast.Tuple)) and (
+                    value is NotStatic or (isinstance(value, int) and not isinstance(value, bool))
+                ):
+                    # `pl.read(t, i)`: one index on a 1-D tensor (PyPTO accepts a bare index)
+                    return ListExpr((self.index_expr(node),), self.span(node))
             if isinstance(node, ast.Constant) and node.value is None and optional_none:
                 return None
             if isinstance(node, (ast.List, ast.Tuple)):
@@ -1353,6 +1463,29 @@ class BodyBuilder:
                 )
         return Const(value, dtype, self.span(node))
 
+    def external_call(self, node: ast.Call, fn: Function) -> Expr:
+        """`helper(x)`: a standalone `@pl.function` defined outside the program, called by its
+        bare name; it joins the program once (a clash with another function is an error)."""
+        known = self.program.external.get(fn.name)
+        if known is None:
+            if fn.name in self.signatures:
+                raise fail(
+                    "DuplicateFunction",
+                    f"external function '{fn.name}' clashes with a function of the program",
+                    self.span(node.func),
+                    "rename one of them",
+                )
+            self.program.external[fn.name] = fn
+            self.signatures[fn.name] = Signature(fn.params, fn.return_types, fn.tuple_return)
+        elif known is not fn:
+            raise fail(
+                "DuplicateFunction",
+                f"two different external functions are named '{fn.name}'",
+                self.span(node.func),
+                "rename one of them",
+            )
+        return self.user_call(node, fn.name)
+
     def user_call(self, node: ast.Call, name: str) -> Expr:
         sig = self.signatures.get(name)
         if sig is None:
@@ -1417,6 +1550,17 @@ _CALL_HINTS = {
     "len": "use pl.tensor.dim(t, axis) for a runtime extent",
     "print": "kernel bodies are captured, not run; trace with the interpreter instead",
 }
+
+
+def _external_function(value: Any) -> Function | None:
+    """A captured standalone `@pl.function` (a one-function Program) or a Function."""
+    from pldsl.ir.nodes import Program
+
+    if isinstance(value, Function):
+        return value
+    if isinstance(value, Program) and len(value.function_list) == 1:
+        return value.function_list[0]
+    return None
 
 
 def checked_op_call(opdef, keywords: dict[str, Any], span, origin: str = "") -> Expr:

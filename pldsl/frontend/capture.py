@@ -12,7 +12,7 @@ from pldsl.diagnostics import CaptureError, Diagnostic, Span, register_source
 from pldsl.dtypes import INDEX, DType
 from pldsl.enums import FunctionType, Level, PadValue, Role
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
-from pldsl.ir.nodes import Param, Program, Signature, Var
+from pldsl.ir.nodes import Function, Param, Program, Signature, Var
 from pldsl.ir.symbolic import shape_vars
 from pldsl.ir.types import ScalarType, TensorType, Type
 from pldsl.types import (
@@ -298,6 +298,7 @@ class ProgramBuilder:
         self.dynvars: dict[str, DynVar] = {}
         # @pl.jit: resolves a call to a bare closure name (a jit dependency) to an IR call.
         self.call_hook: Any = None
+        self.external: dict[str, Function] = {}  # external @pl.function called by bare name
         strict = self.options.get("strict_ssa", False)
         if not isinstance(strict, bool):
             raise fail(
@@ -385,6 +386,7 @@ class ProgramBuilder:
             if not sig.returns and fn.return_types:
                 # no return annotation: later callers see the types the body returns
                 signatures[m.name] = Signature(sig.params, fn.return_types, fn.tuple_return)
+        functions += self.external.values()  # added once, after the program's own functions
         return Program(name, tuple(functions), self.smap.span(self.node), self.smap.file)
 
     # ------------------------------------------------------------- decorator

@@ -7,7 +7,8 @@
   `pl.reshape` of the slice: `A[i]` on `[M, N]` is `pl.reshape(pl.slice(A, [1, N], [i, 0]), [N])`.
 * An all-scalar full-rank index reads one element: `A[i, j]` -> `pl.read(A, [i, j])`.
 * `dst[a:b, :] = src` -> `dst = pl.assemble(dst, src, [a, 0])` (the source must fit the window;
-  a source with fewer dims fills the dropped axes); `dst[i, j] = v` -> `dst = pl.write(dst, [i, j], v)`.
+  a source fills the axes not indexed by a scalar, and has exactly that rank); `arr[i] = v` on a
+  `pl.array` -> `arr = pl.write(arr, [i], v)` (PyPTO takes element writes only on arrays).
 
 No steps, negative indices, `...` or `None` (PyPTO rejects them too).
 """
@@ -127,11 +128,11 @@ def _check_nonnegative(e: Expr, node: ast.AST, b: BodyBuilder, what: str) -> Non
 def window(b: BodyBuilder, t: TensorType, node: ast.Subscript) -> Window:
     items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
     if len(items) > t.rank:
-        raise fail(
+        raise fail(  # PyPTO's wording
             "TypeError",
-            f"{len(items)} indices for a rank-{t.rank} tensor",
+            f"Tensor subscript has {len(items)} indices but the tensor is {t.rank}D",
             b.span(node.slice),
-            _HELP,
+            f"Provide at most {t.rank} indices for a {t.rank}D tensor",
         )
     offsets, extents, dropped = [], [], []
     for axis, item in enumerate(items):
@@ -253,26 +254,29 @@ def store(b: BodyBuilder, target: ast.Subscript, value_node: ast.expr, stmt: ast
     w = window(b, t, target)
     src = b.expr(value_node)
     span = b.span(stmt)
-    if w.all_scalar and isinstance(src.type, ScalarType):
+    if w.all_scalar and isinstance(src.type, ScalarType) and dst.name in b.arrays:
         call = _op(b, "write", stmt, x=dst, indices=ListExpr(tuple(w.offsets), span), value=src)
         return Assign((b.bind(dst.name, call.type, target.value),), call, span)
     if not isinstance(src.type, TensorType):
+        # PyPTO's wording: only arrays (pl.array.create, pl.Array) take element writes
         raise fail(
             "TypeError",
-            f"the value stored into a tensor window must be a tensor, got {format_type(src.type)}",
+            f"Subscript-write source must also be a tensor, got {format_type(src.type)}",
             b.span(value_node),
-            "index every axis with a scalar (dst[i, j] = v) to write one element",
+            "write one element with pl.write(dst, [i, j], v) (or use a pl.array for scalars)",
         )
     kept = [(e, i) for i, (e, d) in enumerate(zip(w.extents, w.dropped)) if not d]
     if src.type.rank != len(kept):
-        raise fail(
+        raise fail(  # PyPTO's wording
             "TypeError",
-            f"a rank-{src.type.rank} source does not fit a {len(kept)}-axis window",
+            f"Subscript-write source must be {len(kept)}D to match the rank-reduced tensor "
+            f"window, got {src.type.rank}D",
             b.span(value_node),
-            "the source needs one dim per sliced axis",
+            "A scalar index removes its axis from the lhs window; the rhs rank must match the "
+            "remaining axes",
         )
     valid = src.type.effective_valid_shape
-    for k, (ext, axis) in enumerate(kept):
+    for k, (ext, _axis) in enumerate(kept):
         sdim, svalid = src.type.shape[k], valid[k]
         if dims_equal(sdim, ext) or dims_equal(svalid, ext):
             continue
@@ -280,10 +284,10 @@ def store(b: BodyBuilder, target: ast.Subscript, value_node: ast.expr, stmt: ast
             continue  # as PyPTO: a runtime extent cannot be proven to mismatch
         if static_value(svalid) is None:
             continue  # a runtime valid_shape may match the window
-        raise fail(
+        raise fail(  # PyPTO's wording
             "TypeError",
-            f"window extent {format_expr(ext)} on axis {axis} does not match the source's "
-            f"dim {format_expr(sdim)}",
+            f"Subscript-write shape mismatch on source axis {k}: window expects "
+            f"{format_expr(ext)} elements, source has {format_expr(sdim)}",
             b.span(target),
             "slice the window to the source's shape (or give the source that valid_shape)",
         )

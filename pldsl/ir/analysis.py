@@ -153,7 +153,9 @@ class Liveness:
             then_live = self._block(s.then_body, live)
             return then_live | self._block(s.else_body, live) | self._reads(s)
         if isinstance(s, Scope):
-            return self._block(s.body, live)
+            if s.tid is not None:
+                live = live - {s.tid.name}
+            return self._block(s.body, live) | self._reads(s)
         if isinstance(s, For):
             return self._loop(s, live)
         if not self._loops:
@@ -216,9 +218,13 @@ def maybe_unassigned_uses(fn: Function) -> set[str]:
                     return assigned | a | b, True
                 assigned = b if ta else a if tb else (a & b)
             elif isinstance(s, Scope):
+                for d in s.deps:
+                    use(d, assigned)
                 assigned, term = block(s.body, assigned)
                 if term:
                     return assigned, True
+                if s.tid is not None:
+                    assigned.add(s.tid.name)
             elif isinstance(s, Return):
                 for v in s.values:
                     use(v, assigned)

@@ -152,7 +152,10 @@ class ExprStmt:
 
 @dataclass(frozen=True, eq=False)
 class For:
-    """`for var in pl.<kind>(start, stop, step)`; kind: range|parallel|unroll|pipeline.
+    """`for var in pl.<kind>(start, stop, step)`; kind: range|parallel|unroll|pipeline|spmd.
+
+    kind "spmd" is `for b in pl.spmd(n)` (and `with pl.spmd(n)`, attrs has ("form", "with")):
+    blocks 0..n-1 run one after another in increasing order, `var` is the block index.
 
     `iter_args`/`init_values` are PyPTO's explicit loop carries (SSA spelling).
     `attrs` holds hints with no numeric effect (chunk=, stage=).
@@ -189,12 +192,21 @@ class If:
 
 @dataclass(frozen=True, eq=False)
 class Scope:
-    """`with pl.at(level=..., optimization(s)=..., name_hint=...)`."""
+    """A `with` region: `pl.at(...)` ("at"), `pl.scope()`, `pl.manual_scope()`, `pl.incore()`,
+    `pl.auto_incore()`, or "task" (a task with manual dependencies that is no other scope: the
+    `with pl.spmd(...) as tid` wrapper and `pl.system.task_dummy`).
+
+    `tid` (`... as tid`) is bound to the task's id once the body has run; `deps` are the TaskIds
+    (scalars, or 1-D arrays of them) the task waits on. Sequential execution satisfies every
+    dependency; the interpreter checks each names a task that already exists.
+    """
 
     kind: str
     attrs: tuple[tuple[str, Any], ...]
     body: tuple[Stmt, ...]
     span: Span = NO_SPAN
+    tid: Var | None = None
+    deps: tuple[Expr, ...] = ()
 
     def attr(self, name: str, default: Any = None) -> Any:
         for key, value in self.attrs:

@@ -42,7 +42,7 @@ from lark.exceptions import (
 from lark.indenter import DedentError, Indenter
 
 from pldsl.diagnostics import Diagnostic, IRParseError, PldslError, Span, register_source
-from pldsl.dtypes import ALL_DTYPES, BOOL, FP32, INDEX, DType
+from pldsl.dtypes import ALL_DTYPES, BOOL, FP32, INDEX, TASK_ID, DType
 from pldsl.enums import ENUMS, FunctionType, Level, Optimizer, PadValue, Role
 from pldsl.ir.nodes import (
     SCALAR_BINOPS,
@@ -525,11 +525,28 @@ class _Reader:
             else_body = self.suite(ch[2]) if len(ch) > 2 else ()
             return If(cond, then_body, else_body, span)
         if kind == "with_stmt":
-            kind_tok, *rest = ch
-            body_tree = rest.pop()
-            attrs = tuple((k, v) for k, (v, _) in self.keywords(rest).items())
-            return Scope(str(kind_tok), attrs, self.suite(body_tree), span)
+            return self.with_stmt(ch, span)
         self.fail(tree, f"unsupported statement ({kind})")
+
+    def with_stmt(self, ch: list[Any], span: Span) -> Scope:
+        kind_tok, *rest = ch
+        body_tree = rest.pop()
+        tid_tok = None
+        if rest and isinstance(rest[-1], Tree) and rest[-1].data == "with_as":
+            tid_tok = rest.pop().children[0]
+        deps: tuple[Expr, ...] = ()
+        kws = [kw for kw in rest if kw is not None]
+        for kw in kws:
+            if str(kw.children[0]) == "deps":
+                value = kw.children[1]
+                if not (isinstance(value, Tree) and value.data == "list_expr"):
+                    self.fail(kw, "deps= takes a list of task ids")
+                deps = tuple(self.expr(c) for c in value.children)
+        others = [kw for kw in kws if str(kw.children[0]) != "deps"]
+        attrs = tuple((k, v) for k, (v, _) in self.keywords(others).items())
+        body = self.suite(body_tree)
+        tid = self.define(tid_tok, ScalarType(TASK_ID)) if tid_tok is not None else None
+        return Scope(str(kind_tok), attrs, body, span, tid, deps)
 
     def define(self, name: Token, t: Type) -> Var:
         var = Var(str(name), t, self.span(name))

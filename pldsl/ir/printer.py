@@ -184,7 +184,11 @@ class _Printer:
                 self.emit(depth, "else:")
                 self.body(s.else_body, depth + 1)
         elif isinstance(s, Scope):
-            self.emit(depth, f"with pl.{s.kind}({', '.join(_format_attrs(s.attrs))}):")
+            args = _format_attrs(s.attrs)
+            if s.deps:
+                args.append(f"deps=[{', '.join(format_expr(d) for d in s.deps)}]")
+            tid = f" as {s.tid.name}" if s.tid is not None else ""
+            self.emit(depth, f"with pl.{s.kind}({', '.join(args)}){tid}:")
             self.body(s.body, depth + 1)
         elif isinstance(s, Return):
             self.emit(depth, ("return " + ", ".join(format_expr(v) for v in s.values)).rstrip())

@@ -48,6 +48,8 @@ def stmt_exprs(s: Stmt) -> Iterator[Expr]:
         yield s.stop
         yield s.step
         yield from s.init_values
+    elif isinstance(s, Scope):
+        yield from s.deps  # task ids the scope waits on
 
 
 def child_bodies(s: Stmt) -> tuple[tuple[Stmt, ...], ...]:
@@ -84,6 +86,8 @@ def assigned_names(body: Iterable[Stmt]) -> set[str]:
         elif isinstance(s, For):
             out.add(s.var.name)
             out.update(v.name for v in s.iter_args)
+        elif isinstance(s, Scope) and s.tid is not None:
+            out.add(s.tid.name)
     return out
 
 

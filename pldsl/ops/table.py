@@ -431,6 +431,8 @@ def _infer_fillpad(args: dict, attrs: dict) -> TensorType:
     pad = attrs.get("pad_value", PadValue.zero)
     if not isinstance(pad, PadValue):
         raise TypeRuleError("pad_value must be a pl.PadValue")
+    if pad is PadValue.null:  # PyPTO's wording (src/ir/op/tensor_ops/memory.cpp)
+        raise TypeRuleError("tensor.fillpad requires pad_value to be zero/max/min, not null")
     return TensorType(x.shape, x.dtype)
 
 

@@ -342,7 +342,9 @@ class Sugar:
             out[b0 : b0 + ROWS, :] = t
             out[b0 : b0 + valid, :] = part
             out[b0] = one_row
-            out[b0, 5] = elem
+            out = pl.write(
+                out, [b0, 5], elem
+            )  # element writes: pl.write (PyPTO rejects out[i, j] = v)
         out[:] = x
         return out
 

@@ -55,6 +55,7 @@ _TABLE = {
     "BOOL": Storage("BOOL", "uint8_t", "PT_BOOL", 11, 1, "bool", 8),
 }
 _TABLE["INDEX"] = _TABLE["INT64"]
+_TABLE["TASK_ID"] = _TABLE["INT64"]
 
 
 def storage(dtype_name: str, precision: str) -> Storage:

@@ -132,6 +132,9 @@ class Emitter:
         add(f"/* precision={self.precision} */")
         add('#include "pldsl_rt.h"')
         add("")
+        # Sequential SPMD and tasks: the running block of the innermost pl.spmd grid (read by
+        # get_block_idx emitters in dispatched kernels) and the number of finished tasks.
+        add("static int64_t pt_spmd_block = 0; static int64_t pt_task_count = 0;")
         if self.profile:
             add("#include <time.h>")
             add("static double pt_prof_t[PT_PROF_N]; static int64_t pt_prof_n[PT_PROF_N];")
@@ -278,6 +281,9 @@ class Emitter:
             else:
                 args.append(f"&irets[{slot}]")
         lines += pre
+        lines.append(
+            "    pt_task_count = 0; pt_spmd_block = 0;  /* each run starts with no task */"
+        )
         lines.append(f"    pf_{fn.name}({', '.join(args)});")
         lines += post
         lines.append("    return ctx->err;")
@@ -492,7 +498,7 @@ class Emitter:
         elif isinstance(s, If):
             self.s_if(s)
         elif isinstance(s, Scope):
-            self.block(s.body)
+            self.s_scope(s)
         elif isinstance(s, Return):
             self.s_return(s)
         elif isinstance(s, Break):
@@ -556,6 +562,23 @@ class Emitter:
                 for t, item in zip(s.targets, val.items):
                     self.bind(t.name, item)
         self.end_stmt(saved)
+
+    def s_scope(self, s: Scope) -> None:
+        """Placement regions run their body; a task checks its scalar deps, then gets an id."""
+        for dep in s.deps:
+            if not isinstance(dep.type, ScalarType):
+                continue  # an array of ids: checked by the interpreter only
+            saved = self.begin_stmt()
+            val = self.expr(dep)
+            sid = self.site(s.span, "UnknownTask",
+                            lambda v: "a dependency names a task that has not been created")  # fmt: skip
+            self.line(
+                f"if (({val.code}) > pt_task_count) {{ PT_FAIL0(ctx, {sid}); goto {self.scope.fail_label}; }}"
+            )
+            self.end_stmt(saved)
+        self.block(s.body)
+        if s.tid is not None:
+            self.bind(s.tid.name, CVal("s", "++pt_task_count", s.tid.type))
 
     def s_yield(self, s: Yield) -> None:
         saved = self.begin_stmt()
@@ -655,9 +678,15 @@ class Emitter:
             cond = f"{it} > {hi}"
         else:
             cond = f"({st} > 0 ? {it} < {hi} : {it} > {hi})"
+        outer_block = ""
+        if s.kind == "spmd":
+            outer_block = self.stemp("int64_t")
+            self.line(f"{outer_block} = pt_spmd_block;")
         self.line(f"for ({it} = {lo}; {cond}; {it} += {st}) {{")
         self.indent += 1
         self.bind(s.var.name, CVal("s", it, s.var.type))
+        if outer_block:
+            self.line(f"pt_spmd_block = {it};")
         if carries:
             self.line(f"{pflag} = 0;")
         self.loops.append({"carries": carries, "pending": pending, "pflag": pflag, "cont": cont})
@@ -672,6 +701,8 @@ class Emitter:
             self.line("}")
         self.indent -= 1
         self.line("}")
+        if outer_block:
+            self.line(f"pt_spmd_block = {outer_block};")
         if carries:
             for y in own_yields(s.body):
                 for t, (cr, is_t) in zip(y.targets, carries):

@@ -17,6 +17,7 @@ EXPECTED_RULES = {
     "InParamWritten": "warning",
     "UnwrittenOutput": "warning",
     "StaleBufferRead": "warning",
+    "SpmdBlockRace": "error",
     "LowPrecisionArith": "warning",
     "UnpaddedReduction": "warning",
     "UnusedValue": "warning",

@@ -29,5 +29,5 @@ class SubscriptStyle:
                 out[r0 : r0 + TILE, HALF:] = rot_hi
                 first = x[r0, 0]
                 s = scale[r0]
-                out[r0, 0] = pl.max(first, s)
+                out = pl.write(out, [r0, 0], pl.max(first, s))
         return out

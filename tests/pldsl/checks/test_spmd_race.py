@@ -1,0 +1,107 @@
+"""SpmdBlockRace (error): a block of a pl.spmd grid reads what another block writes.
+
+Each case has both sides of its boundary: a read that ends exactly at the block's own window
+(clean) and one element past it (a finding)."""
+
+import pytest
+from checkutil import kernel, lines
+
+RULE = "SpmdBlockRace"
+
+SRC = """
+import pldsl as pl
+
+S = 8
+B = 4
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(
+        self,
+        a: pl.Tensor[[B * S + 2, 16], pl.FP32],
+        n: pl.Scalar[pl.INDEX],
+        out: pl.Out[pl.Tensor[[B * S + 2, 16], pl.FP32]],
+    ) -> pl.Tensor[[B * S + 2, 16], pl.FP32]:
+        BODY
+        return out
+"""
+
+
+def k(body: str):
+    return kernel(SRC.replace("BODY", body))
+
+
+def body(read: str, grid: str = "for b in pl.spmd(B):") -> str:
+    return (
+        f"{grid}\n"
+        f"            r = {read}  # read\n"
+        "            out = pl.assemble(out, pl.slice(a, [S, 16], [b * S, 0]), [b * S, 0])"
+    )
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        "pl.slice(out, [S, 16], [b * S, 0])",  # exactly its own window
+        "pl.slice(out, [S - 1, 16], [b * S + 1, 0])",  # ends exactly at its own edge
+        "pl.slice(a, [S + 1, 16], [b * S, 0])",  # a buffer the grid does not write
+        "pl.read(out, [b * S + S - 1, 3])",  # its own last row
+        "pl.slice(out, [S + 1, 16], [b * S + n, 0])",  # runtime offset: not evaluated
+    ],
+)
+def test_clean(read):
+    assert k(body(read)).rule(RULE) == []
+
+
+@pytest.mark.parametrize(
+    "read, reader, writer",
+    [
+        ("pl.slice(out, [S + 1, 16], [b * S, 0])", 0, 1),  # one row past its own edge
+        ("pl.slice(out, [S, 16], [b * S + 1, 0])", 0, 1),  # shifted by one row
+        ("pl.read(out, [b * S + S, 3])", 0, 1),  # the element just past its window
+        ("pl.exp(out)", 0, 1),  # the whole buffer
+    ],
+)
+def test_read_of_another_blocks_window(read, reader, writer):
+    kk = k(body(read))
+    found = kk.rule(RULE)
+    assert lines(found) == [kk.line("read")]
+    assert found[0].severity == "error"
+    assert f"block {reader} of this pl.spmd grid reads 'out' where block {writer} writes it" in (
+        found[0].message
+    )
+
+
+def test_read_before_its_own_window_from_block_one_on():
+    kk = k(
+        "for b in pl.spmd(B):\n"
+        "            k1 = pl.max(b, 1)\n"
+        "            r = pl.slice(out, [1, 16], [k1 * S - 1, 0])  # read\n"
+        "            out = pl.assemble(out, pl.slice(a, [S, 16], [b * S, 0]), [b * S, 0])"
+    )
+    found = kk.rule(RULE)
+    assert lines(found) == [kk.line("read")]
+    assert "block 1 of this pl.spmd grid reads 'out' where block 0 writes it" in found[0].message
+
+
+def test_with_form_and_block_index_variable():
+    kk = k(
+        "with pl.spmd(B):\n"
+        "            j = pl.tile.get_block_idx() + 1\n"
+        "            r = pl.slice(out, [S, 16], [(j - 1) * S + 1, 0])  # read\n"
+        "            out = pl.assemble(out, pl.slice(a, [S, 16], [(j - 1) * S, 0]), [(j - 1) * S, 0])"
+    )
+    assert lines(kk.rule(RULE)) == [kk.line("read")]
+
+
+@pytest.mark.parametrize("grid, found", [("for b in pl.spmd(1):", 0), ("for b in pl.spmd(2):", 1)])
+def test_a_single_block_has_no_other_block(grid, found):
+    assert len(k(body("pl.slice(out, [S + 1, 16], [b * S, 0])", grid)).rule(RULE)) == found
+
+
+def test_grid_of_runtime_size_is_not_evaluated():
+    assert (
+        k(body("pl.slice(out, [S + 1, 16], [b * S, 0])", "for b in pl.spmd(n):")).rule(RULE) == []
+    )

@@ -1,0 +1,185 @@
+"""`pl.spmd` (for- and with-forms): capture, text round trip, and the sequential meaning
+(blocks 0..n-1 in increasing order) on the interpreter and the C backend, against NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from irutil import round_trip
+from pldsl.interpreter import tasks
+
+import pldsl as pl
+from pldsl import interpreter
+from pldsl.diagnostics import CaptureError
+from pldsl.ir.nodes import For, Scope, walk
+
+ROWS, COLS, BLOCKS = 64, 16, 4
+SLAB = ROWS // BLOCKS
+
+
+@pl.program
+class Spmd:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def scale_rows(
+        self,
+        a: pl.Tensor[[ROWS, COLS], pl.FP32],
+        out: pl.Out[pl.Tensor[[ROWS, COLS], pl.FP32]],
+    ) -> pl.Tensor[[ROWS, COLS], pl.FP32]:
+        # block b scales its slab by b + 1
+        for b in pl.spmd(BLOCKS, name_hint="slabs"):
+            slab = pl.slice(a, [SLAB, COLS], [b * SLAB, 0])
+            f = pl.cast(b + 1, pl.FP32)
+            out = pl.assemble(out, pl.mul(slab, f), [b * SLAB, 0])
+        return out
+
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def running_sum(
+        self,
+        a: pl.Tensor[[ROWS, COLS], pl.FP32],
+        out: pl.Out[pl.Tensor[[ROWS, COLS], pl.FP32]],
+    ) -> pl.Tensor[[ROWS, COLS], pl.FP32]:
+        # block b adds block b-1's result: right only when blocks run in increasing order
+        out = pl.assemble(out, pl.slice(a, [SLAB, COLS], [0, 0]), [0, 0])
+        with pl.spmd(BLOCKS - 1, allow_early_resolve=True):
+            k = pl.tile.get_block_idx() + 1
+            prev = pl.slice(out, [SLAB, COLS], [(k - 1) * SLAB, 0])
+            mine = pl.slice(a, [SLAB, COLS], [k * SLAB, 0])
+            out = pl.assemble(out, pl.add(prev, mine), [k * SLAB, 0])
+        return out
+
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def nested(
+        self,
+        a: pl.Tensor[[ROWS, COLS], pl.FP32],
+        out: pl.Out[pl.Tensor[[ROWS, COLS], pl.FP32]],
+    ) -> pl.Tensor[[ROWS, COLS], pl.FP32]:
+        # get_block_idx() reads the innermost grid: rows (2 * i + j) * 8 get factor j + 1
+        for i in pl.spmd(BLOCKS * 2):
+            with pl.spmd(2):
+                j = pl.tile.get_block_idx()
+                r = (i * 2 + j) * (SLAB // 4)
+                win = pl.slice(a, [SLAB // 4, COLS], [r, 0])
+                out = pl.assemble(out, pl.mul(win, pl.cast(j + 1, pl.FP32)), [r, 0])
+        return out
+
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def empty_grid(
+        self,
+        a: pl.Tensor[[ROWS, COLS], pl.FP32],
+        n: pl.Scalar[pl.INDEX],
+        out: pl.Out[pl.Tensor[[ROWS, COLS], pl.FP32]],
+    ) -> pl.Tensor[[ROWS, COLS], pl.FP32]:
+        out = pl.assemble(out, a, [0, 0])
+        for b in pl.spmd(n):
+            out = pl.assemble(
+                out, pl.mul(pl.slice(a, [SLAB, COLS], [b * SLAB, 0]), 0.0), [b * SLAB, 0]
+            )
+        return out
+
+
+def _oracles(a: np.ndarray) -> dict[str, np.ndarray]:
+    """Plain NumPy, written from the statement of each kernel (never from pldsl)."""
+    slabs = a.reshape(BLOCKS, SLAB, COLS)
+    scale = (slabs * np.arange(1, BLOCKS + 1, dtype=np.float32)[:, None, None]).reshape(ROWS, COLS)
+    running = np.cumsum(slabs, axis=0, dtype=np.float32).reshape(ROWS, COLS)
+    quarter = a.reshape(-1, SLAB // 4, COLS)
+    factors = np.tile(np.array([1.0, 2.0], dtype=np.float32), quarter.shape[0] // 2)
+    nested = (quarter * factors[:, None, None]).reshape(ROWS, COLS)
+    return {"scale_rows": scale, "running_sum": running, "nested": nested}
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return np.random.default_rng(7).standard_normal((ROWS, COLS)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def c_program():
+    from pldsl.backends import c
+
+    try:
+        return c.compile(Spmd)
+    except Exception as exc:  # noqa: BLE001 - no C compiler here
+        pytest.skip(f"C backend unavailable: {exc}")
+
+
+@pytest.mark.parametrize("name", ["scale_rows", "running_sum", "nested"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_interpreter_matches_numpy(data, name, fast):
+    got = interpreter.run(Spmd, name, data, np.zeros_like(data), fast=fast)
+    np.testing.assert_allclose(got, _oracles(data)[name], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["scale_rows", "running_sum", "nested"])
+def test_c_backend_matches_numpy(data, c_program, name):
+    got = c_program.run(name, data, np.zeros_like(data))
+    np.testing.assert_allclose(got, _oracles(data)[name], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [0, 1, BLOCKS])
+def test_block_count_is_a_runtime_value(data, c_program, n):
+    want = data.copy()
+    want[: n * SLAB] = 0.0
+    for run in (
+        lambda: interpreter.run(Spmd, "empty_grid", data, n, np.zeros_like(data)),
+        lambda: c_program.run("empty_grid", data, n, np.zeros_like(data)),
+    ):
+        np.testing.assert_array_equal(run(), want)
+
+
+def test_spmd_is_captured_and_round_trips():
+    loops = [n for n in walk(Spmd) if isinstance(n, For) and n.kind == "spmd"]
+    assert len(loops) == 5
+    with_form = [lp for lp in loops if lp.attrs and ("form", "with") in lp.attrs]
+    assert len(with_form) == 2
+    assert ("allow_early_resolve", True) in with_form[0].attrs
+    assert not any(isinstance(n, Scope) for n in walk(Spmd))
+    round_trip(Spmd)
+
+
+def test_block_index_context_outside_and_inside_a_grid():
+    assert tasks.current_block_index() == 0
+    with tasks.in_grid():
+        tasks.enter_block(3)
+        assert tasks.current_block_index() == 3
+        with tasks.in_grid():
+            tasks.enter_block(1)
+            assert tasks.current_block_index() == 1
+        assert tasks.current_block_index() == 3
+    assert tasks.current_block_index() == 0
+
+
+def _capture_error(body: str) -> CaptureError:
+    src = (
+        "import pldsl as pl\n\n@pl.program\nclass K:\n"
+        "    @pl.function(type=pl.FunctionType.Orchestration)\n"
+        "    def f(self, a: pl.Tensor[[16, 16], pl.FP32]) -> pl.Tensor[[16, 16], pl.FP32]:\n"
+        + "".join(f"        {line}\n" for line in body.splitlines())
+        + "        return a\n"
+    )
+    with pytest.raises(CaptureError) as info:
+        pl.capture_source(src, "<spmd>")
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("for i in pl.spmd(2, 4):\n    pass", "only positional argument"),
+        ("for i in pl.spmd(2, deps=[]):\n    pass", "only on the `with pl.spmd(...) as tid:`"),
+        (
+            'for i in pl.spmd(2, name_hint="has space"):\n    pass',
+            "must be a valid non-keyword identifier, got 'has space'",
+        ),
+        ("for i in pl.spmd(2, sync=True):\n    pass", "Unknown keyword argument 'sync'"),
+        ("for i in pl.spmd(-1):\n    pass", "non-negative"),
+        ("for i, j in pl.spmd(2):\n    pass", "one name"),
+        ("for i in pl.spmd(2):\n    break", "only allowed in pl.range"),
+        ("with pl.spmd(2, deps=[]):\n    pass", "only with `as tid`"),
+        ("for i in pl.spmd(2, sync_start=1):\n    pass", "True or False"),
+    ],
+)
+def test_spmd_capture_errors(body, fragment):
+    err = _capture_error(body)
+    assert fragment in err.diagnostic.message, err.diagnostic.render()
+    assert err.diagnostic.span.line >= 7
