@@ -117,7 +117,7 @@ def examine(path: Path, root: Path, run_timeout: float) -> dict:
 
 
 def _capture(path: Path) -> list:
-    from pldsl.jit.loader import file_programs
+    from pldsl.pypto.files import file_programs
 
     return file_programs(path)
 

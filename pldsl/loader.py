@@ -32,7 +32,7 @@ class LoadError(Exception):
 def load_programs(path: str, shapes: list[str] | None = None) -> list[Program]:
     """Every program of a Python file, under distinct names (see the module doc).
 
-    `@pl.jit` files (and files importing `pypto`) are specialised through `pldsl.jit.loader`:
+    `@pl.jit` files (and files importing `pypto`) are specialised through `pldsl.pypto.files`:
     parameter shapes from the file's `build_specs()`, or from `shapes` (`NAME=16x128:bf16`).
 
     Raises `LoadError` for a path that is not a readable UTF-8 file or a module that fails
@@ -55,7 +55,7 @@ def load_programs(path: str, shapes: list[str] | None = None) -> list[Program]:
         raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     named = [(p.name, p) for p in capture_source(text, str(file))]
     if not named:
-        from pldsl.jit import loader as jit_loader
+        from pldsl.pypto import files as jit_loader
 
         if jit_loader.needs_loader(text):
             try:
