@@ -600,6 +600,16 @@ class BodyBuilder:
         )
 
     def if_(self, s: ast.If) -> Stmt:
+        static = self.static.try_eval(s.test)
+        if isinstance(static, bool):
+            # A capture-time condition (`if PADDED > TOPK:` over closure constants): as PyPTO,
+            # only the taken branch is captured; the other may not even be valid for these sizes.
+            self.contexts.append("if")
+            try:
+                taken = self.block(s.body if static else s.orelse)
+            finally:
+                self.contexts.pop()
+            return If(Const(True, BOOL, self.span(s.test)), taken, (), self.span(s))
         cond = self.expr(s.test)
         if not (isinstance(cond.type, ScalarType) and cond.type.dtype == BOOL):
             raise fail(

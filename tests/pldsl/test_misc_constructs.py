@@ -94,3 +94,23 @@ def test_external_function_name_clash():
 
     assert info.value.diagnostic.rule == "DuplicateFunction", info.value.diagnostic.render()
     assert "clashes with a function of the program" in info.value.diagnostic.message
+
+
+def test_a_capture_time_if_captures_only_the_taken_branch():
+    src = (
+        "import pldsl as pl\nA = 4\nB = 4\n\n@pl.program\nclass K:\n"
+        "    @pl.function(type=pl.FunctionType.InCore)\n"
+        "    def f(self, x: pl.Tensor[[8, 8], pl.FP32]) -> pl.Tensor[[8, 8], pl.FP32]:\n"
+        "        if A > B:\n"
+        "            x[0:8, B:A] = pl.full([8, A - B], dtype=pl.FP32, value=0.0)\n"
+        "        else:\n"
+        "            x = pl.add(x, 1.0)\n"
+        "        return x\n"
+    )
+    (prog,) = pl.capture_source(src, "<static-if>")
+    got = interpreter.run(prog, "f", np.ones((8, 8), np.float32))
+    np.testing.assert_array_equal(got, np.full((8, 8), 2.0, np.float32))
+    with pytest.raises(CaptureError):  # the same branch taken is still checked
+        pl.capture_source(
+            src.replace("B = 4", "B = 3").replace("A > B", "A >= B").replace("B:A", "A:B"), "<x>"
+        )
