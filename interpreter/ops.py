@@ -589,3 +589,6 @@ def dim(op, ctx: Context, rtype, x: TensorValue, axis=0):
     if not -x.rank <= axis < x.rank:
         raise OpFault("BadAxis", f"axis {axis} out of range for a rank-{x.rank} tensor")
     return int(x.shape[axis])
+
+
+from . import tile_ops  # noqa: E402, F401  (the tile level's kernels register themselves)

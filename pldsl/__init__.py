@@ -24,7 +24,7 @@ from pldsl.dtypes import (
     UINT64,
     DType,
 )
-from pldsl.enums import FunctionType, Level, PadValue, Role
+from pldsl.enums import FunctionType, Level, MemorySpace, PadValue, Role
 from pldsl.ir.nodes import Function, Program, structural_equal
 from pldsl.ir.printer import print_ir
 from pldsl.ops import OPS as _OPS
@@ -45,13 +45,17 @@ from pldsl.types import (
     SplitMode,
     Tensor,
     TensorView,
+    Tile,
+    TileView,
     Tuple,
     dynamic,
     split,
 )
 
 tensor = _Namespace("tensor")
-for _name in list(_OPS) + [
+tile = _Namespace("tile")  # the tile level: pl.tile.load, pl.tile.full, pl.tile.add, ...
+Mem = MemorySpace  # PyPTO spells the enum both ways
+for _name in [n for n in _OPS if "." not in n] + [
     "range",
     "parallel",
     "unroll",
@@ -88,6 +92,6 @@ __all__ = [
     "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue", "Role",
     "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
     "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "InOut",
-    "Out", "Scalar", "SplitMode", "split", "jit", "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "CaptureError",
+    "Out", "Scalar", "SplitMode", "Tile", "TileView", "tile", "MemorySpace", "Mem", "split", "jit", "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "CaptureError",
     "Diagnostic", "IRParseError", "PldslError", "RuntimeFault", "Span",
 ]  # fmt: skip

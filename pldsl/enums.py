@@ -48,6 +48,19 @@ class PadValue(Enum):
     max = "max"
 
 
+class MemorySpace(Enum):
+    """Where a value lives: DDR is global memory (every `pl.Tensor`); the rest are the on-chip
+    buffers of the tile level (a `pl.Tile` is in one of them, `Vec` by default)."""
+
+    DDR = "DDR"
+    Vec = "Vec"
+    Mat = "Mat"
+    Left = "Left"
+    Right = "Right"
+    Acc = "Acc"
+    Bias = "Bias"
+
+
 class Optimizer(Enum):
     """Historical scheduling hints (no numeric effect): accepted, recorded, printed."""
 
@@ -60,4 +73,5 @@ ENUMS: dict[str, type[Enum]] = {
     "Level": Level,
     "Role": Role,
     "PadValue": PadValue,
+    "MemorySpace": MemorySpace,
 }

@@ -12,6 +12,7 @@ from pldsl.enums import Level, Optimizer, PadValue, Role
 from pldsl.frontend import subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
+from pldsl.ir.memory import tile_namespace_error
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -1127,7 +1128,12 @@ class BodyBuilder:
                 self.span(node.func),
                 "see docs/language.md for the supported ops",
             )
-        return self.op_call(opdef, node)
+        call = self.op_call(opdef, node)
+        if name.startswith("tile."):  # the tile form of a unified op takes tiles only
+            error = tile_namespace_error(opdef, call.args)
+            if error is not None:
+                raise fail("TypeError", error.message, self.span(node), error.hint)
+        return call
 
     def op_call(self, opdef, node: ast.Call) -> Expr:
         params = list(opdef.params)

@@ -1001,3 +1001,6 @@ def _op_reshape(em: Emitter, e: OpCall, args: list) -> CVal:
     )
     em.check()
     return CVal("t", out, e.type, owned=True)
+
+
+from . import tile_emitters  # noqa: E402, F401  (the tile level's emitters register themselves)
