@@ -6,7 +6,7 @@ Left, Right, Acc, Bias). Ops that do not place their result themselves (`OpDef.m
 
 * operands all in global memory -> the result is a tensor (the type rule's answer);
 * operands all tiles -> the result is a tile, in the first tile operand's space (a matmul's in
-  Acc, where the cube unit writes it);
+  Acc, where the cube unit writes it, as FP32 for float operands and INT32 for integers);
 * tiles mixed with global tensors -> a type error: a tile is not a tensor in global memory.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from pldsl.dtypes import FP32, INT32
 from pldsl.enums import MemorySpace
 from pldsl.ir.opdefs import OpDef, TypeRuleError
 from pldsl.ir.types import TensorType, TileType, TupleType, Type
@@ -73,6 +74,10 @@ def apply_memory_rule(opdef: OpDef, runtime: dict, result: Type) -> Type:
     tiles = [v.type for v in runtime.values() if isinstance(getattr(v, "type", None), TileType)]
     if not tiles:
         return result
+    if opdef.name == "matmul" and isinstance(result, TensorType):
+        # the cube unit writes its accumulator type: FP32 for float operands, INT32 for ints
+        acc = FP32 if result.dtype.is_float else INT32
+        result = TensorType(result.shape, acc, result.valid_shape, result.pad)
     return as_tile(result, RESULT_SPACE.get(opdef.name, tiles[0].memory))
 
 
