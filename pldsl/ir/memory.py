@@ -35,6 +35,18 @@ def where(t: TensorType) -> str:
     return "a tensor in global memory (DDR)"
 
 
+def memory_hint(expected: object, got: object) -> str | None:
+    """A help line when a value is in the wrong memory (a tile where a tensor is expected, or
+    the reverse), else None."""
+    if not (isinstance(expected, TensorType) and isinstance(got, TensorType)):
+        return None
+    if isinstance(expected, TileType) == isinstance(got, TileType):
+        if isinstance(got, TileType) and expected.memory != got.memory:
+            return f"pl.tile.move(tile, target_memory=pl.MemorySpace.{expected.memory.name})"
+        return None
+    return f"{where(got)} is not {where(expected)}: {MOVE_HINT}"
+
+
 def as_tile(t: Type, memory: MemorySpace) -> Type:
     """The tile form of a tensor result (tuples item by item); tiles and scalars unchanged."""
     if isinstance(t, TupleType):

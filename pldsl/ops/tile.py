@@ -124,7 +124,7 @@ def _infer_store(args: dict, attrs: dict) -> TensorType:
         raise TypeRuleError(f"pl.store shapes needs {out.rank} dims, one per tensor axis")
     if tile.dtype != out.dtype:
         raise TypeRuleError(
-            f"pl.store of a {tile.dtype.name} tile into a {out.dtype.name} tensor",
+            f"a {tile.dtype.name} tile cannot be stored into a {out.dtype.name} tensor",
             f"pl.cast(tile, pl.{out.dtype.name}) first",
         )
     return out
