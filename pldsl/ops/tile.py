@@ -252,6 +252,7 @@ register(
         _infer_block_idx,
         "The index of the SPMD block running this code, as Scalar[INDEX] (0 outside pl.spmd).",
         category="data",
+        aliases=("get_block_idx",),
         memory="own",
     )
 )

@@ -55,6 +55,19 @@ class TileLevel:
         ct = pl.tile.assemble(ct, t, [0, 0])
         out = pl.store(ct, [0, 0], out)
         return out
+
+    @pl.function(type=pl.FunctionType.InCore)
+    def unified(self, x: pl.Tensor[[8, 16], pl.FP32], i: pl.Scalar[pl.INDEX],
+                out: pl.Out[pl.Tensor[[4, 32], pl.BF16]]):
+        t = pl.tile.load(x, [0, 0], [8, 16])
+        r = pl.tile.reshape(t, [4, 32])
+        s = pl.tile.slice(r, [4, 8], [0, 8])
+        rs = pl.tile.row_sum(s)
+        m = pl.tile.row_expand_mul(r, rs)
+        m = pl.tile.write(m, [0, 0], pl.tile.read(t, [1, i]))
+        c = pl.tile.cast(m, target_type=pl.BF16)
+        out = pl.tile.store(c, [0, 0], out)
+        return out
 """
 
 ENGINES = [pytest.param("interp", marks=pytest.mark.no_compiler), "c"]
@@ -207,6 +220,22 @@ def test_tile_compute_matches_oracle(engines, engine, v, w, seed):
     x = (rng.standard_normal((16, 32)) * 4).astype(ml_dtypes.bfloat16)
     out = run(engines, engine, "compute", x, v, w, np.zeros((16, 32), ml_dtypes.bfloat16))
     np.testing.assert_array_equal(to_f32(out), oracle_compute(x, v, w))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("i", [0, 15])
+def test_unified_ops_on_tiles(engines, engine, i):
+    import ml_dtypes
+
+    x = np.random.default_rng(i).standard_normal((8, 16)).astype(np.float32)
+    got = run(engines, engine, "unified", x, i, np.zeros((4, 32), ml_dtypes.bfloat16))
+    r = x.reshape(4, 32)
+    rs = r[:, 8:16].astype(np.float64).sum(axis=1, keepdims=True)
+    want = r * rs.astype(np.float32)
+    want[0, 0] = x[1, i]
+    want = want.astype(ml_dtypes.bfloat16).astype(np.float32)
+    # row_sum of 8 FP32 values: within the summation bound, then one rounding to BF16
+    np.testing.assert_allclose(to_f32(got), want, rtol=2**-7, atol=1e-6)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
