@@ -184,3 +184,49 @@ def test_a_tile_in_ddr_does_not_parse():
     text = pl.print_ir(prog).replace("pl.MemorySpace.Vec", "pl.MemorySpace.DDR")
     with pytest.raises(IRParseError, match="DDR is where a pl.Tensor lives"):
         pl.parse_ir(text)
+
+
+# ------------------------------------------------------------------ static checks see tile windows
+
+EDGE = """
+import pldsl as pl
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def k(self, x: pl.Tensor[[16, 16], pl.FP32],
+          out: pl.Out[pl.Tensor[[16, 16], pl.FP32]]) -> pl.Tensor[[16, 16], pl.FP32]:
+        t = pl.load(x, [{lo}, 0], [8, 16]{clamp})
+        out = pl.store(t, [{so}, 0], out)
+        out = pl.store(t, [0, 0], out)
+        return out
+"""
+
+
+def bounds_findings(lo: int, so: int, clamp: str = "") -> list[tuple[str, int]]:
+    (prog,) = pl.capture_source(EDGE.format(lo=lo, so=so, clamp=clamp), "<edge>")
+    return [(d.rule, d.span.line) for d in pl.check(prog) if d.rule == "StaticOutOfBounds"]
+
+
+def test_load_and_store_windows_at_the_edge_are_clean():
+    assert bounds_findings(8, 8) == []
+
+
+def test_load_one_past_the_edge_is_found():
+    assert bounds_findings(9, 8) == [("StaticOutOfBounds", 9)]
+
+
+def test_store_one_past_the_edge_is_found():
+    assert bounds_findings(8, 9) == [("StaticOutOfBounds", 10)]
+
+
+def test_a_clamped_load_is_not_a_finding():
+    assert bounds_findings(9, 8, ", clamp=True") == []
+
+
+def test_tile_kernel_file_checks_clean():
+    from pathlib import Path
+
+    path = Path(__file__).parent / "kernels_src" / "tile_level.py"
+    (prog,) = pl.capture_source(path.read_text(), str(path))
+    assert [d for d in pl.check(prog)] == []
