@@ -19,9 +19,10 @@ def _clamped(x: TensorValue, offsets: tuple, want: tuple) -> tuple:
 
 @kernel("load", cost=_copy_cost)
 def load(op, ctx: Context, rtype, tensor: TensorValue, offsets, shapes, valid_shape=None,
-         target_memory=None, clamp=False):  # fmt: skip
+         valid_shapes=None, target_memory=None, clamp=False):  # fmt: skip
     """Copy the window's valid part into a fresh tile; the rest of the tile is undefined."""
     offsets, shapes = tuple(offsets), tuple(shapes)
+    valid_shape = valid_shapes if valid_shape is None else valid_shape
     want = shapes if valid_shape is None else tuple(valid_shape)
     if clamp and len(want) == len(offsets) == tensor.rank:
         want = _clamped(tensor, offsets, want)

@@ -80,6 +80,11 @@ def _infer_load(args: dict, attrs: dict) -> TileType:
             f"shapes, got {len(offsets)} and {len(shapes)}",
             "pl.load(tensor, offsets, shapes): both in the tensor's coordinates",
         )
+    if args.get("valid_shapes") is not None:
+        if args.get("valid_shape") is not None:
+            raise TypeRuleError("valid_shape and valid_shapes are one argument, given twice",
+                                "valid_shapes is the older spelling: keep valid_shape")  # fmt: skip
+        args = {**args, "valid_shape": args["valid_shapes"]}
     valid = _dims(args, "valid_shape") if args.get("valid_shape") is not None else None
     if valid is not None:
         if len(valid) != len(shapes):
@@ -99,11 +104,13 @@ register(
             P("valid_shape", "dims", None),
             P("target_memory", "attr", MemorySpace.Vec),
             P("clamp", "attr", False),
+            P("valid_shapes", "dims", None),  # PyPTO's spelling before it became valid_shape
         ),
         _infer_load,
         "Copy the window [offsets, offsets+shapes) of a tensor into a fresh tile (Vec or Mat); "
         "the tile's valid region is the window's valid part, narrowed by valid_shape; "
-        "clamp=True cuts a window that runs off the tensor's end instead of faulting.",
+        "clamp=True cuts a window that runs off the tensor's end instead of faulting "
+        "(valid_shapes= is the seed-era spelling of valid_shape).",
         category="data",
         memory="own",
     )

@@ -437,7 +437,8 @@ case(
     b = pl.tile.get_block_idx()
     out = pl.store(s, [b, 0], out)
     out = pl.store(k, [n - {R}, 0], out)
-    return out, m, k, pl.tile.set_validshape(ct, v, w)
+    old = pl.load(x, [0, 0], [{R}, {C}], valid_shapes=[v, w])
+    return out, m, k, pl.tile.set_validshape(ct, v, w), old
     """,
     lambda rng: [
         data(rng, (R + 5, C), "BF16"),

@@ -197,6 +197,7 @@ SAMPLES.update({
         op("load", tensor=A, offsets=dims(I, 0), shapes=dims(8, 64)),
         op("load", attrs=(("target_memory", MemorySpace.Mat), ("clamp", True)),
            tensor=KW, offsets=dims(0, 0), shapes=dims(64, 32), valid_shape=dims(N, 32)),
+        op("load", tensor=A, offsets=dims(0, 0), shapes=dims(8, 64), valid_shapes=dims(4, 64)),
     ],
     "store": [
         op("store", tile=TA, offsets=dims(0, 0), output_tensor=B),

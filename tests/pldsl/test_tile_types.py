@@ -84,6 +84,17 @@ def test_set_validshape_and_load_valid_shape_are_in_the_type():
     assert ty["v"].valid_shape == (5, 16) and ty["s"].valid_shape == (16, 3)
 
 
+def test_seed_era_valid_shapes_spelling():
+    prog = capture(
+        "v = pl.load(x, [0, 0], [16, 16], valid_shapes=[5, 16])\n        out = pl.store(v, [0, 0], out)"
+    )
+    assert types_in(prog)["v"].valid_shape == (5, 16)
+    message, help_, _ = error_of(
+        "v = pl.load(x, [0, 0], [16, 16], valid_shape=[5, 16], valid_shapes=[5, 16])"
+    )
+    assert "given twice" in message and "older spelling" in help_
+
+
 def test_tile_annotation_on_parameters():
     src = """
 import pldsl as pl

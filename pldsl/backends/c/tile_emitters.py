@@ -40,7 +40,8 @@ def _copy_keeping_valid(em: Emitter, e: OpCall, src: str, pattern: str, pad: str
 
 @op("load")
 def _op_load(em: Emitter, e: OpCall, args: list) -> CVal:
-    x, offsets, shapes, valid = args[0], args[1], args[2], args[3]
+    x, offsets, shapes = args[0], args[1], args[2]
+    valid = args[3] if args[3] is not None else args[4]  # valid_shape, or valid_shapes
     r = x.type.rank
     if len(offsets) != r or len(shapes) != r or (valid is not None and len(valid) != r):
         raise unsupported("load rank mismatch", e.span)
