@@ -37,7 +37,10 @@ def load(op, ctx: Context, rtype, tensor: TensorValue, offsets, shapes, valid_sh
 @kernel("store", cost=_assemble_cost)
 def store(op, ctx: Context, rtype, tile: TensorValue, offsets, output_tensor: TensorValue,
           shapes=None):  # fmt: skip
-    """Write the tile's valid region into the tensor at offsets, in place; returns it."""
+    """Write the tile's valid region into the tensor at offsets, in place; returns it. An
+    accumulator of another dtype is converted on the way (round to nearest even)."""
+    if tile.dtype != output_tensor.dtype:
+        tile = KERNELS["cast"].fn(ctx, None, tile, target_type=output_tensor.dtype, mode="rint")
     return KERNELS["assemble"].fn(ctx, rtype, output_tensor, tile, offsets)
 
 

@@ -129,9 +129,12 @@ def _infer_store(args: dict, attrs: dict) -> TensorType:
         )
     if args.get("shapes") is not None and len(_dims(args, "shapes")) != out.rank:
         raise TypeRuleError(f"pl.store shapes needs {out.rank} dims, one per tensor axis")
-    if tile.dtype != out.dtype:
+    # The fix-pipe narrows an accumulator on its way out (FP32 Acc -> BF16 tensor); every
+    # other space stores its own dtype.
+    if tile.dtype != out.dtype and tile.memory is not MemorySpace.Acc:
         raise TypeRuleError(
-            f"a {tile.dtype.name} tile cannot be stored into a {out.dtype.name} tensor",
+            f"a {tile.dtype.name} tile in {tile.memory.name} cannot be stored into a "
+            f"{out.dtype.name} tensor (only an Acc tile converts on its way out)",
             f"pl.cast(tile, pl.{out.dtype.name}) first",
         )
     return out
@@ -148,7 +151,8 @@ register(
         ),
         _infer_store,
         "Write the tile's valid region into the tensor at offsets, in place; returns the tensor "
-        "(shapes, a partition PyPTO's compiler may add, must have the tensor's rank).",
+        "(an Acc tile is converted to the tensor's dtype, round to nearest even; shapes, a "
+        "partition PyPTO's compiler may add, must have the tensor's rank).",
         category="data",
         writes_arg=2,
         memory="own",

@@ -57,6 +57,16 @@ class TileLevel:
         return out
 
     @pl.function(type=pl.FunctionType.InCore)
+    def acc_store(self, a: pl.Tensor[[16, 32], pl.BF16], b: pl.Tensor[[32, 16], pl.BF16],
+                  out: pl.Out[pl.Tensor[[16, 16], pl.BF16]]):
+        am = pl.load(a, [0, 0], [16, 32], target_memory=pl.Mem.Mat)
+        bm = pl.load(b, [0, 0], [32, 16], target_memory=pl.Mem.Mat)
+        c = pl.tile.matmul(pl.tile.move(am, target_memory=pl.Mem.Left),
+                           pl.tile.move(bm, target_memory=pl.Mem.Right))
+        out = pl.store(c, [0, 0], out)
+        return out
+
+    @pl.function(type=pl.FunctionType.InCore)
     def unified(self, x: pl.Tensor[[8, 16], pl.FP32], i: pl.Scalar[pl.INDEX],
                 out: pl.Out[pl.Tensor[[4, 32], pl.BF16]]):
         t = pl.tile.load(x, [0, 0], [8, 16])
@@ -236,6 +246,23 @@ def test_unified_ops_on_tiles(engines, engine, i):
     want = want.astype(ml_dtypes.bfloat16).astype(np.float32)
     # row_sum of 8 FP32 values: within the summation bound, then one rounding to BF16
     np.testing.assert_allclose(to_f32(got), want, rtol=2**-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_acc_tile_is_narrowed_on_store(engines, engine):
+    """An FP32 Acc tile stored into a BF16 tensor is rounded to nearest even on the way. Small
+    integers make the FP32 matmul exact, so the oracle is exact too."""
+    import ml_dtypes
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(-40, 41, (16, 32)).astype(ml_dtypes.bfloat16)
+    b = rng.integers(-40, 41, (32, 16)).astype(ml_dtypes.bfloat16)
+    got = run(engines, engine, "acc_store", a, b, np.zeros((16, 16), ml_dtypes.bfloat16))
+    exact = a.astype(np.int64) @ b.astype(np.int64)  # |sum| < 2^24: exact in FP32
+    want = exact.astype(np.float32).astype(ml_dtypes.bfloat16)  # RNE
+    assert np.asarray(got).dtype == ml_dtypes.bfloat16
+    np.testing.assert_array_equal(to_f32(got), to_f32(want))
+    assert not np.array_equal(to_f32(want), exact.astype(np.float32))  # rounding did happen
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -140,7 +140,7 @@ class P:
         ("y = pl.create_tile([4, 4], dtype=pl.FP32, target_memory=pl.MemorySpace.DDR)",
          "cannot place a tile in DDR", "DDR is where a pl.Tensor lives"),
         ("out = pl.store(pl.cast(t, pl.BF16), [0, 0], out)",
-         "a BF16 tile cannot be stored into a FP32 tensor", "pl.cast(tile, pl.FP32)"),
+         "a BF16 tile in Vec cannot be stored into a FP32 tensor", "pl.cast(tile, pl.FP32)"),
         ("y = pl.load(x, [0], [16, 16])", "needs 2 offsets and 2 shapes, got 1 and 2", "pl.load"),
         ("y = pl.load(x, [0, 0], [16, 16], valid_shape=[17, 16])",
          "valid_shape [17, 16] is wider than the tile [16, 16] on axis 0", "at most"),

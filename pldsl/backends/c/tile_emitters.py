@@ -5,6 +5,7 @@ tensor: load and move copy into fresh buffers, store writes in place as assemble
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pldsl.ir.nodes import OpCall
@@ -69,6 +70,11 @@ def _op_load(em: Emitter, e: OpCall, args: list) -> CVal:
 def _op_store(em: Emitter, e: OpCall, args: list) -> CVal:
     tile, offsets, target = args[0], args[1], args[2]
     st = em.st(target.type.dtype)
+    if tile.type.dtype != target.type.dtype:  # an Acc tile narrowed on its way out (RNE)
+        attrs = (("target_type", target.type.dtype), ("mode", "rint"))
+        cast_type = replace(tile.type, dtype=target.type.dtype)
+        cast = OpCall("cast", (e.args[0],), attrs, cast_type, e.span)
+        tile = OP_EMITTERS["cast"](em, cast, [tile])
     base = len(em.sites)
     _window_sites(em, e, "pl.store window", argname(e.args[2]))
     _oom_site(em, e)
