@@ -806,3 +806,6 @@ def row_argmax(op, ctx: Context, rtype, x: TensorValue):
     x.require(ctx, x.valid[:-1] + (x.shape[-1],), "x")
     r = numerics.argmax_last(x.materialize(ctx))
     return fresh(ctx, r, "INT32", x.valid[:-1] + (1,))
+
+
+from . import tile_ops  # noqa: E402, F401  (the tile level's kernels register themselves)

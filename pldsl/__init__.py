@@ -25,7 +25,7 @@ from pldsl.dtypes import (
     UINT64,
     DType,
 )
-from pldsl.enums import AtomicType, FunctionType, Level, PadValue, Role
+from pldsl.enums import AtomicType, FunctionType, Level, MemorySpace, PadValue, Role
 from pldsl.ir.nodes import Function, Program, structural_equal
 from pldsl.ir.printer import print_ir
 from pldsl.ops import OPS as _OPS
@@ -47,17 +47,20 @@ from pldsl.types import (
     SplitMode,
     Tensor,
     TensorView,
+    Tile,
+    TileView,
     Tuple,
     dynamic,
     split,
 )
 
 tensor = _Namespace("tensor")
-tile = _Namespace("tile")
+tile = _Namespace("tile")  # the tile level: pl.tile.load, pl.tile.full, pl.tile.add, ...
 array = _Namespace("array")
 system = _Namespace("system")
 TaskId = Scalar[TASK_ID]  # PyPTO's alias of pl.Scalar[pl.TASK_ID]
-for _name in list(_OPS) + [
+Mem = MemorySpace  # PyPTO spells the enum both ways
+for _name in [n for n in _OPS if "." not in n] + [
     "range",
     "parallel",
     "unroll",
@@ -103,6 +106,7 @@ __all__ = [
     "Role", "AtomicType",
     "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
     "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "Array", "InOut",
-    "Out", "Scalar", "SplitMode", "split", "jit", "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "tile", "array", "system", "CaptureError",
+    "Out", "Scalar", "SplitMode", "Tile", "TileView", "tile", "MemorySpace", "Mem", "split", "jit",
+    "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "array", "system", "CaptureError",
     "Diagnostic", "IRParseError", "PldslError", "RuntimeFault", "Span",
 ]  # fmt: skip

@@ -56,6 +56,19 @@ class AtomicType(Enum):
     Add = "add"
 
 
+class MemorySpace(Enum):
+    """Where a value lives: DDR is global memory (every `pl.Tensor`); the rest are the on-chip
+    buffers of the tile level (a `pl.Tile` is in one of them, `Vec` by default)."""
+
+    DDR = "DDR"
+    Vec = "Vec"
+    Mat = "Mat"
+    Left = "Left"
+    Right = "Right"
+    Acc = "Acc"
+    Bias = "Bias"
+
+
 class Optimizer(Enum):
     """Historical scheduling hints (no numeric effect): accepted, recorded, printed."""
 
@@ -69,4 +82,5 @@ ENUMS: dict[str, type[Enum]] = {
     "Role": Role,
     "PadValue": PadValue,
     "AtomicType": AtomicType,
+    "MemorySpace": MemorySpace,
 }

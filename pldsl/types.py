@@ -11,7 +11,7 @@ from enum import Enum
 from typing import Any
 
 from pldsl.dtypes import DType
-from pldsl.enums import PadValue
+from pldsl.enums import MemorySpace, PadValue
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +43,13 @@ class TensorAnnotation:
     shape: tuple
     dtype: DType
     view: TensorView | None = None
+
+
+@dataclass(frozen=True)
+class TileAnnotation(TensorAnnotation):
+    """`pl.Tile[[r, c], dtype]` or `pl.Tile[[r, c], dtype, pl.Mem.Mat]`: an on-chip tile."""
+
+    memory: MemorySpace = MemorySpace.Vec
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,29 @@ class _TensorFactory:
 
     def __repr__(self) -> str:
         return "pl.Tensor"
+
+
+class _TileFactory:
+    def __getitem__(self, item: Any) -> TileAnnotation:
+        if not isinstance(item, tuple) or len(item) < 2:
+            raise AnnotationError("pl.Tile takes [[dims...], dtype] (and an optional memory space)")
+        memory, view = MemorySpace.Vec, None
+        for extra in item[2:]:
+            if isinstance(extra, MemorySpace):
+                memory = extra
+            elif isinstance(extra, TensorView):
+                view = extra
+            else:
+                raise AnnotationError(
+                    f"pl.Tile's extra items are a pl.MemorySpace and a pl.TileView, got {extra!r}"
+                )
+        if memory is MemorySpace.DDR:
+            raise AnnotationError("a pl.Tile lives on chip: DDR is where a pl.Tensor lives")
+        base = Tensor[item[0], item[1]]
+        return TileAnnotation(base.shape, base.dtype, view, memory)
+
+    def __repr__(self) -> str:
+        return "pl.Tile"
 
 
 def is_bare_tensor(ann: Any) -> bool:
@@ -137,6 +167,8 @@ class _ArrayFactory:
 
 Tensor = _TensorFactory()
 Array = _ArrayFactory()
+Tile = _TileFactory()
+TileView = TensorView  # PyPTO's name for a tile's view; the same fields
 Scalar = _ScalarFactory()
 Out = _DirectionFactory("Out")
 InOut = _DirectionFactory("InOut")

@@ -45,7 +45,8 @@ _WINDOWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def access_window(call: OpCall) -> Window | None:
-    """The window of a slice / assemble / read / write op call (None for other ops); cached,
+    """The window of a slice / assemble / read / write / load / store op call (None for other
+    ops); cached,
     since IR nodes are immutable and structure-only runs ask for the same window often."""
     try:
         return _WINDOWS[call]
@@ -64,6 +65,12 @@ def _window(call: OpCall) -> Window | None:
     if op == "assemble":
         source = call.arg("source").type.effective_valid_shape
         return Window(call.arg("target"), call.arg("offset").items, source)
+    if op == "load" and not call.attr("clamp"):  # a clamped load reads at most to the edge
+        extents = call.arg("valid_shape") or call.arg("shapes")
+        return Window(call.arg("tensor"), call.arg("offsets").items, extents.items)
+    if op == "store":  # the tile level's assemble: the tile's valid region, in place
+        source = call.arg("tile").type.effective_valid_shape
+        return Window(call.arg("output_tensor"), call.arg("offsets").items, source)
     return None
 
 

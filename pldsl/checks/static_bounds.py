@@ -359,7 +359,7 @@ def _describe(call: OpCall) -> str:
         return (
             f"pl.{call.op} at {format_dims(w.offsets)} of {_tensor_name(w.tensor)} (shape {shape})"
         )
-    verb = "writes" if call.op == "assemble" else "reads"
+    verb = "writes" if call.op in ("assemble", "store") else "reads"
     return (
         f"pl.{call.op} {verb} the window {format_dims(w.extents)} at {format_dims(w.offsets)} of "
         f"{_tensor_name(w.tensor)} (shape {shape})"

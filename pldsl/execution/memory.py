@@ -42,6 +42,9 @@ class Context:
     precision: str = "bf16"
     bounds_check: bool = True
     f32_cache: bool = False  # matmuls may read BF16 arguments through pldsl.execution.f32cache
+    # The SPMD block now running (pl.tile.get_block_idx); an executor running pl.spmd blocks
+    # sets it per block, and it stays 0 outside any pl.spmd.
+    block_idx: int = 0
 
     def storage(self, dtype: str) -> np.dtype:
         return numerics.storage_dtype(dtype, self.precision)

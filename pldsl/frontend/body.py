@@ -12,6 +12,7 @@ from pldsl.enums import Level, Optimizer, PadValue, Role
 from pldsl.frontend import scopes, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
+from pldsl.ir.memory import memory_hint, tile_namespace_error
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -36,7 +37,7 @@ from pldsl.ir.nodes import (
 )
 from pldsl.ir.printer import format_type
 from pldsl.ir.symbolic import shape_vars, types_equal
-from pldsl.ir.types import ScalarType, TensorType, TupleType, Type
+from pldsl.ir.types import ScalarType, TensorType, TupleType, Type, memory_of
 from pldsl.ops import TypeRuleError, lookup
 from pldsl.ops.binding import bind_op_call, scalar_binop_type, signature_hint
 from pldsl.types import DynVar, SplitHint
@@ -1204,7 +1205,12 @@ class BodyBuilder:
                 self.span(node.func),
                 "see docs/language.md for the supported ops",
             )
-        return self.op_call(opdef, node)
+        call = self.op_call(opdef, node)
+        if name.startswith("tile."):  # the tile form of a unified op takes tiles only
+            error = tile_namespace_error(opdef, call.args)
+            if error is not None:
+                raise fail("TypeError", error.message, self.span(node), error.hint)
+        return call
 
     def op_call(self, opdef, node: ast.Call) -> Expr:
         scalar = self._scalar_dispatch(opdef, node)
@@ -1527,7 +1533,8 @@ class BodyBuilder:
                     f"argument for '{p.name}' of self.{name}() has type {format_type(a.type)}, "
                     f"expected {format_type(p.type)}",
                     self.span(node),
-                    "arguments must match the parameter's dtype, rank and static dims",
+                    memory_hint(p.type, a.type)
+                    or "arguments must match the parameter's dtype, rank and static dims",
                 )
         return Call(name, args, sig.call_type, self.span(node))
 
@@ -1623,7 +1630,7 @@ def _describe_value(value: Any) -> str:
 def call_compatible(param: Type, arg: Type) -> bool:
     """An argument fits a parameter when kind, dtype and static dims agree (dynamic dims bind)."""
     if isinstance(param, TensorType) and isinstance(arg, TensorType):
-        if param.dtype != arg.dtype or param.rank != arg.rank:
+        if param.dtype != arg.dtype or param.rank != arg.rank or memory_of(param) != memory_of(arg):
             return False
         for p, a in zip(param.shape, arg.shape):
             if isinstance(p, int) and isinstance(a, int) and p != a:

@@ -14,13 +14,14 @@ from pldsl.enums import FunctionType, Level, PadValue, Role
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.nodes import Function, Param, Program, Signature, Var
 from pldsl.ir.symbolic import shape_vars
-from pldsl.ir.types import ScalarType, TensorType, Type
+from pldsl.ir.types import ScalarType, TensorType, TileType, Type
 from pldsl.types import (
     AnnotationError,
     DirectionAnnotation,
     DynVar,
     ScalarAnnotation,
     TensorAnnotation,
+    TileAnnotation,
     TupleAnnotation,
     is_bare_tensor,
 )
@@ -579,6 +580,8 @@ class ProgramBuilder:
                         self.smap.span(node),
                         "pldsl tensors are row-major (ND); use a_trans/b_trans for transposes",
                     )
+            if isinstance(ann, TileAnnotation):
+                return TileType(shape, ann.dtype, valid, pad, ann.memory)
             return TensorType(shape, ann.dtype, valid, pad)
         if isinstance(ann, ScalarAnnotation):
             return ScalarType(ann.dtype)

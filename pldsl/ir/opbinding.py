@@ -9,6 +9,7 @@ from typing import Any
 
 from pldsl.diagnostics import NO_SPAN, Span
 from pldsl.dtypes import BOOL, FP32, DType, promote
+from pldsl.ir.memory import apply_memory_rule
 from pldsl.ir.nodes import COMPARISONS, OpCall
 from pldsl.ir.opdefs import OpDef, TypeRuleError
 from pldsl.ir.printer import describe_type
@@ -92,7 +93,7 @@ def bind_op_call(
         else:
             runtime[p.name] = value
             args.append(value)
-    result_type = opdef.infer(runtime, all_attrs)
+    result_type = apply_memory_rule(opdef, runtime, opdef.infer(runtime, all_attrs))
     return OpCall(opdef.name, tuple(args), tuple(attrs), result_type, span)
 
 

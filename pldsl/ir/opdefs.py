@@ -56,6 +56,9 @@ class OpDef:
     # Index of the argument this op writes in place (assemble, write), else None.
     writes_arg: int | None = None
     aliases: tuple[str, ...] = field(default=())
+    # Memory spaces (pldsl.ir.memory): "follow" = the generic rule (tile operands give a tile
+    # result, tiles and global tensors never mix); "own" = the type rule places its result.
+    memory: str = "follow"
 
     @property
     def runtime_params(self) -> tuple[OpParam, ...]:
@@ -81,5 +84,9 @@ def register(op: OpDef) -> OpDef:
 
 
 def lookup(name: str) -> OpDef | None:
-    """Find an op by canonical name or alias (`tensor.read` -> `read`)."""
-    return OPS.get(name) or OPS.get(ALIASES.get(name, ""))
+    """Find an op by canonical name or alias (`tensor.read` -> `read`); `tile.X` falls back
+    to `X`: the unified op serves tiles too (`pl.tile.add` is `pl.add` on tiles)."""
+    found = OPS.get(name) or OPS.get(ALIASES.get(name, ""))
+    if found is None and name.startswith("tile."):
+        return lookup(name[len("tile.") :])
+    return found

@@ -43,7 +43,7 @@ from lark.indenter import DedentError, Indenter
 
 from pldsl.diagnostics import Diagnostic, IRParseError, PldslError, Span, register_source
 from pldsl.dtypes import ALL_DTYPES, BOOL, FP32, INDEX, TASK_ID, DType
-from pldsl.enums import ENUMS, FunctionType, Level, Optimizer, PadValue, Role
+from pldsl.enums import ENUMS, FunctionType, Level, MemorySpace, Optimizer, PadValue, Role
 from pldsl.ir.nodes import (
     SCALAR_BINOPS,
     Assign,
@@ -74,7 +74,7 @@ from pldsl.ir.opbinding import bind_op_call, scalar_binop_type
 from pldsl.ir.opdefs import TypeRuleError, lookup
 from pldsl.ir.printer import describe_type
 from pldsl.ir.symbolic import shape_vars, types_equal
-from pldsl.ir.types import ScalarType, TensorType, TupleType, Type
+from pldsl.ir.types import ScalarType, TensorType, TileType, TupleType, Type
 
 __all__ = ["parse_ir"]
 
@@ -418,6 +418,13 @@ class _Reader:
 
     def type(self, tree: Tree) -> Type:
         kind = tree.data
+        if kind == "tile_type":
+            dims, dtype, memory, *view = tree.children
+            t = self.type(Tree("tensor_type", [dims, dtype, *view]))
+            space = self.expect_attr(self.attr(memory), MemorySpace, memory, "pl.MemorySpace.Vec")
+            if space is MemorySpace.DDR:
+                self.fail(memory, "a pl.Tile lives on chip: DDR is where a pl.Tensor lives")
+            return TileType(t.shape, t.dtype, t.valid_shape, t.pad, space)
         if kind == "tensor_type":
             dims, dtype, *view = tree.children
             valid, pad = None, None

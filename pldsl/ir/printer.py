@@ -35,7 +35,7 @@ from pldsl.ir.nodes import (
 )
 from pldsl.ir.symbolic import shape_vars
 from pldsl.ir.traversal import assigned_names
-from pldsl.ir.types import ScalarType, TensorType, TupleType
+from pldsl.ir.types import ScalarType, TensorType, TileType, TupleType
 
 INDENT = "    "
 
@@ -72,6 +72,11 @@ def format_type(t: Any) -> str:
             view.append(f"valid_shape={format_dims(t.valid_shape)}")
         if t.pad is not None:
             view.append(f"pad={format_attr(t.pad)}")
+        if isinstance(t, TileType):  # a tile always names its memory space
+            parts.append(format_attr(t.memory))
+            if view:
+                parts.append(f"pl.TileView({', '.join(view)})")
+            return f"pl.Tile[{', '.join(parts)}]"
         if view:
             parts.append(f"pl.TensorView({', '.join(view)})")
         return f"pl.Tensor[{', '.join(parts)}]"

@@ -8,7 +8,7 @@ from typing import Any
 
 from pldsl.dtypes import INDEX, INT64
 from pldsl.ir.nodes import BinOp, Const, Expr, UnaryOp, Var, structural_equal, walk
-from pldsl.ir.types import Dim, ScalarType, TensorType, TupleType, Type
+from pldsl.ir.types import Dim, ScalarType, TensorType, TupleType, Type, memory_of
 
 _INT_OPS = {
     "add": operator.add,
@@ -75,13 +75,14 @@ def shapes_equal(a: tuple[Dim, ...] | None, b: tuple[Dim, ...] | None) -> bool:
 
 def types_equal(a: object, b: object) -> bool:
     """Whether two value types are the same type: tensors by dtype, shape and valid_shape
-    (compared after simplification) and pad mode; INDEX and INT64 scalars count as one type."""
+    (compared after simplification), pad mode and memory space (a tile is not a tensor); INDEX and INT64 scalars count as one type."""
     if isinstance(a, TensorType) and isinstance(b, TensorType):
         return (
             a.dtype == b.dtype
             and shapes_equal(a.shape, b.shape)
             and shapes_equal(a.effective_valid_shape, b.effective_valid_shape)
             and a.pad == b.pad
+            and memory_of(a) == memory_of(b)
         )
     if isinstance(a, ScalarType) and isinstance(b, ScalarType):
         return a.dtype == b.dtype or {a.dtype, b.dtype} <= {INDEX, INT64}

@@ -1,4 +1,4 @@
-"""Types carried by every IR value: tensors, scalars, tuples.
+"""Types carried by every IR value: tensors, tiles, scalars, tuples.
 
 Dimensions are `int` when static, or a scalar IR expression (a dynamic dim
 `Var`, or arithmetic over them) when symbolic.
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 from pldsl.dtypes import DType
-from pldsl.enums import PadValue
+from pldsl.enums import MemorySpace, PadValue
 
 if TYPE_CHECKING:
     from pldsl.ir.nodes import Expr
@@ -35,6 +35,24 @@ class TensorType:
 
 
 @dataclass(frozen=True, eq=False)
+class TileType(TensorType):
+    """A tensor that lives in an on-chip buffer (`pl.Tile`): every op that reads tensors reads
+    tiles too, but a tile is never a tensor in global memory (see `memory_of`)."""
+
+    memory: MemorySpace = MemorySpace.Vec
+
+
+def memory_of(t: object) -> MemorySpace | None:
+    """The memory space of a tensor-like type: DDR for a tensor, the tile's space for a tile,
+    None for anything else."""
+    if isinstance(t, TileType):
+        return t.memory
+    if isinstance(t, TensorType):
+        return MemorySpace.DDR
+    return None
+
+
+@dataclass(frozen=True, eq=False)
 class ScalarType:
     dtype: DType
 
@@ -44,4 +62,4 @@ class TupleType:
     items: tuple[Type, ...]
 
 
-Type = Union[TensorType, ScalarType, TupleType]
+Type = Union[TensorType, TileType, ScalarType, TupleType]

@@ -22,3 +22,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/backends" in str(item.fspath) and "no_compiler" not in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "no_compiler: runs even where no C compiler is found")

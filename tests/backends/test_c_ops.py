@@ -419,6 +419,35 @@ case(
         np.zeros((12, 32), np.float32),
     ],  # fmt: skip
 )
+# ---- the tile level: load (valid_shape, clamp, Mat), move, store, create_tile, tile.full,
+# set_validshape, get_block_idx; tiles returned whole, invalid part included
+case(
+    "tile_level",
+    f"x: {T('BF16')}, v: pl.Scalar[pl.INDEX], w: pl.Scalar[pl.INDEX], out: pl.Out[{T('BF16')}]",
+    f"pl.Tuple[{T('BF16')}, ...]",
+    f"""
+    n = pl.tensor.dim(x, 0)
+    t = pl.load(x, [1, 0], [{R}, {C}], valid_shape=[v, {C}])
+    e = pl.tile.exp(t)
+    m = pl.tile.move(e, target_memory=pl.MemorySpace.Mat)
+    k = pl.load(x, [n - 3, 0], [{R}, {C}], target_memory=pl.Mem.Mat, clamp=True)
+    f = pl.tile.full([{R}, {C}], dtype=pl.BF16, value=1.5)
+    s = pl.tile.set_validshape(f, v, w)
+    ct = pl.create_tile([{R}, {C}], dtype=pl.BF16)
+    ct = pl.tile.assemble(ct, s, [0, 0])
+    b = pl.tile.get_block_idx()
+    out = pl.store(s, [b, 0], out)
+    out = pl.store(k, [n - {R}, 0], out)
+    old = pl.load(x, [0, 0], [{R}, {C}], valid_shapes=[v, w])
+    return out, m, k, pl.tile.set_validshape(ct, v, w), old
+    """,
+    lambda rng: [
+        data(rng, (R + 5, C), "BF16"),
+        int(rng.integers(0, R + 1)),
+        int(rng.integers(0, C + 1)),
+        np.zeros((R + 5, C), BF16),
+    ],  # fmt: skip
+)
 
 PROGRAM_SOURCE = (
     'import pldsl as pl\n\nM = pl.dynamic("M")\n\n\n@pl.program\nclass OpCases:\n'
@@ -494,7 +523,8 @@ def test_every_op_has_a_c_implementation():
 def test_every_op_is_exercised_here():
     used = set(NEW_OPS)  # issue 10's ops: tests/backends/test_new_ops_c.py
     for src in SOURCE:
-        used |= set(re.findall(r"pl\.(?:tensor\.)?(\w+)\(", src))
+        used |= set(re.findall(r"pl\.(?:tensor\.)?((?:tile\.)?\w+)\(", src))
+        used |= {n.split(".", 1)[1] for n in used if n.startswith("tile.")}  # pl.tile.exp: exp
     missing = sorted(set(OPS) - used)
     assert not missing, f"no test case uses: {missing}"
 

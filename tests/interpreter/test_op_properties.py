@@ -1620,6 +1620,73 @@ def test_dim(shape, dt, data):
     assert all(type(v) is int for v in got)
 
 
+# --------------------------------------------------------------------------- the tile level
+
+
+@covers("load", "store", "tile.set_validshape", "tile.move", "create_tile")
+@PROPS
+@given(win=window(), dt=num_dt, data=st.data())
+def test_load_move_store_round_trip(win, dt, data):
+    """load (valid_shape) -> move to Mat -> set_validshape -> assemble into a fresh tile ->
+    store: the valid box arrives, the rest of the destination keeps what it held (strict mode
+    included: only written, valid data is ever read)."""
+    (r, c), (h, w), (r0, c0), (vh, vw) = win
+    x = data.draw(arrays(dt, (r, c)), "x")
+    init = data.draw(arrays(dt, (h, w)), "init")
+    sh, sw = data.draw(st.integers(0, vh), "sh"), data.draw(st.integers(0, vw), "sw")
+    idx = ", ".join(f"{n}: pl.Scalar[pl.INDEX]" for n in ("r0", "c0", "vh", "vw", "sh", "sw"))
+    text = source(
+        [f"x: {ttype((r, c), dt)}", f"dst: pl.InOut[{ttype((h, w), dt)}]", idx],
+        ttype((h, w), dt),
+        [
+            f"t = pl.load(x, [r0, c0], [{h}, {w}], valid_shape=[vh, vw])",
+            "m = pl.tile.move(t, target_memory=pl.MemorySpace.Mat)",
+            "s = pl.tile.set_validshape(m, sh, sw)",
+            f"e = pl.create_tile([{h}, {w}], dtype=pl.{dt})",
+            "e = pl.tile.assemble(e, s, [0, 0])",
+            "dst = pl.store(pl.tile.set_validshape(e, sh, sw), [0, 0], dst)",
+            "return dst",
+        ],
+    )
+    strict = data.draw(st.booleans())
+    got = interpreter.run(program(text), "k", x, init.copy(), r0, c0, vh, vw, sh, sw,
+                          strict=strict)  # fmt: skip
+    want = as_want(init, dt).copy()
+    want[:sh, :sw] = as_want(x, dt)[r0 : r0 + sh, c0 : c0 + sw]
+    check(got, want, dt, f"load {win} set_validshape [{sh}, {sw}] store")
+
+
+@covers("tile.full", "tile.get_block_idx")
+@PROPS
+@given(shape=shapes2, dt=num_dt, data=st.data())
+def test_tile_full_and_block_index(shape, dt, data):
+    """tile.full converts its value as pl.full does (round to nearest even); the block index
+    is 0 outside pl.spmd, so the full tile lands at row 0."""
+    value = data.draw(st.integers(-100, 100), "value") if dt == "INT32" else data.draw(
+        st.floats(-1e4, 1e4, allow_nan=False, width=32), "value")  # fmt: skip
+    lit = repr(int(value)) if dt == "INT32" else repr(float(value))
+    h, w = shape
+    text = source(
+        [f"dst: pl.InOut[{ttype((h + 1, w), dt)}]"],
+        ttype((h + 1, w), dt),
+        [
+            f"f = pl.tile.full([{h}, {w}], dtype=pl.{dt}, value={lit})",
+            "b = pl.tile.get_block_idx()",
+            "dst = pl.store(f, [b, 0], dst)",
+            "return dst",
+        ],
+    )
+    init = np.zeros((h + 1, w), NP[dt])
+    got = interpreter.run(program(text), "k", init, strict=data.draw(st.booleans()))
+    if dt == "INT32":
+        v = float(value)
+    else:  # the value rounded once to dt (RNE), as numerics.md says of full
+        v = to_f64(np.array([np.float32(value)], np.float32).astype(NP[dt]), dt)[0]
+    want = np.zeros((h + 1, w), np.float64 if dt in FLOATS else np.int64)
+    want[:h] = v
+    check(got, want, dt, f"tile.full {shape} {dt} {value}")
+
+
 # --------------------------------------------------------------------------- the op table
 
 

@@ -9,7 +9,7 @@ from irutil import round_trip
 
 from pldsl.diagnostics import IRParseError, Span
 from pldsl.dtypes import BF16, BOOL, FP16, FP32, INDEX, INT32, UINT32
-from pldsl.enums import AtomicType, FunctionType, Level, Optimizer, PadValue, Role
+from pldsl.enums import AtomicType, FunctionType, Level, MemorySpace, Optimizer, PadValue, Role
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -36,7 +36,7 @@ from pldsl.ir.nodes import (
 )
 from pldsl.ir.parser import parse_ir
 from pldsl.ir.printer import print_ir
-from pldsl.ir.types import ScalarType, TensorType, TupleType
+from pldsl.ir.types import ScalarType, TensorType, TileType, TupleType
 from pldsl.ops import OPS, TypeRuleError
 from pldsl.ops.binding import bind_op_call, scalar_binop_type
 
@@ -220,6 +220,33 @@ SAMPLES = {
     "row_argmax": [op("row_argmax", x=A)],
 }
 
+# The tile level: tiles as parameters (every memory space prints and parses back).
+TA = Var("ta", TileType((16, 64), FP32))
+TV = Var("tv", TileType((16, 64), FP32, valid_shape=(N, 64), memory=MemorySpace.Vec))
+TM = Var("tm", TileType((64, 32), BF16, memory=MemorySpace.Mat))
+TILE_PARAMS = (TA, TV, TM)
+SAMPLES.update({
+    "load": [
+        op("load", tensor=A, offsets=dims(I, 0), shapes=dims(8, 64)),
+        op("load", attrs=(("target_memory", MemorySpace.Mat), ("clamp", True)),
+           tensor=KW, offsets=dims(0, 0), shapes=dims(64, 32), valid_shape=dims(N, 32)),
+        op("load", tensor=A, offsets=dims(0, 0), shapes=dims(8, 64), valid_shapes=dims(4, 64)),
+    ],
+    "store": [
+        op("store", tile=TA, offsets=dims(0, 0), output_tensor=B),
+        op("store", tile=TV, offsets=dims(I, 0), output_tensor=D, shapes=dims(16, 64)),
+    ],
+    "create_tile": [
+        op("create_tile", attrs=(("dtype", BF16),), shape=dims(16, 64)),
+        op("create_tile", attrs=(("dtype", FP32), ("target_memory", MemorySpace.Acc)),
+           shape=dims(16, 32)),
+    ],
+    "tile.full": [op("tile.full", attrs=(("dtype", FP32),), shape=dims(1, 8), value=S)],
+    "tile.set_validshape": [op("tile.set_validshape", tile=TA, valid_rows=I, valid_cols=idx(8))],
+    "tile.move": [op("tile.move", attrs=(("target_memory", MemorySpace.Right),), tile=TM)],
+    "tile.get_block_idx": [op("tile.get_block_idx")],
+})  # fmt: skip
+
 
 def test_op_samples_cover_the_op_table():
     missing = sorted(set(OPS) - set(SAMPLES))
@@ -235,7 +262,7 @@ def test_op_round_trips(name):
         body.append(ExprStmt(call))
     f = func(
         "kernel",
-        [Param(v) for v in OP_PARAMS],
+        [Param(v) for v in OP_PARAMS + TILE_PARAMS],
         body,
         func_type=FunctionType.InCore,
         dynamic_dims=(N,),

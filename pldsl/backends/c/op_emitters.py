@@ -1230,3 +1230,6 @@ def _op_row_argmax(em: Emitter, e: OpCall, args: list) -> CVal:
     em.line(f"pt_row_argmax(ctx, {site}, &{x.code}, {em.st(x.type.dtype).code}, &{out});")
     em.check()
     return CVal("t", out, e.type, owned=True)
+
+
+from . import tile_emitters  # noqa: E402, F401  (the tile level's emitters register themselves)

@@ -96,6 +96,7 @@ typedef struct pt_ctx {
     int32_t nthreads;
     pt_host_fn host;
     int64_t par_min_work; /* elements of work below which a parallel loop runs serially */
+    int64_t block_idx;    /* the SPMD block now running (pl.tile.get_block_idx); 0 outside */
 } pt_ctx;
 
 

@@ -90,6 +90,7 @@ class PtCtx(ctypes.Structure):
         ("nthreads", ctypes.c_int32),
         ("host", HOSTFN),
         ("par_min_work", ctypes.c_int64),
+        ("block_idx", ctypes.c_int64),
     ]
 
 

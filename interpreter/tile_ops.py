@@ -1,0 +1,88 @@
+"""NumPy kernels of the tile level's own ops (`pldsl/ops/tile.py`), registered into the same
+table as every other kernel (`interpreter.ops.KERNELS`). A tile is a `TensorValue` like a
+tensor; `load` and `move` copy into fresh buffers, `store` writes in place as assemble does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pldsl.execution.memory import Context, OpFault, TensorValue, fresh
+
+from .ops import KERNELS, _alloc_cost, _assemble_cost, _copy_cost, kernel
+
+
+def _clamped(x: TensorValue, offsets: tuple, want: tuple) -> tuple:
+    """`want` cut back at the tensor's edge (load's clamp=True)."""
+    return tuple(max(0, min(w, d - o)) for w, d, o in zip(want, x.shape, offsets))
+
+
+@kernel("load", cost=_copy_cost)
+def load(op, ctx: Context, rtype, tensor: TensorValue, offsets, shapes, valid_shape=None,
+         valid_shapes=None, target_memory=None, clamp=False):  # fmt: skip
+    """Copy the window's valid part into a fresh tile; the rest of the tile is undefined."""
+    offsets, shapes = tuple(offsets), tuple(shapes)
+    valid_shape = valid_shapes if valid_shape is None else valid_shape
+    want = shapes if valid_shape is None else tuple(valid_shape)
+    if clamp and len(want) == len(offsets) == tensor.rank:
+        want = _clamped(tensor, offsets, want)
+    # the window as a view: the same bounds checks and valid-region rule as pl.slice
+    view = KERNELS["slice"].fn(ctx, rtype, tensor, shapes, offsets, want, None)
+    view.require(ctx, view.valid, "tensor")
+    data = np.zeros(view.shape, dtype=view.buffer.data.dtype)
+    data[tuple(slice(0, v) for v in view.valid)] = view.buffer.data[view.window()]
+    return fresh(ctx, data, view.dtype, view.valid)
+
+
+@kernel("store", cost=_assemble_cost)
+def store(op, ctx: Context, rtype, tile: TensorValue, offsets, output_tensor: TensorValue,
+          shapes=None):  # fmt: skip
+    """Write the tile's valid region into the tensor at offsets, in place; returns it. An
+    accumulator of another dtype is converted on the way (round to nearest even)."""
+    if tile.dtype != output_tensor.dtype:
+        tile = KERNELS["cast"].fn(ctx, None, tile, target_type=output_tensor.dtype, mode="rint")
+    return KERNELS["assemble"].fn(ctx, rtype, output_tensor, tile, offsets)
+
+
+@kernel("create_tile", cost=_alloc_cost)
+def create_tile(op, ctx: Context, rtype, shape, dtype=None, target_memory=None):
+    """A fresh tile, undefined until written (zero-filled in default mode)."""
+    return KERNELS["create_tensor"].fn(ctx, rtype, shape, dtype=dtype)
+
+
+@kernel("tile.full", cost=_alloc_cost)
+def tile_full(op, ctx: Context, rtype, shape, value, dtype=None):
+    """A tile filled with value (converted with round-to-nearest-even)."""
+    return KERNELS["full"].fn(ctx, rtype, shape, value, dtype=dtype)
+
+
+@kernel("tile.set_validshape")
+def set_validshape(op, ctx: Context, rtype, tile: TensorValue, valid_rows, valid_cols):
+    """The same buffer with the valid region [valid_rows, valid_cols] (no data moves)."""
+    valid = (int(valid_rows), int(valid_cols))
+    if tile.rank != 2:
+        raise OpFault("ShapeMismatch", f"set_validshape of a rank-{tile.rank} tile")
+    for axis, (v, s) in enumerate(zip(valid, tile.shape)):
+        if not 0 <= v <= s:
+            raise OpFault(
+                "BadValidShape",
+                f"valid shape {list(valid)} does not fit the tile {list(tile.shape)} on axis "
+                f"{axis}",
+                "valid extents must satisfy 0 <= valid <= shape",
+            )
+    return TensorValue(tile.buffer, tile.offset, tile.shape, valid, tile.pad)
+
+
+@kernel("tile.move", cost=_copy_cost)
+def move(op, ctx: Context, rtype, tile: TensorValue, target_memory=None):
+    """A copy of the tile (another on-chip buffer): the same valid region and pad mode."""
+    tile.require(ctx, tile.valid, "tile")
+    data = np.zeros(tile.shape, dtype=tile.buffer.data.dtype)
+    data[tuple(slice(0, v) for v in tile.valid)] = tile.buffer.data[tile.window()]
+    return fresh(ctx, data, tile.dtype, tile.valid, tile.pad)
+
+
+@kernel("tile.get_block_idx")
+def get_block_idx(op, ctx: Context, rtype):
+    """The SPMD block index the executor set on the context (0 outside pl.spmd)."""
+    return int(ctx.block_idx)
