@@ -503,6 +503,7 @@ def compiled_machine(program: Program, ctx: Context, host: Any, trace: Any) -> F
         return FastMachine(program, ctx, host, None)
     m.host = dict(host or {})
     m.depth = 0
+    m.tasks.finished = 0  # task ids count per run (closures hold this TaskLog object)
     return m
 
 

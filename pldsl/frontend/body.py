@@ -1287,11 +1287,12 @@ class BodyBuilder:
             values = [self.expr(a) for a in node.args]
             if all(isinstance(v.type, ScalarType) for v in values):
                 return self.scalar_binop(SCALAR_DISPATCH[opdef.name], *values, node)
-        tensor_params = [p for p in opdef.params if p.kind == "tensor"]
-        positional = node.args[: len(tensor_params)]
-        if not tensor_params or len(positional) != len(tensor_params):
+        # the positional arguments given for tensor parameters (which need not come first:
+        # pl.store(tile, offsets, out))
+        tensor_args = [a for p, a in zip(opdef.params, node.args) if p.kind == "tensor"]
+        if not tensor_args or len(tensor_args) != sum(p.kind == "tensor" for p in opdef.params):
             return None
-        values = [self.expr(a) for a in positional]
+        values = [self.expr(a) for a in tensor_args]
         if not any(isinstance(v.type, ScalarType) for v in values):
             return None
         got = ", ".join(format_type(v.type) for v in values)

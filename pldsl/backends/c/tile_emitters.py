@@ -87,7 +87,7 @@ def _op_store(em: Emitter, e: OpCall, args: list) -> CVal:
 
 @op("create_tile")
 def _op_create_tile(em: Emitter, e: OpCall, args: list) -> CVal:
-    return OP_EMITTERS["create_tensor"](em, e, args[:1])
+    return OP_EMITTERS["create_tensor"](em, e, [args[0], None, None])  # no init value, all valid
 
 
 @op("tile.full")
