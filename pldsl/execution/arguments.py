@@ -266,7 +266,12 @@ def prepare_arguments(
             missing.append(i)
             continue
         arr, converted = coerce_array(a, t.dtype.name, ctx, f"argument '{p.name}'", p.var.span)
-        if not converted and not arr.flags.writeable:
+        # the caller's array, converted or not: a read-only one could not receive the writes
+        if (
+            not arr.flags.writeable
+            and not converted
+            or (isinstance(a, np.ndarray) and not a.flags.writeable)
+        ):
             if p.direction != "In":
                 raise fault(
                     "ReadOnlyArgument",
@@ -279,7 +284,8 @@ def prepare_arguments(
                     else "pass a writable array (np.array(x) makes a writable copy)",
                     cls=ArgumentError,
                 )
-            arr, converted = arr.copy(), True  # an In array: the kernel reads it only
+            if not converted:
+                arr, converted = arr.copy(), True  # an In array: the kernel reads it only
         if converted:
             originals[p.name] = (a, arr)
         out = p.direction == "Out"

@@ -172,3 +172,14 @@ def test_calling_a_captured_function_directly_says_how_to_run_it(capture):
     d = e.value.diagnostic
     assert d.rule == "NotCallable" and "'main'" in d.message
     assert "interpreter.run(" in d.help and "compile(" in d.help
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_read_only_out_of_another_dtype_is_refused(capture, engine):
+    # converted (float64 -> FP32) or not, the kernel's writes could not reach a read-only Out
+    eng = engine(capture(ROW_SCALE))
+    x, out = _random((3, 8)), np.zeros((3, 8), np.float64)
+    out.flags.writeable = False
+    d = _refused(eng, "main", x, out, 2.0)
+    assert d.rule == "ReadOnlyArgument" and "'out'" in d.message
+    assert not out.any()
