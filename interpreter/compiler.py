@@ -19,7 +19,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from pldsl.interpreter import tasks
 from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
@@ -29,6 +28,7 @@ from pldsl.interpreter.machine import (
     _Continue,
     _Loop,
     _Return,
+    as_index,
     op_fault,
 )
 
@@ -276,15 +276,11 @@ class FastMachine(Machine):
         if type(e) is Const and type(e.value) is int:
             value = e.value
             return lambda f: value
-        ev = self.expr(e)
+        ev, span = self.expr(e), e.span
 
         def index(f: Frame) -> int:
             v = ev(f)
-            if type(v) is int:
-                return v
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-                raise fault("TypeError", f"{what} must be an integer, got {v!r}", e.span)
-            return int(v)
+            return v if type(v) is int else as_index(v, what, span)
 
         return index
 

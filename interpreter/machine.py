@@ -114,6 +114,14 @@ class Frame:
 # ------------------------------------------------------------------ the machine
 
 
+def as_index(v: Any, what: str, span) -> int:
+    """`v` as a Python int for a loop bound or step; a bool or non-integer is a TypeError
+    fault (shared with the compiled fast path)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise fault("TypeError", f"{what} must be an integer, got {v!r}", span)
+    return int(v)
+
+
 class Machine:
     """Executes the functions of one program under one Context."""
 
@@ -334,10 +342,7 @@ class Machine:
         raise _Continue()
 
     def _index(self, e, f: Frame, what: str) -> int:
-        v = self.eval(e, f)
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise fault("TypeError", f"{what} must be an integer, got {v!r}", e.span)
-        return int(v)
+        return as_index(self.eval(e, f), what, e.span)
 
     # ------------------------------------------------------------- expressions
     def eval(self, e, f: Frame) -> Any:
