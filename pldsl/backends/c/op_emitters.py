@@ -915,12 +915,7 @@ def _op_full(em: Emitter, e: OpCall, args: list) -> CVal:
     if not 1 <= len(dims) <= MAX_RANK:
         raise unsupported(f"pl.full of rank {len(dims)}", e.span)
     out = _new_from_dims(em, e, dims, st, "pl.full shape")
-    vdt = e.args[1].type.dtype
-    conv = scalar_to_storage(em, value, vdt, st, "rint")
-    em.line("{")
-    em.line(f"    {st.ctype} fv_ = {conv}; uint64_t pat_ = 0; memcpy(&pat_, &fv_, sizeof(fv_));")
-    em.line(f"    pt_fill_bytes({out}.base, pt_numel({out}.rank, {out}.shape), {st.esize}, pat_);")
-    em.line("}")
+    _fill(em, out, st, scalar_to_storage(em, value, e.args[1].type.dtype, st, "rint"))
     return CVal("t", out, e.type, owned=True)
 
 
