@@ -8,9 +8,10 @@ import transformers
 from pldsl.kernels.qwen3.config import preset
 
 
-def hf_model(preset_name: str, tied: bool, seed: int = 1234):
-    """`Qwen3ForCausalLM` with the preset's shapes; parameters BF16-representable, kept FP32."""
-    c = preset(preset_name)
+def hf_model(preset_name, tied: bool, seed: int = 1234):
+    """`Qwen3ForCausalLM` with the shapes of ``preset_name`` (a preset name or a `Qwen3Config`);
+    parameters BF16-representable, kept FP32."""
+    c = preset(preset_name) if isinstance(preset_name, str) else preset_name
     hf_cfg = transformers.Qwen3Config(
         vocab_size=c.vocab_size,
         hidden_size=c.hidden_size,

@@ -40,7 +40,7 @@ _import_hub_kernels()
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from hf_oracle import compare, hf_logits  # noqa: E402
+from hf_oracle import compare, hf_logits, hf_model  # noqa: E402
 from pldsl.kernels.qwen3.config import preset  # noqa: E402
 from pldsl.kernels.qwen3.golden import golden_prefill_logits  # noqa: E402
 from pldsl.kernels.qwen3.session import DecodeSession, RunOptions  # noqa: E402
@@ -58,40 +58,6 @@ CONFIGS = {
 }
 
 
-def _hf_model(cfg, seed: int = 2024):
-    """A transformers model of ``cfg`` with BF16-representable FP32 parameters (matrices
-    0.05*randn, norm gammas 1 +- 0.1, embeddings randn)."""
-    hf_cfg = transformers.Qwen3Config(
-        vocab_size=cfg.vocab_size,
-        hidden_size=cfg.hidden_size,
-        intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_hidden_layers,
-        num_attention_heads=cfg.num_attention_heads,
-        num_key_value_heads=cfg.num_key_value_heads,
-        head_dim=cfg.head_dim,
-        rms_norm_eps=cfg.rms_norm_eps,
-        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
-        max_position_embeddings=cfg.max_position_embeddings,
-        tie_word_embeddings=False,
-        attention_bias=False,
-        hidden_act="silu",
-    )
-    hf_cfg._attn_implementation = "eager"
-    torch.manual_seed(0)
-    model = transformers.Qwen3ForCausalLM(hf_cfg).eval()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
-            elif "embed_tokens" in name:
-                p.copy_(torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
-            p.copy_(p.to(torch.bfloat16).to(torch.float32))
-    return model
-
-
 @pytest.fixture(
     scope="module",
     params=[
@@ -100,7 +66,7 @@ def _hf_model(cfg, seed: int = 2024):
     ],
 )
 def oracle(request, tmp_path_factory):
-    model = _hf_model(CONFIGS[request.param])
+    model = hf_model(CONFIGS[request.param], tied=False, seed=2024)
     path = tmp_path_factory.mktemp("qwen3_prefill_ckpt")
     model.save_pretrained(path, safe_serialization=True)
     cfg, weights = load_checkpoint(path, max_seq=64)
