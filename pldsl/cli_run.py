@@ -19,7 +19,9 @@ exactly the path given.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -77,7 +79,11 @@ def _run(args: argparse.Namespace) -> int:
     sources = [args.inputs, args.file]
     outputs_path = check_output(args.outputs, "--outputs", sources) if args.outputs else None
     trace_path = check_output(args.trace, "--trace", sources) if args.trace else None
-    if outputs_path is not None and trace_path is not None and args.outputs == args.trace:
+    if (
+        outputs_path is not None
+        and trace_path is not None
+        and _same_target(outputs_path, trace_path)
+    ):
         raise _BadInput("--outputs and --trace name the same file")
     try:
         programs = load_programs(args.file)
@@ -96,7 +102,9 @@ def _run(args: argparse.Namespace) -> int:
     except PldslError as exc:
         print(exc.diagnostic.render(), file=sys.stderr)
         status = _status_of(exc, args.backend)
-        if trace_path is not None:  # the trace of a faulting run shows where it stopped
+        # The trace of a faulting run shows where it stopped; a refused call (exit 2: bad
+        # arguments, unusable toolchain) writes nothing.
+        if trace_path is not None and status == EXIT_FAULT:
             _write_trace(trace, trace_path)
         return status
     outputs = _collect_outputs(fn, result)
@@ -147,6 +155,11 @@ def _status_of(exc: PldslError, args_backend: str) -> int:
         if exc.diagnostic.rule in SETUP_RULES:
             return EXIT_BAD_INPUT
     return EXIT_FAULT
+
+
+def _same_target(a: Path, b: Path) -> bool:
+    """Whether two output paths name one file (through `..`, `./` or a link)."""
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _write_trace(trace, path) -> None:

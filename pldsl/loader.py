@@ -154,11 +154,15 @@ def _import(file: Path):
     module_name = _module_name(file)
     if module_name is not None:
         return importlib.import_module(module_name)
-    name = f"_pldsl_user_{file.stem}"
-    spec = importlib.util.spec_from_file_location(name, file)
+    return _exec_module(f"_pldsl_user_{file.stem}", file)
+
+
+def _exec_module(name: str, location: Path, search: list[str] | None = None):
+    """Execute the file `location` as the module `name`, registered in `sys.modules` first
+    (capturing a class defined in it reads its source through sys.modules[cls.__module__])
+    and removed again when it fails."""
+    spec = importlib.util.spec_from_file_location(name, location, submodule_search_locations=search)
     module = importlib.util.module_from_spec(spec)
-    # registered first: capturing a class defined in it reads its source through
-    # sys.modules[cls.__module__] (inspect.getsource)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
@@ -201,24 +205,16 @@ def _alias_package(top: Path) -> str:
     """Import the package folder `top` as `_pldsl_user_pkg_<name>` (its relative imports work)."""
     alias = f"_pldsl_user_pkg_{top.name}"
     if alias not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            alias, top / "__init__.py", submodule_search_locations=[str(top)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[alias] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[alias]
-            raise
+        _exec_module(alias, top / "__init__.py", [str(top)])
     return alias
 
 
 def _checkout_package(folder: Path) -> str | None:
     """`pldsl.kernels` for this pldsl checkout's top-level kernels/ folder (same for interpreter/)."""
     import pldsl
+    from pldsl._source_layout import _FOLDERS
 
     checkout = Path(pldsl.__file__).resolve().parent.parent
-    if folder.parent == checkout and folder.name in ("kernels", "interpreter"):
+    if folder.parent == checkout and folder.name in _FOLDERS.values():
         return f"pldsl.{folder.name}"
     return None

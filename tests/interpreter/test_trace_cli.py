@@ -205,6 +205,29 @@ def test_cli_runtime_fault_and_missing_files(kernel_file, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_cli_trace_of_a_fault_is_written_a_refused_call_writes_none(kernel_file, tmp_path, capsys):
+    trace = tmp_path / "t.json"
+    np.savez(tmp_path / "bad.npz", x=_x(12)[:, :32], scale=np.float32(1))  # K is 64
+    rc = cli_main(
+        [str(kernel_file), "main", "--inputs", str(tmp_path / "bad.npz"), "--trace", str(trace)]
+    )
+    assert rc == 2 and "ArgumentMismatch" in capsys.readouterr().err
+    assert not trace.exists()  # refused before any op ran: nothing written
+    np.savez(tmp_path / "in.npz", x=_x(12), scale=np.float32(1))
+    rc = cli_main(
+        [str(kernel_file), "oob", "--inputs", str(tmp_path / "in.npz"), "--trace", str(trace)]
+    )
+    assert rc == 1 and json.loads(trace.read_text())["traceEvents"]  # shows where it stopped
+
+
+def test_cli_outputs_and_trace_naming_one_file_by_two_paths(kernel_file, tmp_path, capsys):
+    np.savez(tmp_path / "in.npz", x=_x(12), scale=np.float32(1))
+    same = [str(tmp_path / "o"), f"{tmp_path}/../{tmp_path.name}/o"]
+    args = ["--inputs", str(tmp_path / "in.npz"), "--outputs", same[0], "--trace", same[1]]
+    assert cli_main([str(kernel_file), "main", *args]) == 2
+    assert "the same file" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
 def test_cli_capture_error_renders_a_diagnostic(tmp_path, capsys):
     bad = tmp_path / "bad.py"
     bad.write_text(
