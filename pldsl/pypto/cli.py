@@ -97,6 +97,9 @@ def run_file(file: Path, args: list[str]) -> int | None:
     except Exception as exc:  # noqa: BLE001 - the user's file: report where it failed
         print(f"pldsl pypto: error: {file} raised {type(exc).__name__}: {exc}", file=sys.stderr)
         print(_user_frames(exc, file), file=sys.stderr)
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "torch":
+            print("  = help: this file's specs or golden use torch: pip install 'pldsl[pypto]'",
+                  file=sys.stderr)  # fmt: skip
         return EXIT_CANNOT_RUN
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path

@@ -93,3 +93,12 @@ def test_a_file_that_calls_its_kernel_and_compile_itself(capsys):
     assert pypto(FILES / "asserts_itself.py") == 0
     out = capsys.readouterr().out
     assert "OK" in out and "ran to completion" in out
+
+
+def test_a_file_needing_torch_says_how_to_get_it(tmp_path, capsys):
+    # as a fresh install without the `pypto` extra sees it (torch may be installed here)
+    script = tmp_path / "needs_torch.py"
+    script.write_text("raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n")
+    assert pypto(script) == 2
+    err = capsys.readouterr().err
+    assert "raised ModuleNotFoundError" in err and "pip install 'pldsl[pypto]'" in err
