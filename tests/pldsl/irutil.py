@@ -6,7 +6,10 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import pldsl as pl
+from pldsl.diagnostics import CaptureError
 
 KERNELS_SRC = Path(__file__).resolve().parent / "kernels_src"
 
@@ -45,3 +48,17 @@ def round_trip(program: pl.Program) -> pl.Program:
     assert pl.structural_equal(again, program), f"{first_difference(program, again)}\n{text}"
     assert pl.print_ir(again) == text
     return again
+
+
+def orchestration_capture_error(body: str, filename: str) -> CaptureError:
+    """The CaptureError of `body` placed in a one-tensor orchestration function."""
+    src = (
+        "import pldsl as pl\n\n@pl.program\nclass K:\n"
+        "    @pl.function(type=pl.FunctionType.Orchestration)\n"
+        "    def f(self, a: pl.Tensor[[16, 16], pl.FP32]) -> pl.Tensor[[16, 16], pl.FP32]:\n"
+        + "".join(f"        {line}\n" for line in body.splitlines())
+        + "        return a\n"
+    )
+    with pytest.raises(CaptureError) as info:
+        pl.capture_source(src, filename)
+    return info.value

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from irutil import round_trip
+from irutil import orchestration_capture_error, round_trip
 from pldsl.interpreter import tasks
 
 import pldsl as pl
@@ -150,16 +150,7 @@ def test_block_index_context_outside_and_inside_a_grid():
 
 
 def _capture_error(body: str) -> CaptureError:
-    src = (
-        "import pldsl as pl\n\n@pl.program\nclass K:\n"
-        "    @pl.function(type=pl.FunctionType.Orchestration)\n"
-        "    def f(self, a: pl.Tensor[[16, 16], pl.FP32]) -> pl.Tensor[[16, 16], pl.FP32]:\n"
-        + "".join(f"        {line}\n" for line in body.splitlines())
-        + "        return a\n"
-    )
-    with pytest.raises(CaptureError) as info:
-        pl.capture_source(src, "<spmd>")
-    return info.value
+    return orchestration_capture_error(body, "<spmd>")
 
 
 @pytest.mark.parametrize(
