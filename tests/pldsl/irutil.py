@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,14 @@ def orchestration_capture_error(body: str, filename: str) -> CaptureError:
     with pytest.raises(CaptureError) as info:
         pl.capture_source(src, filename)
     return info.value
+
+
+def compile_c(program: pl.Program):
+    """The C backend's build of `program`; skips only where no C compiler is found, so a
+    backend or compile error fails the test instead of skipping it."""
+    from pldsl.backends.c import build, compile
+
+    cc = build.compiler()
+    if not cc or shutil.which(cc[0]) is None:
+        pytest.skip("no C compiler (cc / $CC) on this machine")
+    return compile(program)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from irutil import orchestration_capture_error, round_trip
+from irutil import compile_c, orchestration_capture_error, round_trip
 
 import pldsl as pl
 from pldsl import interpreter
@@ -69,12 +69,7 @@ def data() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def c_program():
-    from pldsl.backends import c
-
-    try:
-        return c.compile(Tasks)
-    except Exception as exc:  # noqa: BLE001 - no C compiler here
-        pytest.skip(f"C backend unavailable: {exc}")
+    return compile_c(Tasks)
 
 
 @pytest.mark.parametrize("fast", [True, False])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from irutil import orchestration_capture_error, round_trip
+from irutil import compile_c, orchestration_capture_error, round_trip
 from pldsl.interpreter import tasks
 
 import pldsl as pl
@@ -95,12 +95,7 @@ def data() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def c_program():
-    from pldsl.backends import c
-
-    try:
-        return c.compile(Spmd)
-    except Exception as exc:  # noqa: BLE001 - no C compiler here
-        pytest.skip(f"C backend unavailable: {exc}")
+    return compile_c(Spmd)
 
 
 @pytest.mark.parametrize("name", ["scale_rows", "running_sum", "nested"])
