@@ -65,12 +65,19 @@ def orchestration_capture_error(body: str, filename: str) -> CaptureError:
     return info.value
 
 
+def have_cc() -> bool:
+    """Whether the C compiler the backend would run (cc / $CC) is on PATH."""
+    from pldsl.backends.c.build import compiler
+
+    cc = compiler()
+    return bool(cc) and shutil.which(cc[0]) is not None
+
+
 def compile_c(program: pl.Program):
     """The C backend's build of `program`; skips only where no C compiler is found, so a
     backend or compile error fails the test instead of skipping it."""
-    from pldsl.backends.c import build, compile
+    from pldsl.backends.c import compile
 
-    cc = build.compiler()
-    if not cc or shutil.which(cc[0]) is None:
+    if not have_cc():
         pytest.skip("no C compiler (cc / $CC) on this machine")
     return compile(program)
