@@ -44,7 +44,8 @@ def _import_nodes(tree: ast.AST):
     """Every import statement, those under `if TYPE_CHECKING:` excepted (annotations only)."""
     for node in ast.iter_child_nodes(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            yield from (n for s in node.orelse for n in _import_nodes(s))
+            # the else branch runs: its own import statements count too, not only nested ones
+            yield from _import_nodes(ast.Module(body=node.orelse, type_ignores=[]))
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import pldsl as pl
+from pldsl.diagnostics import CaptureError
 
 KERNELS_SRC = Path(__file__).resolve().parent / "kernels_src"
 
@@ -45,3 +49,35 @@ def round_trip(program: pl.Program) -> pl.Program:
     assert pl.structural_equal(again, program), f"{first_difference(program, again)}\n{text}"
     assert pl.print_ir(again) == text
     return again
+
+
+def orchestration_capture_error(body: str, filename: str) -> CaptureError:
+    """The CaptureError of `body` placed in a one-tensor orchestration function."""
+    src = (
+        "import pldsl as pl\n\n@pl.program\nclass K:\n"
+        "    @pl.function(type=pl.FunctionType.Orchestration)\n"
+        "    def f(self, a: pl.Tensor[[16, 16], pl.FP32]) -> pl.Tensor[[16, 16], pl.FP32]:\n"
+        + "".join(f"        {line}\n" for line in body.splitlines())
+        + "        return a\n"
+    )
+    with pytest.raises(CaptureError) as info:
+        pl.capture_source(src, filename)
+    return info.value
+
+
+def have_cc() -> bool:
+    """Whether the C compiler the backend would run (cc / $CC) is on PATH."""
+    from pldsl.backends.c.build import compiler
+
+    cc = compiler()
+    return bool(cc) and shutil.which(cc[0]) is not None
+
+
+def compile_c(program: pl.Program):
+    """The C backend's build of `program`; skips only where no C compiler is found, so a
+    backend or compile error fails the test instead of skipping it."""
+    from pldsl.backends.c import compile
+
+    if not have_cc():
+        pytest.skip("no C compiler (cc / $CC) on this machine")
+    return compile(program)

@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from irutil import have_cc
 
 import pldsl as pl
 from pldsl.checks import RULES
@@ -631,14 +632,6 @@ def test_emit_output_is_checked_before_anything_is_written(files, tmp_path, caps
 # ------------------------------------------------------------------ C build setup errors
 
 
-def _have_cc() -> bool:
-    import shlex
-    import shutil
-
-    cc = shlex.split(os.environ.get("CC") or "cc")
-    return bool(cc) and shutil.which(cc[0]) is not None
-
-
 @pytest.mark.parametrize(
     "env, words",
     [
@@ -649,7 +642,7 @@ def _have_cc() -> bool:
 )  # fmt: skip
 def test_an_unusable_c_setup_is_a_user_error(files, tmp_path, monkeypatch, capsys, env, words):
     """Exit 2 with what to fix, never 'this is a bug in the C backend' or a traceback."""
-    if not _have_cc():
+    if not have_cc():
         pytest.skip("no C compiler")
     monkeypatch.setenv("PLDSL_CACHE_DIR", str(tmp_path / "cache"))  # a fresh cache: it compiles
     for k, v in env.items():

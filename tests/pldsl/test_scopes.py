@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from irutil import round_trip
+from irutil import compile_c, orchestration_capture_error, round_trip
 
 import pldsl as pl
 from pldsl import interpreter
@@ -69,12 +69,7 @@ def data() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def c_program():
-    from pldsl.backends import c
-
-    try:
-        return c.compile(Tasks)
-    except Exception as exc:  # noqa: BLE001 - no C compiler here
-        pytest.skip(f"C backend unavailable: {exc}")
+    return compile_c(Tasks)
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -134,16 +129,7 @@ def test_task_id_parameters():
 
 
 def _capture_error(body: str) -> CaptureError:
-    src = (
-        "import pldsl as pl\n\n@pl.program\nclass K:\n"
-        "    @pl.function(type=pl.FunctionType.Orchestration)\n"
-        "    def f(self, a: pl.Tensor[[16, 16], pl.FP32]) -> pl.Tensor[[16, 16], pl.FP32]:\n"
-        + "".join(f"        {line}\n" for line in body.splitlines())
-        + "        return a\n"
-    )
-    with pytest.raises(CaptureError) as info:
-        pl.capture_source(src, "<scopes>")
-    return info.value
+    return orchestration_capture_error(body, "<scopes>")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from irutil import round_trip
+from irutil import compile_c, orchestration_capture_error, round_trip
 from pldsl.interpreter import tasks
 
 import pldsl as pl
@@ -95,12 +95,7 @@ def data() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def c_program():
-    from pldsl.backends import c
-
-    try:
-        return c.compile(Spmd)
-    except Exception as exc:  # noqa: BLE001 - no C compiler here
-        pytest.skip(f"C backend unavailable: {exc}")
+    return compile_c(Spmd)
 
 
 @pytest.mark.parametrize("name", ["scale_rows", "running_sum", "nested"])
@@ -150,16 +145,7 @@ def test_block_index_context_outside_and_inside_a_grid():
 
 
 def _capture_error(body: str) -> CaptureError:
-    src = (
-        "import pldsl as pl\n\n@pl.program\nclass K:\n"
-        "    @pl.function(type=pl.FunctionType.Orchestration)\n"
-        "    def f(self, a: pl.Tensor[[16, 16], pl.FP32]) -> pl.Tensor[[16, 16], pl.FP32]:\n"
-        + "".join(f"        {line}\n" for line in body.splitlines())
-        + "        return a\n"
-    )
-    with pytest.raises(CaptureError) as info:
-        pl.capture_source(src, "<spmd>")
-    return info.value
+    return orchestration_capture_error(body, "<spmd>")
 
 
 @pytest.mark.parametrize(

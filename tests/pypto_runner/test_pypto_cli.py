@@ -23,8 +23,13 @@ def test_a_jit_file_runs_against_its_own_golden(capsys):
     assert "-p a2a3sim accepted and ignored" in err
 
 
-def test_a_deliberately_wrong_golden_fails(capsys):
-    assert pypto(FILES / "add_rows_wrong_golden.py") == 1
+def test_a_deliberately_wrong_golden_fails(capsys, tmp_path):
+    # add_rows.py with the bias counted twice in its golden: the run must fail.
+    right = (FILES / "add_rows.py").read_text()
+    wrong = right.replace("GOLDEN_BIAS_SCALE = 1.0", "GOLDEN_BIAS_SCALE = 2.0")
+    assert wrong != right
+    (tmp_path / "add_rows_wrong_golden.py").write_text(wrong)
+    assert pypto(tmp_path / "add_rows_wrong_golden.py") == 1
     out, _ = capsys.readouterr()
     assert "FAIL (512/512)" in out and "0/1 run(s) passed" in out
 

@@ -4,7 +4,7 @@ import numpy as np
 import pypto.language as pl
 
 ROWS, COLS, TILE = 32, 16, 8
-GOLDEN_BIAS_SCALE = 1.0  # the wrong-golden copy of this file changes it
+GOLDEN_BIAS_SCALE = 1.0  # the wrong-golden test writes a copy with 2.0
 
 
 @pl.jit
