@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-
-
-def _have_cc() -> bool:
-    import os
-    import shlex
-
-    cc = shlex.split(os.environ.get("CC") or "cc")
-    return bool(cc) and shutil.which(cc[0]) is not None
+from toolchain import have_c_compiler
 
 
 def pytest_collection_modifyitems(config, items):
-    if _have_cc():
+    if have_c_compiler():
         return
     skip = pytest.mark.skip(reason="no C compiler (cc / $CC) on this machine")
     for item in items:

@@ -6,20 +6,17 @@ the caller's arrays are compared bit for bit before and after each refused call.
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
-
 import ml_dtypes
 import numpy as np
 import pytest
+from toolchain import have_c_compiler
 
 import pldsl as pl
 from pldsl import interpreter
 from pldsl.ir.analysis import written_params
 
 BF = np.dtype(ml_dtypes.bfloat16)
-HAVE_CC = shutil.which((shlex.split(os.environ.get("CC") or "cc") or ["cc"])[0]) is not None
+HAVE_CC = have_c_compiler()
 
 ROW_SCALE = """
     N = pl.dynamic("N")

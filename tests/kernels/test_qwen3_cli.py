@@ -7,8 +7,6 @@ Tolerances as in docs/qwen3.md: BF16 logits within 5e-3 of max|logit|, FP32 with
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 
 import numpy as np
@@ -20,6 +18,7 @@ from pldsl.kernels.qwen3.demo import main as demo_main
 from pldsl.kernels.qwen3.golden import compare_logits, golden_forward_logits, golden_greedy
 from pldsl.kernels.qwen3.session import DecodeSession
 from pldsl.kernels.qwen3.weights import random_weights
+from toolchain import have_c_compiler
 
 SEED = 3
 BF16_TOL = 5e-3
@@ -268,7 +267,7 @@ def test_demo_main_small_batch_and_bad_arguments(capsys):
 
 
 def test_demo_on_the_c_backend():
-    if shutil.which((os.environ.get("CC") or "cc").split()[0]) is None:
+    if not have_c_compiler():
         pytest.skip("no C compiler")
     r = run_demo(batch=3, new_tokens=2, backend="c", seed=1)
     assert r["ok"] and r["backend"] == "c" and r["argmax_equal"] == 1.0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from toolchain import have_c_compiler
 
 import pldsl as pl
 from pldsl.diagnostics import CaptureError
@@ -65,19 +65,11 @@ def orchestration_capture_error(body: str, filename: str) -> CaptureError:
     return info.value
 
 
-def have_cc() -> bool:
-    """Whether the C compiler the backend would run (cc / $CC) is on PATH."""
-    from pldsl.backends.c.build import compiler
-
-    cc = compiler()
-    return bool(cc) and shutil.which(cc[0]) is not None
-
-
 def compile_c(program: pl.Program):
     """The C backend's build of `program`; skips only where no C compiler is found, so a
     backend or compile error fails the test instead of skipping it."""
     from pldsl.backends.c import compile
 
-    if not have_cc():
+    if not have_c_compiler():
         pytest.skip("no C compiler (cc / $CC) on this machine")
     return compile(program)

@@ -18,7 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from irutil import have_cc
+from toolchain import have_c_compiler
 
 import pldsl as pl
 from pldsl.checks import RULES
@@ -642,7 +642,7 @@ def test_emit_output_is_checked_before_anything_is_written(files, tmp_path, caps
 )  # fmt: skip
 def test_an_unusable_c_setup_is_a_user_error(files, tmp_path, monkeypatch, capsys, env, words):
     """Exit 2 with what to fix, never 'this is a bug in the C backend' or a traceback."""
-    if not have_cc():
+    if not have_c_compiler():
         pytest.skip("no C compiler")
     monkeypatch.setenv("PLDSL_CACHE_DIR", str(tmp_path / "cache"))  # a fresh cache: it compiles
     for k, v in env.items():

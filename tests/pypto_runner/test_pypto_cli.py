@@ -1,11 +1,11 @@
 """`pldsl pypto FILE`: pypto-lib-style files written here run unchanged against their own
 golden; a wrong golden fails; the import hook leaves nothing behind; check / ir on jit files."""
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
+from toolchain import have_c_compiler
 
 from pldsl.cli import main
 
@@ -45,7 +45,7 @@ def test_execution_options(capsys, opts):
     assert "1/1 run(s) passed" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+@pytest.mark.skipif(not have_c_compiler(), reason="no C compiler")
 def test_the_c_backend(capsys):
     assert pypto("--backend", "c", FILES / "add_rows.py") == 0
     assert "1/1 run(s) passed" in capsys.readouterr().out
