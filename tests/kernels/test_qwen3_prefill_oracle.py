@@ -13,30 +13,9 @@ everywhere); ``bf16`` (rounding at the kernel's cast points) within 3e-2, argmax
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-
-def _import_hub_kernels() -> None:
-    """Import Hugging Face's ``kernels`` distribution (which transformers imports when it is
-    installed) before the repository root on ``sys.path`` can shadow it with our ``kernels/``
-    folder (imported as ``pldsl.kernels``, never as ``kernels``)."""
-    root = Path(__file__).resolve().parents[2]
-    saved = sys.path[:]
-    sys.path[:] = [p for p in saved if Path(p or ".").resolve() != root]
-    try:
-        importlib.import_module("kernels")
-    except ImportError:
-        pass  # not installed: transformers will not import it either
-    finally:
-        sys.path[:] = saved
-
-
-_import_hub_kernels()
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
