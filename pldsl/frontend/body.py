@@ -9,7 +9,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import scopes, subscript
+from pldsl.frontend import control, scopes, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
@@ -89,7 +89,8 @@ class BodyBuilder:
         self.static = StaticEvaluator(program.ns, lambda name: name in self.vars)
         self.loop_kinds: list[str] = []
         self.carries: list[tuple[Var, ...]] = []
-        self.contexts: list[str] = []  # "loop" | "if" | "at", innermost last
+        self.contexts: list[str] = []  # "loop" | "if" | "if_yield" | "at", innermost last
+        self.if_yields: list = []  # per SSA if being built: the first branch's yield names/types
         self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
         self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
         # Names of pl.array values (pl.array.create, pl.Array parameters): element writes allowed.
@@ -179,6 +180,8 @@ class BodyBuilder:
             return self.expr_stmt(s)
         if isinstance(s, ast.For):
             return self.for_(s)
+        if isinstance(s, ast.While):
+            return control.natural_while(self, s)
         if isinstance(s, ast.If):
             return self.if_(s)
         if isinstance(s, ast.With):
@@ -294,8 +297,9 @@ class BodyBuilder:
                     "use a new name for a value of a different shape, dtype or valid_shape",
                 )
             # Same variable (same name and type); the span is this binding's, so findings
-            # about an assignment point at it rather than at the first definition.
-            return Var(name, old.type, self.span(node))
+            # about an assignment point at it rather than at the first definition. A renamed
+            # variable (`acc__2`, a loop carry or a fresh view) keeps its IR name.
+            return Var(old.name, old.type, self.span(node))
         if name in ("pl", "self"):
             raise fail(
                 "TypeError",
@@ -373,6 +377,8 @@ class BodyBuilder:
         return isinstance(node, ast.Call) and self._pl_name(node.func) == "yield_"
 
     def yield_(self, call: ast.Call, target: ast.expr | None) -> Stmt:
+        if self.contexts and self.contexts[-1] == "if_yield":
+            return control.if_yield(self, call, target)
         if not self.contexts or self.contexts[-1] != "loop" or not self.carries[-1]:
             inside = self.contexts[-1] if self.contexts else None
             raise fail(
@@ -440,6 +446,8 @@ class BodyBuilder:
         kind = self._pl_name(call.func) if isinstance(call, ast.Call) else None
         if kind == "spmd":
             return scopes.for_spmd(self, s)
+        if kind == "while_":
+            return control.ssa_while(self, s, call)
         if kind not in LOOP_KINDS:
             over = f" (this one iterates over {_source_text(call.func if isinstance(call, ast.Call) else call)})"
             raise fail(
@@ -539,8 +547,8 @@ class BodyBuilder:
                 "for i, (a, b) in pl.range(n, init_values=(a0, b0)):",
             )
         var = self.bind(loop_var.id, ScalarType(INDEX), loop_var)
-        carries = tuple(self.bind(n.id, v.type, n) for n, v in zip(carry_names, inits))
-        self._check_yield_placement(s, bool(carries))
+        self._check_yield_placement(s, bool(inits))
+        carries, saved = control.bind_carries(self, carry_names, inits)
         self.loop_kinds.append(kind)
         self.carries.append(carries)
         self.contexts.append("loop")
@@ -550,6 +558,8 @@ class BodyBuilder:
             self.contexts.pop()
             self.carries.pop()
             self.loop_kinds.pop()
+            control.end_carries(self, saved, (), [])
+        control.end_carries(self, {}, body, s.body)
         return For(
             var, kind, start, stop, step, body, carries, tuple(inits), tuple(attrs), self.span(s)
         )
@@ -605,11 +615,14 @@ class BodyBuilder:
         if isinstance(static, bool):
             # A capture-time condition (`if PADDED > TOPK:` over closure constants): as PyPTO,
             # only the taken branch is captured; the other may not even be valid for these sizes.
-            self.contexts.append("if")
+            if control.yielding_if(self, s):
+                self.if_yields.append(None)
+            self.contexts.append("if_yield" if control.yielding_if(self, s) else "if")
             try:
                 taken = self.block(s.body if static else s.orelse)
             finally:
-                self.contexts.pop()
+                if self.contexts.pop() == "if_yield":
+                    self.if_yields.pop()
             return If(Const(True, BOOL, self.span(s.test)), taken, (), self.span(s))
         cond = self.expr(s.test)
         if not (isinstance(cond.type, ScalarType) and cond.type.dtype == BOOL):
@@ -619,6 +632,8 @@ class BodyBuilder:
                 self.span(s.test),
                 "compare explicitly, e.g. if k == 0:",
             )
+        if control.yielding_if(self, s):
+            return control.build_yielding_if(self, cond, s)
         self.contexts.append("if")
         try:
             then_body, else_body = self.block(s.body), self.block(s.orelse)

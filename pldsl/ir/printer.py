@@ -30,6 +30,7 @@ from pldsl.ir.nodes import (
     TupleGet,
     UnaryOp,
     Var,
+    While,
     Yield,
     walk,
 )
@@ -178,6 +179,8 @@ class _Printer:
             self.emit(depth, format_expr(s.expr))
         elif isinstance(s, For):
             self.for_(s, depth)
+        elif isinstance(s, While):
+            self.while_(s, depth)
         elif isinstance(s, Yield):
             values = ", ".join(format_expr(v) for v in s.values)
             lhs = ", ".join(t.name for t in s.targets)
@@ -214,6 +217,18 @@ class _Printer:
             target += ", (" + ", ".join(f"{a.name}" for a in s.iter_args) + ",)"
         self.emit(depth, f"for {target} in pl.{s.kind}({', '.join(bounds + extra)}):")
         self.body(s.body, depth + 1)
+
+    def while_(self, s: While, depth: int) -> None:
+        if not s.iter_args:
+            self.emit(depth, f"while {format_expr(s.cond)}:")
+            self.body(s.body, depth + 1)
+            return
+        names = ", ".join(a.name for a in s.iter_args)
+        inits = ", ".join(format_expr(v) for v in s.init_values)
+        self.emit(depth, f"for ({names},) in pl.while_(init_values=({inits},)):")
+        self.emit(depth + 1, f"pl.cond({format_expr(s.cond)})")
+        for st in s.body:
+            self.stmt(st, depth + 1)
 
     def function(self, f: Function) -> None:
         deco = [f"type={format_attr(f.func_type)}"]
