@@ -42,6 +42,7 @@ from pldsl.ir.nodes import (
     Stmt,
     TupleGet,
     Var,
+    While,
     Yield,
 )
 from pldsl.ir.traversal import VIEW_OPS, iter_expr, write_target
@@ -151,12 +152,13 @@ class _Access:
         if isinstance(s, If):
             self._access(s.cond, env)
             return _join(self._block(s.then_body, env), self._block(s.else_body, env))
-        if isinstance(s, For):
+        if isinstance(s, (For, While)):
             return self._for(s, env)
         return env
 
-    def _for(self, s: For, env: Env) -> Env:
-        for e in (s.start, s.stop, s.step, *s.init_values):
+    def _for(self, s: For | While, env: Env) -> Env:
+        heads = (s.start, s.stop, s.step) if isinstance(s, For) else (s.cond,)
+        for e in (*heads, *s.init_values):
             self._access(e, env)
         carried = [self._items(v, env)[0] for v in s.init_values]
         head = dict(env)

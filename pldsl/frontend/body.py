@@ -816,10 +816,11 @@ class BodyBuilder:
                 self.span(s),
                 help="break and continue belong inside a pl.range loop",
             )
-        if self.loop_kinds[-1] not in ("range",):
+        if self.loop_kinds[-1] not in ("range", "while"):
             raise fail(
                 "UnsupportedFeature",
-                f"'{word}' is only allowed in pl.range loops (not pl.{self.loop_kinds[-1]})",
+                f"'{word}' is only allowed in pl.range and while loops "
+                f"(not pl.{self.loop_kinds[-1]})",
                 self.span(s),
                 help="use pl.range for a loop that breaks early",
             )
