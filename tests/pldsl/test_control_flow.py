@@ -75,7 +75,7 @@ class Flow:
     def shadow(self, x: pl.Tensor[[4, 8], pl.FP32]) -> pl.Tensor[[4, 8], pl.FP32]:
         # the carry `acc` is loop-local: after the loop `acc` is the outer acc (x), `out` x + 3
         acc = pl.mul(x, 1.0)
-        for i, (acc,) in pl.range(3, init_values=(acc,)):
+        for i, (acc,) in pl.range(3, init_values=(acc,)):  # noqa: B007, B020 (the PyPTO pattern under test)
             nxt = pl.add(acc, 1.0)
             out = pl.yield_(nxt)
         r = pl.add(acc, out)
@@ -86,7 +86,7 @@ class Flow:
         # the yield target `y` is bound after the loop only: the body reads the outer y (x) in
         # every iteration, so the result is x + x
         y = pl.mul(x, 1.0)
-        for i, (a,) in pl.range(3, init_values=(x,)):
+        for i, (a,) in pl.range(3, init_values=(x,)):  # noqa: B007
             b = pl.add(y, x)
             y = pl.yield_(b)
         return y
