@@ -9,7 +9,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import control, scopes, subscript
+from pldsl.frontend import control, inline, scopes, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
@@ -91,6 +91,13 @@ class BodyBuilder:
         self.carries: list[tuple[Var, ...]] = []
         self.contexts: list[str] = []  # "loop" | "if" | "if_yield" | "at", innermost last
         self.if_yields: list = []  # per SSA if being built: the first branch's yield names/types
+        # @pl.inline expansions (frontend/inline.py): statements to put before the statement
+        # being built, the templates being expanded, and the name prefix of the innermost one.
+        self.hoisted: list[Stmt] = []
+        self.expanded: dict = {}  # (call node, prefix) -> values, per statement: expand once
+        self.inline_stack: list = []
+        self.inline_prefix = ""
+        self.inline_count = 0
         self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
         self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
         # Names of pl.array values (pl.array.create, pl.Array parameters): element writes allowed.
@@ -164,7 +171,13 @@ class BodyBuilder:
         out: list[Stmt] = []
         try:
             for s in stmts:
-                built = self.stmt(s)
+                saved = self.hoisted, self.expanded
+                self.hoisted, self.expanded = [], {}
+                try:
+                    built = self.stmt(s)
+                    out.extend(self.hoisted)  # expanded @pl.inline calls come first
+                finally:
+                    self.hoisted, self.expanded = saved
                 if built is not None:
                     out.append(built)
         finally:
@@ -229,6 +242,9 @@ class BodyBuilder:
                 self.arrays.add(target.id)
             return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
         if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
+            inl = inline.inline_of(self, s.value.func) if isinstance(s.value, ast.Call) else None
+            if inl is not None:
+                return self._unpack_inline(inl, s, target)
             value = self.expr(s.value)
             if not isinstance(value.type, TupleType):
                 raise fail(
@@ -254,6 +270,23 @@ class BodyBuilder:
             self.span(target),
             help="assign to a name, or unpack a call: a, b = self.f(...)",
         )
+
+    def _unpack_inline(self, inl, s: ast.Assign, target: ast.Tuple) -> Stmt:
+        """`a, b = f(...)` with `f` a @pl.inline returning two values: one binding each."""
+        values = inline.expand(self, s.value, inl)
+        if len(values) != len(target.elts):
+            raise fail(
+                "TypeError",
+                f"cannot unpack {len(values)} values into {len(target.elts)} names",
+                self.span(target),
+                help=f"'{inl.name}' returns {len(values)} values",
+            )
+        binds = [
+            Assign((self.bind(e.id, v.type, e),), v, self.span(s))
+            for e, v in zip(target.elts, values)
+        ]
+        self.hoisted.extend(binds[:-1])
+        return binds[-1]
 
     def ann_assign(self, s: ast.AnnAssign) -> Stmt:
         if not isinstance(s.target, ast.Name) or s.value is None:
@@ -321,7 +354,7 @@ class BodyBuilder:
                 self.span(node),
                 "choose another name; read a runtime extent with pl.tensor.dim(t, axis)",
             )
-        var = Var(name, t, self.span(node))
+        var = Var(self.inline_prefix + name, t, self.span(node))
         self.vars[name] = var
         self.bound_in[name] = tuple(self.block_path)
         return var
@@ -344,7 +377,7 @@ class BodyBuilder:
         n = 2
         while f"{name}__{n}" in self.vars:
             n += 1
-        var = Var(f"{name}__{n}", t, self.span(node))
+        var = Var(f"{self.inline_prefix}{name}__{n}", t, self.span(node))
         self.vars[name] = self.vars[var.name] = var
         self.bound_in[name] = tuple(self.block_path)
         return var
@@ -1159,6 +1192,17 @@ class BodyBuilder:
             and "self" not in self.vars
         ):
             return self.user_call(node, func.attr)
+        inl = inline.inline_of(self, func)
+        if inl is not None:
+            values = inline.expand(self, node, inl)
+            if len(values) != 1:
+                raise fail(
+                    "TypeError",
+                    f"inline function '{inl.name}' returns {len(values)} values here",
+                    self.span(node),
+                    f"unpack them: a, b = {inl.name}(...)",
+                )
+            return values[0]
         hook = self.program.call_hook
         if hook is not None and isinstance(func, ast.Name) and func.id not in self.vars:
             target = self.program.ns.get(func.id)

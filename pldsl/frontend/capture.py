@@ -124,6 +124,7 @@ def capture_source(
     ns = _module_constants(tree, dict(namespace or {}))
     smap = SourceMap(filename, 0, 0, text.splitlines())
     programs = []
+    _inline_templates(tree, smap, ns)
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and _has_decorator(node, "program"):
             programs.append(
@@ -132,6 +133,15 @@ def capture_source(
         elif isinstance(node, ast.FunctionDef) and _has_decorator(node, "function"):
             programs.append(ProgramBuilder(node, smap, ns, {}).build_standalone())
     return programs
+
+
+def _inline_templates(tree: ast.Module, smap: SourceMap, ns: dict[str, Any]) -> None:
+    """Module-level `@pl.inline` functions of a source text become closure names."""
+    from pldsl.frontend.inline import InlineFunction, check_definition
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and _has_decorator(node, "inline"):
+            ns[node.name] = check_definition(InlineFunction(node.name, node, smap, ns))
 
 
 def _parse(text: str, file: str, line_offset: int) -> ast.Module:

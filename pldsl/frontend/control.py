@@ -73,7 +73,16 @@ def end_carries(
 
 
 def _bool_cond(b: BodyBuilder, node: ast.expr, what: str) -> Expr:
+    before = len(b.hoisted)
     cond = b.expr(node)
+    if what == "while" and len(b.hoisted) != before:
+        raise fail(
+            "UnsupportedFeature",
+            "a while condition cannot call an inline function (it is read before every "
+            "iteration, the expansion would run once)",
+            b.span(node),
+            "compute the condition's inputs in the body, or inline the expression",
+        )
     if not (isinstance(cond.type, ScalarType) and cond.type.dtype == BOOL):
         raise fail(
             "TypeError",
