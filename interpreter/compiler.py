@@ -51,6 +51,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -389,6 +390,9 @@ class FastMachine(Machine):
         if kind is TupleGet:
             value, index = self.expr(e.value), e.index
             return lambda f: value(f)[index]
+        if kind is MakeTuple:
+            items = tuple(self.expr(i) for i in e.items)
+            return lambda f: tuple(i(f) for i in items)
         raise fault("UnknownExpression", f"cannot evaluate {kind.__name__}", e.span)
 
     def _c_var(self, e: Var) -> Code:

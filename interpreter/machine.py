@@ -53,6 +53,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -168,6 +169,7 @@ class Machine:
             OpCall: self._opcall,
             Call: self._call,
             TupleGet: self._tuple_get,
+            MakeTuple: self._make_tuple,
         }
         self._exec = {
             Assign: self._assign,
@@ -485,6 +487,9 @@ class Machine:
         if known is None:
             self._lists[id(e)] = all(type(i) is Const for i in e.items) and items
         return items
+
+    def _make_tuple(self, e: MakeTuple, f: Frame) -> tuple:
+        return tuple(self.eval(i, f) for i in e.items)
 
     def _tuple_get(self, e: TupleGet, f: Frame) -> Any:
         return self.eval(e.value, f)[e.index]

@@ -236,6 +236,10 @@ class BodyBuilder:
             and isinstance(target, ast.Name)
         ):
             return scopes.task_dummy(self, s.value, target, s)
+        if isinstance(s.value, ast.Tuple):  # `t = (a, b)`, `a, b = b, a`: a tuple value
+            value = control.make_tuple(self, s.value)
+            if isinstance(target, ast.Name):
+                return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
         if isinstance(target, ast.Name):
             value = self.expr(s.value)
             if isinstance(s.value, ast.Call) and self._pl_name(s.value.func) == "array.create":
@@ -245,7 +249,8 @@ class BodyBuilder:
             inl = inline.inline_of(self, s.value.func) if isinstance(s.value, ast.Call) else None
             if inl is not None:
                 return self._unpack_inline(inl, s, target)
-            value = self.expr(s.value)
+            if not isinstance(s.value, ast.Tuple):
+                value = self.expr(s.value)
             if not isinstance(value.type, TupleType):
                 raise fail(
                     "TypeError",

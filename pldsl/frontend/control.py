@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 from pldsl.dtypes import BOOL
 from pldsl.frontend.capture import fail
-from pldsl.ir.nodes import Expr, If, Stmt, Var, While, Yield
+from pldsl.ir.nodes import Expr, If, MakeTuple, Stmt, Var, While, Yield
 from pldsl.ir.printer import format_type
 from pldsl.ir.symbolic import types_equal
-from pldsl.ir.types import ScalarType
+from pldsl.ir.types import ScalarType, TupleType
 
 if TYPE_CHECKING:
     from pldsl.frontend.body import BodyBuilder
@@ -347,3 +347,27 @@ def build_yielding_if(b: BodyBuilder, cond: Expr, s: ast.If) -> If:
         b.contexts.pop()
         b.if_yields.pop()
     return If(cond, then_body, else_body, b.span(s))
+
+
+# ------------------------------------------------------------------ tuple values
+
+
+def make_tuple(b: BodyBuilder, node: ast.Tuple) -> MakeTuple:
+    """`(a, b)` assigned to a name or unpacked: PyPTO's MakeTuple of tensors and scalars."""
+    if not node.elts or any(isinstance(e, ast.Starred) for e in node.elts):
+        raise fail(
+            "TypeError",
+            "a tuple value needs one or more items and no *unpacking",
+            b.span(node),
+            "t = (a, b)",
+        )
+    items = tuple(b.expr(e) for e in node.elts)
+    for e, item in zip(node.elts, items):
+        if isinstance(item.type, TupleType):
+            raise fail(
+                "UnsupportedFeature",
+                "a tuple inside a tuple value is not supported",
+                b.span(e),
+                "unpack the inner tuple first: a, b = inner",
+            )
+    return MakeTuple(items, TupleType(tuple(i.type for i in items)), b.span(node))

@@ -1,7 +1,7 @@
 """The IR: a small set of immutable nodes. Every node has a span; every value a type.
 
 Expressions: Var, Const, BinOp, UnaryOp, OpCall (builtin op from the op table),
-Call (user function), TupleGet, ListExpr (shape/offset lists inside op calls).
+Call (user function), TupleGet, MakeTuple, ListExpr (shape/offset lists inside op calls).
 Statements: Assign, ExprStmt, For, While, Yield, If, Scope, Return, Break, Continue.
 """
 
@@ -132,7 +132,16 @@ class TupleGet:
     span: Span = NO_SPAN
 
 
-Expr = Union[Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet]
+@dataclass(frozen=True, eq=False)
+class MakeTuple:
+    """`(a, b)`: a tuple value (PyPTO's MakeTuple), of type pl.Tuple[...] of its items."""
+
+    items: tuple[Expr, ...]
+    type: Type
+    span: Span = NO_SPAN
+
+
+Expr = Union[Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet, MakeTuple]
 
 # ----------------------------------------------------------------- statements
 
@@ -343,7 +352,7 @@ class Program:
 
 
 NODE_TYPES = (
-    Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet,
+    Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet, MakeTuple,
     Assign, ExprStmt, For, While, Yield, If, Scope, Return, Break, Continue,
     Param, Function, Program,
 )  # fmt: skip

@@ -58,6 +58,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Param,
     Program,
@@ -712,6 +713,11 @@ class _Reader:
             return self.op_call(node, span)
         if kind == "user_call":
             return self.user_call(node, span)
+        if kind == "tuple_expr":
+            items = tuple(self.expr(c) for c in ch if c is not None)
+            return MakeTuple(
+                items, TupleType(tuple(self.value_type(i, c) for i, c in zip(items, ch))), span
+            )
         if kind == "tuple_get":
             value = self.expr(ch[0])
             index = int(ch[1])

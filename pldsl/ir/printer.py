@@ -23,6 +23,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -119,6 +120,8 @@ def format_expr(e: Any, nested: bool = False) -> str:
         return f"self.{e.func}({', '.join(format_expr(a) for a in e.args)})"
     if isinstance(e, TupleGet):
         return f"{format_expr(e.value, True)}[{e.index}]"
+    if isinstance(e, MakeTuple):
+        return "(" + ", ".join(format_expr(i) for i in e.items) + ",)"
     raise TypeError(f"cannot print {type(e).__name__}")
 
 

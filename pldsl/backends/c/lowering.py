@@ -42,6 +42,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -891,9 +892,28 @@ class Emitter:
             if v.kind != "tuple":
                 raise unsupported("tuple index of a non-tuple", e.span)
             return v.items[e.index]
+        if isinstance(e, MakeTuple):
+            return self.e_make_tuple(e)
         if isinstance(e, ListExpr):
             raise unsupported("a list outside an op argument", e.span)
         raise unsupported(f"expression {type(e).__name__}", getattr(e, "span", NO_SPAN))
+
+    def e_make_tuple(self, e: MakeTuple) -> CVal:
+        """Each item copied into a temporary first, so `a, b = (b, a)` swaps."""
+        items = []
+        for item in e.items:
+            v = self.expr(item)
+            if v.kind == "t":
+                tmp = self.ttemp()
+                self.line(f"pt_{'move' if v.owned else 'assign'}(&{tmp}, &{v.code});")
+                items.append(CVal("t", tmp, v.type, owned=True))
+            elif v.kind == "s":
+                tmp = self.stemp(scalar_ctype(v.type.dtype))
+                self.line(f"{tmp} = {v.code};")
+                items.append(CVal("s", tmp, v.type))
+            else:
+                raise unsupported("a nested tuple value", item.span)
+        return CVal("tuple", items=items)
 
     def e_var(self, e: Var) -> CVal:
         t = self.vartypes.get(e.name, e.type)
