@@ -225,7 +225,7 @@ BODY_CASES = [
     ("subscript_index_range", "z = x[16]", "ValueError", "16]", "index 16 out of range"),
     ("subscript_float_index", "z = x[s]", "TypeError", "s]", "expected an integer scalar"),
     ("subscript_scalar", "z = n[0]", "TypeError", "n[0]", "cannot subscript"),
-    ("subscript_tuple_range", "z = self.helper(x)\nw = (z, z)", "TypeError", "(z, z)", "list or tuple"),
+    ("subscript_tuple_range", "z = self.helper(x)\nw = [z, z]", "TypeError", "[z, z]", "list or tuple"),
     ("store_extent", "x[0:8, :] = x", "TypeError", "x[0:8, :]", "shape mismatch on source axis 0: window expects 8 elements, source has"),
     ("store_rank", "x[0, :] = pl.exp(x)", "TypeError", "pl.exp(x)", "must be 1D to match the rank-reduced tensor window, got 2D"),
     ("store_scalar_into_window", "x[0:4, :] = s", "TypeError", "s", "Subscript-write source must also be a tensor"),
