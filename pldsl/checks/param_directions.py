@@ -35,6 +35,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -75,6 +76,8 @@ class _Access:
         if isinstance(e, TupleGet):
             items = self._items(e.value, env)
             return [items[e.index] if e.index < len(items) else _NONE]
+        if isinstance(e, MakeTuple):
+            return [self._items(i, env)[0] for i in e.items]
         if isinstance(e, OpCall):
             target = write_target(e)
             if target is not None:

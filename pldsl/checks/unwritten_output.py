@@ -44,6 +44,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -409,6 +410,8 @@ class _Frame:
         if isinstance(e, TupleGet):
             v = self.value(e.value)
             return v[e.index] if isinstance(v, tuple) and e.index < len(v) else UNK
+        if isinstance(e, MakeTuple):
+            return tuple(self.value(i) for i in e.items)
         if isinstance(e, Call):
             return self.call(e)
         if isinstance(e, OpCall):

@@ -41,6 +41,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -306,6 +307,8 @@ def compute_alias(fn: Function) -> Alias:
             return roots.get(e.name, frozenset())
         if isinstance(e, TupleGet):
             return roots_of(e.value)
+        if isinstance(e, MakeTuple):  # every item's roots (a tuple target takes them all)
+            return frozenset().union(*(roots_of(i) for i in e.items))
         if isinstance(e, OpCall):
             if e.op in VIEW_OPS:
                 return roots_of(e.args[0])
@@ -781,6 +784,8 @@ class Aliases:
         if isinstance(e, TupleGet):
             items = self.expr_roots(e.value)
             return [items[e.index]] if e.index < len(items) else [{self.UNKNOWN}]
+        if isinstance(e, MakeTuple):
+            return [(self.expr_roots(i)[:1] or [set()])[0] for i in e.items]
         if isinstance(e, OpCall):
             target = write_target(e)
             if target is not None:
@@ -831,7 +836,7 @@ class Aliases:
 
     def _carries_roots(self, e: object) -> bool:
         """Whether a value can carry roots at all (fresh values never do)."""
-        if isinstance(e, (Var, Call, TupleGet)):
+        if isinstance(e, (Var, Call, TupleGet, MakeTuple)):
             return True
         if isinstance(e, OpCall):
             return write_target(e) is not None or (self.views and e.op in VIEW_OPS)
@@ -851,7 +856,7 @@ class Aliases:
                 if isinstance(s, Assign):
                     roots = self.expr_roots(s.value)
                     if len(s.targets) == 1:
-                        tuple_value = isinstance(s.value, Call) and len(roots) > 1
+                        tuple_value = isinstance(s.value, (Call, MakeTuple)) and len(roots) > 1
                         changed |= self._bind(s.targets[0].name, roots, tuple_value)
                     else:
                         for i, t in enumerate(s.targets):

@@ -81,3 +81,25 @@ def test_errors(body, rule, fragment):
     d = info.value.diagnostic
     assert d.rule == rule and fragment in d.message, d.render()
     assert d.span.line >= 7 and d.help
+
+
+def test_writes_through_a_tuple_item_count_for_the_out_parameter():
+    """`a, b = out, x` then a write through `a`: the checks see the write to `out` (no
+    unwritten-output or dropped-write finding), and the run writes the caller's array."""
+    src = (
+        "import pldsl as pl\n\n@pl.program\nclass K:\n"
+        "    @pl.function(type=pl.FunctionType.InCore)\n"
+        "    def f(self, x: pl.Tensor[[4, 8], pl.FP32], out: pl.Out[pl.Tensor[[4, 8], pl.FP32]])"
+        " -> pl.Tensor[[4, 8], pl.FP32]:\n"
+        "        a, b = out, x\n"
+        "        a = pl.assemble(a, pl.add(b, 1.0), [0, 0])\n"
+        "        return a\n"
+    )
+    (prog,) = pl.capture_source(src, "<tuple-alias>")
+    assert [d.rule for d in pl.check(prog) if d.severity != "note"] == []
+    out = np.zeros((4, 8), np.float32)
+    interpreter.run(prog, "f", X, out)
+    np.testing.assert_array_equal(out, X + 1)
+    out_c = np.zeros((4, 8), np.float32)
+    compile_c(prog).run("f", X, out_c)
+    np.testing.assert_array_equal(out_c, X + 1)
