@@ -127,6 +127,7 @@ class BodyBuilder:
     def build(self) -> Function:
         stub = self._is_stub(self.node.body)
         role, level = self.options.get("role"), self.options.get("level")
+        control.check_func_attr_prologue(self, self.node.body, self.node.name)
         body: tuple[Stmt, ...] = () if stub else self.block(self.node.body)
         if self.sig.returns and not stub and not self.has_return:
             raise fail(

@@ -371,3 +371,36 @@ def make_tuple(b: BodyBuilder, node: ast.Tuple) -> MakeTuple:
                 "unpack the inner tuple first: a, b = inner",
             )
     return MakeTuple(items, TupleType(tuple(i.type for i in items)), b.span(node))
+
+
+# ------------------------------------------------------------------ pl.func_attr placement
+
+
+def check_func_attr_prologue(b: BodyBuilder, body: list[ast.stmt], func_name: str) -> None:
+    """`pl.func_attr({...})` belongs to the prologue: before every other statement (a leading
+    docstring aside), as PyPTO's parser requires."""
+    index = (
+        1
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+        else 0
+    )
+
+    def is_attr(s: ast.stmt) -> bool:
+        return (
+            isinstance(s, ast.Expr)
+            and isinstance(s.value, ast.Call)
+            and b._pl_name(s.value.func) == "func_attr"
+        )
+
+    while index < len(body) and is_attr(body[index]):
+        index += 1
+    for top in body[index:]:
+        for s in ast.walk(top):
+            if isinstance(s, ast.stmt) and is_attr(s):
+                raise fail(
+                    "SyntaxError",
+                    f"pl.func_attr() must appear before every other statement in '{func_name}'",
+                    b.span(s),
+                    "move the pl.func_attr(...) call to the top of the function body: a "
+                    "function attribute describes the whole function",
+                )

@@ -157,6 +157,7 @@ BODY_CASES = [
     ("slice_rank", "z = pl.slice(x, [4], [0])", "TypeError", "pl.slice", "needs 2 dims"),
     ("assemble_dtype", "z = pl.assemble(x, pl.cast(x, pl.BF16), [0, 0])", "TypeError", "pl.assemble(x", "differs from target"),
     ("fillpad_bad_pad", "z = pl.fillpad(x, pad_value=3)", "TypeError", "3)", "pad_value must be a pl.PadValue"),
+    ("func_attr_late", 'z = x\npl.func_attr({"core_num": 4})', "SyntaxError", "pl.func_attr", "must appear before every other statement in 'f'"),
     ("fillpad_null", "z = pl.fillpad(x, pl.PadValue.null)", "TypeError", "pl.fillpad", "cannot be PadValue.null"),
     ("a_trans_not_bool", "z = pl.matmul(x, y, a_trans=1)", "TypeError", "1)", "must be True or False"),
     ("dim_axis", "m = pl.tensor.dim(x, 2)", "TypeError", "pl.tensor.dim", "axis 2 out of range"),
