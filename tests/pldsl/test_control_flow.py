@@ -230,3 +230,24 @@ def test_checks_see_inside_while_bodies(edge, bad):
     assert bool(found) == bad, [d.render() for d in found]
     if bad:
         assert found[0].span.line == 11
+
+
+@pl.jit
+def jit_while(x: pl.Tensor, out: pl.Out[pl.Tensor]):
+    with pl.at(level=pl.Level.CORE_GROUP):
+        i = 0
+        y = pl.mul(x, 1.0)
+        while i < 3:  # a loop-carried update keeps its name under the jit rename rule
+            y = pl.add(y, 1.0)
+            i = i + 1
+        for j, acc in pl.while_(init_values=(0, y)):
+            pl.cond(j < 2)
+            j2, acc2 = pl.yield_(j + 1, pl.mul(acc, 2.0))
+        out[:] = acc2
+    return out
+
+
+def test_while_in_a_jit_function():
+    out = np.zeros_like(X)
+    jit_while(X, out)
+    np.testing.assert_array_equal(out, (X + 3) * 4)
