@@ -251,3 +251,19 @@ def test_while_in_a_jit_function():
     out = np.zeros_like(X)
     jit_while(X, out)
     np.testing.assert_array_equal(out, (X + 3) * 4)
+
+
+@pytest.mark.parametrize(
+    "old, new, fragment",
+    [
+        ("pl.while_(init_values=(0, x,))", "pl.while_(init_values=(0,))", "Mismatch: 2 iter_args"),
+        ("pl.cond(k < n)", "pl.cond(k + n)", "while condition must be a Bool-typed"),
+        ("while i < n:", "while i + n:", "while condition must be a Bool-typed"),
+    ],
+)
+def test_text_ir_errors(old, new, fragment):
+    text = pl.print_ir(Flow)
+    assert old in text
+    with pytest.raises(pl.PldslError) as info:
+        pl.parse_ir(text.replace(old, new, 1))
+    assert fragment in info.value.diagnostic.message, info.value.diagnostic.render()
