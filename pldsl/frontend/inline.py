@@ -7,7 +7,8 @@ positions and closure names (the caller's closure names win, as PyPTO merges the
 the expansion binds gets a prefix unique to that expansion (`normalize_1_x`), so expansions
 never collide with each other or with the caller's variables; the parameters are bound to the
 argument values first (an alias of the same buffer for a tensor, as PyPTO substitutes the
-argument). The expansion's statements are hoisted in front of the statement that holds the
+argument; a literal argument stays a capture-time constant, as PyPTO substitutes it). The
+expansion's statements are hoisted in front of the statement that holds the
 call, and the call's value is the returned value.
 
 pldsl is stricter than PyPTO in two ways, and says so: an inline body sees only its parameters
@@ -21,8 +22,9 @@ import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pldsl.dtypes import BOOL, FP32, INDEX
 from pldsl.frontend.capture import SourceMap, fail
-from pldsl.ir.nodes import Assign, Expr, Var
+from pldsl.ir.nodes import Assign, Const, Expr, Var
 
 if TYPE_CHECKING:
     from pldsl.frontend.body import BodyBuilder
@@ -142,6 +144,11 @@ def expand(b: BodyBuilder, call: ast.Call, inl: InlineFunction) -> tuple[Expr, .
     b.smap = b.program.smap = inl.smap
     b.inline_prefix = prefix
     ns = {**inl.ns, **saved[4]}
+    # A literal argument (an int, float or bool, as PyPTO types literals) is substituted, as
+    # PyPTO binds the parameter to the argument's expression: it stays a capture-time constant
+    # in the expansion (`pl.slice(t, [rows, 64], ...)` with rows=16 has a static shape).
+    static = {p: a.value for p, a in zip(params, args) if _literal(a)}
+    ns.update(static)
     b.program.ns = ns
     b.static = type(b.static)(ns, lambda name: name in b.vars)
     b.inline_stack.append(inl)
@@ -149,7 +156,8 @@ def expand(b: BodyBuilder, call: ast.Call, inl: InlineFunction) -> tuple[Expr, .
     ret = stmts.pop() if stmts and isinstance(stmts[-1], ast.Return) else None
     try:
         for p, a in zip(params, args):
-            b.hoisted.append(Assign((b.bind(p, a.type, call),), a, a.span))
+            if p not in static:
+                b.hoisted.append(Assign((b.bind(p, a.type, call),), a, a.span))
         b.hoisted.extend(b.block(stmts))
         values = _returned(b, ret, inl)
         b.expanded[key] = values
@@ -179,6 +187,15 @@ def _returned(b: BodyBuilder, ret: ast.Return | None, inl: InlineFunction) -> tu
             value = Var(var.name, var.type, value.span)
         out.append(value)
     return tuple(out)
+
+
+def _literal(e: Expr) -> bool:
+    """A constant that folds back to itself: an INDEX int, an FP32 float or a BOOL."""
+    return isinstance(e, Const) and (e.dtype, type(e.value)) in (
+        (INDEX, int),
+        (FP32, float),
+        (BOOL, bool),
+    )
 
 
 def inline_of(b: BodyBuilder, func: ast.expr) -> InlineFunction | None:

@@ -193,3 +193,32 @@ def test_errors(template, body, rule, line, col, fragment):
     assert fragment in d.message, d.render()
     assert (d.span.line, d.span.col) == (line, col), d.render()
     assert d.help
+
+
+@pl.inline
+def row_block(src, row0, rows):
+    # rows is a literal at every call: a capture-time constant, so the window's shape is static
+    return pl.add(pl.slice(src, [rows, 8], [row0, 0]), 1.0)
+
+
+@pl.program
+class Rows:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(self, a: pl.Tensor[[4, 8], pl.FP32]) -> pl.Tensor[[4, 8], pl.FP32]:
+        top = row_block(a, 0, 1)
+        rest = row_block(a, 1, 3)
+        out = pl.create_tensor([4, 8], dtype=pl.FP32)
+        out = pl.assemble(out, top, [0, 0])
+        out = pl.assemble(out, rest, [1, 0])
+        return out
+
+
+def test_literal_arguments_stay_constants():
+    text = pl.print_ir(Rows)
+    assert (
+        "pl.Tensor[[1, 8], pl.FP32] = pl.add(pl.slice(row_block_1_src, [1, 8], [0, 0]), 1.0)"
+        in text
+    )
+    assert "pl.Tensor[[3, 8], pl.FP32]" in text
+    np.testing.assert_array_equal(interpreter.run(Rows, "f", A), A + 1)
+    np.testing.assert_array_equal(compile_c(Rows).run("f", A), A + 1)
