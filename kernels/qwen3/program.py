@@ -322,12 +322,8 @@ def build_program(
             k0 = kb * KC
             resid_chunk = pl.slice(resid1_tile, [rows, KC], [0, k0])
             post_gamma = pl.slice(post_rms_weight, [1, KC], [layer, k0])
-            post_normed = pl.col_expand_mul(
-                pl.row_expand_mul(resid_chunk, inv_rms_col), post_gamma
-            )
-            post_norm_tile = pl.assemble(
-                post_norm_tile, pl.cast(post_normed, pl.BF16), [0, k0]
-            )
+            post_normed = pl.col_expand_mul(pl.row_expand_mul(resid_chunk, inv_rms_col), post_gamma)
+            post_norm_tile = pl.assemble(post_norm_tile, pl.cast(post_normed, pl.BF16), [0, k0])
         return post_norm_tile
 
     @pl.program
