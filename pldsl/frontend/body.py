@@ -654,9 +654,10 @@ class BodyBuilder:
         if isinstance(static, bool):
             # A capture-time condition (`if PADDED > TOPK:` over closure constants): as PyPTO,
             # only the taken branch is captured; the other may not even be valid for these sizes.
-            if control.yielding_if(self, s):
+            yielding = control.yielding_if(self, s)
+            if yielding:
                 self.if_yields.append(None)
-            self.contexts.append("if_yield" if control.yielding_if(self, s) else "if")
+            self.contexts.append("if_yield" if yielding else "if")
             try:
                 taken = self.block(s.body if static else s.orelse)
             finally:
