@@ -404,3 +404,29 @@ def check_func_attr_prologue(b: BodyBuilder, body: list[ast.stmt], func_name: st
                     "move the pl.func_attr(...) call to the top of the function body: a "
                     "function attribute describes the whole function",
                 )
+
+
+# ------------------------------------------------------------------ pl.static_print f-strings
+
+
+def static_print_fstring(b: BodyBuilder, node: ast.JoinedStr) -> str:
+    """`f"x = {x}"` in pl.static_print: plain `{expr}` placeholders only (PyPTO's rule), each
+    shown as its capture-time value, or the type of a kernel value."""
+    out = []
+    for part in node.values:
+        if isinstance(part, ast.Constant):
+            out.append(str(part.value))
+            continue
+        if part.conversion != -1 or part.format_spec is not None:
+            raise fail(
+                "UnsupportedFeature",
+                "pl.static_print f-strings take plain {expr} placeholders (no !r/!s/!a, no "
+                "format spec)",
+                b.span(part),
+                'write f"{x}"',
+            )
+        try:
+            out.append(repr(b.static.eval(part.value)))
+        except Exception:  # noqa: BLE001 - a kernel value: show its type
+            out.append(format_type(b.expr(part.value).type))
+    return "".join(out)
