@@ -30,13 +30,15 @@ from pldsl.interpreter.machine import (
     _Return,
     as_index,
     op_fault,
+    outer_values,
+    restore_outer,
 )
 
 from pldsl.execution import faults, numerics
 from pldsl.execution.arguments import py_scalar
 from pldsl.execution.faults import fault
 from pldsl.execution.memory import Context, OpFault, TensorValue
-from pldsl.ir.analysis import Liveness, own_yields
+from pldsl.ir.analysis import Liveness, if_result, own_yields
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -49,6 +51,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -56,6 +59,7 @@ from pldsl.ir.nodes import (
     TupleGet,
     UnaryOp,
     Var,
+    While,
     Yield,
 )
 
@@ -132,6 +136,8 @@ class FastMachine(Machine):
             return self._c_for(s)
         if kind is Yield:
             return self._c_yield(s)
+        if kind is While:  # the plain machine's loop; its body compiles through exec_block
+            return lambda f: self._while(s, f)
         if kind is If:
             return self._c_if(s)
         if kind is Scope:
@@ -234,6 +240,7 @@ class FastMachine(Machine):
                 )
             env = f.env
             carries = [c(f) for c in inits]
+            outer = outer_values(env, names)
             for n, v in zip(names, carries):
                 env[n] = v
             state = _Loop()
@@ -266,6 +273,7 @@ class FastMachine(Machine):
                                 env[n] = v
             finally:
                 f.loops.pop()
+            restore_outer(env, outer)  # carry names are loop-local (PyPTO's iter args)
             for y in yields:
                 for t, v in zip(y.targets, carries):
                     env[t.name] = v
@@ -309,15 +317,36 @@ class FastMachine(Machine):
 
         def yield_(f: Frame) -> None:
             got = [v(f) for v in values]
-            if f.loops:
+            if f.loops:  # a loop's yield: targets are bound when the loop ends
                 f.loops[-1].pending = got
+                return
             for n, v in zip(names, got):
                 bind(f, n, v)
 
         return yield_
 
+    def _c_branch(self, body) -> Code:
+        """A branch of an If; one ending in a yield (SSA if-form) binds the if's results."""
+        phi = if_result(body)
+        if phi is None:
+            return self.block(body)
+        run, values = self.block(body[:-1]), tuple(self.expr(v) for v in phi.values)
+        names, bind = tuple(t.name for t in phi.targets), self._bind_name
+
+        def branch(f: Frame) -> None:
+            run(f)
+            got = [v(f) for v in values]
+            for n, v in zip(names, got):
+                bind(f, n, v)
+
+        return branch
+
     def _c_if(self, s: If) -> Code:
-        cond, then, other = self.expr(s.cond), self.block(s.then_body), self.block(s.else_body)
+        cond, then, other = (
+            self.expr(s.cond),
+            self._c_branch(s.then_body),
+            self._c_branch(s.else_body),
+        )
 
         def if_(f: Frame) -> None:
             if cond(f):
@@ -361,6 +390,9 @@ class FastMachine(Machine):
         if kind is TupleGet:
             value, index = self.expr(e.value), e.index
             return lambda f: value(f)[index]
+        if kind is MakeTuple:
+            items = tuple(self.expr(i) for i in e.items)
+            return lambda f: tuple(i(f) for i in items)
         raise fault("UnknownExpression", f"cannot evaluate {kind.__name__}", e.span)
 
     def _c_var(self, e: Var) -> Code:

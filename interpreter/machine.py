@@ -39,7 +39,7 @@ from pldsl.execution.arguments import (
 from pldsl.execution.faults import ArgumentError, fault, with_note
 from pldsl.execution.host import host_call
 from pldsl.execution.memory import Context, OpFault, TensorValue
-from pldsl.ir.analysis import own_yields, written_params
+from pldsl.ir.analysis import if_result, own_yields, written_params
 from pldsl.ir.nodes import (
     COMPARISONS,
     Assign,
@@ -53,6 +53,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -60,6 +61,7 @@ from pldsl.ir.nodes import (
     TupleGet,
     UnaryOp,
     Var,
+    While,
     Yield,
 )
 from pldsl.ir.symbolic import apply_scalar_binop
@@ -111,6 +113,21 @@ class Frame:
         self.loops: list[_Loop] = []
 
 
+def outer_values(env: dict, names: Sequence[str]) -> dict:
+    """What the carry names of a loop mean before it (None: unbound)."""
+    return {n: env.get(n) for n in names}
+
+
+def restore_outer(env: dict, outer: Mapping[str, Any]) -> None:
+    """After a loop the header's carry names are what they were before it (PyPTO's iter args
+    are loop-local); None: the name was unbound."""
+    for n, v in outer.items():
+        if v is None:
+            env.pop(n, None)
+        else:
+            env[n] = v
+
+
 # ------------------------------------------------------------------ the machine
 
 
@@ -152,11 +169,13 @@ class Machine:
             OpCall: self._opcall,
             Call: self._call,
             TupleGet: self._tuple_get,
+            MakeTuple: self._make_tuple,
         }
         self._exec = {
             Assign: self._assign,
             ExprStmt: self._expr_stmt,
             For: self._for,
+            While: self._while,
             Yield: self._yield,
             If: self._if,
             Scope: self._scope,
@@ -267,14 +286,15 @@ class Machine:
         carries = [self.eval(v, f) for v in s.init_values]
         names = [v.name for v in s.iter_args]
         env = f.env
+        outer = outer_values(env, names)
         for n, v in zip(names, carries):
             env[n] = v
         if s.kind == "spmd":
             with tasks.in_grid():
-                return self._loop(s, f, start, stop, step, carries, names)
-        self._loop(s, f, start, stop, step, carries, names)
+                return self._loop(s, f, start, stop, step, carries, names, outer)
+        self._loop(s, f, start, stop, step, carries, names, outer)
 
-    def _loop(self, s: For, f: Frame, start, stop, step, carries, names) -> None:
+    def _loop(self, s: For, f: Frame, start, stop, step, carries, names, outer=None) -> None:
         env, var = f.env, s.var.name
         spmd = s.kind == "spmd"
         loop = _Loop()
@@ -301,9 +321,52 @@ class Machine:
         finally:
             f.loops.pop()
         if names:
+            restore_outer(env, outer or {})
             for y in self._loop_yields(s):
                 for t, v in zip(y.targets, carries):
                     env[t.name] = v
+
+    def _while(self, s: While, f: Frame) -> None:
+        """The condition is read before every iteration; carries as in `_loop`."""
+        env, names = f.env, [v.name for v in s.iter_args]
+        carries = [self.eval(v, f) for v in s.init_values]
+        outer = outer_values(env, names)
+        for n, v in zip(names, carries):
+            env[n] = v
+        loop = _Loop()
+        f.loops.append(loop)
+        count = 0
+        try:
+            while self._condition(s, f):
+                count += 1
+                if count > faults.MAX_WHILE_ITERATIONS:
+                    raise fault("WhileLimit", faults.while_limit(), s.span, faults.WHILE_LIMIT_HELP)
+                loop.pending = None
+                try:
+                    self.exec_block(s.body, f)
+                except _Break:
+                    if loop.pending is not None:
+                        carries = loop.pending
+                    break
+                except _Continue:
+                    pass
+                if loop.pending is not None:
+                    carries = loop.pending
+                    for n, v in zip(names, carries):
+                        env[n] = v
+        finally:
+            f.loops.pop()
+        if names:
+            restore_outer(env, outer)
+            for y in self._loop_yields(s):
+                for t, v in zip(y.targets, carries):
+                    self._bind_name(f, t.name, v)
+
+    def _condition(self, s: While, f: Frame) -> bool:
+        value = self.eval(s.cond, f)
+        if not isinstance(value, (bool, np.bool_)):
+            raise fault("TypeError", f"while condition must be a bool, got {value!r}", s.cond.span)
+        return bool(value)
 
     def _loop_yields(self, s: For) -> list[Yield]:
         found = self._yields.get(id(s))
@@ -314,15 +377,24 @@ class Machine:
     def _yield(self, s: Yield, f: Frame) -> None:
         values = [self.eval(v, f) for v in s.values]
         if f.loops:
+            # a loop's yield: the next carries; its targets are bound once the loop ends
+            # (PyPTO's return vars exist only after the loop)
             f.loops[-1].pending = values
+            return
         for t, v in zip(s.targets, values):
             self._bind_name(f, t.name, v)
 
     def _if(self, s: If, f: Frame) -> None:
-        if bool(self.eval(s.cond, f)):
-            self.exec_block(s.then_body, f)
-        else:
-            self.exec_block(s.else_body, f)
+        body = s.then_body if bool(self.eval(s.cond, f)) else s.else_body
+        phi = if_result(body)
+        if phi is None:
+            self.exec_block(body, f)
+            return
+        # SSA if-form: the branch's final yield binds the if's results
+        self.exec_block(body[:-1], f)
+        values = [self.eval(v, f) for v in phi.values]
+        for t, v in zip(phi.targets, values):
+            self._bind_name(f, t.name, v)
 
     def _scope(self, s: Scope, f: Frame) -> None:
         # Placement and task-graph regions: no numeric effect; a task's deps are checked.
@@ -415,6 +487,9 @@ class Machine:
         if known is None:
             self._lists[id(e)] = all(type(i) is Const for i in e.items) and items
         return items
+
+    def _make_tuple(self, e: MakeTuple, f: Frame) -> tuple:
+        return tuple(self.eval(i, f) for i in e.items)
 
     def _tuple_get(self, e: TupleGet, f: Frame) -> Any:
         return self.eval(e.value, f)[e.index]

@@ -26,6 +26,7 @@ from pldsl.dtypes import (
     DType,
 )
 from pldsl.enums import AtomicType, FunctionType, Level, MemorySpace, PadValue, Role
+from pldsl.frontend.inline import InlineFunction
 from pldsl.ir.nodes import Function, Program, structural_equal
 from pldsl.ir.printer import print_ir
 from pldsl.ops import OPS as _OPS
@@ -36,6 +37,7 @@ from pldsl.surface import (
     capture_source,
     chunked_loop_optimizer,
     function,
+    inline,
     program,
 )
 from pldsl.types import (
@@ -105,7 +107,7 @@ __all__ = [
     "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue",
     "Role", "AtomicType",
     "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
-    "function", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "Array", "InOut",
+    "function", "inline", "InlineFunction", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "Array", "InOut",
     "Out", "Scalar", "SplitMode", "Tile", "TileView", "tile", "MemorySpace", "Mem", "split", "jit",
     "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "array", "system", "CaptureError",
     "Diagnostic", "IRParseError", "PldslError", "RuntimeFault", "Span",

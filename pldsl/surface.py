@@ -67,6 +67,15 @@ def function(fn: Any = None, **options: Any):
     return decorate(fn) if fn is not None else decorate
 
 
+def inline(fn: Any):
+    """`@pl.inline`: a function template expanded at each call site inside kernels (called by
+    its bare name); no function is added to the program. Closure names resolve from the
+    decorating frame."""
+    from pldsl.frontend.inline import from_function
+
+    return from_function(fn, _frame_namespace(1))
+
+
 def capture_source(
     text: str, filename: str = "<string>", namespace: dict | None = None
 ) -> list[Program]:

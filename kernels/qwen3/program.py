@@ -282,6 +282,50 @@ def build_program(
     SROWS_P = NKV * MB * QR  # rows of the per-query-block score scratch
     F32_MAX = _F32_MAX
 
+    # The RMSNorms the prefill and decode stages share, as @pl.inline templates (expanded at
+    # each call; `rows` is TT in the prefill, BT in the decode: a literal, so shapes stay static).
+    @pl.inline
+    def input_rmsnorm(src, row0, rows, normed_tile, input_rms_weight, layer):
+        """RMSNorm (recip of sqrt) of `rows` BF16 rows of `src` from `row0`, into BF16."""
+        partial_sq = pl.full([1, rows], dtype=pl.FP32, value=0.0)
+        for kb in pl.range(NKIN):
+            k0 = kb * KIN
+            x_chunk = pl.cast(pl.slice(src, [rows, KIN], [row0, k0]), pl.FP32)
+            partial_sq = pl.add(
+                partial_sq,
+                pl.reshape(pl.row_sum(pl.mul(x_chunk, x_chunk)), [1, rows]),
+            )
+        variance = pl.reshape(pl.add(pl.mul(partial_sq, HIDDEN_INV), EPS), [rows, 1])
+        inv_rms = pl.recip(pl.sqrt(variance))
+        for kb in pl.range(NKIN):
+            k0 = kb * KIN
+            x_chunk = pl.cast(pl.slice(src, [rows, KIN], [row0, k0]), pl.FP32)
+            gamma = pl.slice(input_rms_weight, [1, KIN], [layer, k0])
+            normed = pl.col_expand_mul(pl.row_expand_mul(x_chunk, inv_rms), gamma)
+            normed_tile = pl.assemble(normed_tile, pl.cast(normed, pl.BF16), [0, k0])
+        return normed_tile
+
+    @pl.inline
+    def post_rmsnorm(resid1_tile, rows, post_norm_tile, post_rms_weight, layer):
+        """RMSNorm of the `rows` FP32 rows of `resid1_tile` (after attention), into BF16."""
+        sq_sum = pl.full([1, rows], dtype=pl.FP32, value=0.0)
+        for kb in pl.range(NKC):
+            k0 = kb * KC
+            resid_chunk = pl.slice(resid1_tile, [rows, KC], [0, k0])
+            sq_sum = pl.add(
+                sq_sum,
+                pl.reshape(pl.row_sum(pl.mul(resid_chunk, resid_chunk)), [1, rows]),
+            )
+        inv_rms_post = pl.recip(pl.sqrt(pl.add(pl.mul(sq_sum, HIDDEN_INV), EPS)))
+        inv_rms_col = pl.reshape(inv_rms_post, [rows, 1])
+        for kb in pl.range(NKC):
+            k0 = kb * KC
+            resid_chunk = pl.slice(resid1_tile, [rows, KC], [0, k0])
+            post_gamma = pl.slice(post_rms_weight, [1, KC], [layer, k0])
+            post_normed = pl.col_expand_mul(pl.row_expand_mul(resid_chunk, inv_rms_col), post_gamma)
+            post_norm_tile = pl.assemble(post_norm_tile, pl.cast(post_normed, pl.BF16), [0, k0])
+        return post_norm_tile
+
     @pl.program
     class Qwen3DecodeAll:
         @pl.function(type=pl.FunctionType.Opaque)
@@ -388,28 +432,9 @@ def build_program(
                         # ---- scope 1: input RMSNorm (recip of sqrt) -> BF16, Q/K/V projections
                         normed_tile = pl.create_tensor([TT, H], dtype=pl.BF16)
                         with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_rmsnorm"):
-                            partial_sq = pl.full([1, TT], dtype=pl.FP32, value=0.0)
-                            for kb in pl.range(NKIN):
-                                k0 = kb * KIN
-                                x_chunk = pl.cast(pl.slice(x_tile, [TT, KIN], [0, k0]), pl.FP32)
-                                partial_sq = pl.add(
-                                    partial_sq,
-                                    pl.reshape(pl.row_sum(pl.mul(x_chunk, x_chunk)), [1, TT]),
-                                )
-                            variance = pl.reshape(
-                                pl.add(pl.mul(partial_sq, HIDDEN_INV), EPS), [TT, 1]
+                            normed_tile = input_rmsnorm(
+                                x_tile, 0, TT, normed_tile, input_rms_weight, layer
                             )
-                            inv_rms = pl.recip(pl.sqrt(variance))
-                            for kb in pl.range(NKIN):
-                                k0 = kb * KIN
-                                x_chunk = pl.cast(pl.slice(x_tile, [TT, KIN], [0, k0]), pl.FP32)
-                                gamma = pl.slice(input_rms_weight, [1, KIN], [layer, k0])
-                                normed = pl.col_expand_mul(
-                                    pl.row_expand_mul(x_chunk, inv_rms), gamma
-                                )
-                                normed_tile = pl.assemble(
-                                    normed_tile, pl.cast(normed, pl.BF16), [0, k0]
-                                )
 
                         q_proj = pl.create_tensor([TT, QW], dtype=pl.FP32)
                         with pl.at(
@@ -716,30 +741,9 @@ def build_program(
 
                         post_norm_tile = pl.create_tensor([TT, H], dtype=pl.BF16)
                         with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_post_rmsnorm"):
-                            sq_sum = pl.full([1, TT], dtype=pl.FP32, value=0.0)
-                            for kb in pl.range(NKC):
-                                k0 = kb * KC
-                                resid_chunk = pl.slice(resid1_tile, [TT, KC], [0, k0])
-                                sq_sum = pl.add(
-                                    sq_sum,
-                                    pl.reshape(
-                                        pl.row_sum(pl.mul(resid_chunk, resid_chunk)), [1, TT]
-                                    ),
-                                )
-                            inv_rms_post = pl.recip(
-                                pl.sqrt(pl.add(pl.mul(sq_sum, HIDDEN_INV), EPS))
+                            post_norm_tile = post_rmsnorm(
+                                resid1_tile, TT, post_norm_tile, post_rms_weight, layer
                             )
-                            inv_rms_col = pl.reshape(inv_rms_post, [TT, 1])
-                            for kb in pl.range(NKC):
-                                k0 = kb * KC
-                                resid_chunk = pl.slice(resid1_tile, [TT, KC], [0, k0])
-                                post_gamma = pl.slice(post_rms_weight, [1, KC], [layer, k0])
-                                post_normed = pl.col_expand_mul(
-                                    pl.row_expand_mul(resid_chunk, inv_rms_col), post_gamma
-                                )
-                                post_norm_tile = pl.assemble(
-                                    post_norm_tile, pl.cast(post_normed, pl.BF16), [0, k0]
-                                )
 
                         mlp_tile = pl.create_tensor([TT, I], dtype=pl.BF16)
                         for ob in pl.range(NMC):
@@ -896,28 +900,9 @@ def build_program(
                 for b0 in pl.parallel(0, batch_padded, BT):
                     normed_tile = pl.create_tensor([BT, H], dtype=pl.BF16)
                     with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_rmsnorm"):
-                        partial_sq = pl.full([1, BT], dtype=pl.FP32, value=0.0)
-                        for kb in pl.range(NKIN):
-                            k0 = kb * KIN
-                            x_chunk = pl.cast(
-                                pl.slice(current_hidden, [BT, KIN], [b0, k0]), pl.FP32
-                            )
-                            partial_sq = pl.add(
-                                partial_sq,
-                                pl.reshape(pl.row_sum(pl.mul(x_chunk, x_chunk)), [1, BT]),
-                            )
-                        variance = pl.reshape(pl.add(pl.mul(partial_sq, HIDDEN_INV), EPS), [BT, 1])
-                        inv_rms = pl.recip(pl.sqrt(variance))
-                        for kb in pl.range(NKIN):
-                            k0 = kb * KIN
-                            x_chunk = pl.cast(
-                                pl.slice(current_hidden, [BT, KIN], [b0, k0]), pl.FP32
-                            )
-                            gamma = pl.slice(input_rms_weight, [1, KIN], [layer, k0])
-                            normed = pl.col_expand_mul(pl.row_expand_mul(x_chunk, inv_rms), gamma)
-                            normed_tile = pl.assemble(
-                                normed_tile, pl.cast(normed, pl.BF16), [0, k0]
-                            )
+                        normed_tile = input_rmsnorm(
+                            current_hidden, b0, BT, normed_tile, input_rms_weight, layer
+                        )
 
                     with pl.at(
                         level=pl.Level.CORE_GROUP,
@@ -1193,26 +1178,9 @@ def build_program(
 
                     post_norm_tile = pl.create_tensor([BT, H], dtype=pl.BF16)
                     with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_post_rmsnorm"):
-                        sq_sum = pl.full([1, BT], dtype=pl.FP32, value=0.0)
-                        for kb in pl.range(NKC):
-                            k0 = kb * KC
-                            resid_chunk = pl.slice(resid1_tile, [BT, KC], [0, k0])
-                            sq_sum = pl.add(
-                                sq_sum,
-                                pl.reshape(pl.row_sum(pl.mul(resid_chunk, resid_chunk)), [1, BT]),
-                            )
-                        inv_rms_post = pl.recip(pl.sqrt(pl.add(pl.mul(sq_sum, HIDDEN_INV), EPS)))
-                        inv_rms_col = pl.reshape(inv_rms_post, [BT, 1])
-                        for kb in pl.range(NKC):
-                            k0 = kb * KC
-                            resid_chunk = pl.slice(resid1_tile, [BT, KC], [0, k0])
-                            post_gamma = pl.slice(post_rms_weight, [1, KC], [layer, k0])
-                            post_normed = pl.col_expand_mul(
-                                pl.row_expand_mul(resid_chunk, inv_rms_col), post_gamma
-                            )
-                            post_norm_tile = pl.assemble(
-                                post_norm_tile, pl.cast(post_normed, pl.BF16), [0, k0]
-                            )
+                        post_norm_tile = post_rmsnorm(
+                            resid1_tile, BT, post_norm_tile, post_rms_weight, layer
+                        )
 
                     mlp_tile = pl.create_tensor([BT, I], dtype=pl.BF16)
                     for ob in pl.range(NMC):

@@ -40,6 +40,7 @@ from pldsl.ir.nodes import (
     Scope,
     Stmt,
     Var,
+    While,
     Yield,
     child_exprs,
 )
@@ -125,18 +126,21 @@ class _Checker:
             self.body(s.else_body)
             for v, origin in after_then.items():
                 self.dead.setdefault(v, origin)
-        elif isinstance(s, For):
-            for e in (s.start, s.stop, s.step, *s.init_values):
+        elif isinstance(s, (For, While)):
+            heads = (s.start, s.stop, s.step) if isinstance(s, For) else ()
+            for e in (*heads, *s.init_values):
                 self.expr(e)
             for v, origin in self.loop_kills(s).items():
                 self.dead.setdefault(v, origin)
+            if isinstance(s, While):  # read before every iteration, after the back edge too
+                self.expr(s.cond)
             self.body(s.body)
             for v in self.names.carries.get(id(s), ()):
                 self.dead.pop(v, None)
         elif isinstance(s, Scope):
             self.body(s.body)
 
-    def loop_kills(self, loop: For) -> dict[Variable, Span]:
+    def loop_kills(self, loop: For | While) -> dict[Variable, Span]:
         """What one pass over the body leaves dead, starting clean; the loop's carries excluded
         (the header rebinds them on the back edge)."""
         key = id(loop)

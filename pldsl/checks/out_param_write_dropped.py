@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pldsl.diagnostics import Diagnostic
-from pldsl.ir.nodes import Assign, For, Function, If, OpCall, Program, Var
+from pldsl.ir.nodes import Assign, For, Function, If, OpCall, Program, Var, While
 from pldsl.ir.traversal import iter_expr, iter_stmts
 
 from .common import out_params
@@ -59,8 +59,8 @@ def _definitions(func: Function, names: Bindings) -> dict[Variable, set[Variable
             sources = _reads(names, s.value)
             for t in s.targets:
                 defined_by[names.of(t)] |= sources
-        elif isinstance(s, (For, If)):
-            if isinstance(s, For):
+        elif isinstance(s, (For, While, If)):
+            if isinstance(s, (For, While)):
                 sources = _yielded(names, s.body)
                 for e in s.init_values:
                     sources |= _reads(names, e)

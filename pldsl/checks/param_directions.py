@@ -35,6 +35,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -42,6 +43,7 @@ from pldsl.ir.nodes import (
     Stmt,
     TupleGet,
     Var,
+    While,
     Yield,
 )
 from pldsl.ir.traversal import VIEW_OPS, iter_expr, write_target
@@ -74,6 +76,8 @@ class _Access:
         if isinstance(e, TupleGet):
             items = self._items(e.value, env)
             return [items[e.index] if e.index < len(items) else _NONE]
+        if isinstance(e, MakeTuple):
+            return [self._items(i, env)[0] for i in e.items]
         if isinstance(e, OpCall):
             target = write_target(e)
             if target is not None:
@@ -151,12 +155,13 @@ class _Access:
         if isinstance(s, If):
             self._access(s.cond, env)
             return _join(self._block(s.then_body, env), self._block(s.else_body, env))
-        if isinstance(s, For):
+        if isinstance(s, (For, While)):
             return self._for(s, env)
         return env
 
-    def _for(self, s: For, env: Env) -> Env:
-        for e in (s.start, s.stop, s.step, *s.init_values):
+    def _for(self, s: For | While, env: Env) -> Env:
+        heads = (s.start, s.stop, s.step) if isinstance(s, For) else (s.cond,)
+        for e in (*heads, *s.init_values):
             self._access(e, env)
         carried = [self._items(v, env)[0] for v in s.init_values]
         head = dict(env)

@@ -25,7 +25,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pldsl.ir.nodes import Assign, ExprStmt, For, Function, If, Return, Scope, Stmt, Var, Yield
+from pldsl.ir.nodes import (
+    Assign,
+    ExprStmt,
+    For,
+    Function,
+    If,
+    Return,
+    Scope,
+    Stmt,
+    Var,
+    While,
+    Yield,
+)
 from pldsl.ir.traversal import iter_expr
 
 
@@ -106,7 +118,7 @@ class Bindings:
             self._block(s.body)
         elif isinstance(s, If):
             self._if(s)
-        elif isinstance(s, For):
+        elif isinstance(s, (For, While)):
             self._for(s)
 
     def _if(self, s: If) -> None:
@@ -118,15 +130,19 @@ class Bindings:
             self._pop(leak=not yields)
         self._bind_results(s, yields)
 
-    def _for(self, s: For) -> None:
-        for e in (s.start, s.stop, s.step, *s.init_values):
+    def _for(self, s: For | While) -> None:
+        heads = (s.start, s.stop, s.step) if isinstance(s, For) else ()
+        for e in (*heads, *s.init_values):
             self._read(e)
         self._frames.append({})
-        self._define(s.var, Variable(s.var.name, "loop_var", id(s)))
+        if isinstance(s, For):
+            self._define(s.var, Variable(s.var.name, "loop_var", id(s)))
         carries = tuple(Variable(ia.name, "iter_arg", id(s)) for ia in s.iter_args)
         for ia, v in zip(s.iter_args, carries):
             self._define(ia, v)
         self.carries[id(s)] = carries
+        if isinstance(s, While):  # the condition reads the carries (or the outer names)
+            self._read(s.cond)
         self._block(s.body)
         yields = own_yields(s.body)
         self._pop(leak=not s.iter_args and not yields)

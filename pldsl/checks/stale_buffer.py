@@ -31,6 +31,7 @@ from pldsl.ir.nodes import (
     Scope,
     Stmt,
     Var,
+    While,
     Yield,
     child_exprs,
 )
@@ -181,17 +182,18 @@ class _Checker:
             self.state = before
             self.body(s.else_body)
             self.state.merge(after_then)
-        elif isinstance(s, For):
+        elif isinstance(s, (For, While)):
             self.loop(s)
         elif isinstance(s, Scope):
             self.body(s.body)
 
-    def loop(self, s: For) -> None:
+    def loop(self, s: For | While) -> None:
         for e in stmt_exprs(s):
             self.expr(e)
         for ia, init in zip(s.iter_args, s.init_values):
             self.rebind(ia.name, *self.value_buffers(init), isinstance(ia.type, TensorType))
-        self.rebind(s.var.name, None, None, False)
+        if isinstance(s, For):
+            self.rebind(s.var.name, None, None, False)
         entry = self.state.copy()
         if any(write_target(e) is not None for e in iter_opcalls(s.body)):
             # silent pass: what one iteration leaves behind reaches the next one
@@ -208,7 +210,7 @@ class _Checker:
         self.iteration(s)
         self.state.merge(entry)  # the loop may run zero times
 
-    def iteration(self, s: For) -> dict[str, frozenset[int]]:
+    def iteration(self, s: For | While) -> dict[str, frozenset[int]]:
         """One pass over the loop body; returns the buffers its yields pass to each carry."""
         self.carries.append((tuple(ia.name for ia in s.iter_args), {}))
         self.body(s.body)

@@ -42,6 +42,7 @@ from pldsl.ir.nodes import (
     Stmt,
     UnaryOp,
     Var,
+    While,
     Yield,
 )
 from pldsl.ir.printer import format_dims, format_expr
@@ -100,6 +101,9 @@ class _Ctx:
             elif isinstance(s, For):
                 counts[s.var.name] = counts.get(s.var.name, 0) + 2
                 self.loop_vars[s.var.name] = s
+                for ia in s.iter_args:
+                    counts[ia.name] = counts.get(ia.name, 0) + 2
+            elif isinstance(s, While):
                 for ia in s.iter_args:
                     counts[ia.name] = counts.get(ia.name, 0) + 2
         params = {p.name for p in func.params}
@@ -267,6 +271,8 @@ def _accesses(
             guarded = [(loop, False) for loop, _ in loops]
             yield from _accesses(s.then_body, guarded)
             yield from _accesses(s.else_body, guarded)
+        elif isinstance(s, While):  # may run zero times: no enclosing iteration is certain
+            yield from _accesses(s.body, [(loop, False) for loop, _ in loops])
         elif isinstance(s, Scope):
             yield from _accesses(s.body, loops)
 

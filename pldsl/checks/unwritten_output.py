@@ -31,7 +31,7 @@ from bisect import bisect_left
 import numpy as np
 
 from pldsl.diagnostics import Diagnostic
-from pldsl.ir.analysis import own_yields
+from pldsl.ir.analysis import if_result, own_yields
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -44,6 +44,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -52,6 +53,7 @@ from pldsl.ir.nodes import (
     TupleGet,
     UnaryOp,
     Var,
+    While,
     Yield,
 )
 from pldsl.ir.symbolic import Unbound, apply_scalar_binop, evaluate
@@ -189,7 +191,7 @@ class _Plan:
         """Mark the statements the run must execute; True when any in `body` is."""
         any_needed = False
         for s in body:
-            if isinstance(s, For):
+            if isinstance(s, (For, While)):
                 inner = self._mark(s.body)
                 need = inner and self.relevant.get(id(s), True)
             elif isinstance(s, If):
@@ -222,7 +224,7 @@ class _Plan:
             targets: list[Var] = []
             if isinstance(s, (Assign, Yield)):
                 targets = list(s.targets)
-            elif isinstance(s, For):
+            elif isinstance(s, (For, While)):
                 targets = list(s.iter_args)
             for t in targets:
                 if t.name in live_out and (
@@ -408,6 +410,8 @@ class _Frame:
         if isinstance(e, TupleGet):
             v = self.value(e.value)
             return v[e.index] if isinstance(v, tuple) and e.index < len(v) else UNK
+        if isinstance(e, MakeTuple):
+            return tuple(self.value(i) for i in e.items)
         if isinstance(e, Call):
             return self.call(e)
         if isinstance(e, OpCall):
@@ -561,18 +565,34 @@ class _Frame:
             c = self.scalar(s.cond)
             if c is UNK:
                 self.skip(s.then_body + s.else_body)
-            elif c:
-                self.body(s.then_body)
+                for y in filter(None, (if_result(s.then_body), if_result(s.else_body))):
+                    for t in y.targets:
+                        self.env[t.name] = UNK
             else:
-                self.body(s.else_body)
+                self.branch(s.then_body if c else s.else_body)
         elif isinstance(s, For):
             self.loop(s)
+        elif isinstance(s, While):  # trip count unknown to this simulation
+            self.skip(s.body)
+            for y in own_yields(s.body):
+                for t in y.targets:
+                    self.env[t.name] = UNK
         elif isinstance(s, Scope):
             self.body(s.body)
         elif isinstance(s, Break):
             raise _Break()
         elif isinstance(s, Continue):
             raise _Continue()
+
+    def branch(self, body: tuple[Stmt, ...]) -> None:
+        """A branch of an If; one ending in a yield (SSA if-form) binds the if's results."""
+        phi = if_result(body)
+        if phi is None:
+            self.body(body)
+            return
+        self.body(body[:-1])
+        for t, v in zip(phi.targets, [self.value(v) for v in phi.values]):
+            self.env[t.name] = v
 
     def loop(self, s: For) -> None:
         if not self.plan.relevant.get(id(s), True):

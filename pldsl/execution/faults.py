@@ -59,11 +59,18 @@ def with_note(err: RuntimeFault, note: str | None) -> RuntimeFault:
 # backend from the integers its fault site records. One wording, one place.
 
 MAX_CALL_DEPTH = 200
+# A while loop that runs this many iterations is taken to be endless (the interpreter stops it).
+MAX_WHILE_ITERATIONS = 10_000_000
+WHILE_LIMIT_HELP = "check that the loop's condition becomes false (its carries must change)"
 DIVISION_BY_ZERO_HELP = "guard the divisor, e.g. with pl.max(d, 1)"
 BAD_LOOP_STEP_HELP = "a loop step must be a nonzero integer"
 UNBOUND_VARIABLE_HELP = (
     "it is assigned only on some paths (an if branch or a loop that ran zero times) before this use"
 )
+
+
+def while_limit() -> str:
+    return f"while loop still running after {MAX_WHILE_ITERATIONS} iterations"
 
 
 def recursion_limit(function: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import scopes, subscript
+from pldsl.frontend import control, inline, scopes, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
@@ -89,7 +89,15 @@ class BodyBuilder:
         self.static = StaticEvaluator(program.ns, lambda name: name in self.vars)
         self.loop_kinds: list[str] = []
         self.carries: list[tuple[Var, ...]] = []
-        self.contexts: list[str] = []  # "loop" | "if" | "at", innermost last
+        self.contexts: list[str] = []  # "loop" | "if" | "if_yield" | "at", innermost last
+        self.if_yields: list = []  # per SSA if being built: the first branch's yield names/types
+        # @pl.inline expansions (frontend/inline.py): statements to put before the statement
+        # being built, the templates being expanded, and the name prefix of the innermost one.
+        self.hoisted: list[Stmt] = []
+        self.expanded: dict = {}  # (call node, prefix) -> values, per statement: expand once
+        self.inline_stack: list = []
+        self.inline_prefix = ""
+        self.inline_count = 0
         self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
         self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
         # Names of pl.array values (pl.array.create, pl.Array parameters): element writes allowed.
@@ -119,6 +127,7 @@ class BodyBuilder:
     def build(self) -> Function:
         stub = self._is_stub(self.node.body)
         role, level = self.options.get("role"), self.options.get("level")
+        control.check_func_attr_prologue(self, self.node.body, self.node.name)
         body: tuple[Stmt, ...] = () if stub else self.block(self.node.body)
         if self.sig.returns and not stub and not self.has_return:
             raise fail(
@@ -163,7 +172,13 @@ class BodyBuilder:
         out: list[Stmt] = []
         try:
             for s in stmts:
-                built = self.stmt(s)
+                saved = self.hoisted, self.expanded
+                self.hoisted, self.expanded = [], {}
+                try:
+                    built = self.stmt(s)
+                    out.extend(self.hoisted)  # expanded @pl.inline calls come first
+                finally:
+                    self.hoisted, self.expanded = saved
                 if built is not None:
                     out.append(built)
         finally:
@@ -179,6 +194,8 @@ class BodyBuilder:
             return self.expr_stmt(s)
         if isinstance(s, ast.For):
             return self.for_(s)
+        if isinstance(s, ast.While):
+            return control.natural_while(self, s)
         if isinstance(s, ast.If):
             return self.if_(s)
         if isinstance(s, ast.With):
@@ -220,13 +237,21 @@ class BodyBuilder:
             and isinstance(target, ast.Name)
         ):
             return scopes.task_dummy(self, s.value, target, s)
+        if isinstance(s.value, ast.Tuple):  # `t = (a, b)`, `a, b = b, a`: a tuple value
+            value = control.make_tuple(self, s.value)
+            if isinstance(target, ast.Name):
+                return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
         if isinstance(target, ast.Name):
             value = self.expr(s.value)
             if isinstance(s.value, ast.Call) and self._pl_name(s.value.func) == "array.create":
                 self.arrays.add(target.id)
             return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
         if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
-            value = self.expr(s.value)
+            inl = inline.inline_of(self, s.value.func) if isinstance(s.value, ast.Call) else None
+            if inl is not None:
+                return self._unpack_inline(inl, s, target)
+            if not isinstance(s.value, ast.Tuple):
+                value = self.expr(s.value)
             if not isinstance(value.type, TupleType):
                 raise fail(
                     "TypeError",
@@ -251,6 +276,23 @@ class BodyBuilder:
             self.span(target),
             help="assign to a name, or unpack a call: a, b = self.f(...)",
         )
+
+    def _unpack_inline(self, inl, s: ast.Assign, target: ast.Tuple) -> Stmt:
+        """`a, b = f(...)` with `f` a @pl.inline returning two values: one binding each."""
+        values = inline.expand(self, s.value, inl)
+        if len(values) != len(target.elts):
+            raise fail(
+                "TypeError",
+                f"cannot unpack {len(values)} values into {len(target.elts)} names",
+                self.span(target),
+                help=f"'{inl.name}' returns {len(values)} values",
+            )
+        binds = [
+            Assign((self.bind(e.id, v.type, e),), v, self.span(s))
+            for e, v in zip(target.elts, values)
+        ]
+        self.hoisted.extend(binds[:-1])
+        return binds[-1]
 
     def ann_assign(self, s: ast.AnnAssign) -> Stmt:
         if not isinstance(s.target, ast.Name) or s.value is None:
@@ -294,8 +336,9 @@ class BodyBuilder:
                     "use a new name for a value of a different shape, dtype or valid_shape",
                 )
             # Same variable (same name and type); the span is this binding's, so findings
-            # about an assignment point at it rather than at the first definition.
-            return Var(name, old.type, self.span(node))
+            # about an assignment point at it rather than at the first definition. A renamed
+            # variable (`acc__2`, a loop carry or a fresh view) keeps its IR name.
+            return Var(old.name, old.type, self.span(node))
         if name in ("pl", "self"):
             raise fail(
                 "TypeError",
@@ -317,7 +360,7 @@ class BodyBuilder:
                 self.span(node),
                 "choose another name; read a runtime extent with pl.tensor.dim(t, axis)",
             )
-        var = Var(name, t, self.span(node))
+        var = Var(self.inline_prefix + name, t, self.span(node))
         self.vars[name] = var
         self.bound_in[name] = tuple(self.block_path)
         return var
@@ -340,7 +383,7 @@ class BodyBuilder:
         n = 2
         while f"{name}__{n}" in self.vars:
             n += 1
-        var = Var(f"{name}__{n}", t, self.span(node))
+        var = Var(f"{self.inline_prefix}{name}__{n}", t, self.span(node))
         self.vars[name] = self.vars[var.name] = var
         self.bound_in[name] = tuple(self.block_path)
         return var
@@ -373,6 +416,8 @@ class BodyBuilder:
         return isinstance(node, ast.Call) and self._pl_name(node.func) == "yield_"
 
     def yield_(self, call: ast.Call, target: ast.expr | None) -> Stmt:
+        if self.contexts and self.contexts[-1] == "if_yield":
+            return control.if_yield(self, call, target)
         if not self.contexts or self.contexts[-1] != "loop" or not self.carries[-1]:
             inside = self.contexts[-1] if self.contexts else None
             raise fail(
@@ -440,6 +485,8 @@ class BodyBuilder:
         kind = self._pl_name(call.func) if isinstance(call, ast.Call) else None
         if kind == "spmd":
             return scopes.for_spmd(self, s)
+        if kind == "while_":
+            return control.ssa_while(self, s, call)
         if kind not in LOOP_KINDS:
             over = f" (this one iterates over {_source_text(call.func if isinstance(call, ast.Call) else call)})"
             raise fail(
@@ -539,8 +586,8 @@ class BodyBuilder:
                 "for i, (a, b) in pl.range(n, init_values=(a0, b0)):",
             )
         var = self.bind(loop_var.id, ScalarType(INDEX), loop_var)
-        carries = tuple(self.bind(n.id, v.type, n) for n, v in zip(carry_names, inits))
-        self._check_yield_placement(s, bool(carries))
+        self._check_yield_placement(s, bool(inits))
+        carries, saved = control.bind_carries(self, carry_names, inits)
         self.loop_kinds.append(kind)
         self.carries.append(carries)
         self.contexts.append("loop")
@@ -550,6 +597,8 @@ class BodyBuilder:
             self.contexts.pop()
             self.carries.pop()
             self.loop_kinds.pop()
+            control.end_carries(self, saved, (), [])
+        control.end_carries(self, {}, body, s.body)
         return For(
             var, kind, start, stop, step, body, carries, tuple(inits), tuple(attrs), self.span(s)
         )
@@ -605,11 +654,15 @@ class BodyBuilder:
         if isinstance(static, bool):
             # A capture-time condition (`if PADDED > TOPK:` over closure constants): as PyPTO,
             # only the taken branch is captured; the other may not even be valid for these sizes.
-            self.contexts.append("if")
+            yielding = control.yielding_if(self, s)
+            if yielding:
+                self.if_yields.append(None)
+            self.contexts.append("if_yield" if yielding else "if")
             try:
                 taken = self.block(s.body if static else s.orelse)
             finally:
-                self.contexts.pop()
+                if self.contexts.pop() == "if_yield":
+                    self.if_yields.pop()
             return If(Const(True, BOOL, self.span(s.test)), taken, (), self.span(s))
         cond = self.expr(s.test)
         if not (isinstance(cond.type, ScalarType) and cond.type.dtype == BOOL):
@@ -619,6 +672,8 @@ class BodyBuilder:
                 self.span(s.test),
                 "compare explicitly, e.g. if k == 0:",
             )
+        if control.yielding_if(self, s):
+            return control.build_yielding_if(self, cond, s)
         self.contexts.append("if")
         try:
             then_body, else_body = self.block(s.body), self.block(s.orelse)
@@ -801,10 +856,11 @@ class BodyBuilder:
                 self.span(s),
                 help="break and continue belong inside a pl.range loop",
             )
-        if self.loop_kinds[-1] not in ("range",):
+        if self.loop_kinds[-1] not in ("range", "while"):
             raise fail(
                 "UnsupportedFeature",
-                f"'{word}' is only allowed in pl.range loops (not pl.{self.loop_kinds[-1]})",
+                f"'{word}' is only allowed in pl.range and while loops "
+                f"(not pl.{self.loop_kinds[-1]})",
                 self.span(s),
                 help="use pl.range for a loop that breaks early",
             )
@@ -1143,6 +1199,17 @@ class BodyBuilder:
             and "self" not in self.vars
         ):
             return self.user_call(node, func.attr)
+        inl = inline.inline_of(self, func)
+        if inl is not None:
+            values = inline.expand(self, node, inl)
+            if len(values) != 1:
+                raise fail(
+                    "TypeError",
+                    f"inline function '{inl.name}' returns {len(values)} values here",
+                    self.span(node),
+                    f"unpack them: a, b = {inl.name}(...)",
+                )
+            return values[0]
         hook = self.program.call_hook
         if hook is not None and isinstance(func, ast.Name) and func.id not in self.vars:
             target = self.program.ns.get(func.id)

@@ -6,6 +6,7 @@ import ast
 import inspect
 import linecache
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
 from pldsl.diagnostics import CaptureError, Diagnostic, Span, register_source
@@ -124,6 +125,7 @@ def capture_source(
     ns = _module_constants(tree, dict(namespace or {}))
     smap = SourceMap(filename, 0, 0, text.splitlines())
     programs = []
+    _inline_templates(tree, smap, ns)
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and _has_decorator(node, "program"):
             programs.append(
@@ -132,6 +134,22 @@ def capture_source(
         elif isinstance(node, ast.FunctionDef) and _has_decorator(node, "function"):
             programs.append(ProgramBuilder(node, smap, ns, {}).build_standalone())
     return programs
+
+
+def _inline_templates(tree: ast.Module, smap: SourceMap, ns: dict[str, Any]) -> None:
+    """Module-level `@pl.inline` functions of a source text become closure names."""
+    from pldsl.frontend.inline import InlineFunction, check_definition
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and _has_decorator(node, "inline"):
+            ns[node.name] = check_definition(InlineFunction(node.name, node, smap, ns))
+
+
+def _attr_value_ok(value: Any) -> bool:
+    """A function attr value: a constant, an enum member, or a list/tuple of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_attr_value_ok(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str, Enum))
 
 
 def _parse(text: str, file: str, line_offset: int) -> ast.Module:
@@ -434,8 +452,67 @@ class ProgramBuilder:
                     self.smap.span(kw.value),
                     help="write True or False",
                 )
+            if kw.arg == "attrs":
+                self._check_attrs(kw.value, m)
             options[kw.arg] = value
         return options
+
+    def _check_attrs(self, node: ast.expr, m: ast.FunctionDef) -> None:
+        """`attrs=` (recorded nowhere, a scheduling hint) must be what PyPTO accepts: None or
+        a dict with string keys whose values are capture-time constants (not the function's
+        parameters, which a decorator cannot see)."""
+        span, params = self.smap.span, {a.arg for a in m.args.args}
+
+        def bad(message: str, where: ast.AST, hint: str) -> Exception:
+            return fail("BadDecorator", message, span(where), hint)
+
+        if isinstance(node, ast.Constant) and node.value is None:
+            return
+        if not isinstance(node, ast.Dict):
+            value = self.static.try_eval(node)
+            if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+                return
+            got = (
+                type(value).__name__
+                if value is not NotStatic
+                else f"{ast.unparse(node)}, not a capture-time value"
+            )
+            raise bad(
+                f"`@pl.function(attrs=...)` must be a dict, got {got}"
+                if not isinstance(value, dict)
+                else "`@pl.function(attrs=...)` keys must be strings",
+                node,
+                'Use a dict, e.g. attrs={"split": pl.SplitMode.UP_DOWN}.',
+            )
+        for k, v in zip(node.keys, node.values):
+            if k is None:
+                raise bad(
+                    "Unsupported `**` unpacking in `@pl.function(attrs={...})`",
+                    v,
+                    "Use only string literal keys in the attrs dict.",
+                )
+            key = self.static.try_eval(k)
+            if not isinstance(key, str):
+                raise bad(
+                    f"`@pl.function(attrs=...)` keys must be strings, got {ast.unparse(k)}",
+                    k,
+                    'Use string keys, e.g. attrs={"core_num": 8}.',
+                )
+            names = {n.id for n in ast.walk(v) if isinstance(n, ast.Name)}
+            if names & params:
+                raise bad(
+                    f"@pl.function attr '{key}' references a variable, which a function attr "
+                    "cannot carry",
+                    v,
+                    "declare it in the body instead: pl.func_attr({...}) as the first statement",
+                )
+            value = self.static.try_eval(v)
+            if not _attr_value_ok(value):
+                raise bad(
+                    f"Unsupported value for @pl.function attr '{key}': {ast.unparse(v)}",
+                    v,
+                    "Use a scalar literal, a pl.SplitMode value, or a closure constant.",
+                )
 
     # ------------------------------------------------------------- signature
     def _signature(self, m: ast.FunctionDef, is_method: bool) -> Signature:

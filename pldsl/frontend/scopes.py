@@ -340,8 +340,20 @@ def block_index(b: BodyBuilder, call: ast.Call) -> Expr | None:
 
 def static_print(b: BodyBuilder, call: ast.Call) -> None:
     """`pl.static_print(...)`: prints capture-time values and the types of kernel values."""
+    from pldsl.frontend.control import static_print_fstring
+
+    if not call.args or call.keywords:
+        raise fail(
+            "TypeError",
+            "pl.static_print requires at least one argument (and no keywords)",
+            b.span(call),
+            'pl.static_print("rows", R, x)',
+        )
     parts = []
     for arg in call.args:
+        if isinstance(arg, ast.JoinedStr):
+            parts.append(static_print_fstring(b, arg))
+            continue
         if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
             parts.append(arg.value)
             continue

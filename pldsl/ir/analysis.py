@@ -41,6 +41,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -49,6 +50,7 @@ from pldsl.ir.nodes import (
     TupleGet,
     UnaryOp,
     Var,
+    While,
     Yield,
     structural_equal,
     walk,
@@ -57,7 +59,6 @@ from pldsl.ir.symbolic import static_value
 from pldsl.ir.traversal import (
     VIEW_OPS,
     assigned_names,
-    child_bodies,
     iter_stmts,
     read_names,
     stmt_exprs,
@@ -156,7 +157,7 @@ class Liveness:
             if s.tid is not None:
                 live = live - {s.tid.name}
             return self._block(s.body, live) | self._reads(s)
-        if isinstance(s, For):
+        if isinstance(s, (For, While)):
             return self._loop(s, live)
         if not self._loops:
             return live
@@ -165,16 +166,21 @@ class Liveness:
             return live | exit_live | head_live
         return exit_live if isinstance(s, Break) else head_live
 
-    def _loop(self, s: For, live: frozenset[str]) -> frozenset[str]:
+    def _loop(self, s: For | While, live: frozenset[str]) -> frozenset[str]:
         if self.kill_yields and s.iter_args:
             live = live - {t.name for y in own_yields(s.body) for t in y.targets}
         self._after(s, live)
-        header = {s.var.name} | {ia.name for ia in s.iter_args}
+        header = {ia.name for ia in s.iter_args}
+        cond: frozenset[str] = frozenset()
+        if isinstance(s, For):
+            header.add(s.var.name)
+        else:  # a while's condition is read before every iteration
+            cond = frozenset(read_names(s.cond))
         body_in: frozenset[str] = frozenset()
         for _ in range(50):
             # what the next iteration reads is live at the end of the body (the checks'
             # flavour keeps the header names too: an over-approximation)
-            body_out = live | (body_in - header if self.kill_yields else body_in)
+            body_out = live | cond | (body_in - header if self.kill_yields else body_in)
             self._loops.append((live, body_out))
             new = self._block(s.body, body_out)
             self._loops.pop()
@@ -238,6 +244,14 @@ def maybe_unassigned_uses(fn: Function) -> set[str]:
                 block(s.body, inner)
                 if s.iter_args:
                     assigned |= {t.name for y in own_yields(s.body) for t in y.targets}
+            elif isinstance(s, While):
+                for e in s.init_values:
+                    use(e, assigned)
+                inner = assigned | {v.name for v in s.iter_args}
+                use(s.cond, inner)
+                block(s.body, inner)
+                if s.iter_args:
+                    assigned |= {t.name for y in own_yields(s.body) for t in y.targets}
         return assigned, False
 
     block(fn.body, start)
@@ -272,7 +286,7 @@ def _defs(fn: Function) -> dict[str, list[Any]]:
         elif isinstance(s, Yield):
             for t, v in zip(s.targets, s.values):
                 out.setdefault(t.name, []).append(v)
-        elif isinstance(s, For):
+        elif isinstance(s, (For, While)):
             for v, init in zip(s.iter_args, s.init_values):
                 out.setdefault(v.name, []).append(init)
             for y in own_yields(s.body):
@@ -293,6 +307,8 @@ def compute_alias(fn: Function) -> Alias:
             return roots.get(e.name, frozenset())
         if isinstance(e, TupleGet):
             return roots_of(e.value)
+        if isinstance(e, MakeTuple):  # every item's roots (a tuple target takes them all)
+            return frozenset().union(*(roots_of(i) for i in e.items))
         if isinstance(e, OpCall):
             if e.op in VIEW_OPS:
                 return roots_of(e.args[0])
@@ -451,6 +467,8 @@ def work_estimate(stmts) -> int:
             if a is not None and b is not None and c:
                 trips = max(0, len(range(a, b, c)))
             total += (trips if trips is not None else 4) * work_estimate(s.body)
+        elif isinstance(s, While):  # unknown trip count
+            total += 4 * work_estimate(s.body)
         elif isinstance(s, If):
             total += max(work_estimate(s.then_body), work_estimate(s.else_body))
         elif isinstance(s, Scope):
@@ -500,6 +518,8 @@ class ParallelAnalysis:
             raise _Reject("step is not a constant")
         if _has_own_jump(loop.body):
             raise _Reject("break/continue/return")
+        if any(isinstance(s, While) for s in iter_stmts(loop.body)):
+            raise _Reject("a while loop in the body")
         for s in iter_stmts(loop.body):
             for n in walk(s):
                 if isinstance(n, Call):
@@ -682,7 +702,7 @@ def _has_own_jump(stmts, depth: int = 0) -> bool:
             return True
         if isinstance(s, (Break, Continue)) and depth == 0:
             return True
-        if isinstance(s, For):
+        if isinstance(s, (For, While)):
             if _has_own_jump(s.body, depth + 1):
                 return True
         elif isinstance(s, If):
@@ -695,13 +715,21 @@ def _has_own_jump(stmts, depth: int = 0) -> bool:
 
 
 def own_yields(body: tuple[Stmt, ...]) -> Iterator[Yield]:
-    """The yields of a loop body that feed that loop (not those of nested loops)."""
+    """The yields of a loop body that feed that loop (not those of nested loops, nor the
+    yields that end the branches of an SSA if: those bind the if's results)."""
     for s in body:
         if isinstance(s, Yield):
             yield s
-        elif isinstance(s, (If, Scope)):
-            for b in child_bodies(s):
-                yield from own_yields(b)
+        elif isinstance(s, Scope):
+            yield from own_yields(s.body)
+        elif isinstance(s, If):
+            for b in (s.then_body, s.else_body):
+                yield from own_yields(b[:-1] if if_result(b) is not None else b)
+
+
+def if_result(branch: tuple[Stmt, ...]) -> Yield | None:
+    """The yield that ends a branch of an `If` (PyPTO's SSA if-form), else None."""
+    return branch[-1] if branch and isinstance(branch[-1], Yield) else None
 
 
 # ------------------------------------------------------------------ buffer aliases
@@ -756,6 +784,8 @@ class Aliases:
         if isinstance(e, TupleGet):
             items = self.expr_roots(e.value)
             return [items[e.index]] if e.index < len(items) else [{self.UNKNOWN}]
+        if isinstance(e, MakeTuple):
+            return [(self.expr_roots(i)[:1] or [set()])[0] for i in e.items]
         if isinstance(e, OpCall):
             target = write_target(e)
             if target is not None:
@@ -806,7 +836,7 @@ class Aliases:
 
     def _carries_roots(self, e: object) -> bool:
         """Whether a value can carry roots at all (fresh values never do)."""
-        if isinstance(e, (Var, Call, TupleGet)):
+        if isinstance(e, (Var, Call, TupleGet, MakeTuple)):
             return True
         if isinstance(e, OpCall):
             return write_target(e) is not None or (self.views and e.op in VIEW_OPS)
@@ -816,7 +846,9 @@ class Aliases:
         stmts = [
             s
             for s in iter_stmts(self.func.body)
-            if isinstance(s, (Yield, For)) or isinstance(s, Assign) and self._carries_roots(s.value)
+            if isinstance(s, (Yield, For, While))
+            or isinstance(s, Assign)
+            and self._carries_roots(s.value)
         ]
         for _ in range(20):  # fixed point; chains are short
             changed = False
@@ -824,7 +856,7 @@ class Aliases:
                 if isinstance(s, Assign):
                     roots = self.expr_roots(s.value)
                     if len(s.targets) == 1:
-                        tuple_value = isinstance(s.value, Call) and len(roots) > 1
+                        tuple_value = isinstance(s.value, (Call, MakeTuple)) and len(roots) > 1
                         changed |= self._bind(s.targets[0].name, roots, tuple_value)
                     else:
                         for i, t in enumerate(s.targets):
@@ -833,7 +865,7 @@ class Aliases:
                 elif isinstance(s, Yield):
                     for t, v in zip(s.targets, s.values):
                         changed |= self._bind(t.name, self.expr_roots(v)[:1], False)
-                elif isinstance(s, For):
+                elif isinstance(s, (For, While)):
                     # a carry takes its initial value and what the loop's own yields pass back
                     for ia, init in zip(s.iter_args, s.init_values):
                         changed |= self._bind(ia.name, self.expr_roots(init)[:1], False)
@@ -844,7 +876,7 @@ class Aliases:
                 break
 
 
-def _loop_yields(loop: For) -> list[Expr | None]:
+def _loop_yields(loop: For | While) -> list[Expr | None]:
     """Per carry, the value of the loop's last own yield (None when none yields it)."""
     out: list[Expr | None] = [None] * len(loop.iter_args)
     for y in own_yields(loop.body):

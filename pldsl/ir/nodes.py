@@ -1,8 +1,8 @@
 """The IR: a small set of immutable nodes. Every node has a span; every value a type.
 
 Expressions: Var, Const, BinOp, UnaryOp, OpCall (builtin op from the op table),
-Call (user function), TupleGet, ListExpr (shape/offset lists inside op calls).
-Statements: Assign, ExprStmt, For, Yield, If, Scope, Return, Break, Continue.
+Call (user function), TupleGet, MakeTuple, ListExpr (shape/offset lists inside op calls).
+Statements: Assign, ExprStmt, For, While, Yield, If, Scope, Return, Break, Continue.
 """
 
 from __future__ import annotations
@@ -132,7 +132,16 @@ class TupleGet:
     span: Span = NO_SPAN
 
 
-Expr = Union[Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet]
+@dataclass(frozen=True, eq=False)
+class MakeTuple:
+    """`(a, b)`: a tuple value (PyPTO's MakeTuple), of type pl.Tuple[...] of its items."""
+
+    items: tuple[Expr, ...]
+    type: Type
+    span: Span = NO_SPAN
+
+
+Expr = Union[Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet, MakeTuple]
 
 # ----------------------------------------------------------------- statements
 
@@ -174,8 +183,29 @@ class For:
 
 
 @dataclass(frozen=True, eq=False)
+class While:
+    """A while loop; `cond` is evaluated before every iteration (break/continue allowed).
+
+    Natural form `while cond:` (no carries): the body rebinds outer names, as a plain `for`.
+    PyPTO's SSA form `for (a, b) in pl.while_(init_values=(a0, b0)):` with `pl.cond(c)` as the
+    first body statement: `iter_args` are the carries (loop-local names that `cond` reads) and
+    the body ends with `a2, b2 = pl.yield_(...)`, whose targets hold the final values.
+    """
+
+    cond: Expr
+    body: tuple[Stmt, ...]
+    iter_args: tuple[Var, ...] = ()
+    init_values: tuple[Expr, ...] = ()
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, eq=False)
 class Yield:
-    """`a, b = pl.yield_(x, y)`: next values of the loop carries; targets see the last."""
+    """`a, b = pl.yield_(x, y)`: next values of the loop carries; targets see the last.
+
+    As the last statement of both branches of an `If` (PyPTO's SSA if-form), it binds the
+    if's results instead: the targets (the same names in both branches) take the values of the
+    branch that ran."""
 
     targets: tuple[Var, ...]
     values: tuple[Expr, ...]
@@ -231,7 +261,7 @@ class Continue:
     span: Span = NO_SPAN
 
 
-Stmt = Union[Assign, ExprStmt, For, Yield, If, Scope, Return, Break, Continue]
+Stmt = Union[Assign, ExprStmt, For, While, Yield, If, Scope, Return, Break, Continue]
 
 # ------------------------------------------------------------------ functions
 
@@ -322,8 +352,8 @@ class Program:
 
 
 NODE_TYPES = (
-    Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet,
-    Assign, ExprStmt, For, Yield, If, Scope, Return, Break, Continue,
+    Var, Const, BinOp, UnaryOp, ListExpr, OpCall, Call, TupleGet, MakeTuple,
+    Assign, ExprStmt, For, While, Yield, If, Scope, Return, Break, Continue,
     Param, Function, Program,
 )  # fmt: skip
 

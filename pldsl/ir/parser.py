@@ -58,6 +58,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Param,
     Program,
@@ -68,6 +69,7 @@ from pldsl.ir.nodes import (
     TupleGet,
     UnaryOp,
     Var,
+    While,
     Yield,
 )
 from pldsl.ir.opbinding import bind_op_call, scalar_binop_type
@@ -526,6 +528,10 @@ class _Reader:
             return None
         if kind == "for_stmt":
             return self.for_stmt(tree, span)
+        if kind == "while_stmt":
+            return self.while_stmt(ch, span)
+        if kind == "while_ssa_stmt":
+            return self.while_ssa_stmt(ch, span)
         if kind == "if_stmt":
             cond = self.expr(ch[0])
             then_body = self.suite(ch[1])
@@ -612,6 +618,40 @@ class _Reader:
         body = self.suite(body_tree)
         return For(var, kind, start, stop, step, body, iter_args, inits or (), tuple(attrs), span)
 
+    def while_stmt(self, ch: list[Any], span: Span) -> While:
+        cond = self.bool_cond(ch[0], "while")
+        return While(cond, self.suite(ch[1]), (), (), span)
+
+    def while_ssa_stmt(self, ch: list[Any], span: Span) -> While:
+        iters, inits_tree, cond_tree, *stmts = ch
+        inits = tuple(self.expr(c) for c in inits_tree.children)
+        if len(iters.children) != len(inits):
+            self.fail(
+                iters, f"Mismatch: {len(iters.children)} iter_args but {len(inits)} init_values"
+            )
+        outer = {str(n): self.scope.get(str(n)) for n in iters.children}
+        iter_args = tuple(
+            self.define(n, self.value_type(v, n)) for n, v in zip(iters.children, inits)
+        )
+        cond = self.bool_cond(cond_tree.children[0], "while")
+        body = tuple(b for b in (self.stmt(c) for c in stmts) if b is not None)
+        for name, var in outer.items():  # header names are loop-scoped (PyPTO)
+            if var is None:
+                self.scope.pop(name, None)
+            else:
+                self.scope[name] = var
+        for y in body[-1:]:
+            if isinstance(y, Yield):
+                for t in y.targets:
+                    self.scope[t.name] = t
+        return While(cond, body, iter_args, inits, span)
+
+    def bool_cond(self, tree: Any, what: str) -> Expr:
+        cond = self.expr(tree)
+        if not (isinstance(cond.type, ScalarType) and cond.type.dtype == BOOL):
+            self.fail(tree, f"{what} condition must be a Bool-typed scalar expression")
+        return cond
+
     def keywords(self, children: list[Any]) -> dict[str, tuple[Any, Any]]:
         out: dict[str, tuple[Any, Any]] = {}
         for kw in children:
@@ -673,6 +713,11 @@ class _Reader:
             return self.op_call(node, span)
         if kind == "user_call":
             return self.user_call(node, span)
+        if kind == "tuple_expr":
+            items = tuple(self.expr(c) for c in ch if c is not None)
+            return MakeTuple(
+                items, TupleType(tuple(self.value_type(i, c) for i, c in zip(items, ch))), span
+            )
         if kind == "tuple_get":
             value = self.expr(ch[0])
             index = int(ch[1])

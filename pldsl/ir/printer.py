@@ -23,6 +23,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -30,6 +31,7 @@ from pldsl.ir.nodes import (
     TupleGet,
     UnaryOp,
     Var,
+    While,
     Yield,
     walk,
 )
@@ -118,6 +120,8 @@ def format_expr(e: Any, nested: bool = False) -> str:
         return f"self.{e.func}({', '.join(format_expr(a) for a in e.args)})"
     if isinstance(e, TupleGet):
         return f"{format_expr(e.value, True)}[{e.index}]"
+    if isinstance(e, MakeTuple):
+        return "(" + ", ".join(format_expr(i) for i in e.items) + ",)"
     raise TypeError(f"cannot print {type(e).__name__}")
 
 
@@ -178,6 +182,8 @@ class _Printer:
             self.emit(depth, format_expr(s.expr))
         elif isinstance(s, For):
             self.for_(s, depth)
+        elif isinstance(s, While):
+            self.while_(s, depth)
         elif isinstance(s, Yield):
             values = ", ".join(format_expr(v) for v in s.values)
             lhs = ", ".join(t.name for t in s.targets)
@@ -214,6 +220,18 @@ class _Printer:
             target += ", (" + ", ".join(f"{a.name}" for a in s.iter_args) + ",)"
         self.emit(depth, f"for {target} in pl.{s.kind}({', '.join(bounds + extra)}):")
         self.body(s.body, depth + 1)
+
+    def while_(self, s: While, depth: int) -> None:
+        if not s.iter_args:
+            self.emit(depth, f"while {format_expr(s.cond)}:")
+            self.body(s.body, depth + 1)
+            return
+        names = ", ".join(a.name for a in s.iter_args)
+        inits = ", ".join(format_expr(v) for v in s.init_values)
+        self.emit(depth, f"for ({names},) in pl.while_(init_values=({inits},)):")
+        self.emit(depth + 1, f"pl.cond({format_expr(s.cond)})")
+        for st in s.body:
+            self.stmt(st, depth + 1)
 
     def function(self, f: Function) -> None:
         deco = [f"type={format_attr(f.func_type)}"]

@@ -19,6 +19,7 @@ from pldsl.ir.nodes import (
     Scope,
     Stmt,
     Var,
+    While,
     Yield,
     walk,
 )
@@ -48,12 +49,15 @@ def stmt_exprs(s: Stmt) -> Iterator[Expr]:
         yield s.stop
         yield s.step
         yield from s.init_values
+    elif isinstance(s, While):
+        yield s.cond  # read before every iteration (with the carries bound)
+        yield from s.init_values
     elif isinstance(s, Scope):
         yield from s.deps  # task ids the scope waits on
 
 
 def child_bodies(s: Stmt) -> tuple[tuple[Stmt, ...], ...]:
-    if isinstance(s, (For, Scope)):
+    if isinstance(s, (For, While, Scope)):
         return (s.body,)
     if isinstance(s, If):
         return (s.then_body, s.else_body)
@@ -85,6 +89,8 @@ def assigned_names(body: Iterable[Stmt]) -> set[str]:
             out.update(t.name for t in s.targets)
         elif isinstance(s, For):
             out.add(s.var.name)
+            out.update(v.name for v in s.iter_args)
+        elif isinstance(s, While):
             out.update(v.name for v in s.iter_args)
         elif isinstance(s, Scope) and s.tid is not None:
             out.add(s.tid.name)

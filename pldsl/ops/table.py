@@ -431,8 +431,10 @@ def _infer_fillpad(args: dict, attrs: dict) -> TensorType:
     pad = attrs.get("pad_value", PadValue.zero)
     if not isinstance(pad, PadValue):
         raise TypeRuleError("pad_value must be a pl.PadValue")
-    if pad is PadValue.null:  # PyPTO's wording (src/ir/op/tensor_ops/memory.cpp)
-        raise TypeRuleError("tensor.fillpad requires pad_value to be zero/max/min, not null")
+    if pad is PadValue.null:  # PyPTO's parse-time wording (python/pypto/ir/op/_pad_value.py)
+        raise TypeRuleError(
+            "fillpad pad_value cannot be PadValue.null — that means no padding mode"
+        )
     return TensorType(x.shape, x.dtype)
 
 

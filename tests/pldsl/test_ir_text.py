@@ -609,7 +609,20 @@ def test_literals_are_typed_like_the_frontend():
 
 
 def test_dsl_words_are_ordinary_names_outside_their_place():
-    names = ["range", "min", "max", "const", "Tensor", "Scalar", "Out", "init_values", "pad", "at"]
+    names = [
+        "range",
+        "min",
+        "max",
+        "const",
+        "Tensor",
+        "Scalar",
+        "Out",
+        "init_values",
+        "pad",
+        "at",
+        "cond",
+        "while_",
+    ]
     params = [Param(Var(n, scalar())) for n in names]
     body = [
         assign("r", binop("min", params[1].var, binop("add", params[0].var, v.var)))[1]

@@ -110,3 +110,18 @@ def test_a_capture_time_if_captures_only_the_taken_branch():
         pl.capture_source(
             src.replace("B = 4", "B = 3").replace("A > B", "A >= B").replace("B:A", "A:B"), "<x>"
         )
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    ['{"split": pl.SplitMode.UP_DOWN, "core_num": 4}', "None", "ATTRS", '{"names": ["a", "b"]}'],
+)
+def test_function_attrs_that_pypto_accepts(attrs):
+    src = (
+        "import pldsl as pl\n\n@pl.program\nclass K:\n"
+        f"    @pl.function(type=pl.FunctionType.InCore, attrs={attrs})\n"
+        "    def f(self, x: pl.Tensor[[4], pl.FP32]) -> pl.Tensor[[4], pl.FP32]:\n"
+        "        return x\n"
+    )
+    (prog,) = pl.capture_source(src, "<attrs>", namespace={"ATTRS": {"core_num": 2}})
+    assert [f.name for f in prog.function_list] == ["f"]

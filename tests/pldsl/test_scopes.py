@@ -159,6 +159,8 @@ def _capture_error(body: str) -> CaptureError:
         ('pl.static_assert(1 == 2, "one is not two")', "StaticAssert", "one is not two"),
         ("pl.static_assert(a)", "TypeError", "capture-time constant"),
         ("pl.func_attr(1)", "TypeError", "one dict literal"),
+        ("pl.static_print()", "TypeError", "at least one argument"),
+        ('pl.static_print(f"{a!r}")', "UnsupportedFeature", "plain {expr} placeholders"),
         (
             "with pl.at(level=pl.Level.CORE_GROUP, deps=[t0 for t0 in range(2)]) as t:\n    pass",
             "TypeError",
@@ -179,6 +181,7 @@ def test_compile_time_statements_emit_nothing(capsys):
         "    def f(self, a: pl.Tensor[[R, 16], pl.FP32]) -> pl.Tensor[[R, 16], pl.FP32]:\n"
         '        pl.func_attr({"core_num": 4})\n'
         '        pl.static_print("rows", R, a)\n'
+        '        pl.static_print(f"a is {a}, R={R}")\n'
         '        pl.static_assert(R % 16 == 0, "R must be a multiple of 16")\n'
         "        return a\n"
     )
@@ -186,6 +189,7 @@ def test_compile_time_statements_emit_nothing(capsys):
     assert len(prog.f.body) == 1
     printed = capsys.readouterr().out
     assert "rows 16 pl.Tensor[[16, 16], pl.FP32]" in printed
+    assert "a is pl.Tensor[[16, 16], pl.FP32], R=16" in printed
 
 
 def test_create_tensor_manual_dep_is_a_hint():

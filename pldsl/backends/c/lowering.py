@@ -29,7 +29,7 @@ from typing import Any
 from pldsl.diagnostics import NO_SPAN, Span
 from pldsl.dtypes import BOOL, INDEX
 from pldsl.execution import faults, numerics
-from pldsl.ir.analysis import ParallelAnalysis, maybe_unassigned_uses, own_yields
+from pldsl.ir.analysis import ParallelAnalysis, if_result, maybe_unassigned_uses, own_yields
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -42,6 +42,7 @@ from pldsl.ir.nodes import (
     Function,
     If,
     ListExpr,
+    MakeTuple,
     OpCall,
     Program,
     Return,
@@ -49,6 +50,7 @@ from pldsl.ir.nodes import (
     TupleGet,
     UnaryOp,
     Var,
+    While,
     Yield,
     walk,
 )
@@ -493,6 +495,8 @@ class Emitter:
                 self._profiled_for(s)
             else:
                 self.s_for(s)
+        elif isinstance(s, While):
+            self.s_while(s)
         elif isinstance(s, Yield):
             self.s_yield(s)
         elif isinstance(s, If):
@@ -591,8 +595,9 @@ class Emitter:
                 else:
                     self.line(f"{pend} = {v.code};")
             self.line(f"{loop['pflag']} = 1;")
-        for t, v in zip(s.targets, vals):
-            self.bind(t.name, v)
+        else:  # a loop's yield targets are bound when the loop ends
+            for t, v in zip(s.targets, vals):
+                self.bind(t.name, v)
         self.end_stmt(saved)
 
     def s_if(self, s: If) -> None:
@@ -603,14 +608,28 @@ class Emitter:
         self.end_stmt(saved)
         self.line(f"if ({cname}) {{")
         self.indent += 1
-        self.block(s.then_body)
+        self._branch(s.then_body)
         self.indent -= 1
         if s.else_body:
             self.line("} else {")
             self.indent += 1
-            self.block(s.else_body)
+            self._branch(s.else_body)
             self.indent -= 1
         self.line("}")
+
+    def _branch(self, body) -> None:
+        """A branch of an If; one ending in a yield (SSA if-form) binds the if's results."""
+        phi = if_result(body)
+        if phi is None:
+            self.block(body)
+            return
+        self.block(body[:-1])
+        self.cur_span = phi.span
+        saved = self.begin_stmt()
+        vals = [self.expr(v) for v in phi.values]
+        for t, v in zip(phi.targets, vals):
+            self.bind(t.name, v)
+        self.end_stmt(saved)
 
     def s_return(self, s: Return) -> None:
         saved = self.begin_stmt()
@@ -665,6 +684,7 @@ class Emitter:
                 self.line(f"pt_assign(&{cr}, &{ival.code});")
             else:
                 self.line(f"{cr} = {ival.code};")
+        outer = self._save_outer(s, n)
         for (cr, is_t), v in zip(carries, s.iter_args):
             self.bind(v.name, CVal("t" if is_t else "s", cr, v.type))
         self.end_stmt(saved)
@@ -703,10 +723,69 @@ class Emitter:
         self.line("}")
         if outer_block:
             self.line(f"pt_spmd_block = {outer_block};")
+        self._restore_outer(outer)
         if carries:
             for y in own_yields(s.body):
                 for t, (cr, is_t) in zip(y.targets, carries):
                     self.bind(t.name, CVal("t" if is_t else "s", cr, t.type))
+
+    def s_while(self, s: While) -> None:
+        """`for (;;)`: the condition is evaluated before each iteration; carries as s_for."""
+        saved = self.begin_stmt()
+        n = self.new_label("")
+        carries, pending = [], []
+        for k, (v, init) in enumerate(zip(s.iter_args, s.init_values)):
+            ival = self.expr(init)
+            is_t = isinstance(v.type, TensorType)
+            cr, pd = self._hidden(f"cr{n}_{k}", v.type), self._hidden(f"pd{n}_{k}", v.type)
+            carries.append((cr, is_t))
+            pending.append((pd, is_t))
+            self.line(self._copy_stmt(cr, ival.code, is_t))
+        outer = self._save_outer(s, n)
+        for (cr, is_t), v in zip(carries, s.iter_args):
+            self.bind(v.name, CVal("t" if is_t else "s", cr, v.type))
+        self.end_stmt(saved)
+        pflag = self.stemp("int") if carries else ""
+        cont, cv = f"L_cont{n}", self.stemp("int")
+        self.line("for (;;) {")
+        self.indent += 1
+        saved = self.begin_stmt()
+        self.line(f"{cv} = ({self.expr(s.cond).code}) != 0;")
+        self.end_stmt(saved)
+        self.line(f"if (!{cv}) break;")
+        if carries:
+            self.line(f"{pflag} = 0;")
+        self.loops.append({"carries": carries, "pending": pending, "pflag": pflag, "cont": cont})
+        self.block(s.body)
+        self.loops.pop()
+        self.line(f"{cont}: ;")
+        if carries:
+            self.line(f"if ({pflag}) {{")
+            for (cr, is_t), (pd, _), v in zip(carries, pending, s.iter_args):
+                self.line("    " + self._copy_stmt(cr, pd, is_t))
+                self.line("    " + self._copy_stmt(cname(v.name), cr, is_t))
+            self.line("}")
+        self.indent -= 1
+        self.line("}")
+        self._restore_outer(outer)
+        for y in own_yields(s.body) if carries else ():
+            for t, (cr, is_t) in zip(y.targets, carries):
+                self.bind(t.name, CVal("t" if is_t else "s", cr, t.type))
+
+    def _save_outer(self, s: For | While, n: str) -> list[tuple[str, str, bool]]:
+        """The values the carry names have before the loop (PyPTO's iter args are loop-local:
+        after the loop the names mean what they meant before it)."""
+        out = []
+        for k, v in enumerate(s.iter_args):
+            is_t = isinstance(v.type, TensorType)
+            ov = self._hidden(f"ov{n}_{k}", v.type)
+            self.line(self._copy_stmt(ov, cname(v.name), is_t))
+            out.append((cname(v.name), ov, is_t))
+        return out
+
+    def _restore_outer(self, outer: list[tuple[str, str, bool]]) -> None:
+        for c, ov, is_t in outer:
+            self.line(self._copy_stmt(c, ov, is_t))
 
     def _loop_range(self, s: For) -> tuple[str, str, str]:
         """Evaluate start, stop and step once, into int64 temporaries."""
@@ -813,9 +892,28 @@ class Emitter:
             if v.kind != "tuple":
                 raise unsupported("tuple index of a non-tuple", e.span)
             return v.items[e.index]
+        if isinstance(e, MakeTuple):
+            return self.e_make_tuple(e)
         if isinstance(e, ListExpr):
             raise unsupported("a list outside an op argument", e.span)
         raise unsupported(f"expression {type(e).__name__}", getattr(e, "span", NO_SPAN))
+
+    def e_make_tuple(self, e: MakeTuple) -> CVal:
+        """Each item copied into a temporary first, so `a, b = (b, a)` swaps."""
+        items = []
+        for item in e.items:
+            v = self.expr(item)
+            if v.kind == "t":
+                tmp = self.ttemp()
+                self.line(f"pt_{'move' if v.owned else 'assign'}(&{tmp}, &{v.code});")
+                items.append(CVal("t", tmp, v.type, owned=True))
+            elif v.kind == "s":
+                tmp = self.stemp(scalar_ctype(v.type.dtype))
+                self.line(f"{tmp} = {v.code};")
+                items.append(CVal("s", tmp, v.type))
+            else:
+                raise unsupported("a nested tuple value", item.span)
+        return CVal("tuple", items=items)
 
     def e_var(self, e: Var) -> CVal:
         t = self.vartypes.get(e.name, e.type)
