@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sort_ops_checks import SORT_OPS, make_sort_tests
 
 import pldsl as pl
 
@@ -33,6 +34,7 @@ NEW_OPS = (
     "fmods",
     "row_argmax",
     "col_expand_expdif",
+    *SORT_OPS,
 )
 # keywords of existing ops tested here: rsqrt(high_precision=), row_sum/row_max(x, tmp),
 # create_tensor(init_value=, valid_shape=), assemble(atomic=)
@@ -560,4 +562,5 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         got = run(program(text), t.copy(), s)
         same_bits(got, want, "assemble atomic add")
 
+    tests.update(make_sort_tests(run, PROPS, source, program, T, same_bits, seeds, fault_rule))
     return tests

@@ -9,7 +9,16 @@ from irutil import round_trip
 
 from pldsl.diagnostics import IRParseError, Span
 from pldsl.dtypes import BF16, BOOL, FP16, FP32, INDEX, INT32, UINT32
-from pldsl.enums import AtomicType, FunctionType, Level, MemorySpace, Optimizer, PadValue, Role
+from pldsl.enums import (
+    AtomicType,
+    FunctionType,
+    Level,
+    MaskPattern,
+    MemorySpace,
+    Optimizer,
+    PadValue,
+    Role,
+)
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -105,7 +114,11 @@ D = Var("d", TN)
 S = Var("s", scalar(FP32))
 I = Var("i", scalar())  # noqa: E741
 IDX = Var("ix", TensorType((16, 8), INT32))
-OP_PARAMS = (A, B, H, KW, KT, ACC, ROW, COL, D, S, I, IDX)
+SRC = Var("src", TensorType((1, 128), FP32))
+UIX = Var("uix", TensorType((1, 128), UINT32))
+PAIRS = Var("pairs", TensorType((1, 256), FP32))
+TMP = Var("tmp", TensorType((1, 512), FP32))
+OP_PARAMS = (A, B, H, KW, KT, ACC, ROW, COL, D, S, I, IDX, SRC, UIX, PAIRS, TMP)
 
 
 def _binary(name):
@@ -211,6 +224,16 @@ SAMPLES = {
     "gather": [
         op("gather", attrs=(("dim", -1),), x=A, index=IDX),
         op("gather", attrs=(("mask_pattern", 2), ("output_dtype", INT32)), x=A),
+        op("gather", attrs=(("mask_pattern", MaskPattern.P1010),), x=A),
+    ],
+    "sort32": [op("sort32", src=SRC, idx=UIX)],
+    "mrgsort": [
+        op("mrgsort", src0=PAIRS, block_len=idx(64)),
+        op("mrgsort", src0=PAIRS, block_len=I),
+        op("mrgsort", src0=PAIRS, src1=PAIRS),
+        op("mrgsort", attrs=(("exhausted", True),), src0=PAIRS, src1=PAIRS, src2=PAIRS),
+        op("mrgsort", src0=PAIRS, src1=PAIRS, src2=PAIRS, src3=PAIRS),
+        op("mrgsort", src0=PAIRS, src1=PAIRS, tmp=TMP),
     ],
     "cmp": [
         op("cmp", lhs=A, rhs=B),

@@ -1227,4 +1227,58 @@ def _op_row_argmax(em: Emitter, e: OpCall, args: list) -> CVal:
     return CVal("t", out, e.type, owned=True)
 
 
+# ---------------------------------------------------------------- sorting
+
+
+@op("sort32")
+def _op_sort32(em: Emitter, e: OpCall, args: list) -> CVal:
+    """Blocks of 32 sorted into (value, index bits) pairs (pt_sort32)."""
+    src, idx = args
+    _check_rank(e, src.type.rank)
+    site = _oom_site(em, e)
+    out = em.ttemp()
+    em.line(f"pt_sort32(ctx, {site}, &{src.code}, &{idx.code}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+@op("mrgsort")
+def _op_mrgsort(em: Emitter, e: OpCall, args: list) -> CVal:
+    """Format1 (block_len) merges groups of 4 runs; format2 merges 2-4 lists (literal merge)."""
+    src0, src1, src2, src3, tmp, block_len = args
+    _check_rank(e, src0.type.rank)
+    label = em.label(e)
+    out = em.ttemp()
+    if block_len is not None:
+        site = em.sites_block(e.span, [
+            ("BadShape", lambda v, lb=label: f"{lb}: block_len {v[0]} is not a positive multiple of 64",
+             "block_len counts columns (2 per pair): 64, 256, 1024, ..."),
+            _oom_entry(label),
+        ])  # fmt: skip
+        em.line(f"pt_mrgsort1(ctx, {site}, &{src0.code}, (int64_t)({block_len.code}), &{out});")
+        em.check()
+        return CVal("t", out, e.type, owned=True)
+    srcs = [x for x in (src0, src1, src2, src3) if x is not None]
+    site = em.sites_block(e.span, [
+        ("ShapeMismatch", lambda v, lb=label: f"{lb}: list {v[0]} differs from list 0 on axis {v[1]} ({v[2]} vs {v[3]})",
+         "all but the last axis must match"),
+        _oom_entry(label),
+    ])  # fmt: skip
+    width = (
+        f"{tmp.code}.shape[{tmp.type.rank - 1}]"
+        if tmp is not None
+        else " + ".join(f"{x.code}.shape[{x.type.rank - 1}]" for x in srcs)
+    )
+    lists = ", ".join(f"&{x.code}" for x in srcs)
+    exhausted = 1 if e.attr("exhausted") else 0
+    em.line("{")
+    em.line(f"    const pt_tensor *l_[{len(srcs)}] = {{{lists}}};")
+    em.line(
+        f"    pt_mrgsort2(ctx, {site}, {len(srcs)}, l_, (int64_t)({width}), {exhausted}, &{out});"
+    )
+    em.line("}")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
 from . import tile_emitters  # noqa: E402, F401  (the tile level's emitters register themselves)
