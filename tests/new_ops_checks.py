@@ -562,5 +562,43 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         got = run(program(text), t.copy(), s)
         same_bits(got, want, "assemble atomic add")
 
+    @add
+    @PROPS
+    @given(
+        lead=st.sampled_from([(0, 1), (1, 0), (1, 1), (2, 2)]),
+        a_trans=st.booleans(),
+        b_trans=st.booleans(),
+        acc=st.booleans(),
+        seed=seeds,
+    )
+    def test_batched_matmul_with_unit_batch(lead, a_trans, b_trans, acc, seed):
+        """PyPTO's batched matmul: operands of rank > 2 multiply their last two axes, the
+        leading axes broadcast ([M, K] x [1, N, K]^T -> [1, M, N]); matmul_acc takes an
+        accumulator of the product's shape; assemble writes a [1, M, N] result into a 2-D
+        target (leading axes of 1 dropped). Small integers: every sum is exact in FP32."""
+        m, k, n = 5, 12, 7
+        rng = np.random.default_rng(seed)
+        a = rng.integers(-4, 5, (m, k)).astype(np.float32)
+        b = rng.integers(-4, 5, (k, n)).astype(np.float32)
+        a_in = np.ascontiguousarray(a.T if a_trans else a)
+        b_in = np.ascontiguousarray(b.T if b_trans else b)
+        a_in = a_in.reshape((1,) * lead[0] + a_in.shape)
+        b_in = b_in.reshape((1,) * lead[1] + b_in.shape)
+        flags = f"a_trans={a_trans}, b_trans={b_trans}"
+        body = [f"p = pl.matmul(a, b, out_dtype=pl.FP32, {flags})"]
+        if acc:
+            body.append(f"p = pl.matmul_acc(p, a, b, {flags})")
+        body += ["o = pl.assemble(o, p, [1, 2])", "return o"]
+        text = source(
+            [f"a: {T(a_in.shape, 'FP32')}", f"b: {T(b_in.shape, 'FP32')}",
+             f"o: pl.InOut[{T((m + 2, n + 3), 'FP32')}]"],
+            body,
+        )  # fmt: skip
+        want = np.zeros((m + 2, n + 3), np.float32)
+        want[1 : 1 + m, 2 : 2 + n] = (a @ b) * (2 if acc else 1)
+        out = np.zeros((m + 2, n + 3), np.float32)
+        run(program(text), a_in, b_in, out)
+        same_bits(out, want, f"batched matmul {lead} {flags} acc={acc}")
+
     tests.update(make_sort_tests(run, PROPS, source, program, T, same_bits, seeds, fault_rule))
     return tests

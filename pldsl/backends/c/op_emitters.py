@@ -6,12 +6,14 @@ the call to it; element expressions follow the numerics contract (`pldsl.executi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pldsl.execution.memory import pad_name
 from pldsl.ir.nodes import (
     OpCall,
 )
+from pldsl.ir.symbolic import static_value
 from pldsl.ir.types import ScalarType
 
 from .abi import (
@@ -804,9 +806,10 @@ def _op_matmul(em: Emitter, e: OpCall, args: list) -> CVal:
         acc, lhs, rhs = args[0], args[1], args[2]
     a_trans = 1 if e.attr("a_trans") else 0
     b_trans = 1 if e.attr("b_trans") else 0
-    for t in (lhs, rhs) + ((acc,) if acc else ()):
-        if t.type.rank != 2:
-            raise unsupported(f"{e.op} needs 2-D operands", e.span)
+    batched = any(t.type.rank != 2 for t in (lhs, rhs) + ((acc,) if acc else ()))
+    if batched:  # leading axes all 1: the 2-D product of the operands' last two axes
+        lhs, rhs = _as_2d(em, e, lhs, 1), _as_2d(em, e, rhs, 2 if acc else 1)
+        acc = _as_2d(em, e, acc, 0) if acc else None
     at, bt = em.st(lhs.type.dtype), em.st(rhs.type.dtype)
     rt = em.st(e.type.dtype)
     label = em.label(e)
@@ -822,7 +825,32 @@ def _op_matmul(em: Emitter, e: OpCall, args: list) -> CVal:
         f"pt_matmul(ctx, {site}, &{lhs.code}, {at.code}, &{rhs.code}, {bt.code}, {acc_arg}, {rt.code}, {a_trans}, {b_trans}, &{out});"
     )
     em.check()
+    if batched:
+        flat = replace(e.type, shape=e.type.shape[-2:], valid_shape=None)
+        dims = ["1"] * (e.type.rank - 2) + [f"{out}.shape[0]", f"{out}.shape[1]"]
+        return _reshaped(em, e, CVal("t", out, flat, owned=True), dims, e.type)
     return CVal("t", out, e.type, owned=True)
+
+
+def _as_2d(em: Emitter, e: OpCall, x: CVal, arg: int) -> CVal:
+    """A batched matmul operand with static leading axes of 1 as its 2-D last two axes."""
+    if x.type.rank == 2:
+        return x
+    if any(static_value(d) != 1 for d in x.type.shape[:-2]):
+        raise unsupported(
+            f"{e.op} with batch axes {list(x.type.shape[:-2])} on the C backend (leading axes "
+            "of 1 only)",
+            e.span,
+        )
+    r = x.type.rank
+    dims = [f"{x.code}.shape[{r - 2}]", f"{x.code}.shape[{r - 1}]"]
+    flat = replace(x.type, shape=x.type.shape[-2:], valid_shape=None)
+    return _reshaped(em, OpCall("reshape", (e.args[arg],), (), flat, e.span), x, dims, flat)
+
+
+def _reshaped(em: Emitter, e: OpCall, x: CVal, dims: list[str], t) -> CVal:
+    call = OpCall("reshape", (e.args[0],), (), t, e.span)
+    return OP_EMITTERS["reshape"](em, call, [x, dims])
 
 
 # ---------------------------------------------------------------- data ops
@@ -963,6 +991,12 @@ def _op_slice(em: Emitter, e: OpCall, args: list) -> CVal:
 def _op_assemble(em: Emitter, e: OpCall, args: list) -> CVal:
     target, source, offset = args
     st = em.st(target.type.dtype)
+    extra = source.type.rank - target.type.rank
+    if extra > 0:  # leading axes of 1 dropped (the type rule checked them): a view
+        view = em.ttemp()
+        em.line(f"pt_drop_lead(&{source.code}, {extra}, {st.esize}, &{view});")
+        flat = replace(source.type, shape=source.type.shape[extra:], valid_shape=None)
+        source = CVal("t", view, flat, owned=True)
     base = len(em.sites)
     _window_sites(em, e, "pl.assemble window", argname(e.args[0]))
     _oom_site(em, e)

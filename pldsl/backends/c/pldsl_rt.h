@@ -165,6 +165,8 @@ PT_API void pt_row_argmax(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, pt
 
 PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int esize, int stride, int off, pt_tensor *out);
 
+PT_API void pt_drop_lead(const pt_tensor *x, int n, int esize, pt_tensor *out);
+
 PT_API void pt_sort32(pt_ctx *ctx, int site_oom, const pt_tensor *src, const pt_tensor *idx, pt_tensor *out);
 
 PT_API void pt_mrgsort1(pt_ctx *ctx, int site, const pt_tensor *src, int64_t block_len, pt_tensor *out);
@@ -1780,6 +1782,22 @@ PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int es
     out->valid[0] = rows; out->valid[1] = cols;
 }
 
+
+/* x without its first n axes (each of extent 1): a retained view of the same buffer; its valid
+ * box is x's trailing one, or empty when a dropped axis has no valid element. */
+PT_API void pt_drop_lead(const pt_tensor *x, int n, int esize, pt_tensor *out) {
+    int64_t shift = 0, any = 1;
+    for (int d = 0; d < n; d++) { shift += x->off[d] * x->bstride[d]; if (x->valid[d] < 1) any = 0; }
+    pt_tensor v = *x;
+    v.rank = x->rank - n;
+    for (int d = 0; d < v.rank; d++) {
+        v.bshape[d] = x->bshape[d + n]; v.bstride[d] = x->bstride[d + n]; v.off[d] = x->off[d + n];
+        v.shape[d] = x->shape[d + n]; v.valid[d] = any ? x->valid[d + n] : 0;
+    }
+    v.base = x->base + shift * esize;
+    *out = v;
+    pt_retain(out);
+}
 
 /* ------------------------------------------------------------------ sorting (pl.sort32, pl.mrgsort)
  * A sorted run is a row of (value, index) pairs: FP32 columns, each value followed by the raw
