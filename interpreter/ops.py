@@ -356,6 +356,9 @@ def expand(op, ctx: Context, rtype, x: TensorValue, v: TensorValue):
             "[..., 1, N]",
         )
     dtype = rtype or numerics.promote(x.dtype, v.dtype)
+    if v.rank < x.rank:  # fewer leading axes: they broadcast (a view with leading 1s)
+        lead = (1,) * (x.rank - v.rank)
+        v = reshaped(ctx, v, lead + v.shape, lead + v.valid)
     if ctx.strict:
         if fn != "rhs":
             x.require(ctx, x.valid, "x")

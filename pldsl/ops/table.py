@@ -185,11 +185,14 @@ for _kind, _rule, _axis in (("row", _row_reduce, "last"), ("col", _col_reduce, "
 
 def expand_shape(axis: str, x_shape: tuple, v_shape: tuple, op: str) -> tuple | None:
     """Why `v` cannot be expanded over `x` (row: one value per row, v [..., M, 1]; col: one per
-    column, v [..., 1, N]; leading axes equal or 1), as PyPTO words it; None when it can."""
+    column, v [..., 1, N]; v's leading axes, right-aligned with x's and possibly fewer, equal
+    or 1), as PyPTO words it; None when it can."""
     if len(x_shape) < 2:
         return f"The operator {op} requires first argument to have at least 2 dimensions, but got {len(x_shape)} dimensions"
-    if len(v_shape) != len(x_shape):
-        return f"The operator {op} requires second argument to have rank {len(x_shape)}, but got {len(v_shape)} dimensions"
+    if len(v_shape) < 2:
+        return f"The operator {op} requires second argument to have at least 2 dimensions, but got {len(v_shape)} dimensions"
+    if len(v_shape) > len(x_shape):  # v's leading axes broadcast right-aligned onto x's
+        return f"The operator {op} requires second argument to have rank at most {len(x_shape)}, but got {len(v_shape)} dimensions"
     unit, match = (-1, -2) if axis == "row" else (-2, -1)
     if static_value(v_shape[unit]) != 1:
         which = "last dimension" if axis == "row" else "second-to-last dimension (row)"
@@ -201,7 +204,8 @@ def expand_shape(axis: str, x_shape: tuple, v_shape: tuple, op: str) -> tuple | 
             f"The operator {op} requires matching {what} dimensions, but got tensor "
             f"{what}s={a} and {axis}_vec {what}s={b}"
         )
-    for i, (d, e) in enumerate(zip(x_shape[:-2], v_shape[:-2])):
+    skip = len(x_shape) - len(v_shape)
+    for i, (d, e) in enumerate(zip(x_shape[skip:-2], v_shape[:-2]), start=skip):
         if not (dims_equal(d, e) or static_value(e) == 1):
             return f"The operator {op} requires leading dimension {i} of the second argument to be 1 or {d}, but got {e}"
     return None

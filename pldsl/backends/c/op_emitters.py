@@ -357,6 +357,13 @@ def _op_expand(em: Emitter, e: OpCall, args: list) -> CVal:
     label = em.label(e)
     rank = x.type.rank
     _check_rank(e, rank)
+    if v.type.rank < rank:  # fewer leading axes: they broadcast (a view with leading 1s)
+        view = em.ttemp()
+        em.line(f"pt_add_lead(&{v.code}, {rank - v.type.rank}, &{view});")
+        lead = (1,) * (rank - v.type.rank)
+        v = CVal(
+            "t", view, replace(v.type, shape=lead + v.type.shape, valid_shape=None), owned=True
+        )
     if v.type.rank != rank:
         raise unsupported(f"{e.op} operands of ranks {rank} and {v.type.rank}", e.span)
     sid = em.site(

@@ -167,6 +167,8 @@ PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int es
 
 PT_API void pt_drop_lead(const pt_tensor *x, int n, int esize, pt_tensor *out);
 
+PT_API void pt_add_lead(const pt_tensor *x, int n, pt_tensor *out);
+
 PT_API void pt_sort32(pt_ctx *ctx, int site_oom, const pt_tensor *src, const pt_tensor *idx, pt_tensor *out);
 
 PT_API void pt_mrgsort1(pt_ctx *ctx, int site, const pt_tensor *src, int64_t block_len, pt_tensor *out);
@@ -1795,6 +1797,19 @@ PT_API void pt_drop_lead(const pt_tensor *x, int n, int esize, pt_tensor *out) {
         v.shape[d] = x->shape[d + n]; v.valid[d] = any ? x->valid[d + n] : 0;
     }
     v.base = x->base + shift * esize;
+    *out = v;
+    pt_retain(out);
+}
+
+/* x with n leading axes of extent 1 added: a retained view of the same buffer. */
+PT_API void pt_add_lead(const pt_tensor *x, int n, pt_tensor *out) {
+    pt_tensor v = *x;
+    v.rank = x->rank + n;
+    for (int d = 0; d < n; d++) { v.bshape[d] = 1; v.bstride[d] = 0; v.off[d] = 0; v.shape[d] = 1; v.valid[d] = 1; }
+    for (int d = 0; d < x->rank; d++) {
+        v.bshape[d + n] = x->bshape[d]; v.bstride[d + n] = x->bstride[d]; v.off[d + n] = x->off[d];
+        v.shape[d + n] = x->shape[d]; v.valid[d + n] = x->valid[d];
+    }
     *out = v;
     pt_retain(out);
 }
