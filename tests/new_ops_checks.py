@@ -34,6 +34,8 @@ NEW_OPS = (
     "fmods",
     "row_argmax",
     "col_expand_expdif",
+    "tile.gather",
+    "tile.arange",
     *SORT_OPS,
 )
 # keywords of existing ops tested here: rsqrt(high_precision=), row_sum/row_max(x, tmp),
@@ -601,6 +603,48 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         out = np.zeros((m + 2, n + 3), np.float32)
         run(program(text), a_in, b_in, out)
         same_bits(out, want, f"batched matmul {lead} {flags} acc={acc}")
+
+    @add
+    @PROPS
+    @given(m=st.integers(1, 4), n=st.integers(1, 24), k=st.integers(1, 12),
+           dt=st.sampled_from(["FP32", "INT32", "FP16"]), seed=seeds)  # fmt: skip
+    def test_tile_gather_flat_index(m, n, k, dt, seed):
+        """pl.tile.gather(src, indices, tmp): dst[i, j] = src at flat offset indices[i, j]
+        (row * cols + col) of the tile; tmp is scratch; pl.tile.arange makes a Vec tile."""
+        rng = np.random.default_rng(seed)
+        x = values(rng, (m, n), dt)
+        idx = rng.integers(0, m * n, (m, k)).astype(np.int32)
+        text = source(
+            [f"x: {T((m, n), dt)}", f"i: {T((m, k), 'INT32')}",
+             f"o: pl.Out[{T((m, k), dt)}]", f"r: pl.Out[{T((1, n + 1), 'INT32')}]"],
+            [f"t = pl.load(x, [0, 0], [{m}, {n}])",
+             f"j = pl.load(i, [0, 0], [{m}, {k}])",
+             f"tmp = pl.create_tile([{m}, {k}], dtype=pl.INT32)",
+             "g = pl.tile.gather(t, j, tmp)",
+             "o = pl.store(g, [0, 0], o)",
+             f"a = pl.tile.arange(5, [1, {n + 1}], dtype=pl.INT32)",
+             "r = pl.store(a, [0, 0], r)",
+             "return o, r"],
+        )  # fmt: skip
+        o = np.zeros((m, k), NP[dt])
+        r = np.zeros((1, n + 1), np.int32)
+        run(program(text), x, idx, o, r)
+        same_bits(o, x.reshape(-1)[idx], f"tile.gather {dt}")
+        same_bits(r, np.arange(5, n + 6, dtype=np.int32)[None], "tile.arange")
+
+    @add
+    def test_tile_gather_offset_outside_the_tile_faults():
+        text = source(
+            [f"x: {T((2, 4), 'FP32')}", f"i: {T((2, 2), 'INT32')}"],
+            ["t = pl.load(x, [0, 0], [2, 4])",
+             "j = pl.load(i, [0, 0], [2, 2])",
+             "g = pl.tile.gather(t, j, j)",
+             "return g"],
+        )  # fmt: skip
+        x = np.zeros((2, 4), np.float32)
+        bad = np.array([[0, 1], [8, 2]], np.int32)
+        assert fault_rule(lambda: run(program(text), x, bad)) == "OutOfBounds"
+        assert fault_rule(lambda: run(program(text), x, -bad)) == "OutOfBounds"
 
     tests.update(make_sort_tests(run, PROPS, source, program, T, same_bits, seeds, fault_rule))
     return tests

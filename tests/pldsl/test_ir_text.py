@@ -247,7 +247,8 @@ SAMPLES = {
 TA = Var("ta", TileType((16, 64), FP32))
 TV = Var("tv", TileType((16, 64), FP32, valid_shape=(N, 64), memory=MemorySpace.Vec))
 TM = Var("tm", TileType((64, 32), BF16, memory=MemorySpace.Mat))
-TILE_PARAMS = (TA, TV, TM)
+TIDX = Var("tidx", TileType((16, 8), INT32))
+TILE_PARAMS = (TA, TV, TM, TIDX)
 SAMPLES.update({
     "load": [
         op("load", tensor=A, offsets=dims(I, 0), shapes=dims(8, 64)),
@@ -268,6 +269,8 @@ SAMPLES.update({
     "tile.set_validshape": [op("tile.set_validshape", tile=TA, valid_rows=I, valid_cols=idx(8))],
     "tile.move": [op("tile.move", attrs=(("target_memory", MemorySpace.Right),), tile=TM)],
     "tile.get_block_idx": [op("tile.get_block_idx")],
+    "tile.arange": [op("tile.arange", attrs=(("dtype", UINT32),), start=idx(0), shape=dims(1, 32))],
+    "tile.gather": [op("tile.gather", src=TV, indices=TIDX, tmp=TIDX)],
 })  # fmt: skip
 
 

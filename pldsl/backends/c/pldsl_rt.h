@@ -165,6 +165,8 @@ PT_API void pt_row_argmax(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, pt
 
 PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int esize, int stride, int off, pt_tensor *out);
 
+PT_API void pt_gather_flat(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, pt_tensor *out);
+
 PT_API void pt_drop_lead(const pt_tensor *x, int n, int esize, pt_tensor *out);
 
 PT_API void pt_add_lead(const pt_tensor *x, int n, pt_tensor *out);
@@ -1812,6 +1814,29 @@ PT_API void pt_add_lead(const pt_tensor *x, int n, pt_tensor *out) {
     }
     *out = v;
     pt_retain(out);
+}
+
+/* pl.tile.gather (index form): out[i, j] = x's element at flat row-major offset idx[i, j] of
+ * its tile shape (pad bits outside x's valid region); valid: idx's. sites: +0 offset out of
+ * range, +1 out of memory. */
+PT_API void pt_gather_flat(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, pt_tensor *out) {
+    int esize = pt_esize_of[xdt], ie = pt_esize_of[idt];
+    pt_tensor m = PT_EMPTY;
+    if (!pt_materialize(ctx, site + 1, x, esize, pt_pad_bits(xdt, x->pad), &m)) return;
+    int64_t size = pt_numel(x->rank, x->shape);
+    int64_t rows = pt_min64(idx->valid[0], idx->shape[0]), cols = pt_min64(idx->valid[1], idx->shape[1]);
+    if (pt_new(ctx, site + 1, out, 2, idx->shape, esize)) {
+        memset(out->base, 0, (size_t)(pt_numel(2, idx->shape) * esize));
+        const char *io = pt_origin(idx, ie);
+        for (int64_t b = 0; b < rows; b++)
+            for (int64_t k = 0; k < cols; k++) {
+                int64_t v = pt_ld_i64(io + (b * idx->bstride[0] + k * idx->bstride[1]) * ie, idt);
+                if (v < 0 || v >= size) { PT_FAIL(ctx, site, b, k, v, size, 0, 0); pt_release(&m); return; }
+                memcpy(out->base + (b * out->bstride[0] + k) * esize, m.base + v * esize, (size_t)esize);
+            }
+        out->valid[0] = rows; out->valid[1] = cols;
+    }
+    pt_release(&m);
 }
 
 /* ------------------------------------------------------------------ sorting (pl.sort32, pl.mrgsort)
