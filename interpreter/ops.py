@@ -831,4 +831,4 @@ def row_argmax(op, ctx: Context, rtype, x: TensorValue):
     return fresh(ctx, r, "INT32", x.valid[:-1] + (1,))
 
 
-from . import sort_ops, tile_ops  # noqa: E402, F401  (their kernels register themselves)
+from . import l1_ops, sort_ops, tile_ops  # noqa: E402, F401  (their kernels register themselves)

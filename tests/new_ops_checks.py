@@ -36,6 +36,8 @@ NEW_OPS = (
     "col_expand_expdif",
     "tile.gather",
     "tile.arange",
+    "create_l1",
+    "gather_row",
     *SORT_OPS,
 )
 # keywords of existing ops tested here: rsqrt(high_precision=), row_sum/row_max(x, tmp),
@@ -645,6 +647,52 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         bad = np.array([[0, 1], [8, 2]], np.int32)
         assert fault_rule(lambda: run(program(text), x, bad)) == "OutOfBounds"
         assert fault_rule(lambda: run(program(text), x, -bad)) == "OutOfBounds"
+
+    @add
+    @PROPS
+    @given(rows=st.integers(1, 4), width=st.integers(1, 9), transpose=st.booleans(),
+           dt=st.sampled_from(["BF16", "FP32", "INT32"]), seed=seeds, data=st.data())  # fmt: skip
+    def test_create_l1_and_gather_row(rows, width, transpose, dt, seed, data):
+        """gather_row copies src's [1, width] window at a runtime row into acc's slot (as a
+        column [width, 1] when transposed), in place; create_l1 allocates acc."""
+        n_src = 6
+        rng = np.random.default_rng(seed)
+        src = values(rng, (n_src, width + 2), dt)
+        pick = [data.draw(st.integers(0, n_src - 1)) for _ in range(rows)]
+        col = data.draw(st.integers(0, 2))
+        acc_shape = [width, rows] if transpose else [rows, width]
+        dst = "[0, r]" if transpose else "[r, 0]"
+        text = source(
+            [f"s: {T((n_src, width + 2), dt)}", f"p: {T((rows,), 'INT32')}"],
+            [f"acc = pl.create_l1({acc_shape}, pl.{dt}, transpose={transpose})",
+             f"for r in pl.range({rows}):",
+             "    row = pl.cast(pl.read(p, [r]), pl.INDEX)",
+             f"    acc = pl.gather_row(acc, s, {dst}, [row, {col}], [1, {width}], "
+             f"transpose={transpose})",
+             "return acc"],
+        )  # fmt: skip
+        want = src[pick, col : col + width]
+        if transpose:
+            want = want.T
+        got = run(program(text), src, np.array(pick, np.int32))
+        same_bits(got, np.ascontiguousarray(want), f"gather_row transpose={transpose}")
+
+    @add
+    def test_gather_row_valid_shape_moves_part_of_the_window():
+        """valid_shape narrows the transfer: only its columns land in acc (the rest keeps what
+        acc held)."""
+        text = source(
+            [f"s: {T((3, 8), 'FP32')}", "n: pl.Scalar[pl.INDEX]"],
+            ["acc = pl.create_l1([2, 8], pl.FP32)",
+             "acc = pl.gather_row(acc, s, [0, 0], [1, 0], [1, 8])",
+             "acc = pl.gather_row(acc, s, [1, 0], [2, 0], [1, 8])",
+             "acc = pl.gather_row(acc, s, [0, 0], [0, 0], [1, 8], valid_shape=[1, n])",
+             "return acc"],
+        )  # fmt: skip
+        src = np.arange(24, dtype=np.float32).reshape(3, 8)
+        want = src[1:3].copy()
+        want[0, :5] = src[0, :5]
+        same_bits(run(program(text), src, 5), want, "gather_row valid_shape")
 
     tests.update(make_sort_tests(run, PROPS, source, program, T, same_bits, seeds, fault_rule))
     return tests

@@ -227,6 +227,38 @@ SAMPLES = {
         op("gather", attrs=(("mask_pattern", MaskPattern.P1010),), x=A),
     ],
     "sort32": [op("sort32", src=SRC, idx=UIX)],
+    "create_l1": [
+        op("create_l1", attrs=(("dtype", BF16),), shape=dims(16, 64)),
+        op("create_l1", attrs=(("dtype", FP32), ("transpose", True)), shape=dims(64, 16)),
+    ],
+    "gather_row": [
+        op(
+            "gather_row",
+            acc=A,
+            src=B,
+            dst_offset=dims(I, 0),
+            src_offset=dims(3, 0),
+            shapes=dims(1, 64),
+        ),
+        op(
+            "gather_row",
+            acc=A,
+            src=B,
+            dst_offset=dims(0, 0),
+            src_offset=dims(I, 0),
+            shapes=dims(1, 64),
+            valid_shape=dims(1, I),
+        ),
+        op(
+            "gather_row",
+            attrs=(("transpose", True),),
+            acc=A,
+            src=B,
+            dst_offset=dims(0, I),
+            src_offset=dims(0, 0),
+            shapes=dims(1, 16),
+        ),
+    ],
     "mrgsort": [
         op("mrgsort", src0=PAIRS, block_len=idx(64)),
         op("mrgsort", src0=PAIRS, block_len=I),

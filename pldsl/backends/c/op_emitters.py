@@ -1322,4 +1322,32 @@ def _op_mrgsort(em: Emitter, e: OpCall, args: list) -> CVal:
     return CVal("t", out, e.type, owned=True)
 
 
+# ---------------------------------------------------------------- paged gather into L1
+
+
+@op("create_l1")
+def _op_create_l1(em: Emitter, e: OpCall, args: list) -> CVal:
+    return OP_EMITTERS["create_tensor"](em, e, [args[0], None, None])  # no init value, all valid
+
+
+@op("gather_row")
+def _op_gather_row(em: Emitter, e: OpCall, args: list) -> CVal:
+    """slice (+ transpose) + assemble into acc, in place."""
+    from pldsl.ir.symbolic import simplify_dim
+
+    acc, src, dst_off, src_off, shapes, valid = args
+    shape_expr = e.args[4]
+    dims = tuple(simplify_dim(i) for i in shape_expr.items)
+    wtype = replace(e.args[1].type, shape=dims, valid_shape=None, pad=None)
+    window = OP_EMITTERS["slice"](
+        em, OpCall("slice", (e.args[1],), (), wtype, e.span), [src, shapes, src_off, valid]
+    )
+    if e.attr("transpose"):
+        ttype = replace(wtype, shape=dims[::-1])
+        call = OpCall("transpose", (e.args[1],), (("axis1", 0), ("axis2", 1)), ttype, e.span)
+        window = OP_EMITTERS["transpose"](em, call, [window])
+    call = OpCall("assemble", (e.args[0], e.args[1]), (), e.type, e.span)
+    return OP_EMITTERS["assemble"](em, call, [acc, window, dst_off])
+
+
 from . import tile_emitters  # noqa: E402, F401  (the tile level's emitters register themselves)
