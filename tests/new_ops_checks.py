@@ -38,6 +38,7 @@ NEW_OPS = (
     "tile.arange",
     "create_l1",
     "gather_row",
+    "scatter",
     *SORT_OPS,
 )
 # keywords of existing ops tested here: rsqrt(high_precision=), row_sum/row_max(x, tmp),
@@ -693,6 +694,34 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         want = src[1:3].copy()
         want[0, :5] = src[0, :5]
         same_bits(run(program(text), src, 5), want, "gather_row valid_shape")
+
+    @add
+    @PROPS
+    @given(m=st.integers(1, 4), n=st.integers(1, 12),
+           dts=st.sampled_from([("FP32", "INT32"), ("BF16", "INT16"), ("INT32", "INT32")]),
+           seed=seeds, data=st.data())  # fmt: skip
+    def test_scatter_index_form(m, n, dts, seed, data):
+        """out = input with out[b, index[b, k]] = src[b, k], k in order (a repeated column
+        keeps the last); input itself is unchanged; src has at most input's columns."""
+        dt, it = dts
+        k = data.draw(st.integers(1, n))
+        rng = np.random.default_rng(seed)
+        x, src = values(rng, (m, n), dt), values(rng, (m, k), dt)
+        idx = rng.integers(0, n, (m, k)).astype(NP[it])  # repeats on purpose
+        text = source(
+            [f"x: {T((m, n), dt)}", f"i: {T((m, k), it)}", f"s: {T((m, k), dt)}"],
+            ["r = pl.scatter(x, dim=-1, index=i, src=s)", "return r"],
+        )
+        want = x.copy()
+        for b in range(m):
+            for j in range(k):
+                want[b, idx[b, j]] = src[b, j]
+        x_before = x.copy()
+        same_bits(run(program(text), x, idx, src), want, f"scatter {dt}")
+        same_bits(x, x_before, "scatter leaves input alone")
+        bad = idx.copy()
+        bad[data.draw(st.integers(0, m - 1)), data.draw(st.integers(0, k - 1))] = n
+        assert fault_rule(lambda: run(program(text), x, bad, src)) == "OutOfBounds"
 
     tests.update(make_sort_tests(run, PROPS, source, program, T, same_bits, seeds, fault_rule))
     return tests

@@ -118,7 +118,8 @@ SRC = Var("src", TensorType((1, 128), FP32))
 UIX = Var("uix", TensorType((1, 128), UINT32))
 PAIRS = Var("pairs", TensorType((1, 256), FP32))
 TMP = Var("tmp", TensorType((1, 512), FP32))
-OP_PARAMS = (A, B, H, KW, KT, ACC, ROW, COL, D, S, I, IDX, SRC, UIX, PAIRS, TMP)
+ROW8 = Var("row8", TensorType((16, 8), FP32))
+OP_PARAMS = (ROW8, A, B, H, KW, KT, ACC, ROW, COL, D, S, I, IDX, SRC, UIX, PAIRS, TMP)
 
 
 def _binary(name):
@@ -227,6 +228,7 @@ SAMPLES = {
         op("gather", attrs=(("mask_pattern", MaskPattern.P1010),), x=A),
     ],
     "sort32": [op("sort32", src=SRC, idx=UIX)],
+    "scatter": [op("scatter", attrs=(("dim", -1),), input=A, index=IDX, src=ROW8)],
     "create_l1": [
         op("create_l1", attrs=(("dtype", BF16),), shape=dims(16, 64)),
         op("create_l1", attrs=(("dtype", FP32), ("transpose", True)), shape=dims(64, 16)),

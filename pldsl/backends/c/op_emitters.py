@@ -1350,4 +1350,25 @@ def _op_gather_row(em: Emitter, e: OpCall, args: list) -> CVal:
     return OP_EMITTERS["assemble"](em, call, [acc, window, dst_off])
 
 
+@op("scatter")
+def _op_scatter(em: Emitter, e: OpCall, args: list) -> CVal:
+    """The index form (pt_scatter): a copy of input with src's columns written at index."""
+    x, idx, src = args[0], args[1], args[2]
+    label = em.label(e)
+    nm = argname(e.args[0])
+    site = em.sites_block(e.span, [
+        ("OutOfBounds", lambda v, lb=label: f"{lb}: scatter: index[{v[0]}, {v[1]}] = {v[2]} is outside [0, {v[3]}) for '{nm}'",
+         "scatter indices must address a column of input"),
+        ("ShapeMismatch", lambda v, lb=label: f"{lb}: scatter: index's valid region [{v[0]}, {v[1]}] exceeds src or input", None),
+        _oom_entry(label),
+    ])  # fmt: skip
+    out = em.ttemp()
+    xt, it = em.st(x.type.dtype), em.st(idx.type.dtype)
+    em.line(
+        f"pt_scatter(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}, &{src.code}, &{out});"
+    )
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
 from . import tile_emitters  # noqa: E402, F401  (the tile level's emitters register themselves)

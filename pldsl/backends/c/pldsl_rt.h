@@ -167,6 +167,8 @@ PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int es
 
 PT_API void pt_gather_flat(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, pt_tensor *out);
 
+PT_API void pt_scatter(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, const pt_tensor *src, pt_tensor *out);
+
 PT_API void pt_drop_lead(const pt_tensor *x, int n, int esize, pt_tensor *out);
 
 PT_API void pt_add_lead(const pt_tensor *x, int n, pt_tensor *out);
@@ -1837,6 +1839,23 @@ PT_API void pt_gather_flat(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, c
         out->valid[0] = rows; out->valid[1] = cols;
     }
     pt_release(&m);
+}
+
+/* pl.scatter (index form): a copy of x with out[b, idx[b, k]] = src[b, k] over idx's valid
+ * region, k in order; valid: x's. sites: +0 index out of range, +1 shapes, +2 out of memory. */
+PT_API void pt_scatter(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, const pt_tensor *src, pt_tensor *out) {
+    int esize = pt_esize_of[xdt], ie = pt_esize_of[idt];
+    int64_t rows = pt_min64(idx->valid[0], idx->shape[0]), cols = pt_min64(idx->valid[1], idx->shape[1]);
+    if (rows > x->shape[0] || rows > src->shape[0] || cols > src->shape[1]) { PT_FAIL(ctx, site + 1, rows, cols, 0, 0, 0, 0); return; }
+    if (!pt_materialize(ctx, site + 2, x, esize, pt_pad_bits(xdt, x->pad), out)) return;
+    const char *io = pt_origin(idx, ie), *so = pt_origin(src, esize);
+    for (int64_t k = 0; k < cols; k++)
+        for (int64_t b = 0; b < rows; b++) {
+            int64_t v = pt_ld_i64(io + (b * idx->bstride[0] + k * idx->bstride[1]) * ie, idt);
+            if (v < 0 || v >= x->shape[1]) { PT_FAIL(ctx, site, b, k, v, x->shape[1], 0, 0); return; }
+            memcpy(out->base + (b * out->bstride[0] + v) * esize, so + (b * src->bstride[0] + k * src->bstride[1]) * esize, (size_t)esize);
+        }
+    for (int d = 0; d < 2; d++) out->valid[d] = pt_min64(x->valid[d], x->shape[d]);
 }
 
 /* ------------------------------------------------------------------ sorting (pl.sort32, pl.mrgsort)
