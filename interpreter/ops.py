@@ -238,9 +238,10 @@ def _alloc_cost(args, result) -> tuple[int, int]:
 def _matmul_cost(args, result) -> tuple[int, int]:
     tensors = _tensors(args)
     lhs = tensors[-2]
-    m, n = result.shape
-    k = math.prod(lhs.shape) // m if m else 0
-    flops = 2 * m * n * k + (m * n if len(tensors) == 3 else 0)
+    *batch, m, n = result.shape
+    k = lhs.shape[-1] if lhs.shape[-2] == m else lhs.shape[-2]  # a_trans reads [K, M]
+    count = math.prod(batch) * m * n
+    flops = 2 * count * k + (count if len(tensors) == 3 else 0)
     return sum(_nbytes(t) for t in tensors) + _nbytes(result), flops
 
 
@@ -355,6 +356,9 @@ def expand(op, ctx: Context, rtype, x: TensorValue, v: TensorValue):
             "[..., 1, N]",
         )
     dtype = rtype or numerics.promote(x.dtype, v.dtype)
+    if v.rank < x.rank:  # fewer leading axes: they broadcast (a view with leading 1s)
+        lead = (1,) * (x.rank - v.rank)
+        v = reshaped(ctx, v, lead + v.shape, lead + v.valid)
     if ctx.strict:
         if fn != "rhs":
             x.require(ctx, x.valid, "x")
@@ -367,17 +371,27 @@ def expand(op, ctx: Context, rtype, x: TensorValue, v: TensorValue):
 
 
 def _mm_dims(op: str, lhs: TensorValue, rhs: TensorValue, a_trans: bool, b_trans: bool):
-    if lhs.rank != 2 or rhs.rank != 2:
-        raise OpFault("ShapeMismatch", f"{op} needs 2-D operands")
-    m, k1 = (lhs.shape[1], lhs.shape[0]) if a_trans else lhs.shape
-    k2, n = (rhs.shape[1], rhs.shape[0]) if b_trans else rhs.shape
+    """(batch + (M, N)) of a (batched) product: operands of rank >= 2, leading axes broadcast
+    as in the type rule (pldsl.ops.table.mm_batch)."""
+    from pldsl.ops.table import mm_batch
+
+    if lhs.rank < 2 or rhs.rank < 2:
+        raise OpFault("ShapeMismatch", f"{op} needs operands of rank >= 2")
+    m, k1 = (lhs.shape[-1], lhs.shape[-2]) if a_trans else lhs.shape[-2:]
+    k2, n = (rhs.shape[-1], rhs.shape[-2]) if b_trans else rhs.shape[-2:]
     if k1 != k2:
         raise OpFault(
             "ShapeMismatch",
             f"{op} contraction dims differ at run time: lhs K={k1}, rhs K={k2}",
             "check a_trans/b_trans and the slice shapes",
         )
-    return m, n
+    batch = mm_batch(lhs.shape[:-2], rhs.shape[:-2])
+    if batch is None:
+        raise OpFault(
+            "ShapeMismatch",
+            f"{op}: batch axes {lhs.shape[:-2]} and {rhs.shape[:-2]} do not broadcast",
+        )
+    return batch + (m, n)
 
 
 def operand(ctx: Context, x: TensorValue) -> np.ndarray:
@@ -403,11 +417,11 @@ def matmul(op, ctx: Context, rtype, lhs, rhs, out_dtype=None, a_trans=False, b_t
 @kernel("matmul_acc", cost=_matmul_cost)
 def matmul_acc(op, ctx: Context, rtype, acc, lhs, rhs, a_trans=False, b_trans=False):
     """acc + lhs @ rhs in the FP32 (INT32) accumulator; a fresh result."""
-    m, n = _mm_dims(op, lhs, rhs, a_trans, b_trans)
-    if acc.shape != (m, n):
+    want = _mm_dims(op, lhs, rhs, a_trans, b_trans)
+    if acc.shape != want:
         raise OpFault(
             "ShapeMismatch",
-            f"accumulator shape {list(acc.shape)} does not match the product {[m, n]}",
+            f"accumulator shape {list(acc.shape)} does not match the product {list(want)}",
         )
     dtype = rtype or acc.dtype
     acc.require(ctx, None, "acc")
@@ -557,6 +571,17 @@ def slice_(
     return TensorValue(x.buffer, x.buffer_index(offset), shape, valid, pad_value)
 
 
+def _drop_unit_axes(ctx: Context, x: TensorValue, n: int) -> TensorValue:
+    """x without its first n axes, which must have extent 1 (a view when contiguous)."""
+    if any(d != 1 for d in x.shape[:n]):
+        raise OpFault(
+            "ShapeMismatch",
+            f"assemble of a {list(x.shape)} source: only leading axes of 1 can be dropped",
+        )
+    valid = x.valid[n:] if all(v == 1 for v in x.valid[:n]) else (0,) * (x.rank - n)
+    return reshaped(ctx, x, x.shape[n:], valid)
+
+
 @kernel("assemble", cost=_assemble_cost)
 def assemble(
     op, ctx: Context, rtype, target: TensorValue, source: TensorValue, offset, atomic=None
@@ -565,9 +590,7 @@ def assemble(
     returns target."""
     offset = tuple(offset)
     if source.rank > target.rank:
-        raise OpFault(
-            "ShapeMismatch", f"assemble of a rank-{source.rank} source into rank {target.rank}"
-        )
+        source = _drop_unit_axes(ctx, source, source.rank - target.rank)
     # a lower-rank source fills the trailing axes (leading extents 1)
     extents = (1,) * (target.rank - source.rank) + tuple(source.valid)
     if ctx.bounds_check:
@@ -808,4 +831,4 @@ def row_argmax(op, ctx: Context, rtype, x: TensorValue):
     return fresh(ctx, r, "INT32", x.valid[:-1] + (1,))
 
 
-from . import tile_ops  # noqa: E402, F401  (the tile level's kernels register themselves)
+from . import l1_ops, sort_ops, tile_ops  # noqa: E402, F401  (their kernels register themselves)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pldsl.execution.memory import Context, OpFault, TensorValue, fresh
+from pldsl.execution.memory import Context, OpFault, TensorValue, fresh, undefined_fault
 
 from .ops import KERNELS, _alloc_cost, _assemble_cost, _copy_cost, kernel
 
@@ -86,3 +86,39 @@ def move(op, ctx: Context, rtype, tile: TensorValue, target_memory=None):
 def get_block_idx(op, ctx: Context, rtype):
     """The SPMD block index the executor set on the context (0 outside pl.spmd)."""
     return int(ctx.block_idx)
+
+
+@kernel("tile.arange", cost=_alloc_cost)
+def tile_arange(op, ctx: Context, rtype, start, shape, dtype=None, descending=False):
+    """A tile of start +- j along the last axis (as pl.arange)."""
+    return KERNELS["arange"].fn(ctx, rtype, start, shape, dtype=dtype, descending=descending)
+
+
+@kernel("tile.gather", cost=_copy_cost)
+def tile_gather(op, ctx: Context, rtype, src: TensorValue, indices: TensorValue, tmp=None):
+    """dst[i, j] = src.flat[indices[i, j]] over indices' valid region (flat = row-major over
+    src's tile shape; outside src's valid region it reads the pad value, or is an undefined
+    read in strict mode)."""
+    rows, cols = indices.valid
+    indices.require(ctx, indices.valid, "indices")
+    idx = np.asarray(indices.materialize(ctx))[:rows, :cols].astype(np.int64)
+    size = int(np.prod(src.shape))
+    bad = (idx < 0) | (idx >= size)
+    if bad.any():
+        b, k = (int(i) for i in np.argwhere(bad)[0])
+        raise OpFault(
+            "OutOfBounds",
+            f"tile.gather: indices[{b}, {k}] = {idx[b, k]} is outside [0, {size}) of the "
+            f"{list(src.shape)} tile '{src.name}'",
+            "the index form addresses src by flat offset: row * cols + col",
+        )
+    if ctx.strict:
+        defined = src.defined_mask().reshape(-1)[idx]
+        if not defined.all():
+            b, k = (int(i) for i in np.argwhere(~defined)[0])
+            flat = int(idx[b, k])
+            raise undefined_fault(src, (flat // src.shape[1], flat % src.shape[1]), "src")
+    flat = np.asarray(src.materialize(ctx)).reshape(-1)
+    out = np.zeros(indices.shape, dtype=flat.dtype)
+    out[:rows, :cols] = flat[idx]
+    return fresh(ctx, out, src.dtype, (rows, cols))

@@ -25,7 +25,7 @@ from pldsl.dtypes import (
     UINT64,
     DType,
 )
-from pldsl.enums import AtomicType, FunctionType, Level, MemorySpace, PadValue, Role
+from pldsl.enums import AtomicType, FunctionType, Level, MaskPattern, MemorySpace, PadValue, Role
 from pldsl.frontend.inline import InlineFunction
 from pldsl.ir.nodes import Function, Program, structural_equal
 from pldsl.ir.printer import print_ir
@@ -58,6 +58,7 @@ from pldsl.types import (
 
 tensor = _Namespace("tensor")
 tile = _Namespace("tile")  # the tile level: pl.tile.load, pl.tile.full, pl.tile.add, ...
+tile.MaskPattern = MaskPattern  # PyPTO spells it pl.tile.MaskPattern
 array = _Namespace("array")
 system = _Namespace("system")
 TaskId = Scalar[TASK_ID]  # PyPTO's alias of pl.Scalar[pl.TASK_ID]
@@ -105,7 +106,7 @@ def check(program: Program, **options):
 __all__ = [
     "BF16", "BOOL", "FP16", "FP32", "INDEX", "TASK_ID", "TaskId", "INT8", "INT16", "INT32",
     "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "DType", "FunctionType", "Level", "PadValue",
-    "Role", "AtomicType",
+    "Role", "AtomicType", "MaskPattern",
     "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
     "function", "inline", "InlineFunction", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "Array", "InOut",
     "Out", "Scalar", "SplitMode", "Tile", "TileView", "tile", "MemorySpace", "Mem", "split", "jit",

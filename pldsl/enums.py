@@ -69,6 +69,20 @@ class MemorySpace(Enum):
     Bias = "Bias"
 
 
+class MaskPattern(IntEnum):
+    """PyPTO's `pl.tile.MaskPattern`: which columns a mask gather keeps (bit 0 = the first
+    column of each group): P0101 the even ones, P1010 the odd ones, P0001..P1000 one of every
+    four, P1111 all."""
+
+    P0101 = 1
+    P1010 = 2
+    P0001 = 3
+    P0010 = 4
+    P0100 = 5
+    P1000 = 6
+    P1111 = 7
+
+
 class Optimizer(Enum):
     """Historical scheduling hints (no numeric effect): accepted, recorded, printed."""
 
@@ -83,4 +97,5 @@ ENUMS: dict[str, type[Enum]] = {
     "PadValue": PadValue,
     "AtomicType": AtomicType,
     "MemorySpace": MemorySpace,
+    "MaskPattern": MaskPattern,
 }

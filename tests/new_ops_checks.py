@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sort_ops_checks import SORT_OPS, make_sort_tests
 
 import pldsl as pl
 
@@ -33,6 +34,12 @@ NEW_OPS = (
     "fmods",
     "row_argmax",
     "col_expand_expdif",
+    "tile.gather",
+    "tile.arange",
+    "create_l1",
+    "gather_row",
+    "scatter",
+    *SORT_OPS,
 )
 # keywords of existing ops tested here: rsqrt(high_precision=), row_sum/row_max(x, tmp),
 # create_tensor(init_value=, valid_shape=), assemble(atomic=)
@@ -203,7 +210,8 @@ def make_tests(run: Callable) -> dict[str, Callable]:
     )  # fmt: skip
     def test_expand(lead, m, n, axis, fn, dts, seed, data):
         """row_expand* / col_expand* at any rank >= 2: v ([..., M, 1] / [..., 1, N], leading
-        axes equal or 1) broadcast over x; one float32 op rounded once (RNE) to the result."""
+        axes equal or 1, possibly fewer of them: right-aligned, as PyPTO's rule checks only the
+        last two) broadcast over x; one float32 op rounded once (RNE) to the result."""
         xdt, vdt = dts
         if fn == "_div" and xdt == "INT32":
             fn = "_sub"
@@ -213,6 +221,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
                 fn = "_add"
         rng = np.random.default_rng(seed)
         vlead = [d if data.draw(st.booleans()) else 1 for d in lead]
+        vlead = vlead[data.draw(st.integers(0, len(vlead))) :]  # v may have fewer leading axes
         xs = (*lead, m, n)
         vs = (*vlead, m, 1) if axis == "row" else (*vlead, 1, n)
         x, v = values(rng, xs, xdt, special=True), values(rng, vs, vdt, special=True)
@@ -560,4 +569,159 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         got = run(program(text), t.copy(), s)
         same_bits(got, want, "assemble atomic add")
 
+    @add
+    @PROPS
+    @given(
+        lead=st.sampled_from([(0, 1), (1, 0), (1, 1), (2, 2)]),
+        a_trans=st.booleans(),
+        b_trans=st.booleans(),
+        acc=st.booleans(),
+        seed=seeds,
+    )
+    def test_batched_matmul_with_unit_batch(lead, a_trans, b_trans, acc, seed):
+        """PyPTO's batched matmul: operands of rank > 2 multiply their last two axes, the
+        leading axes broadcast ([M, K] x [1, N, K]^T -> [1, M, N]); matmul_acc takes an
+        accumulator of the product's shape; assemble writes a [1, M, N] result into a 2-D
+        target (leading axes of 1 dropped). Small integers: every sum is exact in FP32."""
+        m, k, n = 5, 12, 7
+        rng = np.random.default_rng(seed)
+        a = rng.integers(-4, 5, (m, k)).astype(np.float32)
+        b = rng.integers(-4, 5, (k, n)).astype(np.float32)
+        a_in = np.ascontiguousarray(a.T if a_trans else a)
+        b_in = np.ascontiguousarray(b.T if b_trans else b)
+        a_in = a_in.reshape((1,) * lead[0] + a_in.shape)
+        b_in = b_in.reshape((1,) * lead[1] + b_in.shape)
+        flags = f"a_trans={a_trans}, b_trans={b_trans}"
+        body = [f"p = pl.matmul(a, b, out_dtype=pl.FP32, {flags})"]
+        if acc:
+            body.append(f"p = pl.matmul_acc(p, a, b, {flags})")
+        body += ["o = pl.assemble(o, p, [1, 2])", "return o"]
+        text = source(
+            [f"a: {T(a_in.shape, 'FP32')}", f"b: {T(b_in.shape, 'FP32')}",
+             f"o: pl.InOut[{T((m + 2, n + 3), 'FP32')}]"],
+            body,
+        )  # fmt: skip
+        want = np.zeros((m + 2, n + 3), np.float32)
+        want[1 : 1 + m, 2 : 2 + n] = (a @ b) * (2 if acc else 1)
+        out = np.zeros((m + 2, n + 3), np.float32)
+        run(program(text), a_in, b_in, out)
+        same_bits(out, want, f"batched matmul {lead} {flags} acc={acc}")
+
+    @add
+    @PROPS
+    @given(m=st.integers(1, 4), n=st.integers(1, 24), k=st.integers(1, 12),
+           dt=st.sampled_from(["FP32", "INT32", "FP16"]), seed=seeds)  # fmt: skip
+    def test_tile_gather_flat_index(m, n, k, dt, seed):
+        """pl.tile.gather(src, indices, tmp): dst[i, j] = src at flat offset indices[i, j]
+        (row * cols + col) of the tile; tmp is scratch; pl.tile.arange makes a Vec tile."""
+        rng = np.random.default_rng(seed)
+        x = values(rng, (m, n), dt)
+        idx = rng.integers(0, m * n, (m, k)).astype(np.int32)
+        text = source(
+            [f"x: {T((m, n), dt)}", f"i: {T((m, k), 'INT32')}",
+             f"o: pl.Out[{T((m, k), dt)}]", f"r: pl.Out[{T((1, n + 1), 'INT32')}]"],
+            [f"t = pl.load(x, [0, 0], [{m}, {n}])",
+             f"j = pl.load(i, [0, 0], [{m}, {k}])",
+             f"tmp = pl.create_tile([{m}, {k}], dtype=pl.INT32)",
+             "g = pl.tile.gather(t, j, tmp)",
+             "o = pl.store(g, [0, 0], o)",
+             f"a = pl.tile.arange(5, [1, {n + 1}], dtype=pl.INT32)",
+             "r = pl.store(a, [0, 0], r)",
+             "return o, r"],
+        )  # fmt: skip
+        o = np.zeros((m, k), NP[dt])
+        r = np.zeros((1, n + 1), np.int32)
+        run(program(text), x, idx, o, r)
+        same_bits(o, x.reshape(-1)[idx], f"tile.gather {dt}")
+        same_bits(r, np.arange(5, n + 6, dtype=np.int32)[None], "tile.arange")
+
+    @add
+    def test_tile_gather_offset_outside_the_tile_faults():
+        text = source(
+            [f"x: {T((2, 4), 'FP32')}", f"i: {T((2, 2), 'INT32')}"],
+            ["t = pl.load(x, [0, 0], [2, 4])",
+             "j = pl.load(i, [0, 0], [2, 2])",
+             "g = pl.tile.gather(t, j, j)",
+             "return g"],
+        )  # fmt: skip
+        x = np.zeros((2, 4), np.float32)
+        bad = np.array([[0, 1], [8, 2]], np.int32)
+        assert fault_rule(lambda: run(program(text), x, bad)) == "OutOfBounds"
+        assert fault_rule(lambda: run(program(text), x, -bad)) == "OutOfBounds"
+
+    @add
+    @PROPS
+    @given(rows=st.integers(1, 4), width=st.integers(1, 9), transpose=st.booleans(),
+           dt=st.sampled_from(["BF16", "FP32", "INT32"]), seed=seeds, data=st.data())  # fmt: skip
+    def test_create_l1_and_gather_row(rows, width, transpose, dt, seed, data):
+        """gather_row copies src's [1, width] window at a runtime row into acc's slot (as a
+        column [width, 1] when transposed), in place; create_l1 allocates acc."""
+        n_src = 6
+        rng = np.random.default_rng(seed)
+        src = values(rng, (n_src, width + 2), dt)
+        pick = [data.draw(st.integers(0, n_src - 1)) for _ in range(rows)]
+        col = data.draw(st.integers(0, 2))
+        acc_shape = [width, rows] if transpose else [rows, width]
+        dst = "[0, r]" if transpose else "[r, 0]"
+        text = source(
+            [f"s: {T((n_src, width + 2), dt)}", f"p: {T((rows,), 'INT32')}"],
+            [f"acc = pl.create_l1({acc_shape}, pl.{dt}, transpose={transpose})",
+             f"for r in pl.range({rows}):",
+             "    row = pl.cast(pl.read(p, [r]), pl.INDEX)",
+             f"    acc = pl.gather_row(acc, s, {dst}, [row, {col}], [1, {width}], "
+             f"transpose={transpose})",
+             "return acc"],
+        )  # fmt: skip
+        want = src[pick, col : col + width]
+        if transpose:
+            want = want.T
+        got = run(program(text), src, np.array(pick, np.int32))
+        same_bits(got, np.ascontiguousarray(want), f"gather_row transpose={transpose}")
+
+    @add
+    def test_gather_row_valid_shape_moves_part_of_the_window():
+        """valid_shape narrows the transfer: only its columns land in acc (the rest keeps what
+        acc held)."""
+        text = source(
+            [f"s: {T((3, 8), 'FP32')}", "n: pl.Scalar[pl.INDEX]"],
+            ["acc = pl.create_l1([2, 8], pl.FP32)",
+             "acc = pl.gather_row(acc, s, [0, 0], [1, 0], [1, 8])",
+             "acc = pl.gather_row(acc, s, [1, 0], [2, 0], [1, 8])",
+             "acc = pl.gather_row(acc, s, [0, 0], [0, 0], [1, 8], valid_shape=[1, n])",
+             "return acc"],
+        )  # fmt: skip
+        src = np.arange(24, dtype=np.float32).reshape(3, 8)
+        want = src[1:3].copy()
+        want[0, :5] = src[0, :5]
+        same_bits(run(program(text), src, 5), want, "gather_row valid_shape")
+
+    @add
+    @PROPS
+    @given(m=st.integers(1, 4), n=st.integers(1, 12),
+           dts=st.sampled_from([("FP32", "INT32"), ("BF16", "INT16"), ("INT32", "INT32")]),
+           seed=seeds, data=st.data())  # fmt: skip
+    def test_scatter_index_form(m, n, dts, seed, data):
+        """out = input with out[b, index[b, k]] = src[b, k], k in order (a repeated column
+        keeps the last); input itself is unchanged; src has at most input's columns."""
+        dt, it = dts
+        k = data.draw(st.integers(1, n))
+        rng = np.random.default_rng(seed)
+        x, src = values(rng, (m, n), dt), values(rng, (m, k), dt)
+        idx = rng.integers(0, n, (m, k)).astype(NP[it])  # repeats on purpose
+        text = source(
+            [f"x: {T((m, n), dt)}", f"i: {T((m, k), it)}", f"s: {T((m, k), dt)}"],
+            ["r = pl.scatter(x, dim=-1, index=i, src=s)", "return r"],
+        )
+        want = x.copy()
+        for b in range(m):
+            for j in range(k):
+                want[b, idx[b, j]] = src[b, j]
+        x_before = x.copy()
+        same_bits(run(program(text), x, idx, src), want, f"scatter {dt}")
+        same_bits(x, x_before, "scatter leaves input alone")
+        bad = idx.copy()
+        bad[data.draw(st.integers(0, m - 1)), data.draw(st.integers(0, k - 1))] = n
+        assert fault_rule(lambda: run(program(text), x, bad, src)) == "OutOfBounds"
+
+    tests.update(make_sort_tests(run, PROPS, source, program, T, same_bits, seeds, fault_rule))
     return tests

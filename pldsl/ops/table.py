@@ -185,11 +185,14 @@ for _kind, _rule, _axis in (("row", _row_reduce, "last"), ("col", _col_reduce, "
 
 def expand_shape(axis: str, x_shape: tuple, v_shape: tuple, op: str) -> tuple | None:
     """Why `v` cannot be expanded over `x` (row: one value per row, v [..., M, 1]; col: one per
-    column, v [..., 1, N]; leading axes equal or 1), as PyPTO words it; None when it can."""
+    column, v [..., 1, N]; v's leading axes, right-aligned with x's and possibly fewer, equal
+    or 1), as PyPTO words it; None when it can."""
     if len(x_shape) < 2:
         return f"The operator {op} requires first argument to have at least 2 dimensions, but got {len(x_shape)} dimensions"
-    if len(v_shape) != len(x_shape):
-        return f"The operator {op} requires second argument to have rank {len(x_shape)}, but got {len(v_shape)} dimensions"
+    if len(v_shape) < 2:
+        return f"The operator {op} requires second argument to have at least 2 dimensions, but got {len(v_shape)} dimensions"
+    if len(v_shape) > len(x_shape):  # v's leading axes broadcast right-aligned onto x's
+        return f"The operator {op} requires second argument to have rank at most {len(x_shape)}, but got {len(v_shape)} dimensions"
     unit, match = (-1, -2) if axis == "row" else (-2, -1)
     if static_value(v_shape[unit]) != 1:
         which = "last dimension" if axis == "row" else "second-to-last dimension (row)"
@@ -201,7 +204,8 @@ def expand_shape(axis: str, x_shape: tuple, v_shape: tuple, op: str) -> tuple | 
             f"The operator {op} requires matching {what} dimensions, but got tensor "
             f"{what}s={a} and {axis}_vec {what}s={b}"
         )
-    for i, (d, e) in enumerate(zip(x_shape[:-2], v_shape[:-2])):
+    skip = len(x_shape) - len(v_shape)
+    for i, (d, e) in enumerate(zip(x_shape[skip:-2], v_shape[:-2]), start=skip):
         if not (dims_equal(d, e) or static_value(e) == 1):
             return f"The operator {op} requires leading dimension {i} of the second argument to be 1 or {d}, but got {e}"
     return None
@@ -261,10 +265,13 @@ register(
 
 
 def _mm_shapes(lhs: TensorType, rhs: TensorType, attrs: dict) -> tuple[Dim, Dim, Dim, Dim]:
-    if lhs.rank != 2 or rhs.rank != 2:
-        raise TypeRuleError("matmul needs 2-D operands")
-    m, k1 = (lhs.shape[1], lhs.shape[0]) if attrs.get("a_trans") else lhs.shape
-    k2, n = (rhs.shape[1], rhs.shape[0]) if attrs.get("b_trans") else rhs.shape
+    if lhs.rank < 2 or rhs.rank < 2:
+        raise TypeRuleError(
+            f"matmul needs operands of rank >= 2, got ranks {lhs.rank} and {rhs.rank}",
+            "PyPTO's vector forms ([K] operands) are not supported: reshape to [1, K] / [K, 1]",
+        )
+    m, k1 = (lhs.shape[-1], lhs.shape[-2]) if attrs.get("a_trans") else lhs.shape[-2:]
+    k2, n = (rhs.shape[-1], rhs.shape[-2]) if attrs.get("b_trans") else rhs.shape[-2:]
     if not dims_equal(k1, k2) and static_value(k1) is not None and static_value(k2) is not None:
         raise TypeRuleError(
             f"matmul contraction dims differ: lhs K={k1}, rhs K={k2}",
@@ -273,24 +280,58 @@ def _mm_shapes(lhs: TensorType, rhs: TensorType, attrs: dict) -> tuple[Dim, Dim,
     return m, k1, k2, n
 
 
+def mm_batch(lhs_batch: tuple, rhs_batch: tuple) -> tuple | None:
+    """The batch axes of a batched matmul: the operands' leading axes (all but the last two)
+    broadcast right-aligned, as PyPTO's tensor.matmul does; None when they do not."""
+    rank = max(len(lhs_batch), len(rhs_batch))
+    a = (1,) * (rank - len(lhs_batch)) + tuple(lhs_batch)
+    b = (1,) * (rank - len(rhs_batch)) + tuple(rhs_batch)
+    out = []
+    for x, y in zip(a, b):
+        if dims_equal(x, y) or static_value(y) == 1:
+            out.append(x)
+        elif static_value(x) == 1:
+            out.append(y)
+        else:
+            return None
+    return tuple(out)
+
+
+def _batch(lhs: TensorType, rhs: TensorType, op: str) -> tuple:
+    batch = mm_batch(lhs.shape[:-2], rhs.shape[:-2])
+    if batch is None:
+        raise TypeRuleError(
+            f"Cannot broadcast batch dimensions for tensor.{op}: {format_dims(lhs.shape)} and "
+            f"{format_dims(rhs.shape)}",
+            "the axes before the last two broadcast as in NumPy (equal, or 1)",
+        )
+    return batch
+
+
 def _infer_matmul(args: dict, attrs: dict) -> TensorType:
     lhs, rhs = _tensor(args, "lhs"), _tensor(args, "rhs")
     m, _, _, n = _mm_shapes(lhs, rhs, attrs)
     out = attrs.get("out_dtype") or promote(lhs.dtype, rhs.dtype)
-    return TensorType((m, n), out)
+    return TensorType(_batch(lhs, rhs, "matmul") + (m, n), out)
 
 
 def _infer_matmul_acc(args: dict, attrs: dict) -> TensorType:
     acc, lhs, rhs = _tensor(args, "acc"), _tensor(args, "lhs"), _tensor(args, "rhs")
     m, _, _, n = _mm_shapes(lhs, rhs, attrs)
-    if acc.rank != 2:
-        raise TypeRuleError(f"matmul_acc accumulator must be 2-D, got rank {acc.rank}")
+    if acc.rank < 2:
+        raise TypeRuleError(
+            f"tensor.matmul_acc requires acc to be at least 2D, but got {acc.rank}D"
+        )
     if acc.dtype not in (FP32, INT32):
         raise TypeRuleError(f"matmul_acc accumulator must be FP32 or INT32, got {acc.dtype.name}")
-    if not (dims_equal(acc.shape[0], m) and dims_equal(acc.shape[1], n)):
+    want = _batch(lhs, rhs, "matmul_acc") + (m, n)
+    if len(want) != acc.rank or not all(
+        dims_equal(a, w) or None in (static_value(a), static_value(w))
+        for a, w in zip(acc.shape, want)
+    ):
         raise TypeRuleError(
             f"accumulator shape {format_dims(acc.shape)} does not match the product "
-            f"{format_dims((m, n))}"
+            f"{format_dims(want)}"
         )
     return TensorType(acc.shape, acc.dtype)
 
@@ -301,7 +342,8 @@ register(
         "matmul",
         (P("lhs", "tensor"), P("rhs", "tensor"), P("out_dtype", "dtype", None), *_MM_FLAGS),
         _infer_matmul,
-        "[M,K] @ [K,N] -> [M,N], FP32 accumulation, result in out_dtype (default: promoted input).",
+        "[M,K] @ [K,N] -> [M,N], FP32 accumulation, result in out_dtype (default: promoted "
+        "input); operands of rank > 2 are batched (leading axes broadcast).",
     )
 )
 register(
@@ -565,11 +607,17 @@ def _infer_assemble(args: dict, attrs: dict) -> TensorType:
     offset = _dims(args, "offset")
     # A lower-rank source fills the target's trailing axes (leading extents 1), as PyPTO
     # writes a [rows, cols] tile into a [batch, seq, hidden] buffer.
-    if source.rank > target.rank or len(offset) != target.rank:
+    # A higher-rank source whose extra leading axes are 1 (a batched matmul's [1, M, N]
+    # result) writes its trailing axes: PyPTO accepts rank-mismatched writes.
+    extra = source.rank - target.rank
+    if len(offset) != target.rank or (
+        extra > 0 and any(static_value(d) != 1 for d in source.shape[:extra])
+    ):
         raise TypeRuleError(
             f"assemble of a rank-{source.rank} source into a rank-{target.rank} target "
             f"with {len(offset)} offsets",
-            "give one offset per target axis; the source's rank is at most the target's",
+            "give one offset per target axis; a source of higher rank must have leading axes "
+            "of 1 (they are dropped)",
         )
     if source.dtype != target.dtype:
         raise TypeRuleError(

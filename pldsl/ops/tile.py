@@ -8,7 +8,7 @@ must be a tensor in global memory is one, and what must be a tile is one.
 
 from __future__ import annotations
 
-from pldsl.dtypes import INDEX
+from pldsl.dtypes import INDEX, INT32
 from pldsl.enums import MemorySpace
 from pldsl.ir.memory import MOVE_HINT, where
 from pldsl.ir.opdefs import OpDef, OpParam, TypeRuleError, register
@@ -192,6 +192,66 @@ register(
         _infer_tile_full,
         "A Vec tile filled with value.",
         category="data",
+        memory="own",
+    )
+)
+
+
+def _infer_tile_arange(args: dict, attrs: dict) -> TileType:
+    from pldsl.ops.table_more import _infer_arange  # the same rule as pl.arange
+
+    t = _infer_arange(args, attrs)
+    return TileType(t.shape, t.dtype, None, None, MemorySpace.Vec)
+
+
+register(
+    OpDef(
+        "tile.arange",
+        (
+            P("start", "scalar"),
+            P("shape", "dims"),
+            P("dtype", "dtype", INT32),
+            P("descending", "attr", False),
+        ),
+        _infer_tile_arange,
+        "A Vec tile of start, start+1, ... (as pl.arange; PyPTO's tile.ci).",
+        category="data",
+        aliases=("tile.ci",),
+        memory="own",
+    )
+)
+
+_GATHER_SRC = ("FP16", "FP32", "INT16", "INT32")
+
+
+def _infer_tile_gather(args: dict, attrs: dict) -> TileType:
+    op = "tile.gather"
+    src, idx = _tile(args, "src"), _tile(args, "indices")
+    _tile(args, "tmp")
+    if src.dtype.name not in _GATHER_SRC:
+        raise TypeRuleError(
+            f"The operator {op} requires src dtype to be FP16, FP32, INT16, or INT32, but got "
+            f"{src.dtype.name}"
+        )
+    sixteen = src.dtype.name in ("FP16", "INT16")
+    if not (idx.dtype.name == "INT32" or (idx.dtype.name == "INT16" and sixteen)):
+        raise TypeRuleError(
+            f"The operator {op} requires indices dtype INT32 (any src), or INT16 with a 16-bit "
+            f"src (FP16/INT16); got indices {idx.dtype.name} with src {src.dtype.name}"
+        )
+    if src.rank != 2 or idx.rank != 2:
+        raise TypeRuleError(f"{op} needs 2-D tiles, got ranks {src.rank} and {idx.rank}")
+    return TileType(idx.shape, src.dtype, idx.valid_shape, None, MemorySpace.Vec)
+
+
+register(
+    OpDef(
+        "tile.gather",
+        (P("src", "tensor"), P("indices", "tensor"), P("tmp", "tensor")),
+        _infer_tile_gather,
+        "dst[i, j] = src's element at flat (row-major) offset indices[i, j] of its tile shape "
+        "(PyPTO's tile-level index form; tmp is its scratch tile, unused); an offset outside "
+        "the tile is a runtime fault.",
         memory="own",
     )
 )

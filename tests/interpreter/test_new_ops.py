@@ -86,6 +86,34 @@ TYPE_ERRORS = [
      "The operator col_expand_expdif requires floating-point operands, but got INT32 and INT32"),
     ("pl.create_tensor([4, 4], dtype=pl.FP32, valid_shape=[5, 4])",
      "valid_shape [5, 4] is wider than the shape [4, 4] on axis 0"),
+    ("pl.sort32(xi, pl.cast(xi, pl.UINT32))",
+     "The operator tensor.sort32 requires src dtype to be FP16 or FP32, but got INT32"),
+    ("pl.sort32(pl.cast(x, pl.FP16), pl.cast(xi, pl.UINT32))",
+     "tensor.sort32 of an FP16 src is not supported by pldsl"),
+    ("pl.sort32(i, pl.cast(i, pl.UINT32))",
+     "The operator tensor.sort32 requires the last dimension to be a positive multiple of 32, "
+     "but got 8"),
+    ("pl.sort32(x, xi)", "The operator tensor.sort32 requires idx dtype to be UINT32, but got INT32"),
+    ("pl.sort32(x, pl.cast(x3, pl.UINT32))",
+     "The operator tensor.sort32 requires idx rank (3) to match src rank (2)"),
+    ("pl.mrgsort(x, block_len=96)",
+     "The operator tensor.mrgsort_format1 requires block_len to be a positive multiple of 64, "
+     "but got 96"),
+    ("pl.mrgsort(x, x, block_len=64)",
+     "mrgsort() format1 (block_len=...) and format2 (src1, ...) are mutually exclusive"),
+    ("pl.mrgsort(x)", "mrgsort() requires either block_len=<int> for format1, or at least"),
+    ("pl.mrgsort(x, x, src3=x)", "mrgsort() format2 requires src2 when src3 is provided"),
+    ("pl.mrgsort(x, xi)",
+     "The operator tensor.mrgsort_format2 requires all src tensors to have matching dtype, but "
+     "argument 1 has INT32 (expected FP32)"),
+    ("pl.mrgsort(x, x3)",
+     "The operator tensor.mrgsort_format2 requires all src tensors to have matching rank"),
+    ("pl.mrgsort(x, pl.transpose(x, 0, 1))",
+     "requires all src tensors to match shape on non-concat axis 0, but argument 1 differs"),
+    ("pl.matmul(x3, pl.slice(x3, [3, 64, 16], [0, 0, 0]))",
+     "Cannot broadcast batch dimensions for tensor.matmul"),
+    ("pl.matmul(pl.reshape(x, [1024]), x)", "matmul needs operands of rank >= 2, got ranks 1 and 2"),
+    ("pl.assemble(x, x3, [0, 0])", "assemble of a rank-3 source into a rank-2 target"),
 ]  # fmt: skip
 
 
@@ -111,3 +139,18 @@ def test_rank3_expand_is_accepted_with_broadcast_leading_axes():
     z = np.zeros((16, 64), np.float32)
     got = interpreter.run(prog, "k", z, z[:, :8], x3, v3, z.astype(np.int32))
     assert np.array_equal(got, x3 + np.arange(16, dtype=np.float32)[None, :, None])
+
+
+def test_batched_matmul_broadcasts_batch_axes():
+    """[2, M, K] @ [K, N] -> [2, M, N] (the interpreter; the C backend takes batch axes of 1
+    only), against NumPy's matmul on exact small integers."""
+    src = _ERR_SRC.format(call="pl.matmul(x3, pl.transpose(x, 0, 1), out_dtype=pl.FP32)")
+    (prog,) = pl.capture_source(src, "<new-ops>")
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 4, (16, 64)).astype(np.float32)
+    x3 = rng.integers(-3, 4, (2, 16, 64)).astype(np.float32)
+    args = (x, np.zeros((16, 8), np.float32), x3, np.zeros((2, 16, 2), np.float32),
+            np.zeros((16, 64), np.int32))  # fmt: skip
+    got = np.asarray(interpreter.run(prog, "k", *args))
+    assert got.shape == (2, 16, 16)
+    assert np.array_equal(got, x3 @ x.T)

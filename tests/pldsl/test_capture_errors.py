@@ -593,7 +593,7 @@ def test_rank1_accumulator_of_matmul_acc_is_a_capture_error():
         """
     )
     d = capture_error(source)
-    assert d.rule == "TypeError" and "accumulator must be 2-D, got rank 1" in d.message
+    assert d.rule == "TypeError" and "requires acc to be at least 2D, but got 1D" in d.message
     assert (d.span.line, d.span.col) == (7, 13)
 
 

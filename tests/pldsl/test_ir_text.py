@@ -9,7 +9,16 @@ from irutil import round_trip
 
 from pldsl.diagnostics import IRParseError, Span
 from pldsl.dtypes import BF16, BOOL, FP16, FP32, INDEX, INT32, UINT32
-from pldsl.enums import AtomicType, FunctionType, Level, MemorySpace, Optimizer, PadValue, Role
+from pldsl.enums import (
+    AtomicType,
+    FunctionType,
+    Level,
+    MaskPattern,
+    MemorySpace,
+    Optimizer,
+    PadValue,
+    Role,
+)
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -105,7 +114,12 @@ D = Var("d", TN)
 S = Var("s", scalar(FP32))
 I = Var("i", scalar())  # noqa: E741
 IDX = Var("ix", TensorType((16, 8), INT32))
-OP_PARAMS = (A, B, H, KW, KT, ACC, ROW, COL, D, S, I, IDX)
+SRC = Var("src", TensorType((1, 128), FP32))
+UIX = Var("uix", TensorType((1, 128), UINT32))
+PAIRS = Var("pairs", TensorType((1, 256), FP32))
+TMP = Var("tmp", TensorType((1, 512), FP32))
+ROW8 = Var("row8", TensorType((16, 8), FP32))
+OP_PARAMS = (ROW8, A, B, H, KW, KT, ACC, ROW, COL, D, S, I, IDX, SRC, UIX, PAIRS, TMP)
 
 
 def _binary(name):
@@ -211,6 +225,49 @@ SAMPLES = {
     "gather": [
         op("gather", attrs=(("dim", -1),), x=A, index=IDX),
         op("gather", attrs=(("mask_pattern", 2), ("output_dtype", INT32)), x=A),
+        op("gather", attrs=(("mask_pattern", MaskPattern.P1010),), x=A),
+    ],
+    "sort32": [op("sort32", src=SRC, idx=UIX)],
+    "scatter": [op("scatter", attrs=(("dim", -1),), input=A, index=IDX, src=ROW8)],
+    "create_l1": [
+        op("create_l1", attrs=(("dtype", BF16),), shape=dims(16, 64)),
+        op("create_l1", attrs=(("dtype", FP32), ("transpose", True)), shape=dims(64, 16)),
+    ],
+    "gather_row": [
+        op(
+            "gather_row",
+            acc=A,
+            src=B,
+            dst_offset=dims(I, 0),
+            src_offset=dims(3, 0),
+            shapes=dims(1, 64),
+        ),
+        op(
+            "gather_row",
+            acc=A,
+            src=B,
+            dst_offset=dims(0, 0),
+            src_offset=dims(I, 0),
+            shapes=dims(1, 64),
+            valid_shape=dims(1, I),
+        ),
+        op(
+            "gather_row",
+            attrs=(("transpose", True),),
+            acc=A,
+            src=B,
+            dst_offset=dims(0, I),
+            src_offset=dims(0, 0),
+            shapes=dims(1, 16),
+        ),
+    ],
+    "mrgsort": [
+        op("mrgsort", src0=PAIRS, block_len=idx(64)),
+        op("mrgsort", src0=PAIRS, block_len=I),
+        op("mrgsort", src0=PAIRS, src1=PAIRS),
+        op("mrgsort", attrs=(("exhausted", True),), src0=PAIRS, src1=PAIRS, src2=PAIRS),
+        op("mrgsort", src0=PAIRS, src1=PAIRS, src2=PAIRS, src3=PAIRS),
+        op("mrgsort", src0=PAIRS, src1=PAIRS, tmp=TMP),
     ],
     "cmp": [
         op("cmp", lhs=A, rhs=B),
@@ -224,7 +281,8 @@ SAMPLES = {
 TA = Var("ta", TileType((16, 64), FP32))
 TV = Var("tv", TileType((16, 64), FP32, valid_shape=(N, 64), memory=MemorySpace.Vec))
 TM = Var("tm", TileType((64, 32), BF16, memory=MemorySpace.Mat))
-TILE_PARAMS = (TA, TV, TM)
+TIDX = Var("tidx", TileType((16, 8), INT32))
+TILE_PARAMS = (TA, TV, TM, TIDX)
 SAMPLES.update({
     "load": [
         op("load", tensor=A, offsets=dims(I, 0), shapes=dims(8, 64)),
@@ -245,6 +303,8 @@ SAMPLES.update({
     "tile.set_validshape": [op("tile.set_validshape", tile=TA, valid_rows=I, valid_cols=idx(8))],
     "tile.move": [op("tile.move", attrs=(("target_memory", MemorySpace.Right),), tile=TM)],
     "tile.get_block_idx": [op("tile.get_block_idx")],
+    "tile.arange": [op("tile.arange", attrs=(("dtype", UINT32),), start=idx(0), shape=dims(1, 32))],
+    "tile.gather": [op("tile.gather", src=TV, indices=TIDX, tmp=TIDX)],
 })  # fmt: skip
 
 

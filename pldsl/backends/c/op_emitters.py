@@ -6,12 +6,14 @@ the call to it; element expressions follow the numerics contract (`pldsl.executi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pldsl.execution.memory import pad_name
 from pldsl.ir.nodes import (
     OpCall,
 )
+from pldsl.ir.symbolic import static_value
 from pldsl.ir.types import ScalarType
 
 from .abi import (
@@ -355,6 +357,13 @@ def _op_expand(em: Emitter, e: OpCall, args: list) -> CVal:
     label = em.label(e)
     rank = x.type.rank
     _check_rank(e, rank)
+    if v.type.rank < rank:  # fewer leading axes: they broadcast (a view with leading 1s)
+        view = em.ttemp()
+        em.line(f"pt_add_lead(&{v.code}, {rank - v.type.rank}, &{view});")
+        lead = (1,) * (rank - v.type.rank)
+        v = CVal(
+            "t", view, replace(v.type, shape=lead + v.type.shape, valid_shape=None), owned=True
+        )
     if v.type.rank != rank:
         raise unsupported(f"{e.op} operands of ranks {rank} and {v.type.rank}", e.span)
     sid = em.site(
@@ -804,9 +813,10 @@ def _op_matmul(em: Emitter, e: OpCall, args: list) -> CVal:
         acc, lhs, rhs = args[0], args[1], args[2]
     a_trans = 1 if e.attr("a_trans") else 0
     b_trans = 1 if e.attr("b_trans") else 0
-    for t in (lhs, rhs) + ((acc,) if acc else ()):
-        if t.type.rank != 2:
-            raise unsupported(f"{e.op} needs 2-D operands", e.span)
+    batched = any(t.type.rank != 2 for t in (lhs, rhs) + ((acc,) if acc else ()))
+    if batched:  # leading axes all 1: the 2-D product of the operands' last two axes
+        lhs, rhs = _as_2d(em, e, lhs, 1), _as_2d(em, e, rhs, 2 if acc else 1)
+        acc = _as_2d(em, e, acc, 0) if acc else None
     at, bt = em.st(lhs.type.dtype), em.st(rhs.type.dtype)
     rt = em.st(e.type.dtype)
     label = em.label(e)
@@ -822,7 +832,32 @@ def _op_matmul(em: Emitter, e: OpCall, args: list) -> CVal:
         f"pt_matmul(ctx, {site}, &{lhs.code}, {at.code}, &{rhs.code}, {bt.code}, {acc_arg}, {rt.code}, {a_trans}, {b_trans}, &{out});"
     )
     em.check()
+    if batched:
+        flat = replace(e.type, shape=e.type.shape[-2:], valid_shape=None)
+        dims = ["1"] * (e.type.rank - 2) + [f"{out}.shape[0]", f"{out}.shape[1]"]
+        return _reshaped(em, e, CVal("t", out, flat, owned=True), dims, e.type)
     return CVal("t", out, e.type, owned=True)
+
+
+def _as_2d(em: Emitter, e: OpCall, x: CVal, arg: int) -> CVal:
+    """A batched matmul operand with static leading axes of 1 as its 2-D last two axes."""
+    if x.type.rank == 2:
+        return x
+    if any(static_value(d) != 1 for d in x.type.shape[:-2]):
+        raise unsupported(
+            f"{e.op} with batch axes {list(x.type.shape[:-2])} on the C backend (leading axes "
+            "of 1 only)",
+            e.span,
+        )
+    r = x.type.rank
+    dims = [f"{x.code}.shape[{r - 2}]", f"{x.code}.shape[{r - 1}]"]
+    flat = replace(x.type, shape=x.type.shape[-2:], valid_shape=None)
+    return _reshaped(em, OpCall("reshape", (e.args[arg],), (), flat, e.span), x, dims, flat)
+
+
+def _reshaped(em: Emitter, e: OpCall, x: CVal, dims: list[str], t) -> CVal:
+    call = OpCall("reshape", (e.args[0],), (), t, e.span)
+    return OP_EMITTERS["reshape"](em, call, [x, dims])
 
 
 # ---------------------------------------------------------------- data ops
@@ -963,6 +998,12 @@ def _op_slice(em: Emitter, e: OpCall, args: list) -> CVal:
 def _op_assemble(em: Emitter, e: OpCall, args: list) -> CVal:
     target, source, offset = args
     st = em.st(target.type.dtype)
+    extra = source.type.rank - target.type.rank
+    if extra > 0:  # leading axes of 1 dropped (the type rule checked them): a view
+        view = em.ttemp()
+        em.line(f"pt_drop_lead(&{source.code}, {extra}, {st.esize}, &{view});")
+        flat = replace(source.type, shape=source.type.shape[extra:], valid_shape=None)
+        source = CVal("t", view, flat, owned=True)
     base = len(em.sites)
     _window_sites(em, e, "pl.assemble window", argname(e.args[0]))
     _oom_site(em, e)
@@ -1223,6 +1264,109 @@ def _op_row_argmax(em: Emitter, e: OpCall, args: list) -> CVal:
     ])  # fmt: skip
     out = em.ttemp()
     em.line(f"pt_row_argmax(ctx, {site}, &{x.code}, {em.st(x.type.dtype).code}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+# ---------------------------------------------------------------- sorting
+
+
+@op("sort32")
+def _op_sort32(em: Emitter, e: OpCall, args: list) -> CVal:
+    """Blocks of 32 sorted into (value, index bits) pairs (pt_sort32)."""
+    src, idx = args
+    _check_rank(e, src.type.rank)
+    site = _oom_site(em, e)
+    out = em.ttemp()
+    em.line(f"pt_sort32(ctx, {site}, &{src.code}, &{idx.code}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+@op("mrgsort")
+def _op_mrgsort(em: Emitter, e: OpCall, args: list) -> CVal:
+    """Format1 (block_len) merges groups of 4 runs; format2 merges 2-4 lists (literal merge)."""
+    src0, src1, src2, src3, tmp, block_len = args
+    _check_rank(e, src0.type.rank)
+    label = em.label(e)
+    out = em.ttemp()
+    if block_len is not None:
+        site = em.sites_block(e.span, [
+            ("BadShape", lambda v, lb=label: f"{lb}: block_len {v[0]} is not a positive multiple of 64",
+             "block_len counts columns (2 per pair): 64, 256, 1024, ..."),
+            _oom_entry(label),
+        ])  # fmt: skip
+        em.line(f"pt_mrgsort1(ctx, {site}, &{src0.code}, (int64_t)({block_len.code}), &{out});")
+        em.check()
+        return CVal("t", out, e.type, owned=True)
+    srcs = [x for x in (src0, src1, src2, src3) if x is not None]
+    site = em.sites_block(e.span, [
+        ("ShapeMismatch", lambda v, lb=label: f"{lb}: list {v[0]} differs from list 0 on axis {v[1]} ({v[2]} vs {v[3]})",
+         "all but the last axis must match"),
+        _oom_entry(label),
+    ])  # fmt: skip
+    width = (
+        f"{tmp.code}.shape[{tmp.type.rank - 1}]"
+        if tmp is not None
+        else " + ".join(f"{x.code}.shape[{x.type.rank - 1}]" for x in srcs)
+    )
+    lists = ", ".join(f"&{x.code}" for x in srcs)
+    exhausted = 1 if e.attr("exhausted") else 0
+    em.line("{")
+    em.line(f"    const pt_tensor *l_[{len(srcs)}] = {{{lists}}};")
+    em.line(
+        f"    pt_mrgsort2(ctx, {site}, {len(srcs)}, l_, (int64_t)({width}), {exhausted}, &{out});"
+    )
+    em.line("}")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+# ---------------------------------------------------------------- paged gather into L1
+
+
+@op("create_l1")
+def _op_create_l1(em: Emitter, e: OpCall, args: list) -> CVal:
+    return OP_EMITTERS["create_tensor"](em, e, [args[0], None, None])  # no init value, all valid
+
+
+@op("gather_row")
+def _op_gather_row(em: Emitter, e: OpCall, args: list) -> CVal:
+    """slice (+ transpose) + assemble into acc, in place."""
+    from pldsl.ir.symbolic import simplify_dim
+
+    acc, src, dst_off, src_off, shapes, valid = args
+    shape_expr = e.args[4]
+    dims = tuple(simplify_dim(i) for i in shape_expr.items)
+    wtype = replace(e.args[1].type, shape=dims, valid_shape=None, pad=None)
+    window = OP_EMITTERS["slice"](
+        em, OpCall("slice", (e.args[1],), (), wtype, e.span), [src, shapes, src_off, valid]
+    )
+    if e.attr("transpose"):
+        ttype = replace(wtype, shape=dims[::-1])
+        call = OpCall("transpose", (e.args[1],), (("axis1", 0), ("axis2", 1)), ttype, e.span)
+        window = OP_EMITTERS["transpose"](em, call, [window])
+    call = OpCall("assemble", (e.args[0], e.args[1]), (), e.type, e.span)
+    return OP_EMITTERS["assemble"](em, call, [acc, window, dst_off])
+
+
+@op("scatter")
+def _op_scatter(em: Emitter, e: OpCall, args: list) -> CVal:
+    """The index form (pt_scatter): a copy of input with src's columns written at index."""
+    x, idx, src = args[0], args[1], args[2]
+    label = em.label(e)
+    nm = argname(e.args[0])
+    site = em.sites_block(e.span, [
+        ("OutOfBounds", lambda v, lb=label: f"{lb}: scatter: index[{v[0]}, {v[1]}] = {v[2]} is outside [0, {v[3]}) for '{nm}'",
+         "scatter indices must address a column of input"),
+        ("ShapeMismatch", lambda v, lb=label: f"{lb}: scatter: index's valid region [{v[0]}, {v[1]}] exceeds src or input", None),
+        _oom_entry(label),
+    ])  # fmt: skip
+    out = em.ttemp()
+    xt, it = em.st(x.type.dtype), em.st(idx.type.dtype)
+    em.line(
+        f"pt_scatter(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}, &{src.code}, &{out});"
+    )
     em.check()
     return CVal("t", out, e.type, owned=True)
 

@@ -165,6 +165,20 @@ PT_API void pt_row_argmax(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, pt
 
 PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int esize, int stride, int off, pt_tensor *out);
 
+PT_API void pt_gather_flat(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, pt_tensor *out);
+
+PT_API void pt_scatter(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, const pt_tensor *src, pt_tensor *out);
+
+PT_API void pt_drop_lead(const pt_tensor *x, int n, int esize, pt_tensor *out);
+
+PT_API void pt_add_lead(const pt_tensor *x, int n, pt_tensor *out);
+
+PT_API void pt_sort32(pt_ctx *ctx, int site_oom, const pt_tensor *src, const pt_tensor *idx, pt_tensor *out);
+
+PT_API void pt_mrgsort1(pt_ctx *ctx, int site, const pt_tensor *src, int64_t block_len, pt_tensor *out);
+
+PT_API void pt_mrgsort2(pt_ctx *ctx, int site, int n, const pt_tensor *const *srcs, int64_t width, int exhausted, pt_tensor *out);
+
 PT_API void pt_assemble_add(pt_ctx *ctx, int site, const pt_tensor *target, const pt_tensor *source, const int64_t *offset, int dt);
 
 PT_API void *pldsl_buf_alloc(size_t nbytes);
@@ -1772,6 +1786,209 @@ PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int es
             memcpy(out->base + (b * out->bstride[0] + k) * esize,
                    xo + (b * x->bstride[0] + (off + k * stride) * x->bstride[1]) * esize, (size_t)esize);
     out->valid[0] = rows; out->valid[1] = cols;
+}
+
+
+/* x without its first n axes (each of extent 1): a retained view of the same buffer; its valid
+ * box is x's trailing one, or empty when a dropped axis has no valid element. */
+PT_API void pt_drop_lead(const pt_tensor *x, int n, int esize, pt_tensor *out) {
+    int64_t shift = 0, any = 1;
+    for (int d = 0; d < n; d++) { shift += x->off[d] * x->bstride[d]; if (x->valid[d] < 1) any = 0; }
+    pt_tensor v = *x;
+    v.rank = x->rank - n;
+    for (int d = 0; d < v.rank; d++) {
+        v.bshape[d] = x->bshape[d + n]; v.bstride[d] = x->bstride[d + n]; v.off[d] = x->off[d + n];
+        v.shape[d] = x->shape[d + n]; v.valid[d] = any ? x->valid[d + n] : 0;
+    }
+    v.base = x->base + shift * esize;
+    *out = v;
+    pt_retain(out);
+}
+
+/* x with n leading axes of extent 1 added: a retained view of the same buffer. */
+PT_API void pt_add_lead(const pt_tensor *x, int n, pt_tensor *out) {
+    pt_tensor v = *x;
+    v.rank = x->rank + n;
+    for (int d = 0; d < n; d++) { v.bshape[d] = 1; v.bstride[d] = 0; v.off[d] = 0; v.shape[d] = 1; v.valid[d] = 1; }
+    for (int d = 0; d < x->rank; d++) {
+        v.bshape[d + n] = x->bshape[d]; v.bstride[d + n] = x->bstride[d]; v.off[d + n] = x->off[d];
+        v.shape[d + n] = x->shape[d]; v.valid[d + n] = x->valid[d];
+    }
+    *out = v;
+    pt_retain(out);
+}
+
+/* pl.tile.gather (index form): out[i, j] = x's element at flat row-major offset idx[i, j] of
+ * its tile shape (pad bits outside x's valid region); valid: idx's. sites: +0 offset out of
+ * range, +1 out of memory. */
+PT_API void pt_gather_flat(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, pt_tensor *out) {
+    int esize = pt_esize_of[xdt], ie = pt_esize_of[idt];
+    pt_tensor m = PT_EMPTY;
+    if (!pt_materialize(ctx, site + 1, x, esize, pt_pad_bits(xdt, x->pad), &m)) return;
+    int64_t size = pt_numel(x->rank, x->shape);
+    int64_t rows = pt_min64(idx->valid[0], idx->shape[0]), cols = pt_min64(idx->valid[1], idx->shape[1]);
+    if (pt_new(ctx, site + 1, out, 2, idx->shape, esize)) {
+        memset(out->base, 0, (size_t)(pt_numel(2, idx->shape) * esize));
+        const char *io = pt_origin(idx, ie);
+        for (int64_t b = 0; b < rows; b++)
+            for (int64_t k = 0; k < cols; k++) {
+                int64_t v = pt_ld_i64(io + (b * idx->bstride[0] + k * idx->bstride[1]) * ie, idt);
+                if (v < 0 || v >= size) { PT_FAIL(ctx, site, b, k, v, size, 0, 0); pt_release(&m); return; }
+                memcpy(out->base + (b * out->bstride[0] + k) * esize, m.base + v * esize, (size_t)esize);
+            }
+        out->valid[0] = rows; out->valid[1] = cols;
+    }
+    pt_release(&m);
+}
+
+/* pl.scatter (index form): a copy of x with out[b, idx[b, k]] = src[b, k] over idx's valid
+ * region, k in order; valid: x's. sites: +0 index out of range, +1 shapes, +2 out of memory. */
+PT_API void pt_scatter(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, const pt_tensor *src, pt_tensor *out) {
+    int esize = pt_esize_of[xdt], ie = pt_esize_of[idt];
+    int64_t rows = pt_min64(idx->valid[0], idx->shape[0]), cols = pt_min64(idx->valid[1], idx->shape[1]);
+    if (rows > x->shape[0] || rows > src->shape[0] || cols > src->shape[1]) { PT_FAIL(ctx, site + 1, rows, cols, 0, 0, 0, 0); return; }
+    if (!pt_materialize(ctx, site + 2, x, esize, pt_pad_bits(xdt, x->pad), out)) return;
+    const char *io = pt_origin(idx, ie), *so = pt_origin(src, esize);
+    for (int64_t k = 0; k < cols; k++)
+        for (int64_t b = 0; b < rows; b++) {
+            int64_t v = pt_ld_i64(io + (b * idx->bstride[0] + k * idx->bstride[1]) * ie, idt);
+            if (v < 0 || v >= x->shape[1]) { PT_FAIL(ctx, site, b, k, v, x->shape[1], 0, 0); return; }
+            memcpy(out->base + (b * out->bstride[0] + v) * esize, so + (b * src->bstride[0] + k * src->bstride[1]) * esize, (size_t)esize);
+        }
+    for (int d = 0; d < 2; d++) out->valid[d] = pt_min64(x->valid[d], x->shape[d]);
+}
+
+/* ------------------------------------------------------------------ sorting (pl.sort32, pl.mrgsort)
+ * A sorted run is a row of (value, index) pairs: FP32 columns, each value followed by the raw
+ * bits of its UINT32 index. */
+
+typedef struct { float v; uint32_t i; } pt_pair;
+
+/* sort32's order: value descending, NaN first, ties by index ascending. */
+static int pt_pair_before(pt_pair a, pt_pair b) {
+    int an = a.v != a.v, bn = b.v != b.v;
+    if (an != bn) return an;
+    if (!an && a.v != b.v) return a.v > b.v;
+    return a.i < b.i;
+}
+
+/* Blocks of 32 along the last axis sorted into pairs; valid: src's rows, 2x its valid columns. */
+PT_API void pt_sort32(pt_ctx *ctx, int site_oom, const pt_tensor *src, const pt_tensor *idx, pt_tensor *out) {
+    int r = src->rank, l = r - 1;
+    pt_tensor s = PT_EMPTY, x = PT_EMPTY;
+    if (!pt_materialize(ctx, site_oom, src, 4, 0, &s)) return;
+    if (!pt_materialize(ctx, site_oom, idx, 4, 0, &x)) { pt_release(&s); return; }
+    int64_t shape[PT_MAXRANK];
+    for (int d = 0; d < r; d++) shape[d] = src->shape[d];
+    shape[l] *= 2;
+    if (pt_new(ctx, site_oom, out, r, shape, 4)) {
+        int64_t w = src->shape[l], rows = w ? pt_numel(r, src->shape) / w : 0;
+        int64_t vc = pt_min64(src->valid[l], w);
+        memset(out->base, 0, (size_t)(pt_numel(r, shape) * 4));
+        for (int64_t row = 0; row < rows; row++) {
+            const float *sv = (const float *)s.base + row * w;
+            const uint32_t *iv = (const uint32_t *)x.base + row * w;
+            char *o = out->base + row * 2 * w * 4;
+            for (int64_t b = 0; b < vc; b += 32) {
+                pt_pair blk[32];
+                int n = (int)pt_min64(32, vc - b);
+                for (int k = 0; k < n; k++) {
+                    pt_pair p = {sv[b + k], iv[b + k]};
+                    int j = k;
+                    while (j > 0 && pt_pair_before(p, blk[j - 1])) { blk[j] = blk[j - 1]; j--; }
+                    blk[j] = p;
+                }
+                for (int k = 0; k < n; k++) {
+                    memcpy(o + (2 * (b + k)) * 4, &blk[k].v, 4);
+                    memcpy(o + (2 * (b + k) + 1) * 4, &blk[k].i, 4);
+                }
+            }
+        }
+        for (int d = 0; d < l; d++) out->valid[d] = pt_min64(src->valid[d], src->shape[d]);
+        out->valid[l] = 2 * vc;
+    }
+    pt_release(&s);
+    pt_release(&x);
+}
+
+/* The merge's literal procedure over n runs of pairs (8 bytes each): take the head with the
+ * strictly greatest value, the earliest run on a tie; stop after `cap` pairs, or (exhausted)
+ * right after a run runs out. Returns the pairs written. */
+static int64_t pt_merge_runs(int n, const char *const *run, const int64_t *len, int64_t cap, int exhausted, char *dst) {
+    int64_t head[4] = {0, 0, 0, 0}, out = 0;
+    while (out < cap) {
+        int pick = -1;
+        float best = 0.0f;
+        for (int k = 0; k < n; k++) {
+            if (head[k] >= len[k]) continue;
+            float v;
+            memcpy(&v, run[k] + head[k] * 8, 4);
+            if (pick < 0 || v > best) { pick = k; best = v; }
+        }
+        if (pick < 0) break;
+        memcpy(dst + out * 8, run[pick] + head[pick] * 8, 8);
+        out++;
+        if (++head[pick] == len[pick] && exhausted) break;
+    }
+    return out;
+}
+
+/* mrgsort format1: per row, each group of 4 runs of block_len columns merged into one run;
+ * valid columns: those the whole groups cover. sites: +0 bad block_len, +1 out of memory. */
+PT_API void pt_mrgsort1(pt_ctx *ctx, int site, const pt_tensor *src, int64_t block_len, pt_tensor *out) {
+    if (block_len <= 0 || block_len % 64) { PT_FAIL(ctx, site, block_len, 0, 0, 0, 0, 0); return; }
+    int r = src->rank, l = r - 1;
+    pt_tensor s = PT_EMPTY;
+    if (!pt_materialize(ctx, site + 1, src, 4, 0, &s)) return;
+    if (pt_new(ctx, site + 1, out, r, src->shape, 4)) {
+        int64_t w = src->shape[l], rows = w ? pt_numel(r, src->shape) / w : 0;
+        int64_t group = 4 * block_len, covered = (w / group) * group, len[4];
+        memset(out->base, 0, (size_t)(pt_numel(r, src->shape) * 4));
+        for (int k = 0; k < 4; k++) len[k] = block_len / 2;
+        for (int64_t row = 0; row < rows; row++)
+            for (int64_t g = 0; g < covered; g += group) {
+                const char *base = s.base + (row * w + g) * 4, *run[4];
+                for (int k = 0; k < 4; k++) run[k] = base + k * block_len * 4;
+                pt_merge_runs(4, run, len, 2 * block_len, 0, out->base + (row * w + g) * 4);
+            }
+        for (int d = 0; d < l; d++) out->valid[d] = pt_min64(src->valid[d], src->shape[d]);
+        out->valid[l] = covered;
+    }
+    pt_release(&s);
+}
+
+/* mrgsort format2: per row, the n lists (their valid pairs) merged into `width` columns; valid
+ * columns: twice the pairs every row took. sites: +0 leading axes differ, +1 out of memory. */
+PT_API void pt_mrgsort2(pt_ctx *ctx, int site, int n, const pt_tensor *const *srcs, int64_t width, int exhausted, pt_tensor *out) {
+    int r = srcs[0]->rank, l = r - 1;
+    for (int k = 1; k < n; k++)
+        for (int d = 0; d < l; d++)
+            if (srcs[k]->shape[d] != srcs[0]->shape[d]) { PT_FAIL(ctx, site, k, d, srcs[k]->shape[d], srcs[0]->shape[d], 0, 0); return; }
+    pt_tensor m[4] = {PT_EMPTY, PT_EMPTY, PT_EMPTY, PT_EMPTY};
+    int64_t shape[PT_MAXRANK], len[4], taken = width / 2;
+    int ok = 1;
+    for (int k = 0; k < n && ok; k++) ok = pt_materialize(ctx, site + 1, srcs[k], 4, 0, &m[k]);
+    for (int d = 0; d < r; d++) shape[d] = srcs[0]->shape[d];
+    shape[l] = width;
+    if (ok && pt_new(ctx, site + 1, out, r, shape, 4)) {
+        int64_t rows = 1;
+        for (int d = 0; d < l; d++) rows *= shape[d];
+        memset(out->base, 0, (size_t)(pt_numel(r, shape) * 4));
+        for (int k = 0; k < n; k++) len[k] = pt_min64(srcs[k]->valid[l], srcs[k]->shape[l]) / 2;
+        for (int64_t row = 0; row < rows; row++) {
+            const char *run[4];
+            for (int k = 0; k < n; k++) run[k] = m[k].base + row * srcs[k]->shape[l] * 4;
+            int64_t got = pt_merge_runs(n, run, len, width / 2, exhausted, out->base + row * width * 4);
+            if (got < taken) taken = got;
+        }
+        for (int d = 0; d < l; d++) {
+            int64_t v = srcs[0]->valid[d];
+            for (int k = 1; k < n; k++) v = pt_min64(v, srcs[k]->valid[d]);
+            out->valid[d] = pt_min64(v, shape[d]);
+        }
+        out->valid[l] = 2 * taken;
+    }
+    for (int k = 0; k < n; k++) pt_release(&m[k]);
 }
 
 #endif /* PT_RUNTIME_IMPL */

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pldsl.ir.nodes import OpCall
 
 from .abi import CVal, argname, unsupported
-from .op_emitters import OP_EMITTERS, _oom_site, _window_sites, op
+from .op_emitters import OP_EMITTERS, _oom_entry, _oom_site, _window_sites, op
 
 if TYPE_CHECKING:
     from .lowering import Emitter
@@ -93,6 +93,29 @@ def _op_create_tile(em: Emitter, e: OpCall, args: list) -> CVal:
 @op("tile.full")
 def _op_tile_full(em: Emitter, e: OpCall, args: list) -> CVal:
     return OP_EMITTERS["full"](em, e, args)
+
+
+@op("tile.arange")
+def _op_tile_arange(em: Emitter, e: OpCall, args: list) -> CVal:
+    return OP_EMITTERS["arange"](em, e, args)
+
+
+@op("tile.gather")
+def _op_tile_gather(em: Emitter, e: OpCall, args: list) -> CVal:
+    """The flat index form (pt_gather_flat); tmp is not read."""
+    x, idx = args[0], args[1]
+    label = em.label(e)
+    nm = argname(e.args[0])
+    site = em.sites_block(e.span, [
+        ("OutOfBounds", lambda v, lb=label: f"{lb}: indices[{v[0]}, {v[1]}] = {v[2]} is outside [0, {v[3]}) of the tile '{nm}'",
+         "the index form addresses src by flat offset: row * cols + col"),
+        _oom_entry(label),
+    ])  # fmt: skip
+    out = em.ttemp()
+    xt, it = em.st(x.type.dtype), em.st(idx.type.dtype)
+    em.line(f"pt_gather_flat(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
 
 
 @op("tile.set_validshape")
