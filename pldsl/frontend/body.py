@@ -294,8 +294,9 @@ class BodyBuilder:
                     "use a new name for a value of a different shape, dtype or valid_shape",
                 )
             # Same variable (same name and type); the span is this binding's, so findings
-            # about an assignment point at it rather than at the first definition.
-            return Var(name, old.type, self.span(node))
+            # about an assignment point at it rather than at the first definition. `old.name`,
+            # not `name`: a renamed historical rebinding (`a__2`) keeps its IR name.
+            return Var(old.name, old.type, self.span(node))
         if name in ("pl", "self"):
             raise fail(
                 "TypeError",
