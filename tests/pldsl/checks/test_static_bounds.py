@@ -256,3 +256,22 @@ def test_a_lower_rank_source_fills_the_trailing_axes():
     d = one(kk, "asm")
     assert "on axis 1, offset p0 + 1 + extent 64" in d.message, d.message
     assert "exceeds the size 128" in d.message
+
+
+def test_the_body_of_a_loop_that_never_runs_is_not_reported():
+    # deepseek v4 compressor_ratio*.py (60fcbc57): `for r0 in pl.range(ROPE_CHUNK,
+    # ROPE_HEAD_DIM // 2, ROPE_CHUNK)` with ROPE_HEAD_DIM // 2 == ROPE_CHUNK runs no iteration
+    body = (
+        "for r0 in pl.range(HIDDEN, STOP, 64):\n"
+        "            out = pl.assemble(out, pl.slice(x, [16, 64], [0, r0]), [0, 0])  # oob"
+    )
+    assert k(body.replace("STOP", "HIDDEN")).rule(RULE) == []  # empty
+    assert k(body.replace("STOP", "HIDDEN - 1")).rule(RULE) == []  # empty, stop below start
+    d = one(k(body.replace("STOP", "HIDDEN + 1")), "oob")  # one iteration, r0 = 128
+    assert "offset r0 + extent 64 = 192 exceeds the size 128" in d.message, d.message
+    down = (
+        "for r0 in pl.range(0, STOP, -1):\n"
+        "            out = pl.assemble(out, pl.slice(x, [16, 64], [0, r0 + 100]), [0, 0])  # oob"
+    )
+    assert k(down.replace("STOP", "0")).rule(RULE) == []
+    one(k(down.replace("STOP", "-1")), "oob")  # r0 = 0: columns 100..163
