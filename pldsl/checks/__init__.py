@@ -25,6 +25,7 @@ from . import (
     inout_use,
     low_precision,
     misplaced_compute,
+    no_nested_incore,
     out_param_not_shadowed,
     out_param_write_dropped,
     spmd_race,
@@ -47,6 +48,7 @@ class Rule(NamedTuple):
 _MODULES = (
     inout_use,
     out_param_not_shadowed,
+    no_nested_incore,
     misplaced_compute,
     static_bounds,
     out_param_write_dropped,

@@ -12,7 +12,9 @@ rather than guess.
 
 Writes: `pl.assemble(buf, src, offs)` (the source's extent), `pl.write(buf, idx, v)`.
 Reads: `pl.slice(buf, shape, offs)`, `pl.read(buf, idx)`, and any other op that takes `buf`
-whole.
+whole. A buffer the grid body allocates itself (`t = pl.create_tensor(...)`, `pl.full`, any
+op result that is not a view or an in-place write of another buffer) is each block's own: its
+accesses are not shared.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pldsl.checks.common import access_window
 from pldsl.diagnostics import Diagnostic, Span
 from pldsl.ir.nodes import Assign, For, OpCall, Program, Stmt, Var
 from pldsl.ir.symbolic import Unbound, evaluate
-from pldsl.ir.traversal import iter_expr, iter_stmts, stmt_exprs
+from pldsl.ir.traversal import VIEW_OPS, iter_expr, iter_stmts, stmt_exprs, write_target
 from pldsl.ir.types import ScalarType, TensorType
 
 RULE = "SpmdBlockRace"
@@ -59,7 +61,8 @@ def _grid(loop: For) -> list[Diagnostic]:
         return []
     if not isinstance(n, int) or not 2 <= n <= MAX_BLOCKS:
         return []
-    accesses = list(_accesses(loop.body))
+    private = _block_local(loop.body)
+    accesses = [a for a in _accesses(loop.body) if a.buffer not in private]
     written = {a.buffer for a in accesses if a.write}
     writes = [a for a in accesses if a.write]
     reads = [a for a in accesses if not a.write and a.buffer in written]
@@ -104,6 +107,26 @@ def _of_call(call: OpCall) -> Iterator[_Access]:
     for arg in call.args:
         if isinstance(arg, Var) and isinstance(arg.type, TensorType):
             yield _Access(arg.name, call, False, arg.type)
+
+
+def _block_local(body: tuple[Stmt, ...]) -> set[str]:
+    """Names every binding of which in the grid body is a fresh buffer, or an in-place write
+    into the name itself: each block allocates its own."""
+    ok: dict[str, bool] = {}
+    allocated: set[str] = set()
+    for s in iter_stmts(body):
+        if not isinstance(s, Assign):
+            continue
+        for t in s.targets:
+            v = s.value
+            good = isinstance(v, OpCall) and v.op not in VIEW_OPS
+            if good:
+                target = write_target(v)
+                if target is None:
+                    allocated.add(t.name)
+                good = target is None or (isinstance(target, Var) and target.name == t.name)
+            ok[t.name] = ok.get(t.name, True) and good
+    return {name for name in allocated if ok[name]}
 
 
 def _scalar_defs(body: tuple[Stmt, ...]) -> dict[str, object]:

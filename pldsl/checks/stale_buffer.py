@@ -5,7 +5,9 @@
 `a` sees the new data on hardware (and in pldsl's interpreter), while the code reads as if `a`
 were the value before the write; a copy-on-write reading of the same program would differ.
 PyPTO verifies nothing here (its InOutUseDiscipline covers user calls only). The usual
-spelling rebinds the same name (`a = pl.assemble(a, t, [0, 0])`), which never warns.
+spelling rebinds the same name (`a = pl.assemble(a, t, [0, 0])`), which never warns. Nor does
+`return p` of a tensor parameter `p`: it hands the caller's buffer back, written through any
+alias (`p_flat = p`, then writes into `p_flat`), and no one reads it as the value before.
 
 Flow-sensitive over names: a write under a new name makes every other name of that buffer
 stale until it is rebound; `if` branches union; a loop body is walked twice so that a read in
@@ -66,6 +68,7 @@ class _Checker:
     def __init__(self, func: Function):
         self.ids = itertools.count()
         self.state = _State({}, {})
+        self.params = {p.name for p in func.params if isinstance(p.type, TensorType)}
         for p in func.params:
             if isinstance(p.type, TensorType):
                 self.state.buf[p.name] = frozenset([next(self.ids)])
@@ -171,7 +174,11 @@ class _Checker:
                         self.shared |= b  # the carry and the yielded name hold one buffer
             for t, b in zip(s.targets, bufs):
                 self.rebind(t.name, b, None, isinstance(t.type, TensorType))
-        elif isinstance(s, (ExprStmt, Return)):
+        elif isinstance(s, Return):
+            for e in s.values:
+                if not (isinstance(e, Var) and e.name in self.params):
+                    self.expr(e)  # `return out` hands back the caller's buffer, whatever it holds
+        elif isinstance(s, ExprStmt):
             for e in stmt_exprs(s):
                 self.expr(e)
         elif isinstance(s, If):

@@ -168,6 +168,19 @@ class _Ctx:
         lo = _add(stop[0], _lin(1)) if stop[0] is not None else None
         return lo, start[1]
 
+    def never_runs(self, loop: For, active: dict[str, For]) -> bool:
+        """The loop provably runs no iteration (`pl.range(32, 32, 32)`): nothing in its body
+        executes, so the bounds of its variable say nothing."""
+        step = self.interval(loop.step, {}, active)
+        c = _const_of(step[0]) if step[0] == step[1] else None
+        if not c:
+            return False
+        start = self.interval(loop.start, {}, active)
+        stop = self.interval(loop.stop, {}, active)
+        if c > 0:
+            return provably_le(stop[1], start[0])
+        return provably_le(start[1], stop[0])
+
     def _binop(self, e: BinOp, env, active, depth):
         a = self.interval(e.lhs, env, active, depth + 1)
         b = self.interval(e.rhs, env, active, depth + 1)
@@ -377,6 +390,8 @@ def check_function(func: Function) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for call, loops in _accesses(func.body, []):
         active = {loop.var.name: loop for loop, _ in loops}
+        if any(ctx.never_runs(loop, active) for loop, _ in loops):
+            continue  # dead code: an empty loop's body
         why = _violation(ctx, call, {}, active)
         where = ""
         if why is None:

@@ -15,7 +15,8 @@ their arguments bound (buffers by identity, dims from the argument shapes). Afte
 union of boxes is compared with the whole buffer.
 
 Never guessed: a write whose offsets depend on tensor data (a `pl.read` result), a loop or
-`if` over such data that may write the output, or a write through a reshaped view makes that
+`if` over such data that may write the output, an `if` over a scalar parameter (its value is
+the run's invention: `if (start_pos + 1) % 4 == 0` writes or not as the caller decides), or a write through a reshaped view makes that
 output "unknown" and it is not reported. Loops and statements that cannot affect an output
 are skipped; the run stops after 200k loop iterations in all and then reports nothing.
 A gap found with small scalar parameters is confirmed with the scalars set to the dims'
@@ -77,6 +78,19 @@ DOC = "an Out parameter (or a region of it) that no path writes, for some sample
 
 DIM_SAMPLES = (1, 15, 16, 17, 33)
 SMALL_SCALAR = 2
+
+
+class _Sampled(int):
+    """An integer the run derived from a sampled scalar parameter (not a dynamic dim): an
+    `if` over it picks a branch for an invented value, so the run treats it as data."""
+
+
+def _keep_sample(result: object, *operands: object) -> object:
+    if isinstance(result, (int, bool)) and any(isinstance(o, _Sampled) for o in operands):
+        return _Sampled(int(result))
+    return result
+
+
 MAX_ITERATIONS = 200_000
 MAX_DEPTH = 32
 MAX_BOXES = 200_000
@@ -375,14 +389,14 @@ class _Frame:
             if b is UNK or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
                 return UNK
             try:
-                return apply_scalar_binop(e.op, a, b, e.type)
+                return _keep_sample(apply_scalar_binop(e.op, a, b, e.type), a, b)
             except (ZeroDivisionError, ValueError, OverflowError):
                 return UNK
         if isinstance(e, UnaryOp):
             v = self.scalar(e.operand)
             if v is UNK:
                 return UNK
-            return (not v) if e.op == "not" else -v
+            return _keep_sample((not v) if e.op == "not" else -v, v)
         return self.value(e)
 
     def dims(self, dims) -> tuple | None:
@@ -448,7 +462,7 @@ class _Frame:
             v = self.scalar(e.args[0])
             if v is UNK:
                 return UNK
-            return float(v) if result_t.dtype.is_float else int(v)
+            return float(v) if result_t.dtype.is_float else _keep_sample(int(v), v)
         target = write_target(e)
         if target is not None:
             return self.write(e, target)
@@ -563,7 +577,7 @@ class _Frame:
             raise _Return(values[0] if len(values) == 1 else values)
         elif isinstance(s, If):
             c = self.scalar(s.cond)
-            if c is UNK:
+            if c is UNK or isinstance(c, _Sampled):
                 self.skip(s.then_body + s.else_body)
                 for y in filter(None, (if_result(s.then_body), if_result(s.else_body))):
                     for t in y.targets:
@@ -702,10 +716,10 @@ def _scalar_sample(p, dims: dict[str, int], value: int) -> object:
     if p.name in dims:
         return dims[p.name]
     if t.dtype.is_bool:
-        return True
+        return _Sampled(1)  # True
     if t.dtype.is_float:
         return 1.0
-    return value
+    return _Sampled(value)
 
 
 def _static_shape(t: TensorType, env: dict[str, object]) -> tuple[int, ...] | None:

@@ -11,6 +11,7 @@ from pldsl.ir.traversal import iter_stmts
 EXPECTED_RULES = {
     "InOutUseDiscipline": "error",
     "OutParamNotShadowed": "error",
+    "NoNestedInCore": "error",
     "MisplacedComputeOp": "error",
     "StaticOutOfBounds": "error",
     "OutParamWriteDropped": "warning",

@@ -105,3 +105,25 @@ def test_grid_of_runtime_size_is_not_evaluated():
     assert (
         k(body("pl.slice(out, [S + 1, 16], [b * S, 0])", "for b in pl.spmd(n):")).rule(RULE) == []
     )
+
+
+def test_a_buffer_the_block_allocates_is_its_own():
+    # dspark prefill_compressor_ratio4.py (HEAD): online-softmax state `mi_buf =
+    # pl.create_tensor(...)` inside the grid body, written and read by each block
+    local = (
+        "for b in pl.spmd(B):\n"
+        "            t = ALLOC\n"
+        "            t[0:1, 0:16] = pl.slice(a, [1, 16], [b, 0])\n"
+        "            r = pl.exp(t)  # read\n"
+        "            out = pl.assemble(out, r, [b, 0])"
+    )
+    for alloc in ("pl.create_tensor([1, 16], dtype=pl.FP32)", "pl.full([1, 16], pl.FP32, 0.0)"):
+        assert k(local.replace("ALLOC", alloc)).rule(RULE) == [], alloc
+    shared = k(
+        "t = pl.create_tensor([1, 16], dtype=pl.FP32)\n"
+        "        for b in pl.spmd(B):\n"
+        "            t[0:1, 0:16] = pl.slice(a, [1, 16], [b, 0])\n"
+        "            r = pl.exp(t)  # read\n"
+        "            out = pl.assemble(out, r, [b, 0])"
+    )
+    assert lines(shared.rule(RULE)) == [shared.line("read")]  # allocated once, outside

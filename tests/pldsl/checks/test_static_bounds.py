@@ -228,3 +228,50 @@ def test_floor_division_bounds_are_tight():
         "            out = pl.assemble(out, pl.slice(x, [16, HIDDEN], [24 + i // 16, 0]), [0, 0])"
     )
     assert k(body).rule(RULE) == []
+
+
+LOWER_RANK = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(
+        self, x: pl.Tensor[[64, 128], pl.FP32], out: pl.Out[pl.Tensor[[4, 128, 256], pl.FP32]],
+    ) -> pl.Tensor[[4, 128, 256], pl.FP32]:
+        for b in pl.range(0, 4):
+            for p0 in pl.range(0, 128, 64):
+                for o0 in pl.range(0, 256, 128):
+                    out = pl.assemble(out, x, [b, p0 + SHIFT, o0])  # asm
+        return out
+"""
+
+
+def test_a_lower_rank_source_fills_the_trailing_axes():
+    # deepseek_v3_2_prefill_back.py (60fcbc57): a [TOK_TILE, K] tile into [B, S, H] at
+    # [b, p0, o0] touches one row of axis 0, not TOK_TILE of them
+    assert kernel(LOWER_RANK.replace("SHIFT", "0")).rule(RULE) == []
+    kk = kernel(LOWER_RANK.replace("SHIFT", "1"))  # the last p0 tile ends one row past 128
+    d = one(kk, "asm")
+    assert "on axis 1, offset p0 + 1 + extent 64" in d.message, d.message
+    assert "exceeds the size 128" in d.message
+
+
+def test_the_body_of_a_loop_that_never_runs_is_not_reported():
+    # deepseek v4 compressor_ratio*.py (60fcbc57): `for r0 in pl.range(ROPE_CHUNK,
+    # ROPE_HEAD_DIM // 2, ROPE_CHUNK)` with ROPE_HEAD_DIM // 2 == ROPE_CHUNK runs no iteration
+    body = (
+        "for r0 in pl.range(HIDDEN, STOP, 64):\n"
+        "            out = pl.assemble(out, pl.slice(x, [16, 64], [0, r0]), [0, 0])  # oob"
+    )
+    assert k(body.replace("STOP", "HIDDEN")).rule(RULE) == []  # empty
+    assert k(body.replace("STOP", "HIDDEN - 1")).rule(RULE) == []  # empty, stop below start
+    d = one(k(body.replace("STOP", "HIDDEN + 1")), "oob")  # one iteration, r0 = 128
+    assert "offset r0 + extent 64 = 192 exceeds the size 128" in d.message, d.message
+    down = (
+        "for r0 in pl.range(0, STOP, -1):\n"
+        "            out = pl.assemble(out, pl.slice(x, [16, 64], [0, r0 + 100]), [0, 0])  # oob"
+    )
+    assert k(down.replace("STOP", "0")).rule(RULE) == []
+    one(k(down.replace("STOP", "-1")), "oob")  # r0 = 0: columns 100..163

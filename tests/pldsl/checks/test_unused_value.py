@@ -112,3 +112,44 @@ class P:
 """
     )
     assert [d.span.line for d in kk.rule(RULE)] == [kk.line("unused")]
+
+
+RENAMED = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def main(
+        self, x: pl.Tensor[[4, 8], pl.FP32], x2: pl.Tensor[[4, 8], pl.FP32],
+        n: pl.Scalar[pl.INDEX], out: pl.Out[pl.Tensor[[4, 8], pl.FP32]],
+    ) -> pl.Tensor[[4, 8], pl.FP32]:
+        for i in pl.range(1):
+            a = pl.slice(x, [4, 8], [0, 0], valid_shape=[n, 8])
+            out = pl.assemble(out, pl.exp(a), [0, 0])
+        for i in pl.range(1):
+            a = pl.slice(x, [4, 8], [0, 0])  # renamed
+            out = pl.assemble(out, pl.add(a, a), [0, 0])
+        for i in pl.range(1):
+            a = pl.slice(x2, [4, 8], [0, 0])  # again
+            out = pl.assemble(out, pl.add(a, a), [0, 0])
+        return out
+"""
+
+
+def test_a_renamed_historical_rebinding_keeps_its_name_when_bound_again():
+    # pypto-lib's qwen3_14b_l3_generate.py (60fcbc57) reuses `x_chunk` in sibling loops with
+    # and without a valid region; the frontend renames the second to `x_chunk__2`. A third
+    # binding of the same type was captured as `x_chunk` while its reads meant `x_chunk__2`:
+    # UnusedValue fired on it, and the reads saw the previous loop's value.
+    import numpy as np
+
+    from pldsl import interpreter
+
+    kk = kernel(RENAMED)
+    assert kk.rule(RULE) == []
+    x = np.arange(32, dtype=np.float32).reshape(4, 8)
+    x2 = np.full((4, 8), -3.0, np.float32)
+    got = interpreter.run(kk.program, "main", x, x2, 4, np.zeros_like(x))
+    np.testing.assert_array_equal(got, x2 + x2)  # the last loop's slice of x2, not of x

@@ -169,3 +169,41 @@ def test_element_writes_cover_one_element_each():
             side = pl.write(side, [f], 0.0)"""
     msgs = messages(k("out = pl.assemble(out, x, [0, 0])", side=flat))
     assert "no path writes side[31:32, 255:256];" in msgs["side"]
+
+
+def test_a_branch_on_a_scalar_parameter_is_data_not_a_gap():
+    # deepseek v4 compressor_ratio*.py (60fcbc57) writes its outputs only when
+    # `(start_pos + 1) % RATIO == 0`; the run invents start_pos, so the branch it takes says
+    # nothing about the caller's calls (a `pl.Scalar[pl.BOOL]` flag likewise)
+    write = "out = pl.assemble(out, x, [0, 0])"
+    assert k(f"if (rows + 1) % 4 == 0:\n            {write}").rule(RULE) == []
+    assert k(f"if rows != 2:\n            {write}").rule(RULE) == []
+    assert k(f"if pl.cast(rows, pl.INT32) > 7:\n            {write}").rule(RULE) == []
+    # a branch on a dynamic dim is still followed: N >= 16 leaves every row unwritten
+    msg = messages(k(f"if n < 16:\n            {write}"))["out"]
+    assert "'out' of 'main' is never written when N=16" in msg, msg
+    # and an unconditional gap next to a scalar branch is still found
+    msg = messages(k(f"if rows == 3:\n            {write}", side=""))
+    assert set(msg) == {"side"}
+
+
+BOOL_FLAG = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.Opaque)
+    def main(
+        self, x: pl.Tensor[[16, 128], pl.FP32], flag: pl.Scalar[pl.BOOL],
+        out: pl.Out[pl.Tensor[[16, 128], pl.FP32]],
+    ) -> pl.Tensor[[16, 128], pl.FP32]:
+        if COND:
+            out = pl.assemble(out, x, [0, 0])
+        return out
+"""
+
+
+def test_a_branch_on_a_bool_parameter_is_data():
+    assert kernel(BOOL_FLAG.replace("COND", "flag")).rule(RULE) == []
+    assert kernel(BOOL_FLAG.replace("COND", "not flag")).rule(RULE) == []
