@@ -1,0 +1,929 @@
+"""Batched tile loops: every iteration of a proven-independent loop at once, one NumPy op per IR op.
+
+A `pl.parallel` or `pl.range` loop whose iterations the IR proves independent
+(`pldsl.ir.analysis.ParallelAnalysis`: no carried values, no jumps or calls, writes to shared
+buffers at affine windows that are disjoint between iterations) runs its body once over all of
+its iterations ("lanes"): a scalar that differs between lanes is an int64 array, a tile that
+differs is an array with a leading lane axis, and every op is one NumPy call over all lanes.
+Values equal in every lane (a weight slice at a fixed offset, a constant) stay ordinary
+interpreter values and run through the plain op kernels once.
+
+The attempt has no visible effect until it commits: writes to buffers that exist before the
+loop are journaled and applied only at the end, and anything the batched form cannot do exactly
+(a lane-dependent loop bound or branch, a fault, an out-of-bounds window, an op without a
+batched form, a shared buffer both read and written by the body, strict mode, a trace) raises
+`Fallback`, and the caller runs the loop one tile at a time on the plain closures instead, so
+faults and their texts are exactly the per-tile path's.
+
+Per-element arithmetic is the per-tile kernels' (the same `pldsl.execution.numerics` calls on
+arrays with one more axis), so elementwise ops, casts, reductions and fills are bit-identical;
+matmuls of a lane stack are one `np.matmul` over the stack, within `matmul_error_bound`
+(docs/numerics.md, "the fast path").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from pldsl.diagnostics import RuntimeFault
+from pldsl.execution import numerics
+from pldsl.execution.arguments import py_scalar
+from pldsl.execution.memory import Buffer, Context, OpFault, TensorValue, _fill_value
+from pldsl.ir.nodes import (
+    Assign,
+    BinOp,
+    Break,
+    Call,
+    Const,
+    Continue,
+    ExprStmt,
+    For,
+    If,
+    ListExpr,
+    OpCall,
+    Return,
+    Scope,
+    TupleGet,
+    UnaryOp,
+    Var,
+    Yield,
+)
+from pldsl.ir.traversal import walk, write_target
+from pldsl.ops import lookup
+
+__all__ = ["Fallback", "STATS", "batchable", "BatchedLoop"]
+
+
+class Fallback(Exception):
+    """The batched form cannot run this loop exactly; run it per tile."""
+
+
+# Counters for tests and profiling (how often loops ran batched / fell back, and why).
+STATS: dict[str, int] = {}
+
+
+def _count(key: str) -> None:
+    STATS[key] = STATS.get(key, 0) + 1
+
+
+_LOOP_KINDS = ("parallel", "range")
+_CAUGHT = (Fallback, OpFault, numerics.NumericsError, RuntimeFault, IndexError, ValueError,
+           KeyError, TypeError, ZeroDivisionError, OverflowError)  # fmt: skip
+
+
+def batchable(loop: For) -> str | None:
+    """Why the IR of `loop` rules out the batched form (None: it may be tried). The
+    independence proof itself is the caller's (ParallelAnalysis)."""
+    if loop.kind not in _LOOP_KINDS:
+        return f"{loop.kind} loop"
+    has_tile_op = False
+    for node in walk(loop):
+        if node is loop:
+            continue
+        kind = type(node)
+        if kind in (Call, Return, Break, Continue):
+            return "call or jump in the body"
+        if kind is For and node.kind == "spmd":
+            return "pl.spmd in the body"
+        if kind is Scope and (node.deps or node.tid is not None):
+            return "task dependencies in the body"
+        if kind is OpCall:
+            target = write_target(node)
+            if target is not None and node.op != "assemble":
+                return f"pl.{node.op} in the body"
+            if node.op not in ("dim", "read"):
+                has_tile_op = True
+    return None if has_tile_op else "no tile op in the body"
+
+
+# ------------------------------------------------------------------ batched values
+
+
+class BBuf:
+    """Per-lane private memory (a buffer created inside the batched body): data (N, *shape)."""
+
+    __slots__ = ("data", "dtype")
+
+    def __init__(self, data: np.ndarray, dtype: str):
+        self.data, self.dtype = data, dtype
+
+
+class BView:
+    """A per-lane window: onto a BBuf, or onto a shared Buffer at lane-dependent offsets.
+    offset and valid items are ints (same in every lane) or int64 arrays of length N."""
+
+    __slots__ = ("buf", "offset", "shape", "valid", "pad")
+
+    def __init__(self, buf, offset: tuple, shape: tuple, valid: tuple, pad=None):
+        self.buf, self.offset, self.shape, self.valid, self.pad = buf, offset, shape, valid, pad
+
+    @property
+    def dtype(self) -> str:
+        return self.buf.dtype
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+
+def _lanes(v: Any) -> bool:
+    return type(v) is np.ndarray
+
+
+def _uniform(v: Any) -> Any:
+    """`v` as one value for every lane (Fallback when lanes differ)."""
+    if type(v) is np.ndarray:
+        lst = v.tolist()
+        if lst and lst.count(lst[0]) == len(lst):
+            return lst[0]
+        raise Fallback("lane-dependent value where one value is needed")
+    return v
+
+
+def _norm(v: Any) -> Any:
+    """An int64 lane array collapsed to an int when every lane holds the same value."""
+    if type(v) is np.ndarray:
+        lst = v.tolist()
+        if lst and lst.count(lst[0]) == len(lst):
+            return lst[0]
+    return v
+
+
+def _lo_hi(v: Any) -> tuple[int, int]:
+    """Smallest and largest value over the lanes."""
+    if type(v) is np.ndarray:
+        lst = v.tolist()
+        return min(lst), max(lst)
+    return v, v
+
+
+def _is_tensor(v: Any) -> bool:
+    return type(v) is BView or type(v) is TensorValue
+
+
+def _ax(v: Any, axis: int, rank: int) -> Any:
+    """A per-lane int (or array) shaped to broadcast against (N, *shape) along `axis`."""
+    if type(v) is np.ndarray:
+        return v.reshape((-1,) + (1,) * rank)
+    return v
+
+
+def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
+    """(N or 1, *shape) mask of the valid box per lane, or None when all of it is valid."""
+    rank = len(shape)
+    mask = None
+    for d, (s, v) in enumerate(zip(shape, valid)):
+        if type(v) is not np.ndarray and v >= s:
+            continue
+        idx = np.arange(s).reshape((1,) + tuple(s if i == d else 1 for i in range(rank)))
+        cond = idx < _ax(v, d, rank)
+        mask = cond if mask is None else mask & cond
+    return mask
+
+
+class Lanes:
+    """The batched run of one loop: lane count, context, journal of shared writes."""
+
+    def __init__(self, ctx: Context, n: int, outer_roots: set[int]):
+        self.ctx, self.n = ctx, n
+        self.outer = outer_roots  # id()s of buffer roots that existed before the loop
+        self.read_roots: dict[int, Buffer] = {}
+        self.written_roots: dict[int, Buffer] = {}
+        self.journal: list[tuple] = []
+
+    # ------------------------------------------------------------ reading
+    def note_read(self, buf: Buffer) -> None:
+        root = buf.root
+        key = id(root)
+        if key in self.written_roots:
+            raise Fallback("the body reads a buffer it writes")
+        self.read_roots[key] = root
+
+    def raw(self, x: BView, data: np.ndarray | None = None) -> np.ndarray:
+        """x's window per lane, (N, *shape), without pad fill (a view where it can be)."""
+        buf = x.buf
+        n, shape = self.n, x.shape
+        batched = type(buf) is BBuf
+        if data is None:
+            data = buf.data
+        offs = x.offset
+        if not batched:
+            self.note_read(buf)
+        if all(type(o) is not np.ndarray for o in offs):
+            if batched:
+                return data[(slice(None),) + tuple(slice(o, o + s) for o, s in zip(offs, shape))]
+            win = data[tuple(slice(o, o + s) for o, s in zip(offs, shape))]
+            return np.broadcast_to(win, (n,) + shape)
+        dims = data.shape[1:] if batched else data.shape
+        strides = data.strides[1:] if batched else data.strides
+        # lane offsets affine in the lane (o0 + lane * delta on each axis): one strided view
+        base, lane_stride = 0, data.strides[0] if batched else 0
+        for o, s, d, st in zip(offs, shape, dims, strides):
+            if type(o) is np.ndarray:
+                lst = o.tolist()
+                o0 = lst[0]
+                delta = lst[1] - o0 if len(lst) > 1 else 0
+                if any(v != o0 + i * delta for i, v in enumerate(lst)) or min(lst) < 0 \
+                        or max(lst) + s > d:
+                    return self._gather(data, offs, shape, dims, batched)
+                lane_stride += delta * st
+            else:
+                o0 = o
+                if o < 0 or o + s > d:
+                    return self._gather(data, offs, shape, dims, batched)
+            base += o0 * st
+        if not data.flags.c_contiguous or base < 0:
+            return self._gather(data, offs, shape, dims, batched)
+        out = np.ndarray((n,) + shape, data.dtype, buffer=data, offset=base,
+                         strides=(lane_stride,) + strides)  # fmt: skip
+        out.flags.writeable = False
+        return out
+
+    def _gather(self, data, offs, shape, dims, batched) -> np.ndarray:
+        n, rank = self.n, len(shape)
+        idx = []
+        if batched:
+            idx.append(np.arange(n).reshape((n,) + (1,) * rank))
+        for d, (o, s, dim) in enumerate(zip(offs, shape, dims)):
+            shp = (1,) + tuple(s if i == d else 1 for i in range(rank))
+            i = np.arange(s).reshape(shp) + _ax(o, d, rank)
+            idx.append(np.minimum(i, dim - 1))
+        out = data[tuple(idx)]
+        return np.broadcast_to(out, (n,) + shape)
+
+    def mat(self, x: Any) -> np.ndarray:
+        """A tensor operand as an array: (N, *shape) for a BView (pad filled as
+        TensorValue.materialize fills), the plain array for a TensorValue."""
+        if type(x) is TensorValue:
+            self.note_read(x.buffer)
+            return x.materialize(self.ctx)
+        data = self.raw(x)
+        mask = _inside(x.shape, x.valid)
+        if mask is None:
+            return data
+        fill = _fill_value(self.ctx, x.pad, x.dtype)
+        return np.where(mask, data, fill)
+
+    def operand(self, x: Any) -> np.ndarray:
+        """A matmul operand: from the FP32 cache of a BF16 argument where there is one."""
+        if type(x) is TensorValue:
+            w = x.widened()
+            if w is not None:
+                self.note_read(x.buffer)
+                return w
+            return self.mat(x)
+        buf = x.buf
+        if (type(buf) is Buffer and buf.cached and _inside(x.shape, x.valid) is None):
+            if buf.f32 is None:
+                from pldsl.execution import f32cache
+
+                buf.f32 = f32cache.widened(buf.data)
+            return self.raw(x, buf.f32)
+        return self.mat(x)
+
+    def fresh(self, data: np.ndarray, dtype: str, valid: tuple | None = None, pad=None) -> BView:
+        """A computed (N, *shape) array as a per-lane tile (outside valid: the fill value,
+        as memory.fresh fills it)."""
+        storage = self.ctx.storage(dtype)
+        if data.dtype != storage:
+            raise Fallback(f"internal: {dtype} computed as {data.dtype}")
+        if data.shape[0] != self.n:
+            data = np.broadcast_to(data, (self.n,) + data.shape[1:])
+        shape = data.shape[1:]
+        if valid is None:
+            valid = shape
+        else:
+            valid = tuple(_norm(np.minimum(v, s)) if type(v) is np.ndarray else min(v, s)
+                          for v, s in zip(valid, shape))  # fmt: skip
+            mask = _inside(shape, valid)
+            if mask is not None:
+                data = np.where(mask, data, _fill_value(self.ctx, pad, dtype))
+        if not data.flags.writeable:
+            data = np.array(data)
+        return BView(BBuf(data, dtype), (0,) * len(shape), shape, valid, pad)
+
+    # ------------------------------------------------------------ writing
+    def commit(self) -> None:
+        """Apply the journaled writes to shared buffers, in program order."""
+        if self.read_roots.keys() & self.written_roots.keys():
+            raise Fallback("the body reads a buffer it writes")
+        written = list(self.written_roots.values())
+        for w in written:
+            for r in list(self.read_roots.values()) + written:
+                if r is not w and np.may_share_memory(r.data, w.data):
+                    raise Fallback("shared buffers alias")
+        for target, offs, ext, src in self.journal:
+            data = target.buffer.data
+            if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
+                data[tuple(slice(o, o + e) for o, e in zip(offs, ext))] = src[-1].reshape(ext)
+            elif all(type(e) is not np.ndarray for e in ext):
+                self._scatter(data, offs, ext, src, batched=False)
+            else:
+                for lane in range(self.n):
+                    lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
+                    ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
+                    part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1:])]
+                    data[tuple(slice(o, o + e) for o, e in zip(lo, ex))] = part.reshape(ex)
+            target.buffer.mark_written()
+
+    def _scatter(self, data, offs, ext, src, batched: bool) -> None:
+        n, rank = self.n, len(ext)
+        idx = []
+        if batched:
+            idx.append(np.arange(n).reshape((n,) + (1,) * rank))
+        for d, (o, e) in enumerate(zip(offs, ext)):
+            shp = (1,) + tuple(e if i == d else 1 for i in range(rank))
+            idx.append(np.arange(e).reshape(shp) + _ax(o, d, rank))
+        data[tuple(idx)] = src.reshape((n,) + tuple(ext))
+
+
+# ------------------------------------------------------------------ batched op kernels
+
+Kernel = Callable[..., Any]
+BKERNELS: dict[str, Kernel] = {}
+
+
+def _bk(*names: str):
+    def deco(fn):
+        for name in names:
+            BKERNELS[name] = fn
+        return fn
+
+    return deco
+
+
+def _align(lanes: Lanes, x: Any, rank: int) -> Any:
+    """An operand array ready to broadcast against (N, *out) with `rank` tile axes."""
+    if type(x) is BView:
+        a = lanes.mat(x)
+        if x.rank < rank:
+            a = a.reshape((a.shape[0],) + (1,) * (rank - x.rank) + a.shape[1:])
+        return a
+    if type(x) is TensorValue:
+        return lanes.mat(x)
+    if _lanes(x):
+        raise Fallback("lane-dependent scalar operand")
+    return np.asarray(x)
+
+
+def _bcast(a: tuple, b: tuple) -> tuple:
+    from pldsl.interpreter.ops import _broadcast
+
+    return _broadcast(a, b)
+
+
+@_bk("add", "sub", "mul", "div", "maximum", "minimum")
+def _binary(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
+    if not _is_tensor(lhs):
+        raise Fallback("scalar lhs")
+    if _is_tensor(rhs):
+        shape = _bcast(lhs.shape, rhs.shape)
+        dtype = rtype or numerics.promote(lhs.dtype, rhs.dtype)
+    else:
+        if _lanes(rhs):
+            raise Fallback("lane-dependent scalar operand")
+        from pldsl.interpreter.ops import _scalar_dtype
+
+        shape = lhs.shape
+        dtype = rtype
+        if dtype is None:
+            s = _scalar_dtype(rhs)
+            dtype = lhs.dtype if s == "INDEX" else numerics.promote(lhs.dtype, s)
+    valid = lhs.valid
+    if shape != lhs.shape:
+        valid = tuple(v if s == r else (r if _uniform(v) > 0 else 0)
+                      for s, r, v in zip(lhs.shape, shape, valid))  # fmt: skip
+    rank = len(shape)
+    r = numerics.binary(op, _align(lanes, lhs, rank), _align(lanes, rhs, rank), dtype,
+                        lanes.ctx.precision)  # fmt: skip
+    return lanes.fresh(r, dtype, valid)
+
+
+@_bk("exp", "sqrt", "rsqrt", "recip", "log", "neg", "abs", "relu")
+def _unary(lanes: Lanes, op: str, rtype, attrs, x):
+    dtype = rtype or x.dtype
+    return lanes.fresh(numerics.unary(op, lanes.mat(x), dtype, lanes.ctx.precision), dtype,
+                       x.valid)  # fmt: skip
+
+
+@_bk("row_sum", "row_max", "row_min", "col_sum", "col_max", "col_min")
+def _reduction(lanes: Lanes, op: str, rtype, attrs, x, tmp=None):
+    kind, red = op.split("_")
+    dtype = rtype or x.dtype
+    if kind == "row":
+        if x.rank < 1:
+            raise Fallback("rank")
+        axis, valid = x.rank, x.valid[:-1] + (1,)
+    else:
+        if x.rank != 2:
+            raise Fallback("rank")
+        axis, valid = 1, (1, x.valid[1])
+    if x.shape[axis - 1] == 0:
+        raise Fallback("empty reduction")
+    r = numerics.reduce(red, lanes.mat(x), axis, dtype, lanes.ctx.precision)
+    return lanes.fresh(r, dtype, valid)
+
+
+@_bk("row_expand_add", "row_expand_sub", "row_expand_mul", "row_expand_div", "row_expand",
+     "col_expand_add", "col_expand_sub", "col_expand_mul", "col_expand_div", "col_expand",
+     "col_expand_expdif")  # fmt: skip
+def _expand(lanes: Lanes, op: str, rtype, attrs, x, v):
+    from pldsl.ops.table import expand_shape
+
+    parts = op.split("_")
+    kind, fn = parts[0], (parts[2] if len(parts) == 3 else "rhs")
+    if expand_shape(kind, x.shape, v.shape, op) is not None:
+        raise Fallback("shape")
+    dtype = rtype or numerics.promote(x.dtype, v.dtype)
+    rank = x.rank
+    r = numerics.binary(fn, _align(lanes, x, rank), _align(lanes, v, rank), dtype,
+                        lanes.ctx.precision)  # fmt: skip
+    return lanes.fresh(r, dtype, x.valid)
+
+
+def _mm_check(lhs, rhs, a_trans, b_trans) -> None:
+    if lhs.rank != 2 or rhs.rank != 2:
+        raise Fallback("rank")
+    k1 = lhs.shape[0] if a_trans else lhs.shape[1]
+    k2 = rhs.shape[1] if b_trans else rhs.shape[0]
+    if k1 != k2:
+        raise Fallback("shape")
+
+
+def _whole(x) -> None:
+    """Strict-mode-free stand-in for `require(None)`: matmuls consume every element."""
+
+
+@_bk("matmul")
+def _matmul(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
+    from pldsl.interpreter.ops import _dtype_name
+
+    a_trans, b_trans = bool(attrs.get("a_trans")), bool(attrs.get("b_trans"))
+    _mm_check(lhs, rhs, a_trans, b_trans)
+    dtype = rtype or _dtype_name(attrs.get("out_dtype")) or numerics.promote(lhs.dtype, rhs.dtype)
+    r = numerics.matmul(lanes.operand(lhs), lanes.operand(rhs), dtype, a_trans, b_trans,
+                        lanes.ctx.precision)  # fmt: skip
+    return lanes.fresh(r, dtype)
+
+
+@_bk("matmul_acc")
+def _matmul_acc(lanes: Lanes, op: str, rtype, attrs, acc, lhs, rhs):
+    a_trans, b_trans = bool(attrs.get("a_trans")), bool(attrs.get("b_trans"))
+    _mm_check(lhs, rhs, a_trans, b_trans)
+    m = lhs.shape[1] if a_trans else lhs.shape[0]
+    n = rhs.shape[0] if b_trans else rhs.shape[1]
+    if tuple(acc.shape) != (m, n):
+        raise Fallback("shape")
+    dtype = rtype or acc.dtype
+    r = numerics.matmul_acc(lanes.mat(acc), lanes.operand(lhs), lanes.operand(rhs), dtype,
+                            a_trans, b_trans, lanes.ctx.precision)  # fmt: skip
+    if r.ndim == 2:
+        r = r[None]
+    return lanes.fresh(r, dtype)
+
+
+@_bk("cast")
+def _cast(lanes: Lanes, op: str, rtype, attrs, x):
+    from pldsl.interpreter.ops import _dtype_name
+
+    dst = _dtype_name(attrs.get("target_type")) or rtype
+    mode = attrs.get("mode", "round")
+    if _lanes(x):
+        r = numerics.cast(x, dst, mode, lanes.ctx.precision)
+        if dst in ("INDEX", "BOOL"):
+            return _norm(r.astype(np.int64)) if dst == "INDEX" else r.astype(bool)
+        raise Fallback("lane-dependent non-index scalar")
+    r = numerics.cast(lanes.mat(x), dst, mode, lanes.ctx.precision)
+    return lanes.fresh(r, dst, x.valid, x.pad)
+
+
+@_bk("reshape")
+def _reshape(lanes: Lanes, op: str, rtype, attrs, x, shape):
+    shape = tuple(_uniform(s) for s in shape)
+    if math.prod(shape) != math.prod(x.shape) or any(s < 0 for s in shape):
+        raise Fallback("shape")
+    valid = shape
+    if tuple(x.valid) != tuple(x.shape):
+        from pldsl.ops.table import reshape_valid
+
+        valid = reshape_valid(tuple(x.shape), tuple(_uniform(v) for v in x.valid), shape)
+        if valid is None:
+            valid = shape
+    buf = x.buf
+    if type(buf) is BBuf and all(type(o) is not np.ndarray for o in x.offset):
+        win = buf.data[(slice(None),) + tuple(slice(o, o + s) for o, s in zip(x.offset, x.shape))]
+        view = win.view()
+        try:
+            view.shape = (lanes.n,) + shape  # shares memory, as the per-tile reshape does
+            return BView(BBuf(view, x.dtype), (0,) * len(shape), shape, valid, x.pad)
+        except AttributeError:
+            pass
+    if type(buf) is BBuf:
+        raise Fallback("reshape of a non-contiguous per-lane window")
+    # a per-lane window of a shared buffer: read-only from here on (the body never writes a
+    # buffer it reads), so a copy reads the same as the per-tile view
+    data = np.ascontiguousarray(lanes.mat(x)).reshape((lanes.n,) + shape)
+    return BView(BBuf(data, x.dtype), (0,) * len(shape), shape, valid, x.pad)
+
+
+@_bk("fillpad")
+def _fillpad(lanes: Lanes, op: str, rtype, attrs, x):
+    pad = attrs.get("pad_value")
+    pad = "zero" if pad is None else pad
+    data = lanes.raw(x)
+    mask = _inside(x.shape, x.valid)
+    if mask is not None:
+        data = np.where(mask, data, numerics.pad_value(pad, x.dtype, lanes.ctx.precision))
+    else:
+        data = np.array(data)
+    return lanes.fresh(data, x.dtype)
+
+
+@_bk("create_tensor")
+def _create(lanes: Lanes, op: str, rtype, attrs, shape, init_value=None, valid_shape=None):
+    from pldsl.interpreter.ops import _dtype_name
+
+    name = _dtype_name(attrs.get("dtype")) or rtype
+    shape = tuple(_uniform(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise Fallback("shape")
+    init_value = attrs.get("init_value", init_value)
+    valid = shape
+    if attrs.get("valid_shape", valid_shape) is not None:
+        raise Fallback("create_tensor valid_shape")
+    data = np.zeros((lanes.n,) + shape, dtype=lanes.ctx.storage(name))
+    if init_value is not None:
+        v = numerics.cast(np.asarray(init_value), name, "rint", lanes.ctx.precision)
+        data[...] = v[()]
+    return BView(BBuf(data, name), (0,) * len(shape), shape, valid)
+
+
+def _check_box(lanes: Lanes, x, offset: tuple, extent: tuple) -> None:
+    """Every lane's window [offset, offset+extent) inside x (and its buffer), else Fallback
+    (the per-tile path words the fault)."""
+    if len(offset) != x.rank or len(extent) != x.rank:
+        raise Fallback("rank")
+    if type(x) is TensorValue:
+        dims = x.buffer.data.shape
+    else:
+        dims = x.buf.data.shape[1:] if type(x.buf) is BBuf else x.buf.data.shape
+    for o, e, d, b, bd in zip(offset, extent, x.shape, x.offset, dims):
+        if type(o) is not np.ndarray and type(e) is not np.ndarray and type(b) is not np.ndarray:
+            if o < 0 or o + e > d or (e > 0 and b + o + e > bd):
+                raise Fallback("window out of bounds")
+            continue
+        lo = _lo_hi(o)[0]
+        end = _lo_hi(o + e)[1]
+        if lo < 0 or end > d:
+            raise Fallback("window out of bounds")
+        if _lo_hi(e)[1] > 0 and _lo_hi(b + o + e)[1] > bd:
+            raise Fallback("window out of bounds")
+
+
+@_bk("slice")
+def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=None):
+    shape = tuple(_uniform(s) for s in shape)
+    offset = tuple(_norm(o) for o in offset)
+    valid_shape = attrs.get("valid_shape", valid_shape)
+    pad = attrs.get("pad_value")
+    if len(shape) != x.rank or len(offset) != x.rank or any(s < 0 for s in shape):
+        raise Fallback("rank")
+    want = shape if valid_shape is None else tuple(_norm(v) for v in valid_shape)
+    for v, s in zip(want, shape):
+        v = np.asarray(v)
+        if (v < 0).any() or (v > s).any():
+            raise Fallback("valid_shape")
+    _check_box(lanes, x, offset, want)
+    valid = tuple(_norm(np.maximum(0, np.minimum(v, xv - o))) if any(map(_lanes, (v, xv, o)))
+                  else max(0, min(v, xv - o)) for v, xv, o in zip(want, x.valid, offset))  # fmt: skip
+    if type(x) is TensorValue:
+        lanes.note_read(x.buffer)
+        return BView(x.buffer, tuple(_norm(a + b) for a, b in zip(x.offset, offset)), shape,
+                     valid, pad)  # fmt: skip
+    return BView(x.buf, tuple(_norm(a + b) for a, b in zip(x.offset, offset)), shape, valid, pad)
+
+
+@_bk("assemble")
+def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
+    from pldsl.interpreter.ops import _atomic_add
+
+    if _atomic_add(attrs.get("atomic")):
+        raise Fallback("atomic assemble")
+    offset = tuple(_norm(o) for o in offset)
+    if source.rank > target.rank:
+        raise Fallback("rank")
+    lead = target.rank - source.rank
+    extents = (1,) * lead + tuple(source.valid)
+    _check_box(lanes, target, offset, extents)
+    svalid = source.valid
+    if type(target) is TensorValue:
+        root = target.buffer.root
+        if id(root) not in lanes.outer:
+            raise Fallback("assemble into a tile the body computed")
+        if id(root) in lanes.read_roots:
+            raise Fallback("the body reads a buffer it writes")
+        lanes.written_roots[id(root)] = root
+        src = _source(lanes, source, svalid)
+        offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
+        lanes.journal.append((target, offs, extents, src))
+        return target
+    buf = target.buf
+    if type(buf) is not BBuf:
+        raise Fallback("assemble through a per-lane view of a shared buffer")
+    offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
+    src = _source(lanes, source, svalid)
+    if all(type(e) is not np.ndarray for e in extents):
+        if all(type(o) is not np.ndarray for o in offs):
+            win = (slice(None),) + tuple(slice(o, o + e) for o, e in zip(offs, extents))
+            buf.data[win] = src.reshape((lanes.n,) + extents)
+        else:
+            lanes._scatter(buf.data, offs, extents, src, batched=True)
+    else:
+        for lane in range(lanes.n):
+            lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
+            ex = [int(e[lane]) if type(e) is np.ndarray else e for e in extents]
+            part = src[lane][tuple(slice(0, e) for e in ex[lead:])]
+            buf.data[(lane,) + tuple(slice(o, o + e) for o, e in zip(lo, ex))] = part.reshape(ex)
+    return target
+
+
+def _source(lanes: Lanes, source, svalid) -> np.ndarray:
+    """The source's valid region as a copy, (N, *valid) (per-lane valid: the whole window,
+    cut per lane when written); a uniform source is broadcast to every lane."""
+    if type(source) is TensorValue:
+        lanes.note_read(source.buffer)
+        part = source.buffer.data[source.window()]
+        return np.array(np.broadcast_to(part, (lanes.n,) + part.shape))
+    data = lanes.raw(source)
+    if all(type(v) is not np.ndarray for v in svalid):
+        data = data[(slice(None),) + tuple(slice(0, v) for v in svalid)]
+    return np.array(data)
+
+
+@_bk("read")
+def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
+    from pldsl.interpreter.ops import _to_scalar
+
+    if len(indices) != x.rank:
+        raise Fallback("flat index")
+    idx = tuple(_norm(i) for i in indices)
+    for i, s in zip(idx, x.shape):
+        i = np.asarray(i)
+        if (i < 0).any() or (i >= s).any():
+            raise Fallback("index out of bounds")
+    if type(x) is TensorValue:
+        lanes.note_read(x.buffer)
+        where = tuple(o + i for o, i in zip(x.offset, idx))
+        data = x.buffer.data
+        bdims = data.shape
+        if any(np.any(np.asarray(w) >= d) for w, d in zip(where, bdims)):
+            raise Fallback("index past the buffer")
+        vals = data[tuple(np.broadcast_to(np.asarray(w), (lanes.n,)) for w in where)]
+    else:
+        raise Fallback("read of a per-lane tile")
+    inside = np.ones(lanes.n, bool)
+    for i, v in zip(idx, x.valid):
+        inside &= np.asarray(i) < v
+    if not inside.all():
+        vals = np.where(inside, vals, x.fill_value(lanes.ctx))
+    if x.dtype in ("INDEX", "BOOL"):
+        if x.dtype == "BOOL":
+            return vals.astype(bool)
+        return vals.astype(np.int64)
+    if not _lanes(vals):
+        return _to_scalar(vals, x.dtype)
+    return vals
+
+
+@_bk("dim")
+def _dim(lanes: Lanes, op: str, rtype, attrs, x):
+    axis = attrs.get("axis", 0)
+    if not -x.rank <= axis < x.rank:
+        raise Fallback("axis")
+    return int(x.shape[axis])
+
+
+# ------------------------------------------------------------------ the body, lane-vectorized
+
+_INDEX_LANE_OPS = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "min": np.minimum,
+    "max": np.maximum,
+    "floordiv": np.floor_divide,
+    "mod": np.mod,
+}
+_CMP_LANE_OPS = {
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "eq": np.equal,
+    "ne": np.not_equal,
+}
+
+
+class _Pending:
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values = None
+
+
+class BatchedLoop:
+    """Runs one loop's body over all its iterations at once (tree-walking: the per-node cost
+    is paid once for all lanes)."""
+
+    def __init__(self, machine: Any, loop: For):
+        self.m, self.loop, self.ctx = machine, loop, machine.ctx
+        self.fails = 0
+        self.attrs: dict[int, dict] = {}  # static attributes per OpCall of the body (IR kept alive by the loop)
+
+    def run(self, env: dict, lo: int, hi: int, st: int) -> None:
+        """One batched run (raises Fallback before any visible effect)."""
+        lanes_idx = np.arange(lo, hi, st, dtype=np.int64)
+        outer = set()
+        for v in env.values():
+            if type(v) is TensorValue:
+                outer.add(id(v.buffer.root))
+            elif type(v) is tuple:
+                for item in v:
+                    if type(item) is TensorValue:
+                        outer.add(id(item.buffer.root))
+        lanes = Lanes(self.ctx, len(lanes_idx), outer)
+        local = dict(env)
+        local[self.loop.var.name] = lanes_idx
+        self.lanes, self.env, self.pending = lanes, local, []
+        self.block(self.loop.body)
+        lanes.commit()
+        env[self.loop.var.name] = int(lanes_idx[-1])
+
+    # ------------------------------------------------------------ statements
+    def block(self, stmts) -> None:
+        for s in stmts:
+            self.stmt(s)
+
+    def stmt(self, s) -> None:
+        kind = type(s)
+        if kind is Assign:
+            v = self.expr(s.value)
+            if len(s.targets) == 1:
+                self.env[s.targets[0].name] = v
+            else:
+                if not isinstance(v, tuple) or len(v) != len(s.targets):
+                    raise Fallback("unpack")
+                for t, item in zip(s.targets, v):
+                    self.env[t.name] = item
+        elif kind is ExprStmt:
+            self.expr(s.expr)
+        elif kind is For:
+            self.for_(s)
+        elif kind is Yield:
+            got = [self.expr(v) for v in s.values]
+            if self.pending:
+                self.pending[-1].values = got
+            for t, v in zip(s.targets, got):
+                self.env[t.name] = v
+        elif kind is If:
+            cond = _uniform(self.expr(s.cond))
+            self.block(s.then_body if cond else s.else_body)
+        elif kind is Scope:
+            if s.deps or s.tid is not None:
+                raise Fallback("task scope")
+            self.block(s.body)
+        else:
+            raise Fallback(f"{kind.__name__} in the body")
+
+    def for_(self, s: For) -> None:
+        if s.kind == "spmd":
+            raise Fallback("spmd")
+        lo, hi, st = (_uniform(self.expr(e)) for e in (s.start, s.stop, s.step))
+        if type(lo) is not int or type(hi) is not int or type(st) is not int or st == 0:
+            raise Fallback("loop bounds")
+        env = self.env
+        names = [v.name for v in s.iter_args]
+        carries = [self.expr(v) for v in s.init_values]
+        for n, v in zip(names, carries):
+            env[n] = v
+        state = _Pending()
+        self.pending.append(state)
+        var = s.var.name
+        try:
+            for i in range(lo, hi, st):
+                env[var] = i
+                state.values = None
+                self.block(s.body)
+                if state.values is not None:
+                    carries = state.values
+                    for n, v in zip(names, carries):
+                        env[n] = v
+        finally:
+            self.pending.pop()
+        if names:
+            from pldsl.ir.analysis import own_yields
+
+            for y in own_yields(s.body):
+                for t, v in zip(y.targets, carries):
+                    env[t.name] = v
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, e) -> Any:
+        kind = type(e)
+        if kind is Var:
+            try:
+                return self.env[e.name]
+            except KeyError:
+                raise Fallback("unbound variable") from None
+        if kind is Const:
+            return self.m._const(e, None)
+        if kind is BinOp:
+            return self.binop(e)
+        if kind is UnaryOp:
+            v = self.expr(e.operand)
+            if _lanes(v):
+                if e.op == "neg" and v.dtype.kind in "iu":
+                    return -v
+                raise Fallback("lane-dependent unary")
+            return self.m._unary_value(e, v)
+        if kind is ListExpr:
+            out = []
+            for item in e.items:
+                v = self.expr(item)
+                out.append(v if _lanes(v) else int(py_scalar(v)))
+            return tuple(out)
+        if kind is OpCall:
+            return self.opcall(e)
+        if kind is TupleGet:
+            return self.expr(e.value)[e.index]
+        if e is None:
+            return None
+        raise Fallback(f"{kind.__name__} expression")
+
+    def binop(self, e: BinOp) -> Any:
+        a, b = self.expr(e.lhs), self.expr(e.rhs)
+        if not _lanes(a) and not _lanes(b):
+            return self.m._binop_value(e, a, b)
+        op = e.op
+        if op in _CMP_LANE_OPS:
+            return _CMP_LANE_OPS[op](np.asarray(py_scalar(a) if not _lanes(a) else a),
+                                     b if _lanes(b) else py_scalar(b))  # fmt: skip
+        dtype = getattr(e.type, "dtype", None)
+        if dtype is None or dtype.name != "INDEX" or op not in _INDEX_LANE_OPS:
+            raise Fallback(f"lane-dependent {op}")
+        a = a if _lanes(a) else int(py_scalar(a))
+        b = b if _lanes(b) else int(py_scalar(b))
+        if op in ("floordiv", "mod") and np.any(np.asarray(b) == 0):
+            raise Fallback("division by zero")
+        return _INDEX_LANE_OPS[op](a, b)
+
+    def opcall(self, e: OpCall) -> Any:
+        args = [self.expr(a) if a is not None else None for a in e.args]
+        batched = False
+        for a in args:
+            t = type(a)
+            if t is BView or t is np.ndarray:
+                batched = True
+                break
+            if t is tuple and any(type(i) is np.ndarray for i in a):
+                batched = True
+                break
+        name = e.op
+        if not batched and name not in ("create_tensor", "assemble"):
+            op = self.m._ops.get(id(e)) or self.m._prepare_op(e)
+            for a in args:
+                if type(a) is TensorValue:
+                    self.lanes.note_read(a.buffer)
+            return op.call(*args)
+        fn = BKERNELS.get(_canonical(name))
+        if fn is None:
+            raise Fallback(f"no batched pl.{name}")
+        attrs = self.attrs.get(id(e))
+        if attrs is None:
+            attrs = self.attrs[id(e)] = _attrs(e)
+        return fn(self.lanes, _canonical(name), _rtype(e), attrs, *args)
+
+
+_CANON: dict[str, str] = {}
+
+
+def _canonical(name: str) -> str:
+    c = _CANON.get(name)
+    if c is None:
+        opdef = lookup(name)
+        c = _CANON[name] = opdef.name if opdef is not None else name
+    return c
+
+
+def _attrs(e: OpCall) -> dict:
+    opdef = lookup(e.op)
+    return {p.name: e.attr(p.name) for p in opdef.static_params} if opdef else {}
+
+
+def _rtype(e: OpCall) -> str | None:
+    return getattr(getattr(e.type, "dtype", None), "name", None)
