@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+from pldsl.interpreter.ops import _atomic_add, _broadcast, _dtype_name, _scalar_dtype, _to_scalar
 
 from pldsl.diagnostics import RuntimeFault
 from pldsl.execution import numerics
@@ -55,6 +55,7 @@ from pldsl.ir.nodes import (
 )
 from pldsl.ir.traversal import walk, write_target
 from pldsl.ops import lookup
+from pldsl.ops.table import expand_shape, reshape_valid
 
 __all__ = ["Fallback", "STATS", "batchable", "BatchedLoop"]
 
@@ -228,8 +229,11 @@ class Lanes:
                 lst = o.tolist()
                 o0 = lst[0]
                 delta = lst[1] - o0 if len(lst) > 1 else 0
-                if any(v != o0 + i * delta for i, v in enumerate(lst)) or min(lst) < 0 \
-                        or max(lst) + s > d:
+                if (
+                    any(v != o0 + i * delta for i, v in enumerate(lst))
+                    or min(lst) < 0
+                    or max(lst) + s > d
+                ):
                     return self._gather(data, offs, shape, dims, batched)
                 lane_stride += delta * st
             else:
@@ -278,7 +282,7 @@ class Lanes:
                 return w
             return self.mat(x)
         buf = x.buf
-        if (type(buf) is Buffer and buf.cached and _inside(x.shape, x.valid) is None):
+        if type(buf) is Buffer and buf.cached and _inside(x.shape, x.valid) is None:
             if buf.f32 is None:
                 from pldsl.execution import f32cache
 
@@ -313,10 +317,12 @@ class Lanes:
         if self.read_roots.keys() & self.written_roots.keys():
             raise Fallback("the body reads a buffer it writes")
         written = list(self.written_roots.values())
-        for w in written:
+        if written:
+            owners = {}
             for r in list(self.read_roots.values()) + written:
-                if r is not w and np.may_share_memory(r.data, w.data):
-                    raise Fallback("shared buffers alias")
+                owner = _owner(r.data)
+                if owners.setdefault(id(owner), r) is not r:
+                    raise Fallback("shared buffers may alias")
         for target, offs, ext, src in self.journal:
             data = target.buffer.data
             if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
@@ -327,7 +333,7 @@ class Lanes:
                 for lane in range(self.n):
                     lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
                     ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
-                    part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1:])]
+                    part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
                     data[tuple(slice(o, o + e) for o, e in zip(lo, ex))] = part.reshape(ex)
             target.buffer.mark_written()
 
@@ -340,6 +346,13 @@ class Lanes:
             shp = (1,) + tuple(e if i == d else 1 for i in range(rank))
             idx.append(np.arange(e).reshape(shp) + _ax(o, d, rank))
         data[tuple(idx)] = src.reshape((n,) + tuple(ext))
+
+
+def _owner(a: np.ndarray) -> Any:
+    """The object owning an array's memory (two buffers with one owner may alias)."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
 
 
 # ------------------------------------------------------------------ batched op kernels
@@ -371,24 +384,16 @@ def _align(lanes: Lanes, x: Any, rank: int) -> Any:
     return np.asarray(x)
 
 
-def _bcast(a: tuple, b: tuple) -> tuple:
-    from pldsl.interpreter.ops import _broadcast
-
-    return _broadcast(a, b)
-
-
 @_bk("add", "sub", "mul", "div", "maximum", "minimum")
 def _binary(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
     if not _is_tensor(lhs):
         raise Fallback("scalar lhs")
     if _is_tensor(rhs):
-        shape = _bcast(lhs.shape, rhs.shape)
+        shape = _broadcast(lhs.shape, rhs.shape)
         dtype = rtype or numerics.promote(lhs.dtype, rhs.dtype)
     else:
         if _lanes(rhs):
             raise Fallback("lane-dependent scalar operand")
-        from pldsl.interpreter.ops import _scalar_dtype
-
         shape = lhs.shape
         dtype = rtype
         if dtype is None:
@@ -433,8 +438,6 @@ def _reduction(lanes: Lanes, op: str, rtype, attrs, x, tmp=None):
      "col_expand_add", "col_expand_sub", "col_expand_mul", "col_expand_div", "col_expand",
      "col_expand_expdif")  # fmt: skip
 def _expand(lanes: Lanes, op: str, rtype, attrs, x, v):
-    from pldsl.ops.table import expand_shape
-
     parts = op.split("_")
     kind, fn = parts[0], (parts[2] if len(parts) == 3 else "rhs")
     if expand_shape(kind, x.shape, v.shape, op) is not None:
@@ -461,8 +464,6 @@ def _whole(x) -> None:
 
 @_bk("matmul")
 def _matmul(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
-    from pldsl.interpreter.ops import _dtype_name
-
     a_trans, b_trans = bool(attrs.get("a_trans")), bool(attrs.get("b_trans"))
     _mm_check(lhs, rhs, a_trans, b_trans)
     dtype = rtype or _dtype_name(attrs.get("out_dtype")) or numerics.promote(lhs.dtype, rhs.dtype)
@@ -489,8 +490,6 @@ def _matmul_acc(lanes: Lanes, op: str, rtype, attrs, acc, lhs, rhs):
 
 @_bk("cast")
 def _cast(lanes: Lanes, op: str, rtype, attrs, x):
-    from pldsl.interpreter.ops import _dtype_name
-
     dst = _dtype_name(attrs.get("target_type")) or rtype
     mode = attrs.get("mode", "round")
     if _lanes(x):
@@ -509,8 +508,6 @@ def _reshape(lanes: Lanes, op: str, rtype, attrs, x, shape):
         raise Fallback("shape")
     valid = shape
     if tuple(x.valid) != tuple(x.shape):
-        from pldsl.ops.table import reshape_valid
-
         valid = reshape_valid(tuple(x.shape), tuple(_uniform(v) for v in x.valid), shape)
         if valid is None:
             valid = shape
@@ -546,8 +543,6 @@ def _fillpad(lanes: Lanes, op: str, rtype, attrs, x):
 
 @_bk("create_tensor")
 def _create(lanes: Lanes, op: str, rtype, attrs, shape, init_value=None, valid_shape=None):
-    from pldsl.interpreter.ops import _dtype_name
-
     name = _dtype_name(attrs.get("dtype")) or rtype
     shape = tuple(_uniform(s) for s in shape)
     if any(s < 0 for s in shape):
@@ -594,24 +589,25 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
     if len(shape) != x.rank or len(offset) != x.rank or any(s < 0 for s in shape):
         raise Fallback("rank")
     want = shape if valid_shape is None else tuple(_norm(v) for v in valid_shape)
-    for v, s in zip(want, shape):
-        v = np.asarray(v)
-        if (v < 0).any() or (v > s).any():
-            raise Fallback("valid_shape")
+    if valid_shape is not None:
+        for v, s in zip(want, shape):
+            lo, hi = _lo_hi(v)
+            if lo < 0 or hi > s:
+                raise Fallback("valid_shape")
     _check_box(lanes, x, offset, want)
-    valid = tuple(_norm(np.maximum(0, np.minimum(v, xv - o))) if any(map(_lanes, (v, xv, o)))
+    valid = tuple(_norm(np.maximum(0, np.minimum(v, xv - o)))
+                  if type(v) is np.ndarray or type(xv) is np.ndarray or type(o) is np.ndarray
                   else max(0, min(v, xv - o)) for v, xv, o in zip(want, x.valid, offset))  # fmt: skip
+    offs = tuple(a + b if type(a) is int and type(b) is int else _norm(a + b)
+                 for a, b in zip(x.offset, offset))  # fmt: skip
     if type(x) is TensorValue:
         lanes.note_read(x.buffer)
-        return BView(x.buffer, tuple(_norm(a + b) for a, b in zip(x.offset, offset)), shape,
-                     valid, pad)  # fmt: skip
-    return BView(x.buf, tuple(_norm(a + b) for a, b in zip(x.offset, offset)), shape, valid, pad)
+        return BView(x.buffer, offs, shape, valid, pad)
+    return BView(x.buf, offs, shape, valid, pad)
 
 
 @_bk("assemble")
 def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
-    from pldsl.interpreter.ops import _atomic_add
-
     if _atomic_add(attrs.get("atomic")):
         raise Fallback("atomic assemble")
     offset = tuple(_norm(o) for o in offset)
@@ -667,8 +663,6 @@ def _source(lanes: Lanes, source, svalid) -> np.ndarray:
 
 @_bk("read")
 def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
-    from pldsl.interpreter.ops import _to_scalar
-
     if len(indices) != x.rank:
         raise Fallback("flat index")
     idx = tuple(_norm(i) for i in indices)
@@ -743,7 +737,9 @@ class BatchedLoop:
     def __init__(self, machine: Any, loop: For):
         self.m, self.loop, self.ctx = machine, loop, machine.ctx
         self.fails = 0
-        self.attrs: dict[int, dict] = {}  # static attributes per OpCall of the body (IR kept alive by the loop)
+        self.attrs: dict[
+            int, dict
+        ] = {}  # static attributes per OpCall of the body (IR kept alive by the loop)
 
     def run(self, env: dict, lo: int, hi: int, st: int) -> None:
         """One batched run (raises Fallback before any visible effect)."""
