@@ -28,10 +28,11 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from pldsl.interpreter.kloop import KLoop, k_loop_shape
 from pldsl.interpreter.ops import _atomic_add, _broadcast, _dtype_name, _scalar_dtype, _to_scalar
 
 from pldsl.diagnostics import RuntimeFault
-from pldsl.execution import numerics
+from pldsl.execution import f32cache, numerics
 from pldsl.execution.arguments import py_scalar
 from pldsl.execution.memory import Buffer, Context, OpFault, TensorValue, _fill_value
 from pldsl.ir.nodes import (
@@ -284,8 +285,6 @@ class Lanes:
         buf = x.buf
         if type(buf) is Buffer and buf.cached and _inside(x.shape, x.valid) is None:
             if buf.f32 is None:
-                from pldsl.execution import f32cache
-
                 buf.f32 = f32cache.widened(buf.data)
             return self.raw(x, buf.f32)
         return self.mat(x)
@@ -481,11 +480,63 @@ def _matmul_acc(lanes: Lanes, op: str, rtype, attrs, acc, lhs, rhs):
     if tuple(acc.shape) != (m, n):
         raise Fallback("shape")
     dtype = rtype or acc.dtype
-    r = numerics.matmul_acc(lanes.mat(acc), lanes.operand(lhs), lanes.operand(rhs), dtype,
-                            a_trans, b_trans, lanes.ctx.precision)  # fmt: skip
-    if r.ndim == 2:
-        r = r[None]
+    acc_arr = lanes.mat(acc)
+    if acc_arr.ndim == 2:
+        acc_arr = np.broadcast_to(acc_arr, (lanes.n,) + acc_arr.shape)
+    r = numerics.matmul_acc(acc_arr, lanes.operand(lhs), lanes.operand(rhs), dtype, a_trans,
+                            b_trans, lanes.ctx.precision)  # fmt: skip
     return lanes.fresh(r, dtype)
+
+
+# ------------------------------------------------------------------ K-loops over lanes
+
+
+def _buf_of(v: Any) -> Any:
+    return v.buffer if type(v) is TensorValue else v.buf
+
+
+def _full(v: Any) -> bool:
+    return _is_tensor(v) and v.rank == 2 and tuple(v.valid) == tuple(v.shape)
+
+
+def _eq(x: Any, y: Any) -> bool:
+    if type(x) is np.ndarray or type(y) is np.ndarray:
+        return type(x) is type(y) and x.tolist() == y.tolist()
+    return x == y
+
+
+def _adjacent(first: Any, prev: Any, v: Any, k: int) -> bool:
+    """`v` continues `prev` along axis k (same buffer, same window on the other axis)."""
+    o = 1 - k
+    if _buf_of(v) is not _buf_of(first) or not _full(v):
+        return False
+    if not _eq(v.offset[o], first.offset[o]) or v.shape[o] != first.shape[o]:
+        return False
+    return _eq(v.offset[k], _norm(prev.offset[k] + prev.shape[k]))
+
+
+def _widen_view(first: Any, last: Any, k: int) -> Any:
+    """The window from `first` to the end of `last` along axis k."""
+    shape = list(first.shape)
+    shape[k] = _uniform(last.offset[k] + last.shape[k] - first.offset[k])
+    shape = tuple(shape)
+    if type(first) is TensorValue:
+        return TensorValue(first.buffer, first.offset, shape)
+    return BView(first.buf, first.offset, shape, shape)
+
+
+def join_k(pairs: list, b_trans: bool) -> tuple | None:
+    """The (lhs, rhs) pairs of a K-loop joined into one pair of windows, or None when they do
+    not join (interpreter/kloop.py's rule, per lane)."""
+    (a0, b0) = pairs[0]
+    kb = 1 if b_trans else 0
+    if not (_full(a0) and _full(b0)):
+        return None
+    for (ap, bp), (a, b) in zip(pairs, pairs[1:]):
+        if not (_adjacent(a0, ap, a, 1) and _adjacent(b0, bp, b, kb)):
+            return None
+    an, bn = pairs[-1]
+    return _widen_view(a0, an, 1), _widen_view(b0, bn, kb)
 
 
 @_bk("cast")
@@ -737,9 +788,14 @@ class BatchedLoop:
     def __init__(self, machine: Any, loop: For):
         self.m, self.loop, self.ctx = machine, loop, machine.ctx
         self.fails = 0
-        self.attrs: dict[
-            int, dict
-        ] = {}  # static attributes per OpCall of the body (IR kept alive by the loop)
+        self.attrs: dict[int, dict] = {}  # static attributes per OpCall of the body
+        live = machine._live
+        self.kshapes = {}  # nested matmul_acc K-loops (interpreter/kloop.py's shape)
+        if live is not None:
+            for node in walk(loop):
+                if type(node) is For and node is not loop:
+                    after = live.live_after.get(id(node), frozenset())
+                    self.kshapes[id(node)] = k_loop_shape(node, after)
 
     def run(self, env: dict, lo: int, hi: int, st: int) -> None:
         """One batched run (raises Fallback before any visible effect)."""
@@ -802,6 +858,9 @@ class BatchedLoop:
         lo, hi, st = (_uniform(self.expr(e)) for e in (s.start, s.stop, s.step))
         if type(lo) is not int or type(hi) is not int or type(st) is not int or st == 0:
             raise Fallback("loop bounds")
+        shape = self.kshapes.get(id(s))
+        if shape is not None and st == 1 and hi - lo >= 2:
+            return self.k_loop(s, shape, lo, hi)
         env = self.env
         names = [v.name for v in s.iter_args]
         carries = [self.expr(v) for v in s.init_values]
@@ -827,6 +886,23 @@ class BatchedLoop:
             for y in own_yields(s.body):
                 for t, v in zip(y.targets, carries):
                     env[t.name] = v
+
+    def k_loop(self, s: For, shape: KLoop, lo: int, hi: int) -> None:
+        """A matmul_acc K-loop: its windows joined into one product per lane where they join
+        (as interpreter/kloop.py joins them per tile), else its products in order."""
+        env, pairs = self.env, []
+        for i in range(lo, hi):
+            env[s.var.name] = i
+            for st in shape.prefix:
+                self.stmt(st)
+            pairs.append((self.expr(shape.lhs), self.expr(shape.rhs)))
+        acc = env.get(shape.acc)
+        joined = None
+        if _full(acc) and acc.dtype == "FP32":
+            joined = join_k(pairs, shape.b_trans)
+        for a, b in [joined] if joined is not None else pairs:
+            acc = self.dispatch(shape.call, [acc, a, b])
+        env[shape.acc] = acc
 
     # ------------------------------------------------------------ expressions
     def expr(self, e) -> Any:
@@ -879,7 +955,9 @@ class BatchedLoop:
         return _INDEX_LANE_OPS[op](a, b)
 
     def opcall(self, e: OpCall) -> Any:
-        args = [self.expr(a) if a is not None else None for a in e.args]
+        return self.dispatch(e, [self.expr(a) if a is not None else None for a in e.args])
+
+    def dispatch(self, e: OpCall, args: list) -> Any:
         batched = False
         for a in args:
             t = type(a)
