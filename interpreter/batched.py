@@ -191,9 +191,10 @@ def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
 class Lanes:
     """The batched run of one loop: lane count, context, journal of shared writes."""
 
-    def __init__(self, ctx: Context, n: int, outer_roots: set[int]):
+    def __init__(self, ctx: Context, n: int):
         self.ctx, self.n = ctx, n
-        self.outer = outer_roots  # id()s of buffer roots that existed before the loop
+        self.inner: set[int] = set()  # id()s of buffers the body computed (same in all lanes)
+        self.storage: dict[str, np.dtype] = {}
         self.read_roots: dict[int, Buffer] = {}
         self.written_roots: dict[int, Buffer] = {}
         self.journal: list[tuple] = []
@@ -292,7 +293,9 @@ class Lanes:
     def fresh(self, data: np.ndarray, dtype: str, valid: tuple | None = None, pad=None) -> BView:
         """A computed (N, *shape) array as a per-lane tile (outside valid: the fill value,
         as memory.fresh fills it)."""
-        storage = self.ctx.storage(dtype)
+        storage = self.storage.get(dtype)
+        if storage is None:
+            storage = self.storage[dtype] = self.ctx.storage(dtype)
         if data.dtype != storage:
             raise Fallback(f"internal: {dtype} computed as {data.dtype}")
         if data.shape[0] != self.n:
@@ -670,7 +673,7 @@ def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
     svalid = source.valid
     if type(target) is TensorValue:
         root = target.buffer.root
-        if id(root) not in lanes.outer:
+        if id(root) in lanes.inner:
             raise Fallback("assemble into a tile the body computed")
         if id(root) in lanes.read_roots:
             raise Fallback("the body reads a buffer it writes")
@@ -800,15 +803,7 @@ class BatchedLoop:
     def run(self, env: dict, lo: int, hi: int, st: int) -> None:
         """One batched run (raises Fallback before any visible effect)."""
         lanes_idx = np.arange(lo, hi, st, dtype=np.int64)
-        outer = set()
-        for v in env.values():
-            if type(v) is TensorValue:
-                outer.add(id(v.buffer.root))
-            elif type(v) is tuple:
-                for item in v:
-                    if type(item) is TensorValue:
-                        outer.add(id(item.buffer.root))
-        lanes = Lanes(self.ctx, len(lanes_idx), outer)
+        lanes = Lanes(self.ctx, len(lanes_idx))
         local = dict(env)
         local[self.loop.var.name] = lanes_idx
         self.lanes, self.env, self.pending = lanes, local, []
@@ -973,7 +968,10 @@ class BatchedLoop:
             for a in args:
                 if type(a) is TensorValue:
                     self.lanes.note_read(a.buffer)
-            return op.call(*args)
+            r = op.call(*args)
+            if type(r) is TensorValue:
+                self.lanes.inner.add(id(r.buffer.root))
+            return r
         fn = BKERNELS.get(_canonical(name))
         if fn is None:
             raise Fallback(f"no batched pl.{name}")

@@ -528,6 +528,7 @@ def compiled_machine(program: Program, ctx: Context, host: Any, trace: Any) -> F
 
 _LIVENESS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PARALLEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MIN_LANES = 2  # fewer iterations run per tile
 _GIVE_UP = 3  # consecutive run-time fallbacks after which a loop stops trying the batched form
 
 
@@ -550,7 +551,7 @@ def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple) -> Code:
         if runner.fails < _GIVE_UP:
             try:
                 lo, hi, st = start(f), stop(f), step(f)
-                if st != 0 and len(range(lo, hi, st)) > 1:
+                if st != 0 and len(range(lo, hi, st)) >= _MIN_LANES:
                     runner.run(f.env, lo, hi, st)
                     runner.fails = 0
                     _count("batched")
