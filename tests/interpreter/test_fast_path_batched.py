@@ -255,3 +255,50 @@ def test_strict_mode_and_traces_keep_the_per_tile_path():
     assert batched.STATS.get("batched", 0) == before
     interpreter.run(prog, "main", a, None)
     assert batched.STATS.get("batched", 0) == before + 1
+
+
+KMM = """
+    @pl.program
+    class KMM:
+        @pl.function
+        def main(self, x: pl.Tensor[[{m}, {ka}], pl.BF16], w: pl.Tensor[[{wr}, {wc}], pl.BF16], out: pl.Out[pl.Tensor[[{m}, {nw}], pl.FP32]]) -> pl.Tensor[[{m}, {nw}], pl.FP32]:
+            for j in pl.parallel(0, {nb}):
+                acc = pl.matmul(pl.slice(x, [{m}, {k}], [0, 0]), pl.slice(w, {wshape}, {off0}), out_dtype=pl.FP32{trans})
+                for kb in pl.range(1, {nk}):
+                    k0 = kb * {k}
+                    a_i = pl.slice(x, [{m}, {k}], [0, k0])
+                    w_i = pl.slice(w, {wshape}, {offk})
+                    acc = pl.matmul_acc(acc, a_i, w_i{trans})
+                out = pl.assemble(out, acc, [0, j * {nt}])
+            return out
+"""
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(m=st.integers(1, 4), k=st.integers(1, 8), nk=st.integers(2, 4), nt=st.integers(1, 6),
+       nb=st.integers(2, 4), b_trans=st.booleans(), seed=st.integers(0, 2**16))  # fmt: skip
+def test_k_loops_in_a_batched_loop_join_within_the_matmul_bound(m, k, nk, nt, nb, b_trans, seed):
+    """Each iteration of the parallel loop runs a matmul_acc K-loop: batched, the K windows
+    join per lane into one product (as the per-tile fast path joins them)."""
+    ka, nw = k * nk, nt * nb
+    src = KMM.format(
+        m=m, k=k, ka=ka, nk=nk, nt=nt, nb=nb, nw=nw,
+        wr=nw if b_trans else ka, wc=ka if b_trans else nw,
+        wshape=f"[{nt}, {k}]" if b_trans else f"[{k}, {nt}]",
+        off0=f"[j * {nt}, 0]" if b_trans else f"[0, j * {nt}]",
+        offk=f"[j * {nt}, k0]" if b_trans else f"[k0, j * {nt}]",
+        trans=", b_trans=True" if b_trans else "",
+    )  # fmt: skip
+    prog = pl.capture_source("import pldsl as pl\n" + inspect.cleandoc(src), "kmm.py")[0]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, ka)).astype(np.float32).astype(BF16)
+    w = rng.standard_normal((nw, ka) if b_trans else (ka, nw)).astype(np.float32).astype(BF16)
+    before = batched.STATS.get("batched", 0)
+    fast = interpreter.run(prog, "main", x, w, None)
+    assert batched.STATS.get("batched", 0) == before + 1
+    plain = interpreter.run(prog, "main", x, w, None, fast=False)
+    wf = w.T if b_trans else w
+    exact = x.astype(np.float64) @ wf.astype(np.float64)
+    bound = numerics.matmul_error_bound(x, wf, "FP32")
+    assert np.all(np.abs(fast.astype(np.float64) - exact) <= bound)
+    assert np.all(np.abs(plain.astype(np.float64) - exact) <= bound)
