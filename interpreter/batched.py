@@ -24,6 +24,7 @@ matmuls of a lane stack are one `np.matmul` over the stack, within `matmul_error
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -777,21 +778,25 @@ _CMP_LANE_OPS = {
 }
 
 
-class _Pending:
-    __slots__ = ("values",)
+class _State:
+    """One batched run: the loop's environment (a copy), its lanes, the open loops' yields."""
 
-    def __init__(self) -> None:
-        self.values = None
+    __slots__ = ("env", "lanes", "pending")
+
+    def __init__(self, env: dict, lanes: Lanes):
+        self.env, self.lanes, self.pending = env, lanes, []
+
+
+Code = Callable[[_State], Any]
 
 
 class BatchedLoop:
-    """Runs one loop's body over all its iterations at once (tree-walking: the per-node cost
-    is paid once for all lanes)."""
+    """One loop's body compiled once into closures over all lanes (the per-node cost is paid
+    once per batched run, not once per lane)."""
 
     def __init__(self, machine: Any, loop: For):
         self.m, self.loop, self.ctx = machine, loop, machine.ctx
         self.fails = 0
-        self.attrs: dict[int, dict] = {}  # static attributes per OpCall of the body
         live = machine._live
         self.kshapes = {}  # nested matmul_acc K-loops (interpreter/kloop.py's shape)
         if live is not None:
@@ -799,6 +804,7 @@ class BatchedLoop:
                 if type(node) is For and node is not loop:
                     after = live.live_after.get(id(node), frozenset())
                     self.kshapes[id(node)] = k_loop_shape(node, after)
+        self.body = self.block(loop.body)
 
     def run(self, env: dict, lo: int, hi: int, st: int) -> None:
         """One batched run (raises Fallback before any visible effect)."""
@@ -806,179 +812,283 @@ class BatchedLoop:
         lanes = Lanes(self.ctx, len(lanes_idx))
         local = dict(env)
         local[self.loop.var.name] = lanes_idx
-        self.lanes, self.env, self.pending = lanes, local, []
-        self.block(self.loop.body)
+        self.body(_State(local, lanes))
         lanes.commit()
         env[self.loop.var.name] = int(lanes_idx[-1])
 
     # ------------------------------------------------------------ statements
-    def block(self, stmts) -> None:
-        for s in stmts:
-            self.stmt(s)
+    def block(self, stmts) -> Code:
+        codes = tuple(self.stmt(s) for s in stmts)
 
-    def stmt(self, s) -> None:
+        def run(st: _State) -> None:
+            for c in codes:
+                c(st)
+
+        return run
+
+    def stmt(self, s) -> Code:
         kind = type(s)
         if kind is Assign:
-            v = self.expr(s.value)
+            value = self.expr(s.value)
             if len(s.targets) == 1:
-                self.env[s.targets[0].name] = v
-            else:
-                if not isinstance(v, tuple) or len(v) != len(s.targets):
+                name = s.targets[0].name
+
+                def assign(st: _State) -> None:
+                    st.env[name] = value(st)
+
+                return assign
+            names = [t.name for t in s.targets]
+
+            def unpack(st: _State) -> None:
+                v = value(st)
+                if not isinstance(v, tuple) or len(v) != len(names):
                     raise Fallback("unpack")
-                for t, item in zip(s.targets, v):
-                    self.env[t.name] = item
-        elif kind is ExprStmt:
-            self.expr(s.expr)
-        elif kind is For:
-            self.for_(s)
-        elif kind is Yield:
-            got = [self.expr(v) for v in s.values]
-            if self.pending:
-                self.pending[-1].values = got
-            for t, v in zip(s.targets, got):
-                self.env[t.name] = v
-        elif kind is If:
-            cond = _uniform(self.expr(s.cond))
-            self.block(s.then_body if cond else s.else_body)
-        elif kind is Scope:
-            if s.deps or s.tid is not None:
-                raise Fallback("task scope")
-            self.block(s.body)
-        else:
-            raise Fallback(f"{kind.__name__} in the body")
+                for n, item in zip(names, v):
+                    st.env[n] = item
 
-    def for_(self, s: For) -> None:
-        if s.kind == "spmd":
-            raise Fallback("spmd")
-        lo, hi, st = (_uniform(self.expr(e)) for e in (s.start, s.stop, s.step))
-        if type(lo) is not int or type(hi) is not int or type(st) is not int or st == 0:
-            raise Fallback("loop bounds")
+            return unpack
+        if kind is ExprStmt:
+            return self.expr(s.expr)
+        if kind is For:
+            return self.for_(s)
+        if kind is Yield:
+            values = tuple(self.expr(v) for v in s.values)
+            names = tuple(t.name for t in s.targets)
+
+            def yield_(st: _State) -> None:
+                got = [v(st) for v in values]
+                if st.pending:
+                    st.pending[-1][0] = got
+                for n, v in zip(names, got):
+                    st.env[n] = v
+
+            return yield_
+        if kind is If:
+            cond, then, other = self.expr(s.cond), self.block(s.then_body), self.block(s.else_body)
+
+            def if_(st: _State) -> None:
+                if _uniform(cond(st)):
+                    then(st)
+                else:
+                    other(st)
+
+            return if_
+        if kind is Scope and not s.deps and s.tid is None:
+            return self.block(s.body)
+        reason = f"{kind.__name__} in the body"
+
+        def unsupported(st: _State) -> None:
+            raise Fallback(reason)
+
+        return unsupported
+
+    def for_(self, s: For) -> Code:
+        bounds = tuple(self.expr(e) for e in (s.start, s.stop, s.step))
+        body = self.block(s.body)
         shape = self.kshapes.get(id(s))
-        if shape is not None and st == 1 and hi - lo >= 2:
-            return self.k_loop(s, shape, lo, hi)
-        env = self.env
-        names = [v.name for v in s.iter_args]
-        carries = [self.expr(v) for v in s.init_values]
-        for n, v in zip(names, carries):
-            env[n] = v
-        state = _Pending()
-        self.pending.append(state)
-        var = s.var.name
-        try:
-            for i in range(lo, hi, st):
-                env[var] = i
-                state.values = None
-                self.block(s.body)
-                if state.values is not None:
-                    carries = state.values
-                    for n, v in zip(names, carries):
-                        env[n] = v
-        finally:
-            self.pending.pop()
-        if names:
-            from pldsl.ir.analysis import own_yields
+        kloop = self.k_loop(s, shape) if shape is not None else None
+        names = tuple(v.name for v in s.iter_args)
+        inits = tuple(self.expr(v) for v in s.init_values)
+        from pldsl.ir.analysis import own_yields
 
-            for y in own_yields(s.body):
+        yields = tuple(own_yields(s.body)) if names else ()
+        var, spmd = s.var.name, s.kind == "spmd"
+
+        def loop(st: _State) -> None:
+            if spmd:
+                raise Fallback("spmd")
+            lo, hi, step = (_uniform(b(st)) for b in bounds)
+            if type(lo) is not int or type(hi) is not int or type(step) is not int or step == 0:
+                raise Fallback("loop bounds")
+            if kloop is not None and step == 1 and hi - lo >= 2:
+                return kloop(st, lo, hi)
+            env = st.env
+            carries = [c(st) for c in inits]
+            for n, v in zip(names, carries):
+                env[n] = v
+            state = [None]
+            st.pending.append(state)
+            try:
+                for i in range(lo, hi, step):
+                    env[var] = i
+                    state[0] = None
+                    body(st)
+                    if state[0] is not None:
+                        carries = state[0]
+                        for n, v in zip(names, carries):
+                            env[n] = v
+            finally:
+                st.pending.pop()
+            for y in yields:
                 for t, v in zip(y.targets, carries):
                     env[t.name] = v
 
-    def k_loop(self, s: For, shape: KLoop, lo: int, hi: int) -> None:
+        return loop
+
+    def k_loop(self, s: For, shape: KLoop):
         """A matmul_acc K-loop: its windows joined into one product per lane where they join
         (as interpreter/kloop.py joins them per tile), else its products in order."""
-        env, pairs = self.env, []
-        for i in range(lo, hi):
-            env[s.var.name] = i
-            for st in shape.prefix:
-                self.stmt(st)
-            pairs.append((self.expr(shape.lhs), self.expr(shape.rhs)))
-        acc = env.get(shape.acc)
-        joined = None
-        if _full(acc) and acc.dtype == "FP32":
-            joined = join_k(pairs, shape.b_trans)
-        for a, b in [joined] if joined is not None else pairs:
-            acc = self.dispatch(shape.call, [acc, a, b])
-        env[shape.acc] = acc
+        prefix = tuple(self.stmt(p) for p in shape.prefix)
+        lhs, rhs = self.expr(shape.lhs), self.expr(shape.rhs)
+        call = self.op_call(shape.call, None)
+        var, acc_name, b_trans = s.var.name, shape.acc, shape.b_trans
+
+        def k_loop(st: _State, lo: int, hi: int) -> None:
+            env, pairs = st.env, []
+            for i in range(lo, hi):
+                env[var] = i
+                for c in prefix:
+                    c(st)
+                pairs.append((lhs(st), rhs(st)))
+            acc = env.get(acc_name)
+            joined = None
+            if _full(acc) and acc.dtype == "FP32":
+                joined = join_k(pairs, b_trans)
+            for a, b in [joined] if joined is not None else pairs:
+                acc = call(st, [acc, a, b])
+            env[acc_name] = acc
+
+        return k_loop
 
     # ------------------------------------------------------------ expressions
-    def expr(self, e) -> Any:
+    def expr(self, e) -> Code:
         kind = type(e)
+        if e is None:
+            return _none
         if kind is Var:
-            try:
-                return self.env[e.name]
-            except KeyError:
-                raise Fallback("unbound variable") from None
+            name = e.name
+
+            def var(st: _State) -> Any:
+                try:
+                    return st.env[name]
+                except KeyError:
+                    raise Fallback("unbound variable") from None
+
+            return var
         if kind is Const:
-            return self.m._const(e, None)
+            value = self.m._const(e, None)
+            return lambda st: value
         if kind is BinOp:
             return self.binop(e)
         if kind is UnaryOp:
-            v = self.expr(e.operand)
-            if _lanes(v):
-                if e.op == "neg" and v.dtype.kind in "iu":
-                    return -v
-                raise Fallback("lane-dependent unary")
-            return self.m._unary_value(e, v)
+            operand, unary = self.expr(e.operand), self.m._unary_value
+            neg = e.op == "neg"
+
+            def unary_(st: _State) -> Any:
+                v = operand(st)
+                if type(v) is np.ndarray:
+                    if neg and v.dtype.kind in "iu":
+                        return -v
+                    raise Fallback("lane-dependent unary")
+                return unary(e, v)
+
+            return unary_
         if kind is ListExpr:
-            out = []
-            for item in e.items:
-                v = self.expr(item)
-                out.append(v if _lanes(v) else int(py_scalar(v)))
-            return tuple(out)
+            if all(type(i) is Const for i in e.items):
+                items = tuple(int(py_scalar(self.m._const(i, None))) for i in e.items)
+                return lambda st: items
+            evs = tuple(self.expr(i) for i in e.items)
+
+            def list_(st: _State) -> tuple:
+                out = []
+                for ev in evs:
+                    v = ev(st)
+                    out.append(v if type(v) is int or type(v) is np.ndarray
+                               else int(py_scalar(v)))  # fmt: skip
+                return tuple(out)
+
+            return list_
         if kind is OpCall:
-            return self.opcall(e)
+            args = tuple(self.expr(a) for a in e.args)
+            call = self.op_call(e, args)
+            return lambda st: call(st, [a(st) for a in args])
         if kind is TupleGet:
-            return self.expr(e.value)[e.index]
-        if e is None:
-            return None
-        raise Fallback(f"{kind.__name__} expression")
+            value, index = self.expr(e.value), e.index
+            return lambda st: value(st)[index]
+        reason = f"{kind.__name__} expression"
 
-    def binop(self, e: BinOp) -> Any:
-        a, b = self.expr(e.lhs), self.expr(e.rhs)
-        if not _lanes(a) and not _lanes(b):
-            return self.m._binop_value(e, a, b)
-        op = e.op
-        if op in _CMP_LANE_OPS:
-            return _CMP_LANE_OPS[op](np.asarray(py_scalar(a) if not _lanes(a) else a),
-                                     b if _lanes(b) else py_scalar(b))  # fmt: skip
+        def unsupported(st: _State) -> Any:
+            raise Fallback(reason)
+
+        return unsupported
+
+    def binop(self, e: BinOp) -> Code:
+        lhs, rhs, op = self.expr(e.lhs), self.expr(e.rhs), e.op
+        generic = self.m._binop_value
         dtype = getattr(e.type, "dtype", None)
-        if dtype is None or dtype.name != "INDEX" or op not in _INDEX_LANE_OPS:
-            raise Fallback(f"lane-dependent {op}")
-        a = a if _lanes(a) else int(py_scalar(a))
-        b = b if _lanes(b) else int(py_scalar(b))
-        if op in ("floordiv", "mod") and np.any(np.asarray(b) == 0):
-            raise Fallback("division by zero")
-        return _INDEX_LANE_OPS[op](a, b)
+        index = dtype is not None and dtype.name == "INDEX" and op in _INDEX_LANE_OPS
+        fn = _INDEX_LANE_OPS.get(op) if index else _CMP_LANE_OPS.get(op)
+        checked = op in ("floordiv", "mod")
+        py = _INDEX_PY.get(op) if index else None
 
-    def opcall(self, e: OpCall) -> Any:
-        return self.dispatch(e, [self.expr(a) if a is not None else None for a in e.args])
+        def binop(st: _State) -> Any:
+            a, b = lhs(st), rhs(st)
+            ta, tb = type(a), type(b)
+            if ta is not np.ndarray and tb is not np.ndarray:
+                if py is not None and ta is int and tb is int and not (checked and b == 0):
+                    return py(a, b)
+                return generic(e, a, b)
+            if fn is None:
+                raise Fallback(f"lane-dependent {op}")
+            if ta is not np.ndarray:
+                a = py_scalar(a)
+            if tb is not np.ndarray:
+                b = py_scalar(b)
+                if checked and b == 0:
+                    raise Fallback("division by zero")
+            elif checked and not b.all():
+                raise Fallback("division by zero")
+            return fn(a, b)
 
-    def dispatch(self, e: OpCall, args: list) -> Any:
-        batched = False
-        for a in args:
-            t = type(a)
-            if t is BView or t is np.ndarray:
-                batched = True
-                break
-            if t is tuple and any(type(i) is np.ndarray for i in a):
-                batched = True
-                break
-        name = e.op
-        if not batched and name not in ("create_tensor", "assemble"):
-            op = self.m._ops.get(id(e)) or self.m._prepare_op(e)
-            for a in args:
-                if type(a) is TensorValue:
-                    self.lanes.note_read(a.buffer)
-            r = op.call(*args)
-            if type(r) is TensorValue:
-                self.lanes.inner.add(id(r.buffer.root))
-            return r
-        fn = BKERNELS.get(_canonical(name))
-        if fn is None:
-            raise Fallback(f"no batched pl.{name}")
-        attrs = self.attrs.get(id(e))
-        if attrs is None:
-            attrs = self.attrs[id(e)] = _attrs(e)
-        return fn(self.lanes, _canonical(name), _rtype(e), attrs, *args)
+        return binop
+
+    def op_call(self, e: OpCall, args) -> Callable[[_State, list], Any]:
+        """The op, dispatched per run: the plain kernel once when every operand is the same in
+        every lane, its batched form otherwise."""
+        name = _canonical(e.op)
+        fn = BKERNELS.get(name)
+        attrs, rtype = _attrs(e), _rtype(e)
+        always = name in ("create_tensor", "assemble")
+        m = self.m
+
+        def call(st: _State, vals: list) -> Any:
+            lanes = st.lanes
+            if not always:
+                for a in vals:
+                    t = type(a)
+                    if t is BView or t is np.ndarray:
+                        break
+                    if t is tuple and any(type(i) is np.ndarray for i in a):
+                        break
+                else:
+                    op = m._ops.get(id(e)) or m._prepare_op(e)
+                    for a in vals:
+                        if type(a) is TensorValue:
+                            lanes.note_read(a.buffer)
+                    r = op.call(*vals)
+                    if type(r) is TensorValue:
+                        lanes.inner.add(id(r.buffer.root))
+                    return r
+            if fn is None:
+                raise Fallback(f"no batched pl.{name}")
+            return fn(lanes, name, rtype, attrs, *vals)
+
+        return call
+
+
+_INDEX_PY = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "min": min,
+    "max": max,
+    "floordiv": operator.floordiv,
+    "mod": operator.mod,
+}
+
+
+def _none(st: _State) -> None:
+    return None
 
 
 _CANON: dict[str, str] = {}
