@@ -120,10 +120,11 @@ class BView:
     """A per-lane window: onto a BBuf, or onto a shared Buffer at lane-dependent offsets.
     offset and valid items are ints (same in every lane) or int64 arrays of length N."""
 
-    __slots__ = ("buf", "offset", "shape", "valid", "pad")
+    __slots__ = ("buf", "offset", "shape", "valid", "pad", "whole")
 
-    def __init__(self, buf, offset: tuple, shape: tuple, valid: tuple, pad=None):
+    def __init__(self, buf, offset: tuple, shape: tuple, valid: tuple, pad=None, whole=False):
         self.buf, self.offset, self.shape, self.valid, self.pad = buf, offset, shape, valid, pad
+        self.whole = whole  # the whole of a BBuf (offsets 0, its shape)
 
     @property
     def dtype(self) -> str:
@@ -178,6 +179,8 @@ def _ax(v: Any, axis: int, rank: int) -> Any:
 
 def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
     """(N or 1, *shape) mask of the valid box per lane, or None when all of it is valid."""
+    if valid is shape:
+        return None
     rank = len(shape)
     mask = None
     for d, (s, v) in enumerate(zip(shape, valid)):
@@ -210,6 +213,10 @@ class Lanes:
 
     def raw(self, x: BView, data: np.ndarray | None = None) -> np.ndarray:
         """x's window per lane, (N, *shape), without pad fill (a view where it can be)."""
+        if x.whole and data is None:
+            out = x.buf.data.view()  # read-only: a result computed as this very array is copied
+            out.flags.writeable = False
+            return out
         buf = x.buf
         n, shape = self.n, x.shape
         batched = type(buf) is BBuf
@@ -223,33 +230,11 @@ class Lanes:
                 return data[(slice(None),) + tuple(slice(o, o + s) for o, s in zip(offs, shape))]
             win = data[tuple(slice(o, o + s) for o, s in zip(offs, shape))]
             return np.broadcast_to(win, (n,) + shape)
-        dims = data.shape[1:] if batched else data.shape
-        strides = data.strides[1:] if batched else data.strides
-        # lane offsets affine in the lane (o0 + lane * delta on each axis): one strided view
-        base, lane_stride = 0, data.strides[0] if batched else 0
-        for o, s, d, st in zip(offs, shape, dims, strides):
-            if type(o) is np.ndarray:
-                lst = o.tolist()
-                o0 = lst[0]
-                delta = lst[1] - o0 if len(lst) > 1 else 0
-                if (
-                    any(v != o0 + i * delta for i, v in enumerate(lst))
-                    or min(lst) < 0
-                    or max(lst) + s > d
-                ):
-                    return self._gather(data, offs, shape, dims, batched)
-                lane_stride += delta * st
-            else:
-                o0 = o
-                if o < 0 or o + s > d:
-                    return self._gather(data, offs, shape, dims, batched)
-            base += o0 * st
-        if not data.flags.c_contiguous or base < 0:
+        view = _strided(data, offs, shape, batched, n, False)
+        if view is None:
+            dims = data.shape[1:] if batched else data.shape
             return self._gather(data, offs, shape, dims, batched)
-        out = np.ndarray((n,) + shape, data.dtype, buffer=data, offset=base,
-                         strides=(lane_stride,) + strides)  # fmt: skip
-        out.flags.writeable = False
-        return out
+        return view
 
     def _gather(self, data, offs, shape, dims, batched) -> np.ndarray:
         n, rank = self.n, len(shape)
@@ -312,7 +297,7 @@ class Lanes:
                 data = np.where(mask, data, _fill_value(self.ctx, pad, dtype))
         if not data.flags.writeable:
             data = np.array(data)
-        return BView(BBuf(data, dtype), (0,) * len(shape), shape, valid, pad)
+        return BView(BBuf(data, dtype), (0,) * len(shape), shape, valid, pad, True)
 
     # ------------------------------------------------------------ writing
     def commit(self) -> None:
@@ -342,6 +327,10 @@ class Lanes:
 
     def _scatter(self, data, offs, ext, src, batched: bool) -> None:
         n, rank = self.n, len(ext)
+        view = _strided(data, offs, ext, batched, n, True) if data.flags.writeable else None
+        if view is not None:
+            view[...] = src.reshape((n,) + tuple(ext))
+            return
         idx = []
         if batched:
             idx.append(np.arange(n).reshape((n,) + (1,) * rank))
@@ -349,6 +338,40 @@ class Lanes:
             shp = (1,) + tuple(e if i == d else 1 for i in range(rank))
             idx.append(np.arange(e).reshape(shp) + _ax(o, d, rank))
         data[tuple(idx)] = src.reshape((n,) + tuple(ext))
+
+
+def _strided(data, offs, shape, batched: bool, n: int, disjoint: bool) -> np.ndarray | None:
+    """The lane windows at offsets affine in the lane (o0 + lane * delta on each axis) as one
+    strided view of `data` ((N, *shape)); None when they are not affine, not inside `data`,
+    `data` is not contiguous, or (`disjoint`) two lanes' windows may overlap."""
+    if not data.flags.c_contiguous:
+        return None
+    dims = data.shape[1:] if batched else data.shape
+    strides = data.strides[1:] if batched else data.strides
+    base, lane_stride = 0, data.strides[0] if batched else 0
+    apart = batched
+    for o, s, d, st in zip(offs, shape, dims, strides):
+        if type(o) is np.ndarray:
+            lst = o.tolist()
+            o0 = lst[0]
+            delta = lst[1] - o0 if len(lst) > 1 else 0
+            if any(v != o0 + i * delta for i, v in enumerate(lst)) or min(lst) < 0 or \
+                    max(lst) + s > d:  # fmt: skip
+                return None
+            lane_stride += delta * st
+            apart = apart or abs(delta) >= s
+        else:
+            o0 = o
+            if o < 0 or o + s > d:
+                return None
+        base += o0 * st
+    if disjoint and not apart:
+        return None
+    out = np.ndarray((n,) + tuple(shape), data.dtype, buffer=data, offset=base,
+                     strides=(lane_stride,) + strides)  # fmt: skip
+    if not disjoint:
+        out.flags.writeable = False
+    return out
 
 
 def _owner(a: np.ndarray) -> Any:
@@ -610,7 +633,7 @@ def _create(lanes: Lanes, op: str, rtype, attrs, shape, init_value=None, valid_s
     if init_value is not None:
         v = numerics.cast(np.asarray(init_value), name, "rint", lanes.ctx.precision)
         data[...] = v[()]
-    return BView(BBuf(data, name), (0,) * len(shape), shape, valid)
+    return BView(BBuf(data, name), (0,) * len(shape), shape, valid, None, True)
 
 
 def _check_box(lanes: Lanes, x, offset: tuple, extent: tuple) -> None:
@@ -627,11 +650,10 @@ def _check_box(lanes: Lanes, x, offset: tuple, extent: tuple) -> None:
             if o < 0 or o + e > d or (e > 0 and b + o + e > bd):
                 raise Fallback("window out of bounds")
             continue
-        lo = _lo_hi(o)[0]
-        end = _lo_hi(o + e)[1]
-        if lo < 0 or end > d:
+        end = o + e
+        if _lo_hi(o)[0] < 0 or _lo_hi(end)[1] > d:
             raise Fallback("window out of bounds")
-        if _lo_hi(e)[1] > 0 and _lo_hi(b + o + e)[1] > bd:
+        if _lo_hi(e)[1] > 0 and _lo_hi(end + b)[1] > bd:
             raise Fallback("window out of bounds")
 
 
