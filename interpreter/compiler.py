@@ -4,9 +4,12 @@
 but without walking the IR at run time: every statement and expression becomes a closure the
 first time its function runs, with what can be decided from the IR decided then (constants
 rounded, constant lists built, the op's kernel bound with its static attributes, INDEX
-arithmetic specialised to Python ints, the loop's own yields found). Ops still run one tile at
-a time through `interpreter.ops.KERNELS`, so results are bit-identical to the plain path;
-strict mode, traces and bounds checks work unchanged (the kernels implement them).
+arithmetic specialised to Python ints, the loop's own yields found). Ops run one tile at a time
+through `interpreter.ops.KERNELS`, except in two proven shapes: `matmul_acc` K-loops over
+adjacent windows (interpreter/kloop.py) and loops whose iterations the IR proves independent,
+run over all iterations at once (interpreter/batched.py; each falls back to the per-tile
+closures at run time when it cannot run exactly). docs/numerics.md ("the fast path") says which
+results stay bit-exact. Strict mode and traces never batch; bounds checks run on every path.
 
 `fast=False` on `interpreter.run` keeps the plain tree-walking `Machine` for differential tests.
 """
