@@ -305,12 +305,14 @@ class Lanes:
         if self.read_roots.keys() & self.written_roots.keys():
             raise Fallback("the body reads a buffer it writes")
         written = list(self.written_roots.values())
-        if written:
-            owners = {}
-            for r in list(self.read_roots.values()) + written:
-                owner = _owner(r.data)
-                if owners.setdefault(id(owner), r) is not r:
-                    raise Fallback("shared buffers may alias")
+        if written:  # a written buffer and another one over the same memory may alias
+            owners = {id(_owner(w.data)): w for w in written}
+            if len(owners) < len(written):
+                raise Fallback("written buffers may alias")
+            for r in self.read_roots.values():
+                w = owners.get(id(_owner(r.data)))
+                if w is not None and w is not r:
+                    raise Fallback("a read buffer and a written one may alias")
         for target, offs, ext, src in self.journal:
             data = target.buffer.data
             if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
