@@ -385,8 +385,7 @@ def _owner(a: np.ndarray) -> Any:
 
 # ------------------------------------------------------------------ batched op kernels
 
-Kernel = Callable[..., Any]
-BKERNELS: dict[str, Kernel] = {}
+BKERNELS: dict[str, Callable[..., Any]] = {}
 
 
 def _bk(*names: str):
@@ -484,10 +483,6 @@ def _mm_check(lhs, rhs, a_trans, b_trans) -> None:
     k2 = rhs.shape[1] if b_trans else rhs.shape[0]
     if k1 != k2:
         raise Fallback("shape")
-
-
-def _whole(x) -> None:
-    """Strict-mode-free stand-in for `require(None)`: matmuls consume every element."""
 
 
 @_bk("matmul")

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pldsl.interpreter import tasks
-from pldsl.interpreter.batched import _CAUGHT, BatchedLoop, _count, batchable
+from pldsl.interpreter.batched import _CAUGHT, BatchedLoop, Fallback, _count, batchable
 from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
     Frame,
@@ -561,7 +561,8 @@ def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple) -> Code:
                     return
             except _CAUGHT as why:
                 runner.fails += 1
-                _count("fallback: " + str(why).split("\n")[0][:60])
+                # a bounded set of keys: Fallback's fixed reasons, else the fault's type
+                _count("fallback: " + (str(why) if type(why) is Fallback else type(why).__name__))
         plain(f)
 
     return batched
