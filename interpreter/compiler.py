@@ -216,12 +216,15 @@ class FastMachine(Machine):
             return None
         if s.iter_args or batchable(s) is not None:
             return None
-        if not _parallel_plan(self._fn, s):
+        try:  # an optional shortcut: a loop it cannot take runs per tile, never fails
+            if not _parallel_plan(self._fn, s):
+                return None
+            runner = BatchedLoop(self, s)
+        except Exception:  # noqa: BLE001
             return None
         plain = self._plain_for(s)
         bounds = tuple(self._index(e, w) for e, w in
                        ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
-        runner = BatchedLoop(self, s)
         return _batched_code(runner, plain, bounds)
 
     def _spmd_for(self, s: For) -> Code:
