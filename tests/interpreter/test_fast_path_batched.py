@@ -91,7 +91,7 @@ def _runs(prog, args):
     return fast, plain, ran
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(["parallel", "range"]),
     t=st.sampled_from([1, 2, 4]),
