@@ -11,9 +11,10 @@ interpreter values and run through the plain op kernels once.
 The attempt has no visible effect until it commits: writes to buffers that exist before the
 loop are journaled and applied only at the end, and anything the batched form cannot do exactly
 (a lane-dependent loop bound or branch, a fault, an out-of-bounds window, an op without a
-batched form, a shared buffer both read and written by the body, strict mode, a trace) raises
+batched form, a shared buffer both read and written by the body, buffers sharing memory) raises
 `Fallback`, and the caller runs the loop one tile at a time on the plain closures instead, so
-faults and their texts are exactly the per-tile path's.
+faults and their texts are exactly the per-tile path's. Strict mode and traces never get here
+(interpreter/compiler.py keeps them per tile).
 
 Per-element arithmetic is the per-tile kernels' (the same `pldsl.execution.numerics` calls on
 arrays with one more axis), so elementwise ops, casts, reductions and fills are bit-identical;
