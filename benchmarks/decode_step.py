@@ -8,7 +8,8 @@ Side by side in one process, same inputs (random weights, batch 16, every user a
 255 cached positions + the new token, KV pages of 64 tokens):
 
 * ``c``: the DSL program compiled by pldsl.backends.c (weights BF16 in memory);
-* ``interp``: the same program on the NumPy interpreter (its fast path: closures, joined K-loops);
+* ``interp``: the same program on the NumPy interpreter (its fast path: closures, joined K-loops,
+  batched independent loops);
 * ``interp-plain``: the interpreter's plain tree-walking path (``fast=False``; tiny and 0.6b);
 * ``numpy-bf16w``: kernels/qwen3/golden.py ``decode_step`` with the weights BF16 in memory (the
   golden converts them to FP32 inside every step);

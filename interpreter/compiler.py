@@ -4,9 +4,12 @@
 but without walking the IR at run time: every statement and expression becomes a closure the
 first time its function runs, with what can be decided from the IR decided then (constants
 rounded, constant lists built, the op's kernel bound with its static attributes, INDEX
-arithmetic specialised to Python ints, the loop's own yields found). Ops still run one tile at
-a time through `interpreter.ops.KERNELS`, so results are bit-identical to the plain path;
-strict mode, traces and bounds checks work unchanged (the kernels implement them).
+arithmetic specialised to Python ints, the loop's own yields found). Ops run one tile at a time
+through `interpreter.ops.KERNELS`, except in two proven shapes: `matmul_acc` K-loops over
+adjacent windows (interpreter/kloop.py) and loops whose iterations the IR proves independent,
+run over all iterations at once (interpreter/batched.py; each falls back to the per-tile
+closures at run time when it cannot run exactly). docs/numerics.md ("the fast path") says which
+results stay bit-exact. Strict mode and traces never batch; bounds checks run on every path.
 
 `fast=False` on `interpreter.run` keeps the plain tree-walking `Machine` for differential tests.
 """
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pldsl.interpreter import tasks
+from pldsl.interpreter.batched import _CAUGHT, BatchedLoop, Fallback, _count, batchable
 from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
     Frame,
@@ -38,7 +42,7 @@ from pldsl.execution import faults, numerics
 from pldsl.execution.arguments import py_scalar
 from pldsl.execution.faults import fault
 from pldsl.execution.memory import Context, OpFault, TensorValue
-from pldsl.ir.analysis import Liveness, if_result, own_yields
+from pldsl.ir.analysis import Liveness, ParallelAnalysis, if_result, own_yields
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -97,6 +101,7 @@ class FastMachine(Machine):
         super().__init__(*args, **kwargs)
         self._blocks: dict[int, Code] = {}
         self._live: Liveness | None = None  # of the function being compiled
+        self._fn: Function | None = None  # the function being compiled
         self.busy = threading.Lock()
 
     def __exit__(self, *exc: object) -> None:
@@ -110,6 +115,7 @@ class FastMachine(Machine):
         code = self._blocks.get(id(stmts))
         if code is None:
             self._live = _liveness(frame.function)
+            self._fn = frame.function
             code = self._blocks[id(stmts)] = self.block(stmts)
         code(frame)
 
@@ -202,7 +208,30 @@ class FastMachine(Machine):
         fused = self._k_loop(s)
         if fused is not None:
             return fused
+        batched = self._batched_for(s)
+        if batched is not None:
+            return batched
         return self._plain_for(s)
+
+    def _batched_for(self, s: For) -> Code | None:
+        """A loop whose iterations the IR proves independent, run over all iterations at once
+        (interpreter/batched.py), falling back to the per-tile closures at run time whenever
+        the batched form cannot run it exactly. None when the IR rules it out, in strict mode
+        (definedness is tracked per tile) and with a trace (per-op events)."""
+        if self.trace is not None or self.ctx.strict or self._fn is None:
+            return None
+        if s.iter_args or batchable(s) is not None:
+            return None
+        try:  # an optional shortcut: a loop it cannot take runs per tile, never fails
+            if not _parallel_plan(self._fn, s):
+                return None
+            runner = BatchedLoop(self, s)
+        except Exception:  # noqa: BLE001
+            return None
+        plain = self._plain_for(s)
+        bounds = tuple(self._index(e, w) for e, w in
+                       ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
+        return _batched_code(runner, plain, bounds)
 
     def _spmd_for(self, s: For) -> Code:
         """Blocks one after another, the running one published for get_block_idx kernels."""
@@ -536,6 +565,42 @@ def compiled_machine(program: Program, ctx: Context, host: Any, trace: Any) -> F
 
 
 _LIVENESS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PARALLEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MIN_LANES = 2  # fewer iterations run per tile
+_GIVE_UP = 3  # consecutive run-time fallbacks after which a loop stops trying the batched form
+
+
+def _parallel_plan(fn: Function, loop: For) -> bool:
+    """Whether the IR proves the loop's iterations independent (ParallelAnalysis, the proof
+    the C backend's OpenMP loops use), computed once per captured function."""
+    analysis = _PARALLEL.get(fn)
+    if analysis is None:
+        analysis = _PARALLEL[fn] = ParallelAnalysis(fn)
+    plan = analysis.plans.get(id(loop))
+    if plan is None:
+        plan = analysis.plans[id(loop)] = analysis.plan(loop)
+    return plan.parallel
+
+
+def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple) -> Code:
+    start, stop, step = bounds
+
+    def batched(f: Frame) -> None:
+        if runner.fails < _GIVE_UP:
+            try:
+                lo, hi, st = start(f), stop(f), step(f)
+                if st != 0 and len(range(lo, hi, st)) >= _MIN_LANES:
+                    runner.run(f.env, lo, hi, st)
+                    runner.fails = 0
+                    _count("batched")
+                    return
+            except _CAUGHT as why:
+                runner.fails += 1
+                # a bounded set of keys: Fallback's fixed reasons, else the fault's type
+                _count("fallback: " + (str(why) if type(why) is Fallback else type(why).__name__))
+        plain(f)
+
+    return batched
 
 
 def _liveness(fn: Function) -> Liveness:

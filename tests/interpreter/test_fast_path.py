@@ -265,7 +265,11 @@ def _check_qwen3(prog, args):
 
 
 def test_qwen3_tiny_step():
+    from pldsl.interpreter import batched
+
+    before = batched.STATS.get("batched", 0)
     _check_qwen3(*_qwen3_step("tiny", None, batch=3, ctx=40, block=16))
+    assert batched.STATS.get("batched", 0) > before  # its attention loops ran batched
 
 
 @pytest.mark.slow

@@ -1,0 +1,1159 @@
+"""Batched tile loops: every iteration of a proven-independent loop at once, one NumPy op per IR op.
+
+A `pl.parallel` or `pl.range` loop whose iterations the IR proves independent
+(`pldsl.ir.analysis.ParallelAnalysis`: no carried values, no jumps or calls, writes to shared
+buffers at affine windows that are disjoint between iterations) runs its body once over all of
+its iterations ("lanes"): a scalar that differs between lanes is an int64 array, a tile that
+differs is an array with a leading lane axis, and every op is one NumPy call over all lanes.
+Values equal in every lane (a weight slice at a fixed offset, a constant) stay ordinary
+interpreter values and run through the plain op kernels once.
+
+The attempt has no visible effect until it commits: writes to buffers that exist before the
+loop are journaled and applied only at the end, and anything the batched form cannot do exactly
+(a lane-dependent loop bound or branch, a fault, an out-of-bounds window, an op without a
+batched form, a shared buffer both read and written by the body, buffers sharing memory) raises
+`Fallback`, and the caller runs the loop one tile at a time on the plain closures instead, so
+faults and their texts are exactly the per-tile path's. Strict mode and traces never get here
+(interpreter/compiler.py keeps them per tile).
+
+Per-element arithmetic is the per-tile kernels' (the same `pldsl.execution.numerics` calls on
+arrays with one more axis), so elementwise ops, casts, reductions and fills are bit-identical;
+matmuls of a lane stack are one `np.matmul` over the stack, within `matmul_error_bound`
+(docs/numerics.md, "the fast path").
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from pldsl.interpreter.kloop import KLoop, k_loop_shape
+from pldsl.interpreter.machine import outer_values, restore_outer
+from pldsl.interpreter.ops import _atomic_add, _broadcast, _dtype_name, _scalar_dtype, _to_scalar
+
+from pldsl.diagnostics import RuntimeFault
+from pldsl.execution import f32cache, numerics
+from pldsl.execution.arguments import py_scalar
+from pldsl.execution.memory import Buffer, Context, OpFault, TensorValue, _fill_value
+from pldsl.ir.analysis import if_result
+from pldsl.ir.nodes import (
+    Assign,
+    BinOp,
+    Break,
+    Call,
+    Const,
+    Continue,
+    ExprStmt,
+    For,
+    If,
+    ListExpr,
+    OpCall,
+    Return,
+    Scope,
+    TupleGet,
+    UnaryOp,
+    Var,
+    While,
+    Yield,
+)
+from pldsl.ir.traversal import walk, write_target
+from pldsl.ops import lookup
+from pldsl.ops.table import expand_shape, reshape_valid
+
+__all__ = ["Fallback", "STATS", "batchable", "BatchedLoop"]
+
+
+class Fallback(Exception):
+    """The batched form cannot run this loop exactly; run it per tile."""
+
+
+# Counters for tests and profiling (how often loops ran batched / fell back, and why).
+STATS: dict[str, int] = {}
+
+
+def _count(key: str) -> None:
+    STATS[key] = STATS.get(key, 0) + 1
+
+
+_LOOP_KINDS = ("parallel", "range")
+_CAUGHT = (Fallback, OpFault, numerics.NumericsError, RuntimeFault, IndexError, ValueError,
+           KeyError, TypeError, ZeroDivisionError, OverflowError)  # fmt: skip
+
+
+def batchable(loop: For) -> str | None:
+    """Why the IR of `loop` rules out the batched form (None: it may be tried). The
+    independence proof itself is the caller's (ParallelAnalysis)."""
+    if loop.kind not in _LOOP_KINDS:
+        return f"{loop.kind} loop"
+    has_tile_op = False
+    for node in walk(loop):
+        if node is loop:
+            continue
+        kind = type(node)
+        if kind in (Call, Return, Break, Continue):
+            return "call or jump in the body"
+        if kind is While:  # its trip count may differ between iterations
+            return "while loop in the body"
+        if kind is For and node.kind == "spmd":
+            return "pl.spmd in the body"
+        if kind is Scope and (node.deps or node.tid is not None):
+            return "task dependencies in the body"
+        if kind is OpCall:
+            target = write_target(node)
+            if target is not None and node.op != "assemble":
+                return f"pl.{node.op} in the body"
+            if node.op not in ("dim", "read"):
+                has_tile_op = True
+    return None if has_tile_op else "no tile op in the body"
+
+
+# ------------------------------------------------------------------ batched values
+
+
+class BBuf:
+    """Per-lane private memory (a buffer created inside the batched body): data (N, *shape)."""
+
+    __slots__ = ("data", "dtype")
+
+    def __init__(self, data: np.ndarray, dtype: str):
+        self.data, self.dtype = data, dtype
+
+
+class BView:
+    """A per-lane window: onto a BBuf, or onto a shared Buffer at lane-dependent offsets.
+    offset and valid items are ints (same in every lane) or int64 arrays of length N."""
+
+    __slots__ = ("buf", "offset", "shape", "valid", "pad", "whole")
+
+    def __init__(self, buf, offset: tuple, shape: tuple, valid: tuple, pad=None, whole=False):
+        self.buf, self.offset, self.shape, self.valid, self.pad = buf, offset, shape, valid, pad
+        self.whole = whole  # the whole of a BBuf (offsets 0, its shape)
+
+    @property
+    def dtype(self) -> str:
+        return self.buf.dtype
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+
+def _lanes(v: Any) -> bool:
+    return type(v) is np.ndarray
+
+
+def _uniform(v: Any) -> Any:
+    """`v` as one value for every lane (Fallback when lanes differ)."""
+    if type(v) is np.ndarray:
+        lst = v.tolist()
+        if lst and lst.count(lst[0]) == len(lst):
+            return lst[0]
+        raise Fallback("lane-dependent value where one value is needed")
+    return v
+
+
+def _norm(v: Any) -> Any:
+    """An int64 lane array collapsed to an int when every lane holds the same value."""
+    if type(v) is np.ndarray:
+        lst = v.tolist()
+        if lst and lst.count(lst[0]) == len(lst):
+            return lst[0]
+    return v
+
+
+def _lo_hi(v: Any) -> tuple[int, int]:
+    """Smallest and largest value over the lanes."""
+    if type(v) is np.ndarray:
+        lst = v.tolist()
+        return min(lst), max(lst)
+    return v, v
+
+
+def _is_tensor(v: Any) -> bool:
+    return type(v) is BView or type(v) is TensorValue
+
+
+def _ax(v: Any, axis: int, rank: int) -> Any:
+    """A per-lane int (or array) shaped to broadcast against (N, *shape) along `axis`."""
+    if type(v) is np.ndarray:
+        return v.reshape((-1,) + (1,) * rank)
+    return v
+
+
+def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
+    """(N or 1, *shape) mask of the valid box per lane, or None when all of it is valid."""
+    if valid is shape:
+        return None
+    rank = len(shape)
+    mask = None
+    for d, (s, v) in enumerate(zip(shape, valid)):
+        if type(v) is not np.ndarray and v >= s:
+            continue
+        idx = np.arange(s).reshape((1,) + tuple(s if i == d else 1 for i in range(rank)))
+        cond = idx < _ax(v, d, rank)
+        mask = cond if mask is None else mask & cond
+    return mask
+
+
+class Lanes:
+    """The batched run of one loop: lane count, context, journal of shared writes."""
+
+    def __init__(self, ctx: Context, n: int):
+        self.ctx, self.n = ctx, n
+        self.inner: set[int] = set()  # id()s of buffers the body computed (same in all lanes)
+        self.storage: dict[str, np.dtype] = {}
+        self.read_roots: dict[int, Buffer] = {}
+        self.written_roots: dict[int, Buffer] = {}
+        self.journal: list[tuple] = []
+
+    # ------------------------------------------------------------ reading
+    def note_read(self, buf: Buffer) -> None:
+        root = buf.root
+        key = id(root)
+        if key in self.written_roots:
+            raise Fallback("the body reads a buffer it writes")
+        self.read_roots[key] = root
+
+    def raw(self, x: BView, data: np.ndarray | None = None) -> np.ndarray:
+        """x's window per lane, (N, *shape), without pad fill (a view where it can be)."""
+        if x.whole and data is None:
+            out = x.buf.data.view()  # read-only: a result computed as this very array is copied
+            out.flags.writeable = False
+            return out
+        buf = x.buf
+        n, shape = self.n, x.shape
+        batched = type(buf) is BBuf
+        if data is None:
+            data = buf.data
+        offs = x.offset
+        if not batched:
+            self.note_read(buf)
+        if all(type(o) is not np.ndarray for o in offs):
+            if batched:
+                return data[(slice(None),) + tuple(slice(o, o + s) for o, s in zip(offs, shape))]
+            win = data[tuple(slice(o, o + s) for o, s in zip(offs, shape))]
+            return np.broadcast_to(win, (n,) + shape)
+        view = _strided(data, offs, shape, batched, n, False)
+        if view is None:
+            dims = data.shape[1:] if batched else data.shape
+            return self._gather(data, offs, shape, dims, batched)
+        return view
+
+    def _gather(self, data, offs, shape, dims, batched) -> np.ndarray:
+        n, rank = self.n, len(shape)
+        idx = []
+        if batched:
+            idx.append(np.arange(n).reshape((n,) + (1,) * rank))
+        for d, (o, s, dim) in enumerate(zip(offs, shape, dims)):
+            shp = (1,) + tuple(s if i == d else 1 for i in range(rank))
+            i = np.arange(s).reshape(shp) + _ax(o, d, rank)
+            idx.append(np.minimum(i, dim - 1))
+        out = data[tuple(idx)]
+        return np.broadcast_to(out, (n,) + shape)
+
+    def mat(self, x: Any) -> np.ndarray:
+        """A tensor operand as an array: (N, *shape) for a BView (pad filled as
+        TensorValue.materialize fills), the plain array for a TensorValue."""
+        if type(x) is TensorValue:
+            self.note_read(x.buffer)
+            return x.materialize(self.ctx)
+        data = self.raw(x)
+        mask = _inside(x.shape, x.valid)
+        if mask is None:
+            return data
+        fill = _fill_value(self.ctx, x.pad, x.dtype)
+        return np.where(mask, data, fill)
+
+    def operand(self, x: Any) -> np.ndarray:
+        """A matmul operand: from the FP32 cache of a BF16 argument where there is one."""
+        if type(x) is TensorValue:
+            w = x.widened()
+            if w is not None:
+                self.note_read(x.buffer)
+                return w
+            return self.mat(x)
+        buf = x.buf
+        if type(buf) is Buffer and buf.cached and _inside(x.shape, x.valid) is None:
+            if buf.f32 is None:
+                buf.f32 = f32cache.widened(buf.data)
+            return self.raw(x, buf.f32)
+        return self.mat(x)
+
+    def fresh(self, data: np.ndarray, dtype: str, valid: tuple | None = None, pad=None) -> BView:
+        """A computed (N, *shape) array as a per-lane tile (outside valid: the fill value,
+        as memory.fresh fills it)."""
+        storage = self.storage.get(dtype)
+        if storage is None:
+            storage = self.storage[dtype] = self.ctx.storage(dtype)
+        if data.dtype != storage:
+            raise Fallback(f"internal: {dtype} computed as {data.dtype}")
+        if data.shape[0] != self.n:
+            data = np.broadcast_to(data, (self.n,) + data.shape[1:])
+        shape = data.shape[1:]
+        if valid is None:
+            valid = shape
+        else:
+            valid = tuple(_norm(np.minimum(v, s)) if type(v) is np.ndarray else min(v, s)
+                          for v, s in zip(valid, shape))  # fmt: skip
+            mask = _inside(shape, valid)
+            if mask is not None:
+                data = np.where(mask, data, _fill_value(self.ctx, pad, dtype))
+        if not data.flags.writeable:
+            data = np.array(data)
+        return BView(BBuf(data, dtype), (0,) * len(shape), shape, valid, pad, True)
+
+    # ------------------------------------------------------------ writing
+    def commit(self) -> None:
+        """Apply the journaled writes to shared buffers, in program order."""
+        if self.read_roots.keys() & self.written_roots.keys():
+            raise Fallback("the body reads a buffer it writes")
+        written = list(self.written_roots.values())
+        if written:  # a written buffer and another one over the same memory may alias
+            owners = {id(_owner(w.data)): w for w in written}
+            if len(owners) < len(written):
+                raise Fallback("written buffers may alias")
+            for r in self.read_roots.values():
+                w = owners.get(id(_owner(r.data)))
+                if w is not None and w is not r:
+                    raise Fallback("a read buffer and a written one may alias")
+        for target, offs, ext, src in self.journal:
+            data = target.buffer.data
+            if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
+                data[tuple(slice(o, o + e) for o, e in zip(offs, ext))] = src[-1].reshape(ext)
+            elif all(type(e) is not np.ndarray for e in ext):
+                self._scatter(data, offs, ext, src, batched=False)
+            else:
+                for lane in range(self.n):
+                    lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
+                    ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
+                    part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
+                    data[tuple(slice(o, o + e) for o, e in zip(lo, ex))] = part.reshape(ex)
+            target.buffer.mark_written()
+
+    def _scatter(self, data, offs, ext, src, batched: bool) -> None:
+        n, rank = self.n, len(ext)
+        view = _strided(data, offs, ext, batched, n, True) if data.flags.writeable else None
+        if view is not None:
+            view[...] = src.reshape((n,) + tuple(ext))
+            return
+        idx = []
+        if batched:
+            idx.append(np.arange(n).reshape((n,) + (1,) * rank))
+        for d, (o, e) in enumerate(zip(offs, ext)):
+            shp = (1,) + tuple(e if i == d else 1 for i in range(rank))
+            idx.append(np.arange(e).reshape(shp) + _ax(o, d, rank))
+        data[tuple(idx)] = src.reshape((n,) + tuple(ext))
+
+
+def _strided(data, offs, shape, batched: bool, n: int, disjoint: bool) -> np.ndarray | None:
+    """The lane windows at offsets affine in the lane (o0 + lane * delta on each axis) as one
+    strided view of `data` ((N, *shape)); None when they are not affine, not inside `data`,
+    `data` is not contiguous, or (`disjoint`) two lanes' windows may overlap."""
+    if not data.flags.c_contiguous:
+        return None
+    dims = data.shape[1:] if batched else data.shape
+    strides = data.strides[1:] if batched else data.strides
+    base, lane_stride = 0, data.strides[0] if batched else 0
+    apart = batched
+    for o, s, d, st in zip(offs, shape, dims, strides):
+        if type(o) is np.ndarray:
+            lst = o.tolist()
+            o0 = lst[0]
+            delta = lst[1] - o0 if len(lst) > 1 else 0
+            if any(v != o0 + i * delta for i, v in enumerate(lst)) or min(lst) < 0 or \
+                    max(lst) + s > d:  # fmt: skip
+                return None
+            lane_stride += delta * st
+            apart = apart or abs(delta) >= s
+        else:
+            o0 = o
+            if o < 0 or o + s > d:
+                return None
+        base += o0 * st
+    if disjoint and not apart:
+        return None
+    out = np.ndarray((n,) + tuple(shape), data.dtype, buffer=data, offset=base,
+                     strides=(lane_stride,) + strides)  # fmt: skip
+    if not disjoint:
+        out.flags.writeable = False
+    return out
+
+
+def _owner(a: np.ndarray) -> Any:
+    """The object owning an array's memory (two buffers with one owner may alias)."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
+
+
+# ------------------------------------------------------------------ batched op kernels
+
+BKERNELS: dict[str, Callable[..., Any]] = {}
+
+
+def _bk(*names: str):
+    def deco(fn):
+        for name in names:
+            BKERNELS[name] = fn
+        return fn
+
+    return deco
+
+
+def _align(lanes: Lanes, x: Any, rank: int) -> Any:
+    """An operand array ready to broadcast against (N, *out) with `rank` tile axes."""
+    if type(x) is BView:
+        a = lanes.mat(x)
+        if x.rank < rank:
+            a = a.reshape((a.shape[0],) + (1,) * (rank - x.rank) + a.shape[1:])
+        return a
+    if type(x) is TensorValue:
+        return lanes.mat(x)
+    if _lanes(x):
+        raise Fallback("lane-dependent scalar operand")
+    return np.asarray(x)
+
+
+@_bk("add", "sub", "mul", "div", "maximum", "minimum")
+def _binary(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
+    if not _is_tensor(lhs):
+        raise Fallback("scalar lhs")
+    if _is_tensor(rhs):
+        shape = _broadcast(lhs.shape, rhs.shape)
+        dtype = rtype or numerics.promote(lhs.dtype, rhs.dtype)
+    else:
+        if _lanes(rhs):
+            raise Fallback("lane-dependent scalar operand")
+        shape = lhs.shape
+        dtype = rtype
+        if dtype is None:
+            s = _scalar_dtype(rhs)
+            dtype = lhs.dtype if s == "INDEX" else numerics.promote(lhs.dtype, s)
+    valid = lhs.valid
+    if shape != lhs.shape:
+        valid = tuple(v if s == r else (r if _uniform(v) > 0 else 0)
+                      for s, r, v in zip(lhs.shape, shape, valid))  # fmt: skip
+    rank = len(shape)
+    r = numerics.binary(op, _align(lanes, lhs, rank), _align(lanes, rhs, rank), dtype,
+                        lanes.ctx.precision)  # fmt: skip
+    return lanes.fresh(r, dtype, valid)
+
+
+@_bk("exp", "sqrt", "rsqrt", "recip", "log", "neg", "abs", "relu")
+def _unary(lanes: Lanes, op: str, rtype, attrs, x):
+    dtype = rtype or x.dtype
+    return lanes.fresh(numerics.unary(op, lanes.mat(x), dtype, lanes.ctx.precision), dtype,
+                       x.valid)  # fmt: skip
+
+
+@_bk("row_sum", "row_max", "row_min", "col_sum", "col_max", "col_min")
+def _reduction(lanes: Lanes, op: str, rtype, attrs, x, tmp=None):
+    kind, red = op.split("_")
+    dtype = rtype or x.dtype
+    if kind == "row":
+        if x.rank < 1:
+            raise Fallback("rank")
+        axis, valid = x.rank, x.valid[:-1] + (1,)
+    else:
+        if x.rank != 2:
+            raise Fallback("rank")
+        axis, valid = 1, (1, x.valid[1])
+    if x.shape[axis - 1] == 0:
+        raise Fallback("empty reduction")
+    r = numerics.reduce(red, lanes.mat(x), axis, dtype, lanes.ctx.precision)
+    return lanes.fresh(r, dtype, valid)
+
+
+@_bk("row_expand_add", "row_expand_sub", "row_expand_mul", "row_expand_div", "row_expand",
+     "col_expand_add", "col_expand_sub", "col_expand_mul", "col_expand_div", "col_expand",
+     "col_expand_expdif")  # fmt: skip
+def _expand(lanes: Lanes, op: str, rtype, attrs, x, v):
+    parts = op.split("_")
+    kind, fn = parts[0], (parts[2] if len(parts) == 3 else "rhs")
+    if expand_shape(kind, x.shape, v.shape, op) is not None:
+        raise Fallback("shape")
+    dtype = rtype or numerics.promote(x.dtype, v.dtype)
+    rank = x.rank
+    r = numerics.binary(fn, _align(lanes, x, rank), _align(lanes, v, rank), dtype,
+                        lanes.ctx.precision)  # fmt: skip
+    return lanes.fresh(r, dtype, x.valid)
+
+
+def _mm_check(lhs, rhs, a_trans, b_trans) -> None:
+    if lhs.rank != 2 or rhs.rank != 2:
+        raise Fallback("rank")
+    k1 = lhs.shape[0] if a_trans else lhs.shape[1]
+    k2 = rhs.shape[1] if b_trans else rhs.shape[0]
+    if k1 != k2:
+        raise Fallback("shape")
+
+
+@_bk("matmul")
+def _matmul(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
+    a_trans, b_trans = bool(attrs.get("a_trans")), bool(attrs.get("b_trans"))
+    _mm_check(lhs, rhs, a_trans, b_trans)
+    dtype = rtype or _dtype_name(attrs.get("out_dtype")) or numerics.promote(lhs.dtype, rhs.dtype)
+    r = numerics.matmul(lanes.operand(lhs), lanes.operand(rhs), dtype, a_trans, b_trans,
+                        lanes.ctx.precision)  # fmt: skip
+    return lanes.fresh(r, dtype)
+
+
+@_bk("matmul_acc")
+def _matmul_acc(lanes: Lanes, op: str, rtype, attrs, acc, lhs, rhs):
+    a_trans, b_trans = bool(attrs.get("a_trans")), bool(attrs.get("b_trans"))
+    _mm_check(lhs, rhs, a_trans, b_trans)
+    m = lhs.shape[1] if a_trans else lhs.shape[0]
+    n = rhs.shape[0] if b_trans else rhs.shape[1]
+    if tuple(acc.shape) != (m, n):
+        raise Fallback("shape")
+    dtype = rtype or acc.dtype
+    acc_arr = lanes.mat(acc)
+    if acc_arr.ndim == 2:
+        acc_arr = np.broadcast_to(acc_arr, (lanes.n,) + acc_arr.shape)
+    r = numerics.matmul_acc(acc_arr, lanes.operand(lhs), lanes.operand(rhs), dtype, a_trans,
+                            b_trans, lanes.ctx.precision)  # fmt: skip
+    return lanes.fresh(r, dtype)
+
+
+# ------------------------------------------------------------------ K-loops over lanes
+
+
+def _buf_of(v: Any) -> Any:
+    return v.buffer if type(v) is TensorValue else v.buf
+
+
+def _full(v: Any) -> bool:
+    return _is_tensor(v) and v.rank == 2 and tuple(v.valid) == tuple(v.shape)
+
+
+def _eq(x: Any, y: Any) -> bool:
+    if type(x) is np.ndarray or type(y) is np.ndarray:
+        return type(x) is type(y) and x.tolist() == y.tolist()
+    return x == y
+
+
+def _adjacent(first: Any, prev: Any, v: Any, k: int) -> bool:
+    """`v` continues `prev` along axis k (same buffer, same window on the other axis)."""
+    o = 1 - k
+    if _buf_of(v) is not _buf_of(first) or not _full(v):
+        return False
+    if not _eq(v.offset[o], first.offset[o]) or v.shape[o] != first.shape[o]:
+        return False
+    return _eq(v.offset[k], _norm(prev.offset[k] + prev.shape[k]))
+
+
+def _widen_view(first: Any, last: Any, k: int) -> Any:
+    """The window from `first` to the end of `last` along axis k."""
+    shape = list(first.shape)
+    shape[k] = _uniform(last.offset[k] + last.shape[k] - first.offset[k])
+    shape = tuple(shape)
+    if type(first) is TensorValue:
+        return TensorValue(first.buffer, first.offset, shape)
+    return BView(first.buf, first.offset, shape, shape)
+
+
+def join_k(pairs: list, b_trans: bool) -> tuple | None:
+    """The (lhs, rhs) pairs of a K-loop joined into one pair of windows, or None when they do
+    not join (interpreter/kloop.py's rule, per lane)."""
+    (a0, b0) = pairs[0]
+    kb = 1 if b_trans else 0
+    if not (_full(a0) and _full(b0)):
+        return None
+    for (ap, bp), (a, b) in zip(pairs, pairs[1:]):
+        if not (_adjacent(a0, ap, a, 1) and _adjacent(b0, bp, b, kb)):
+            return None
+    an, bn = pairs[-1]
+    return _widen_view(a0, an, 1), _widen_view(b0, bn, kb)
+
+
+@_bk("cast")
+def _cast(lanes: Lanes, op: str, rtype, attrs, x):
+    dst = _dtype_name(attrs.get("target_type")) or rtype
+    mode = attrs.get("mode", "round")
+    if _lanes(x):
+        r = numerics.cast(x, dst, mode, lanes.ctx.precision)
+        if dst in ("INDEX", "BOOL"):
+            return _norm(r.astype(np.int64)) if dst == "INDEX" else r.astype(bool)
+        raise Fallback("lane-dependent non-index scalar")
+    r = numerics.cast(lanes.mat(x), dst, mode, lanes.ctx.precision)
+    return lanes.fresh(r, dst, x.valid, x.pad)
+
+
+@_bk("reshape")
+def _reshape(lanes: Lanes, op: str, rtype, attrs, x, shape):
+    shape = tuple(_uniform(s) for s in shape)
+    if math.prod(shape) != math.prod(x.shape) or any(s < 0 for s in shape):
+        raise Fallback("shape")
+    valid = shape
+    if tuple(x.valid) != tuple(x.shape):
+        valid = reshape_valid(tuple(x.shape), tuple(_uniform(v) for v in x.valid), shape)
+        if valid is None:
+            valid = shape
+    buf = x.buf
+    if type(buf) is BBuf and all(type(o) is not np.ndarray for o in x.offset):
+        win = buf.data[(slice(None),) + tuple(slice(o, o + s) for o, s in zip(x.offset, x.shape))]
+        view = win.view()
+        try:
+            view.shape = (lanes.n,) + shape  # shares memory, as the per-tile reshape does
+            return BView(BBuf(view, x.dtype), (0,) * len(shape), shape, valid, x.pad)
+        except AttributeError:
+            pass
+    if type(buf) is BBuf:
+        raise Fallback("reshape of a non-contiguous per-lane window")
+    # a per-lane window of a shared buffer: read-only from here on (the body never writes a
+    # buffer it reads), so a copy reads the same as the per-tile view
+    data = np.ascontiguousarray(lanes.mat(x)).reshape((lanes.n,) + shape)
+    return BView(BBuf(data, x.dtype), (0,) * len(shape), shape, valid, x.pad)
+
+
+@_bk("fillpad")
+def _fillpad(lanes: Lanes, op: str, rtype, attrs, x):
+    pad = attrs.get("pad_value")
+    pad = "zero" if pad is None else pad
+    data = lanes.raw(x)
+    mask = _inside(x.shape, x.valid)
+    if mask is not None:
+        data = np.where(mask, data, numerics.pad_value(pad, x.dtype, lanes.ctx.precision))
+    else:
+        data = np.array(data)
+    return lanes.fresh(data, x.dtype)
+
+
+@_bk("create_tensor")
+def _create(lanes: Lanes, op: str, rtype, attrs, shape, init_value=None, valid_shape=None):
+    name = _dtype_name(attrs.get("dtype")) or rtype
+    shape = tuple(_uniform(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise Fallback("shape")
+    init_value = attrs.get("init_value", init_value)
+    valid = shape
+    if attrs.get("valid_shape", valid_shape) is not None:
+        raise Fallback("create_tensor valid_shape")
+    data = np.zeros((lanes.n,) + shape, dtype=lanes.ctx.storage(name))
+    if init_value is not None:
+        v = numerics.cast(np.asarray(init_value), name, "rint", lanes.ctx.precision)
+        data[...] = v[()]
+    return BView(BBuf(data, name), (0,) * len(shape), shape, valid, None, True)
+
+
+def _check_box(lanes: Lanes, x, offset: tuple, extent: tuple) -> None:
+    """Every lane's window [offset, offset+extent) inside x (and its buffer), else Fallback
+    (the per-tile path words the fault)."""
+    if len(offset) != x.rank or len(extent) != x.rank:
+        raise Fallback("rank")
+    if type(x) is TensorValue:
+        dims = x.buffer.data.shape
+    else:
+        dims = x.buf.data.shape[1:] if type(x.buf) is BBuf else x.buf.data.shape
+    for o, e, d, b, bd in zip(offset, extent, x.shape, x.offset, dims):
+        if type(o) is not np.ndarray and type(e) is not np.ndarray and type(b) is not np.ndarray:
+            if o < 0 or o + e > d or (e > 0 and b + o + e > bd):
+                raise Fallback("window out of bounds")
+            continue
+        end = o + e
+        if _lo_hi(o)[0] < 0 or _lo_hi(end)[1] > d:
+            raise Fallback("window out of bounds")
+        if _lo_hi(e)[1] > 0 and _lo_hi(end + b)[1] > bd:
+            raise Fallback("window out of bounds")
+
+
+@_bk("slice")
+def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=None):
+    shape = tuple(_uniform(s) for s in shape)
+    offset = tuple(_norm(o) for o in offset)
+    valid_shape = attrs.get("valid_shape", valid_shape)
+    pad = attrs.get("pad_value")
+    if len(shape) != x.rank or len(offset) != x.rank or any(s < 0 for s in shape):
+        raise Fallback("rank")
+    want = shape if valid_shape is None else tuple(_norm(v) for v in valid_shape)
+    if valid_shape is not None:
+        for v, s in zip(want, shape):
+            lo, hi = _lo_hi(v)
+            if lo < 0 or hi > s:
+                raise Fallback("valid_shape")
+    _check_box(lanes, x, offset, want)
+    valid = tuple(_norm(np.maximum(0, np.minimum(v, xv - o)))
+                  if type(v) is np.ndarray or type(xv) is np.ndarray or type(o) is np.ndarray
+                  else max(0, min(v, xv - o)) for v, xv, o in zip(want, x.valid, offset))  # fmt: skip
+    offs = tuple(a + b if type(a) is int and type(b) is int else _norm(a + b)
+                 for a, b in zip(x.offset, offset))  # fmt: skip
+    if type(x) is TensorValue:
+        lanes.note_read(x.buffer)
+        return BView(x.buffer, offs, shape, valid, pad)
+    return BView(x.buf, offs, shape, valid, pad)
+
+
+@_bk("assemble")
+def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
+    if _atomic_add(attrs.get("atomic")):
+        raise Fallback("atomic assemble")
+    offset = tuple(_norm(o) for o in offset)
+    if source.rank > target.rank:
+        raise Fallback("rank")
+    lead = target.rank - source.rank
+    extents = (1,) * lead + tuple(source.valid)
+    _check_box(lanes, target, offset, extents)
+    svalid = source.valid
+    if type(target) is TensorValue:
+        root = target.buffer.root
+        if id(root) in lanes.inner:
+            raise Fallback("assemble into a tile the body computed")
+        if id(root) in lanes.read_roots:
+            raise Fallback("the body reads a buffer it writes")
+        lanes.written_roots[id(root)] = root
+        src = _source(lanes, source, svalid)
+        offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
+        lanes.journal.append((target, offs, extents, src))
+        return target
+    buf = target.buf
+    if type(buf) is not BBuf:
+        raise Fallback("assemble through a per-lane view of a shared buffer")
+    offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
+    src = _source(lanes, source, svalid)
+    if all(type(e) is not np.ndarray for e in extents):
+        if all(type(o) is not np.ndarray for o in offs):
+            win = (slice(None),) + tuple(slice(o, o + e) for o, e in zip(offs, extents))
+            buf.data[win] = src.reshape((lanes.n,) + extents)
+        else:
+            lanes._scatter(buf.data, offs, extents, src, batched=True)
+    else:
+        for lane in range(lanes.n):
+            lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
+            ex = [int(e[lane]) if type(e) is np.ndarray else e for e in extents]
+            part = src[lane][tuple(slice(0, e) for e in ex[lead:])]
+            buf.data[(lane,) + tuple(slice(o, o + e) for o, e in zip(lo, ex))] = part.reshape(ex)
+    return target
+
+
+def _source(lanes: Lanes, source, svalid) -> np.ndarray:
+    """The source's valid region as a copy, (N, *valid) (per-lane valid: the whole window,
+    cut per lane when written); a uniform source is broadcast to every lane."""
+    if type(source) is TensorValue:
+        lanes.note_read(source.buffer)
+        part = source.buffer.data[source.window()]
+        return np.array(np.broadcast_to(part, (lanes.n,) + part.shape))
+    data = lanes.raw(source)
+    if all(type(v) is not np.ndarray for v in svalid):
+        data = data[(slice(None),) + tuple(slice(0, v) for v in svalid)]
+    return np.array(data)
+
+
+@_bk("read")
+def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
+    if len(indices) != x.rank:
+        raise Fallback("flat index")
+    idx = tuple(_norm(i) for i in indices)
+    for i, s in zip(idx, x.shape):
+        i = np.asarray(i)
+        if (i < 0).any() or (i >= s).any():
+            raise Fallback("index out of bounds")
+    if type(x) is TensorValue:
+        lanes.note_read(x.buffer)
+        where = tuple(o + i for o, i in zip(x.offset, idx))
+        data = x.buffer.data
+        bdims = data.shape
+        if any(np.any(np.asarray(w) >= d) for w, d in zip(where, bdims)):
+            raise Fallback("index past the buffer")
+        vals = data[tuple(np.broadcast_to(np.asarray(w), (lanes.n,)) for w in where)]
+    else:
+        raise Fallback("read of a per-lane tile")
+    inside = np.ones(lanes.n, bool)
+    for i, v in zip(idx, x.valid):
+        inside &= np.asarray(i) < v
+    if not inside.all():
+        vals = np.where(inside, vals, x.fill_value(lanes.ctx))
+    if x.dtype in ("INDEX", "BOOL"):
+        if x.dtype == "BOOL":
+            return vals.astype(bool)
+        return vals.astype(np.int64)
+    if not _lanes(vals):
+        return _to_scalar(vals, x.dtype)
+    return vals
+
+
+@_bk("dim")
+def _dim(lanes: Lanes, op: str, rtype, attrs, x):
+    axis = attrs.get("axis", 0)
+    if not -x.rank <= axis < x.rank:
+        raise Fallback("axis")
+    return int(x.shape[axis])
+
+
+# ------------------------------------------------------------------ the body, lane-vectorized
+
+_INDEX_LANE_OPS = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "min": np.minimum,
+    "max": np.maximum,
+    "floordiv": np.floor_divide,
+    "mod": np.mod,
+}
+_CMP_LANE_OPS = {
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+    "eq": np.equal,
+    "ne": np.not_equal,
+}
+
+
+class _State:
+    """One batched run: the loop's environment (a copy), its lanes, the open loops' yields."""
+
+    __slots__ = ("env", "lanes", "pending")
+
+    def __init__(self, env: dict, lanes: Lanes):
+        self.env, self.lanes, self.pending = env, lanes, []
+
+
+Code = Callable[[_State], Any]
+
+
+class BatchedLoop:
+    """One loop's body compiled once into closures over all lanes (the per-node cost is paid
+    once per batched run, not once per lane)."""
+
+    def __init__(self, machine: Any, loop: For):
+        self.m, self.loop, self.ctx = machine, loop, machine.ctx
+        self.fails = 0
+        live = machine._live
+        self.kshapes = {}  # nested matmul_acc K-loops (interpreter/kloop.py's shape)
+        if live is not None:
+            for node in walk(loop):
+                if type(node) is For and node is not loop:
+                    after = live.live_after.get(id(node), frozenset())
+                    self.kshapes[id(node)] = k_loop_shape(node, after)
+        self.body = self.block(loop.body)
+
+    def run(self, env: dict, lo: int, hi: int, st: int) -> None:
+        """One batched run (raises Fallback before any visible effect)."""
+        lanes_idx = np.arange(lo, hi, st, dtype=np.int64)
+        lanes = Lanes(self.ctx, len(lanes_idx))
+        local = dict(env)
+        local[self.loop.var.name] = lanes_idx
+        self.body(_State(local, lanes))
+        lanes.commit()
+        env[self.loop.var.name] = int(lanes_idx[-1])
+
+    # ------------------------------------------------------------ statements
+    def block(self, stmts) -> Code:
+        codes = tuple(self.stmt(s) for s in stmts)
+
+        def run(st: _State) -> None:
+            for c in codes:
+                c(st)
+
+        return run
+
+    def branch(self, body) -> Code:
+        """A branch of an If; one ending in a yield (SSA if-form) binds the if's results."""
+        phi = if_result(body)
+        if phi is None:
+            return self.block(body)
+        run, values = self.block(body[:-1]), tuple(self.expr(v) for v in phi.values)
+        names = tuple(t.name for t in phi.targets)
+
+        def branch(st: _State) -> None:
+            run(st)
+            got = [v(st) for v in values]
+            for n, v in zip(names, got):
+                st.env[n] = v
+
+        return branch
+
+    def stmt(self, s) -> Code:
+        kind = type(s)
+        if kind is Assign:
+            value = self.expr(s.value)
+            if len(s.targets) == 1:
+                name = s.targets[0].name
+
+                def assign(st: _State) -> None:
+                    st.env[name] = value(st)
+
+                return assign
+            names = [t.name for t in s.targets]
+
+            def unpack(st: _State) -> None:
+                v = value(st)
+                if not isinstance(v, tuple) or len(v) != len(names):
+                    raise Fallback("unpack")
+                for n, item in zip(names, v):
+                    st.env[n] = item
+
+            return unpack
+        if kind is ExprStmt:
+            return self.expr(s.expr)
+        if kind is For:
+            return self.for_(s)
+        if kind is Yield:
+            values = tuple(self.expr(v) for v in s.values)
+            names = tuple(t.name for t in s.targets)
+
+            def yield_(st: _State) -> None:
+                got = [v(st) for v in values]
+                if st.pending:  # a loop's yield: targets are bound when the loop ends
+                    st.pending[-1][0] = got
+                    return
+                for n, v in zip(names, got):
+                    st.env[n] = v
+
+            return yield_
+        if kind is If:
+            cond, then, other = (
+                self.expr(s.cond),
+                self.branch(s.then_body),
+                self.branch(s.else_body),
+            )
+
+            def if_(st: _State) -> None:
+                if _uniform(cond(st)):
+                    then(st)
+                else:
+                    other(st)
+
+            return if_
+        if kind is Scope and not s.deps and s.tid is None:
+            return self.block(s.body)
+        reason = f"{kind.__name__} in the body"
+
+        def unsupported(st: _State) -> None:
+            raise Fallback(reason)
+
+        return unsupported
+
+    def for_(self, s: For) -> Code:
+        bounds = tuple(self.expr(e) for e in (s.start, s.stop, s.step))
+        body = self.block(s.body)
+        shape = self.kshapes.get(id(s))
+        kloop = self.k_loop(s, shape) if shape is not None else None
+        names = tuple(v.name for v in s.iter_args)
+        inits = tuple(self.expr(v) for v in s.init_values)
+        from pldsl.ir.analysis import own_yields
+
+        yields = tuple(own_yields(s.body)) if names else ()
+        var, spmd = s.var.name, s.kind == "spmd"
+
+        def loop(st: _State) -> None:
+            if spmd:
+                raise Fallback("spmd")
+            lo, hi, step = (_uniform(b(st)) for b in bounds)
+            if type(lo) is not int or type(hi) is not int or type(step) is not int or step == 0:
+                raise Fallback("loop bounds")
+            if kloop is not None and step == 1 and hi - lo >= 2:
+                return kloop(st, lo, hi)
+            env = st.env
+            carries = [c(st) for c in inits]
+            outer = outer_values(env, names)
+            for n, v in zip(names, carries):
+                env[n] = v
+            state = [None]
+            st.pending.append(state)
+            try:
+                for i in range(lo, hi, step):
+                    env[var] = i
+                    state[0] = None
+                    body(st)
+                    if state[0] is not None:
+                        carries = state[0]
+                        for n, v in zip(names, carries):
+                            env[n] = v
+            finally:
+                st.pending.pop()
+            restore_outer(env, outer)  # carry names are loop-local (PyPTO's iter args)
+            for y in yields:
+                for t, v in zip(y.targets, carries):
+                    env[t.name] = v
+
+        return loop
+
+    def k_loop(self, s: For, shape: KLoop):
+        """A matmul_acc K-loop: its windows joined into one product per lane where they join
+        (as interpreter/kloop.py joins them per tile), else its products in order."""
+        prefix = tuple(self.stmt(p) for p in shape.prefix)
+        lhs, rhs = self.expr(shape.lhs), self.expr(shape.rhs)
+        call = self.op_call(shape.call, None)
+        var, acc_name, b_trans = s.var.name, shape.acc, shape.b_trans
+
+        def k_loop(st: _State, lo: int, hi: int) -> None:
+            env, pairs = st.env, []
+            for i in range(lo, hi):
+                env[var] = i
+                for c in prefix:
+                    c(st)
+                pairs.append((lhs(st), rhs(st)))
+            acc = env.get(acc_name)
+            joined = None
+            if _full(acc) and acc.dtype == "FP32":
+                joined = join_k(pairs, b_trans)
+            for a, b in [joined] if joined is not None else pairs:
+                acc = call(st, [acc, a, b])
+            env[acc_name] = acc
+
+        return k_loop
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, e) -> Code:
+        kind = type(e)
+        if e is None:
+            return _none
+        if kind is Var:
+            name = e.name
+
+            def var(st: _State) -> Any:
+                try:
+                    return st.env[name]
+                except KeyError:
+                    raise Fallback("unbound variable") from None
+
+            return var
+        if kind is Const:
+            value = self.m._const(e, None)
+            return lambda st: value
+        if kind is BinOp:
+            return self.binop(e)
+        if kind is UnaryOp:
+            operand, unary = self.expr(e.operand), self.m._unary_value
+            neg = e.op == "neg"
+
+            def unary_(st: _State) -> Any:
+                v = operand(st)
+                if type(v) is np.ndarray:
+                    if neg and v.dtype.kind in "iu":
+                        return -v
+                    raise Fallback("lane-dependent unary")
+                return unary(e, v)
+
+            return unary_
+        if kind is ListExpr:
+            if all(type(i) is Const for i in e.items):
+                items = tuple(int(py_scalar(self.m._const(i, None))) for i in e.items)
+                return lambda st: items
+            evs = tuple(self.expr(i) for i in e.items)
+
+            def list_(st: _State) -> tuple:
+                out = []
+                for ev in evs:
+                    v = ev(st)
+                    out.append(v if type(v) is int or type(v) is np.ndarray
+                               else int(py_scalar(v)))  # fmt: skip
+                return tuple(out)
+
+            return list_
+        if kind is OpCall:
+            args = tuple(self.expr(a) for a in e.args)
+            call = self.op_call(e, args)
+            return lambda st: call(st, [a(st) for a in args])
+        if kind is TupleGet:
+            value, index = self.expr(e.value), e.index
+            return lambda st: value(st)[index]
+        reason = f"{kind.__name__} expression"
+
+        def unsupported(st: _State) -> Any:
+            raise Fallback(reason)
+
+        return unsupported
+
+    def binop(self, e: BinOp) -> Code:
+        lhs, rhs, op = self.expr(e.lhs), self.expr(e.rhs), e.op
+        generic = self.m._binop_value
+        dtype = getattr(e.type, "dtype", None)
+        index = dtype is not None and dtype.name == "INDEX" and op in _INDEX_LANE_OPS
+        fn = _INDEX_LANE_OPS.get(op) if index else _CMP_LANE_OPS.get(op)
+        checked = op in ("floordiv", "mod")
+        py = _INDEX_PY.get(op) if index else None
+
+        def binop(st: _State) -> Any:
+            a, b = lhs(st), rhs(st)
+            ta, tb = type(a), type(b)
+            if ta is not np.ndarray and tb is not np.ndarray:
+                if py is not None and ta is int and tb is int and not (checked and b == 0):
+                    return py(a, b)
+                return generic(e, a, b)
+            if fn is None:
+                raise Fallback(f"lane-dependent {op}")
+            if ta is not np.ndarray:
+                a = py_scalar(a)
+            if tb is not np.ndarray:
+                b = py_scalar(b)
+                if checked and b == 0:
+                    raise Fallback("division by zero")
+            elif checked and not b.all():
+                raise Fallback("division by zero")
+            return fn(a, b)
+
+        return binop
+
+    def op_call(self, e: OpCall, args) -> Callable[[_State, list], Any]:
+        """The op, dispatched per run: the plain kernel once when every operand is the same in
+        every lane, its batched form otherwise."""
+        name = _canonical(e.op)
+        fn = BKERNELS.get(name)
+        attrs, rtype = _attrs(e), _rtype(e)
+        always = name in ("create_tensor", "assemble")
+        m = self.m
+
+        def call(st: _State, vals: list) -> Any:
+            lanes = st.lanes
+            if not always:
+                for a in vals:
+                    t = type(a)
+                    if t is BView or t is np.ndarray:
+                        break
+                    if t is tuple and any(type(i) is np.ndarray for i in a):
+                        break
+                else:
+                    op = m._ops.get(id(e)) or m._prepare_op(e)
+                    for a in vals:
+                        if type(a) is TensorValue:
+                            lanes.note_read(a.buffer)
+                    r = op.call(*vals)
+                    if type(r) is TensorValue:
+                        lanes.inner.add(id(r.buffer.root))
+                    return r
+            if fn is None:
+                raise Fallback(f"no batched pl.{name}")
+            return fn(lanes, name, rtype, attrs, *vals)
+
+        return call
+
+
+_INDEX_PY = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "min": min,
+    "max": max,
+    "floordiv": operator.floordiv,
+    "mod": operator.mod,
+}
+
+
+def _none(st: _State) -> None:
+    return None
+
+
+_CANON: dict[str, str] = {}
+
+
+def _canonical(name: str) -> str:
+    c = _CANON.get(name)
+    if c is None:
+        opdef = lookup(name)
+        c = _CANON[name] = opdef.name if opdef is not None else name
+    return c
+
+
+def _attrs(e: OpCall) -> dict:
+    opdef = lookup(e.op)
+    return {p.name: e.attr(p.name) for p in opdef.static_params} if opdef else {}
+
+
+def _rtype(e: OpCall) -> str | None:
+    return getattr(getattr(e.type, "dtype", None), "name", None)
