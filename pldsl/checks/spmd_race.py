@@ -24,7 +24,7 @@ from pldsl.checks.common import access_window
 from pldsl.diagnostics import Diagnostic, Span
 from pldsl.ir.nodes import Assign, For, OpCall, Program, Stmt, Var
 from pldsl.ir.symbolic import Unbound, evaluate
-from pldsl.ir.traversal import iter_expr, iter_stmts, stmt_exprs
+from pldsl.ir.traversal import VIEW_OPS, iter_expr, iter_stmts, stmt_exprs, write_target
 from pldsl.ir.types import ScalarType, TensorType
 
 RULE = "SpmdBlockRace"
@@ -46,20 +46,49 @@ class _Access:
 def check(program: Program) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for func in program.function_list:
-        for s in iter_stmts(func.body):
-            if isinstance(s, For) and s.kind == "spmd":
-                out.extend(_grid(s))
+        grids = [s for s in iter_stmts(func.body) if isinstance(s, For) and s.kind == "spmd"]
+        inside = {id(s) for g in grids for s in iter_stmts(g.body)} | {id(g) for g in grids}
+        outside = {p.name for p in func.params} | {
+            t.name
+            for s in iter_stmts(func.body)
+            if isinstance(s, Assign) and id(s) not in inside
+            for t in s.targets
+        }
+        for g in grids:
+            out.extend(_grid(g, outside))
     return out
 
 
-def _grid(loop: For) -> list[Diagnostic]:
+def _block_local(body: tuple[Stmt, ...], outside: set[str]) -> set[str]:
+    """Buffers each block creates for itself (`t = pl.full(...)` in the grid body, then written
+    only through `t = pl.assemble(t, ...)`): every block has its own, so no race. A name also
+    bound outside the grid, or bound to a view (slice, reshape) of another buffer, is shared."""
+    fresh: set[str] = set()
+    shared: set[str] = set(outside)
+    for s in iter_stmts(body):
+        if not isinstance(s, Assign):
+            continue
+        for t in s.targets:
+            if not isinstance(t.type, TensorType):
+                continue
+            v = s.value
+            own = isinstance(v, OpCall) and v.op not in VIEW_OPS
+            target = write_target(v) if isinstance(v, OpCall) else None
+            if target is not None:
+                own = isinstance(target, Var) and target.name == t.name
+            (fresh if own else shared).add(t.name)
+    return fresh - shared
+
+
+def _grid(loop: For, outside: set[str]) -> list[Diagnostic]:
     try:
         n = evaluate(loop.stop, {})
     except (Unbound, ValueError, ZeroDivisionError):
         return []
     if not isinstance(n, int) or not 2 <= n <= MAX_BLOCKS:
         return []
-    accesses = list(_accesses(loop.body))
+    local = _block_local(loop.body, outside)
+    accesses = [a for a in _accesses(loop.body) if a.buffer not in local]
     written = {a.buffer for a in accesses if a.write}
     writes = [a for a in accesses if a.write]
     reads = [a for a in accesses if not a.write and a.buffer in written]

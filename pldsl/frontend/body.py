@@ -164,7 +164,9 @@ class BodyBuilder:
         try:
             for s in stmts:
                 built = self.stmt(s)
-                if built is not None:
+                if isinstance(built, tuple):  # one source statement, several IR statements
+                    out.extend(built)
+                elif built is not None:
                     out.append(built)
         finally:
             self.block_path.pop()
@@ -217,7 +219,7 @@ class BodyBuilder:
         if (
             isinstance(s.value, ast.Call)
             and self._pl_name(s.value.func) == "system.task_dummy"
-            and isinstance(target, ast.Name)
+            and isinstance(target, (ast.Name, ast.Subscript))
         ):
             return scopes.task_dummy(self, s.value, target, s)
         if isinstance(target, ast.Name):
@@ -731,14 +733,8 @@ class BodyBuilder:
                 self.span(call),
                 "with pl.at(level=pl.Level.CORE_GROUP):",
             )
+        # deps= without `as tid`: PyPTO gives the task an unused id; it still waits on deps.
         target = s.items[0].optional_vars
-        if deps is not None and target is None:
-            raise fail(
-                "UnsupportedFeature",
-                "deps= is accepted only with `as tid`",
-                self.span(call),
-                "with pl.at(level=..., deps=[...]) as tid:",
-            )
         self.contexts.append("at")
         try:
             body = self.block(s.body)

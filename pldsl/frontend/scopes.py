@@ -4,8 +4,10 @@
 * `with pl.spmd(n, ...):` -> the same loop with a fresh block variable (attrs form="with");
   `pl.tile.get_block_idx()` inside either form reads the innermost block variable.
 * `with pl.spmd(n, deps=[...]) as tid:` -> `Scope("task", tid=tid, deps=...)` around that loop.
-* `with pl.at(..., deps=[...]) as tid:` -> `Scope("at", tid=tid, deps=...)`.
-* `tid = pl.system.task_dummy(deps=[...])` -> an empty `Scope("task", tid=tid, deps=...)`.
+* `with pl.at(..., deps=[...]) as tid:` -> `Scope("at", tid=tid, deps=...)`; without `as tid`
+  the scope still waits on its deps (PyPTO gives it an unused id).
+* `tid = pl.system.task_dummy(deps=[...])` -> an empty `Scope("task", tid=tid, deps=...)`;
+  into an array slot (`tids[i] = ...`) the same task with a fresh id, then the element write.
 * `with pl.scope()`, `pl.manual_scope()`, `pl.incore()`, `pl.auto_incore()` -> `Scope(kind)`:
   task-graph and placement regions with no numeric effect; the body runs once, in order.
 * `pl.array.create(n, dtype)` -> a 1-D tensor of `n` elements (`a[i]` reads, `a[i] = v` writes).
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pldsl.dtypes import INDEX, TASK_ID, DType
 from pldsl.enums import Optimizer
 from pldsl.frontend.capture import fail
+from pldsl.frontend.subscript import store
 from pldsl.ir.nodes import Const, Expr, For, ListExpr, Scope, Stmt, Var
 from pldsl.ir.printer import format_type
 from pldsl.ir.types import ScalarType, TensorType
@@ -284,8 +287,16 @@ def with_plain(b: BodyBuilder, s: ast.With, call: ast.Call, kind: str) -> Scope:
     return Scope(kind, tuple(attrs), body, b.span(s))
 
 
-def task_dummy(b: BodyBuilder, call: ast.Call, target: ast.expr, stmt: ast.stmt) -> Scope:
-    """`tid = pl.system.task_dummy(deps=[...])`: a task that only waits."""
+def task_dummy(
+    b: BodyBuilder, call: ast.Call, target: ast.expr, stmt: ast.stmt
+) -> Scope | tuple[Stmt, ...]:
+    """`tid = pl.system.task_dummy(deps=[...])`: a task that only waits. Into an array slot,
+    `tids[i] = pl.system.task_dummy(...)`, the task binds a fresh id that is then stored."""
+    if isinstance(target, ast.Subscript):
+        b.spmd_counter += 1
+        name = ast.copy_location(ast.Name(f"task_dummy_{b.spmd_counter}", ast.Load()), target)
+        task = task_dummy(b, call, name, stmt)
+        return task, store(b, target, name, stmt)
     if call.args or [kw.arg for kw in call.keywords] != ["deps"]:
         raise fail(
             "TypeError",

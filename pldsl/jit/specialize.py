@@ -195,7 +195,9 @@ class Specializer:
         if fdef.returns is not None:
             ann = pb.annotation(fdef.returns)
             items = getattr(ann, "items", None)
-            if items is not None:
+            if items is not None and any(is_bare_tensor(i) for i in items):
+                tuple_return = True  # `tuple[pl.Tensor, ...]`: the body's return gives the types
+            elif items is not None:
                 returns, tuple_return = tuple(pb.type_of(i, fdef.returns) for i in items), True
             elif ann is not None and not is_bare_tensor(ann):
                 returns = (pb.type_of(ann, fdef.returns),)
