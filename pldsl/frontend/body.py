@@ -40,7 +40,7 @@ from pldsl.ir.symbolic import shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type, memory_of
 from pldsl.ops import TypeRuleError, lookup
 from pldsl.ops.binding import bind_op_call, scalar_binop_type, signature_hint
-from pldsl.types import DynVar, SplitHint
+from pldsl.types import DynVar, PlacementHint
 
 _BINOPS = {
     ast.Add: "add",
@@ -704,15 +704,15 @@ class BodyBuilder:
                         self.span(node),
                         "e.g. optimizations=[pl.auto_chunk]",
                     )
-                if not all(isinstance(v, (Optimizer, SplitHint)) for v in value):
+                if not all(isinstance(v, (Optimizer, PlacementHint)) for v in value):
                     raise fail(
                         "UnsupportedFeature",
-                        "optimizations= accepts pl.auto_chunk, pl.chunked_loop_optimizer and "
-                        "pl.split(pl.SplitMode...) only",
+                        "optimizations= accepts pl.auto_chunk, pl.chunked_loop_optimizer, "
+                        "pl.split(pl.SplitMode...) and pl.cross_core_slot(slot_num=) only",
                         self.span(node),
-                        "pl.cross_core_slot is not supported by pldsl",
+                        "e.g. optimizations=[pl.split(pl.SplitMode.UP_DOWN)]",
                     )
-                # pl.split(...) places work on a core pair: no numeric effect, not recorded.
+                # pl.split / pl.cross_core_slot place work on cores: no numeric effect, not recorded.
                 value = tuple(v for v in value if isinstance(v, Optimizer))
                 if not value:
                     continue

@@ -29,7 +29,7 @@ from pldsl.frontend.subscript import store
 from pldsl.ir.nodes import Const, Expr, For, ListExpr, Scope, Stmt, Var
 from pldsl.ir.printer import format_type
 from pldsl.ir.types import ScalarType, TensorType
-from pldsl.types import SplitHint
+from pldsl.types import PlacementHint
 
 if TYPE_CHECKING:
     from pldsl.frontend.body import BodyBuilder
@@ -153,7 +153,7 @@ def _static_attrs(b: BodyBuilder, given: dict[str, ast.expr], what: str) -> list
             raise fail("TypeError", f"{name}= must be True or False", b.span(node), f"{name}=True")
         elif name == "optimizations":
             if not isinstance(node, ast.List) or not all(
-                isinstance(v, (Optimizer, SplitHint)) for v in value
+                isinstance(v, (Optimizer, PlacementHint)) for v in value
             ):
                 raise fail(
                     "TypeError",

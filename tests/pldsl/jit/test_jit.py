@@ -169,3 +169,13 @@ def test_torch_tensors_are_written_in_place():
     y = torch.zeros(8, 4, dtype=torch.bfloat16)
     K.add_one_keep_dtype(x, y)
     assert torch.equal(y, (x.float() + 1.0).to(torch.bfloat16))
+
+
+def test_a_tuple_return_annotation_with_a_bare_tensor_takes_the_bodys_types():
+    x = rand(4, 8)
+    y = np.zeros_like(x)
+    K.tuple_return_annotation(x, y)
+    np.testing.assert_array_equal(y, x + x + np.float32(1))  # (x + x) + 1, by hand
+    fn = K.tuple_return_annotation.specialize(x, y).functions["double_with_tid"]
+    assert [str(t.dtype) for t in fn.return_types] == ["pl.FP32", "pl.TASK_ID"]
+    assert isinstance(fn.return_types[0], TensorType) and fn.return_types[0].shape == (4, 8)
