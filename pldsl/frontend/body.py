@@ -9,7 +9,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import scopes, subscript
+from pldsl.frontend import dims, scopes, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
@@ -224,6 +224,8 @@ class BodyBuilder:
             return scopes.task_dummy(self, s.value, target, s)
         if isinstance(target, ast.Name):
             value = self.expr(s.value)
+            if dims.alias_dim_symbol(self, target, value):
+                return None
             if isinstance(s.value, ast.Call) and self._pl_name(s.value.func) == "array.create":
                 self.arrays.add(target.id)
             return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
@@ -276,6 +278,8 @@ class BodyBuilder:
     def bind(self, name: str, t: Type, node: ast.AST) -> Var:
         """Non-SSA rebinding: a name keeps one Var; a new value must have the same type."""
         old = self.vars.get(name)
+        if old is not None and dims.is_alias(self, name, old):
+            old = None  # the name stood for a dim symbol: a variable of its own from here
         if old is not None:
             if self.strict_ssa:
                 prev = old.span
@@ -1164,6 +1168,10 @@ class BodyBuilder:
             )
         if name.startswith("tensor.") and lookup(name) is None:
             name = name.split(".", 1)[1]
+        if name in ("dim", "tensor.dim"):
+            folded = dims.fold_tensor_dim(self, node)
+            if folded is not None:
+                return folded
         if name in ("min", "max"):
             return self.scalar_minmax(node, name)
         if name == "tile.get_block_idx":

@@ -59,3 +59,52 @@ def test_slot_num_must_be_a_positive_integer(hint, fragment):
                     return y
         """)
     assert fragment in info.value.diagnostic.message, info.value.diagnostic.render()
+
+
+DIM_SRC = """
+T = pl.dynamic("T")
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.FTYPE)
+    def f(self, x: pl.Tensor[[T, 8], pl.FP32], out: pl.Out[pl.Tensor[[T, 8], pl.FP32]]
+          ) -> pl.Tensor[[T, 8], pl.FP32]:
+        n = pl.tensor.dim(x, 0)
+        cur = pl.create_tensor([n, 8], dtype=pl.FP32)
+        cur = pl.add(x, 1.0)
+        out = pl.assemble(out, cur, [0, 0])
+        return out
+"""
+
+
+def test_tensor_dim_of_a_dynamic_parameter_extent_is_its_symbol():
+    # PyPTO folds pl.tensor.dim(x, 0) onto x's dim symbol T in orchestration: [n, 8] is
+    # [T, 8], so the rebinding of `cur` keeps its type
+    p = capture(DIM_SRC.replace("FTYPE", "Orchestration"))
+    text = pl.print_ir(p)
+    assert "pl.create_tensor([T, 8], pl.FP32)" in text and "dim(" not in text
+    x = np.arange(24, dtype=np.float32).reshape(3, 8)
+    np.testing.assert_array_equal(interpreter.run(p, "f", x, np.zeros_like(x)), x + 1.0)
+
+
+def test_tensor_dim_stays_a_runtime_read_outside_orchestration():
+    with pytest.raises(pl.CaptureError) as info:
+        capture(DIM_SRC.replace("FTYPE", "InCore"))
+    assert "Cannot reassign 'cur' with a different type" in info.value.diagnostic.message
+
+
+def test_a_name_bound_to_a_dim_symbol_may_be_rebound():
+    p = capture("""
+        T = pl.dynamic("T")
+
+        @pl.program
+        class P:
+            @pl.function(type=pl.FunctionType.Orchestration)
+            def f(self, x: pl.Tensor[[T, 8], pl.FP32]) -> pl.Scalar[pl.INDEX]:
+                n = pl.tensor.dim(x, 0)
+                m = n * 2
+                n = pl.tensor.dim(x, 1)
+                return m + n
+    """)
+    x = np.zeros((5, 8), np.float32)
+    assert interpreter.run(p, "f", x) == 5 * 2 + 8  # by hand: T = 5, then n = 8
