@@ -15,6 +15,7 @@ import inspect
 import re
 import sys
 import textwrap
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,16 @@ class ShapeOptionError(ValueError):
 
 
 class ImportFailure(Exception):
-    """The kernel file itself failed to import or to build its programs (one line)."""
+    """The kernel file itself failed to import or to build its programs (one line).
+
+    `cause` is the exception raised and `where` the file of the innermost frame that raised
+    it (the kernel file's own code, a module it imports, or pldsl's pypto stand-in)."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        frames = traceback.extract_tb(cause.__traceback__) if cause is not None else []
+        self.where = frames[-1].filename if frames else ""
 
 
 def parse_shapes(options: list[str]) -> dict[str, Type]:
@@ -247,7 +257,7 @@ def file_programs(file: Path, shapes: list[str] | None = None, built: bool = Tru
             raise
         except Exception as exc:  # noqa: BLE001 - the user's module code, reported in one line
             raise ImportFailure(
-                f"{file}: importing it failed: {type(exc).__name__}: {exc}"
+                f"{file}: importing it failed: {type(exc).__name__}: {exc}", exc
             ) from None
         programs = built_programs(module) if built else []
         entries = jit_entries(module)
@@ -269,7 +279,7 @@ def built_programs(module: Any) -> list[Program]:
             except PldslError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the user's builder
-                raise ImportFailure(f"{name}() failed: {type(exc).__name__}: {exc}") from None
+                raise ImportFailure(f"{name}() failed: {type(exc).__name__}: {exc}", exc) from None
             if isinstance(value, Program):
                 programs.append(value)
     return programs
