@@ -204,13 +204,17 @@ class FastMachine(Machine):
         var = s.var.name
         body = self.block(s.body)
 
+        ctx = self.ctx
+
         def grid(f: Frame) -> None:
             env = f.env
-            with tasks.in_grid():
-                for i in range(start(f), stop(f)):
+            blocks = tasks.grid_blocks(ctx, start(f), stop(f))
+            try:
+                for i in blocks:
                     env[var] = i
-                    tasks.enter_block(i)
                     body(f)
+            finally:
+                blocks.close()  # restores the enclosing block's index now, even on a fault
 
         return grid
 
@@ -500,6 +504,7 @@ def compiled_machine(program: Program, ctx: Context, host: Any, trace: Any) -> F
     m.host = dict(host or {})
     m.depth = 0
     m.tasks.finished = 0  # task ids count per run (closures hold this TaskLog object)
+    m.ctx.block_idx = ctx.block_idx  # the block a run starts in (closures hold m.ctx)
     return m
 
 

@@ -269,22 +269,20 @@ class Machine:
         env = f.env
         for n, v in zip(names, carries):
             env[n] = v
-        if s.kind == "spmd":
-            with tasks.in_grid():
-                return self._loop(s, f, start, stop, step, carries, names)
         self._loop(s, f, start, stop, step, carries, names)
 
     def _loop(self, s: For, f: Frame, start, stop, step, carries, names) -> None:
         env, var = f.env, s.var.name
-        spmd = s.kind == "spmd"
         loop = _Loop()
         f.loops.append(loop)
         body, run = s.body, self.exec_block
+        if s.kind == "spmd":  # each block publishes its index (get_block_idx)
+            indices = tasks.grid_blocks(self.ctx, start, stop, step)
+        else:
+            indices = range(start, stop, step)
         try:
-            for i in range(start, stop, step):
+            for i in indices:
                 env[var] = i
-                if spmd:
-                    tasks.enter_block(i)
                 loop.pending = None
                 try:
                     run(body, f)
@@ -300,6 +298,8 @@ class Machine:
                         env[n] = v
         finally:
             f.loops.pop()
+            if s.kind == "spmd":
+                indices.close()  # restores the enclosing block's index now, even on a fault
         if names:
             for y in self._loop_yields(s):
                 for t, v in zip(y.targets, carries):

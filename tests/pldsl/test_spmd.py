@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from irutil import compile_c, orchestration_capture_error, round_trip
-from pldsl.interpreter import tasks
 
 import pldsl as pl
 from pldsl import interpreter
@@ -132,16 +131,40 @@ def test_spmd_is_captured_and_round_trips():
     round_trip(Spmd)
 
 
-def test_block_index_context_outside_and_inside_a_grid():
-    assert tasks.current_block_index() == 0
-    with tasks.in_grid():
-        tasks.enter_block(3)
-        assert tasks.current_block_index() == 3
-        with tasks.in_grid():
-            tasks.enter_block(1)
-            assert tasks.current_block_index() == 1
-        assert tasks.current_block_index() == 3
-    assert tasks.current_block_index() == 0
+@pl.program
+class Dispatched:
+    """A function called from a grid reads its block with pl.tile.get_block_idx(): the one
+    block index the executor keeps (Context.block_idx), set per block, restored after."""
+
+    @pl.function(type=pl.FunctionType.InCore)
+    def slab(
+        self, a: pl.Tensor[[ROWS, COLS], pl.FP32], out: pl.Out[pl.Tensor[[ROWS, COLS], pl.FP32]]
+    ) -> pl.Tensor[[ROWS, COLS], pl.FP32]:
+        b = pl.tile.get_block_idx()
+        win = pl.slice(a, [SLAB, COLS], [b * SLAB, 0])
+        out = pl.assemble(out, pl.mul(win, pl.cast(b + 1, pl.FP32)), [b * SLAB, 0])
+        return out
+
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(
+        self, a: pl.Tensor[[ROWS, COLS], pl.FP32], out: pl.Out[pl.Tensor[[ROWS, COLS], pl.FP32]]
+    ) -> pl.Tensor[[ROWS, COLS], pl.FP32]:
+        for _b in pl.spmd(BLOCKS):
+            out = self.slab(a, out)
+        # outside the grid the block index is 0 again: slab 0 scaled by 1 once more
+        out = self.slab(out, out)
+        return out
+
+
+def test_a_dispatched_function_reads_its_block_on_every_engine(data):
+    want = _oracles(data)["scale_rows"]  # slab b scaled by b + 1; slab 0 by 1 again: the same
+    runs = {
+        "fast": lambda: interpreter.run(Dispatched, "f", data, np.zeros_like(data), fast=True),
+        "slow": lambda: interpreter.run(Dispatched, "f", data, np.zeros_like(data), fast=False),
+        "c": lambda: compile_c(Dispatched).run("f", data, np.zeros_like(data)),
+    }
+    for engine, run in runs.items():
+        np.testing.assert_allclose(run(), want, rtol=1e-6, err_msg=engine)
 
 
 def _capture_error(body: str) -> CaptureError:

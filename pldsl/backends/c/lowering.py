@@ -132,9 +132,9 @@ class Emitter:
         add(f"/* precision={self.precision} */")
         add('#include "pldsl_rt.h"')
         add("")
-        # Sequential SPMD and tasks: the running block of the innermost pl.spmd grid (read by
-        # get_block_idx emitters in dispatched kernels) and the number of finished tasks.
-        add("static int64_t pt_spmd_block = 0; static int64_t pt_task_count = 0;")
+        # Sequential tasks: the number of finished tasks. (The running SPMD block is the
+        # context's block_idx, set per block by each pl.spmd loop, as on the interpreter.)
+        add("static int64_t pt_task_count = 0;")
         if self.profile:
             add("#include <time.h>")
             add("static double pt_prof_t[PT_PROF_N]; static int64_t pt_prof_n[PT_PROF_N];")
@@ -281,9 +281,7 @@ class Emitter:
             else:
                 args.append(f"&irets[{slot}]")
         lines += pre
-        lines.append(
-            "    pt_task_count = 0; pt_spmd_block = 0;  /* each run starts with no task */"
-        )
+        lines.append("    pt_task_count = 0;  /* each run starts with no task */")
         lines.append(f"    pf_{fn.name}({', '.join(args)});")
         lines += post
         lines.append("    return ctx->err;")
@@ -681,12 +679,12 @@ class Emitter:
         outer_block = ""
         if s.kind == "spmd":
             outer_block = self.stemp("int64_t")
-            self.line(f"{outer_block} = pt_spmd_block;")
+            self.line(f"{outer_block} = ctx->block_idx;")
         self.line(f"for ({it} = {lo}; {cond}; {it} += {st}) {{")
         self.indent += 1
         self.bind(s.var.name, CVal("s", it, s.var.type))
         if outer_block:
-            self.line(f"pt_spmd_block = {it};")
+            self.line(f"ctx->block_idx = {it};")
         if carries:
             self.line(f"{pflag} = 0;")
         self.loops.append({"carries": carries, "pending": pending, "pflag": pflag, "cont": cont})
@@ -702,7 +700,7 @@ class Emitter:
         self.indent -= 1
         self.line("}")
         if outer_block:
-            self.line(f"pt_spmd_block = {outer_block};")
+            self.line(f"ctx->block_idx = {outer_block};")
         if carries:
             for y in own_yields(s.body):
                 for t, (cr, is_t) in zip(y.targets, carries):
