@@ -9,7 +9,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import dims, scopes, subscript
+from pldsl.frontend import dims, prefetch, scopes, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
@@ -92,6 +92,7 @@ class BodyBuilder:
         self.contexts: list[str] = []  # "loop" | "if" | "at", innermost last
         self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
         self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
+        self.handles: dict[str, str] = {}  # pl.prefetch handles by name (no IR value)
         # Names of pl.array values (pl.array.create, pl.Array parameters): element writes allowed.
         self.arrays: set[str] = {
             a.arg
@@ -222,8 +223,13 @@ class BodyBuilder:
             and isinstance(target, (ast.Name, ast.Subscript))
         ):
             return scopes.task_dummy(self, s.value, target, s)
+        value = None
+        if isinstance(s.value, ast.Call) and prefetch.is_prefetch(self._pl_name(s.value.func)):
+            value = prefetch.prefetch_call(self, s.value, target)
+            if value is None:
+                return None  # a prefetch handle: no IR value
         if isinstance(target, ast.Name):
-            value = self.expr(s.value)
+            value = self.expr(s.value) if value is None else value
             if dims.alias_dim_symbol(self, target, value):
                 return None
             if isinstance(s.value, ast.Call) and self._pl_name(s.value.func) == "array.create":
@@ -372,6 +378,9 @@ class BodyBuilder:
             return None
         if name == "func_attr":
             scopes.func_attr(self, s.value)
+            return None
+        if prefetch.is_prefetch(name):
+            prefetch.prefetch_call(self, s.value, None)
             return None
         return ExprStmt(self.expr(s.value), self.span(s))
 

@@ -108,3 +108,50 @@ def test_a_name_bound_to_a_dim_symbol_may_be_rebound():
     """)
     x = np.zeros((5, 8), np.float32)
     assert interpreter.run(p, "f", x) == 5 * 2 + 8  # by hand: T = 5, then n = 8
+
+
+PREFETCH = """
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(self, w: pl.Tensor[[4, 8], pl.FP32], x: pl.Tensor[[4, 8], pl.FP32]
+          ) -> pl.Tensor[[4, 8], pl.FP32]:
+        flat = pl.reshape(w, [32])
+        BODY
+        with pl.at(level=pl.Level.CORE_GROUP):
+            y = pl.add(x, w)
+        return y
+"""
+
+
+def test_prefetch_is_checked_and_changes_no_value():
+    body = (
+        "ctx = pl.prefetch.make_context()\n"
+        "        evt = pl.prefetch.async_prefetch(flat, ctx)\n"
+        "        pl.prefetch.async_prefetch(flat, ctx)\n"
+        "        s = pl.prefetch.session(ctx)\n"
+        "        done = pl.prefetch.wait(evt, s)"
+    )
+    p = capture(PREFETCH.replace("BODY", body))
+    assert "prefetch" not in pl.print_ir(p)
+    w, x = np.full((4, 8), 2.0, np.float32), np.arange(32, dtype=np.float32).reshape(4, 8)
+    np.testing.assert_array_equal(interpreter.run(p, "f", w, x), x + 2.0)
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("evt = pl.prefetch.async_prefetch(flat, flat)", "must be a prefetch context"),
+        (
+            "c = pl.prefetch.make_context()\n        e = pl.prefetch.async_prefetch(w, c)",
+            "dims are all 1 but the last, got pl.Tensor[[4, 8], pl.FP32]",
+        ),
+        ("c = pl.prefetch.make_context(1)", "takes 0 positional argument"),
+        ("c = pl.prefetch.flush()", "pl.prefetch.flush is not a supported op"),
+        ("c = pl.prefetch.make_context()\n        z = pl.add(c, 1.0)", "undefined variable 'c'"),
+    ],
+)
+def test_prefetch_errors(body, fragment):
+    with pytest.raises(pl.CaptureError) as info:
+        capture(PREFETCH.replace("BODY", body))
+    assert fragment in info.value.diagnostic.message, info.value.diagnostic.render()
