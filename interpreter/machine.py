@@ -176,6 +176,10 @@ class Machine:
         """Call `fn` with interpreter values; returns (result, span of the return)."""
         if fn.is_host_stub:
             return self.host_call(fn, args, span), span
+        if fn.external:
+            raise fault(
+                "ExternalKernel", faults.external_kernel(fn.name), span, faults.EXTERNAL_HELP
+            )
         env = self.bind(fn, args, span)
         frame = Frame(fn, env)
         trace, t0 = self.trace, 0

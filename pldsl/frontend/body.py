@@ -142,6 +142,7 @@ class BodyBuilder:
             level=level,
             role=role,
             is_host_stub=stub and role == Role.SubWorker and level == Level.HOST,
+            external=stub and bool(self.options.get("external")),
             tuple_return=self.sig.tuple_return or (not self.sig.returns and len(returns) > 1),
             dynamic_dims=tuple(dyn.values()),
             span=self.span(self.node),

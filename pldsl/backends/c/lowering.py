@@ -311,6 +311,9 @@ class Emitter:
         self.indent = 1
         if fn.is_host_stub:
             self._host_stub_body(fn)
+        elif fn.external:  # hand-written device code: a call is a fault, as on the interpreter
+            sid = self.site(fn.span, "ExternalKernel", lambda v: faults.external_kernel(fn.name))
+            self.line(f"PT_FAIL0(ctx, {sid}); goto {root.fail_label};")
         else:
             self._prologue(fn)
             self.block(fn.body)

@@ -155,3 +155,17 @@ def tuple_return_annotation(x: pl.Tensor, y: pl.Out[pl.Tensor]):
     with pl.at(level=pl.Level.CORE_GROUP, deps=[tid]):
         y = pl.assemble(y, pl.add(d, 1.0), [0, 0])
     return y
+
+
+@pl.jit.extern(core_type="aiv", source="kernel.cpp", include_dirs=())
+def external_scale(
+    x: pl.Tensor, out: pl.Out[pl.Tensor], factor: pl.Scalar[pl.FP32]
+) -> pl.Tensor: ...
+
+
+@pl.jit
+def calls_extern(x: pl.Tensor, y: pl.Out[pl.Tensor]):
+    with pl.at(level=pl.Level.CORE_GROUP):
+        y = pl.add(x, 1.0)
+    y = external_scale(x, y, 2.0)
+    return y
