@@ -64,14 +64,21 @@ def _window(call: OpCall) -> Window | None:
         return Window(call.arg("x"), call.arg("indices").items, None)
     if op == "assemble":
         source = call.arg("source").type.effective_valid_shape
-        return Window(call.arg("target"), call.arg("offset").items, source)
+        offsets = call.arg("offset").items
+        # a lower-rank source lands on the target's trailing axes (leading extents 1)
+        return Window(call.arg("target"), offsets, _leading_ones(source, len(offsets)))
     if op == "load" and not call.attr("clamp"):  # a clamped load reads at most to the edge
         extents = call.arg("valid_shape") or call.arg("shapes")
         return Window(call.arg("tensor"), call.arg("offsets").items, extents.items)
     if op == "store":  # the tile level's assemble: the tile's valid region, in place
         source = call.arg("tile").type.effective_valid_shape
-        return Window(call.arg("output_tensor"), call.arg("offsets").items, source)
+        offsets = call.arg("offsets").items
+        return Window(call.arg("output_tensor"), offsets, _leading_ones(source, len(offsets)))
     return None
+
+
+def _leading_ones(extents: tuple, rank: int) -> tuple:
+    return (1,) * (rank - len(extents)) + tuple(extents)
 
 
 # ------------------------------------------------------------------ functions
