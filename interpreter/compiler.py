@@ -58,6 +58,7 @@ from pldsl.ir.nodes import (
     Var,
     Yield,
 )
+from pldsl.ir.traversal import assigned_names
 
 __all__ = ["FastMachine"]
 
@@ -202,9 +203,18 @@ class FastMachine(Machine):
         """Blocks one after another, the running one published for get_block_idx kernels."""
         start, stop = self._index(s.start, "loop start"), self._index(s.stop, "loop stop")
         var = s.var.name
-        body = self.block(s.body)
-
         ctx = self.ctx
+        cut = tasks.phases(s.body)
+        if len(cut) > 1:  # barriers (pl.system.syncall): every block, phase by phase
+            codes = [self.block(ph) for ph in cut]
+            names = assigned_names(s.body)
+
+            def phased(f: Frame) -> None:
+                tasks.run_phased(ctx, f.env, var, range(start(f), stop(f)), cut, names,
+                                 lambda k, ph: codes[k](f))  # fmt: skip
+
+            return phased
+        body = self.block(s.body)
 
         def grid(f: Frame) -> None:
             env = f.env

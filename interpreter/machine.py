@@ -63,6 +63,7 @@ from pldsl.ir.nodes import (
     Yield,
 )
 from pldsl.ir.symbolic import apply_scalar_binop
+from pldsl.ir.traversal import assigned_names
 from pldsl.ops import lookup
 
 __all__ = ["ArgumentError", "Machine", "RunResult", "execute", "run"]
@@ -273,6 +274,12 @@ class Machine:
         env = f.env
         for n, v in zip(names, carries):
             env[n] = v
+        if s.kind == "spmd":
+            cut = tasks.phases(s.body)
+            if len(cut) > 1:  # barriers (pl.system.syncall): every block, phase by phase
+                tasks.run_phased(self.ctx, env, s.var.name, range(start, stop, step), cut,
+                                 assigned_names(s.body), lambda k, ph: self.exec_block(ph, f))  # fmt: skip
+                return
         self._loop(s, f, start, stop, step, carries, names)
 
     def _loop(self, s: For, f: Frame, start, stop, step, carries, names) -> None:

@@ -6,6 +6,9 @@
   index every engine keeps, read by `pl.tile.get_block_idx()` in a function dispatched from
   the grid (the C backend keeps the same field, `ctx->block_idx`). Inside the grid's own body
   the frontend reads the block variable directly. `grid_blocks` is that loop.
+* Barriers: a grid body with `pl.system.syncall()` statements runs phase by phase: every block
+  runs phase 1 (block 0 first), then every block phase 2, ...; each block's locals survive the
+  barrier (`run_phased`), buffers are shared.
 * Tasks: every `Scope` with `as tid` is a task; its id is 1, 2, ... in the order tasks finish
   (program order), bound to `tid` once its body has run. 0 or less is "no producer" (PyPTO's
   invalid TaskId) and is skipped as a dependency. Program order runs every producer before its
@@ -36,6 +39,37 @@ def grid_blocks(ctx: Context, start: int, stop: int, step: int = 1) -> Iterator[
             yield i
     finally:
         ctx.block_idx = outer
+
+
+def phases(body: tuple) -> list[tuple]:
+    """A grid body cut at its `pl.system.syncall` barriers (Scope kind "syncall")."""
+    out: list[list] = [[]]
+    for s in body:
+        if getattr(s, "kind", None) == "syncall":
+            out.append([])
+        else:
+            out[-1].append(s)
+    return [tuple(p) for p in out]
+
+
+def run_phased(
+    ctx: Context, env: dict, var: str, indices: range, phases: list, names: set, run_phase: Any
+) -> None:
+    """A grid with barriers: every block runs phase 1, then every block phase 2, ... Each
+    block keeps its own locals across the barrier (the values it bound before are restored
+    before its next phase); buffers are shared, so what any block wrote before a barrier is
+    what every block reads after it."""
+    saved: dict[int, dict] = {}
+    for k, phase in enumerate(phases):
+        blocks = grid_blocks(ctx, indices.start, indices.stop, indices.step)
+        try:
+            for i in blocks:
+                env.update(saved.get(i, {}))
+                env[var] = i
+                run_phase(k, phase)
+                saved[i] = {n: env[n] for n in names if n in env}
+        finally:
+            blocks.close()
 
 
 class TaskLog:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from pldsl.checks.common import access_window
 from pldsl.diagnostics import Diagnostic, Span
-from pldsl.ir.nodes import Assign, For, OpCall, Program, Stmt, Var
+from pldsl.ir.nodes import Assign, For, OpCall, Program, Scope, Stmt, Var
 from pldsl.ir.symbolic import Unbound, evaluate
 from pldsl.ir.traversal import VIEW_OPS, iter_expr, iter_stmts, stmt_exprs, write_target
 from pldsl.ir.types import ScalarType, TensorType
@@ -88,13 +88,32 @@ def _grid(loop: For, outside: set[str]) -> list[Diagnostic]:
     if not isinstance(n, int) or not 2 <= n <= MAX_BLOCKS:
         return []
     local = _block_local(loop.body, outside)
-    accesses = [a for a in _accesses(loop.body) if a.buffer not in local]
+    scalars = _scalar_defs(loop.body)
+    out: list[Diagnostic] = []
+    for phase in _phases(loop.body):
+        out.extend(_phase(loop, n, phase, local, scalars))
+    return out
+
+
+def _phases(body: tuple[Stmt, ...]) -> list[tuple[Stmt, ...]]:
+    """The grid body cut at its `pl.system.syncall` barriers: every block finishes one phase
+    before any block starts the next, so only accesses of the same phase can race."""
+    out: list[list[Stmt]] = [[]]
+    for s in body:
+        if isinstance(s, Scope) and s.kind == "syncall":
+            out.append([])
+        else:
+            out[-1].append(s)
+    return [tuple(p) for p in out]
+
+
+def _phase(loop: For, n: int, body: tuple[Stmt, ...], local: set[str], scalars: dict) -> list:
+    accesses = [a for a in _accesses(body) if a.buffer not in local]
     written = {a.buffer for a in accesses if a.write}
     writes = [a for a in accesses if a.write]
     reads = [a for a in accesses if not a.write and a.buffer in written]
     if not reads:
         return []
-    scalars = _scalar_defs(loop.body)
     boxes = {id(a.call): _boxes(a, loop.var.name, n, scalars) for a in writes + reads}
     out, seen = [], set()
     for r in reads:

@@ -383,6 +383,8 @@ class BodyBuilder:
         if prefetch.is_prefetch(name):
             prefetch.prefetch_call(self, s.value, None)
             return None
+        if name == "system.syncall":
+            return scopes.syncall(self, s.value)
         return ExprStmt(self.expr(s.value), self.span(s))
 
     def _is_yield(self, node: ast.expr) -> bool:

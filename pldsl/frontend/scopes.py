@@ -402,3 +402,46 @@ def func_attr(b: BodyBuilder, call: ast.Call) -> None:
             b.span(call.args[0]),
             'pl.func_attr({"core_num": 4})',
         )
+
+
+SYNCALL_CORE_TYPES = ("mix", "aiv_only", "aic_only")
+
+
+def syncall(b: BodyBuilder, call: ast.Call) -> Scope:
+    """`pl.system.syncall(core_type=...)`: a barrier across every block of the enclosing grid,
+    captured as an empty `Scope("syncall")`. Sequentially, each block runs up to the barrier
+    before any block runs past it (the grid's body runs phase by phase), so it must be a
+    statement of the grid body itself: a barrier in a branch or loop that some blocks skip
+    would deadlock the device."""
+    if not (b.loop_kinds and b.loop_kinds[-1] == "spmd" and b.contexts[-1] == "loop"):
+        raise fail(
+            "UnsupportedFeature",
+            "pl.system.syncall must be a statement of a pl.spmd body (not inside a branch, "
+            "loop or scope of it, nor outside a grid)",
+            b.span(call),
+            "with pl.spmd(n, sync_start=True):  ...  pl.system.syncall()  ...",
+        )
+    given = _kwargs(b, call, ("core_type", "mode"), "system.syncall")
+    if call.args:
+        raise fail(
+            "TypeError",
+            "pl.system.syncall takes keyword arguments only",
+            b.span(call.args[0]),
+            'pl.system.syncall(core_type="mix")',
+        )
+    core_type = b.static_value(given["core_type"], "core_type=") if "core_type" in given else "mix"
+    mode = b.static_value(given["mode"], "mode=") if "mode" in given else "hard"
+    if core_type not in SYNCALL_CORE_TYPES:
+        raise fail(
+            "ValueError",
+            f"core_type must be one of {', '.join(SYNCALL_CORE_TYPES)}, got {core_type!r}",
+            b.span(given["core_type"]),
+        )
+    if mode != "hard":
+        raise fail(
+            "UnsupportedFeature",
+            f"pl.system.syncall(mode={mode!r}) is not supported (its GM workspace counter)",
+            b.span(given.get("mode", call)),
+            'the hard barrier: pl.system.syncall(core_type="mix")',
+        )
+    return Scope("syncall", (("core_type", core_type),), (), b.span(call))

@@ -680,6 +680,12 @@ class Emitter:
         else:
             cond = f"({st} > 0 ? {it} < {hi} : {it} > {hi})"
         outer_block = ""
+        if s.kind == "spmd" and any(isinstance(b, Scope) and b.kind == "syncall" for b in s.body):
+            raise unsupported(
+                "pl.system.syncall (a barrier across the blocks of a grid) is not supported by "
+                "the C backend; run the kernel on the interpreter",
+                s.span,
+            )
         if s.kind == "spmd":
             outer_block = self.stemp("int64_t")
             self.line(f"{outer_block} = ctx->block_idx;")
