@@ -56,7 +56,8 @@ FEATURES = [
     (r"has no attribute '(\w+)'", "pl.{0}"),
     (r"pto_isa_include_dir|jit\.extern", "pl.jit.extern (external C++ kernels)"),
     (r"unknown keyword argument '(\w+)' in pl\.(\w+)\(\)", "pl.{1}({0}=)"),
-    (r"need 2-D operands", "ops on tensors of rank > 2"),
+    (r"needs? 2-D operands|requires second argument to have rank", "ops on tensors of rank > 2"),
+    (r"MissingShape", "a jit entry whose shapes come only from the file's own test code"),
     (
         r"'\w+' object has no attribute|ModuleNotFoundError",
         "the file fails on its own (pypto-lib draft)",
