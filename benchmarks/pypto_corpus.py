@@ -97,7 +97,7 @@ def examine(path: Path, root: Path, run_timeout: float) -> dict:
         return {"file": rel, "status": "no-kernels", "error": "", "feature": ""}
     sys.path[:0] = [str(path.parent), str(root)]
     try:
-        programs = _capture(path)
+        programs = _capture_module(path, root)
     except Exception as exc:  # noqa: BLE001 - the first error of this file, whatever it is
         if pypto_lib_defect(exc, root):
             return {**_result(rel, "defect", _one_line(exc)), "feature": "pypto-lib defect"}
@@ -148,6 +148,24 @@ def pypto_lib_defect(exc: BaseException, root: Path) -> bool:
 
 def _inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
+
+
+def _capture_module(path: Path, root: Path) -> list:
+    """The file's programs; a module whose own name shadows a pypto-lib package it imports
+    (`qwen3_14b/contract.py` importing the `contract` package, as pypto-lib's registry loads
+    it) is read again with the repository root first on the path, as that loader has it."""
+    from pldsl.pypto.files import ImportFailure
+
+    try:
+        return _capture(path)
+    except ImportFailure as exc:
+        shadowed = f"'{path.stem}' is not a package"
+        if not isinstance(exc.cause, ModuleNotFoundError) or shadowed not in str(exc.cause):
+            raise
+    for name in [m for m in sys.modules if m == path.stem or m.startswith(path.stem + ".")]:
+        del sys.modules[name]
+    sys.path[:] = [str(root)] + [p for p in sys.path if p != str(root)]
+    return _capture(path)
 
 
 def _capture(path: Path) -> list:

@@ -56,3 +56,22 @@ def test_import_failures_are_classified(tmp_path, line, status, monkeypatch):
     assert result["status"] == status, json.dumps(result)
     if status == "defect":
         assert result["feature"] == "pypto-lib defect"
+
+
+def test_a_module_shadowing_a_root_package_is_read_as_its_loader_reads_it(tmp_path, monkeypatch):
+    # models/m/pkg.py imports the repository's own `pkg` package: run as a script its own name
+    # shadows it; pypto-lib's loader puts the root first, and so does the corpus on a retry
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "base.py").write_text("HIDDEN = 4\n")
+    folder = tmp_path / "models" / "m"
+    folder.mkdir(parents=True)
+    kernel = folder / "pkg.py"
+    kernel.write_text(
+        KERNEL.format(line="from pkg.base import HIDDEN").replace("from config import CFG\n", "")
+    )
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in [m for m in sys.modules if m == "pkg" or m.startswith("pkg.")]:
+        monkeypatch.delitem(sys.modules, name)
+    result = corpus_module().examine(kernel, tmp_path, 1.0)
+    assert result["status"] == "checked", json.dumps(result)
