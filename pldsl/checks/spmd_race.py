@@ -10,6 +10,10 @@ constants) and reports a read that overlaps a window some *other* block writes. 
 cannot evaluate (offsets that depend on a runtime value) are not reported: the rule stays quiet
 rather than guess.
 
+Buffers a block creates for itself in the grid body are its own (no race); a grid cut by
+`pl.system.syncall()` barriers is compared phase by phase (accesses across a barrier are
+ordered).
+
 Writes: `pl.assemble(buf, src, offs)` (the source's extent), `pl.write(buf, idx, v)`.
 Reads: `pl.slice(buf, shape, offs)`, `pl.read(buf, idx)`, and any other op that takes `buf`
 whole.
