@@ -9,6 +9,8 @@ Nothing of pypto-lib is copied into this repository.
 Every .py file under examples/ and models/ is examined in its own process:
 
 * no-kernels  the file defines no kernel (a config module, a helper)
+* defect      the file fails on pypto-lib's own code, as it would under PyPTO (an attribute
+              its config lacks, a module it imports that does not exist): not a pldsl gap
 * failed      the file does not import or its kernels do not capture: the first error
 * captured    every kernel captured; the static checks report an error
 * checked     captured and checked clean; its golden run did not pass (or it has none)
@@ -54,7 +56,8 @@ FEATURES = [
     (r"has no attribute '(\w+)'", "pl.{0}"),
     (r"pto_isa_include_dir|jit\.extern", "pl.jit.extern (external C++ kernels)"),
     (r"unknown keyword argument '(\w+)' in pl\.(\w+)\(\)", "pl.{1}({0}=)"),
-    (r"need 2-D operands", "ops on tensors of rank > 2"),
+    (r"needs? 2-D operands|requires second argument to have rank", "ops on tensors of rank > 2"),
+    (r"MissingShape", "a jit entry whose shapes come only from the file's own test code"),
     (
         r"'\w+' object has no attribute|ModuleNotFoundError",
         "the file fails on its own (pypto-lib draft)",
@@ -94,8 +97,10 @@ def examine(path: Path, root: Path, run_timeout: float) -> dict:
         return {"file": rel, "status": "no-kernels", "error": "", "feature": ""}
     sys.path[:0] = [str(path.parent), str(root)]
     try:
-        programs = _capture(path)
+        programs = _capture_module(path, root)
     except Exception as exc:  # noqa: BLE001 - the first error of this file, whatever it is
+        if pypto_lib_defect(exc, root):
+            return {**_result(rel, "defect", _one_line(exc)), "feature": "pypto-lib defect"}
         return _result(rel, "failed", _one_line(exc))
     if not programs and helpers_only(text):
         note = "only @pl.jit helpers (.inline/.incore/...): specialised through their callers"
@@ -114,6 +119,53 @@ def examine(path: Path, root: Path, run_timeout: float) -> dict:
     if "__main__" not in text or not re.search(r"\brun(_jit)?\(", text):
         return _result(rel, "checked", "no harness call (run_jit / run) to run")
     return _run(rel, path, run_timeout)
+
+
+# Top-level modules a kernel file may import that pypto-lib does not ship.
+PROVIDED = ("pypto", "golden", "torch", "pldsl", "numpy")
+
+
+def pypto_lib_defect(exc: BaseException, root: Path) -> bool:
+    """The file fails on pypto-lib's own code, as it would under PyPTO: an attribute its own
+    objects lack (`Qwen3Config.batch`), a name its own module does not define, a module it
+    imports that does not exist. An attribute or name missing from `pl` / `pypto.*` is a
+    pldsl gap instead."""
+    from pldsl.pypto.files import ImportFailure
+
+    cause = exc.cause if isinstance(exc, ImportFailure) else None
+    if cause is None:
+        return False
+    if isinstance(cause, ModuleNotFoundError):
+        return (cause.name or "").split(".")[0] not in PROVIDED
+    if isinstance(cause, ImportError):  # cannot import name X from a pypto-lib module
+        return bool(cause.path) and _inside(Path(cause.path), root)
+    if isinstance(cause, AttributeError):
+        owner = getattr(cause, "obj", None)
+        ours = getattr(owner, "__name__", "").split(".")[0] in PROVIDED
+        return not ours and _inside(Path(exc.where), root)
+    return False
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def _capture_module(path: Path, root: Path) -> list:
+    """The file's programs; a module whose own name shadows a pypto-lib package it imports
+    (`qwen3_14b/contract.py` importing the `contract` package, as pypto-lib's registry loads
+    it) is read again with the repository root first on the path, as that loader has it."""
+    from pldsl.pypto.files import ImportFailure
+
+    try:
+        return _capture(path)
+    except ImportFailure as exc:
+        shadowed = f"'{path.stem}' is not a package"
+        if not isinstance(exc.cause, ModuleNotFoundError) or shadowed not in str(exc.cause):
+            raise
+    for name in [m for m in sys.modules if m == path.stem or m.startswith(path.stem + ".")]:
+        del sys.modules[name]
+    sys.path[:] = [str(root)] + [p for p in sys.path if p != str(root)]
+    return _capture(path)
 
 
 def _capture(path: Path) -> list:
@@ -233,7 +285,8 @@ def _report(results: list[dict], args) -> None:
     print()
     print(f"kernel files: {kernels}   captured: {captured}   checked: "
           f"{totals['checked'] + totals['ran']}   ran against golden: {totals['ran']}   "
-          f"failed: {totals['failed']}   (no kernels: {totals['no-kernels']})")  # fmt: skip
+          f"failed: {totals['failed']}   pypto-lib defects: {totals['defect']}   "
+          f"(no kernels: {totals['no-kernels']})")  # fmt: skip
     blockers = Counter(r["feature"] for r in results if r["status"] == "failed")
     if blockers:
         print("first blockers: " + ", ".join(f"{f} {n}" for f, n in blockers.most_common()))

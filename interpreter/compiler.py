@@ -66,6 +66,7 @@ from pldsl.ir.nodes import (
     While,
     Yield,
 )
+from pldsl.ir.traversal import assigned_names
 
 __all__ = ["FastMachine"]
 
@@ -237,15 +238,28 @@ class FastMachine(Machine):
         """Blocks one after another, the running one published for get_block_idx kernels."""
         start, stop = self._index(s.start, "loop start"), self._index(s.stop, "loop stop")
         var = s.var.name
+        ctx = self.ctx
+        cut = tasks.phases(s.body)
+        if len(cut) > 1:  # barriers (pl.system.syncall): every block, phase by phase
+            codes = [self.block(ph) for ph in cut]
+            names = assigned_names(s.body)
+
+            def phased(f: Frame) -> None:
+                tasks.run_phased(ctx, f.env, var, range(start(f), stop(f)), cut, names,
+                                 lambda k, ph: codes[k](f))  # fmt: skip
+
+            return phased
         body = self.block(s.body)
 
         def grid(f: Frame) -> None:
             env = f.env
-            with tasks.in_grid():
-                for i in range(start(f), stop(f)):
+            blocks = tasks.grid_blocks(ctx, start(f), stop(f))
+            try:
+                for i in blocks:
                     env[var] = i
-                    tasks.enter_block(i)
                     body(f)
+            finally:
+                blocks.close()  # restores the enclosing block's index now, even on a fault
 
         return grid
 
@@ -561,6 +575,7 @@ def compiled_machine(program: Program, ctx: Context, host: Any, trace: Any) -> F
     m.host = dict(host or {})
     m.depth = 0
     m.tasks.finished = 0  # task ids count per run (closures hold this TaskLog object)
+    m.ctx.block_idx = ctx.block_idx  # the block a run starts in (closures hold m.ctx)
     return m
 
 

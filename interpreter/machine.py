@@ -65,6 +65,7 @@ from pldsl.ir.nodes import (
     Yield,
 )
 from pldsl.ir.symbolic import apply_scalar_binop
+from pldsl.ir.traversal import assigned_names
 from pldsl.ops import lookup
 
 __all__ = ["ArgumentError", "Machine", "RunResult", "execute", "run"]
@@ -195,6 +196,10 @@ class Machine:
         """Call `fn` with interpreter values; returns (result, span of the return)."""
         if fn.is_host_stub:
             return self.host_call(fn, args, span), span
+        if fn.external:
+            raise fault(
+                "ExternalKernel", faults.external_kernel(fn.name), span, faults.EXTERNAL_HELP
+            )
         env = self.bind(fn, args, span)
         frame = Frame(fn, env)
         trace, t0 = self.trace, 0
@@ -290,21 +295,25 @@ class Machine:
         for n, v in zip(names, carries):
             env[n] = v
         if s.kind == "spmd":
-            with tasks.in_grid():
-                return self._loop(s, f, start, stop, step, carries, names, outer)
+            cut = tasks.phases(s.body)
+            if len(cut) > 1:  # barriers (pl.system.syncall): every block, phase by phase
+                tasks.run_phased(self.ctx, env, s.var.name, range(start, stop, step), cut,
+                                 assigned_names(s.body), lambda k, ph: self.exec_block(ph, f))  # fmt: skip
+                return
         self._loop(s, f, start, stop, step, carries, names, outer)
 
     def _loop(self, s: For, f: Frame, start, stop, step, carries, names, outer=None) -> None:
         env, var = f.env, s.var.name
-        spmd = s.kind == "spmd"
         loop = _Loop()
         f.loops.append(loop)
         body, run = s.body, self.exec_block
+        if s.kind == "spmd":  # each block publishes its index (get_block_idx)
+            indices = tasks.grid_blocks(self.ctx, start, stop, step)
+        else:
+            indices = range(start, stop, step)
         try:
-            for i in range(start, stop, step):
+            for i in indices:
                 env[var] = i
-                if spmd:
-                    tasks.enter_block(i)
                 loop.pending = None
                 try:
                     run(body, f)
@@ -320,6 +329,8 @@ class Machine:
                         env[n] = v
         finally:
             f.loops.pop()
+            if s.kind == "spmd":
+                indices.close()  # restores the enclosing block's index now, even on a fault
         if names:
             restore_outer(env, outer or {})
             for y in self._loop_yields(s):

@@ -1,10 +1,14 @@
 """The sequential meaning of `pl.spmd` blocks and manual task dependencies on the interpreter.
 
 * SPMD: the blocks of `pl.spmd(n)` run one after another, block 0 first, in increasing index
-  order. While block `b` runs, `current_block_index()` returns `b` (the innermost grid's index
-  when grids nest): an op kernel such as `pl.tile.get_block_idx()` in a function dispatched
-  from the grid reads it from here. (Inside the grid's own body the frontend reads the block
-  variable directly.)
+  order. While block `b` runs, the execution context's `block_idx` is `b` (the innermost
+  grid's when grids nest; 0 outside any grid), restored when the grid ends: the one block
+  index every engine keeps, read by `pl.tile.get_block_idx()` in a function dispatched from
+  the grid (the C backend keeps the same field, `ctx->block_idx`). Inside the grid's own body
+  the frontend reads the block variable directly. `grid_blocks` is that loop.
+* Barriers: a grid body with `pl.system.syncall()` statements runs phase by phase: every block
+  runs phase 1 (block 0 first), then every block phase 2, ...; each block's locals survive the
+  barrier (`run_phased`), buffers are shared.
 * Tasks: every `Scope` with `as tid` is a task; its id is 1, 2, ... in the order tasks finish
   (program order), bound to `tid` once its body has run. 0 or less is "no producer" (PyPTO's
   invalid TaskId) and is skipped as a dependency. Program order runs every producer before its
@@ -16,40 +20,56 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 
 from pldsl.diagnostics import Span
 from pldsl.execution.faults import fault
-from pldsl.execution.memory import TensorValue
-
-_BLOCKS: ContextVar[tuple[int, ...]] = ContextVar("pldsl_spmd_blocks", default=())
+from pldsl.execution.memory import Context, TensorValue
 
 
-def current_block_index() -> int:
-    """The index of the SPMD block running now (innermost grid); 0 outside any grid, as a
-    kernel launched on one block sees."""
-    blocks = _BLOCKS.get()
-    return blocks[-1] if blocks else 0
-
-
-@contextmanager
-def in_grid() -> Iterator[None]:
-    """A grid level for the duration of a `pl.spmd` loop (`enter_block` says which block)."""
-    token = _BLOCKS.set(_BLOCKS.get() + (0,))
+def grid_blocks(ctx: Context, start: int, stop: int, step: int = 1) -> Iterator[int]:
+    """The block indices of a grid, in order, each published as `ctx.block_idx` while its
+    block runs; the enclosing block's index is restored when the grid ends (or fails)."""
+    outer = ctx.block_idx
     try:
-        yield
+        for i in range(start, stop, step):
+            ctx.block_idx = i
+            yield i
     finally:
-        _BLOCKS.reset(token)
+        ctx.block_idx = outer
 
 
-def enter_block(index: int) -> None:
-    """Marks block `index` of the innermost grid as running."""
-    blocks = _BLOCKS.get()
-    _BLOCKS.set(blocks[:-1] + (index,))
+def phases(body: tuple) -> list[tuple]:
+    """A grid body cut at its `pl.system.syncall` barriers (Scope kind "syncall")."""
+    out: list[list] = [[]]
+    for s in body:
+        if getattr(s, "kind", None) == "syncall":
+            out.append([])
+        else:
+            out[-1].append(s)
+    return [tuple(p) for p in out]
+
+
+def run_phased(
+    ctx: Context, env: dict, var: str, indices: range, phases: list, names: set, run_phase: Any
+) -> None:
+    """A grid with barriers: every block runs phase 1, then every block phase 2, ... Each
+    block keeps its own locals across the barrier (the values it bound before are restored
+    before its next phase); buffers are shared, so what any block wrote before a barrier is
+    what every block reads after it."""
+    saved: dict[int, dict] = {}
+    for k, phase in enumerate(phases):
+        blocks = grid_blocks(ctx, indices.start, indices.stop, indices.step)
+        try:
+            for i in blocks:
+                env.update(saved.get(i, {}))
+                env[var] = i
+                run_phase(k, phase)
+                saved[i] = {n: env[n] for n in names if n in env}
+        finally:
+            blocks.close()
 
 
 class TaskLog:

@@ -52,6 +52,7 @@ from pldsl.types import (
     Tile,
     TileView,
     Tuple,
+    cross_core_slot,
     dynamic,
     split,
 )
@@ -109,7 +110,7 @@ __all__ = [
     "Role", "AtomicType", "MaskPattern",
     "Function", "Program", "structural_equal", "print_ir", "parse_ir", "check", "program",
     "function", "inline", "InlineFunction", "capture_source", "chunked_loop_optimizer", "auto_chunk", "DynVar", "Array", "InOut",
-    "Out", "Scalar", "SplitMode", "Tile", "TileView", "tile", "MemorySpace", "Mem", "split", "jit",
+    "Out", "Scalar", "SplitMode", "Tile", "TileView", "tile", "MemorySpace", "Mem", "split", "cross_core_slot", "jit",
     "JITFunction", "Tensor", "TensorView", "Tuple", "dynamic", "tensor", "array", "system", "CaptureError",
     "Diagnostic", "IRParseError", "PldslError", "RuntimeFault", "Span",
 ]  # fmt: skip

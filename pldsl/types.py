@@ -183,15 +183,40 @@ class SplitMode(Enum):
     LEFT_RIGHT = "LEFT_RIGHT"
 
 
+class PlacementHint:
+    """An entry of `pl.at(optimizations=[...])` / `pl.spmd(optimizations=[...])` that places
+    work on cores (no numeric effect): capture accepts it and records nothing."""
+
+
 @dataclass(frozen=True)
-class SplitHint:
-    """`pl.split(pl.SplitMode.X)` in `pl.at(optimizations=[...])`: placement only, no numeric
-    effect, so capture accepts it and records nothing."""
+class SplitHint(PlacementHint):
+    """`pl.split(pl.SplitMode.X)`: splits a scope's data transfers over a core pair.
+    `slot_num=` is PyPTO's deprecated spelling of `pl.cross_core_slot(slot_num=)`."""
 
     mode: SplitMode
+    slot_num: int | None = None
 
 
-def split(mode: SplitMode) -> SplitHint:
+@dataclass(frozen=True)
+class CrossCoreSlot(PlacementHint):
+    """`pl.cross_core_slot(slot_num=N)`: the ring depth of the cross-core pipe."""
+
+    slot_num: int
+
+
+def _check_slot_num(slot_num: object, api: str) -> None:
+    if not isinstance(slot_num, int) or isinstance(slot_num, bool) or slot_num <= 0:
+        raise ValueError(f"{api} slot_num must be a positive integer, got {slot_num!r}")
+
+
+def split(mode: SplitMode, *, slot_num: int | None = None) -> SplitHint:
     if not isinstance(mode, SplitMode):
         raise ValueError(f"pl.split takes a pl.SplitMode member, got {mode!r}")
-    return SplitHint(mode)
+    if slot_num is not None:
+        _check_slot_num(slot_num, "pl.split")
+    return SplitHint(mode, slot_num)
+
+
+def cross_core_slot(*, slot_num: int) -> CrossCoreSlot:
+    _check_slot_num(slot_num, "pl.cross_core_slot")
+    return CrossCoreSlot(slot_num)

@@ -18,6 +18,8 @@ exists only after its loop or `if`.
   carries, which the header rebinds; they are dropped again after the loop. A yield revives
   nothing inside the body (`r = self.f(x)` then `x = pl.yield_(r)`: iteration 2's `self.f(x)`
   reads the dead parameter `x`).
+- A `pl.spmd` grid is no loop: PyPTO's parser makes its body one scope, run by every block
+  (outlined into one kernel), so the body is walked once with no back edge.
 - An assignment revives its target after its right-hand side is read.
 - `return x` is a read.
 - Functions of type Group and Spmd are skipped (compiler wrappers).
@@ -130,8 +132,9 @@ class _Checker:
             heads = (s.start, s.stop, s.step) if isinstance(s, For) else ()
             for e in (*heads, *s.init_values):
                 self.expr(e)
-            for v, origin in self.loop_kills(s).items():
-                self.dead.setdefault(v, origin)
+            if not (isinstance(s, For) and s.kind == "spmd"):  # a grid's body is one scope
+                for v, origin in self.loop_kills(s).items():  # (blocks, not iterations)
+                    self.dead.setdefault(v, origin)
             if isinstance(s, While):  # read before every iteration, after the back edge too
                 self.expr(s.cond)
             self.body(s.body)

@@ -10,11 +10,13 @@ constants) and reports a read that overlaps a window some *other* block writes. 
 cannot evaluate (offsets that depend on a runtime value) are not reported: the rule stays quiet
 rather than guess.
 
+Buffers a block creates for itself in the grid body are its own (no race); a grid cut by
+`pl.system.syncall()` barriers is compared phase by phase (accesses across a barrier are
+ordered).
+
 Writes: `pl.assemble(buf, src, offs)` (the source's extent), `pl.write(buf, idx, v)`.
 Reads: `pl.slice(buf, shape, offs)`, `pl.read(buf, idx)`, and any other op that takes `buf`
-whole. A buffer the grid body allocates itself (`t = pl.create_tensor(...)`, `pl.full`, any
-op result that is not a view or an in-place write of another buffer) is each block's own: its
-accesses are not shared.
+whole.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 from pldsl.checks.common import access_window
 from pldsl.diagnostics import Diagnostic, Span
-from pldsl.ir.nodes import Assign, For, OpCall, Program, Stmt, Var
+from pldsl.ir.nodes import Assign, For, OpCall, Program, Scope, Stmt, Var
 from pldsl.ir.symbolic import Unbound, evaluate
 from pldsl.ir.traversal import VIEW_OPS, iter_expr, iter_stmts, stmt_exprs, write_target
 from pldsl.ir.types import ScalarType, TensorType
@@ -48,27 +50,74 @@ class _Access:
 def check(program: Program) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for func in program.function_list:
-        for s in iter_stmts(func.body):
-            if isinstance(s, For) and s.kind == "spmd":
-                out.extend(_grid(s))
+        grids = [s for s in iter_stmts(func.body) if isinstance(s, For) and s.kind == "spmd"]
+        inside = {id(s) for g in grids for s in iter_stmts(g.body)} | {id(g) for g in grids}
+        outside = {p.name for p in func.params} | {
+            t.name
+            for s in iter_stmts(func.body)
+            if isinstance(s, Assign) and id(s) not in inside
+            for t in s.targets
+        }
+        for g in grids:
+            out.extend(_grid(g, outside))
     return out
 
 
-def _grid(loop: For) -> list[Diagnostic]:
+def _block_local(body: tuple[Stmt, ...], outside: set[str]) -> set[str]:
+    """Buffers each block creates for itself (`t = pl.full(...)` in the grid body, then written
+    only through `t = pl.assemble(t, ...)`): every block has its own, so no race. A name also
+    bound outside the grid, or bound to a view (slice, reshape) of another buffer, is shared."""
+    fresh: set[str] = set()
+    shared: set[str] = set(outside)
+    for s in iter_stmts(body):
+        if not isinstance(s, Assign):
+            continue
+        for t in s.targets:
+            if not isinstance(t.type, TensorType):
+                continue
+            v = s.value
+            own = isinstance(v, OpCall) and v.op not in VIEW_OPS
+            target = write_target(v) if isinstance(v, OpCall) else None
+            if target is not None:
+                own = isinstance(target, Var) and target.name == t.name
+            (fresh if own else shared).add(t.name)
+    return fresh - shared
+
+
+def _grid(loop: For, outside: set[str]) -> list[Diagnostic]:
     try:
         n = evaluate(loop.stop, {})
     except (Unbound, ValueError, ZeroDivisionError):
         return []
     if not isinstance(n, int) or not 2 <= n <= MAX_BLOCKS:
         return []
-    private = _block_local(loop.body)
-    accesses = [a for a in _accesses(loop.body) if a.buffer not in private]
+    local = _block_local(loop.body, outside)
+    scalars = _scalar_defs(loop.body)
+    out: list[Diagnostic] = []
+    for phase in _phases(loop.body):
+        out.extend(_phase(loop, n, phase, local, scalars))
+    return out
+
+
+def _phases(body: tuple[Stmt, ...]) -> list[tuple[Stmt, ...]]:
+    """The grid body cut at its `pl.system.syncall` barriers: every block finishes one phase
+    before any block starts the next, so only accesses of the same phase can race."""
+    out: list[list[Stmt]] = [[]]
+    for s in body:
+        if isinstance(s, Scope) and s.kind == "syncall":
+            out.append([])
+        else:
+            out[-1].append(s)
+    return [tuple(p) for p in out]
+
+
+def _phase(loop: For, n: int, body: tuple[Stmt, ...], local: set[str], scalars: dict) -> list:
+    accesses = [a for a in _accesses(body) if a.buffer not in local]
     written = {a.buffer for a in accesses if a.write}
     writes = [a for a in accesses if a.write]
     reads = [a for a in accesses if not a.write and a.buffer in written]
     if not reads:
         return []
-    scalars = _scalar_defs(loop.body)
     boxes = {id(a.call): _boxes(a, loop.var.name, n, scalars) for a in writes + reads}
     out, seen = [], set()
     for r in reads:
@@ -107,26 +156,6 @@ def _of_call(call: OpCall) -> Iterator[_Access]:
     for arg in call.args:
         if isinstance(arg, Var) and isinstance(arg.type, TensorType):
             yield _Access(arg.name, call, False, arg.type)
-
-
-def _block_local(body: tuple[Stmt, ...]) -> set[str]:
-    """Names every binding of which in the grid body is a fresh buffer, or an in-place write
-    into the name itself: each block allocates its own."""
-    ok: dict[str, bool] = {}
-    allocated: set[str] = set()
-    for s in iter_stmts(body):
-        if not isinstance(s, Assign):
-            continue
-        for t in s.targets:
-            v = s.value
-            good = isinstance(v, OpCall) and v.op not in VIEW_OPS
-            if good:
-                target = write_target(v)
-                if target is None:
-                    allocated.add(t.name)
-                good = target is None or (isinstance(target, Var) and target.name == t.name)
-            ok[t.name] = ok.get(t.name, True) and good
-    return {name for name in allocated if ok[name]}
 
 
 def _scalar_defs(body: tuple[Stmt, ...]) -> dict[str, object]:

@@ -87,3 +87,13 @@ def unbound_variable(name: str) -> str:
 
 def division_by_zero(a: Any, sym: str, b: Any) -> str:
     return f"scalar division by zero: {a} {sym} {b}"
+
+
+EXTERNAL_HELP = (
+    "an external C++ kernel runs on PyPTO's device toolchain only; pldsl captures and checks "
+    "the pl kernels around it"
+)
+
+
+def external_kernel(function: str) -> str:
+    return f"'{function}' is an external C++ kernel (pl.jit.extern): pldsl cannot run it"

@@ -9,7 +9,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import control, inline, scopes, subscript
+from pldsl.frontend import control, dims, inline, prefetch, scopes, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
@@ -40,7 +40,7 @@ from pldsl.ir.symbolic import shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type, memory_of
 from pldsl.ops import TypeRuleError, lookup
 from pldsl.ops.binding import bind_op_call, scalar_binop_type, signature_hint
-from pldsl.types import DynVar, SplitHint
+from pldsl.types import DynVar, PlacementHint
 
 _BINOPS = {
     ast.Add: "add",
@@ -100,6 +100,7 @@ class BodyBuilder:
         self.inline_count = 0
         self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
         self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
+        self.handles: dict[str, str] = {}  # pl.prefetch handles by name (no IR value)
         # Names of pl.array values (pl.array.create, pl.Array parameters): element writes allowed.
         self.arrays: set[str] = {
             a.arg
@@ -150,6 +151,7 @@ class BodyBuilder:
             level=level,
             role=role,
             is_host_stub=stub and role == Role.SubWorker and level == Level.HOST,
+            external=stub and bool(self.options.get("external")),
             tuple_return=self.sig.tuple_return or (not self.sig.returns and len(returns) > 1),
             dynamic_dims=tuple(dyn.values()),
             span=self.span(self.node),
@@ -179,7 +181,9 @@ class BodyBuilder:
                     out.extend(self.hoisted)  # expanded @pl.inline calls come first
                 finally:
                     self.hoisted, self.expanded = saved
-                if built is not None:
+                if isinstance(built, tuple):  # one source statement, several IR statements
+                    out.extend(built)
+                elif built is not None:
                     out.append(built)
         finally:
             self.block_path.pop()
@@ -234,15 +238,22 @@ class BodyBuilder:
         if (
             isinstance(s.value, ast.Call)
             and self._pl_name(s.value.func) == "system.task_dummy"
-            and isinstance(target, ast.Name)
+            and isinstance(target, (ast.Name, ast.Subscript))
         ):
             return scopes.task_dummy(self, s.value, target, s)
+        value = None
+        if isinstance(s.value, ast.Call) and prefetch.is_prefetch(self._pl_name(s.value.func)):
+            value = prefetch.prefetch_call(self, s.value, target)
+            if value is None:
+                return None  # a prefetch handle: no IR value
         if isinstance(s.value, ast.Tuple):  # `t = (a, b)`, `a, b = b, a`: a tuple value
             value = control.make_tuple(self, s.value)
             if isinstance(target, ast.Name):
                 return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
         if isinstance(target, ast.Name):
-            value = self.expr(s.value)
+            value = self.expr(s.value) if value is None else value
+            if dims.alias_dim_symbol(self, target, value):
+                return None
             if isinstance(s.value, ast.Call) and self._pl_name(s.value.func) == "array.create":
                 self.arrays.add(target.id)
             return Assign((self.bind(target.id, value.type, target),), value, self.span(s))
@@ -316,6 +327,8 @@ class BodyBuilder:
     def bind(self, name: str, t: Type, node: ast.AST) -> Var:
         """Non-SSA rebinding: a name keeps one Var; a new value must have the same type."""
         old = self.vars.get(name)
+        if old is not None and dims.is_alias(self, name, old):
+            old = None  # the name stood for a dim symbol: a variable of its own from here
         if old is not None:
             if self.strict_ssa:
                 prev = old.span
@@ -410,6 +423,11 @@ class BodyBuilder:
         if name == "func_attr":
             scopes.func_attr(self, s.value)
             return None
+        if prefetch.is_prefetch(name):
+            prefetch.prefetch_call(self, s.value, None)
+            return None
+        if name == "system.syncall":
+            return scopes.syncall(self, s.value)
         return ExprStmt(self.expr(s.value), self.span(s))
 
     def _is_yield(self, node: ast.expr) -> bool:
@@ -757,15 +775,15 @@ class BodyBuilder:
                         self.span(node),
                         "e.g. optimizations=[pl.auto_chunk]",
                     )
-                if not all(isinstance(v, (Optimizer, SplitHint)) for v in value):
+                if not all(isinstance(v, (Optimizer, PlacementHint)) for v in value):
                     raise fail(
                         "UnsupportedFeature",
-                        "optimizations= accepts pl.auto_chunk, pl.chunked_loop_optimizer and "
-                        "pl.split(pl.SplitMode...) only",
+                        "optimizations= accepts pl.auto_chunk, pl.chunked_loop_optimizer, "
+                        "pl.split(pl.SplitMode...) and pl.cross_core_slot(slot_num=) only",
                         self.span(node),
-                        "pl.cross_core_slot is not supported by pldsl",
+                        "e.g. optimizations=[pl.split(pl.SplitMode.UP_DOWN)]",
                     )
-                # pl.split(...) places work on a core pair: no numeric effect, not recorded.
+                # pl.split / pl.cross_core_slot place work on cores: no numeric effect, not recorded.
                 value = tuple(v for v in value if isinstance(v, Optimizer))
                 if not value:
                     continue
@@ -786,14 +804,8 @@ class BodyBuilder:
                 self.span(call),
                 "with pl.at(level=pl.Level.CORE_GROUP):",
             )
+        # deps= without `as tid`: PyPTO gives the task an unused id; it still waits on deps.
         target = s.items[0].optional_vars
-        if deps is not None and target is None:
-            raise fail(
-                "UnsupportedFeature",
-                "deps= is accepted only with `as tid`",
-                self.span(call),
-                "with pl.at(level=..., deps=[...]) as tid:",
-            )
         self.contexts.append("at")
         try:
             body = self.block(s.body)
@@ -1235,6 +1247,10 @@ class BodyBuilder:
             )
         if name.startswith("tensor.") and lookup(name) is None:
             name = name.split(".", 1)[1]
+        if name in ("dim", "tensor.dim"):
+            folded = dims.fold_tensor_dim(self, node)
+            if folded is not None:
+                return folded
         if name in ("min", "max"):
             return self.scalar_minmax(node, name)
         if name == "tile.get_block_idx":

@@ -4,8 +4,10 @@
 * `with pl.spmd(n, ...):` -> the same loop with a fresh block variable (attrs form="with");
   `pl.tile.get_block_idx()` inside either form reads the innermost block variable.
 * `with pl.spmd(n, deps=[...]) as tid:` -> `Scope("task", tid=tid, deps=...)` around that loop.
-* `with pl.at(..., deps=[...]) as tid:` -> `Scope("at", tid=tid, deps=...)`.
-* `tid = pl.system.task_dummy(deps=[...])` -> an empty `Scope("task", tid=tid, deps=...)`.
+* `with pl.at(..., deps=[...]) as tid:` -> `Scope("at", tid=tid, deps=...)`; without `as tid`
+  the scope still waits on its deps (PyPTO gives it an unused id).
+* `tid = pl.system.task_dummy(deps=[...])` -> an empty `Scope("task", tid=tid, deps=...)`;
+  into an array slot (`tids[i] = ...`) the same task with a fresh id, then the element write.
 * `with pl.scope()`, `pl.manual_scope()`, `pl.incore()`, `pl.auto_incore()` -> `Scope(kind)`:
   task-graph and placement regions with no numeric effect; the body runs once, in order.
 * `pl.array.create(n, dtype)` -> a 1-D tensor of `n` elements (`a[i]` reads, `a[i] = v` writes).
@@ -23,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 from pldsl.dtypes import INDEX, TASK_ID, DType
 from pldsl.enums import Optimizer
 from pldsl.frontend.capture import fail
+from pldsl.frontend.subscript import store
 from pldsl.ir.nodes import Const, Expr, For, ListExpr, Scope, Stmt, Var
 from pldsl.ir.printer import format_type
 from pldsl.ir.types import ScalarType, TensorType
-from pldsl.types import SplitHint
+from pldsl.types import PlacementHint
 
 if TYPE_CHECKING:
     from pldsl.frontend.body import BodyBuilder
@@ -150,7 +153,7 @@ def _static_attrs(b: BodyBuilder, given: dict[str, ast.expr], what: str) -> list
             raise fail("TypeError", f"{name}= must be True or False", b.span(node), f"{name}=True")
         elif name == "optimizations":
             if not isinstance(node, ast.List) or not all(
-                isinstance(v, (Optimizer, SplitHint)) for v in value
+                isinstance(v, (Optimizer, PlacementHint)) for v in value
             ):
                 raise fail(
                     "TypeError",
@@ -284,8 +287,16 @@ def with_plain(b: BodyBuilder, s: ast.With, call: ast.Call, kind: str) -> Scope:
     return Scope(kind, tuple(attrs), body, b.span(s))
 
 
-def task_dummy(b: BodyBuilder, call: ast.Call, target: ast.expr, stmt: ast.stmt) -> Scope:
-    """`tid = pl.system.task_dummy(deps=[...])`: a task that only waits."""
+def task_dummy(
+    b: BodyBuilder, call: ast.Call, target: ast.expr, stmt: ast.stmt
+) -> Scope | tuple[Stmt, ...]:
+    """`tid = pl.system.task_dummy(deps=[...])`: a task that only waits. Into an array slot,
+    `tids[i] = pl.system.task_dummy(...)`, the task binds a fresh id that is then stored."""
+    if isinstance(target, ast.Subscript):
+        b.spmd_counter += 1
+        name = ast.copy_location(ast.Name(f"task_dummy_{b.spmd_counter}", ast.Load()), target)
+        task = task_dummy(b, call, name, stmt)
+        return task, store(b, target, name, stmt)
     if call.args or [kw.arg for kw in call.keywords] != ["deps"]:
         raise fail(
             "TypeError",
@@ -403,3 +414,46 @@ def func_attr(b: BodyBuilder, call: ast.Call) -> None:
             b.span(call.args[0]),
             'pl.func_attr({"core_num": 4})',
         )
+
+
+SYNCALL_CORE_TYPES = ("mix", "aiv_only", "aic_only")
+
+
+def syncall(b: BodyBuilder, call: ast.Call) -> Scope:
+    """`pl.system.syncall(core_type=...)`: a barrier across every block of the enclosing grid,
+    captured as an empty `Scope("syncall")`. Sequentially, each block runs up to the barrier
+    before any block runs past it (the grid's body runs phase by phase), so it must be a
+    statement of the grid body itself: a barrier in a branch or loop that some blocks skip
+    would deadlock the device."""
+    if not (b.loop_kinds and b.loop_kinds[-1] == "spmd" and b.contexts[-1] == "loop"):
+        raise fail(
+            "UnsupportedFeature",
+            "pl.system.syncall must be a statement of a pl.spmd body (not inside a branch, "
+            "loop or scope of it, nor outside a grid)",
+            b.span(call),
+            "with pl.spmd(n, sync_start=True):  ...  pl.system.syncall()  ...",
+        )
+    given = _kwargs(b, call, ("core_type", "mode"), "system.syncall")
+    if call.args:
+        raise fail(
+            "TypeError",
+            "pl.system.syncall takes keyword arguments only",
+            b.span(call.args[0]),
+            'pl.system.syncall(core_type="mix")',
+        )
+    core_type = b.static_value(given["core_type"], "core_type=") if "core_type" in given else "mix"
+    mode = b.static_value(given["mode"], "mode=") if "mode" in given else "hard"
+    if core_type not in SYNCALL_CORE_TYPES:
+        raise fail(
+            "ValueError",
+            f"core_type must be one of {', '.join(SYNCALL_CORE_TYPES)}, got {core_type!r}",
+            b.span(given["core_type"]),
+        )
+    if mode != "hard":
+        raise fail(
+            "UnsupportedFeature",
+            f"pl.system.syncall(mode={mode!r}) is not supported (its GM workspace counter)",
+            b.span(given.get("mode", call)),
+            'the hard barrier: pl.system.syncall(core_type="mix")',
+        )
+    return Scope("syncall", (("core_type", core_type),), (), b.span(call))

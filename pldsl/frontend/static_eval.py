@@ -163,7 +163,7 @@ def _callable_at_capture(fn: Any) -> bool:
 
     if fn in SAFE_BUILTINS.values():
         return True
-    if fn in (pl_types.TensorView, pl_types.dynamic, pl_types.split):
+    if fn in (pl_types.TensorView, pl_types.dynamic, pl_types.split, pl_types.cross_core_slot):
         return True
     # Methods of dtypes (pl.FP32.get_byte()) and math functions fold too.
     owner = getattr(fn, "__self__", None)

@@ -310,6 +310,9 @@ class Function:
     tuple_return: bool = False
     dynamic_dims: tuple[Var, ...] = ()
     span: Span = NO_SPAN
+    # An external C++ kernel (`@pl.jit.extern`): a declaration whose body is hand-written
+    # device code; pldsl captures and checks calls to it but cannot run it.
+    external: bool = False
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

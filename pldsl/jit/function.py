@@ -197,6 +197,9 @@ class _Jit(_Flavour):
         self.incore = _Flavour("incore")
         self.opaque = _Flavour("opaque")
         self.host = _Flavour("host")
+        # An external C++ kernel: the body is `...`; its options (sources, core type) name
+        # device code pldsl does not run.
+        self.extern = _Flavour("extern")
 
 
 jit = _Jit()

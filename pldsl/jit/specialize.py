@@ -41,6 +41,7 @@ FLAVOURS: dict[str, dict[str, Any]] = {
     "inline": {"type": FunctionType.Inline},
     "opaque": {"type": FunctionType.Opaque},
     "host": {"type": FunctionType.Opaque, "level": Level.HOST, "role": Role.Orchestrator},
+    "extern": {"type": FunctionType.Opaque, "external": True},
 }
 
 
@@ -120,6 +121,8 @@ class Specializer:
         fdef = prepared.fdef
         fdef.name = self._fresh_name(jf.__name__)
         sig = self._signature(pb, jf, fdef, prepared.binds, given, call_span)
+        if jf.flavour == "extern":
+            sig = _extern_signature(sig)
         tensors = {p.name: p.type for p in sig.params if isinstance(p.type, TensorType)}
         _rewrite_step(lambda: rewrite.substitute_shapes(fdef, tensors, pb.ns), src.smap)
         aliases = rewrite.rename_rebindings(fdef)
@@ -195,7 +198,9 @@ class Specializer:
         if fdef.returns is not None:
             ann = pb.annotation(fdef.returns)
             items = getattr(ann, "items", None)
-            if items is not None:
+            if items is not None and any(is_bare_tensor(i) for i in items):
+                tuple_return = True  # `tuple[pl.Tensor, ...]`: the body's return gives the types
+            elif items is not None:
                 returns, tuple_return = tuple(pb.type_of(i, fdef.returns) for i in items), True
             elif ann is not None and not is_bare_tensor(ann):
                 returns = (pb.type_of(ann, fdef.returns),)
@@ -384,6 +389,14 @@ def _walk(stmts):
             inner = getattr(s, attr, None)
             if isinstance(inner, tuple):
                 yield from _walk(inner)
+
+
+def _extern_signature(sig: Signature) -> Signature:
+    """An extern's single result is its first Out/InOut parameter (PyPTO binds it so)."""
+    if sig.returns or sig.tuple_return:
+        return sig
+    written = [p.type for p in sig.params if p.direction in ("Out", "InOut")]
+    return Signature(sig.params, tuple(written[:1]), False)
 
 
 __all__ = ["Given", "Specializer", "FLAVOURS", "DynVar"]

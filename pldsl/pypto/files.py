@@ -8,16 +8,21 @@ hook (pldsl.pypto.hook).
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib.util
+import inspect
 import re
 import sys
+import textwrap
+import traceback
 from pathlib import Path
 from typing import Any
 
 from pldsl import dtypes
 from pldsl.diagnostics import CaptureError, Diagnostic, Span
 from pldsl.ir.nodes import Program
+from pldsl.ir.symbolic import types_equal
 from pldsl.ir.types import ScalarType, TensorType, Type
 from pldsl.jit.arguments import _TORCH_DTYPES
 from pldsl.jit.function import JITFunction
@@ -31,7 +36,16 @@ class ShapeOptionError(ValueError):
 
 
 class ImportFailure(Exception):
-    """The kernel file itself failed to import or to build its programs (one line)."""
+    """The kernel file itself failed to import or to build its programs (one line).
+
+    `cause` is the exception raised and `where` the file of the innermost frame that raised
+    it (the kernel file's own code, a module it imports, or pldsl's pypto stand-in)."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        frames = traceback.extract_tb(cause.__traceback__) if cause is not None else []
+        self.where = frames[-1].filename if frames else ""
 
 
 def parse_shapes(options: list[str]) -> dict[str, Type]:
@@ -95,10 +109,19 @@ def jit_entries(module: Any) -> list[JITFunction]:
 
 
 def spec_types(module: Any) -> dict[str, Type]:
-    """Types named by the file's `build_*specs()` functions (called with their defaults)."""
+    """Types named by the file's `build_*specs()` functions (called with their defaults).
+
+    A builder whose `TensorSpec(name, shape, dtype)` / `ScalarSpec(name, dtype, ...)` calls
+    read only module constants is read without being run: pypto-lib's builders generate
+    real-size weights (minutes of torch work) that capture does not need."""
     out: dict[str, Type] = {}
     for name, fn in vars(module).items():
         if not (callable(fn) and re.fullmatch(r"build_\w*specs", name)):
+            continue
+        read = _read_specs(fn, module)
+        if read is not None:
+            for spec_name, t in read:
+                out.setdefault(spec_name, t)
             continue
         try:
             specs = fn()
@@ -109,6 +132,61 @@ def spec_types(module: Any) -> dict[str, Type]:
             if t is not None:
                 out.setdefault(s.name, t)
     return out
+
+
+class _Spec:
+    def __init__(self, name: Any, dtype: Any, shape: Any = None) -> None:
+        self.name, self.dtype = name, dtype
+        if shape is not None:
+            self.shape = shape
+
+
+_SPEC_ARGS = {"TensorSpec": ("name", "shape", "dtype"), "ScalarSpec": ("name", "dtype")}
+
+
+def _read_specs(fn: Any, module: Any) -> list[tuple[str, Type]] | None:
+    """(name, type) of each spec call in `fn`'s source, evaluated against the module's names
+    (and `fn`'s defaults); None when any of them needs more (a local, a loop variable), when
+    `fn` takes a required argument, or when one name gets two types."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        sig = inspect.signature(fn)
+        import torch
+    except (OSError, TypeError, SyntaxError, ValueError, ImportError):
+        return None
+    if any(p.default is inspect.Parameter.empty for p in sig.parameters.values()):
+        return None
+    env = {**vars(module), "torch": torch, **{k: p.default for k, p in sig.parameters.items()}}
+    found: dict[str, Type] = {}
+    for node in ast.walk(tree):
+        kind = _spec_kind(node)
+        if kind is None:
+            continue
+        fields = dict(zip(_SPEC_ARGS[kind], node.args))
+        fields.update((kw.arg, kw.value) for kw in node.keywords if kw.arg in _SPEC_ARGS[kind])
+        if set(fields) != set(_SPEC_ARGS[kind]):
+            return None
+        try:
+            values = {
+                k: eval(compile(ast.Expression(v), "<spec>", "eval"), env)
+                for k, v in fields.items()
+            }  # noqa: S307 - the file's own expressions, as importing it runs them
+        except Exception:  # noqa: BLE001 - needs a local: run the builder instead
+            return None
+        t = _spec_type(_Spec(**values))
+        if t is None or not isinstance(values["name"], str):
+            return None
+        if not types_equal(found.setdefault(values["name"], t), t):
+            return None
+    return list(found.items()) or None
+
+
+def _spec_kind(node: ast.AST) -> str | None:
+    if not isinstance(node, ast.Call):
+        return None
+    f = node.func
+    name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+    return name if name in _SPEC_ARGS else None
 
 
 def _spec_type(spec: Any) -> Type | None:
@@ -134,7 +212,13 @@ def specialise(entry: JITFunction, named: dict[str, Type]) -> Program:
     params = [a.arg for a in entry.source().fdef.args.args if a.arg != "self"]
     if params and all(p in named for p in params):
         return entry.specialize_types([named[p] for p in params])
-    if any(p in named for p in params):
+    try:
+        # Full annotations (dynamic dims included) need no specs: the specs the file builds
+        # may name another entry's parameters (several entries share one file).
+        return entry.specialize_types(annotation_types(entry))
+    except CaptureError as exc:
+        if exc.diagnostic.rule != "MissingShape" or not any(p in named for p in params):
+            raise
         missing = [p for p in params if p not in named]
         src = entry.source()
         raise CaptureError(
@@ -145,8 +229,7 @@ def specialise(entry: JITFunction, named: dict[str, Type]) -> Program:
                 src.smap.span(src.fdef),
                 f"add --shape {missing[0]}=16x128:bf16 (or NAME=:int32 for a scalar)",
             )
-        )
-    return entry.specialize_types(annotation_types(entry))
+        ) from None
 
 
 def needs_loader(text: str) -> bool:
@@ -174,7 +257,7 @@ def file_programs(file: Path, shapes: list[str] | None = None, built: bool = Tru
             raise
         except Exception as exc:  # noqa: BLE001 - the user's module code, reported in one line
             raise ImportFailure(
-                f"{file}: importing it failed: {type(exc).__name__}: {exc}"
+                f"{file}: importing it failed: {type(exc).__name__}: {exc}", exc
             ) from None
         programs = built_programs(module) if built else []
         entries = jit_entries(module)
@@ -196,7 +279,7 @@ def built_programs(module: Any) -> list[Program]:
             except PldslError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the user's builder
-                raise ImportFailure(f"{name}() failed: {type(exc).__name__}: {exc}") from None
+                raise ImportFailure(f"{name}() failed: {type(exc).__name__}: {exc}", exc) from None
             if isinstance(value, Program):
                 programs.append(value)
     return programs

@@ -40,6 +40,12 @@ def _set_backend_type(*_args: Any, **_kwargs: Any) -> None:
     """`pypto.backend.set_backend_type(...)`: nothing to set."""
 
 
+def _pto_isa_include_dir() -> str:
+    """`pypto.runtime.pto_isa_include_dir()`: where PTO-ISA's headers live, for external C++
+    kernels (`pl.jit.extern`) that pldsl never compiles: a placeholder path."""
+    return "<pto-isa headers: not used by pldsl>"
+
+
 def _module(name: str, doc: str, **attrs: Any) -> types.ModuleType:
     m = types.ModuleType(name, doc)
     m.__dict__.update(attrs)
@@ -75,6 +81,7 @@ def build_modules() -> dict[str, types.ModuleType]:
         RunConfig=harness.RunConfig,
         TensorSpec=harness.TensorSpec,
         run=harness.run,
+        pto_isa_include_dir=_pto_isa_include_dir,
     )
     backend = _module(
         "pypto.backend",

@@ -141,7 +141,7 @@ def _capture_error(body: str) -> CaptureError:
             "must be a task id",
         ),
         (
-            "with pl.at(level=pl.Level.CORE_GROUP, deps=[]):\n    pass",
+            "with pl.spmd(2, deps=[]):\n    pass",
             "UnsupportedFeature",
             "only with `as tid`",
         ),
@@ -204,3 +204,63 @@ def test_create_tensor_manual_dep_is_a_hint():
     assert "manual_dep" not in pl.print_ir(prog)
     with pytest.raises(CaptureError):
         pl.capture_source(src.replace("manual_dep=True", "manual_dep=1"), "<md>")
+
+
+@pl.program
+class UnnamedDeps:
+    """`pl.at(deps=)` without `as tid` (the task waits, its id is unused) and a barrier stored
+    into an array slot, `tids[i] = pl.system.task_dummy(...)`."""
+
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(
+        self,
+        a: pl.Tensor[[N, N], pl.FP32],
+        out: pl.Out[pl.Tensor[[N, N], pl.FP32]],
+    ) -> pl.Tensor[[N, N], pl.FP32]:
+        tids = pl.array.create(2, pl.TASK_ID)
+        with pl.at(level=pl.Level.CORE_GROUP) as t1:
+            out = pl.assemble(out, pl.add(a, 3.0), [0, 0])
+        tids[1] = pl.system.task_dummy(deps=[t1])
+        with pl.at(level=pl.Level.CORE_GROUP, deps=[tids[1]]):
+            out = pl.assemble(out, pl.mul(out, 2.0), [0, 0])
+        return out
+
+
+def test_unnamed_deps_and_barrier_into_an_array_slot(data):
+    want = ((data + 3.0) * 2.0).astype(np.float32)  # worked by hand: (a + 3) * 2
+    for fast in (True, False):
+        got = interpreter.run(UnnamedDeps, "f", data, np.zeros_like(data), fast=fast)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(
+        compile_c(UnnamedDeps).run("f", data, np.zeros_like(data)), want, rtol=1e-6
+    )
+    scopes = [n for n in walk(UnnamedDeps.f) if isinstance(n, Scope)]
+    waiting = next(s for s in scopes if s.kind == "at" and s.deps)
+    assert waiting.tid is None
+    barrier = next(s for s in scopes if s.kind == "task")
+    assert barrier.tid is not None and [d.name for d in barrier.deps] == ["t1"]
+    text = pl.print_ir(UnnamedDeps)
+    assert f"with pl.task(deps=[t1]) as {barrier.tid.name}:" in text
+    assert f"pl.write(tids, [1], {barrier.tid.name})" in text
+    assert "with pl.at(level=pl.Level.CORE_GROUP, deps=[pl.read(tids, [1])]):" in text
+    round_trip(UnnamedDeps)
+
+
+def test_an_unnamed_dependency_is_still_checked(data):
+    src = (
+        "import pldsl as pl\n\n@pl.program\nclass K:\n"
+        "    @pl.function(type=pl.FunctionType.Orchestration)\n"
+        "    def f(self, a: pl.Tensor[[16, 16], pl.FP32], k: pl.Scalar[pl.INDEX]\n"
+        "          ) -> pl.Tensor[[16, 16], pl.FP32]:\n"
+        "        tids = pl.array.create(1, pl.TASK_ID)\n"
+        "        tids[0] = pl.cast(k, pl.TASK_ID)\n"
+        "        with pl.at(level=pl.Level.CORE_GROUP, deps=[tids[0]]):\n"
+        "            a = pl.add(a, 1.0)\n"
+        "        return a\n"
+    )
+    (prog,) = pl.capture_source(src, "<unnamed>")
+    x = data[:16, :16].copy()
+    np.testing.assert_allclose(interpreter.run(prog, "f", x, 0), x + 1.0)
+    with pytest.raises(RuntimeFault) as info:
+        interpreter.run(prog, "f", x, 5)
+    assert info.value.diagnostic.rule == "UnknownTask"

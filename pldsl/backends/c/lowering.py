@@ -134,9 +134,9 @@ class Emitter:
         add(f"/* precision={self.precision} */")
         add('#include "pldsl_rt.h"')
         add("")
-        # Sequential SPMD and tasks: the running block of the innermost pl.spmd grid (read by
-        # get_block_idx emitters in dispatched kernels) and the number of finished tasks.
-        add("static int64_t pt_spmd_block = 0; static int64_t pt_task_count = 0;")
+        # Sequential tasks: the number of finished tasks. (The running SPMD block is the
+        # context's block_idx, set per block by each pl.spmd loop, as on the interpreter.)
+        add("static int64_t pt_task_count = 0;")
         if self.profile:
             add("#include <time.h>")
             add("static double pt_prof_t[PT_PROF_N]; static int64_t pt_prof_n[PT_PROF_N];")
@@ -283,9 +283,7 @@ class Emitter:
             else:
                 args.append(f"&irets[{slot}]")
         lines += pre
-        lines.append(
-            "    pt_task_count = 0; pt_spmd_block = 0;  /* each run starts with no task */"
-        )
+        lines.append("    pt_task_count = 0;  /* each run starts with no task */")
         lines.append(f"    pf_{fn.name}({', '.join(args)});")
         lines += post
         lines.append("    return ctx->err;")
@@ -315,6 +313,9 @@ class Emitter:
         self.indent = 1
         if fn.is_host_stub:
             self._host_stub_body(fn)
+        elif fn.external:  # hand-written device code: a call is a fault, as on the interpreter
+            sid = self.site(fn.span, "ExternalKernel", lambda v: faults.external_kernel(fn.name))
+            self.line(f"PT_FAIL0(ctx, {sid}); goto {root.fail_label};")
         else:
             self._prologue(fn)
             self.block(fn.body)
@@ -699,14 +700,20 @@ class Emitter:
         else:
             cond = f"({st} > 0 ? {it} < {hi} : {it} > {hi})"
         outer_block = ""
+        if s.kind == "spmd" and any(isinstance(b, Scope) and b.kind == "syncall" for b in s.body):
+            raise unsupported(
+                "pl.system.syncall (a barrier across the blocks of a grid) is not supported by "
+                "the C backend; run the kernel on the interpreter",
+                s.span,
+            )
         if s.kind == "spmd":
             outer_block = self.stemp("int64_t")
-            self.line(f"{outer_block} = pt_spmd_block;")
+            self.line(f"{outer_block} = ctx->block_idx;")
         self.line(f"for ({it} = {lo}; {cond}; {it} += {st}) {{")
         self.indent += 1
         self.bind(s.var.name, CVal("s", it, s.var.type))
         if outer_block:
-            self.line(f"pt_spmd_block = {it};")
+            self.line(f"ctx->block_idx = {it};")
         if carries:
             self.line(f"{pflag} = 0;")
         self.loops.append({"carries": carries, "pending": pending, "pflag": pflag, "cont": cont})
@@ -722,7 +729,7 @@ class Emitter:
         self.indent -= 1
         self.line("}")
         if outer_block:
-            self.line(f"pt_spmd_block = {outer_block};")
+            self.line(f"ctx->block_idx = {outer_block};")
         self._restore_outer(outer)
         if carries:
             for y in own_yields(s.body):

@@ -138,6 +138,22 @@ def test_v5_loop_backedge_is_flagged():
     assert k.line("call") in lines(k.rule(RULE))  # the call's own argument, iteration 2
 
 
+def test_an_spmd_grid_has_no_back_edge():
+    # the same body as v5 in a pl.spmd grid: one scope run by every block, so only the read
+    # after the call (the return) is a violation, not block 1's read "after" block 0's call
+    k = program(
+        "        for i in pl.spmd(4):\n"
+        "            y = pl.add(x, x)  # read\n"
+        "            z = self.mutate(x)  # call\n"
+        "        return x  # ret\n"
+    )
+    assert lines(k.rule(RULE)) == [k.line("ret")]
+    with_form = program(
+        "        with pl.spmd(4):\n            x = self.mutate(x)  # call\n        return x\n"
+    )
+    clean(with_form)
+
+
 def test_v6_violation_blocks_the_check():
     k = program(
         "        t_new = self.mutate(x)\n        y = pl.add(x, x)  # read\n        return y\n"

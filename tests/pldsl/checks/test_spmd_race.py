@@ -127,3 +127,32 @@ def test_a_buffer_the_block_allocates_is_its_own():
         "            out = pl.assemble(out, r, [b, 0])"
     )
     assert lines(shared.rule(RULE)) == [shared.line("read")]  # allocated once, outside
+
+
+def _local(make: str, extra: str = "") -> str:
+    return (
+        "for b in pl.spmd(B):\n"
+        f"{extra}"
+        f"            t = {make}\n"
+        "            t = pl.assemble(t, pl.slice(a, [1, 16], [b * S, 0]), [0, 0])\n"
+        "            r = pl.slice(t, [S, 16], [0, 0])  # read\n"
+        "            out = pl.assemble(out, r, [b * S, 0])"
+    )
+
+
+def test_a_buffer_each_block_creates_is_its_own():
+    # every block writes row 0 of its own `t` and reads all of it: no block sees another's
+    assert k(_local("pl.full([S, 16], dtype=pl.FP32, value=0.0)")).rule(RULE) == []
+
+
+def test_a_view_of_a_shared_buffer_is_shared():
+    # the same accesses through a slice of `out`: every block writes row 0 of the shared
+    # buffer and reads all S rows of it (the slice itself reads what other blocks write too)
+    kk = k(_local("pl.slice(out, [S, 16], [0, 0])"))
+    assert kk.line("read") in lines(kk.rule(RULE))
+
+
+def test_a_name_also_bound_outside_the_grid_is_shared():
+    src = _local("pl.full([S, 16], dtype=pl.FP32, value=0.0)")
+    kk = k("t = pl.full([S, 16], dtype=pl.FP32, value=0.0)\n        " + src)
+    assert lines(kk.rule(RULE)) == [kk.line("read")]

@@ -247,6 +247,22 @@ class P:
         return out
 """
 
+SRC3 = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(
+        self,
+        x: pl.Tensor[[16, 64], pl.FP32],
+        out: pl.Out[pl.Tensor[[2, 16, 64], pl.FP32]],
+    ) -> pl.Tensor[[2, 16, 64], pl.FP32]:
+        BODY
+        return out
+"""
+
 
 def test_a_lower_rank_source_fills_the_trailing_axes():
     # deepseek_v3_2_prefill_back.py (60fcbc57): a [TOK_TILE, K] tile into [B, S, H] at
@@ -275,3 +291,17 @@ def test_the_body_of_a_loop_that_never_runs_is_not_reported():
     )
     assert k(down.replace("STOP", "0")).rule(RULE) == []
     one(k(down.replace("STOP", "-1")), "oob")  # r0 = 0: columns 100..163
+
+
+def test_a_lower_rank_assemble_lands_on_the_trailing_axes():
+    # a [16, 64] source written into [2, 16, 64]: the window is [1, 16, 64]; the last
+    # batch (b = 1) is clean, b = 2 and a column offset of 1 leave the tensor
+    def k3(body):
+        return kernel(SRC3.replace("BODY", body))
+
+    assert k3("out = pl.assemble(out, x, [1, 0, 0])").rule(RULE) == []
+    d = one(k3("out = pl.assemble(out, x, [2, 0, 0])  # oob"), "oob")
+    assert "writes the window [1, 16, 64]" in d.message
+    assert "on axis 0, offset 2 + extent 1 = 3 exceeds the size 2" in d.message
+    d = one(k3("out = pl.assemble(out, x, [0, 0, 1])  # oob"), "oob")
+    assert "on axis 2, offset 1 + extent 64 = 65 exceeds the size 64" in d.message

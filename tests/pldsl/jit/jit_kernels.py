@@ -137,3 +137,35 @@ def returns_new(x: pl.Tensor):
     with pl.at(level=pl.Level.CORE_GROUP):
         y = pl.mul(x, x)
     return y
+
+
+@pl.jit.inline
+def double_with_tid(
+    x: pl.Tensor, out: pl.Out[pl.Tensor]
+) -> tuple[pl.Tensor, pl.Scalar[pl.TASK_ID]]:
+    with pl.at(level=pl.Level.CORE_GROUP) as tid:
+        out = pl.assemble(out, pl.add(x, x), [0, 0])
+    return out, tid
+
+
+@pl.jit
+def tuple_return_annotation(x: pl.Tensor, y: pl.Out[pl.Tensor]):
+    d = pl.create_tensor([4, 8], dtype=pl.FP32)
+    d, tid = double_with_tid(x, d)
+    with pl.at(level=pl.Level.CORE_GROUP, deps=[tid]):
+        y = pl.assemble(y, pl.add(d, 1.0), [0, 0])
+    return y
+
+
+@pl.jit.extern(core_type="aiv", source="kernel.cpp", include_dirs=())
+def external_scale(
+    x: pl.Tensor, out: pl.Out[pl.Tensor], factor: pl.Scalar[pl.FP32]
+) -> pl.Tensor: ...
+
+
+@pl.jit
+def calls_extern(x: pl.Tensor, y: pl.Out[pl.Tensor]):
+    with pl.at(level=pl.Level.CORE_GROUP):
+        y = pl.add(x, 1.0)
+    y = external_scale(x, y, 2.0)
+    return y

@@ -169,3 +169,41 @@ def test_torch_tensors_are_written_in_place():
     y = torch.zeros(8, 4, dtype=torch.bfloat16)
     K.add_one_keep_dtype(x, y)
     assert torch.equal(y, (x.float() + 1.0).to(torch.bfloat16))
+
+
+def test_a_tuple_return_annotation_with_a_bare_tensor_takes_the_bodys_types():
+    x = rand(4, 8)
+    y = np.zeros_like(x)
+    K.tuple_return_annotation(x, y)
+    np.testing.assert_array_equal(y, x + x + np.float32(1))  # (x + x) + 1, by hand
+    fn = K.tuple_return_annotation.specialize(x, y).functions["double_with_tid"]
+    assert [str(t.dtype) for t in fn.return_types] == ["pl.FP32", "pl.TASK_ID"]
+    assert isinstance(fn.return_types[0], TensorType) and fn.return_types[0].shape == (4, 8)
+
+
+def test_an_external_kernel_is_captured_and_checked_but_not_run():
+    from pldsl.diagnostics import RuntimeFault
+
+    x = rand(4, 8)
+    prog = K.calls_extern.specialize(x, np.zeros_like(x))
+    ext = prog.functions["external_scale"]
+    assert ext.external and ext.body == ()
+    # its single result is its first Out parameter's type
+    assert ext.return_types[0].shape == (4, 8) and str(ext.return_types[0].dtype) == "pl.FP32"
+    assert not [d for d in pl.check(prog) if d.is_error]
+    with pytest.raises(RuntimeFault) as info:
+        K.calls_extern(x, np.zeros_like(x))
+    assert info.value.diagnostic.rule == "ExternalKernel"
+    assert "external C++ kernel (pl.jit.extern)" in info.value.diagnostic.message
+
+
+def test_an_external_kernel_is_a_fault_on_the_c_backend_too():
+    from irutil import compile_c
+
+    from pldsl.diagnostics import RuntimeFault
+
+    x = rand(4, 8)
+    built = compile_c(K.calls_extern.specialize(x, np.zeros_like(x)))
+    with pytest.raises(RuntimeFault) as info:
+        built.run("calls_extern", x, np.zeros_like(x))
+    assert info.value.diagnostic.rule == "ExternalKernel"
