@@ -275,3 +275,31 @@ def test_the_body_of_a_loop_that_never_runs_is_not_reported():
     )
     assert k(down.replace("STOP", "0")).rule(RULE) == []
     one(k(down.replace("STOP", "-1")), "oob")  # r0 = 0: columns 100..163
+
+
+_BATCHED = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(
+        self,
+        a: pl.Tensor[[1, 5, 4], pl.FP32],
+        b: pl.Tensor[[4, 3], pl.FP32],
+        out: pl.Out[pl.Tensor[[5, 3], pl.FP32]],
+    ) -> pl.Tensor[[5, 3], pl.FP32]:
+        p = pl.matmul(a, b)
+        out = pl.assemble(out, p, [OFF])  # write
+        return out
+"""
+
+
+def test_higher_rank_source_drops_its_leading_unit_axes():
+    """A [1, 5, 3] batched product written into a [5, 3] target: its leading axis of 1 is
+    dropped, so [0, 0] fits (once a false alarm: the extents were matched to the wrong axes)
+    and [1, 0] leaves the target on axis 0."""
+    assert kernel(_BATCHED.replace("OFF", "0, 0")).rule(RULE) == []
+    d = one(kernel(_BATCHED.replace("OFF", "1, 0")), "write")
+    assert "on axis 0, offset 1 + extent 5 = 6 exceeds the size 5" in d.message
