@@ -1876,8 +1876,9 @@ static int pt_pair_before(pt_pair a, pt_pair b) {
 PT_API void pt_sort32(pt_ctx *ctx, int site_oom, const pt_tensor *src, const pt_tensor *idx, pt_tensor *out) {
     int r = src->rank, l = r - 1;
     pt_tensor s = PT_EMPTY, x = PT_EMPTY;
-    if (!pt_materialize(ctx, site_oom, src, 4, 0, &s)) return;
-    if (!pt_materialize(ctx, site_oom, idx, 4, 0, &x)) { pt_release(&s); return; }
+    /* outside their valid regions both read as their pad values, as in the interpreter */
+    if (!pt_materialize(ctx, site_oom, src, 4, pt_pad_bits(PT_FP32, src->pad), &s)) return;
+    if (!pt_materialize(ctx, site_oom, idx, 4, pt_pad_bits(PT_U32, idx->pad), &x)) { pt_release(&s); return; }
     int64_t shape[PT_MAXRANK];
     for (int d = 0; d < r; d++) shape[d] = src->shape[d];
     shape[l] *= 2;
@@ -1939,7 +1940,7 @@ PT_API void pt_mrgsort1(pt_ctx *ctx, int site, const pt_tensor *src, int64_t blo
     if (block_len <= 0 || block_len % 64) { PT_FAIL(ctx, site, block_len, 0, 0, 0, 0, 0); return; }
     int r = src->rank, l = r - 1;
     pt_tensor s = PT_EMPTY;
-    if (!pt_materialize(ctx, site + 1, src, 4, 0, &s)) return;
+    if (!pt_materialize(ctx, site + 1, src, 4, pt_pad_bits(PT_FP32, src->pad), &s)) return;
     if (pt_new(ctx, site + 1, out, r, src->shape, 4)) {
         int64_t w = src->shape[l], rows = w ? pt_numel(r, src->shape) / w : 0;
         int64_t group = 4 * block_len, covered = (w / group) * group, len[4];
