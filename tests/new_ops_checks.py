@@ -723,5 +723,26 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         bad[data.draw(st.integers(0, m - 1)), data.draw(st.integers(0, k - 1))] = n
         assert fault_rule(lambda: run(program(text), x, bad, src)) == "OutOfBounds"
 
+    @add
+    @PROPS
+    @given(vr=st.integers(0, 3), vc=st.integers(0, 4), seed=seeds)
+    def test_scatter_reads_src_pad_past_its_valid_region(vr, vc, seed):
+        """index's valid region decides what is written; a src element past src's valid
+        region reads src's pad value (the C backend once wrote the raw data there)."""
+        rng = np.random.default_rng(seed)
+        x, src = values(rng, (3, 8), "FP32"), values(rng, (3, 4), "FP32")
+        idx = np.stack([rng.permutation(8)[:4] for _ in range(3)]).astype(np.int32)
+        text = source(
+            [f"x: {T((3, 8), 'FP32')}", f"i: {T((3, 4), 'INT32')}", f"s: {T((3, 4), 'FP32')}"],
+            [f"w = pl.slice(s, [3, 4], [0, 0], valid_shape=[{vr}, {vc}], "
+             "pad_value=pl.PadValue.max)",
+             "r = pl.scatter(x, dim=-1, index=i, src=w)", "return r"],
+        )  # fmt: skip
+        want = x.copy()
+        for b in range(3):
+            for j in range(4):
+                want[b, idx[b, j]] = src[b, j] if b < vr and j < vc else np.inf
+        same_bits(run(program(text), x, idx, src), want, f"scatter src valid {[vr, vc]}")
+
     tests.update(make_sort_tests(run, PROPS, source, program, T, same_bits, seeds, fault_rule))
     return tests

@@ -227,6 +227,36 @@ def make_sort_tests(run: Callable, props, source, program, T, same_bits, seeds,
         same_bits(v, np.take_along_axis(x, order, axis=-1), "top-k values")
 
     @add
+    @props
+    @given(pad=st.sampled_from(["min", "max"]), seed=seeds)
+    def test_sort_reads_pad_values_outside_valid_regions(pad, seed):
+        """sort32's idx and mrgsort format1's src read past their valid columns see the pad
+        value (the C backend once read zeros there): an idx pad is a UINT32 bound (0 or
+        0xFFFFFFFF), a value pad an infinity."""
+        rng = np.random.default_rng(seed)
+        x = scores(rng, (2, 32), "ties")
+        idx = rng.integers(0, 40, (2, 32), dtype=np.uint32)
+        text = source(
+            [f"x: {T((2, 32), 'FP32')}", f"i: {T((2, 32), 'UINT32')}"],
+            [f"j = pl.slice(i, [2, 32], [0, 0], valid_shape=[2, 10], pad_value=pl.PadValue.{pad})",
+             "s = pl.sort32(x, j)", "return s"],
+        )  # fmt: skip
+        padded = idx.copy()
+        padded[:, 10:] = 0xFFFFFFFF if pad == "max" else 0
+        got = np.asarray(run(program(text), x, idx))
+        same_bits(got.view(np.uint32), oracle_sort32(x, padded, 32).view(np.uint32), "sort32")
+        y = sorted_pairs(rng, 1, 128, 4, "normal", True)
+        text = source(
+            [f"y: {T((1, 256), 'FP32')}"],
+            [f"w = pl.slice(y, [1, 256], [0, 0], valid_shape=[1, 200], pad_value=pl.PadValue.{pad})",
+             "s = pl.mrgsort(w, block_len=64)", "return s"],
+        )  # fmt: skip
+        filled = y.copy()
+        filled[:, 200:] = np.inf if pad == "max" else -np.inf
+        got = np.asarray(run(program(text), y))
+        same_bits(got.view(np.uint32), oracle_format1(filled, 64).view(np.uint32), "format1")
+
+    @add
     def test_mrgsort_block_len_not_a_multiple_of_64_faults():
         """A block_len known only at run time is checked there (BadShape)."""
         text = source(

@@ -77,8 +77,13 @@ def _window(call: OpCall) -> Window | None:
 
 
 def _trailing(extents: tuple, rank: int) -> tuple:
-    """A lower-rank source fills the target's trailing axes: leading extents are 1."""
-    return (1,) * (rank - len(extents)) + tuple(extents)
+    """The source's extents on the target's `rank` axes: a lower-rank source fills the
+    trailing axes (leading extents 1); a higher-rank one drops its leading axes of 1 (a batched
+    matmul's [1, M, N] result)."""
+    extents = tuple(extents)
+    if len(extents) > rank:
+        return extents[len(extents) - rank :]
+    return (1,) * (rank - len(extents)) + extents
 
 
 # ------------------------------------------------------------------ functions

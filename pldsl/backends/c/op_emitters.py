@@ -815,8 +815,8 @@ def _op_matmul(em: Emitter, e: OpCall, args: list) -> CVal:
     b_trans = 1 if e.attr("b_trans") else 0
     batched = any(t.type.rank != 2 for t in (lhs, rhs) + ((acc,) if acc else ()))
     if batched:  # leading axes all 1: the 2-D product of the operands' last two axes
-        lhs, rhs = _as_2d(em, e, lhs, 1), _as_2d(em, e, rhs, 2 if acc else 1)
-        acc = _as_2d(em, e, acc, 0) if acc else None
+        lhs, rhs = _as_2d(em, e, lhs), _as_2d(em, e, rhs)
+        acc = _as_2d(em, e, acc) if acc else None
     at, bt = em.st(lhs.type.dtype), em.st(rhs.type.dtype)
     rt = em.st(e.type.dtype)
     label = em.label(e)
@@ -832,15 +832,16 @@ def _op_matmul(em: Emitter, e: OpCall, args: list) -> CVal:
         f"pt_matmul(ctx, {site}, &{lhs.code}, {at.code}, &{rhs.code}, {bt.code}, {acc_arg}, {rt.code}, {a_trans}, {b_trans}, &{out});"
     )
     em.check()
-    if batched:
-        flat = replace(e.type, shape=e.type.shape[-2:], valid_shape=None)
-        dims = ["1"] * (e.type.rank - 2) + [f"{out}.shape[0]", f"{out}.shape[1]"]
-        return _reshaped(em, e, CVal("t", out, flat, owned=True), dims, e.type)
+    if batched:  # the leading axes of 1 back on (a view)
+        view = em.ttemp()
+        em.line(f"pt_add_lead(&{out}, {e.type.rank - 2}, &{view});")
+        out = view
     return CVal("t", out, e.type, owned=True)
 
 
-def _as_2d(em: Emitter, e: OpCall, x: CVal, arg: int) -> CVal:
-    """A batched matmul operand with static leading axes of 1 as its 2-D last two axes."""
+def _as_2d(em: Emitter, e: OpCall, x: CVal) -> CVal:
+    """A batched matmul operand with static leading axes of 1 as a view of its last two axes
+    (its valid region kept, as the interpreter's operands keep theirs)."""
     if x.type.rank == 2:
         return x
     if any(static_value(d) != 1 for d in x.type.shape[:-2]):
@@ -849,15 +850,9 @@ def _as_2d(em: Emitter, e: OpCall, x: CVal, arg: int) -> CVal:
             "of 1 only)",
             e.span,
         )
-    r = x.type.rank
-    dims = [f"{x.code}.shape[{r - 2}]", f"{x.code}.shape[{r - 1}]"]
-    flat = replace(x.type, shape=x.type.shape[-2:], valid_shape=None)
-    return _reshaped(em, OpCall("reshape", (e.args[arg],), (), flat, e.span), x, dims, flat)
-
-
-def _reshaped(em: Emitter, e: OpCall, x: CVal, dims: list[str], t) -> CVal:
-    call = OpCall("reshape", (e.args[0],), (), t, e.span)
-    return OP_EMITTERS["reshape"](em, call, [x, dims])
+    view = em.ttemp()
+    em.line(f"pt_drop_lead(&{x.code}, {x.type.rank - 2}, {em.st(x.type.dtype).esize}, &{view});")
+    return CVal("t", view, replace(x.type, shape=x.type.shape[-2:], valid_shape=None), owned=True)
 
 
 # ---------------------------------------------------------------- data ops

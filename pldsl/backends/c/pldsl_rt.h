@@ -1847,15 +1847,29 @@ PT_API void pt_scatter(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const
     int esize = pt_esize_of[xdt], ie = pt_esize_of[idt];
     int64_t rows = pt_min64(idx->valid[0], idx->shape[0]), cols = pt_min64(idx->valid[1], idx->shape[1]);
     if (rows > x->shape[0] || rows > src->shape[0] || cols > src->shape[1]) { PT_FAIL(ctx, site + 1, rows, cols, 0, 0, 0, 0); return; }
-    if (!pt_materialize(ctx, site + 2, x, esize, pt_pad_bits(xdt, x->pad), out)) return;
-    const char *io = pt_origin(idx, ie), *so = pt_origin(src, esize);
-    for (int64_t k = 0; k < cols; k++)
-        for (int64_t b = 0; b < rows; b++) {
+    const char *io = pt_origin(idx, ie);
+    for (int64_t b = 0; b < rows; b++) /* every index checked first, in row-major order */
+        for (int64_t k = 0; k < cols; k++) {
             int64_t v = pt_ld_i64(io + (b * idx->bstride[0] + k * idx->bstride[1]) * ie, idt);
             if (v < 0 || v >= x->shape[1]) { PT_FAIL(ctx, site, b, k, v, x->shape[1], 0, 0); return; }
-            memcpy(out->base + (b * out->bstride[0] + v) * esize, so + (b * src->bstride[0] + k * src->bstride[1]) * esize, (size_t)esize);
         }
-    for (int d = 0; d < 2; d++) out->valid[d] = pt_min64(x->valid[d], x->shape[d]);
+    /* past src's valid region it reads src's pad value, as in the interpreter */
+    pt_tensor sm = PT_EMPTY;
+    const pt_tensor *s = src;
+    if (!pt_fully_valid(src)) {
+        if (!pt_materialize(ctx, site + 2, src, esize, pt_pad_bits(xdt, src->pad), &sm)) return;
+        s = &sm;
+    }
+    if (pt_materialize(ctx, site + 2, x, esize, pt_pad_bits(xdt, x->pad), out)) {
+        const char *so = pt_origin(s, esize);
+        for (int64_t k = 0; k < cols; k++)
+            for (int64_t b = 0; b < rows; b++) {
+                int64_t v = pt_ld_i64(io + (b * idx->bstride[0] + k * idx->bstride[1]) * ie, idt);
+                memcpy(out->base + (b * out->bstride[0] + v) * esize, so + (b * s->bstride[0] + k * s->bstride[1]) * esize, (size_t)esize);
+            }
+        for (int d = 0; d < 2; d++) out->valid[d] = pt_min64(x->valid[d], x->shape[d]);
+    }
+    pt_release(&sm);
 }
 
 /* ------------------------------------------------------------------ sorting (pl.sort32, pl.mrgsort)
@@ -1876,8 +1890,9 @@ static int pt_pair_before(pt_pair a, pt_pair b) {
 PT_API void pt_sort32(pt_ctx *ctx, int site_oom, const pt_tensor *src, const pt_tensor *idx, pt_tensor *out) {
     int r = src->rank, l = r - 1;
     pt_tensor s = PT_EMPTY, x = PT_EMPTY;
-    if (!pt_materialize(ctx, site_oom, src, 4, 0, &s)) return;
-    if (!pt_materialize(ctx, site_oom, idx, 4, 0, &x)) { pt_release(&s); return; }
+    /* outside their valid regions both read as their pad values, as in the interpreter */
+    if (!pt_materialize(ctx, site_oom, src, 4, pt_pad_bits(PT_FP32, src->pad), &s)) return;
+    if (!pt_materialize(ctx, site_oom, idx, 4, pt_pad_bits(PT_U32, idx->pad), &x)) { pt_release(&s); return; }
     int64_t shape[PT_MAXRANK];
     for (int d = 0; d < r; d++) shape[d] = src->shape[d];
     shape[l] *= 2;
@@ -1939,7 +1954,7 @@ PT_API void pt_mrgsort1(pt_ctx *ctx, int site, const pt_tensor *src, int64_t blo
     if (block_len <= 0 || block_len % 64) { PT_FAIL(ctx, site, block_len, 0, 0, 0, 0, 0); return; }
     int r = src->rank, l = r - 1;
     pt_tensor s = PT_EMPTY;
-    if (!pt_materialize(ctx, site + 1, src, 4, 0, &s)) return;
+    if (!pt_materialize(ctx, site + 1, src, 4, pt_pad_bits(PT_FP32, src->pad), &s)) return;
     if (pt_new(ctx, site + 1, out, r, src->shape, 4)) {
         int64_t w = src->shape[l], rows = w ? pt_numel(r, src->shape) / w : 0;
         int64_t group = 4 * block_len, covered = (w / group) * group, len[4];

@@ -305,3 +305,31 @@ def test_a_lower_rank_assemble_lands_on_the_trailing_axes():
     assert "on axis 0, offset 2 + extent 1 = 3 exceeds the size 2" in d.message
     d = one(k3("out = pl.assemble(out, x, [0, 0, 1])  # oob"), "oob")
     assert "on axis 2, offset 1 + extent 64 = 65 exceeds the size 64" in d.message
+
+
+_BATCHED = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def f(
+        self,
+        a: pl.Tensor[[1, 5, 4], pl.FP32],
+        b: pl.Tensor[[4, 3], pl.FP32],
+        out: pl.Out[pl.Tensor[[5, 3], pl.FP32]],
+    ) -> pl.Tensor[[5, 3], pl.FP32]:
+        p = pl.matmul(a, b)
+        out = pl.assemble(out, p, [OFF])  # write
+        return out
+"""
+
+
+def test_higher_rank_source_drops_its_leading_unit_axes():
+    """A [1, 5, 3] batched product written into a [5, 3] target: its leading axis of 1 is
+    dropped, so [0, 0] fits (once a false alarm: the extents were matched to the wrong axes)
+    and [1, 0] leaves the target on axis 0."""
+    assert kernel(_BATCHED.replace("OFF", "0, 0")).rule(RULE) == []
+    d = one(kernel(_BATCHED.replace("OFF", "1, 0")), "write")
+    assert "on axis 0, offset 1 + extent 5 = 6 exceeds the size 5" in d.message
