@@ -102,6 +102,19 @@ class Flow:
             out = pl.yield_(result)
         return out
 
+    @pl.function(type=pl.FunctionType.InCore)
+    def swap_if(
+        self, x: pl.Tensor[[4, 8], pl.FP32], n: pl.Scalar[pl.INDEX]
+    ) -> pl.Tensor[[4, 8], pl.FP32]:
+        # an SSA if whose results swap two names: a - b is x when n > 2, else -x
+        a = pl.mul(x, 1.0)
+        b = pl.mul(x, 2.0)
+        if n > 2:
+            a, b = pl.yield_(b, a)
+        else:
+            a, b = pl.yield_(a, b)
+        return pl.sub(a, b)
+
 
 def _ssa_oracle(x: np.ndarray, n: int) -> np.ndarray:
     acc = x.copy()
@@ -126,6 +139,8 @@ CASES = [
     ("shadow", (), lambda x: x + (x + 3)),
     ("outer_read", (), lambda x: x + x),
     ("in_loop", (), lambda x: x + np.float32(4.5)),
+    ("swap_if", (5,), lambda x: x),
+    ("swap_if", (0,), lambda x: -x),
 ]
 IDS = [f"{c[0]}{c[1]}" for c in CASES]
 

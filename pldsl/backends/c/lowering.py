@@ -627,6 +627,8 @@ class Emitter:
         self.cur_span = phi.span
         saved = self.begin_stmt()
         vals = [self.expr(v) for v in phi.values]
+        if len(vals) > 1:  # `a, b = pl.yield_(b, a)`: snapshot before binding any target
+            vals = self._snapshot(vals, phi.span)
         for t, v in zip(phi.targets, vals):
             self.bind(t.name, v)
         self.end_stmt(saved)
@@ -900,9 +902,12 @@ class Emitter:
 
     def e_make_tuple(self, e: MakeTuple) -> CVal:
         """Each item copied into a temporary first, so `a, b = (b, a)` swaps."""
+        return CVal("tuple", items=self._snapshot([self.expr(i) for i in e.items], e.span))
+
+    def _snapshot(self, vals: list[CVal], span: Span) -> list[CVal]:
+        """Values copied into temporaries, so binding one target cannot change another's value."""
         items = []
-        for item in e.items:
-            v = self.expr(item)
+        for v in vals:
             if v.kind == "t":
                 tmp = self.ttemp()
                 self.line(f"pt_{'move' if v.owned else 'assign'}(&{tmp}, &{v.code});")
@@ -912,8 +917,8 @@ class Emitter:
                 self.line(f"{tmp} = {v.code};")
                 items.append(CVal("s", tmp, v.type))
             else:
-                raise unsupported("a nested tuple value", item.span)
-        return CVal("tuple", items=items)
+                raise unsupported("a nested tuple value", span)
+        return items
 
     def e_var(self, e: Var) -> CVal:
         t = self.vartypes.get(e.name, e.type)
