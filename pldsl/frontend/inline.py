@@ -140,6 +140,10 @@ def expand(b: BodyBuilder, call: ast.Call, inl: InlineFunction) -> tuple[Expr, .
     b.inline_count += 1
     prefix = f"{b.inline_prefix}{inl.name}_{b.inline_count}_"
     saved = (b.vars, b.smap, b.program.smap, b.inline_prefix, b.program.ns, b.static)
+    # The template's body is a function body: the caller's loops and SSA ifs are not its own
+    # (a `break` or `pl.yield_` there must not reach the caller's loop or if).
+    nesting = (b.loop_kinds, b.carries, b.contexts, b.if_yields)
+    b.loop_kinds, b.carries, b.contexts, b.if_yields = [], [], [], []
     b.vars = {}
     b.smap = b.program.smap = inl.smap
     b.inline_prefix = prefix
@@ -164,6 +168,7 @@ def expand(b: BodyBuilder, call: ast.Call, inl: InlineFunction) -> tuple[Expr, .
     finally:
         b.inline_stack.pop()
         b.vars, b.smap, b.program.smap, b.inline_prefix, b.program.ns, b.static = saved
+        b.loop_kinds, b.carries, b.contexts, b.if_yields = nesting
     return values
 
 
