@@ -82,17 +82,9 @@ def check_definition(inl: InlineFunction) -> InlineFunction:
             "def f(x, y): no defaults, *args, **kwargs or keyword-only parameters",
         )
     body = _body(node)
-    for sub in ast.walk(ast.Module(body=body[:-1], type_ignores=[])):
-        if isinstance(sub, ast.Return):
-            raise fail(
-                "UnsupportedFeature",
-                f"inline function '{inl.name}' may return only at the end of its body",
-                span(sub),
-                "compute the value, then return it as the last statement",
-            )
-    last = body[-1] if body else None
-    for sub in ast.walk(last) if last is not None and not isinstance(last, ast.Return) else ():
-        if isinstance(sub, ast.Return):
+    final = body[-1] if body and isinstance(body[-1], ast.Return) else None
+    for sub in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(sub, ast.Return) and sub is not final:
             raise fail(
                 "UnsupportedFeature",
                 f"inline function '{inl.name}' may return only at the end of its body",
