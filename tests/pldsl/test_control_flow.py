@@ -274,6 +274,12 @@ def test_while_in_a_jit_function():
         ("pl.while_(init_values=(0, x,))", "pl.while_(init_values=(0,))", "Mismatch: 2 iter_args"),
         ("pl.cond(k < n)", "pl.cond(k + n)", "while condition must be a Bool-typed"),
         ("while i < n:", "while i + n:", "while condition must be a Bool-typed"),
+        # an SSA if's branches bind the same names and types; a loop yields its carries' types
+        ("z = pl.yield_(pl.mul(acc, 2.0))", "q = pl.yield_(pl.mul(acc, 2.0))", "same names"),
+        ("z = pl.yield_(pl.mul(acc, 2.0))", "z = pl.yield_(k)", "same names and types"),
+        ("z = pl.yield_(pl.mul(acc, 2.0))", "pl.yield_(pl.mul(acc, 2.0))", "same names"),
+        ("k2, acc2 = pl.yield_(k + 1, z)", "k2, acc2 = pl.yield_(k + 1, k)", "each carry's type"),
+        ("out = pl.yield_(nxt)", "out = pl.yield_(i)", "each carry's type"),
     ],
 )
 def test_text_ir_errors(old, new, fragment):
