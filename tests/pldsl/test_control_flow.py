@@ -198,23 +198,29 @@ def test_parsed_text_while_scoping():
     assert "unknown name 'acc'" in info.value.diagnostic.message
 
 
-def test_endless_while_is_a_fault(monkeypatch):
+ENDLESS = (
+    "import pldsl as pl\n\n@pl.program\nclass K:\n"
+    "    @pl.function(type=pl.FunctionType.InCore)\n"
+    "    def f(self, n: pl.Scalar[pl.INDEX]) -> pl.Scalar[pl.INDEX]:\n"
+    "        i = 0\n"
+    "        while i < n:\n"
+    "            j = i + 1\n"
+    "        return i\n"
+)
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "c"])
+def test_endless_while_is_a_fault(monkeypatch, backend):
+    """The interpreter and the C backend both stop an endless while loop (no hang)."""
     from pldsl.execution import faults
 
     monkeypatch.setattr(faults, "MAX_WHILE_ITERATIONS", 50)
-    src = (
-        "import pldsl as pl\n\n@pl.program\nclass K:\n"
-        "    @pl.function(type=pl.FunctionType.InCore)\n"
-        "    def f(self, n: pl.Scalar[pl.INDEX]) -> pl.Scalar[pl.INDEX]:\n"
-        "        i = 0\n"
-        "        while i < n:\n"
-        "            j = i + 1\n"
-        "        return i\n"
-    )
-    (prog,) = pl.capture_source(src, "<endless>")
-    assert interpreter.run(prog, "f", 0) == 0
+    (prog,) = pl.capture_source(ENDLESS, f"<endless-{backend}>")
+    run = interpreter.run if backend == "interpreter" else compile_c(prog).run
+    args = (prog, "f") if backend == "interpreter" else ("f",)
+    assert run(*args, 0) == 0
     with pytest.raises(RuntimeFault) as info:
-        interpreter.run(prog, "f", 1)
+        run(*args, 1)
     d = info.value.diagnostic
     assert d.rule == "WhileLimit" and (d.span.line, d.span.col) == (8, 9), d.render()
 

@@ -748,13 +748,22 @@ class Emitter:
             self.bind(v.name, CVal("t" if is_t else "s", cr, v.type))
         self.end_stmt(saved)
         pflag = self.stemp("int") if carries else ""
-        cont, cv = f"L_cont{n}", self.stemp("int")
+        cont, cv, count = f"L_cont{n}", self.stemp("int"), self.stemp("int64_t")
+        self.line(f"{count} = 0;")
         self.line("for (;;) {")
         self.indent += 1
         saved = self.begin_stmt()
         self.line(f"{cv} = ({self.expr(s.cond).code}) != 0;")
         self.end_stmt(saved)
         self.line(f"if (!{cv}) break;")
+        # an endless loop is the interpreter's WhileLimit fault here too, not a hang
+        sid = self.site(
+            s.span, "WhileLimit", lambda v: faults.while_limit(), faults.WHILE_LIMIT_HELP
+        )
+        self.line(
+            f"if (++{count} > {faults.MAX_WHILE_ITERATIONS}) "
+            f"{{ PT_FAIL0(ctx, {sid}); goto {self.scope.fail_label}; }}"
+        )
         if carries:
             self.line(f"{pflag} = 0;")
         self.loops.append({"carries": carries, "pending": pending, "pflag": pflag, "cont": cont})
