@@ -82,17 +82,9 @@ def check_definition(inl: InlineFunction) -> InlineFunction:
             "def f(x, y): no defaults, *args, **kwargs or keyword-only parameters",
         )
     body = _body(node)
-    for sub in ast.walk(ast.Module(body=body[:-1], type_ignores=[])):
-        if isinstance(sub, ast.Return):
-            raise fail(
-                "UnsupportedFeature",
-                f"inline function '{inl.name}' may return only at the end of its body",
-                span(sub),
-                "compute the value, then return it as the last statement",
-            )
-    last = body[-1] if body else None
-    for sub in ast.walk(last) if last is not None and not isinstance(last, ast.Return) else ():
-        if isinstance(sub, ast.Return):
+    final = body[-1] if body and isinstance(body[-1], ast.Return) else None
+    for sub in ast.walk(ast.Module(body=body, type_ignores=[])):
+        if isinstance(sub, ast.Return) and sub is not final:
             raise fail(
                 "UnsupportedFeature",
                 f"inline function '{inl.name}' may return only at the end of its body",
@@ -140,6 +132,10 @@ def expand(b: BodyBuilder, call: ast.Call, inl: InlineFunction) -> tuple[Expr, .
     b.inline_count += 1
     prefix = f"{b.inline_prefix}{inl.name}_{b.inline_count}_"
     saved = (b.vars, b.smap, b.program.smap, b.inline_prefix, b.program.ns, b.static)
+    # The template's body is a function body: the caller's loops and SSA ifs are not its own
+    # (a `break` or `pl.yield_` there must not reach the caller's loop or if).
+    nesting = (b.loop_kinds, b.carries, b.contexts, b.if_yields)
+    b.loop_kinds, b.carries, b.contexts, b.if_yields = [], [], [], []
     b.vars = {}
     b.smap = b.program.smap = inl.smap
     b.inline_prefix = prefix
@@ -164,6 +160,7 @@ def expand(b: BodyBuilder, call: ast.Call, inl: InlineFunction) -> tuple[Expr, .
     finally:
         b.inline_stack.pop()
         b.vars, b.smap, b.program.smap, b.inline_prefix, b.program.ns, b.static = saved
+        b.loop_kinds, b.carries, b.contexts, b.if_yields = nesting
     return values
 
 

@@ -44,6 +44,7 @@ from lark.indenter import DedentError, Indenter
 from pldsl.diagnostics import Diagnostic, IRParseError, PldslError, Span, register_source
 from pldsl.dtypes import ALL_DTYPES, BOOL, FP32, INDEX, TASK_ID, DType
 from pldsl.enums import ENUMS, FunctionType, Level, MemorySpace, Optimizer, PadValue, Role
+from pldsl.ir.analysis import if_result, own_yields
 from pldsl.ir.nodes import (
     SCALAR_BINOPS,
     Assign,
@@ -536,6 +537,7 @@ class _Reader:
             cond = self.expr(ch[0])
             then_body = self.suite(ch[1])
             else_body = self.suite(ch[2]) if len(ch) > 2 else ()
+            self.check_if_results(tree, then_body, else_body)
             return If(cond, then_body, else_body, span)
         if kind == "with_stmt":
             return self.with_stmt(ch, span)
@@ -616,7 +618,42 @@ class _Reader:
         )
         var = self.define(var_tok, ScalarType(INDEX))
         body = self.suite(body_tree)
+        self.check_carried(tree, iter_args, body)
         return For(var, kind, start, stop, step, body, iter_args, inits or (), tuple(attrs), span)
+
+    def check_if_results(self, tree: Any, then_body: tuple, else_body: tuple) -> None:
+        """An SSA if: both branches end with a yield of the same names and types (the
+        executors bind the if's results from whichever branch ran)."""
+        phis = [if_result(then_body), if_result(else_body)]
+        if not any(phis):
+            return
+        a, b = phis
+        same = (
+            a is not None
+            and b is not None
+            and a.targets
+            and [t.name for t in a.targets] == [t.name for t in b.targets]
+            and all(types_equal(x.type, y.type) for x, y in zip(a.targets, b.targets))
+        )
+        if not same:
+            self.fail(
+                tree,
+                "both branches of an if must end with `r = pl.yield_(...)` of the same names "
+                "and types",
+            )
+
+    def check_carried(self, tree: Any, iter_args: tuple[Var, ...], body: tuple) -> None:
+        """A loop's yields give one value of each carry's type."""
+        for y in own_yields(body) if iter_args else ():
+            if len(y.values) != len(iter_args) or not all(
+                types_equal(v.type, c.type) for v, c in zip(y.values, iter_args)
+            ):
+                self.fail(
+                    tree,
+                    "the loop's pl.yield_ must give one value of each carry's type ("
+                    + ", ".join(describe_type(c.type) for c in iter_args)
+                    + ")",
+                )
 
     def while_stmt(self, ch: list[Any], span: Span) -> While:
         cond = self.bool_cond(ch[0], "while")
@@ -635,6 +672,7 @@ class _Reader:
         )
         cond = self.bool_cond(cond_tree.children[0], "while")
         body = tuple(b for b in (self.stmt(c) for c in stmts) if b is not None)
+        self.check_carried(iters, iter_args, body)
         for name, var in outer.items():  # header names are loop-scoped (PyPTO)
             if var is None:
                 self.scope.pop(name, None)

@@ -102,6 +102,19 @@ class Flow:
             out = pl.yield_(result)
         return out
 
+    @pl.function(type=pl.FunctionType.InCore)
+    def swap_if(
+        self, x: pl.Tensor[[4, 8], pl.FP32], n: pl.Scalar[pl.INDEX]
+    ) -> pl.Tensor[[4, 8], pl.FP32]:
+        # an SSA if whose results swap two names: a - b is x when n > 2, else -x
+        a = pl.mul(x, 1.0)
+        b = pl.mul(x, 2.0)
+        if n > 2:
+            a, b = pl.yield_(b, a)
+        else:
+            a, b = pl.yield_(a, b)
+        return pl.sub(a, b)
+
 
 def _ssa_oracle(x: np.ndarray, n: int) -> np.ndarray:
     acc = x.copy()
@@ -126,6 +139,8 @@ CASES = [
     ("shadow", (), lambda x: x + (x + 3)),
     ("outer_read", (), lambda x: x + x),
     ("in_loop", (), lambda x: x + np.float32(4.5)),
+    ("swap_if", (5,), lambda x: x),
+    ("swap_if", (0,), lambda x: -x),
 ]
 IDS = [f"{c[0]}{c[1]}" for c in CASES]
 
@@ -183,23 +198,29 @@ def test_parsed_text_while_scoping():
     assert "unknown name 'acc'" in info.value.diagnostic.message
 
 
-def test_endless_while_is_a_fault(monkeypatch):
+ENDLESS = (
+    "import pldsl as pl\n\n@pl.program\nclass K:\n"
+    "    @pl.function(type=pl.FunctionType.InCore)\n"
+    "    def f(self, n: pl.Scalar[pl.INDEX]) -> pl.Scalar[pl.INDEX]:\n"
+    "        i = 0\n"
+    "        while i < n:\n"
+    "            j = i + 1\n"
+    "        return i\n"
+)
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "c"])
+def test_endless_while_is_a_fault(monkeypatch, backend):
+    """The interpreter and the C backend both stop an endless while loop (no hang)."""
     from pldsl.execution import faults
 
     monkeypatch.setattr(faults, "MAX_WHILE_ITERATIONS", 50)
-    src = (
-        "import pldsl as pl\n\n@pl.program\nclass K:\n"
-        "    @pl.function(type=pl.FunctionType.InCore)\n"
-        "    def f(self, n: pl.Scalar[pl.INDEX]) -> pl.Scalar[pl.INDEX]:\n"
-        "        i = 0\n"
-        "        while i < n:\n"
-        "            j = i + 1\n"
-        "        return i\n"
-    )
-    (prog,) = pl.capture_source(src, "<endless>")
-    assert interpreter.run(prog, "f", 0) == 0
+    (prog,) = pl.capture_source(ENDLESS, f"<endless-{backend}>")
+    run = interpreter.run if backend == "interpreter" else compile_c(prog).run
+    args = (prog, "f") if backend == "interpreter" else ("f",)
+    assert run(*args, 0) == 0
     with pytest.raises(RuntimeFault) as info:
-        interpreter.run(prog, "f", 1)
+        run(*args, 1)
     d = info.value.diagnostic
     assert d.rule == "WhileLimit" and (d.span.line, d.span.col) == (8, 9), d.render()
 
@@ -259,6 +280,12 @@ def test_while_in_a_jit_function():
         ("pl.while_(init_values=(0, x,))", "pl.while_(init_values=(0,))", "Mismatch: 2 iter_args"),
         ("pl.cond(k < n)", "pl.cond(k + n)", "while condition must be a Bool-typed"),
         ("while i < n:", "while i + n:", "while condition must be a Bool-typed"),
+        # an SSA if's branches bind the same names and types; a loop yields its carries' types
+        ("z = pl.yield_(pl.mul(acc, 2.0))", "q = pl.yield_(pl.mul(acc, 2.0))", "same names"),
+        ("z = pl.yield_(pl.mul(acc, 2.0))", "z = pl.yield_(k)", "same names and types"),
+        ("z = pl.yield_(pl.mul(acc, 2.0))", "pl.yield_(pl.mul(acc, 2.0))", "same names"),
+        ("k2, acc2 = pl.yield_(k + 1, z)", "k2, acc2 = pl.yield_(k + 1, k)", "each carry's type"),
+        ("out = pl.yield_(nxt)", "out = pl.yield_(i)", "each carry's type"),
     ],
 )
 def test_text_ir_errors(old, new, fragment):

@@ -180,6 +180,32 @@ def test_capture_source_templates():
             16,
             "returns 2 values here",
         ),
+        # the caller's loop and SSA if are not the template's: no break or yield reaches them
+        (
+            "def dbl(x):\n    break\n    return x\n",
+            "for i in pl.range(3):\n            a = dbl(a)\n        return a",
+            "SyntaxError",
+            5,
+            5,
+            "'break' outside a loop",
+        ),
+        (
+            "def dbl(x):\n    continue\n    return x\n",
+            "for i in pl.range(3):\n            a = dbl(a)\n        return a",
+            "SyntaxError",
+            5,
+            5,
+            "'continue' outside a loop",
+        ),
+        (
+            "def dbl(x):\n    y = pl.yield_(x)\n    return y\n",
+            "for i in pl.range(2):\n            if i == 0:\n                r = pl.yield_(dbl(a))\n"
+            "            else:\n                r = pl.yield_(a)\n            a = r\n        return a",
+            "UnsupportedFeature",
+            5,
+            9,
+            "outside a loop with init_values",
+        ),
     ],
 )
 def test_errors(template, body, rule, line, col, fragment):

@@ -628,6 +628,8 @@ class Emitter:
         self.cur_span = phi.span
         saved = self.begin_stmt()
         vals = [self.expr(v) for v in phi.values]
+        if len(vals) > 1:  # `a, b = pl.yield_(b, a)`: snapshot before binding any target
+            vals = self._snapshot(vals, phi.span)
         for t, v in zip(phi.targets, vals):
             self.bind(t.name, v)
         self.end_stmt(saved)
@@ -753,13 +755,22 @@ class Emitter:
             self.bind(v.name, CVal("t" if is_t else "s", cr, v.type))
         self.end_stmt(saved)
         pflag = self.stemp("int") if carries else ""
-        cont, cv = f"L_cont{n}", self.stemp("int")
+        cont, cv, count = f"L_cont{n}", self.stemp("int"), self.stemp("int64_t")
+        self.line(f"{count} = 0;")
         self.line("for (;;) {")
         self.indent += 1
         saved = self.begin_stmt()
         self.line(f"{cv} = ({self.expr(s.cond).code}) != 0;")
         self.end_stmt(saved)
         self.line(f"if (!{cv}) break;")
+        # an endless loop is the interpreter's WhileLimit fault here too, not a hang
+        sid = self.site(
+            s.span, "WhileLimit", lambda v: faults.while_limit(), faults.WHILE_LIMIT_HELP
+        )
+        self.line(
+            f"if (++{count} > {faults.MAX_WHILE_ITERATIONS}) "
+            f"{{ PT_FAIL0(ctx, {sid}); goto {self.scope.fail_label}; }}"
+        )
         if carries:
             self.line(f"{pflag} = 0;")
         self.loops.append({"carries": carries, "pending": pending, "pflag": pflag, "cont": cont})
@@ -907,9 +918,12 @@ class Emitter:
 
     def e_make_tuple(self, e: MakeTuple) -> CVal:
         """Each item copied into a temporary first, so `a, b = (b, a)` swaps."""
+        return CVal("tuple", items=self._snapshot([self.expr(i) for i in e.items], e.span))
+
+    def _snapshot(self, vals: list[CVal], span: Span) -> list[CVal]:
+        """Values copied into temporaries, so binding one target cannot change another's value."""
         items = []
-        for item in e.items:
-            v = self.expr(item)
+        for v in vals:
             if v.kind == "t":
                 tmp = self.ttemp()
                 self.line(f"pt_{'move' if v.owned else 'assign'}(&{tmp}, &{v.code});")
@@ -919,8 +933,8 @@ class Emitter:
                 self.line(f"{tmp} = {v.code};")
                 items.append(CVal("s", tmp, v.type))
             else:
-                raise unsupported("a nested tuple value", item.span)
-        return CVal("tuple", items=items)
+                raise unsupported("a nested tuple value", span)
+        return items
 
     def e_var(self, e: Var) -> CVal:
         t = self.vartypes.get(e.name, e.type)
