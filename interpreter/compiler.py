@@ -22,6 +22,7 @@ from typing import Any
 from pldsl.interpreter import tasks
 from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
+    DeferredCall,
     Frame,
     Machine,
     _Break,
@@ -428,9 +429,14 @@ class FastMachine(Machine):
             return missing
         return lambda f: invoke(fn, [a(f) for a in args], span)[0]
 
+    def _c_deferred(self, e: Call) -> Code:
+        """A call given to an op as an operand (`pld.launch`): see Machine._deferred_call."""
+        args = tuple(self.expr(a) for a in e.args)
+        return lambda f: DeferredCall(self, e, [a(f) for a in args])
+
     def _c_opcall(self, e: OpCall) -> Code:
         op = self._ops.get(id(e)) or self._prepare_op(e)
-        args = tuple(self.expr(a) for a in e.args)
+        args = tuple(self._c_deferred(a) if type(a) is Call else self.expr(a) for a in e.args)
         if self.trace is not None:
             run = self._run_op
             return lambda f: run(e, op, [a(f) for a in args])

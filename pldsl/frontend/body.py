@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 from enum import Enum
 from typing import Any
 
@@ -1130,7 +1131,10 @@ class BodyBuilder:
             func = func.value
         if not isinstance(func, ast.Name) or func.id in self.vars:
             return None
-        if self.program.ns.get(func.id) is not pldsl:
+        root = self.program.ns.get(func.id)
+        if root is sys.modules.get("pldsl.distributed") and parts:  # `pld.x`: op "pld.x"
+            return ".".join(["pld", *reversed(parts)])
+        if root is not pldsl:
             return None
         return ".".join(reversed(parts)) or None
 

@@ -1,6 +1,7 @@
 """The op table: one entry per builtin op (name, parameters, type rule, doc)."""
 
 from pldsl.ops import table as _table  # noqa: F401  (registers every op)
+from pldsl.ops import table_distributed as _table_distributed  # noqa: F401
 from pldsl.ops import table_more as _table_more  # noqa: F401
 from pldsl.ops import tile as _tile  # noqa: F401  (the tile level's own ops)
 from pldsl.ops.registry import OPS, OpDef, OpParam, TypeRuleError, lookup
