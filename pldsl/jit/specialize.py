@@ -278,9 +278,12 @@ class Specializer:
                 )
         call = Call(name, args, sig.call_type, builder.span(node))
         if device is not None and "device" not in names:
-            from pldsl.distributed.capture import launch
+            # `f(args, device=r)` (pldsl.distributed): `pl.pld.launch(r, self.f(args))`
+            from pldsl.frontend.body import checked_op_call
+            from pldsl.ops import lookup
 
-            return launch(builder, call, device)
+            rank = builder.expr(device.value)
+            return checked_op_call(lookup("pld.launch"), {"device": rank, "call": call}, call.span)
         return call
 
 
