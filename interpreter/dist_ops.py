@@ -189,7 +189,7 @@ def remote_load(opname, ctx: Context, rtype, target, peer, offsets, shape, valid
 def _write_remote(w, me, p, target, box, data, atomic, what: str) -> None:
     wb, slot = _slot(w, target, p, what)
     w.wrote(me, wb, p, box, current_span())
-    if getattr(atomic, "name", "None_") == "AtomicAdd":
+    if getattr(atomic, "name", "None_") == "Add":
         wide = slot.data[box].astype(np.float64) + np.asarray(data, np.float64)
         slot.data[box] = wide.astype(slot.data.dtype)
     else:

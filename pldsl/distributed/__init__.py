@@ -19,16 +19,8 @@ placeholders the frontend resolves to op-table rows named `pld.<name>`
 
 from __future__ import annotations
 
-from pldsl.distributed.surface import (
-    AtomicType,
-    CommCtx,
-    CommCtxType,
-    DistributedTensor,
-    NotifyOp,
-    ReduceOp,
-    WaitCmp,
-    namespace,
-)
+from pldsl.distributed.surface import CommCtx, CommCtxType, DistributedTensor, namespace
+from pldsl.enums import AtomicType, NotifyOp, ReduceOp, WaitCmp
 
 alloc_window_buffer = namespace("").alloc_window_buffer
 window = namespace("").window

@@ -4,46 +4,11 @@ the op placeholders (captured, never called)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from pldsl.diagnostics import CaptureError, Diagnostic, Span
 from pldsl.ir.types import DistributedTensorType
 from pldsl.types import AnnotationError, Tensor, TensorAnnotation
-
-
-class NotifyOp(Enum):
-    """How `pld.system.notify` deposits its value in the peer's signal cell."""
-
-    AtomicAdd = "AtomicAdd"
-    Set = "Set"
-
-
-class WaitCmp(Enum):
-    """How `pld.system.wait` compares its local signal cell with `expected`."""
-
-    Eq = "Eq"
-    Ne = "Ne"
-    Gt = "Gt"
-    Ge = "Ge"
-    Lt = "Lt"
-    Le = "Le"
-
-
-class ReduceOp(Enum):
-    """The element-wise reduction of a collective."""
-
-    Sum = "Sum"
-    Max = "Max"
-    Min = "Min"
-    Prod = "Prod"
-
-
-class AtomicType(Enum):
-    """How a remote store / put combines with the destination (None_: plain write)."""
-
-    None_ = "None_"
-    AtomicAdd = "AtomicAdd"
 
 
 class CommCtx:

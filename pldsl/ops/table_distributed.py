@@ -10,6 +10,7 @@ DistributedTensors. `pld.launch` is the capture of `f(..., device=r)` in a host 
 from __future__ import annotations
 
 from pldsl.dtypes import BF16, FP16, FP32, INDEX, INT32
+from pldsl.enums import AtomicType, NotifyOp, ReduceOp, WaitCmp
 from pldsl.ir.nodes import Call
 from pldsl.ir.opdefs import OpDef, OpParam, TypeRuleError, register
 from pldsl.ir.printer import describe_type, format_dims
@@ -25,8 +26,6 @@ from pldsl.ops.table import _dims, _tensor
 
 P = OpParam
 
-# the enums' defaults (the frontend checks a given attr is a member of the default's enum)
-from pldsl.distributed.surface import AtomicType, NotifyOp, ReduceOp, WaitCmp  # noqa: E402
 
 COLLECTIVES = (
     "pld.tensor.allreduce",
@@ -95,8 +94,8 @@ def _infer_window(args: dict, attrs: dict) -> DistributedTensorType:
         raise TypeRuleError(f"pld.window expects a pld.alloc_window_buffer result, got "
                             f"{describe_type(buf)}")  # fmt: skip
     shape, dtype = _dims(args, "shape"), attrs["dtype"]
-    have, want = _elements(buf.shape) * buf.dtype.bits, _elements(shape) * dtype.bits
-    if have is not None and want is not None and want > have:
+    have, want = _elements(buf.shape), _elements(shape)
+    if have is not None and want is not None and want * dtype.bits > have * buf.dtype.bits:
         raise TypeRuleError(
             f"pld.window {format_dims(shape)} {dtype.name} is larger than its buffer "
             f"{format_dims(buf.shape)} {buf.dtype.name}"
