@@ -136,6 +136,9 @@ def specialise(entry: JITFunction, named: dict[str, Type]) -> Program:
         return entry.specialize_types([named[p] for p in params])
     if any(p in named for p in params):
         missing = [p for p in params if p not in named]
+        declared = _declared_types(entry)  # e.g. pld.DistributedTensor windows: not in specs
+        if declared is not None:
+            return entry.specialize_types(declared)  # the specs do not describe this entry
         src = entry.source()
         raise CaptureError(
             Diagnostic(
@@ -147,6 +150,14 @@ def specialise(entry: JITFunction, named: dict[str, Type]) -> Program:
             )
         )
     return entry.specialize_types(annotation_types(entry))
+
+
+def _declared_types(entry: JITFunction) -> list[Type] | None:
+    """The parameter types the annotations give, when every one is shaped; else None."""
+    try:
+        return annotation_types(entry)
+    except CaptureError:
+        return None
 
 
 def needs_loader(text: str) -> bool:
