@@ -83,7 +83,12 @@ def _note_device_flags(args: list[str]) -> None:
             f"pldsl pypto: note: {' '.join(given)} accepted and ignored: "
             "the kernel runs on pldsl's "
             f"{harness.OPTIONS.backend if harness.OPTIONS.backend == 'c' else 'interpreter'}, "
-            "no device",
+            "no device"
+            + (
+                " (device ids a file gives DistributedConfig name simulated ranks)"
+                if any(g.split("=")[0].split()[0] in ("-d", "--device") for g in given)
+                else ""
+            ),
             file=sys.stderr,
         )
 
