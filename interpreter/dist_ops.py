@@ -100,7 +100,8 @@ def _box(t: TensorValue, offsets, shape, what: str, peer: int | None = None) -> 
         whose = f"rank {peer}'s " if peer is not None else ""
         raise OpFault(
             "RemoteOutOfWindow",
-            f"{what}: region offsets {list(offsets)} shape {list(shape)} lies outside "
+            f"{'the source ' if 'source' in what else ''}region offsets {list(offsets)} shape "
+            f"{list(shape)} lies outside "
             f"{whose}window '{t.name.split('@')[0]}' of shape {list(t.shape)}",
             "remote accesses must stay inside the window: check the offsets and the shape",
         )

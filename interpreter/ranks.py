@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from pldsl.diagnostics import NO_SPAN, Span
+from pldsl.execution import numerics
 from pldsl.execution.faults import RuntimeFault, fault
 from pldsl.execution.memory import Buffer, OpFault, TensorValue
 
@@ -303,7 +304,8 @@ class World:
         LOCAL.rank, LOCAL.world = st.rank, self
         try:
             self._await_turn(st)
-            st.call.run()
+            with numerics.quiet():  # NumPy's error state is per thread
+                st.call.run()
         except _Abort:
             pass
         except BaseException as exc:  # noqa: BLE001 - handed to the host thread

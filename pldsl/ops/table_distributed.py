@@ -42,7 +42,7 @@ def _dist(args: dict, name: str, op: str) -> DistributedTensorType:
     t = getattr(args[name], "type", None)
     if not isinstance(t, DistributedTensorType):
         raise TypeRuleError(
-            f"{op} '{name}' must be a window-bound pld.DistributedTensor, got {describe_type(t)}",
+            f"'{name}' must be a window-bound pld.DistributedTensor, got {describe_type(t)}",
             "pass a pld.window(...) view (a parameter annotated pld.DistributedTensor[...])",
         )
     return t
@@ -51,13 +51,13 @@ def _dist(args: dict, name: str, op: str) -> DistributedTensorType:
 def _scalar_int(args: dict, name: str, op: str) -> None:
     t = getattr(args[name], "type", None)
     if not isinstance(t, ScalarType) or not t.dtype.is_int:
-        raise TypeRuleError(f"{op} '{name}' must be an integer scalar, got {describe_type(t)}")
+        raise TypeRuleError(f"'{name}' must be an integer scalar, got {describe_type(t)}")
 
 
 def _offsets(args: dict, name: str, t: TensorType, op: str) -> tuple:
     offsets = _dims(args, name)
     if len(offsets) != t.rank:
-        raise TypeRuleError(f"{op} needs {t.rank} {name} for a rank-{t.rank} tensor, got "
+        raise TypeRuleError(f"{name} needs {t.rank} entries for a rank-{t.rank} tensor, got "
                             f"{len(offsets)}")  # fmt: skip
     return offsets
 
@@ -65,7 +65,7 @@ def _offsets(args: dict, name: str, t: TensorType, op: str) -> tuple:
 def _signal(args: dict, name: str, op: str) -> DistributedTensorType:
     t = _dist(args, name, op)
     if t.dtype != INT32:
-        raise TypeRuleError(f"{op} '{name}' must be an INT32 signal, got {t.dtype.name}")
+        raise TypeRuleError(f"'{name}' must be an INT32 signal, got {t.dtype.name}")
     return t
 
 

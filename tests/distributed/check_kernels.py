@@ -131,3 +131,36 @@ def rank_branch(bug: int):
         return y
 
     return _host(step, 1)
+
+
+def notify_on_plain_tensor():
+    """A capture error: a notify on a tensor that is not window-bound."""
+
+    @pl.jit.incore
+    def step(
+        x: pl.Tensor[[1, SIZE], pl.FP32],
+        y: pl.Out[pl.Tensor[[1, SIZE], pl.FP32]],
+        data: pld.DistributedTensor[[1, SIZE], pl.FP32],
+        signal: pl.Tensor[[NR, 1], pl.INT32],
+    ):
+        pld.system.notify(signal, peer=0, offsets=[0, 0], value=1, op=pld.NotifyOp.AtomicAdd)
+        y = pl.store(pl.load(x, [0, 0], [1, SIZE]), [0, 0], y)
+        return y
+
+    return _host(step, 1)
+
+
+def launch_twice():
+    """A run-time fault: rank 0 launched twice by one host call."""
+
+    @pl.jit.incore
+    def step(x: pl.Tensor[[1, SIZE], pl.FP32], y: pl.Out[pl.Tensor[[1, SIZE], pl.FP32]]):
+        y = pl.store(pl.load(x, [0, 0], [1, SIZE]), [0, 0], y)
+        return y
+
+    @pl.jit.host
+    def host(x: pl.Tensor[[NR, 1, SIZE], pl.FP32], y: pl.Out[pl.Tensor[[NR, 1, SIZE], pl.FP32]]):
+        for r in pl.range(pld.world_size()):
+            step(x[r], y[r], device=0)
+
+    return host

@@ -115,3 +115,15 @@ def test_a_rank_dependent_branch_that_skips_a_collective():
 
 def test_every_rank_reaching_the_collective_is_quiet():
     np.testing.assert_array_equal(run(C.rank_branch, 0), inputs(3))
+
+
+def test_a_notify_on_a_tensor_outside_any_window_does_not_capture():
+    d = fails(lambda bug: C.notify_on_plain_tensor(), 0)
+    assert d.rule == "TypeError" and d.span.line == line_of("pld.system.notify(signal, peer=0")
+    assert "'target' must be a window-bound pld.DistributedTensor" in d.message
+
+
+def test_a_rank_launched_twice():
+    d = fails(lambda bug: C.launch_twice(), 0, n=2)
+    assert d.rule == "BadDevice" and "rank 0 is launched twice" in d.message
+    assert d.span.line == line_of("step(x[r], y[r], device=0)")
