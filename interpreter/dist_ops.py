@@ -32,7 +32,8 @@ def world_size(opname, ctx: Context, rtype):
 @kernel("pld.alloc_window_buffer")
 def alloc_window_buffer(opname, ctx: Context, rtype, shape, dtype=None, name=""):
     w = current_world("pld.alloc_window_buffer")
-    return WindowBuffer(w, tuple(shape), dtype.name, ctx.storage(dtype.name), name)
+    name_ = "UINT8" if dtype is None else dtype.name  # no dtype: a size in bytes
+    return WindowBuffer(w, tuple(shape), name_, ctx.storage(name_), name)
 
 
 @kernel("pld.window")
@@ -40,13 +41,12 @@ def window(opname, ctx: Context, rtype, buf, shape, dtype=None):
     if not isinstance(buf, WindowBuffer):
         raise OpFault("NotAWindow", "pld.window takes a pld.alloc_window_buffer result")
     shape = tuple(shape)
-    if int(np.prod(shape)) > int(np.prod(buf.shape)):
+    have = int(np.prod(buf.shape)) * np.dtype(ctx.storage(buf.dtype)).itemsize
+    if int(np.prod(shape)) * np.dtype(ctx.storage(dtype.name)).itemsize > have:
         raise OpFault("WindowTooLarge", f"pld.window {list(shape)} is larger than its buffer "
                       f"{list(buf.shape)}")  # fmt: skip
-    if shape != buf.shape:
-        raise OpFault("WindowShape", f"pld.window {list(shape)} of a {list(buf.shape)} buffer: "
-                      "the simulator views a buffer with its own shape")  # fmt: skip
-    return WindowView(buf, shape, dtype.name)
+    typed = buf.typed(shape, dtype.name, ctx.storage(dtype.name))
+    return WindowView(typed, shape, dtype.name)
 
 
 @kernel("pld.launch")

@@ -150,8 +150,23 @@ class WindowBuffer:
         self.writer = [np.full(self.shape, -1, np.int32) for _ in range(world.size)]
         self.epoch = [np.zeros(self.shape, np.int64) for _ in range(world.size)]
         self.line = [np.zeros(self.shape, np.int32) for _ in range(world.size)]
+        self.world, self.views = world, {}
         for r, b in enumerate(self.slots):
             world.slot_of[id(b)] = (self, r)
+
+    def typed(self, shape: tuple, dtype: str, storage: np.dtype) -> WindowBuffer:
+        """This buffer seen as `shape` of `dtype`: itself, or (a byte buffer, PyPTO's
+        `alloc_window_buffer(nbytes)`) one typed buffer made on its first view."""
+        if (tuple(shape), dtype) == (self.shape, self.dtype):
+            return self
+        if self.dtype != "UINT8" or (self.views and (tuple(shape), dtype) not in self.views):
+            raise OpFault("WindowView", f"pld.window {list(shape)} {dtype} of a {list(self.shape)} "
+                          f"{self.dtype} buffer: the simulator views a buffer with its own shape "
+                          "and dtype (a byte buffer: with one shape and dtype)")  # fmt: skip
+        key = (tuple(shape), dtype)
+        if key not in self.views:
+            self.views[key] = WindowBuffer(self.world, shape, dtype, storage, self.name)
+        return self.views[key]
 
 
 @dataclass
@@ -163,9 +178,6 @@ class WindowView:
     dtype: str
 
     def on(self, rank: int) -> TensorValue:
-        if self.dtype != self.buffer.dtype:
-            raise OpFault("WindowDtype", f"pld.window of {self.dtype} over a {self.buffer.dtype} "
-                          "buffer is not supported by the simulator")  # fmt: skip
         return TensorValue(self.buffer.slots[rank], (0,) * len(self.shape), self.shape)
 
 

@@ -1311,10 +1311,10 @@ class BodyBuilder:
         kind, pname = p.kind, p.name
         optional_none = not p.required and p.default is None
         if kind == "dims":
-            if (
-                isinstance(node, ast.expr)
-                and opdef.name in ("read", "write")
-                and pname == "indices"
+            if isinstance(node, ast.expr) and (opdef.name, pname) in (
+                ("read", "indices"),
+                ("write", "indices"),
+                ("pld.alloc_window_buffer", "shape"),
             ):
                 value = self.static.try_eval(node)
                 if not isinstance(node, (ast.List, ast.Tuple)) and (

@@ -9,7 +9,7 @@ DistributedTensors. `pld.launch` is the capture of `f(..., device=r)` in a host 
 
 from __future__ import annotations
 
-from pldsl.dtypes import BF16, FP16, FP32, INDEX, INT32
+from pldsl.dtypes import BF16, FP16, FP32, INDEX, INT32, UINT8
 from pldsl.enums import AtomicType, NotifyOp, ReduceOp, WaitCmp
 from pldsl.ir.nodes import Call
 from pldsl.ir.opdefs import OpDef, OpParam, TypeRuleError, register
@@ -83,8 +83,10 @@ def _infer_alloc(args: dict, attrs: dict) -> WindowBufferType:
     if not shape or any(static_value(d) == 0 for d in shape):
         raise TypeRuleError("pld.alloc_window_buffer needs a non-empty shape of positive dims")
     if attrs.get("dtype") is None:
-        raise TypeRuleError("pld.alloc_window_buffer requires dtype= with a shape",
-                            "pld.alloc_window_buffer([rows, cols], dtype=pl.FP32)")  # fmt: skip
+        if len(shape) != 1:
+            raise TypeRuleError("pld.alloc_window_buffer requires dtype= with a shape",
+                                "pld.alloc_window_buffer([rows, cols], dtype=pl.FP32)")  # fmt: skip
+        return WindowBufferType(shape, UINT8)  # a byte size: pld.window gives it a type
     return WindowBufferType(shape, attrs["dtype"])
 
 

@@ -105,3 +105,31 @@ def make_gather(n: int, which: str):
             step(x[r], y[r], stage, data, signal, device=r)
 
     return host
+
+
+def make_allreduce_bytes():
+    """make_allreduce with PyPTO's byte-size buffers: alloc_window_buffer(nbytes), typed by
+    pld.window."""
+
+    @pl.jit.incore
+    def step(
+        x: pl.Tensor[[1, SIZE], pl.FP32],
+        y: pl.Out[pl.Tensor[[1, SIZE], pl.FP32]],
+        data: pld.DistributedTensor[[1, SIZE], pl.FP32],
+        signal: pld.DistributedTensor[[4, 1], pl.INT32],
+    ):
+        data = pl.store(pl.load(x, [0, 0], [1, SIZE]), [0, 0], data)
+        data = pld.tensor.allreduce(data, signal)
+        y = pl.store(pl.load(data, [0, 0], [1, SIZE]), [0, 0], y)
+        return y
+
+    @pl.jit.host
+    def host(x: pl.Tensor[[NR, 1, SIZE], pl.FP32], y: pl.Out[pl.Tensor[[NR, 1, SIZE], pl.FP32]]):
+        data_buf = pld.alloc_window_buffer(SIZE * 4)
+        signal_buf = pld.alloc_window_buffer(4 * 4)
+        for r in pl.range(pld.world_size()):
+            data = pld.window(data_buf, [1, SIZE], dtype=pl.FP32)
+            signal = pld.window(signal_buf, [4, 1], dtype=pl.INT32)
+            step(x[r], y[r], data, signal, device=r)
+
+    return host

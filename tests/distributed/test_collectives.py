@@ -100,3 +100,13 @@ def test_no_rank_count_is_a_diagnostic():
     with pytest.raises(PldslError) as err:
         K.make_allreduce()(x, np.zeros_like(x))
     assert err.value.diagnostic.rule == "NoRanks"
+
+
+def test_byte_size_window_buffers():
+    x = inputs(3, 1, seed=8)
+    y = run(K.make_allreduce_bytes(), x, np.zeros_like(x), 3)
+    np.testing.assert_array_equal(y, np.broadcast_to(x.sum(axis=0), x.shape))
+    program = K.make_allreduce_bytes().specialize(x, np.zeros_like(x))
+    text = pl.print_ir(program)
+    assert "pld.WindowBuffer[[256], pl.UINT8]" in text
+    assert pl.structural_equal(program, pl.parse_ir(text))
