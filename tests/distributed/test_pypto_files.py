@@ -69,3 +69,12 @@ def test_pypto_lib_allreduce(ranks, tmp_path):
     text = text.replace("N_RANKS = 2", f"N_RANKS = {ranks}")  # the file fixes P statically
     (tmp_path / "allreduce.py").write_text(text)
     assert main([str(tmp_path / "allreduce.py"), "-d", ",".join(map(str, range(ranks)))]) == 0
+
+
+def test_ranks_overrides_the_files_device_ids(capsys):
+    assert main(["--ranks", "3", str(FILES / "mesh_allreduce.py")]) == 0
+    capsys.readouterr()
+    # the file's kernel loops over N = 3 peers: on 2 ranks peer 2 does not exist
+    assert main(["--ranks", "2", str(FILES / "mesh_allreduce.py")]) == 1
+    out = capsys.readouterr().out
+    assert "error[BadPeer]" in out and "peer 2 is not a rank (ranks 0..1)" in out
