@@ -127,3 +127,17 @@ def test_a_rank_launched_twice():
     d = fails(lambda bug: C.launch_twice(), 0, n=2)
     assert d.rule == "BadDevice" and "rank 0 is launched twice" in d.message
     assert d.span.line == line_of("step(x[r], y[r], device=0)")
+
+
+def test_the_static_rule_finds_the_rank_dependent_collective():
+    from pldsl.checks import run_checks
+
+    x = inputs(2)
+    bad = run_checks(C.rank_branch(1).specialize(x, np.zeros_like(x)))
+    found = [d for d in bad if d.rule == "RankDependentCollective"]
+    start = func_line("rank_branch")
+    assert len(found) == 1 and found[0].span.line == line_of("pld.tensor.barrier", start)
+    assert f"the `if` at line {line_of('if me == 0:', start)}" in found[0].message
+    for make in (C.rank_branch, C.ring, C.shared_row, C.neighbour_load):
+        good = run_checks(make(0).specialize(x, np.zeros_like(x)))
+        assert not [d for d in good if d.rule == "RankDependentCollective"]
