@@ -18,6 +18,7 @@ EXPECTED_RULES = {
     "UnwrittenOutput": "warning",
     "StaleBufferRead": "warning",
     "SpmdBlockRace": "error",
+    "RankDependentCollective": "warning",
     "LowPrecisionArith": "warning",
     "UnpaddedReduction": "warning",
     "UnusedValue": "warning",
