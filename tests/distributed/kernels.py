@@ -133,3 +133,44 @@ def make_allreduce_bytes():
             step(x[r], y[r], data, signal, device=r)
 
     return host
+
+
+def make_ring(mode: int):
+    """mode 0: each rank puts its row into the next rank's dst (y[r] = x[r-1]); mode 1: each
+    rank gets the next rank's src (y[r] = x[r+1]). A notify/wait pair orders each transfer."""
+
+    @pl.jit.incore
+    def step(
+        x: pl.Tensor[[1, SIZE], pl.FP32],
+        y: pl.Out[pl.Tensor[[1, SIZE], pl.FP32]],
+        src: pld.DistributedTensor[[1, SIZE], pl.FP32],
+        dst: pld.DistributedTensor[[1, SIZE], pl.FP32],
+        signal: pld.DistributedTensor[[1, 1], pl.INT32],
+    ):
+        ctx = pld.get_comm_ctx(src)
+        me = pld.rank(ctx)
+        n = pld.nranks(ctx)
+        src = pl.store(pl.load(x, [0, 0], [1, SIZE]), [0, 0], src)
+        if mode == 0:
+            pld.tensor.put(dst, peer=(me + 1) % n, src=src)
+            pld.system.notify(signal, peer=(me + 1) % n, offsets=[0, 0], value=1)
+            pld.system.wait(signal, offsets=[0, 0], expected=1)
+        else:
+            pld.system.notify(signal, peer=(me + n - 1) % n, offsets=[0, 0], value=1)
+            pld.system.wait(signal, offsets=[0, 0], expected=1)
+            pld.tensor.get(dst, peer=(me + 1) % n, src=src)
+        y = pl.store(pl.load(dst, [0, 0], [1, SIZE]), [0, 0], y)
+        return y
+
+    @pl.jit.host
+    def host(x: pl.Tensor[[NR, 1, SIZE], pl.FP32], y: pl.Out[pl.Tensor[[NR, 1, SIZE], pl.FP32]]):
+        src_buf = pld.alloc_window_buffer([1, SIZE], dtype=pl.FP32)
+        dst_buf = pld.alloc_window_buffer([1, SIZE], dtype=pl.FP32)
+        signal_buf = pld.alloc_window_buffer([1, 1], dtype=pl.INT32)
+        for r in pl.range(pld.world_size()):
+            src = pld.window(src_buf, [1, SIZE], dtype=pl.FP32)
+            dst = pld.window(dst_buf, [1, SIZE], dtype=pl.FP32)
+            signal = pld.window(signal_buf, [1, 1], dtype=pl.INT32)
+            step(x[r], y[r], src, dst, signal, device=r)
+
+    return host
