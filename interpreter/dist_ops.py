@@ -424,6 +424,12 @@ def barrier(opname, ctx: Context, rtype, signal):
 # ------------------------------------------------------------------ window write tracking
 
 
+def _changed(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Elements whose bits differ (NaN stays NaN: not a write)."""
+    bits = np.dtype(f"u{old.dtype.itemsize}")
+    return old.view(bits) != new.view(bits)
+
+
 def _track_writes(name: str, inner) -> Kernel:
     """Wrap a kernel that writes a tensor in place: on a rank, writes into window slots are
     recorded (and checked for races) by comparing the slot before and after."""
@@ -438,7 +444,7 @@ def _track_writes(name: str, inner) -> Kernel:
         out = inner.fn(ctx, rtype, *args, **attrs)
         for wb, r, old in before:
             new = wb.slots[r].data
-            changed = old != new
+            changed = _changed(old, new)
             if changed.any():
                 box = tuple(slice(0, d) for d in new.shape)
                 w.wrote(LOCAL.rank, wb, r, box, current_span(), changed)
