@@ -161,15 +161,29 @@ def wait(opname, ctx: Context, rtype, signal, offsets, expected, cmp=None):
         text = (f"waits at {where(span)} for {wb.name}{list(index)} "
                 f"{getattr(cmp, 'name', 'Ge')} {want}; the cell holds {int(slot.data[index])} "
                 f"and no notify from any rank can change it")  # fmt: skip
+        static = _notify_lines(w.ranks[me].call.machine)
+        where_ = f"; the program's notify calls are at lines {static}" if static else \
+            "; the program has no notify call"  # fmt: skip
         if not sent:
-            return text + f" (no notify reached {wb.name} at all)"
-        return text + f"; notifies on {wb.name} came from lines {lines}: " + "; ".join(sent[:6])
+            return text + f" (no notify reached {wb.name} at all{where_})"
+        return (text + f"; notifies on {wb.name} came from lines {lines}: " + "; ".join(sent[:6])
+                + where_)  # fmt: skip
 
     w.block_until(Blocker(ready, describe, span, "wait"))
     clock = w.cell_clock.get((id(wb), me, index))
     if clock is not None:
         w.acquire(me, clock)
     return signal
+
+
+def _notify_lines(machine) -> list[int]:
+    """The lines of the program's `pld.system.notify` calls (executed or not)."""
+    from pldsl.ir.nodes import OpCall
+    from pldsl.ir.traversal import iter_expr, iter_stmts, stmt_exprs
+
+    return sorted({e.span.line for f in machine.functions.values() for s in iter_stmts(f.body)
+                   for root in stmt_exprs(s) for e in iter_expr(root)
+                   if isinstance(e, OpCall) and e.op == "pld.system.notify"})  # fmt: skip
 
 
 # ------------------------------------------------------------------ remote access

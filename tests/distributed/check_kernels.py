@@ -164,3 +164,24 @@ def launch_twice():
             step(x[r], y[r], device=0)
 
     return host
+
+
+def skipped_notify(bug: int):
+    """Rank 0 notifies rank 1, which waits. bug 1: the notify sits in a branch no rank takes."""
+
+    @pl.jit.incore
+    def step(
+        x: pl.Tensor[[1, SIZE], pl.FP32],
+        y: pl.Out[pl.Tensor[[1, SIZE], pl.FP32]],
+        data: pld.DistributedTensor[[1, SIZE], pl.FP32],
+        signal: pld.DistributedTensor[[NR, 1], pl.INT32],
+    ):
+        me = pld.rank(pld.get_comm_ctx(data))
+        if me == bug * 5:
+            pld.system.notify(signal, peer=1, offsets=[0, 0], value=1, op=pld.NotifyOp.Set)
+        if me == 1:
+            pld.system.wait(signal, offsets=[0, 0], expected=1, cmp=pld.WaitCmp.Eq)
+        y = pl.store(pl.load(x, [0, 0], [1, SIZE]), [0, 0], y)
+        return y
+
+    return _host(step, 1)

@@ -141,3 +141,14 @@ def test_the_static_rule_finds_the_rank_dependent_collective():
     for make in (C.rank_branch, C.ring, C.shared_row, C.neighbour_load):
         good = run_checks(make(0).specialize(x, np.zeros_like(x)))
         assert not [d for d in good if d.rule == "RankDependentCollective"]
+
+
+def test_a_notify_no_rank_executes_is_named_as_the_missing_one():
+    d = fails(C.skipped_notify, 1, n=2)
+    start = func_line("skipped_notify")
+    assert d.rule == "Deadlock" and d.span.line == line_of("cmp=pld.WaitCmp.Eq", start)
+    assert "rank(s) 1 wait forever" in d.message and "rank(s) 0 finished" in d.notes
+    notify = line_of("op=pld.NotifyOp.Set", start)
+    assert "no notify reached" in d.notes[0]
+    assert f"the program's notify calls are at lines [{notify}]" in d.notes[0]
+    np.testing.assert_array_equal(run(C.skipped_notify, 0, 2), inputs(2))
