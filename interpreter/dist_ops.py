@@ -161,7 +161,7 @@ def wait(opname, ctx: Context, rtype, signal, offsets, expected, cmp=None):
         text = (f"waits at {where(span)} for {wb.name}{list(index)} "
                 f"{getattr(cmp, 'name', 'Ge')} {want}; the cell holds {int(slot.data[index])} "
                 f"and no notify from any rank can change it")  # fmt: skip
-        static = _notify_lines(w.ranks[me].call.machine)
+        static = _notify_lines(w.state(me).call.machine)
         where_ = f"; the program's notify calls are at lines {static}" if static else \
             "; the program has no notify call"  # fmt: skip
         if not sent:
@@ -331,20 +331,50 @@ def _store_result(w, me, t: TensorValue, box, data, span) -> None:
     t.buffer.written = True
 
 
-def _run_collective(kind: str, target: TensorValue, payload, compute) -> TensorValue:
+def _run_collective(kind: str, target, input_, payload, compute):
+    """A collective: on a rank, arrive, wait for all, take this rank's result; on the host
+    (PyPTO's host builtins, over pld.window views), once the ranks launched so far have
+    finished, every rank's result at once. `payload(t, i)` is what a rank contributes,
+    `compute(t, all_, me, n)` its (box, data) result or None."""
+    if LOCAL.rank is None:
+        return _host_collective(kind, target, input_, payload, compute)
     w, me = _me(kind)
     w.window_of(target, kind)
-    c = _collective(kind, me, w, payload)
+    c = _collective(kind, me, w, payload(target, input_))
     span = c.arrived[me][0]
-    shapes = {tuple(np.shape(p[1])) for p in c.arrived.values() if p[1] is not None}
-    if len(shapes) > 1:
-        raise OpFault("CollectiveMismatch", f"{kind}: ranks pass differently shaped tensors "
-                      f"{sorted(shapes)}")  # fmt: skip
-    result = compute([c.arrived[r][1] for r in range(w.size)], me, w.size)
+    _same_shapes(kind, [c.arrived[r][1] for r in range(w.size)])
+    result = compute(target, [c.arrived[r][1] for r in range(w.size)], me, w.size)
     if result is not None:
         box, data = result
         _store_result(w, me, target, box, data, span)
     _finish(w, me, c, span)
+    return target
+
+
+def _same_shapes(kind: str, payloads: list) -> None:
+    shapes = {tuple(np.shape(p)) for p in payloads if p is not None}
+    if len(shapes) > 1:
+        raise OpFault("CollectiveMismatch", f"{kind}: ranks pass differently shaped tensors "
+                      f"{sorted(shapes)}")  # fmt: skip
+
+
+def _host_collective(kind: str, target, input_, payload, compute):
+    if not isinstance(target, WindowView):
+        raise OpFault("NotAWindow", f"{kind} on the host takes pld.window(...) views")
+    w = current_world(kind)
+    if w.pending:
+        w.run()  # the ranks launched before the collective finish first
+    on = [(target.on(r), input_.on(r) if isinstance(input_, WindowView) else input_)
+          for r in range(w.size)]  # fmt: skip
+    payloads = [payload(t, i) for t, i in on]
+    _same_shapes(kind, payloads)
+    results = [compute(t, payloads, r, w.size) for r, (t, _) in enumerate(on)]
+    for (t, _), result in zip(on, results):
+        if result is not None:
+            box, data = result
+            t.buffer.data[box] = data
+            t.buffer.written = True
+    w.sync_all()
     return target
 
 
@@ -356,83 +386,84 @@ def _chunks(t: TensorValue, n: int, kind: str) -> int:
     return rows // n
 
 
+def _whole_copy(t: TensorValue, i) -> np.ndarray:
+    return t.buffer.data[_whole(t)].copy()
+
+
+def _input_copy(ctx):
+    return lambda t, i: i.materialize(ctx).copy()
+
+
 @kernel("pld.tensor.allreduce")
 def allreduce(opname, ctx: Context, rtype, target, signal=None, op=None, mode="mesh",
               core_num=1):  # fmt: skip
     how = getattr(op, "name", "Sum")
-    mine = target.buffer.data[_whole(target)].copy()
 
-    def compute(all_, me, n):
-        return _whole(target), _reduce(how, all_, target.buffer.data.dtype, target.dtype, ctx)
+    def compute(t, all_, me, n):
+        return _whole(t), _reduce(how, all_, t.buffer.data.dtype, t.dtype, ctx)
 
-    return _run_collective("pld.tensor.allreduce", target, mine, compute)
+    return _run_collective("pld.tensor.allreduce", target, None, _whole_copy, compute)
 
 
 @kernel("pld.tensor.reduce_scatter")
 def reduce_scatter(opname, ctx: Context, rtype, target, signal, op=None):
     how = getattr(op, "name", "Sum")
-    mine = target.buffer.data[_whole(target)].copy()
 
-    def compute(all_, me, n):
-        k = _chunks(target, n, "pld.tensor.reduce_scatter")
-        part = _reduce(how, [a[me * k:(me + 1) * k] for a in all_], target.buffer.data.dtype,
-                       target.dtype, ctx)  # fmt: skip
-        box = _whole(target)
+    def compute(t, all_, me, n):
+        k = _chunks(t, n, "pld.tensor.reduce_scatter")
+        part = _reduce(how, [a[me * k:(me + 1) * k] for a in all_], t.buffer.data.dtype,
+                       t.dtype, ctx)  # fmt: skip
+        box = _whole(t)
         box = (slice(box[0].start + me * k, box[0].start + (me + 1) * k), *box[1:])
         return box, part
 
-    return _run_collective("pld.tensor.reduce_scatter", target, mine, compute)
+    return _run_collective("pld.tensor.reduce_scatter", target, None, _whole_copy, compute)
 
 
 @kernel("pld.tensor.broadcast")
 def broadcast(opname, ctx: Context, rtype, target, signal, root=0):
-    mine = target.buffer.data[_whole(target)].copy()
-
-    def compute(all_, me, n):
+    def compute(t, all_, me, n):
         if not 0 <= int(root) < n:
             raise OpFault("BadPeer", f"pld.tensor.broadcast root={root} is not a rank")
-        return _whole(target), all_[int(root)]
+        return _whole(t), all_[int(root)]
 
-    return _run_collective("pld.tensor.broadcast", target, mine, compute)
+    return _run_collective("pld.tensor.broadcast", target, None, _whole_copy, compute)
 
 
 @kernel("pld.tensor.allgather")
 def allgather(opname, ctx: Context, rtype, input, target, signal):
-    mine = input.materialize(ctx).copy()
-
-    def compute(all_, me, n):
-        k = _chunks(target, n, "pld.tensor.allgather")
-        if mine.shape[0] != k or mine.shape[1:] != target.shape[1:]:
+    def compute(t, all_, me, n):
+        k = _chunks(t, n, "pld.tensor.allgather")
+        if all_[me].shape[0] != k or all_[me].shape[1:] != t.shape[1:]:
             raise OpFault(
                 "CollectiveShape",
-                f"pld.tensor.allgather: input {list(mine.shape)} "
-                f"is not one of {n} chunks of the target {list(target.shape)}",
+                f"pld.tensor.allgather: input {list(all_[me].shape)} "
+                f"is not one of {n} chunks of the target {list(t.shape)}",
             )
-        return _whole(target), np.concatenate(all_, axis=0)
+        return _whole(t), np.concatenate(all_, axis=0)
 
-    return _run_collective("pld.tensor.allgather", target, mine, compute)
+    return _run_collective("pld.tensor.allgather", target, input, _input_copy(ctx), compute)
 
 
 @kernel("pld.tensor.all_to_all")
 def all_to_all(opname, ctx: Context, rtype, input, target, signal):
-    mine = input.materialize(ctx).copy()
-
-    def compute(all_, me, n):
-        k = _chunks(target, n, "pld.tensor.all_to_all")
-        if mine.shape != tuple(target.shape):
+    def compute(t, all_, me, n):
+        k = _chunks(t, n, "pld.tensor.all_to_all")
+        if all_[me].shape != tuple(t.shape):
             raise OpFault(
                 "CollectiveShape",
-                f"pld.tensor.all_to_all: input {list(mine.shape)} "
-                f"and target {list(target.shape)} differ",
+                f"pld.tensor.all_to_all: input {list(all_[me].shape)} "
+                f"and target {list(t.shape)} differ",
             )
-        return _whole(target), np.concatenate([a[me * k : (me + 1) * k] for a in all_], axis=0)
+        return _whole(t), np.concatenate([a[me * k : (me + 1) * k] for a in all_], axis=0)
 
-    return _run_collective("pld.tensor.all_to_all", target, mine, compute)
+    return _run_collective("pld.tensor.all_to_all", target, input, _input_copy(ctx), compute)
 
 
 @kernel("pld.tensor.barrier")
 def barrier(opname, ctx: Context, rtype, signal):
-    return _run_collective("pld.tensor.barrier", signal, None, lambda all_, me, n: None)
+    return _run_collective("pld.tensor.barrier", signal, None, lambda t, i: None,
+                           lambda t, all_, me, n: None)  # fmt: skip
 
 
 # ------------------------------------------------------------------ window write tracking

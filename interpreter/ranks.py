@@ -267,8 +267,21 @@ class World:
         return found
 
     # ------------------------------------------------------------- running
+    def state(self, rank: int) -> RankState:
+        return next(s for s in self.ranks if s.rank == rank)
+
+    def sync_all(self) -> None:
+        """Everything any rank did so far happens before what comes next (the host waited for
+        all ranks: a new batch of launches, a host collective)."""
+        joined = np.maximum.reduce(self.clock)
+        for r in range(self.size):
+            self.clock[r] = joined.copy()
+            self.clock[r][r] += 1
+
     def run(self) -> None:
         """Run every launched rank to completion, interleaved at scheduling points."""
+        self.sync_all()
+        self.abort, self.turn = False, None  # a host function may run several batches
         self.ranks = [RankState(r, c) for r, c in sorted(self.pending, key=lambda p: p[0])]
         self.pending = []
         for st in self.ranks:
@@ -337,7 +350,7 @@ class World:
 
     def point(self, blocker: Blocker | None = None) -> None:
         """A scheduling point of the running rank: hand the turn back, wait for it again."""
-        st = self.ranks[LOCAL.rank]
+        st = self.state(LOCAL.rank)
         with self.cv:
             st.state, st.blocker = ("blocked", blocker) if blocker else ("ready", None)
             self.turn = None
@@ -366,7 +379,7 @@ class World:
             waiting = sorted(c.arrived)
             skipped = [r for r in range(self.size) if r not in c.arrived and r in done]
             notes = [f"rank {r} finished its program without calling it" for r in skipped]
-            branch = _enclosing_if(self.ranks[waiting[0]].call.machine, c.span)
+            branch = _enclosing_if(self.state(waiting[0]).call.machine, c.span)
             if branch is not None:
                 notes.append(
                     f"the call is inside the `if` at line {branch.line}: its condition "

@@ -174,3 +174,32 @@ def make_ring(mode: int):
             step(x[r], y[r], src, dst, signal, device=r)
 
     return host
+
+
+def make_host_allreduce():
+    """PyPTO's host builtin: stage on every rank, allreduce on the host, read back per rank."""
+
+    @pl.jit.incore
+    def stage(x: pl.Tensor[[1, SIZE], pl.FP32], data: pld.DistributedTensor[[1, SIZE], pl.FP32]):
+        data = pl.store(pl.load(x, [0, 0], [1, SIZE]), [0, 0], data)
+        return data
+
+    @pl.jit.incore
+    def readback(
+        data: pld.DistributedTensor[[1, SIZE], pl.FP32],
+        y: pl.Out[pl.Tensor[[1, SIZE], pl.FP32]],
+    ):
+        y = pl.store(pl.load(data, [0, 0], [1, SIZE]), [0, 0], y)
+        return y
+
+    @pl.jit.host
+    def host(x: pl.Tensor[[NR, 1, SIZE], pl.FP32], y: pl.Out[pl.Tensor[[NR, 1, SIZE], pl.FP32]]):
+        data_buf = pld.alloc_window_buffer([1, SIZE], dtype=pl.FP32)
+        data = pld.window(data_buf, [1, SIZE], dtype=pl.FP32)
+        for r in pl.range(pld.world_size()):
+            stage(x[r], data, device=r)
+        data = pld.tensor.allreduce(data, op=pld.ReduceOp.Max)
+        for r in pl.range(pld.world_size()):
+            readback(data, y[r], device=r)
+
+    return host

@@ -151,3 +151,10 @@ def test_every_pld_op_is_captured_and_round_trips_here():
                              isinstance(e.op, str)}  # fmt: skip
     pld_ops = {n for n in OPS if n.startswith("pld.")}
     assert sorted(pld_ops - used) == []
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_host_collective_between_two_launch_loops(seed):
+    x = inputs(3, 1, seed=10)
+    y = run(K.make_host_allreduce(), x, np.zeros_like(x), 3, seed)
+    np.testing.assert_array_equal(y, np.broadcast_to(x.max(axis=0), x.shape))
