@@ -84,13 +84,15 @@ def hook_for(file: Path) -> contextlib.AbstractContextManager:
 
 
 def jit_entries(module: Any) -> list[JITFunction]:
-    """The module's own @pl.jit entries (dependencies are reached through them)."""
-    return [
+    """The module's own @pl.jit entries (dependencies are reached through them); a file with
+    none but `@pl.jit.host` functions (a distributed program) has those as its entries."""
+    own = [
         v
         for v in vars(module).values()
-        if isinstance(v, JITFunction)
-        and v.flavour == "orchestration"
-        and v.func.__module__ == module.__name__
+        if isinstance(v, JITFunction) and v.func.__module__ == module.__name__
+    ]
+    return [v for v in own if v.flavour == "orchestration"] or [
+        v for v in own if v.flavour == "host"
     ]
 
 

@@ -78,3 +78,13 @@ def test_ranks_overrides_the_files_device_ids(capsys):
     assert main(["--ranks", "2", str(FILES / "mesh_allreduce.py")]) == 1
     out = capsys.readouterr().out
     assert "error[BadPeer]" in out and "peer 2 is not a rank (ranks 0..1)" in out
+
+
+def test_check_and_ir_take_a_distributed_files_host_entry(capsys):
+    from pldsl.cli import main as pldsl_main
+
+    assert pldsl_main(["ir", str(FILES / "mesh_allreduce.py")]) == 0
+    out = capsys.readouterr().out
+    assert "signal: pld.DistributedTensor[[3, 1], pl.INT32]" in out
+    assert "pl.pld.launch(r, self.reduce_step(" in out
+    assert pldsl_main(["check", str(FILES / "mesh_allreduce.py")]) == 0
