@@ -158,3 +158,13 @@ def test_a_host_collective_between_two_launch_loops(seed):
     x = inputs(3, 1, seed=10)
     y = run(K.make_host_allreduce(), x, np.zeros_like(x), 3, seed)
     np.testing.assert_array_equal(y, np.broadcast_to(x.max(axis=0), x.shape))
+
+
+def test_the_python_api_runs_a_program_on_ranks():
+    from pldsl.interpreter import ranks
+
+    x = inputs(4, 1, seed=11)
+    y = np.zeros_like(x)
+    program = K.make_allreduce().specialize(x, y)
+    ranks.run(program, "host", x, y, ranks=4, seed=5)
+    np.testing.assert_array_equal(y, np.broadcast_to(x.sum(axis=0), x.shape))
