@@ -22,6 +22,7 @@ from typing import Any
 from pldsl.interpreter import tasks
 from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
+    DEFERRED_OPS,
     DeferredCall,
     Frame,
     Machine,
@@ -436,7 +437,10 @@ class FastMachine(Machine):
 
     def _c_opcall(self, e: OpCall) -> Code:
         op = self._ops.get(id(e)) or self._prepare_op(e)
-        args = tuple(self._c_deferred(a) if type(a) is Call else self.expr(a) for a in e.args)
+        deferred = e.op in DEFERRED_OPS
+        args = tuple(
+            self._c_deferred(a) if deferred and type(a) is Call else self.expr(a) for a in e.args
+        )
         if self.trace is not None:
             run = self._run_op
             return lambda f: run(e, op, [a(f) for a in args])

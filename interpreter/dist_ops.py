@@ -18,6 +18,7 @@ from pldsl.execution.memory import Context, OpFault, TensorValue, fresh
 from pldsl.ir.opdefs import OPS
 
 from . import ranks
+from .machine import DEFERRED_OPS
 from .ops import KERNELS, Kernel, _copy_cost, kernel
 from .ranks import LOCAL, Blocker, WindowBuffer, WindowView, current_span, current_world, where
 
@@ -47,6 +48,9 @@ def window(opname, ctx: Context, rtype, buf, shape, dtype=None):
                       f"{list(buf.shape)}")  # fmt: skip
     typed = buf.typed(shape, dtype.name, ctx.storage(dtype.name))
     return WindowView(typed, shape, dtype.name)
+
+
+DEFERRED_OPS.add("pld.launch")  # its call runs on the rank, later: not as an operand
 
 
 @kernel("pld.launch")

@@ -432,8 +432,8 @@ class Machine:
         return self.invoke(fn, args, e.span)[0]
 
     def _deferred_call(self, e: Call, f: Frame) -> DeferredCall:
-        """A call given to an op as an operand (`pld.launch`): its arguments evaluated now,
-        the call itself left to the op."""
+        """A call given to a DEFERRED_OPS op: its arguments evaluated now, the call itself
+        left to the op."""
         return DeferredCall(self, e, [self.eval(a, f) for a in e.args])
 
     def _prepare_op(self, e: OpCall) -> _Op:
@@ -447,7 +447,12 @@ class Machine:
         args = tuple(
             (_eval_none, None)
             if a is None
-            else (self._deferred_call if type(a) is Call else self._eval[type(a)], a)
+            else (
+                self._deferred_call
+                if type(a) is Call and e.op in DEFERRED_OPS
+                else self._eval[type(a)],
+                a,
+            )
             for a in e.args
         )
         call = functools.partial(kernel.fn, self.ctx, rtype, **attrs)
@@ -504,6 +509,10 @@ class Machine:
 
 _MISSING = object()
 
+
+# Ops whose `Call` operands are passed unevaluated, as a DeferredCall (the op decides when
+# the call runs): `pld.launch`, registered by pldsl.interpreter.dist_ops.
+DEFERRED_OPS: set[str] = set()
 
 # Called after every function call with (machine, finished normally); pldsl.interpreter.ranks
 # registers the one that runs the ranks a host function launched.
