@@ -9,9 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import dist_kernels as K  # noqa: E402
 from pldsl.interpreter.ranks import world  # noqa: E402
 
-import kernels as K  # noqa: E402
 import pldsl as pl  # noqa: E402
 import pldsl.distributed as pld  # noqa: E402
 
