@@ -10,7 +10,11 @@ per-line profile. What the interpreter shares with the C backend (the numerics c
 buffers and views, argument binding, host calls, faults) is `pldsl.execution`.
 """
 
-from pldsl.interpreter.machine import ArgumentError, RunResult, execute, run
+from pldsl.interpreter import dist_ops as _dist_ops  # noqa: F401  (the pld ops' kernels)
+from pldsl.interpreter.machine import AFTER_INVOKE, ArgumentError, RunResult, execute, run
+from pldsl.interpreter.ranks import _after_invoke
 from pldsl.interpreter.trace import Trace
+
+AFTER_INVOKE.append(_after_invoke)  # ranks launched by a host function run when it returns
 
 __all__ = ["ArgumentError", "RunResult", "Trace", "execute", "run"]

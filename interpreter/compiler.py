@@ -26,6 +26,8 @@ from pldsl.interpreter import tasks
 from pldsl.interpreter.batched import _CAUGHT, BatchedLoop, Fallback, _count, batchable
 from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
+    DEFERRED_OPS,
+    DeferredCall,
     Frame,
     Machine,
     _Break,
@@ -503,9 +505,17 @@ class FastMachine(Machine):
             return missing
         return lambda f: invoke(fn, [a(f) for a in args], span)[0]
 
+    def _c_deferred(self, e: Call) -> Code:
+        """A call given to an op as an operand (`pld.launch`): see Machine._deferred_call."""
+        args = tuple(self.expr(a) for a in e.args)
+        return lambda f: DeferredCall(self, e, [a(f) for a in args])
+
     def _c_opcall(self, e: OpCall) -> Code:
         op = self._ops.get(id(e)) or self._prepare_op(e)
-        args = tuple(self.expr(a) for a in e.args)
+        deferred = e.op in DEFERRED_OPS
+        args = tuple(
+            self._c_deferred(a) if deferred and type(a) is Call else self.expr(a) for a in e.args
+        )
         if self.trace is not None:
             run = self._run_op
             return lambda f: run(e, op, [a(f) for a in args])

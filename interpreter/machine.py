@@ -208,15 +208,20 @@ class Machine:
         self.depth += 1
         if self.depth > faults.MAX_CALL_DEPTH:
             raise fault("RecursionLimit", faults.recursion_limit(fn.name), span)
+        ok = False
         try:
             self.exec_block(fn.body, frame)
             values, ret_span = (), fn.span
+            ok = True
         except _Return as r:
             values, ret_span = r.values, r.span
+            ok = True
         finally:
             self.depth -= 1
             if trace is not None:
                 self._trace_call(f"call {fn.name}", fn.span, t0)
+            for hook in AFTER_INVOKE:  # e.g. ranks launched by this call run to completion
+                hook(self, ok)
         return self._pack_return(fn, values), ret_span
 
     def _trace_call(self, name: str, span: Span, t0: int) -> None:
@@ -512,6 +517,11 @@ class Machine:
         args = [self.eval(a, f) for a in e.args]
         return self.invoke(fn, args, e.span)[0]
 
+    def _deferred_call(self, e: Call, f: Frame) -> DeferredCall:
+        """A call given to a DEFERRED_OPS op: its arguments evaluated now, the call itself
+        left to the op."""
+        return DeferredCall(self, e, [self.eval(a, f) for a in e.args])
+
     def _prepare_op(self, e: OpCall) -> _Op:
         """What an OpCall node needs on every execution, resolved on its first one."""
         opdef = lookup(e.op)
@@ -520,7 +530,17 @@ class Machine:
             raise fault("UnknownOp", f"the interpreter has no kernel for pl.{e.op}", e.span)
         attrs = {p.name: e.attr(p.name) for p in opdef.static_params}
         rtype = getattr(getattr(e.type, "dtype", None), "name", None)
-        args = tuple((_eval_none, None) if a is None else (self._eval[type(a)], a) for a in e.args)
+        args = tuple(
+            (_eval_none, None)
+            if a is None
+            else (
+                self._deferred_call
+                if type(a) is Call and e.op in DEFERRED_OPS
+                else self._eval[type(a)],
+                a,
+            )
+            for a in e.args
+        )
         call = functools.partial(kernel.fn, self.ctx, rtype, **attrs)
         label = f"pl.{opdef.name}"
         op = self._ops[id(e)] = _Op(
@@ -574,6 +594,31 @@ class Machine:
 
 
 _MISSING = object()
+
+
+# Ops whose `Call` operands are passed unevaluated, as a DeferredCall (the op decides when
+# the call runs): `pld.launch`, registered by pldsl.interpreter.dist_ops.
+DEFERRED_OPS: set[str] = set()
+
+# Called after every function call with (machine, finished normally); pldsl.interpreter.ranks
+# registers the one that runs the ranks a host function launched.
+AFTER_INVOKE: list[Callable[[Machine, bool], None]] = []
+
+
+class DeferredCall:
+    """A call whose arguments are evaluated and which has not run yet; `run()` runs it."""
+
+    __slots__ = ("machine", "call", "args")
+
+    def __init__(self, machine: Machine, call: Call, args: list) -> None:
+        self.machine, self.call, self.args = machine, call, args
+
+    def run(self) -> Any:
+        fn = self.machine.functions.get(self.call.func)
+        if fn is None:
+            raise fault("UndefinedFunction", f"program has no function '{self.call.func}'",
+                        self.call.span)  # fmt: skip
+        return self.machine.invoke(fn, self.args, self.call.span)[0]
 
 
 def op_fault(e: OpCall, op: _Op, x: Exception) -> RuntimeFault:

@@ -90,6 +90,33 @@ class Optimizer(Enum):
     auto_chunk = "auto_chunk"
 
 
+class NotifyOp(Enum):
+    """`pld.system.notify`: how the value lands in the peer's signal cell."""
+
+    AtomicAdd = "AtomicAdd"
+    Set = "Set"
+
+
+class WaitCmp(Enum):
+    """`pld.system.wait`: how the local signal cell is compared with `expected`."""
+
+    Eq = "Eq"
+    Ne = "Ne"
+    Gt = "Gt"
+    Ge = "Ge"
+    Lt = "Lt"
+    Le = "Le"
+
+
+class ReduceOp(Enum):
+    """The element-wise reduction of a `pld` collective."""
+
+    Sum = "Sum"
+    Max = "Max"
+    Min = "Min"
+    Prod = "Prod"
+
+
 ENUMS: dict[str, type[Enum]] = {
     "FunctionType": FunctionType,
     "Level": Level,
@@ -98,4 +125,7 @@ ENUMS: dict[str, type[Enum]] = {
     "AtomicType": AtomicType,
     "MemorySpace": MemorySpace,
     "MaskPattern": MaskPattern,
+    "NotifyOp": NotifyOp,
+    "WaitCmp": WaitCmp,
+    "ReduceOp": ReduceOp,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 from enum import Enum
 from typing import Any
 
@@ -1198,7 +1199,10 @@ class BodyBuilder:
             func = func.value
         if not isinstance(func, ast.Name) or func.id in self.vars:
             return None
-        if self.program.ns.get(func.id) is not pldsl:
+        root = self.program.ns.get(func.id)
+        if root is sys.modules.get("pldsl.distributed") and parts:  # `pld.x`: op "pld.x"
+            return ".".join(["pld", *reversed(parts)])
+        if root is not pldsl:
             return None
         return ".".join(reversed(parts)) or None
 
@@ -1390,10 +1394,10 @@ class BodyBuilder:
         kind, pname = p.kind, p.name
         optional_none = not p.required and p.default is None
         if kind == "dims":
-            if (
-                isinstance(node, ast.expr)
-                and opdef.name in ("read", "write")
-                and pname == "indices"
+            if isinstance(node, ast.expr) and (opdef.name, pname) in (
+                ("read", "indices"),
+                ("write", "indices"),
+                ("pld.alloc_window_buffer", "shape"),
             ):
                 value = self.static.try_eval(node)
                 if not isinstance(node, (ast.List, ast.Tuple)) and (

@@ -659,7 +659,7 @@ class ProgramBuilder:
                     )
             if isinstance(ann, TileAnnotation):
                 return TileType(shape, ann.dtype, valid, pad, ann.memory)
-            return TensorType(shape, ann.dtype, valid, pad)
+            return getattr(ann, "ir_type", TensorType)(shape, ann.dtype, valid, pad)
         if isinstance(ann, ScalarAnnotation):
             return ScalarType(ann.dtype)
         if is_bare_tensor(ann):

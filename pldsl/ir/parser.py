@@ -77,7 +77,15 @@ from pldsl.ir.opbinding import bind_op_call, scalar_binop_type
 from pldsl.ir.opdefs import TypeRuleError, lookup
 from pldsl.ir.printer import describe_type
 from pldsl.ir.symbolic import shape_vars, types_equal
-from pldsl.ir.types import ScalarType, TensorType, TileType, TupleType, Type
+from pldsl.ir.types import (
+    DistributedTensorType,
+    ScalarType,
+    TensorType,
+    TileType,
+    TupleType,
+    Type,
+    WindowBufferType,
+)
 
 __all__ = ["parse_ir"]
 
@@ -444,6 +452,10 @@ class _Reader:
                         if pad is not None:
                             pad = self.expect_attr(pad, PadValue, field, "pl.PadValue.zero")
             return TensorType(self.dims(dims), self.dtype(dtype), valid, pad)
+        if kind == "pld_type":
+            which, dims, dtype = tree.children
+            cls = DistributedTensorType if str(which) == "DistributedTensor" else WindowBufferType
+            return cls(self.dims(dims), self.dtype(dtype))
         if kind == "scalar_type":
             return ScalarType(self.dtype(tree.children[0]))
         if kind == "tuple_type":

@@ -66,6 +66,13 @@ def format_dims(dims) -> str:
     return "[" + ", ".join(format_expr(d) if not isinstance(d, int) else str(d) for d in dims) + "]"
 
 
+# the distributed tensor kinds (pldsl.ir.types), printed with the `pld` surface's names
+_DISTRIBUTED_KINDS = {
+    "DistributedTensorType": "pld.DistributedTensor",
+    "WindowBufferType": "pld.WindowBuffer",
+}
+
+
 def format_type(t: Any) -> str:
     if isinstance(t, TensorType):
         parts = [format_dims(t.shape), f"pl.{t.dtype.name}"]
@@ -81,7 +88,8 @@ def format_type(t: Any) -> str:
             return f"pl.Tile[{', '.join(parts)}]"
         if view:
             parts.append(f"pl.TensorView({', '.join(view)})")
-        return f"pl.Tensor[{', '.join(parts)}]"
+        kind = _DISTRIBUTED_KINDS.get(type(t).__name__, "pl.Tensor")
+        return f"{kind}[{', '.join(parts)}]"
     if isinstance(t, ScalarType):
         return f"pl.Scalar[pl.{t.dtype.name}]"
     if isinstance(t, TupleType):

@@ -42,6 +42,18 @@ class TileType(TensorType):
     memory: MemorySpace = MemorySpace.Vec
 
 
+@dataclass(frozen=True, eq=False)
+class DistributedTensorType(TensorType):
+    """`pld.DistributedTensor[...]`: a tensor in a rank's slice of a window buffer (global
+    memory every rank of the group can reach by rank id)."""
+
+
+@dataclass(frozen=True, eq=False)
+class WindowBufferType(TensorType):
+    """What `pld.alloc_window_buffer` returns on the host: one slot of this shape per rank,
+    reached through `pld.window` views."""
+
+
 def memory_of(t: object) -> MemorySpace | None:
     """The memory space of a tensor-like type: DDR for a tensor, the tile's space for a tile,
     None for anything else."""

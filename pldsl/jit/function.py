@@ -162,18 +162,25 @@ class JITFunction:
     def compile(self, *args: Any, config: Any = None, **kwargs: Any) -> CompiledJit:
         """PyPTO's `fn.compile(*args, config=RunConfig(...))`: a callable compiled program."""
         spec, _ = self._specialisation(self._bind(args, kwargs))
-        return CompiledJit(self, spec)
+        return CompiledJit(self, spec, config)
 
 
 class CompiledJit:
     """What `fn.compile(...)` returns: call it with arguments of the same signature."""
 
-    def __init__(self, fn: JITFunction, spec: Specialisation) -> None:
-        self.fn, self.spec = fn, spec
+    def __init__(self, fn: JITFunction, spec: Specialisation, config: Any = None) -> None:
+        self.fn, self.spec, self.config = fn, spec, config
         self.program = spec.program
+        self.output_dir = None  # nothing is written: there is no device build
 
     def __call__(self, *args: Any, config: Any = None, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
+        from pldsl.distributed.config import world_size_of
+        from pldsl.interpreter.ranks import world
+
+        # a DistributedConfig's device ids name the simulated ranks (the call's config first)
+        size = world_size_of(config) or world_size_of(self.config)
+        with world(size):
+            return self.fn(*args, **kwargs)
 
 
 class _Flavour:

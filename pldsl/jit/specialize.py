@@ -248,7 +248,10 @@ class Specializer:
                 builder.span(node),
                 help="pass one argument per parameter",
             )
+        device = next((kw for kw in node.keywords if kw.arg == "device"), None)
         for kw in node.keywords:
+            if kw is device and "device" not in names:
+                continue  # `f(..., device=r)`: a launch on rank r (pldsl.distributed)
             if kw.arg not in names or ordered[names.index(kw.arg)] is not None:
                 raise fail(
                     "TypeError",
@@ -278,7 +281,15 @@ class Specializer:
                     builder.span(node),
                     "arguments must match the parameter's dtype, rank and static dims",
                 )
-        return Call(name, args, sig.call_type, builder.span(node))
+        call = Call(name, args, sig.call_type, builder.span(node))
+        if device is not None and "device" not in names:
+            # `f(args, device=r)` (pldsl.distributed): `pl.pld.launch(r, self.f(args))`
+            from pldsl.frontend.body import checked_op_call
+            from pldsl.ops import lookup
+
+            rank = builder.expr(device.value)
+            return checked_op_call(lookup("pld.launch"), {"device": rank, "call": call}, call.span)
+        return call
 
 
 def annotation_types(jf: JITFunction) -> list[Type]:
@@ -327,7 +338,7 @@ def _apply_binds(pb, pname: str, t: TensorType, dyn: dict) -> TensorType:
             )
         shape[axis] = Var(b.dyn.name, ScalarType(INDEX))
     valid = t.valid_shape
-    return TensorType(tuple(shape), t.dtype, valid, t.pad)
+    return type(t)(tuple(shape), t.dtype, valid, t.pad)  # a DistributedTensor stays one
 
 
 def _fits(declared: Type, given: Type) -> bool:

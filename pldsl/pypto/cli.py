@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     p.add_argument("--strict", action="store_true", help="poison undefined memory, fault on reads")
     p.add_argument("--check", action="store_true", help="run the static checks before each run")
+    p.add_argument("--ranks", type=int, default=None, metavar="N",
+                   help="distributed kernels: simulate N ranks (default: the file's "
+                   "DistributedConfig device ids)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="distributed kernels: interleave the ranks at random with seed S "
+                   "(default: a fixed round-robin order)")  # fmt: skip
     p.add_argument("file", help="the Python file (pypto-lib style: run_jit/run with a golden)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the file's own arguments")
     return p
@@ -48,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     _note_device_flags(opts.args)
     harness.OPTIONS = harness.Options(opts.backend, opts.strict, opts.precision, opts.check)
     harness.RESULTS.clear()
-    status = run_file(file, opts.args)
+    if opts.ranks is not None and opts.ranks < 1:
+        print("pldsl pypto: error: --ranks needs at least 1 rank", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    from pldsl.interpreter.ranks import world
+
+    with world(opts.ranks, opts.seed, forced=opts.ranks is not None):
+        status = run_file(file, opts.args)
     print_table(harness.RESULTS)
     if status is not None:
         return status
@@ -71,7 +83,12 @@ def _note_device_flags(args: list[str]) -> None:
             f"pldsl pypto: note: {' '.join(given)} accepted and ignored: "
             "the kernel runs on pldsl's "
             f"{harness.OPTIONS.backend if harness.OPTIONS.backend == 'c' else 'interpreter'}, "
-            "no device",
+            "no device"
+            + (
+                " (device ids a file gives DistributedConfig name simulated ranks)"
+                if any(g.split("=")[0].split()[0] in ("-d", "--device") for g in given)
+                else ""
+            ),
             file=sys.stderr,
         )
 

@@ -98,13 +98,15 @@ def hook_for(file: Path) -> contextlib.AbstractContextManager:
 
 
 def jit_entries(module: Any) -> list[JITFunction]:
-    """The module's own @pl.jit entries (dependencies are reached through them)."""
-    return [
+    """The module's own @pl.jit entries (dependencies are reached through them); a file with
+    none but `@pl.jit.host` functions (a distributed program) has those as its entries."""
+    own = [
         v
         for v in vars(module).values()
-        if isinstance(v, JITFunction)
-        and v.flavour == "orchestration"
-        and v.func.__module__ == module.__name__
+        if isinstance(v, JITFunction) and v.func.__module__ == module.__name__
+    ]
+    return [v for v in own if v.flavour == "orchestration"] or [
+        v for v in own if v.flavour == "host"
     ]
 
 
@@ -220,6 +222,9 @@ def specialise(entry: JITFunction, named: dict[str, Type]) -> Program:
         if exc.diagnostic.rule != "MissingShape" or not any(p in named for p in params):
             raise
         missing = [p for p in params if p not in named]
+        declared = _declared_types(entry)  # e.g. pld.DistributedTensor windows: not in specs
+        if declared is not None:
+            return entry.specialize_types(declared)  # the specs do not describe this entry
         src = entry.source()
         raise CaptureError(
             Diagnostic(
@@ -230,6 +235,14 @@ def specialise(entry: JITFunction, named: dict[str, Type]) -> Program:
                 f"add --shape {missing[0]}=16x128:bf16 (or NAME=:int32 for a scalar)",
             )
         ) from None
+
+
+def _declared_types(entry: JITFunction) -> list[Type] | None:
+    """The parameter types the annotations give, when every one is shaped; else None."""
+    try:
+        return annotation_types(entry)
+    except CaptureError:
+        return None
 
 
 def needs_loader(text: str) -> bool:

@@ -213,7 +213,8 @@ def _run(
             for s in specs
             if isinstance(s, TensorSpec) and (not s.is_output or s.init_value is not None)
         }
-        _execute(kernel, program, entry, specs, tensors)
+        with _ranks(kwargs):
+            _execute(kernel, program, entry, specs, tensors)
         if golden_fn is None:
             record.passed = True
             record.error = "no golden: outputs not compared"
@@ -240,6 +241,16 @@ def _run(
     if failed and error is None:
         error = "Output(s) does not match golden: " + ", ".join(o.name for o in failed)
     return RunResult(record.passed, error, record.seconds)
+
+
+def _ranks(kwargs: dict) -> Any:
+    """Distributed kernels run on as many simulated ranks as the call's DistributedConfig
+    names (compile_cfg=dict(distributed_config=...) or config=RunConfig(...))."""
+    from pldsl.distributed.config import world_size_of
+    from pldsl.interpreter.ranks import world
+
+    size = world_size_of(kwargs.get("compile_cfg")) or world_size_of(kwargs.get("config"))
+    return world(size)
 
 
 class _CheckFailed(Exception):

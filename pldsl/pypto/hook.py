@@ -22,8 +22,6 @@ ROOTS = ("pypto", "golden")
 
 # Modules PyPTO files import that pldsl does not provide, and the feature each one is.
 MISSING: dict[str, str] = {
-    "pypto.language.distributed": "distributed (pypto.language.distributed)",
-    "pypto.ir.distributed_compiled_program": "distributed (DistributedConfig)",
     "pypto.runtime.DistributedWorker": "distributed (DistributedWorker)",
 }
 
@@ -56,6 +54,7 @@ def _module(name: str, doc: str, **attrs: Any) -> types.ModuleType:
 def build_modules() -> dict[str, types.ModuleType]:
     """The modules of a run, by name (fresh objects each run)."""
     import pldsl
+    import pldsl.distributed
     from pldsl.ir.printer import print_ir
     from pldsl.pypto import compare, harness
 
@@ -90,7 +89,19 @@ def build_modules() -> dict[str, types.ModuleType]:
         set_backend_type=_set_backend_type,
     )
     printer = _module("pypto.ir.printer", "", python_print=print_ir)
-    ir = _module("pypto.ir", "pldsl's stand-in for pypto.ir", printer=printer)
+    from pldsl.distributed.config import DistributedConfig
+
+    dist_program = _module(
+        "pypto.ir.distributed_compiled_program",
+        "pldsl's stand-in: DistributedConfig's device ids name simulated ranks",
+        DistributedConfig=DistributedConfig,
+    )
+    ir = _module(
+        "pypto.ir",
+        "pldsl's stand-in for pypto.ir",
+        printer=printer,
+        distributed_compiled_program=dist_program,
+    )
     pypto = _module(
         "pypto",
         "pldsl's stand-in for PyPTO, for one `pldsl pypto` run",
@@ -106,6 +117,8 @@ def build_modules() -> dict[str, types.ModuleType]:
         "pypto.backend": backend,
         "pypto.ir": ir,
         "pypto.ir.printer": printer,
+        "pypto.ir.distributed_compiled_program": dist_program,
+        "pypto.language.distributed": pldsl.distributed,
         "golden": golden,
         "golden.spec": _module("golden.spec", "", **golden_names),
         "golden.runner": _module("golden.runner", "", **golden_names),

@@ -525,7 +525,8 @@ def test_every_op_is_exercised_here():
     for src in SOURCE:
         used |= set(re.findall(r"pl\.(?:tensor\.)?((?:tile\.)?\w+)\(", src))
         used |= {n.split(".", 1)[1] for n in used if n.startswith("tile.")}  # pl.tile.exp: exp
-    missing = sorted(set(OPS) - used)
+    # the distributed (pld) ops are refused by C; tests/distributed exercises them
+    missing = sorted(n for n in set(OPS) - used if not n.startswith("pld."))
     assert not missing, f"no test case uses: {missing}"
 
 

@@ -1696,7 +1696,8 @@ COVERED.update(NEW_OPS)
 
 
 def test_every_op_of_the_table_has_a_property_test():
-    missing = sorted(set(OPS) - COVERED)
+    # the distributed (pld) ops are tested against NumPy oracles in tests/distributed
+    missing = sorted(n for n in set(OPS) - COVERED if not n.startswith("pld."))
     assert not missing, f"ops of pldsl.ops.OPS without a property test here: {missing}"
     unknown = sorted(COVERED - set(OPS))
     assert not unknown, f"property tests name ops the table does not define: {unknown}"

@@ -309,7 +309,8 @@ SAMPLES.update({
 
 
 def test_op_samples_cover_the_op_table():
-    missing = sorted(set(OPS) - set(SAMPLES))
+    # the distributed (pld) ops round-trip in tests/distributed/test_collectives.py
+    missing = sorted(n for n in set(OPS) - set(SAMPLES) if not n.startswith("pld."))
     assert not missing, f"add round-trip samples for new ops: {missing}"
     assert not sorted(set(SAMPLES) - set(OPS))
 

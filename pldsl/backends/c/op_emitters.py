@@ -1367,3 +1367,18 @@ def _op_scatter(em: Emitter, e: OpCall, args: list) -> CVal:
 
 
 from . import tile_emitters  # noqa: E402, F401  (the tile level's emitters register themselves)
+
+
+def _distributed(em: Emitter, e: OpCall, args: list) -> CVal:
+    """The `pld` ops need several ranks: the interpreter simulates them, C does not."""
+    raise unsupported(
+        f"pl.{e.op} is a distributed (pld) op: the C backend runs one rank; run distributed "
+        "kernels on the interpreter, which simulates the ranks (pldsl pypto --ranks N)",
+        e.span,
+    )
+
+
+from pldsl.ops import OPS as _OPS  # noqa: E402
+
+for _name in [n for n in _OPS if n.startswith("pld.")]:
+    OP_EMITTERS[_name] = _distributed

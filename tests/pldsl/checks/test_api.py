@@ -19,6 +19,7 @@ EXPECTED_RULES = {
     "UnwrittenOutput": "warning",
     "StaleBufferRead": "warning",
     "SpmdBlockRace": "error",
+    "RankDependentCollective": "warning",
     "LowPrecisionArith": "warning",
     "UnpaddedReduction": "warning",
     "UnusedValue": "warning",

@@ -1,0 +1,154 @@
+"""The checks the simulated ranks make, each finding a planted bug with its lines and ranks
+and staying quiet on the correct version; and notify/wait ordering under seeded
+interleavings."""
+
+import ast
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import check_kernels as C  # noqa: E402
+from pldsl.interpreter.ranks import world  # noqa: E402
+
+from pldsl.diagnostics import PldslError  # noqa: E402
+
+SOURCE = Path(C.__file__).read_text().splitlines()
+
+
+def line_of(text: str, after: int = 0) -> int:
+    """The 1-based line of the first source line containing `text` (after line `after`)."""
+    return next(i + 1 for i, s in enumerate(SOURCE) if i + 1 > after and text in s)
+
+
+def func_line(name: str) -> int:
+    return next(
+        n.lineno for n in ast.parse("\n".join(SOURCE)).body if getattr(n, "name", "") == name
+    )
+
+
+def inputs(n: int) -> np.ndarray:
+    return np.arange(n * C.SIZE, dtype=np.float32).reshape(n, 1, C.SIZE)
+
+
+def run(make, bug: int, n: int = 3, seed=None) -> np.ndarray:
+    x = inputs(n)
+    y = np.zeros_like(x)
+    with world(n, seed):
+        make(bug)(x, y)
+    return y
+
+
+def fails(make, bug: int, n: int = 3, seed=None):
+    with pytest.raises(PldslError) as err:
+        run(make, bug, n, seed)
+    return err.value.diagnostic
+
+
+@pytest.mark.parametrize("seed", [None, 0, 1, 2])
+def test_ring_is_correct_in_every_interleaving(seed):
+    np.testing.assert_array_equal(run(C.ring, 0, 3, seed), np.roll(inputs(3), 1, axis=0))
+
+
+def test_deadlock_names_the_wait_the_ranks_and_the_notifies():
+    d = fails(C.ring, 1)
+    start = func_line("ring")
+    wait, notify = line_of("expected=2", start), line_of("pld.system.notify", start)
+    assert d.rule == "Deadlock" and d.span.line == wait
+    assert "rank(s) 0, 1, 2 wait forever" in d.message
+    text = " ".join(d.notes)
+    assert f"waits at line {wait}" in text and f"came from lines [{notify}]" in text
+    assert "the cell holds 1" in text
+
+
+def test_a_wait_on_the_wrong_cell_is_a_deadlock_showing_where_notifies_went():
+    d = fails(C.ring, 2, n=2)
+    assert d.rule == "Deadlock" and d.span.line == line_of("offsets=[1, 0], expected=1")
+    assert "window[1, 0] Ge 1; the cell holds 0" in d.notes[0]
+    assert "cell [0, 0]" in d.notes[0]
+
+
+def test_seeds_expose_a_missing_wait():
+    want = np.roll(inputs(2), 1, axis=0)
+    assert np.array_equal(run(C.ring, 3, 2), want)  # the fixed order happens to work
+    wrong = [s for s in range(20) if not np.array_equal(run(C.ring, 3, 2, s), want)]
+    assert wrong, "some interleaving reads the window before the peer's store"
+
+
+def test_unordered_writes_to_one_window_region_are_a_race():
+    d = fails(C.shared_row, 1)
+    line = line_of("peer=0, offsets=[0, 0])", func_line("shared_row"))
+    assert d.rule == "WindowRace" and d.span.line == line
+    assert "rank 1 writes window[0, 0] of rank 0's window, which rank 0 wrote at line" in d.message
+    assert "on rank 1" in d.notes
+
+
+@pytest.mark.parametrize("bug", [0, 2])  # distinct rows; one row, writes chained by notify/wait
+@pytest.mark.parametrize("seed", [None, 3, 4])
+def test_ordered_or_disjoint_writes_are_quiet(bug, seed):
+    np.testing.assert_array_equal(run(C.shared_row, bug, 3, seed), inputs(3))
+
+
+def test_a_remote_load_outside_the_window():
+    d = fails(C.neighbour_load, 1)
+    assert d.rule == "RemoteOutOfWindow"
+    assert d.span.line == line_of("pld.tile.remote_load(", func_line("neighbour_load"))
+    assert "offsets [0, 16] shape [1, 32]" in d.message and "rank 1's window" in d.message
+    assert "on rank 0" in d.notes
+
+
+def test_a_remote_load_inside_the_window_is_quiet():
+    np.testing.assert_array_equal(run(C.neighbour_load, 0), np.roll(inputs(3), -1, axis=0))
+
+
+def test_a_rank_dependent_branch_that_skips_a_collective():
+    d = fails(C.rank_branch, 1)
+    start = func_line("rank_branch")
+    barrier, branch = line_of("pld.tensor.barrier", start), line_of("if me == 0:", start)
+    assert d.rule == "CollectiveSkipped" and d.span.line == barrier
+    assert "called by rank(s) 0 but never by rank(s) 1, 2" in d.message
+    assert any(f"inside the `if` at line {branch}" in n for n in d.notes)
+
+
+def test_every_rank_reaching_the_collective_is_quiet():
+    np.testing.assert_array_equal(run(C.rank_branch, 0), inputs(3))
+
+
+def test_a_notify_on_a_tensor_outside_any_window_does_not_capture():
+    d = fails(lambda bug: C.notify_on_plain_tensor(), 0)
+    assert d.rule == "TypeError" and d.span.line == line_of("pld.system.notify(signal, peer=0")
+    assert "'target' must be a window-bound pld.DistributedTensor" in d.message
+
+
+def test_a_rank_launched_twice():
+    d = fails(lambda bug: C.launch_twice(), 0, n=2)
+    assert d.rule == "BadDevice" and "rank 0 is launched twice" in d.message
+    assert d.span.line == line_of("step(x[r], y[r], device=0)")
+
+
+def test_the_static_rule_finds_the_rank_dependent_collective():
+    from pldsl.checks import run_checks
+
+    x = inputs(2)
+    bad = run_checks(C.rank_branch(1).specialize(x, np.zeros_like(x)))
+    found = [d for d in bad if d.rule == "RankDependentCollective"]
+    start = func_line("rank_branch")
+    assert len(found) == 1 and found[0].span.line == line_of("pld.tensor.barrier", start)
+    assert f"the `if` at line {line_of('if me == 0:', start)}" in found[0].message
+    for make in (C.rank_branch, C.ring, C.shared_row, C.neighbour_load):
+        good = run_checks(make(0).specialize(x, np.zeros_like(x)))
+        assert not [d for d in good if d.rule == "RankDependentCollective"]
+
+
+def test_a_notify_no_rank_executes_is_named_as_the_missing_one():
+    d = fails(C.skipped_notify, 1, n=2)
+    start = func_line("skipped_notify")
+    assert d.rule == "Deadlock" and d.span.line == line_of("cmp=pld.WaitCmp.Eq", start)
+    assert "rank(s) 1 wait forever" in d.message and "rank(s) 0 finished" in d.notes
+    notify = line_of("op=pld.NotifyOp.Set", start)
+    assert "no notify reached" in d.notes[0]
+    assert f"the program's notify calls are at lines [{notify}]" in d.notes[0]
+    np.testing.assert_array_equal(run(C.skipped_notify, 0, 2), inputs(2))

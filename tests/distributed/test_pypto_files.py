@@ -1,0 +1,90 @@
+"""`pldsl pypto FILE` on distributed files: one written here (always), and PyPTO's own
+tutorials and pypto-lib's allreduce (optional: PLDSL_PYPTO / PLDSL_PYPTO_LIB name a checkout
+or a bare git dir)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pldsl.pypto.cli import main
+
+FILES = Path(__file__).parent / "files"
+PYPTO, LIB = os.environ.get("PLDSL_PYPTO"), os.environ.get("PLDSL_PYPTO_LIB")
+TUTORIALS = ["01_hello_rank", "02_programming_model", "03_window_buffer", "04_barrier",
+             "05_remote_load_store", "06_put_get", "07_dynamic_rank_count"]  # fmt: skip
+
+
+def source(root: str, path: str) -> str:
+    if (Path(root) / path).is_file():
+        return (Path(root) / path).read_text()
+    return subprocess.run(["git", "-C", root, "show", f"HEAD:{path}"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+
+
+@pytest.mark.parametrize("extra", [[], ["--seed", "11"]])
+def test_a_distributed_file_written_here(extra, capsys):
+    assert main([*extra, str(FILES / "mesh_allreduce.py")]) == 0
+    assert "1/1 run(s) passed" in capsys.readouterr().out
+
+
+def test_ranks_must_be_positive(capsys):
+    assert main(["--ranks", "0", str(FILES / "mesh_allreduce.py")]) == 2
+
+
+def test_the_c_backend_refuses_distributed_kernels(capsys):
+    assert main(["--backend", "c", str(FILES / "mesh_allreduce.py")]) == 1
+    assert "distributed (pld) op" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not PYPTO, reason="set PLDSL_PYPTO to a pypto checkout or git dir")
+@pytest.mark.parametrize("name", TUTORIALS)
+@pytest.mark.parametrize("args", [[], ["--mode", "other"], ["-d", "0,1,2,3"]])
+def test_pypto_tutorials(name, args, tmp_path):
+    pytest.importorskip("torch")
+    text = source(PYPTO, f"examples/distributed/{name}.py")
+    if args and args[0] == "--mode":
+        modes = {
+            "04_barrier": ["--use-builtin"],
+            "05_remote_load_store": ["--mode", "store"],
+            "06_put_get": ["--mode", "get"],
+            "07_dynamic_rank_count": ["--mode", "get"],
+        }
+        if name not in modes:
+            pytest.skip("one mode only")
+        args = modes[name]  # fmt: skip
+    if args and args[0] == "-d" and name != "07_dynamic_rank_count":
+        pytest.skip("a fixed two-rank tutorial")
+    (tmp_path / f"{name}.py").write_text(text)
+    assert main([str(tmp_path / f"{name}.py"), *args]) == 0
+
+
+@pytest.mark.skipif(not LIB, reason="set PLDSL_PYPTO_LIB to a pypto-lib checkout or git dir")
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_pypto_lib_allreduce(ranks, tmp_path):
+    pytest.importorskip("torch")
+    text = source(LIB, "examples/advanced/allreduce.py")
+    assert "N_RANKS = 2" in text
+    text = text.replace("N_RANKS = 2", f"N_RANKS = {ranks}")  # the file fixes P statically
+    (tmp_path / "allreduce.py").write_text(text)
+    assert main([str(tmp_path / "allreduce.py"), "-d", ",".join(map(str, range(ranks)))]) == 0
+
+
+def test_ranks_overrides_the_files_device_ids(capsys):
+    assert main(["--ranks", "3", str(FILES / "mesh_allreduce.py")]) == 0
+    capsys.readouterr()
+    # the file's kernel loops over N = 3 peers: on 2 ranks peer 2 does not exist
+    assert main(["--ranks", "2", str(FILES / "mesh_allreduce.py")]) == 1
+    out = capsys.readouterr().out
+    assert "error[BadPeer]" in out and "peer 2 is not a rank (ranks 0..1)" in out
+
+
+def test_check_and_ir_take_a_distributed_files_host_entry(capsys):
+    from pldsl.cli import main as pldsl_main
+
+    assert pldsl_main(["ir", str(FILES / "mesh_allreduce.py")]) == 0
+    out = capsys.readouterr().out
+    assert "signal: pld.DistributedTensor[[3, 1], pl.INT32]" in out
+    assert "pl.pld.launch(r, self.reduce_step(" in out
+    assert pldsl_main(["check", str(FILES / "mesh_allreduce.py")]) == 0
