@@ -198,11 +198,15 @@ def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
     return mask
 
 
+_MAX_CHECKED = 2048  # journaled windows of one buffer the run-time overlap check compares
+
+
 class Lanes:
     """The batched run of one loop: lane count, context, journal of shared writes."""
 
-    def __init__(self, ctx: Context, n: int):
+    def __init__(self, ctx: Context, n: int, check_writes: bool = False):
         self.ctx, self.n = ctx, n
+        self.check_writes = check_writes  # the IR did not prove the lanes' writes disjoint
         self.inner: set[int] = set()  # id()s of buffers the body computed (same in all lanes)
         self.storage: dict[str, np.dtype] = {}
         self.read_roots: dict[int, Buffer] = {}
@@ -319,6 +323,8 @@ class Lanes:
                 w = owners.get(id(_owner(r.data)))
                 if w is not None and w is not r:
                     raise Fallback("a read buffer and a written one may alias")
+        if self.check_writes:
+            self._check_disjoint()
         for target, offs, ext, src in self.journal:
             data = target.buffer.data
             if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
@@ -332,6 +338,29 @@ class Lanes:
                     part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
                     data[tuple(slice(o, o + e) for o, e in zip(lo, ex))] = part.reshape(ex)
             target.buffer.mark_written()
+
+    def _check_disjoint(self) -> None:
+        """Fallback unless no two lanes write overlapping windows of one buffer (over every
+        journaled write): then applying the journal op by op over all lanes leaves what the
+        iterations one after another leave, since only one lane's writes touch any element and
+        each lane's writes are applied in program order."""
+        n = self.n
+        boxes: dict[int, list] = {}
+        for target, offs, ext, _ in self.journal:
+            lo = np.stack([np.broadcast_to(np.asarray(o, np.int64), (n,)) for o in offs], 1)
+            hi = lo + np.stack([np.broadcast_to(np.asarray(e, np.int64), (n,)) for e in ext], 1)
+            boxes.setdefault(id(target.buffer.root), []).append((lo, hi))
+        for parts in boxes.values():
+            lo = np.concatenate([p[0] for p in parts])
+            hi = np.concatenate([p[1] for p in parts])
+            if len(lo) > _MAX_CHECKED:
+                raise Fallback("too many windows to check")
+            lane = np.tile(np.arange(n), len(parts))
+            hit = lane[:, None] != lane[None, :]
+            for d in range(lo.shape[1]):
+                hit &= (lo[:, None, d] < hi[None, :, d]) & (lo[None, :, d] < hi[:, None, d])
+            if hit.any():
+                raise Fallback("writes overlap between iterations")
 
     def _scatter(self, data, offs, ext, src, batched: bool) -> None:
         n, rank = self.n, len(ext)
@@ -819,8 +848,9 @@ class BatchedLoop:
     """One loop's body compiled once into closures over all lanes (the per-node cost is paid
     once per batched run, not once per lane)."""
 
-    def __init__(self, machine: Any, loop: For):
+    def __init__(self, machine: Any, loop: For, check_writes: bool = False):
         self.m, self.loop, self.ctx = machine, loop, machine.ctx
+        self.check_writes = check_writes
         self.fails = 0
         live = machine._live
         self.kshapes = {}  # nested matmul_acc K-loops (interpreter/kloop.py's shape)
@@ -834,7 +864,7 @@ class BatchedLoop:
     def run(self, env: dict, lo: int, hi: int, st: int) -> None:
         """One batched run (raises Fallback before any visible effect)."""
         lanes_idx = np.arange(lo, hi, st, dtype=np.int64)
-        lanes = Lanes(self.ctx, len(lanes_idx))
+        lanes = Lanes(self.ctx, len(lanes_idx), self.check_writes)
         local = dict(env)
         local[self.loop.var.name] = lanes_idx
         self.body(_State(local, lanes))

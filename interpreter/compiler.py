@@ -66,6 +66,7 @@ from pldsl.ir.nodes import (
     While,
     Yield,
 )
+from pldsl.ir.traversal import walk
 
 __all__ = ["FastMachine"]
 
@@ -223,15 +224,36 @@ class FastMachine(Machine):
         if s.iter_args or batchable(s) is not None:
             return None
         try:  # an optional shortcut: a loop it cannot take runs per tile, never fails
-            if not _parallel_plan(self._fn, s):
+            mode = _parallel_plan(self._fn, s)
+            if mode is None:
                 return None
-            runner = BatchedLoop(self, s)
+            runner = BatchedLoop(self, s, check_writes=mode == "checked")
+            inner = self._inner_trips(s) if mode == "checked" else None
         except Exception:  # noqa: BLE001
             return None
         plain = self._plain_for(s)
         bounds = tuple(self._index(e, w) for e, w in
                        ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
-        return _batched_code(runner, plain, bounds)
+        return _batched_code(runner, plain, bounds, inner)
+
+    def _inner_trips(self, s: For) -> list:
+        """Bounds of the batchable loops nested directly in `s`'s body (inside `pl.at` scopes
+        too), as closures, for a run-time choice: a loop whose batched form needs the run-time
+        write check batches only when it has at least as many iterations as the loops inside
+        it (which batch on their own when it runs per tile). Bounds with op calls are left out
+        (evaluating them early could fault)."""
+        found = []
+        stack = list(s.body)
+        while stack:
+            n = stack.pop()
+            if type(n) is Scope:
+                stack.extend(n.body)
+            elif type(n) is For and not n.iter_args and batchable(n) is None:
+                exprs = (n.start, n.stop, n.step)
+                if any(type(x) is OpCall for e in exprs for x in walk(e)):
+                    continue
+                found.append(tuple(self._index(e, "loop bound") for e in exprs))
+        return found
 
     def _spmd_for(self, s: For) -> Code:
         """Blocks one after another, the running one published for get_block_idx kernels."""
@@ -570,26 +592,39 @@ _MIN_LANES = 2  # fewer iterations run per tile
 _GIVE_UP = 3  # consecutive run-time fallbacks after which a loop stops trying the batched form
 
 
-def _parallel_plan(fn: Function, loop: For) -> bool:
-    """Whether the IR proves the loop's iterations independent (ParallelAnalysis, the proof
-    the C backend's OpenMP loops use), computed once per captured function."""
+def _parallel_plan(fn: Function, loop: For) -> str | None:
+    """How the loop may run batched: "proven" when the IR proves its iterations independent
+    (ParallelAnalysis, the proof the C backend's OpenMP loops use), "checked" when that proof
+    fails only because the IR cannot show the iterations' writes to shared buffers disjoint
+    (dynamic bounds, indices through scalars it cannot follow): everything else about
+    independence holds, and the batched run checks the writes it journals for overlap between
+    iterations before committing (batched.Lanes.commit), falling back otherwise. None: per tile.
+    Computed once per captured function."""
     analysis = _PARALLEL.get(fn)
     if analysis is None:
         analysis = _PARALLEL[fn] = ParallelAnalysis(fn)
     plan = analysis.plans.get(id(loop))
     if plan is None:
         plan = analysis.plans[id(loop)] = analysis.plan(loop)
-    return plan.parallel
+    if plan.parallel:
+        return "proven"
+    # the reasons of ParallelAnalysis's last stage (the write-disjointness proof); every
+    # earlier check (carried variables, jumps, calls, step) passed when it reports one of them
+    if plan.reason.endswith("may overlap between iterations") or \
+            plan.reason == "write through a tensor of unknown origin":  # fmt: skip
+        return "checked"
+    return None
 
 
-def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple) -> Code:
+def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple, inner: list | None) -> Code:
     start, stop, step = bounds
 
     def batched(f: Frame) -> None:
         if runner.fails < _GIVE_UP:
             try:
                 lo, hi, st = start(f), stop(f), step(f)
-                if st != 0 and len(range(lo, hi, st)) >= _MIN_LANES:
+                n = len(range(lo, hi, st)) if st != 0 else 0
+                if n >= _MIN_LANES and (not inner or n >= _inner_max(f, inner)):
                     runner.run(f.env, lo, hi, st)
                     runner.fails = 0
                     _count("batched")
@@ -601,6 +636,20 @@ def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple) -> Code:
         plain(f)
 
     return batched
+
+
+def _inner_max(f: Frame, inner: list) -> int:
+    """The most iterations of a nested loop, where its bounds are known at this loop's entry
+    (0 where none is: bounds computed inside the body)."""
+    most = 0
+    for bounds in inner:
+        try:
+            lo, hi, st = (b(f) for b in bounds)
+        except Exception:  # noqa: BLE001 - a bound defined inside the body: unknown here
+            continue
+        if st != 0:
+            most = max(most, len(range(lo, hi, st)))
+    return most
 
 
 def _liveness(fn: Function) -> Liveness:
