@@ -345,20 +345,28 @@ class Lanes:
         iterations one after another leave, since only one lane's writes touch any element and
         each lane's writes are applied in program order."""
         n = self.n
-        boxes: dict[int, list] = {}
-        for target, offs, ext, _ in self.journal:
-            lo = np.stack([np.broadcast_to(np.asarray(o, np.int64), (n,)) for o in offs], 1)
-            hi = lo + np.stack([np.broadcast_to(np.asarray(e, np.int64), (n,)) for e in ext], 1)
-            boxes.setdefault(id(target.buffer.root), []).append((lo, hi))
-        for parts in boxes.values():
-            lo = np.concatenate([p[0] for p in parts])
-            hi = np.concatenate([p[1] for p in parts])
-            if len(lo) > _MAX_CHECKED:
+        groups: dict[int, list] = {}
+        views: dict[int, int] = {}  # root -> the one buffer (coordinate system) written
+        for entry in self.journal:
+            buf = entry[0].buffer
+            if views.setdefault(id(buf.root), id(buf)) != id(buf):
+                raise Fallback("writes through two views of one buffer")
+            groups.setdefault(id(buf), []).append(entry)
+        for entries in groups.values():
+            m, rank = n * len(entries), len(entries[0][1])
+            if m > _MAX_CHECKED:
                 raise Fallback("too many windows to check")
-            lane = np.tile(np.arange(n), len(parts))
-            hit = lane[:, None] != lane[None, :]
-            for d in range(lo.shape[1]):
-                hit &= (lo[:, None, d] < hi[None, :, d]) & (lo[None, :, d] < hi[:, None, d])
+            lo = np.empty((m, rank), np.int64)
+            hi = np.empty((m, rank), np.int64)
+            for i, (_, offs, ext, _) in enumerate(entries):
+                rows = slice(i * n, i * n + n)
+                for d, (o, e) in enumerate(zip(offs, ext)):
+                    lo[rows, d] = o
+                    hi[rows, d] = e
+            hi += lo
+            hit = ((lo[:, None, :] < hi[None, :, :]) & (lo[None, :, :] < hi[:, None, :])).all(2)
+            lane = np.arange(m) % n  # box i * n + k belongs to lane k
+            hit &= lane[:, None] != lane[None, :]
             if hit.any():
                 raise Fallback("writes overlap between iterations")
 
