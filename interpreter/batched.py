@@ -856,9 +856,11 @@ class BatchedLoop:
     """One loop's body compiled once into closures over all lanes (the per-node cost is paid
     once per batched run, not once per lane)."""
 
-    def __init__(self, machine: Any, loop: For, check_writes: bool = False):
+    def __init__(self, machine: Any, loop: For, check_writes: bool = False,
+                 flat: For | None = None):  # fmt: skip
         self.m, self.loop, self.ctx = machine, loop, machine.ctx
-        self.check_writes = check_writes
+        self.check_writes = check_writes or flat is not None
+        self.flat = flat  # the loop ending the body, run as lanes too (see run)
         self.fails = 0
         live = machine._live
         self.kshapes = {}  # nested matmul_acc K-loops (interpreter/kloop.py's shape)
@@ -867,17 +869,29 @@ class BatchedLoop:
                 if type(node) is For and node is not loop:
                     after = live.live_after.get(id(node), frozenset())
                     self.kshapes[id(node)] = k_loop_shape(node, after)
-        self.body = self.block(loop.body)
+        stmts = list(loop.body)
+        self.body = self.block(stmts[:-1] + list(flat.body) if flat is not None else stmts)
 
-    def run(self, env: dict, lo: int, hi: int, st: int) -> None:
-        """One batched run (raises Fallback before any visible effect)."""
+    def run(self, env: dict, lo: int, hi: int, st: int, inner: range | None = None) -> None:
+        """One batched run (raises Fallback before any visible effect). With `flat`, one lane
+        per (outer, inner) iteration pair: each lane runs the statements before the inner loop,
+        then one inner iteration; the journal check (writes of different lanes disjoint, no
+        written buffer read) makes that the nest's result, duplicated statements included
+        (a duplicated write overlaps itself and falls back)."""
         lanes_idx = np.arange(lo, hi, st, dtype=np.int64)
-        lanes = Lanes(self.ctx, len(lanes_idx), self.check_writes)
         local = dict(env)
-        local[self.loop.var.name] = lanes_idx
+        if inner is None:
+            local[self.loop.var.name] = lanes_idx
+        else:
+            inner_idx = np.arange(inner.start, inner.stop, inner.step, dtype=np.int64)
+            local[self.loop.var.name] = np.repeat(lanes_idx, len(inner_idx))
+            local[self.flat.var.name] = np.tile(inner_idx, len(lanes_idx))
+        lanes = Lanes(self.ctx, len(local[self.loop.var.name]), self.check_writes)
         self.body(_State(local, lanes))
         lanes.commit()
         env[self.loop.var.name] = int(lanes_idx[-1])
+        if inner is not None:
+            env[self.flat.var.name] = int(inner_idx[-1])
 
     # ------------------------------------------------------------ statements
     def block(self, stmts) -> Code:

@@ -66,7 +66,7 @@ from pldsl.ir.nodes import (
     While,
     Yield,
 )
-from pldsl.ir.traversal import walk
+from pldsl.ir.traversal import assigned_names, walk
 
 __all__ = ["FastMachine"]
 
@@ -227,14 +227,38 @@ class FastMachine(Machine):
             mode = _parallel_plan(self._fn, s)
             if mode is None:
                 return None
-            runner = BatchedLoop(self, s, check_writes=mode == "checked")
-            inner = self._inner_trips(s) if mode == "checked" else None
+            flat = self._flat_inner(s) if mode == "checked" else None
+            runner = BatchedLoop(self, s, check_writes=mode == "checked", flat=flat)
+            inner = self._inner_trips(s) if mode == "checked" and flat is None else None
+            flat_bounds = None
+            if flat is not None:
+                flat_bounds = tuple(self._index(e, "loop bound")
+                                    for e in (flat.start, flat.stop, flat.step))  # fmt: skip
         except Exception:  # noqa: BLE001
             return None
         plain = self._plain_for(s)
         bounds = tuple(self._index(e, w) for e, w in
                        ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
-        return _batched_code(runner, plain, bounds, inner)
+        return _batched_code(runner, plain, bounds, inner, flat_bounds)
+
+    def _flat_inner(self, s: For) -> For | None:
+        """The loop ending `s`'s body when the nest can run as one set of (outer, inner) lanes:
+        a batchable loop itself (proven or checked), without yields of its own, whose bounds
+        use no op and no name the outer body assigns (so they are known, and the same for
+        every outer iteration, at the outer loop's entry)."""
+        if not s.body or type(s.body[-1]) is not For:
+            return None
+        inner = s.body[-1]
+        if inner.iter_args or batchable(inner) is not None or any(own_yields(inner.body)):
+            return None
+        if _parallel_plan(self._fn, inner) is None:
+            return None
+        assigned = {s.var.name, inner.var.name} | assigned_names(s.body)
+        for e in (inner.start, inner.stop, inner.step):
+            for x in walk(e):
+                if type(x) is OpCall or (type(x) is Var and x.name in assigned):
+                    return None
+        return inner
 
     def _inner_trips(self, s: For) -> list:
         """Bounds of the batchable loops nested directly in `s`'s body (inside `pl.at` scopes
@@ -616,7 +640,8 @@ def _parallel_plan(fn: Function, loop: For) -> str | None:
     return None
 
 
-def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple, inner: list | None) -> Code:
+def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple, inner: list | None,
+                  flat: tuple | None = None) -> Code:  # fmt: skip
     start, stop, step = bounds
 
     def batched(f: Frame) -> None:
@@ -624,8 +649,12 @@ def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple, inner: list |
             try:
                 lo, hi, st = start(f), stop(f), step(f)
                 n = len(range(lo, hi, st)) if st != 0 else 0
+                rng = None
+                if flat is not None:  # (outer, inner) lanes; an empty inner loop runs per tile
+                    rng = _inner_range(f, flat)
+                    n = n * len(rng) if rng is not None else 0
                 if n >= _MIN_LANES and (not inner or n >= _inner_max(f, inner)):
-                    runner.run(f.env, lo, hi, st)
+                    runner.run(f.env, lo, hi, st, rng)
                     runner.fails = 0
                     _count("batched")
                     return
@@ -636,6 +665,18 @@ def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple, inner: list |
         plain(f)
 
     return batched
+
+
+def _inner_range(f: Frame, bounds: tuple) -> range | None:
+    """The inner loop's iterations, evaluated at the outer loop's entry (its bounds use no name
+    the outer body assigns); None where there are none or evaluating them fails (the per-tile
+    path then evaluates them in order and reports any fault itself)."""
+    try:
+        lo, hi, st = (b(f) for b in bounds)
+        rng = range(lo, hi, st)
+    except Exception:  # noqa: BLE001
+        return None
+    return rng if len(rng) else None
 
 
 def _inner_max(f: Frame, inner: list) -> int:

@@ -398,10 +398,26 @@ def test_dynamic_bounds_batch_with_a_run_time_write_check(groups, mb, nb, batche
         assert delta("batched") == groups
 
 
-def test_a_checked_loop_with_fewer_iterations_than_its_inner_loop_runs_per_tile():
-    """Two groups of four blocks: batching the inner loop (4 lanes, twice) beats batching the
-    outer one (2 lanes, four serial steps), so the outer loop is not tried."""
+def test_a_nest_ending_in_its_inner_loop_runs_as_one_set_of_lanes():
+    """Two groups of four blocks, the inner loop last in the body with a bound known at entry:
+    one batched run over the 8 (group, block) pairs, each lane computing `scale` itself."""
     src = CHECKED.replace("MB", "4").replace("G)", "2)")
+    prog = pl.capture_source("import pldsl as pl\n" + inspect.cleandoc(src), "checked.py")[0]
+    x = np.linspace(-3, 3, 256, dtype=np.float32).reshape(64, 4)
+    before = dict(batched.STATS)
+    fast = interpreter.run(prog, "main", x, 4, np.zeros_like(x))
+    assert batched.STATS.get("batched", 0) - before.get("batched", 0) == 1
+    assert sum(batched.STATS.values()) - sum(before.values()) == 1  # and no fallback
+    np.testing.assert_array_equal(fast, _checked_plain(x, 4, 2, 4))
+
+
+def test_a_checked_loop_with_fewer_iterations_than_its_inner_loop_runs_per_tile():
+    """A statement after the inner loop: the nest cannot become one set of lanes. Batching the
+    inner loop (4 lanes, twice) beats batching the outer one (2 lanes, four serial steps), so
+    the outer loop is not tried."""
+    src = CHECKED.replace("MB", "4").replace("G)", "2)")
+    src = src.replace("            return out", "                done = pl.add(scale, 1.0)\n"
+                      "            return out")  # fmt: skip
     prog = pl.capture_source("import pldsl as pl\n" + inspect.cleandoc(src), "checked.py")[0]
     x = np.linspace(-3, 3, 256, dtype=np.float32).reshape(64, 4)
     before = dict(batched.STATS)
