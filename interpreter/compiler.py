@@ -227,19 +227,20 @@ class FastMachine(Machine):
             mode = _parallel_plan(self._fn, s)
             if mode is None:
                 return None
-            flat = self._flat_inner(s) if mode == "checked" else None
-            runner = BatchedLoop(self, s, check_writes=mode == "checked", flat=flat)
-            inner = self._inner_trips(s) if mode == "checked" and flat is None else None
-            flat_bounds = None
-            if flat is not None:
+            runner = BatchedLoop(self, s, check_writes=mode == "checked")
+            inner = self._inner_trips(s) if mode == "checked" else None
+            nest = self._flat_inner(s) if mode == "checked" else None
+            flat = None
+            if nest is not None:
                 flat_bounds = tuple(self._index(e, "loop bound")
-                                    for e in (flat.start, flat.stop, flat.step))  # fmt: skip
+                                    for e in (nest.start, nest.stop, nest.step))  # fmt: skip
+                flat = (BatchedLoop(self, s, check_writes=True, flat=nest), flat_bounds)
         except Exception:  # noqa: BLE001
             return None
         plain = self._plain_for(s)
         bounds = tuple(self._index(e, w) for e, w in
                        ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
-        return _batched_code(runner, plain, bounds, inner, flat_bounds)
+        return _batched_code(runner, plain, bounds, inner, flat)
 
     def _flat_inner(self, s: For) -> For | None:
         """The loop ending `s`'s body when the nest can run as one set of (outer, inner) lanes:
@@ -641,27 +642,36 @@ def _parallel_plan(fn: Function, loop: For) -> str | None:
 
 
 def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple, inner: list | None,
-                  flat: tuple | None = None) -> Code:  # fmt: skip
+                  flat: tuple[BatchedLoop, tuple] | None = None) -> Code:  # fmt: skip
+    """The loop batched where it can be, else `plain`. With `flat` (a nest ending in its
+    inner loop), the nest runs as (outer, inner) lanes when the outer loop has fewer
+    iterations than the inner one, else the outer loop's lanes run the inner loop serially
+    (measured: the inner loop's windows are often affine in the outer variable, strided views,
+    where the pairs' windows need gathers)."""
     start, stop, step = bounds
 
     def batched(f: Frame) -> None:
-        if runner.fails < _GIVE_UP:
-            try:
-                lo, hi, st = start(f), stop(f), step(f)
-                n = len(range(lo, hi, st)) if st != 0 else 0
-                rng = None
-                if flat is not None:  # (outer, inner) lanes; an empty inner loop runs per tile
-                    rng = _inner_range(f, flat)
-                    n = n * len(rng) if rng is not None else 0
-                if n >= _MIN_LANES and (not inner or n >= _inner_max(f, inner)):
-                    runner.run(f.env, lo, hi, st, rng)
-                    runner.fails = 0
-                    _count("batched")
-                    return
-            except _CAUGHT as why:
-                runner.fails += 1
-                # a bounded set of keys: Fallback's fixed reasons, else the fault's type
-                _count("fallback: " + (str(why) if type(why) is Fallback else type(why).__name__))
+        use = runner
+        try:
+            lo, hi, st = start(f), stop(f), step(f)
+            n = len(range(lo, hi, st)) if st != 0 else 0
+            lanes, rng = n, None
+            if flat is not None:
+                rng = _inner_range(f, flat[1])
+                if rng is not None and n < len(rng):
+                    use, lanes = flat[0], n * len(rng)
+                else:
+                    rng = None
+            if (use.fails < _GIVE_UP and lanes >= _MIN_LANES
+                    and (rng is not None or not inner or n >= _inner_max(f, inner))):  # fmt: skip
+                use.run(f.env, lo, hi, st, rng)
+                use.fails = 0
+                _count("batched")
+                return
+        except _CAUGHT as why:
+            use.fails += 1
+            # a bounded set of keys: Fallback's fixed reasons, else the fault's type
+            _count("fallback: " + (str(why) if type(why) is Fallback else type(why).__name__))
         plain(f)
 
     return batched
