@@ -8,6 +8,11 @@ differs is an array with a leading lane axis, and every op is one NumPy call ove
 Values equal in every lane (a weight slice at a fixed offset, a constant) stay ordinary
 interpreter values and run through the plain op kernels once.
 
+A loop the proof rejects only for its writes (interpreter/compiler.py `_parallel_plan`,
+"checked") runs the same way with `check_writes`: at commit the journaled windows of different
+lanes must be disjoint (`Lanes._check_disjoint`), else `Fallback`. A checked nest ending in its
+inner loop may run as one lane per (outer, inner) iteration pair (`BatchedLoop.run`, `flat`).
+
 The attempt has no visible effect until it commits: writes to buffers that exist before the
 loop are journaled and applied only at the end, and anything the batched form cannot do exactly
 (a lane-dependent loop bound or branch, a fault, an out-of-bounds window, an op without a
