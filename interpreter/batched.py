@@ -8,6 +8,11 @@ differs is an array with a leading lane axis, and every op is one NumPy call ove
 Values equal in every lane (a weight slice at a fixed offset, a constant) stay ordinary
 interpreter values and run through the plain op kernels once.
 
+A loop the proof rejects only for its writes (interpreter/compiler.py `_parallel_plan`,
+"checked") runs the same way with `check_writes`: at commit the journaled windows of different
+lanes must be disjoint (`Lanes._check_disjoint`), else `Fallback`. A checked nest ending in its
+inner loop may run as one lane per (outer, inner) iteration pair (`BatchedLoop.run`, `flat`).
+
 The attempt has no visible effect until it commits: writes to buffers that exist before the
 loop are journaled and applied only at the end, and anything the batched form cannot do exactly
 (a lane-dependent loop bound or branch, a fault, an out-of-bounds window, an op without a
@@ -198,11 +203,15 @@ def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
     return mask
 
 
+_MAX_CHECKED = 2048  # journaled windows of one buffer the run-time overlap check compares
+
+
 class Lanes:
     """The batched run of one loop: lane count, context, journal of shared writes."""
 
-    def __init__(self, ctx: Context, n: int):
+    def __init__(self, ctx: Context, n: int, check_writes: bool = False):
         self.ctx, self.n = ctx, n
+        self.check_writes = check_writes  # the IR did not prove the lanes' writes disjoint
         self.inner: set[int] = set()  # id()s of buffers the body computed (same in all lanes)
         self.storage: dict[str, np.dtype] = {}
         self.read_roots: dict[int, Buffer] = {}
@@ -319,6 +328,8 @@ class Lanes:
                 w = owners.get(id(_owner(r.data)))
                 if w is not None and w is not r:
                     raise Fallback("a read buffer and a written one may alias")
+        if self.check_writes:
+            self._check_disjoint()
         for target, offs, ext, src in self.journal:
             data = target.buffer.data
             if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
@@ -332,6 +343,37 @@ class Lanes:
                     part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
                     data[tuple(slice(o, o + e) for o, e in zip(lo, ex))] = part.reshape(ex)
             target.buffer.mark_written()
+
+    def _check_disjoint(self) -> None:
+        """Fallback unless no two lanes write overlapping windows of one buffer (over every
+        journaled write): then applying the journal op by op over all lanes leaves what the
+        iterations one after another leave, since only one lane's writes touch any element and
+        each lane's writes are applied in program order."""
+        n = self.n
+        groups: dict[int, list] = {}
+        views: dict[int, int] = {}  # root -> the one buffer (coordinate system) written
+        for entry in self.journal:
+            buf = entry[0].buffer
+            if views.setdefault(id(buf.root), id(buf)) != id(buf):
+                raise Fallback("writes through two views of one buffer")
+            groups.setdefault(id(buf), []).append(entry)
+        for entries in groups.values():
+            m, rank = n * len(entries), len(entries[0][1])
+            if m > _MAX_CHECKED:
+                raise Fallback("too many windows to check")
+            lo = np.empty((m, rank), np.int64)
+            hi = np.empty((m, rank), np.int64)
+            for i, (_, offs, ext, _) in enumerate(entries):
+                rows = slice(i * n, i * n + n)
+                for d, (o, e) in enumerate(zip(offs, ext)):
+                    lo[rows, d] = o
+                    hi[rows, d] = e
+            hi += lo
+            hit = ((lo[:, None, :] < hi[None, :, :]) & (lo[None, :, :] < hi[:, None, :])).all(2)
+            lane = np.arange(m) % n  # box i * n + k belongs to lane k
+            hit &= lane[:, None] != lane[None, :]
+            if hit.any():
+                raise Fallback("writes overlap between iterations")
 
     def _scatter(self, data, offs, ext, src, batched: bool) -> None:
         n, rank = self.n, len(ext)
@@ -819,8 +861,11 @@ class BatchedLoop:
     """One loop's body compiled once into closures over all lanes (the per-node cost is paid
     once per batched run, not once per lane)."""
 
-    def __init__(self, machine: Any, loop: For):
+    def __init__(self, machine: Any, loop: For, check_writes: bool = False,
+                 flat: For | None = None):  # fmt: skip
         self.m, self.loop, self.ctx = machine, loop, machine.ctx
+        self.check_writes = check_writes or flat is not None
+        self.flat = flat  # the loop ending the body, run as lanes too (see run)
         self.fails = 0
         live = machine._live
         self.kshapes = {}  # nested matmul_acc K-loops (interpreter/kloop.py's shape)
@@ -829,17 +874,29 @@ class BatchedLoop:
                 if type(node) is For and node is not loop:
                     after = live.live_after.get(id(node), frozenset())
                     self.kshapes[id(node)] = k_loop_shape(node, after)
-        self.body = self.block(loop.body)
+        stmts = list(loop.body)
+        self.body = self.block(stmts[:-1] + list(flat.body) if flat is not None else stmts)
 
-    def run(self, env: dict, lo: int, hi: int, st: int) -> None:
-        """One batched run (raises Fallback before any visible effect)."""
+    def run(self, env: dict, lo: int, hi: int, st: int, inner: range | None = None) -> None:
+        """One batched run (raises Fallback before any visible effect). With `flat`, one lane
+        per (outer, inner) iteration pair: each lane runs the statements before the inner loop,
+        then one inner iteration; the journal check (writes of different lanes disjoint, no
+        written buffer read) makes that the nest's result, duplicated statements included
+        (a duplicated write overlaps itself and falls back)."""
         lanes_idx = np.arange(lo, hi, st, dtype=np.int64)
-        lanes = Lanes(self.ctx, len(lanes_idx))
         local = dict(env)
-        local[self.loop.var.name] = lanes_idx
+        if inner is None:
+            local[self.loop.var.name] = lanes_idx
+        else:
+            inner_idx = np.arange(inner.start, inner.stop, inner.step, dtype=np.int64)
+            local[self.loop.var.name] = np.repeat(lanes_idx, len(inner_idx))
+            local[self.flat.var.name] = np.tile(inner_idx, len(lanes_idx))
+        lanes = Lanes(self.ctx, len(local[self.loop.var.name]), self.check_writes)
         self.body(_State(local, lanes))
         lanes.commit()
         env[self.loop.var.name] = int(lanes_idx[-1])
+        if inner is not None:
+            env[self.flat.var.name] = int(inner_idx[-1])
 
     # ------------------------------------------------------------ statements
     def block(self, stmts) -> Code:

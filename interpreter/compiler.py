@@ -68,7 +68,7 @@ from pldsl.ir.nodes import (
     While,
     Yield,
 )
-from pldsl.ir.traversal import assigned_names
+from pldsl.ir.traversal import assigned_names, walk
 
 __all__ = ["FastMachine"]
 
@@ -226,15 +226,61 @@ class FastMachine(Machine):
         if s.iter_args or batchable(s) is not None:
             return None
         try:  # an optional shortcut: a loop it cannot take runs per tile, never fails
-            if not _parallel_plan(self._fn, s):
+            mode = _parallel_plan(self._fn, s)
+            if mode is None:
                 return None
-            runner = BatchedLoop(self, s)
+            runner = BatchedLoop(self, s, check_writes=mode == "checked")
+            inner = self._inner_trips(s) if mode == "checked" else None
+            nest = self._flat_inner(s) if mode == "checked" else None
+            flat = None
+            if nest is not None:
+                flat_bounds = tuple(self._index(e, "loop bound")
+                                    for e in (nest.start, nest.stop, nest.step))  # fmt: skip
+                flat = (BatchedLoop(self, s, check_writes=True, flat=nest), flat_bounds)
         except Exception:  # noqa: BLE001
             return None
         plain = self._plain_for(s)
         bounds = tuple(self._index(e, w) for e, w in
                        ((s.start, "loop start"), (s.stop, "loop stop"), (s.step, "loop step")))  # fmt: skip
-        return _batched_code(runner, plain, bounds)
+        return _batched_code(runner, plain, bounds, inner, flat)
+
+    def _flat_inner(self, s: For) -> For | None:
+        """The loop ending `s`'s body when the nest can run as one set of (outer, inner) lanes:
+        a batchable loop itself (proven or checked), without yields of its own, whose bounds
+        use no op and no name the outer body assigns (so they are known, and the same for
+        every outer iteration, at the outer loop's entry)."""
+        if not s.body or type(s.body[-1]) is not For:
+            return None
+        inner = s.body[-1]
+        if inner.iter_args or batchable(inner) is not None or any(own_yields(inner.body)):
+            return None
+        if _parallel_plan(self._fn, inner) is None:
+            return None
+        assigned = {s.var.name, inner.var.name} | assigned_names(s.body)
+        for e in (inner.start, inner.stop, inner.step):
+            for x in walk(e):
+                if type(x) is OpCall or (type(x) is Var and x.name in assigned):
+                    return None
+        return inner
+
+    def _inner_trips(self, s: For) -> list:
+        """Bounds of the batchable loops nested directly in `s`'s body (inside `pl.at` scopes
+        too), as closures, for a run-time choice: a loop whose batched form needs the run-time
+        write check batches only when it has at least as many iterations as the loops inside
+        it (which batch on their own when it runs per tile). Bounds with op calls are left out
+        (evaluating them early could fault)."""
+        found = []
+        stack = list(s.body)
+        while stack:
+            n = stack.pop()
+            if type(n) is Scope:
+                stack.extend(n.body)
+            elif type(n) is For and not n.iter_args and batchable(n) is None:
+                exprs = (n.start, n.stop, n.step)
+                if any(type(x) is OpCall for e in exprs for x in walk(e)):
+                    continue
+                found.append(tuple(self._index(e, "loop bound") for e in exprs))
+        return found
 
     def _spmd_for(self, s: For) -> Code:
         """Blocks one after another, the running one published for get_block_idx kernels."""
@@ -595,37 +641,90 @@ _MIN_LANES = 2  # fewer iterations run per tile
 _GIVE_UP = 3  # consecutive run-time fallbacks after which a loop stops trying the batched form
 
 
-def _parallel_plan(fn: Function, loop: For) -> bool:
-    """Whether the IR proves the loop's iterations independent (ParallelAnalysis, the proof
-    the C backend's OpenMP loops use), computed once per captured function."""
+def _parallel_plan(fn: Function, loop: For) -> str | None:
+    """How the loop may run batched: "proven" when the IR proves its iterations independent
+    (ParallelAnalysis, the proof the C backend's OpenMP loops use), "checked" when that proof
+    fails only because the IR cannot show the iterations' writes to shared buffers disjoint
+    (dynamic bounds, indices through scalars it cannot follow): everything else about
+    independence holds, and the batched run checks the writes it journals for overlap between
+    iterations before committing (batched.Lanes.commit), falling back otherwise. None: per tile.
+    Computed once per captured function."""
     analysis = _PARALLEL.get(fn)
     if analysis is None:
         analysis = _PARALLEL[fn] = ParallelAnalysis(fn)
     plan = analysis.plans.get(id(loop))
     if plan is None:
         plan = analysis.plans[id(loop)] = analysis.plan(loop)
-    return plan.parallel
+    if plan.parallel:
+        return "proven"
+    # the reasons of ParallelAnalysis's last stage (the write-disjointness proof); every
+    # earlier check (carried variables, jumps, calls, step) passed when it reports one of them
+    if plan.reason.endswith("may overlap between iterations") or \
+            plan.reason == "write through a tensor of unknown origin":  # fmt: skip
+        return "checked"
+    return None
 
 
-def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple) -> Code:
+def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple, inner: list | None,
+                  flat: tuple[BatchedLoop, tuple] | None = None) -> Code:  # fmt: skip
+    """The loop batched where it can be, else `plain`. With `flat` (a nest ending in its
+    inner loop), the nest runs as (outer, inner) lanes when the outer loop has fewer
+    iterations than the inner one, else the outer loop's lanes run the inner loop serially
+    (measured: the inner loop's windows are often affine in the outer variable, strided views,
+    where the pairs' windows need gathers)."""
     start, stop, step = bounds
 
     def batched(f: Frame) -> None:
-        if runner.fails < _GIVE_UP:
-            try:
-                lo, hi, st = start(f), stop(f), step(f)
-                if st != 0 and len(range(lo, hi, st)) >= _MIN_LANES:
-                    runner.run(f.env, lo, hi, st)
-                    runner.fails = 0
-                    _count("batched")
-                    return
-            except _CAUGHT as why:
-                runner.fails += 1
-                # a bounded set of keys: Fallback's fixed reasons, else the fault's type
-                _count("fallback: " + (str(why) if type(why) is Fallback else type(why).__name__))
+        use = runner
+        try:
+            lo, hi, st = start(f), stop(f), step(f)
+            n = len(range(lo, hi, st)) if st != 0 else 0
+            lanes, rng = n, None
+            if flat is not None:
+                rng = _inner_range(f, flat[1])
+                if rng is not None and n < len(rng):
+                    use, lanes = flat[0], n * len(rng)
+                else:
+                    rng = None
+            if (use.fails < _GIVE_UP and lanes >= _MIN_LANES
+                    and (rng is not None or not inner or n >= _inner_max(f, inner))):  # fmt: skip
+                use.run(f.env, lo, hi, st, rng)
+                use.fails = 0
+                _count("batched")
+                return
+        except _CAUGHT as why:
+            use.fails += 1
+            # a bounded set of keys: Fallback's fixed reasons, else the fault's type
+            _count("fallback: " + (str(why) if type(why) is Fallback else type(why).__name__))
         plain(f)
 
     return batched
+
+
+def _inner_range(f: Frame, bounds: tuple) -> range | None:
+    """The inner loop's iterations, evaluated at the outer loop's entry (its bounds use no name
+    the outer body assigns); None where there are none or evaluating them fails (the per-tile
+    path then evaluates them in order and reports any fault itself)."""
+    try:
+        lo, hi, st = (b(f) for b in bounds)
+        rng = range(lo, hi, st)
+    except Exception:  # noqa: BLE001
+        return None
+    return rng if len(rng) else None
+
+
+def _inner_max(f: Frame, inner: list) -> int:
+    """The most iterations of a nested loop, where its bounds are known at this loop's entry
+    (0 where none is: bounds computed inside the body)."""
+    most = 0
+    for bounds in inner:
+        try:
+            lo, hi, st = (b(f) for b in bounds)
+        except Exception:  # noqa: BLE001 - a bound defined inside the body: unknown here
+            continue
+        if st != 0:
+            most = max(most, len(range(lo, hi, st)))
+    return most
 
 
 def _liveness(fn: Function) -> Liveness:

@@ -340,3 +340,117 @@ def test_loop_carries_and_ssa_ifs_inside_a_batched_loop():
     interpreter.run(prog, "main", x, plain, fast=False)
     np.testing.assert_allclose(plain, expected, rtol=1e-6)
     assert fast.tobytes() == plain.tobytes()
+
+
+# Group g writes blocks g*MB + sb for sb < nb, nb a run-time scalar: disjoint between groups
+# only while nb <= MB, which the IR cannot prove (the qwen3 attention loops over KV heads have
+# this shape). The batched run checks its journaled writes and falls back when they overlap.
+CHECKED = """
+    @pl.program
+    class Checked:
+        @pl.function
+        def main(self, x: pl.Tensor[[64, 4], pl.FP32], nb: pl.Scalar[pl.INDEX], out: pl.Out[pl.Tensor[[64, 4], pl.FP32]]) -> pl.Tensor[[64, 4], pl.FP32]:
+            for g in pl.range(G):
+                scale = pl.slice(x, [2, 4], [g * 2, 0])
+                for sb in pl.parallel(nb):
+                    row = (g * MB + sb) * 2
+                    t = pl.add(pl.mul(pl.slice(x, [2, 4], [row, 0]), scale), 0.5)
+                    out = pl.assemble(out, t, [row, 0])
+            return out
+"""
+
+
+def _checked_plain(x: np.ndarray, nb: int, groups: int, mb: int) -> np.ndarray:
+    """The loop by hand, iteration after iteration (later groups overwrite earlier ones)."""
+    out = np.zeros_like(x)
+    for g in range(groups):
+        for sb in range(nb):
+            row = (g * mb + sb) * 2
+            out[row : row + 2] = x[row : row + 2] * x[g * 2 : g * 2 + 2] + np.float32(0.5)
+    return out
+
+
+@pytest.mark.parametrize(
+    "groups,mb,nb,batches",
+    [(4, 3, 3, True), (4, 3, 2, True), (6, 2, 2, True), (4, 2, 3, False), (6, 1, 2, False)],
+)
+def test_dynamic_bounds_batch_with_a_run_time_write_check(groups, mb, nb, batches):
+    """The outer loop fails the static proof only on write disjointness: it runs batched when
+    the journaled windows of different groups are disjoint at run time, and falls back to the
+    per-tile path (which batches the inner loop) when they overlap."""
+    src = CHECKED.replace("MB", str(mb)).replace("G)", f"{groups})")
+    prog = pl.capture_source("import pldsl as pl\n" + inspect.cleandoc(src), "checked.py")[0]
+    x = np.linspace(-3, 3, 256, dtype=np.float32).reshape(64, 4)
+    before = dict(batched.STATS)
+    fast = interpreter.run(prog, "main", x, nb, np.zeros_like(x))
+
+    def delta(key: str) -> int:
+        return batched.STATS.get(key, 0) - before.get(key, 0)
+
+    plain = interpreter.run(prog, "main", x, nb, np.zeros_like(x), fast=False)
+    assert fast.tobytes() == plain.tobytes()
+    np.testing.assert_array_equal(fast, _checked_plain(x, nb, groups, mb))
+    overlapped = delta("fallback: writes overlap between iterations")
+    if batches:
+        assert delta("batched") == 1 and overlapped == 0  # the outer loop, once
+    else:
+        assert overlapped == 1  # then the per-tile path, whose inner loops batch
+        assert delta("batched") == groups
+
+
+def test_a_nest_ending_in_its_inner_loop_runs_as_one_set_of_lanes():
+    """Two groups of four blocks, the inner loop last in the body with a bound known at entry:
+    one batched run over the 8 (group, block) pairs, each lane computing `scale` itself."""
+    src = CHECKED.replace("MB", "4").replace("G)", "2)")
+    prog = pl.capture_source("import pldsl as pl\n" + inspect.cleandoc(src), "checked.py")[0]
+    x = np.linspace(-3, 3, 256, dtype=np.float32).reshape(64, 4)
+    before = dict(batched.STATS)
+    fast = interpreter.run(prog, "main", x, 4, np.zeros_like(x))
+    assert batched.STATS.get("batched", 0) - before.get("batched", 0) == 1
+    assert sum(batched.STATS.values()) - sum(before.values()) == 1  # and no fallback
+    np.testing.assert_array_equal(fast, _checked_plain(x, 4, 2, 4))
+
+
+def test_a_checked_loop_with_fewer_iterations_than_its_inner_loop_runs_per_tile():
+    """A statement after the inner loop: the nest cannot become one set of lanes. Batching the
+    inner loop (4 lanes, twice) beats batching the outer one (2 lanes, four serial steps), so
+    the outer loop is not tried."""
+    src = CHECKED.replace("MB", "4").replace("G)", "2)")
+    src = src.replace("            return out", "                done = pl.add(scale, 1.0)\n"
+                      "            return out")  # fmt: skip
+    prog = pl.capture_source("import pldsl as pl\n" + inspect.cleandoc(src), "checked.py")[0]
+    x = np.linspace(-3, 3, 256, dtype=np.float32).reshape(64, 4)
+    before = dict(batched.STATS)
+    fast = interpreter.run(prog, "main", x, 4, np.zeros_like(x))
+    assert batched.STATS.get("batched", 0) - before.get("batched", 0) == 2
+    assert sum(batched.STATS.values()) - sum(before.values()) == 2  # no fallback either
+    np.testing.assert_array_equal(fast, _checked_plain(x, 4, 2, 4))
+
+
+TWO_VIEWS = """
+    @pl.program
+    class TwoViews:
+        @pl.function
+        def main(self, x: pl.Tensor[[16, 4], pl.FP32], nb: pl.Scalar[pl.INDEX], out: pl.Out[pl.Tensor[[16, 4], pl.FP32]]) -> pl.Tensor[[16, 4], pl.FP32]:
+            flat = pl.reshape(out, [8, 8])
+            for g in pl.range(4):
+                for sb in pl.parallel(nb):
+                    t = pl.add(pl.slice(x, [2, 4], [(g * 2 + sb) * 2, 0]), 1.0)
+                    out = pl.assemble(out, t, [(g * 2 + sb) * 2, 0])
+                    flat = pl.assemble(flat, pl.full([1, 8], dtype=pl.FP32, value=7.0), [g * 2, 0])
+            return out
+"""
+
+
+def test_writes_through_two_views_of_one_buffer_fall_back():
+    """`flat` is `out` reshaped: the run-time write check cannot compare windows in two
+    coordinate systems, so the checked loop falls back; results stay the per-tile path's."""
+    prog = pl.capture_source("import pldsl as pl\n" + inspect.cleandoc(TWO_VIEWS), "tv.py")[0]
+    x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(16, 4)
+    before = dict(batched.STATS)
+    fast = interpreter.run(prog, "main", x, 2, np.zeros_like(x))
+    key = "fallback: writes through two views of one buffer"
+    plain = interpreter.run(prog, "main", x, 2, np.zeros_like(x), fast=False)
+    assert fast.tobytes() == plain.tobytes()
+    assert batched.STATS.get(key, 0) - before.get(key, 0) >= 1  # the outer loop, the inner ones
+    assert batched.STATS.get("batched", 0) == before.get("batched", 0)
