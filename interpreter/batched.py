@@ -405,8 +405,12 @@ def _strided(data, offs, shape, batched: bool, n: int, disjoint: bool) -> np.nda
             lst = o.tolist()
             o0 = lst[0]
             delta = lst[1] - o0 if len(lst) > 1 else 0
-            if any(v != o0 + i * delta for i, v in enumerate(lst)) or min(lst) < 0 or \
-                    max(lst) + s > d:  # fmt: skip
+            last = o0 + (len(lst) - 1) * delta  # affine: the extremes are the first and last lane
+            if delta:  # one list compare in C instead of a Python loop over the lanes
+                affine = lst == list(range(o0, last + (1 if delta > 0 else -1), delta))
+            else:
+                affine = lst.count(o0) == len(lst)
+            if not affine or min(o0, last) < 0 or max(o0, last) + s > d:
                 return None
             lane_stride += delta * st
             apart = apart or abs(delta) >= s
@@ -693,6 +697,11 @@ def _check_box(lanes: Lanes, x, offset: tuple, extent: tuple) -> None:
     for o, e, d, b, bd in zip(offset, extent, x.shape, x.offset, dims):
         if type(o) is not np.ndarray and type(e) is not np.ndarray and type(b) is not np.ndarray:
             if o < 0 or o + e > d or (e > 0 and b + o + e > bd):
+                raise Fallback("window out of bounds")
+            continue
+        if type(e) is not np.ndarray and type(b) is not np.ndarray:  # lane offsets only
+            lo, hi = _lo_hi(o)  # the same bounds as below, without NumPy arithmetic
+            if lo < 0 or hi + e > d or (e > 0 and hi + e + b > bd):
                 raise Fallback("window out of bounds")
             continue
         end = o + e
