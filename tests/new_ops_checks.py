@@ -39,6 +39,7 @@ NEW_OPS = (
     "create_l1",
     "gather_row",
     "scatter",
+    "tile.transpose_view",
     *SORT_OPS,
 )
 # keywords of existing ops tested here: rsqrt(high_precision=), row_sum/row_max(x, tmp),
@@ -173,7 +174,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         rng = np.random.default_rng(seed)
         x = values(rng, (m + 2, n + 3), dt)
         v0 = (data.draw(st.integers(0, m)), data.draw(st.integers(0, n)))
-        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
         text = source(
             [f"x: {T((m + 2, n + 3), dt)}", "vr: pl.Scalar[pl.INDEX]", "vc: pl.Scalar[pl.INDEX]"],
             [f"w = pl.slice(x, [{m}, {n}], [1, 2], valid_shape=[{v0[0]}, {v0[1]}])",
@@ -371,7 +372,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         n = q * 4
         dt, out_dt = dts
         x = values(np.random.default_rng(seed), (m, n), dt, special=True)
-        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
         kw = f", output_dtype=pl.{out_dt}" if out_dt else ""
         text = source(
             [f"x: {T((m, n), dt)}"],
@@ -513,7 +514,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         v = data.draw(st.sampled_from([0, 3, -7, 1.5, -0.25]))
         if dt == "INT32":
             v = int(v)
-        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
         text = source(
             [],
             [f"t = pl.create_tensor([{m}, {n}], dtype=pl.{dt}, init_value={v!r}, "
@@ -541,7 +542,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         rng = np.random.default_rng(seed)
         t = values(rng, (3, m + 2, n + 1), dt)
         s = values(rng, (m, n), dt)
-        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
         b, r0, c0 = (
             data.draw(st.integers(0, 2)),
             data.draw(st.integers(0, 2)),
@@ -743,6 +744,54 @@ def make_tests(run: Callable) -> dict[str, Callable]:
             for j in range(4):
                 want[b, idx[b, j]] = src[b, j] if b < vr and j < vc else np.inf
         same_bits(run(program(text), x, idx, src), want, f"scatter src valid {[vr, vc]}")
+
+    @add
+    @PROPS
+    @given(m=st.integers(1, 6), n=st.integers(1, 12), data=st.data(),
+           dt=st.sampled_from(["FP32", "BF16", "INT32", "INT16"]), seed=seeds)  # fmt: skip
+    def test_tile_transpose_view(m, n, data, dt, seed):
+        """pl.tile.transpose_view: the last two axes swapped, valid region with them; twice is
+        the identity."""
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
+        rng = np.random.default_rng(seed)
+        x = values(rng, (m, n), dt)
+        text = source(
+            [f"x: {T((m, n), dt)}", f"o: pl.InOut[{T((n, m), dt)}]", f"p: pl.InOut[{T((m, n), dt)}]"],
+            [f"t = pl.load(x, [0, 0], [{m}, {n}], valid_shape=[{vr}, {vc}])",
+             "v = pl.tile.transpose_view(t)",
+             "o = pl.store(v, [0, 0], o)",
+             "p = pl.store(pl.tile.transpose_view(v), [0, 0], p)",
+             "return o, p"],
+        )  # fmt: skip
+        o, p = np.full((n, m), 7, NP[dt]), np.full((m, n), 7, NP[dt])
+        run(program(text), x, o, p)
+        # outside the valid region a tile is undefined (pad), so only the region is compared
+        same_bits(o[:vc, :vr], x[:vr, :vc].T, f"transpose_view {dt}")
+        same_bits(p[:vr, :vc], x[:vr, :vc], f"transpose_view twice {dt}")
+
+    @add
+    @PROPS
+    @given(m=st.integers(1, 8), k=st.integers(1, 16), n=st.integers(1, 8), seed=seeds)
+    def test_tile_transpose_view_feeds_matmul(m, k, n, seed):
+        """PyPTO's use: one Mat load of b [n, k] read as b^T [k, n] for a matmul. Small
+        integers, so every product and sum is exact in FP32 whatever the order."""
+        rng = np.random.default_rng(seed)
+        a = rng.integers(-4, 5, (m, k)).astype(BF16)
+        b = rng.integers(-4, 5, (n, k)).astype(BF16)
+        text = source(
+            [f"a: {T((m, k), 'BF16')}", f"b: {T((n, k), 'BF16')}",
+             f"o: pl.Out[{T((m, n), 'FP32')}]"],
+            [f"am = pl.load(a, [0, 0], [{m}, {k}], target_memory=pl.MemorySpace.Mat)",
+             f"bm = pl.load(b, [0, 0], [{n}, {k}], target_memory=pl.MemorySpace.Mat)",
+             "bt = pl.tile.transpose_view(bm)",
+             "c = pl.tile.matmul(pl.move(am, target_memory=pl.MemorySpace.Left),"
+             " pl.move(bt, target_memory=pl.MemorySpace.Right))",
+             "o = pl.store(c, [0, 0], o)",
+             "return o"],
+        )  # fmt: skip
+        o = np.zeros((m, n), np.float32)
+        run(program(text), a, b, o)
+        same_bits(o, a.astype(np.float32) @ b.astype(np.float32).T, "a @ transpose_view(b)")
 
     tests.update(make_sort_tests(run, PROPS, source, program, T, same_bits, seeds, fault_rule))
     return tests

@@ -302,6 +302,7 @@ SAMPLES.update({
     "tile.full": [op("tile.full", attrs=(("dtype", FP32),), shape=dims(1, 8), value=S)],
     "tile.set_validshape": [op("tile.set_validshape", tile=TA, valid_rows=I, valid_cols=idx(8))],
     "tile.move": [op("tile.move", attrs=(("target_memory", MemorySpace.Right),), tile=TM)],
+    "tile.transpose_view": [op("tile.transpose_view", tile=TM), op("tile.transpose_view", tile=TV)],
     "tile.get_block_idx": [op("tile.get_block_idx")],
     "tile.arange": [op("tile.arange", attrs=(("dtype", UINT32),), start=idx(0), shape=dims(1, 32))],
     "tile.gather": [op("tile.gather", src=TV, indices=TIDX, tmp=TIDX)],
