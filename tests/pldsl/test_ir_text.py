@@ -226,6 +226,13 @@ SAMPLES = {
         op("gather", attrs=(("dim", -1),), x=A, index=IDX),
         op("gather", attrs=(("mask_pattern", 2), ("output_dtype", INT32)), x=A),
         op("gather", attrs=(("mask_pattern", MaskPattern.P1010),), x=A),
+        op("gather", attrs=(("cmp_mode", "gt"), ("out_cols", 8)), x=A, kvalue=S),
+        op(
+            "gather",
+            attrs=(("cmp_mode", 3), ("out_cols", 2), ("count_dtype", UINT32)),
+            x=A,
+            kvalue=S,
+        ),
     ],
     "sort32": [op("sort32", src=SRC, idx=UIX)],
     "scatter": [op("scatter", attrs=(("dim", -1),), input=A, index=IDX, src=ROW8)],
