@@ -732,11 +732,15 @@ def concat(op, ctx: Context, rtype, src0: TensorValue, src1: TensorValue):
 
 
 @kernel("gather", cost=_copy_cost)
-def gather(op, ctx: Context, rtype, x: TensorValue, index=None, dim=-1, mask_pattern=None,
-           output_dtype=None):  # fmt: skip
+def gather(op, ctx: Context, rtype, x: TensorValue, index=None, kvalue=None, dim=-1,
+           mask_pattern=None, output_dtype=None, cmp_mode=None, out_cols=None, offset=None,
+           count_dtype=None):  # fmt: skip
     """Index form: out[b, k] = x[b, index[b, k]] over index's valid region; an index outside
     [0, N) of x's columns is a fault (the whole row of x can be read: pad beyond its valid
-    columns). Mask form: the selected columns, bits reinterpreted as output_dtype."""
+    columns). Mask form: the selected columns, bits reinterpreted as output_dtype. Compare
+    form: see _gather_compare."""
+    if cmp_mode is not None:
+        return _gather_compare(ctx, x, kvalue, cmp_mode, out_cols, _dtype_name(count_dtype))
     if mask_pattern is not None:
         return _gather_mask(ctx, x, mask_pattern, _dtype_name(output_dtype) or rtype or x.dtype)
     if dim is None:
@@ -765,6 +769,42 @@ def gather(op, ctx: Context, rtype, x: TensorValue, index=None, dim=-1, mask_pat
     out = np.zeros(index.shape, dtype=src.dtype)
     out[:rows, :cols] = np.take_along_axis(src[:rows], idx, axis=1)
     return fresh(ctx, out, x.dtype, (rows, cols))
+
+
+_CMP = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+        "gt": np.greater, "ge": np.greater_equal}  # fmt: skip
+
+
+def _gather_compare(ctx: Context, x: TensorValue, kvalue, cmp_mode, out_cols: int,
+                    count_dtype: str | None) -> tuple[TensorValue, TensorValue]:  # fmt: skip
+    """Per valid row b of x: the valid columns j (ascending) with x[b, j] <cmp> kvalue, as
+    INT32 indices, and their count. Floats compare as FP32 (IEEE: NaN only `ne`), ints exactly.
+    A row whose count is not out_cols is a fault: PyPTO does not state that result."""
+    from pldsl.ops.gather_compare import cmp_mode_name
+
+    rows, cols = x.valid
+    x.require(ctx, x.valid, "x")
+    src = np.asarray(x.materialize(ctx))[:rows, :cols]
+    if x.dtype in ("FP16", "FP32"):
+        hits = _CMP[cmp_mode_name(cmp_mode)](src.astype(np.float32), np.float32(kvalue))
+    else:
+        hits = _CMP[cmp_mode_name(cmp_mode)](src.astype(np.int64), int(kvalue))
+    counts = hits.sum(axis=1)
+    for b, n in enumerate(counts):
+        if n != out_cols:
+            raise OpFault(
+                "ShapeMismatch",
+                f"gather compare form: row {b} of '{x.name}' has {int(n)} matches, out_cols is "
+                f"{out_cols}",
+                "PyPTO defines the result only when every row matches exactly out_cols elements",
+            )
+    dst = np.zeros((x.shape[0], out_cols), np.int32)
+    for b in range(rows):
+        dst[b] = np.flatnonzero(hits[b])
+    cdt = count_dtype or "INT32"
+    cdst = np.zeros((1, x.shape[0]), np.int32 if cdt == "INT32" else np.uint32)
+    cdst[0, :rows] = counts
+    return fresh(ctx, dst, "INT32", (rows, out_cols)), fresh(ctx, cdst, cdt, (1, rows))
 
 
 def _gather_mask(ctx: Context, x: TensorValue, mask_pattern, out_dtype: str) -> TensorValue:

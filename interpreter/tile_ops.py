@@ -122,3 +122,16 @@ def tile_gather(op, ctx: Context, rtype, src: TensorValue, indices: TensorValue,
     out = np.zeros(indices.shape, dtype=flat.dtype)
     out[:rows, :cols] = flat[idx]
     return fresh(ctx, out, src.dtype, (rows, cols))
+
+
+@kernel("tile.transpose_view", cost=_copy_cost)
+def transpose_view(op, ctx: Context, rtype, tile: TensorValue):
+    """The tile with its last two axes swapped, pad mode kept. PyPTO's view aliases the bytes;
+    pldsl values are immutable, so a transposed copy has the same meaning. Not a read: in
+    strict mode undefined elements stay undefined (the mask is transposed with the data)."""
+    data = np.ascontiguousarray(np.swapaxes(tile.materialize(ctx), -1, -2))
+    valid = (*tile.valid[:-2], tile.valid[-1], tile.valid[-2])
+    out = fresh(ctx, data, tile.dtype, valid, tile.pad)
+    if ctx.strict:
+        out.buffer.defined = np.ascontiguousarray(np.swapaxes(tile.defined_mask(), -1, -2))
+    return out

@@ -39,8 +39,11 @@ NEW_OPS = (
     "create_l1",
     "gather_row",
     "scatter",
+    "tile.transpose_view",
     *SORT_OPS,
 )
+# gather's compare form (kvalue=, cmp_mode=, out_cols=) is tested here too, in every mode
+GATHER_CMP_MODES = ("eq", "ne", "lt", "le", "gt", "ge")
 # keywords of existing ops tested here: rsqrt(high_precision=), row_sum/row_max(x, tmp),
 # create_tensor(init_value=, valid_shape=), assemble(atomic=)
 
@@ -173,7 +176,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         rng = np.random.default_rng(seed)
         x = values(rng, (m + 2, n + 3), dt)
         v0 = (data.draw(st.integers(0, m)), data.draw(st.integers(0, n)))
-        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
         text = source(
             [f"x: {T((m + 2, n + 3), dt)}", "vr: pl.Scalar[pl.INDEX]", "vc: pl.Scalar[pl.INDEX]"],
             [f"w = pl.slice(x, [{m}, {n}], [1, 2], valid_shape=[{v0[0]}, {v0[1]}])",
@@ -371,7 +374,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         n = q * 4
         dt, out_dt = dts
         x = values(np.random.default_rng(seed), (m, n), dt, special=True)
-        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
         kw = f", output_dtype=pl.{out_dt}" if out_dt else ""
         text = source(
             [f"x: {T((m, n), dt)}"],
@@ -513,7 +516,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         v = data.draw(st.sampled_from([0, 3, -7, 1.5, -0.25]))
         if dt == "INT32":
             v = int(v)
-        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
         text = source(
             [],
             [f"t = pl.create_tensor([{m}, {n}], dtype=pl.{dt}, init_value={v!r}, "
@@ -541,7 +544,7 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         rng = np.random.default_rng(seed)
         t = values(rng, (3, m + 2, n + 1), dt)
         s = values(rng, (m, n), dt)
-        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
         b, r0, c0 = (
             data.draw(st.integers(0, 2)),
             data.draw(st.integers(0, 2)),
@@ -743,6 +746,122 @@ def make_tests(run: Callable) -> dict[str, Callable]:
             for j in range(4):
                 want[b, idx[b, j]] = src[b, j] if b < vr and j < vc else np.inf
         same_bits(run(program(text), x, idx, src), want, f"scatter src valid {[vr, vc]}")
+
+    @add
+    @PROPS
+    @given(m=st.integers(1, 6), n=st.integers(1, 12), data=st.data(),
+           dt=st.sampled_from(["FP32", "BF16", "INT32", "INT16"]), seed=seeds)  # fmt: skip
+    def test_tile_transpose_view(m, n, data, dt, seed):
+        """pl.tile.transpose_view: the last two axes swapped, valid region with them; twice is
+        the identity."""
+        vr, vc = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
+        rng = np.random.default_rng(seed)
+        x = values(rng, (m, n), dt)
+        text = source(
+            [f"x: {T((m, n), dt)}", f"o: pl.InOut[{T((n, m), dt)}]", f"p: pl.InOut[{T((m, n), dt)}]"],
+            [f"t = pl.load(x, [0, 0], [{m}, {n}], valid_shape=[{vr}, {vc}])",
+             "v = pl.tile.transpose_view(t)",
+             "o = pl.store(v, [0, 0], o)",
+             "p = pl.store(pl.tile.transpose_view(v), [0, 0], p)",
+             "return o, p"],
+        )  # fmt: skip
+        o, p = np.full((n, m), 7, NP[dt]), np.full((m, n), 7, NP[dt])
+        run(program(text), x, o, p)
+        # outside the valid region a tile is undefined (pad), so only the region is compared
+        same_bits(o[:vc, :vr], x[:vr, :vc].T, f"transpose_view {dt}")
+        same_bits(p[:vr, :vc], x[:vr, :vc], f"transpose_view twice {dt}")
+
+    @add
+    @PROPS
+    @given(m=st.integers(1, 8), k=st.integers(1, 16), n=st.integers(1, 8), seed=seeds)
+    def test_tile_transpose_view_feeds_matmul(m, k, n, seed):
+        """PyPTO's use: one Mat load of b [n, k] read as b^T [k, n] for a matmul. Small
+        integers, so every product and sum is exact in FP32 whatever the order."""
+        rng = np.random.default_rng(seed)
+        a = rng.integers(-4, 5, (m, k)).astype(BF16)
+        b = rng.integers(-4, 5, (n, k)).astype(BF16)
+        text = source(
+            [f"a: {T((m, k), 'BF16')}", f"b: {T((n, k), 'BF16')}",
+             f"o: pl.Out[{T((m, n), 'FP32')}]"],
+            [f"am = pl.load(a, [0, 0], [{m}, {k}], target_memory=pl.MemorySpace.Mat)",
+             f"bm = pl.load(b, [0, 0], [{n}, {k}], target_memory=pl.MemorySpace.Mat)",
+             "bt = pl.tile.transpose_view(bm)",
+             "c = pl.tile.matmul(pl.move(am, target_memory=pl.MemorySpace.Left),"
+             " pl.move(bt, target_memory=pl.MemorySpace.Right))",
+             "o = pl.store(c, [0, 0], o)",
+             "return o"],
+        )  # fmt: skip
+        o = np.zeros((m, n), np.float32)
+        run(program(text), a, b, o)
+        same_bits(o, a.astype(np.float32) @ b.astype(np.float32).T, "a @ transpose_view(b)")
+
+    # values for each mode's hits and misses against the threshold 10 (NaN only ever in ne)
+    cmp_pools = {
+        "eq": ([10], [5, 15, np.nan]), "ne": ([5, 15, np.nan], [10]),
+        "lt": ([5], [10, 15, np.nan]), "le": ([5, 10], [15, np.nan]),
+        "gt": ([15], [5, 10, np.nan]), "ge": ([10, 15], [5, np.nan]),
+    }  # fmt: skip
+    cmp_np = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+              "gt": np.greater, "ge": np.greater_equal}  # fmt: skip
+
+    @add
+    @PROPS
+    @given(m=st.integers(1, 5), n=st.integers(1, 16), data=st.data(),
+           dt=st.sampled_from(["FP32", "INT32", "FP16", "INT16"]), count=st.sampled_from(["INT32", "UINT32"]),
+           mode=st.sampled_from(GATHER_CMP_MODES), as_code=st.booleans(), seed=seeds)  # fmt: skip
+    def test_gather_compare_form(m, n, data, dt, count, mode, as_code, seed):
+        """pl.gather(x, kvalue=k, cmp_mode=c, out_cols=C): per row, the ascending column
+        indices j with x[b, j] <c> k, and the per-row count; every row has exactly C matches
+        (the only case PyPTO states). cmp_mode by name or by PyPTO's code 0..5."""
+        cols = data.draw(st.integers(1, n))
+        rng = np.random.default_rng(seed)
+        hit_vals, miss_vals = cmp_pools[mode]
+        if dt in ("INT32", "INT16"):  # no NaN among integers
+            hit_vals = [v for v in hit_vals if v == v]
+            miss_vals = [v for v in miss_vals if v == v]
+        x = np.empty((m, n), np.float64)
+        for b in range(m):
+            hit = np.zeros(n, bool)
+            hit[rng.choice(n, size=cols, replace=False)] = True
+            x[b] = np.where(hit, rng.choice(hit_vals, n), rng.choice(miss_vals, n))
+        x = x.astype(NP[dt])
+        code = GATHER_CMP_MODES.index(mode) if as_code else repr(mode)
+        text = source(
+            [f"x: {T((m, n), dt)}", f"k: pl.Scalar[pl.{dt}]",
+             f"o: pl.Out[{T((m, cols), 'INT32')}]", f"c: pl.Out[{T((1, m), count)}]"],
+            [f"d, n = pl.gather(x, kvalue=k, cmp_mode={code}, out_cols={cols}, "
+             f"count_dtype=pl.{count})",
+             "o = pl.assemble(o, d, [0, 0])",
+             "c = pl.assemble(c, n, [0, 0])",
+             "return o, c"],
+        )  # fmt: skip
+        o, c = np.zeros((m, cols), np.int32), np.zeros((1, m), NP[count])
+        run(program(text), x, 10, o, c)
+        hits = cmp_np[mode](x.astype(np.float64), 10.0)
+        want = np.stack([np.flatnonzero(h) for h in hits]).astype(np.int32)
+        same_bits(o, want, f"gather compare {mode} {dt}")
+        same_bits(c, np.full((1, m), cols, NP[count]), f"gather compare counts {mode}")
+
+    @add
+    def test_gather_compare_other_counts_fault():
+        """A row with fewer or more matches than out_cols is refused at run time (PyPTO does
+        not state that result); exactly out_cols in every row is fine."""
+        text = source(
+            [f"x: {T((2, 4), 'INT32')}", "k: pl.Scalar[pl.INT32]",
+             f"o: pl.Out[{T((2, 2), 'INT32')}]"],
+            ["d, n = pl.gather(x, kvalue=k, cmp_mode='eq', out_cols=2)",
+             "o = pl.assemble(o, d, [0, 0])",
+             "return o"],
+        )  # fmt: skip
+        ok = np.array([[1, 0, 1, 0], [0, 1, 1, 0]], np.int32)
+        o = np.zeros((2, 2), np.int32)
+        run(program(text), ok, 1, o)
+        same_bits(o, np.array([[0, 2], [1, 2]], np.int32), "gather compare eq")
+        for bad in ([[1, 0, 1, 0], [0, 1, 1, 1]], [[1, 0, 0, 0], [0, 1, 1, 0]]):
+            x = np.array(bad, np.int32)
+            assert fault_rule(lambda x=x: run(program(text), x, 1, np.zeros((2, 2), np.int32))) == (
+                "ShapeMismatch"
+            )
 
     tests.update(make_sort_tests(run, PROPS, source, program, T, same_bits, seeds, fault_rule))
     return tests

@@ -12,7 +12,8 @@ from pldsl.ir.nodes import Const
 from pldsl.ir.opdefs import OpDef, OpParam, TypeRuleError, register
 from pldsl.ir.printer import describe_type, format_dims
 from pldsl.ir.symbolic import dims_equal, simplify_dim, static_value
-from pldsl.ir.types import ScalarType, TensorType
+from pldsl.ir.types import ScalarType, TensorType, TupleType
+from pldsl.ops.gather_compare import infer_gather_compare, is_compare_form
 from pldsl.ops.table import _dims, _infer_binary, _tensor
 
 P = OpParam
@@ -245,8 +246,10 @@ def mask_cols(cols: int, valid_cols: int, code: int) -> tuple[int, int]:
     return cols // stride, max(0, -(-(valid_cols - off) // stride))
 
 
-def _infer_gather(args: dict, attrs: dict) -> TensorType:
+def _infer_gather(args: dict, attrs: dict) -> TensorType | TupleType:
     x = _tensor(args, "x")
+    if is_compare_form(args, attrs):
+        return infer_gather_compare(x, args, attrs)
     mask = attrs.get("mask_pattern")
     if mask is not None:
         return _infer_gather_mask(x, args, attrs, mask)
@@ -332,11 +335,18 @@ register(
             P("index", "tensor", None),
             P("mask_pattern", "attr", None),
             P("output_dtype", "dtype", None),
+            P("kvalue", "scalar", None),
+            P("cmp_mode", "attr", None),
+            P("out_cols", "attr", None),
+            P("offset", "attr", None),
+            P("count_dtype", "dtype", None),
         ),
         _infer_gather,
         "Index form: out[b, k] = x[b, index[b, k]] (dim = -1; an index outside [0, N) is a "
         "runtime fault). Mask form: the columns a MaskPattern selects (1=P0101 even, 2=P1010 "
-        "odd, 3..6 one in four, 7 all), bits reinterpreted as output_dtype.",
+        "odd, 3..6 one in four, 7 all), bits reinterpreted as output_dtype. Compare form "
+        "(kvalue, cmp_mode, out_cols): per row, the indices j with x[b, j] <cmp> kvalue and "
+        "their count, as (dst, cdst); a row whose count is not out_cols is a runtime fault.",
         aliases=("tensor.gather",),
     )
 )

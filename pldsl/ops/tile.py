@@ -312,6 +312,34 @@ register(
 )
 
 
+def _infer_transpose_view(args: dict, attrs: dict) -> TileType:
+    tile = _tile(args, "tile")
+    if tile.rank < 2:
+        raise TypeRuleError(
+            f"tile.transpose_view requires at least 2 dimensions, but got {tile.rank}"
+        )
+
+    def swapped(dims: tuple) -> tuple:
+        return (*dims[:-2], dims[-1], dims[-2])
+
+    valid = None if tile.valid_shape is None else swapped(tile.valid_shape)
+    return TileType(swapped(tile.shape), tile.dtype, valid, tile.pad, tile.memory)
+
+
+register(
+    OpDef(
+        "tile.transpose_view",
+        (P("tile", "tensor"),),
+        _infer_transpose_view,
+        "The tile with its last two axes swapped (shape and valid region), in the same space "
+        "with the same pad mode. PyPTO reinterprets the bytes in place (a zero-copy layout "
+        "view); as values are immutable in pldsl, the result is the transposed value.",
+        category="data",
+        memory="own",
+    )
+)
+
+
 def _infer_block_idx(args: dict, attrs: dict) -> ScalarType:
     return ScalarType(INDEX)
 

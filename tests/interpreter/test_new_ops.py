@@ -114,6 +114,23 @@ TYPE_ERRORS = [
      "Cannot broadcast batch dimensions for tensor.matmul"),
     ("pl.matmul(pl.reshape(x, [1024]), x)", "matmul needs operands of rank >= 2, got ranks 1 and 2"),
     ("pl.assemble(x, x3, [0, 0])", "assemble of a rank-3 source into a rank-2 target"),
+    ("pl.gather(x, kvalue=pl.tensor.read(x, [0, 0]), cmp_mode='eq', out_cols=4, offset=2)",
+     "tensor.gather_compare with offset=2 is not supported by pldsl"),
+    ("pl.gather(xi, kvalue=pl.tensor.read(x, [0, 0]), cmp_mode='eq', out_cols=4)",
+     "requires kvalue dtype equal to src dtype INT32, but got FP32"),
+    ("pl.gather(x, kvalue=pl.tensor.read(x, [0, 0]), cmp_mode='xx', out_cols=4)",
+     "requires cmp_mode in [0, 5] (eq/ne/lt/le/gt/ge), but got 'xx'"),
+    ("pl.gather(x, kvalue=pl.tensor.read(x, [0, 0]), cmp_mode=6, out_cols=4)", "requires cmp_mode in [0, 5]"),
+    ("pl.gather(x, kvalue=pl.tensor.read(x, [0, 0]), cmp_mode='eq', out_cols=0)",
+     "The operator tensor.gather_compare requires out_cols > 0, but got 0"),
+    ("pl.gather(x, kvalue=pl.tensor.read(x, [0, 0]), cmp_mode='eq')",
+     "gather() compare form requires kvalue, cmp_mode and out_cols all set"),
+    ("pl.gather(x, dim=-1, index=xi, kvalue=pl.tensor.read(x, [0, 0]), cmp_mode='eq', out_cols=4)",
+     "are mutually exclusive; do not mix kwargs from different forms"),
+    ("pl.gather(x3, kvalue=pl.tensor.read(x, [0, 0]), cmp_mode='eq', out_cols=4)",
+     "The operator tensor.gather_compare requires 2D input, but got rank 3"),
+    ("pl.gather(x, kvalue=pl.tensor.read(x, [0, 0]), cmp_mode='eq', out_cols=4, count_dtype=pl.INT16)",
+     "requires count_dtype to be INT32 or UINT32, but got INT16"),
 ]  # fmt: skip
 
 

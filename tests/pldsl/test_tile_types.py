@@ -146,6 +146,12 @@ class P:
          "valid_shape [17, 16] is wider than the tile [16, 16] on axis 0", "at most"),
         ("y = pl.tile.set_validshape(t, 16, 17)", "wider than the tile [16, 16] on axis 1", "at most"),
         ("y = pl.tile.set_validshape(t, -1, 4)", "'valid_rows' is negative", ""),
+        ("y = pl.move(x, target_memory=pl.MemorySpace.Vec)", "'tile' must be a pl.Tile, got a tensor",
+         "pl.load(tensor, offsets, shapes)"),
+        ("y = pl.tile.transpose_view(x)", "'tile' must be a pl.Tile, got a tensor",
+         "pl.load(tensor, offsets, shapes)"),
+        ("y = pl.tile.transpose_view(pl.tile.full([16], dtype=pl.FP32, value=0.0))",
+         "tile.transpose_view requires at least 2 dimensions, but got 1", ""),
     ],
 )  # fmt: skip
 def test_memory_errors_are_located_with_a_hint(body, message, hint):

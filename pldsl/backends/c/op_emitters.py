@@ -1209,9 +1209,11 @@ def _op_concat(em: Emitter, e: OpCall, args: list) -> CVal:
 
 @op("gather")
 def _op_gather(em: Emitter, e: OpCall, args: list) -> CVal:
-    x, idx = args
+    x, idx = args[0], args[1]
     if e.attr("mask_pattern") is not None:
         return _gather_mask(em, e, x)
+    if e.attr("cmp_mode") is not None:
+        return _gather_compare(em, e, x, args[2])
     label = em.label(e)
     nm = argname(e.args[0])
     site = em.sites_block(e.span, [
@@ -1225,6 +1227,33 @@ def _op_gather(em: Emitter, e: OpCall, args: list) -> CVal:
     em.line(f"pt_gather(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}, &{out});")
     em.check()
     return CVal("t", out, e.type, owned=True)
+
+
+def _gather_compare(em: Emitter, e: OpCall, x: CVal, k: CVal) -> CVal:
+    """The compare form (pt_gather_cmp): a (dst, cdst) tuple of fresh tensors."""
+    from pldsl.ops.gather_compare import CMP_MODES, cmp_mode_name
+
+    label = em.label(e)
+    nm = argname(e.args[0])
+    site = em.sites_block(e.span, [
+        ("ShapeMismatch", lambda v, lb=label: f"{lb}: gather compare form: row {v[0]} of '{nm}' has {v[1]} matches, out_cols is {v[2]}",
+         "PyPTO defines the result only when every row matches exactly out_cols elements"),
+        _oom_entry(label),
+    ])  # fmt: skip
+    mode = CMP_MODES.index(cmp_mode_name(e.attr("cmp_mode")))
+    is_float = int(x.type.dtype.is_float)
+    kf, ki = (f"(double)({k.code})", "0") if is_float else ("0.0", f"(int64_t)({k.code})")
+    dst_type, cdst_type = e.type.items
+    dst, cdst = em.ttemp(), em.ttemp()
+    xt, ct = em.st(x.type.dtype), em.st(cdst_type.dtype)
+    em.line(
+        f"pt_gather_cmp(ctx, {site}, &{x.code}, {xt.code}, {is_float}, {kf}, {ki}, {mode}, "
+        f"{e.attr('out_cols')}, {ct.code}, &{dst}, &{cdst});"
+    )
+    em.check()
+    return CVal("tuple", items=[
+        CVal("t", dst, dst_type, owned=True), CVal("t", cdst, cdst_type, owned=True),
+    ])  # fmt: skip
 
 
 def _gather_mask(em: Emitter, e: OpCall, x: CVal) -> CVal:

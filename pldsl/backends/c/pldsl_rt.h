@@ -169,6 +169,8 @@ PT_API void pt_gather_flat(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, c
 
 PT_API void pt_scatter(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, const pt_tensor *src, pt_tensor *out);
 
+PT_API void pt_gather_cmp(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, int is_float, double kf, int64_t ki, int mode, int64_t out_cols, int cdt, pt_tensor *dst, pt_tensor *cdst);
+
 PT_API void pt_drop_lead(const pt_tensor *x, int n, int esize, pt_tensor *out);
 
 PT_API void pt_add_lead(const pt_tensor *x, int n, pt_tensor *out);
@@ -1870,6 +1872,61 @@ PT_API void pt_scatter(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const
         for (int d = 0; d < 2; d++) out->valid[d] = pt_min64(x->valid[d], x->shape[d]);
     }
     pt_release(&sm);
+}
+
+/* pl.gather compare form: per valid row b of x, the valid columns j (ascending) with
+ * x[b, j] <mode> k (0..5 = eq ne lt le gt ge; floats as FP32, IEEE; ints exact) as INT32
+ * indices in dst [rows, out_cols], and the count in cdst [1, rows] (INT32 or UINT32 bits).
+ * A row whose count is not out_cols faults (PyPTO states no result for it).
+ * sites: +0 count mismatch, +1 out of memory. */
+static int pt_cmp_hit(int mode, int c) { /* c: -1 less, 0 equal, 1 greater, 2 unordered */
+    switch (mode) {
+        case 0: return c == 0;
+        case 1: return c != 0;
+        case 2: return c == -1;
+        case 3: return c == -1 || c == 0;
+        case 4: return c == 1;
+        default: return c == 1 || c == 0;
+    }
+}
+
+static int pt_cmp_at(const pt_tensor *x, int xdt, int esize, int is_float, float kf, int64_t ki, int64_t b, int64_t j) {
+    const char *p = pt_origin(x, esize) + (b * x->bstride[0] + j * x->bstride[1]) * esize;
+    if (is_float) {
+        float v = pt_ld_f32(p, xdt);
+        return v != v || kf != kf ? 2 : v < kf ? -1 : v > kf ? 1 : 0;
+    }
+    int64_t v = pt_ld_i64(p, xdt);
+    return v < ki ? -1 : v > ki ? 1 : 0;
+}
+
+PT_API void pt_gather_cmp(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, int is_float, double kf, int64_t ki, int mode, int64_t out_cols, int cdt, pt_tensor *dst, pt_tensor *cdst) {
+    int esize = pt_esize_of[xdt];
+    float k = (float)kf;
+    int64_t rows = pt_min64(x->valid[0], x->shape[0]), cols = pt_min64(x->valid[1], x->shape[1]);
+    for (int64_t b = 0; b < rows; b++) {
+        int64_t n = 0;
+        for (int64_t j = 0; j < cols; j++) n += pt_cmp_hit(mode, pt_cmp_at(x, xdt, esize, is_float, k, ki, b, j));
+        if (n != out_cols) { PT_FAIL(ctx, site, b, n, out_cols, 0, 0, 0); return; }
+    }
+    int64_t dshape[2] = {x->shape[0], out_cols}, cshape[2] = {1, x->shape[0]};
+    if (!pt_new(ctx, site + 1, dst, 2, dshape, 4)) return;
+    if (!pt_new(ctx, site + 1, cdst, 2, cshape, 4)) return;
+    memset(dst->base, 0, (size_t)(pt_numel(2, dshape) * 4));
+    memset(cdst->base, 0, (size_t)(pt_numel(2, cshape) * 4));
+    for (int64_t b = 0; b < rows; b++) {
+        int32_t n = 0;
+        for (int64_t j = 0; j < cols; j++)
+            if (pt_cmp_hit(mode, pt_cmp_at(x, xdt, esize, is_float, k, ki, b, j))) {
+                int32_t jj = (int32_t)j;
+                memcpy(dst->base + (b * dst->bstride[0] + n) * 4, &jj, 4);
+                n++;
+            }
+        memcpy(cdst->base + b * cdst->bstride[1] * 4, &n, 4);  /* INT32 and UINT32 share the bits */
+    }
+    (void)cdt;
+    dst->valid[0] = rows; dst->valid[1] = out_cols;
+    cdst->valid[0] = 1; cdst->valid[1] = rows;
 }
 
 /* ------------------------------------------------------------------ sorting (pl.sort32, pl.mrgsort)

@@ -146,6 +146,20 @@ def _op_move(em: Emitter, e: OpCall, args: list) -> CVal:
     return CVal("t", out, e.type, owned=True)
 
 
+@op("tile.transpose_view")
+def _op_transpose_view(em: Emitter, e: OpCall, args: list) -> CVal:
+    """The last two axes swapped (pt_transpose, a copy), the pad mode kept."""
+    (tile,) = args
+    rank = tile.type.rank
+    site = _oom_site(em, e)
+    out = em.ttemp()
+    esize = em.st(tile.type.dtype).esize
+    em.line(f"pt_transpose(ctx, {site}, &{tile.code}, {rank - 2}, {rank - 1}, {esize}, &{out});")
+    em.check()
+    em.line(f"{out}.pad = {tile.code}.pad;")
+    return CVal("t", out, e.type, owned=True)
+
+
 @op("tile.get_block_idx")
 def _op_get_block_idx(em: Emitter, e: OpCall, args: list) -> CVal:
     return CVal("s", "(int64_t)ctx->block_idx", e.type)
