@@ -526,7 +526,7 @@ def test_console_script_subprocess(files, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     missing = str(tmp_path / "missing.py")
     proc = subprocess.run(
-        [sys.executable, "-m", "pldsl.cli", "check", "--format", "json", files["inout"], missing],
+        [sys.executable, "-m", "pldsl", "check", "--format", "json", files["inout"], missing],
         capture_output=True,
         text=True,
         cwd=ROOT,
