@@ -459,5 +459,11 @@ def test_writes_through_two_views_of_one_buffer_fall_back():
     key = "fallback: writes through two views of one buffer"
     plain = interpreter.run(prog, "main", x, 2, np.zeros_like(x), fast=False)
     assert fast.tobytes() == plain.tobytes()
+    # golden by hand: row 2g of `flat` is out[4g:4g+2], set to 7 after each write; the
+    # rows 4g+2, 4g+3 (sb = 1) keep x + 1
+    want = x + np.float32(1)
+    for g in range(4):
+        want[4 * g : 4 * g + 2] = 7.0
+    np.testing.assert_array_equal(fast, want)
     assert batched.STATS.get(key, 0) - before.get(key, 0) >= 1  # the outer loop, the inner ones
     assert batched.STATS.get("batched", 0) == before.get("batched", 0)
