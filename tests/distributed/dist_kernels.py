@@ -11,6 +11,22 @@ SIZE = 64
 NR = pl.dynamic("NR")
 
 
+def _host(step):
+    """The host both one-row collectives share: a [1, SIZE] data window and an [NR, 1]
+    signal window on every rank, then `step` launched on each."""
+
+    @pl.jit.host
+    def host(x: pl.Tensor[[NR, 1, SIZE], pl.FP32], y: pl.Out[pl.Tensor[[NR, 1, SIZE], pl.FP32]]):
+        data_buf = pld.alloc_window_buffer([1, SIZE], dtype=pl.FP32)
+        signal_buf = pld.alloc_window_buffer([NR, 1], dtype=pl.INT32)
+        for r in pl.range(pld.world_size()):
+            data = pld.window(data_buf, [1, SIZE], dtype=pl.FP32)
+            signal = pld.window(signal_buf, [NR, 1], dtype=pl.INT32)
+            step(x[r], y[r], data, signal, device=r)
+
+    return host
+
+
 def make_allreduce(how=pld.ReduceOp.Sum):
     @pl.jit.incore
     def step(
@@ -26,16 +42,7 @@ def make_allreduce(how=pld.ReduceOp.Sum):
         y = pl.store(back, [0, 0], y)
         return y
 
-    @pl.jit.host
-    def host(x: pl.Tensor[[NR, 1, SIZE], pl.FP32], y: pl.Out[pl.Tensor[[NR, 1, SIZE], pl.FP32]]):
-        data_buf = pld.alloc_window_buffer([1, SIZE], dtype=pl.FP32)
-        signal_buf = pld.alloc_window_buffer([NR, 1], dtype=pl.INT32)
-        for r in pl.range(pld.world_size()):
-            data = pld.window(data_buf, [1, SIZE], dtype=pl.FP32)
-            signal = pld.window(signal_buf, [NR, 1], dtype=pl.INT32)
-            step(x[r], y[r], data, signal, device=r)
-
-    return host
+    return _host(step)
 
 
 def make_broadcast(root: int):
@@ -53,16 +60,7 @@ def make_broadcast(root: int):
         y = pl.store(back, [0, 0], y)
         return y
 
-    @pl.jit.host
-    def host(x: pl.Tensor[[NR, 1, SIZE], pl.FP32], y: pl.Out[pl.Tensor[[NR, 1, SIZE], pl.FP32]]):
-        data_buf = pld.alloc_window_buffer([1, SIZE], dtype=pl.FP32)
-        signal_buf = pld.alloc_window_buffer([NR, 1], dtype=pl.INT32)
-        for r in pl.range(pld.world_size()):
-            data = pld.window(data_buf, [1, SIZE], dtype=pl.FP32)
-            signal = pld.window(signal_buf, [NR, 1], dtype=pl.INT32)
-            step(x[r], y[r], data, signal, device=r)
-
-    return host
+    return _host(step)
 
 
 def make_gather(n: int, which: str):

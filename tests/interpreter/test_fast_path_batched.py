@@ -184,6 +184,13 @@ def test_aliasing_views_fall_back(row):
     assert batched.STATS.get("batched", 0) == before
     interpreter.run(prog, "main", x, b, fast=False)
     assert a.tobytes() == b.tobytes()
+    # golden: the iterations in order, plain NumPy (row k of the [4, 8] view is out[2k:2k+2])
+    want = np.linspace(-1, 1, 32, dtype=np.float32).reshape(8, 4)
+    for i in range(4):
+        k = i if row == "i" else 3 - i
+        prev = want[2 * k : 2 * k + 2].copy()
+        want[2 * i : 2 * i + 2] = x[2 * i : 2 * i + 2] + prev + np.float32(1)
+    np.testing.assert_array_equal(a, want)
 
 
 FAULT = """
@@ -452,5 +459,11 @@ def test_writes_through_two_views_of_one_buffer_fall_back():
     key = "fallback: writes through two views of one buffer"
     plain = interpreter.run(prog, "main", x, 2, np.zeros_like(x), fast=False)
     assert fast.tobytes() == plain.tobytes()
+    # golden by hand: row 2g of `flat` is out[4g:4g+2], set to 7 after each write; the
+    # rows 4g+2, 4g+3 (sb = 1) keep x + 1
+    want = x + np.float32(1)
+    for g in range(4):
+        want[4 * g : 4 * g + 2] = 7.0
+    np.testing.assert_array_equal(fast, want)
     assert batched.STATS.get(key, 0) - before.get(key, 0) >= 1  # the outer loop, the inner ones
     assert batched.STATS.get("batched", 0) == before.get("batched", 0)
