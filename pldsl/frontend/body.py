@@ -441,11 +441,11 @@ class BodyBuilder:
             inside = self.contexts[-1] if self.contexts else None
             raise fail(
                 "UnsupportedFeature",
-                "pl.yield_ inside an if (the SSA if-form) is not supported"
+                "pl.yield_ here is not the last statement of an if branch (the SSA if-form)"
                 if inside == "if"
                 else "pl.yield_ outside a loop with init_values",
                 self.span(call),
-                "rebind the name in both branches instead"
+                "end both branches with r = pl.yield_(...), the same names in each"
                 if inside == "if"
                 else "declare carries: for i, (acc,) in pl.range(n, init_values=(acc0,)), "
                 "and end the body with acc_out = pl.yield_(new_acc)",

@@ -503,6 +503,15 @@ def _oom_site(em: Emitter, e: OpCall) -> int:
     return em.site(e.span, *_oom_entry(em.label(e)))
 
 
+def _rt_tile(em: Emitter, e: OpCall, call: str) -> CVal:
+    """Emit `call` (a pldsl_rt.h call up to its last argument) writing a new owned tile, then
+    the fault check: the shared tail of every op that is one runtime call."""
+    out = em.ttemp()
+    em.line(f"{call}, &{out});")
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
 @op("exp", "sqrt", "rsqrt", "recip", "log", "neg", "abs", "relu")
 def _op_unary(em: Emitter, e: OpCall, args: list) -> CVal:
     (x,) = args
@@ -1180,10 +1189,7 @@ def _op_transpose(em: Emitter, e: OpCall, args: list) -> CVal:
     a, b = e.attr("axis1") % rank, e.attr("axis2") % rank
     st = em.st(x.type.dtype)
     site = _oom_site(em, e)
-    out = em.ttemp()
-    em.line(f"pt_transpose(ctx, {site}, &{x.code}, {a}, {b}, {st.esize}, &{out});")
-    em.check()
-    return CVal("t", out, e.type, owned=True)
+    return _rt_tile(em, e, f"pt_transpose(ctx, {site}, &{x.code}, {a}, {b}, {st.esize}")
 
 
 @op("concat")
@@ -1201,10 +1207,7 @@ def _op_concat(em: Emitter, e: OpCall, args: list) -> CVal:
         )
     st = em.st(x.type.dtype)
     site = _oom_site(em, e)
-    out = em.ttemp()
-    em.line(f"pt_concat(ctx, {site}, &{x.code}, &{y.code}, {st.esize}, &{out});")
-    em.check()
-    return CVal("t", out, e.type, owned=True)
+    return _rt_tile(em, e, f"pt_concat(ctx, {site}, &{x.code}, &{y.code}, {st.esize}")
 
 
 @op("gather")
@@ -1222,11 +1225,8 @@ def _op_gather(em: Emitter, e: OpCall, args: list) -> CVal:
         ("ShapeMismatch", lambda v, lb=label: f"{lb}: gather: index has {v[0]} valid rows, x only {v[1]}", None),
         _oom_entry(label),
     ])  # fmt: skip
-    out = em.ttemp()
     xt, it = em.st(x.type.dtype), em.st(idx.type.dtype)
-    em.line(f"pt_gather(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}, &{out});")
-    em.check()
-    return CVal("t", out, e.type, owned=True)
+    return _rt_tile(em, e, f"pt_gather(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}")
 
 
 def _gather_compare(em: Emitter, e: OpCall, x: CVal, k: CVal) -> CVal:
@@ -1270,10 +1270,7 @@ def _gather_mask(em: Emitter, e: OpCall, x: CVal) -> CVal:
             e.span,
         )
     site = _oom_site(em, e)
-    out = em.ttemp()
-    em.line(f"pt_gather_mask(ctx, {site}, &{x.code}, {xt.esize}, {stride}, {off}, &{out});")
-    em.check()
-    return CVal("t", out, e.type, owned=True)
+    return _rt_tile(em, e, f"pt_gather_mask(ctx, {site}, &{x.code}, {xt.esize}, {stride}, {off}")
 
 
 @op("row_argmax")
@@ -1286,10 +1283,7 @@ def _op_row_argmax(em: Emitter, e: OpCall, args: list) -> CVal:
         ("EmptyReduction", lambda v, lb=label: f"{lb}: argmax over an empty axis of '{nm}' has no value", None),
         _oom_entry(label),
     ])  # fmt: skip
-    out = em.ttemp()
-    em.line(f"pt_row_argmax(ctx, {site}, &{x.code}, {em.st(x.type.dtype).code}, &{out});")
-    em.check()
-    return CVal("t", out, e.type, owned=True)
+    return _rt_tile(em, e, f"pt_row_argmax(ctx, {site}, &{x.code}, {em.st(x.type.dtype).code}")
 
 
 # ---------------------------------------------------------------- sorting
@@ -1301,10 +1295,7 @@ def _op_sort32(em: Emitter, e: OpCall, args: list) -> CVal:
     src, idx = args
     _check_rank(e, src.type.rank)
     site = _oom_site(em, e)
-    out = em.ttemp()
-    em.line(f"pt_sort32(ctx, {site}, &{src.code}, &{idx.code}, &{out});")
-    em.check()
-    return CVal("t", out, e.type, owned=True)
+    return _rt_tile(em, e, f"pt_sort32(ctx, {site}, &{src.code}, &{idx.code}")
 
 
 @op("mrgsort")

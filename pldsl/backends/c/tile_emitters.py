@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pldsl.ir.nodes import OpCall
 
 from .abi import CVal, argname, unsupported
-from .op_emitters import OP_EMITTERS, _oom_entry, _oom_site, _window_sites, op
+from .op_emitters import OP_EMITTERS, _oom_entry, _oom_site, _rt_tile, _window_sites, op
 
 if TYPE_CHECKING:
     from .lowering import Emitter
@@ -111,11 +111,10 @@ def _op_tile_gather(em: Emitter, e: OpCall, args: list) -> CVal:
          "the index form addresses src by flat offset: row * cols + col"),
         _oom_entry(label),
     ])  # fmt: skip
-    out = em.ttemp()
     xt, it = em.st(x.type.dtype), em.st(idx.type.dtype)
-    em.line(f"pt_gather_flat(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}, &{out});")
-    em.check()
-    return CVal("t", out, e.type, owned=True)
+    return _rt_tile(
+        em, e, f"pt_gather_flat(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}"
+    )
 
 
 @op("tile.set_validshape")
