@@ -307,7 +307,7 @@ class Machine:
                 return
         self._loop(s, f, start, stop, step, carries, names, outer)
 
-    def _loop(self, s: For, f: Frame, start, stop, step, carries, names, outer=None) -> None:
+    def _loop(self, s: For, f: Frame, start, stop, step, carries, names, outer) -> None:
         env, var = f.env, s.var.name
         loop = _Loop()
         f.loops.append(loop)
@@ -327,7 +327,7 @@ class Machine:
             if s.kind == "spmd":
                 indices.close()  # restores the enclosing block's index now, even on a fault
         if names:
-            restore_outer(env, outer or {})
+            restore_outer(env, outer)
             for y in self._loop_yields(s):
                 for t, v in zip(y.targets, carries):
                     env[t.name] = v
