@@ -866,6 +866,19 @@ class _State:
 Code = Callable[[_State], Any]
 
 
+def in_order(codes: tuple[Callable[[Any], Any], ...]) -> Callable[[Any], Any]:
+    """One closure running `codes` in turn on the same state (a block's statements); shared
+    with the per-tile compiler (interpreter/compiler.py)."""
+    if len(codes) == 1:
+        return codes[0]
+
+    def run(state: Any) -> None:
+        for c in codes:
+            c(state)
+
+    return run
+
+
 class BatchedLoop:
     """One loop's body compiled once into closures over all lanes (the per-node cost is paid
     once per batched run, not once per lane)."""
@@ -909,13 +922,7 @@ class BatchedLoop:
 
     # ------------------------------------------------------------ statements
     def block(self, stmts) -> Code:
-        codes = tuple(self.stmt(s) for s in stmts)
-
-        def run(st: _State) -> None:
-            for c in codes:
-                c(st)
-
-        return run
+        return in_order(tuple(self.stmt(s) for s in stmts))
 
     def branch(self, body) -> Code:
         """A branch of an If; one ending in a yield (SSA if-form) binds the if's results."""

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pldsl.interpreter import tasks
-from pldsl.interpreter.batched import _CAUGHT, BatchedLoop, Fallback, _count, batchable
+from pldsl.interpreter.batched import _CAUGHT, BatchedLoop, Fallback, _count, batchable, in_order
 from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
     DEFERRED_OPS,
@@ -124,15 +124,7 @@ class FastMachine(Machine):
 
     # ------------------------------------------------------------- statements
     def block(self, stmts) -> Code:
-        codes = tuple(self.stmt(s) for s in stmts)
-        if len(codes) == 1:
-            return codes[0]
-
-        def run(f: Frame) -> None:
-            for c in codes:
-                c(f)
-
-        return run
+        return in_order(tuple(self.stmt(s) for s in stmts))
 
     def stmt(self, s) -> Code:
         kind = type(s)

@@ -307,11 +307,11 @@ class Machine:
                 return
         self._loop(s, f, start, stop, step, carries, names, outer)
 
-    def _loop(self, s: For, f: Frame, start, stop, step, carries, names, outer=None) -> None:
+    def _loop(self, s: For, f: Frame, start, stop, step, carries, names, outer) -> None:
         env, var = f.env, s.var.name
         loop = _Loop()
         f.loops.append(loop)
-        body, run = s.body, self.exec_block
+        body = s.body
         if s.kind == "spmd":  # each block publishes its index (get_block_idx)
             indices = tasks.grid_blocks(self.ctx, start, stop, step)
         else:
@@ -319,25 +319,15 @@ class Machine:
         try:
             for i in indices:
                 env[var] = i
-                loop.pending = None
-                try:
-                    run(body, f)
-                except _Break:
-                    if loop.pending is not None:
-                        carries = loop.pending
+                carries, broke = self._iteration(body, f, loop, carries, names)
+                if broke:
                     break
-                except _Continue:
-                    pass
-                if loop.pending is not None:
-                    carries = loop.pending
-                    for n, v in zip(names, carries):
-                        env[n] = v
         finally:
             f.loops.pop()
             if s.kind == "spmd":
                 indices.close()  # restores the enclosing block's index now, even on a fault
         if names:
-            restore_outer(env, outer or {})
+            restore_outer(env, outer)
             for y in self._loop_yields(s):
                 for t, v in zip(y.targets, carries):
                     env[t.name] = v
@@ -357,19 +347,9 @@ class Machine:
                 count += 1
                 if count > faults.MAX_WHILE_ITERATIONS:
                     raise fault("WhileLimit", faults.while_limit(), s.span, faults.WHILE_LIMIT_HELP)
-                loop.pending = None
-                try:
-                    self.exec_block(s.body, f)
-                except _Break:
-                    if loop.pending is not None:
-                        carries = loop.pending
+                carries, broke = self._iteration(s.body, f, loop, carries, names)
+                if broke:
                     break
-                except _Continue:
-                    pass
-                if loop.pending is not None:
-                    carries = loop.pending
-                    for n, v in zip(names, carries):
-                        env[n] = v
         finally:
             f.loops.pop()
         if names:
@@ -377,6 +357,22 @@ class Machine:
             for y in self._loop_yields(s):
                 for t, v in zip(y.targets, carries):
                     self._bind_name(f, t.name, v)
+
+    def _iteration(self, body, f: Frame, loop: _Loop, carries, names) -> tuple[list, bool]:
+        """One pass of a loop body (`_loop`, `_while`): the carries after it (a yield's values,
+        bound to the carry names unless the body broke out), and whether it broke out."""
+        loop.pending = None
+        try:
+            self.exec_block(body, f)
+        except _Break:
+            return (carries if loop.pending is None else loop.pending), True
+        except _Continue:
+            pass
+        if loop.pending is not None:
+            carries = loop.pending
+            for n, v in zip(names, carries):
+                f.env[n] = v
+        return carries, False
 
     def _condition(self, s: While, f: Frame) -> bool:
         value = self.eval(s.cond, f)
