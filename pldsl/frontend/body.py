@@ -450,14 +450,7 @@ class BodyBuilder:
                 else "declare carries: for i, (acc,) in pl.range(n, init_values=(acc0,)), "
                 "and end the body with acc_out = pl.yield_(new_acc)",
             )
-        if call.keywords or any(isinstance(a, ast.Starred) for a in call.args):
-            raise fail(
-                "TypeError",
-                "pl.yield_ takes the carried values only",
-                self.span(call),
-                help="a, b = pl.yield_(x, y)",
-            )
-        values = tuple(self.expr(a) for a in call.args)
+        values = control.yield_values(self, call)
         carries = self.carries[-1]
         if len(values) != len(carries):
             raise fail(
@@ -481,14 +474,7 @@ class BodyBuilder:
                 self.span(call),
                 "a, b = pl.yield_(x, y): the names bound here hold the final values after the loop",
             )
-        elts = target.elts if isinstance(target, ast.Tuple) else [target]
-        if not all(isinstance(e, ast.Name) for e in elts) or len(elts) != len(values):
-            raise fail(
-                "TypeError",
-                "pl.yield_ targets must be one name per carry",
-                self.span(target),
-                help="a, b = pl.yield_(x, y) for init_values=(a0, b0)",
-            )
+        elts = control.yield_names(self, target, len(values), "carry")
         targets = tuple(self.bind(n.id, v.type, n) for n, v in zip(elts, values))
         return Yield(targets, values, self.span(call))
 
@@ -624,9 +610,8 @@ class BodyBuilder:
 
     def _check_yield_placement(self, s: ast.For, has_carries: bool) -> None:
         """`pl.yield_` is the last statement of a loop with carries, and only there."""
-        for i, stmt in enumerate(s.body):
-            value = stmt.value if isinstance(stmt, (ast.Expr, ast.Assign)) else None
-            if value is not None and self._is_yield(value) and i != len(s.body) - 1:
+        for stmt in s.body[:-1]:
+            if control.yield_of(self, stmt) is not None:
                 raise fail(
                     "UnsupportedFeature",
                     "pl.yield_ must be the last statement of the loop body",

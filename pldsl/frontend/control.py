@@ -251,18 +251,46 @@ def ssa_while(b: BodyBuilder, s: ast.For, call: ast.Call) -> While:
 # ------------------------------------------------------------------ the SSA if-form
 
 
-def _yield_of(b: BodyBuilder, s: ast.stmt) -> ast.Call | None:
+def yield_of(b: BodyBuilder, s: ast.stmt) -> ast.Call | None:
+    """The `pl.yield_(...)` call statement `s` is (bare or assigned), if it is one."""
     value = s.value if isinstance(s, (ast.Expr, ast.Assign)) else None
     return value if value is not None and b._is_yield(value) else None
+
+
+def yield_values(b: BodyBuilder, call: ast.Call) -> tuple[Expr, ...]:
+    """The values of `pl.yield_(...)` (a loop's carries or an if's results): one positional
+    argument each, at least one. One check and one text for both forms."""
+    if call.keywords or any(isinstance(a, ast.Starred) for a in call.args) or not call.args:
+        raise fail(
+            "TypeError",
+            "pl.yield_ takes the yielded values as positional arguments",
+            b.span(call),
+            help="r1, r2 = pl.yield_(x, y)",
+        )
+    return tuple(b.expr(a) for a in call.args)
+
+
+def yield_names(b: BodyBuilder, target: ast.expr, count: int, per: str) -> list[ast.Name]:
+    """The names `r1, r2 = pl.yield_(...)` binds: one plain name per yielded value (`per`
+    says what a value is: "carry", "result")."""
+    elts = target.elts if isinstance(target, ast.Tuple) else [target]
+    if not all(isinstance(e, ast.Name) for e in elts) or len(elts) != count:
+        raise fail(
+            "TypeError",
+            f"pl.yield_ targets must be one name per {per}",
+            b.span(target),
+            help="r1, r2 = pl.yield_(x, y)",
+        )
+    return elts
 
 
 def yielding_if(b: BodyBuilder, s: ast.If) -> bool:
     """Whether either branch of `s` yields (PyPTO's SSA if-form); checks the form's shape."""
     arms = [s.body, s.orelse]
-    ends = [bool(arm) and _yield_of(b, arm[-1]) is not None for arm in arms]
+    ends = [bool(arm) and yield_of(b, arm[-1]) is not None for arm in arms]
     for arm in arms:
         for st in arm[:-1]:
-            if _yield_of(b, st) is not None:
+            if yield_of(b, st) is not None:
                 raise fail(
                     "UnsupportedFeature",
                     "pl.yield_ must be the last statement of the if branch",
@@ -294,22 +322,8 @@ def yielding_if(b: BodyBuilder, s: ast.If) -> bool:
 
 def if_yield(b: BodyBuilder, call: ast.Call, target: ast.expr | None) -> Yield:
     """`r = pl.yield_(v)` ending a branch of an SSA if: binds the if's result names."""
-    if call.keywords or any(isinstance(a, ast.Starred) for a in call.args) or not call.args:
-        raise fail(
-            "TypeError",
-            "pl.yield_ takes the values of the if's results",
-            b.span(call),
-            help="r1, r2 = pl.yield_(x, y)",
-        )
-    values = tuple(b.expr(a) for a in call.args)
-    elts = target.elts if isinstance(target, ast.Tuple) else [target]
-    if not all(isinstance(e, ast.Name) for e in elts) or len(elts) != len(values):
-        raise fail(
-            "TypeError",
-            "pl.yield_ targets must be one name per yielded value",
-            b.span(target),
-            help="r1, r2 = pl.yield_(x, y)",
-        )
+    values = yield_values(b, call)
+    elts = yield_names(b, target, len(values), "result")
     first = b.if_yields[-1]
     names = [e.id for e in elts]
     if first is not None:

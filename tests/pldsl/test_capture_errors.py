@@ -109,6 +109,12 @@ BODY_CASES = [
     ("if_yield_names", "if flag:\n    r = pl.yield_(x)\nelse:\n    q = pl.yield_(x)", "TypeError", "q = pl", "yield the same variables"),
     ("if_yield_types", "if flag:\n    r = pl.yield_(x)\nelse:\n    r = pl.yield_(pl.cast(x, pl.BF16))", "TypeError", "pl.yield_(pl.cast", "in one branch and"),
     ("if_yield_bare", "if flag:\n    pl.yield_(x)\nelse:\n    pl.yield_(x)", "UnsupportedFeature", "pl.yield_(x)", "assignment form"),
+    # one check (frontend/control.py yield_values / yield_names) and one text for both forms
+    ("yield_kw_loop", "for i, (a,) in pl.range(4, init_values=(x,)):\n    a2 = pl.yield_(v=a)", "TypeError", "pl.yield_(v=a)", "pl.yield_ takes the yielded values as positional arguments"),
+    ("yield_kw_if", "if flag:\n    r = pl.yield_(v=x)\nelse:\n    r = pl.yield_(x)", "TypeError", "pl.yield_(v=x)", "pl.yield_ takes the yielded values as positional arguments"),
+    ("yield_empty_if", "if flag:\n    r = pl.yield_()\nelse:\n    r = pl.yield_(x)", "TypeError", "pl.yield_()", "pl.yield_ takes the yielded values as positional arguments"),
+    ("yield_target_loop", "for i, (a,) in pl.range(4, init_values=(x,)):\n    a2.y = pl.yield_(a)", "TypeError", "a2.y", "pl.yield_ targets must be one name per carry"),
+    ("yield_target_if", "if flag:\n    r, q = pl.yield_(x)\nelse:\n    r, q = pl.yield_(x)", "TypeError", "r, q", "pl.yield_ targets must be one name per result"),
     ("nested_def", "def g():\n    pass", "UnsupportedFeature", "def g", "Unsupported statement type: FunctionDef"),
     ("try", "try:\n    pass\nexcept Exception:\n    pass", "UnsupportedFeature", "try", "Try"),
     ("assert", "assert flag", "UnsupportedFeature", "assert", "Assert"),
