@@ -326,6 +326,141 @@ def build_program(
             post_norm_tile = pl.assemble(post_norm_tile, pl.cast(post_normed, pl.BF16), [0, k0])
         return post_norm_tile
 
+    # The other stage bodies both functions share. Each template computes values; the loops
+    # over users, heads and blocks, the `pl.at` scopes (their name hints differ) and the writes
+    # to the functions' own buffers stay at the call sites.
+    @pl.inline
+    def k_chain(a, a_row0, rows, kt, nk, w, w_row0, w_col0, cols):
+        """FP32 [rows, cols] = a[a_row0:, :nk*kt] @ w[w_row0:, w_col0:]: one matmul, then
+        `nk - 1` matmul_accs over K tiles of `kt` (the projections' K-loop)."""
+        a_0 = pl.slice(a, [rows, kt], [a_row0, 0])
+        w_0 = pl.slice(w, [kt, cols], [w_row0, w_col0])
+        acc = pl.matmul(a_0, w_0, out_dtype=pl.FP32)
+        for kb in pl.range(1, nk):
+            k0 = kb * kt
+            a_i = pl.slice(a, [rows, kt], [a_row0, k0])
+            w_i = pl.slice(w, [kt, cols], [w_row0 + k0, w_col0])
+            acc = pl.matmul_acc(acc, a_i, w_i)
+        return acc
+
+    @pl.inline
+    def kv_chain(normed_tile, rows, wk, wv, layer_off_h, kv0):
+        """The K and V projections of one KV column chunk, their K-loops interleaved."""
+        tile_a = pl.slice(normed_tile, [rows, KIN], [0, 0])
+        tile_wk = pl.slice(wk, [KIN, KVC], [layer_off_h, kv0])
+        tile_wv = pl.slice(wv, [KIN, KVC], [layer_off_h, kv0])
+        k_acc = pl.matmul(tile_a, tile_wk, out_dtype=pl.FP32)
+        v_acc = pl.matmul(tile_a, tile_wv, out_dtype=pl.FP32)
+        for kb in pl.range(1, NKIN):
+            k0 = kb * KIN
+            tile_a_i = pl.slice(normed_tile, [rows, KIN], [0, k0])
+            tile_wk_i = pl.slice(wk, [KIN, KVC], [layer_off_h + k0, kv0])
+            tile_wv_i = pl.slice(wv, [KIN, KVC], [layer_off_h + k0, kv0])
+            k_acc = pl.matmul_acc(k_acc, tile_a_i, tile_wk_i)
+            v_acc = pl.matmul_acc(v_acc, tile_a_i, tile_wv_i)
+        return k_acc, v_acc
+
+    @pl.inline
+    def head_rmsnorm(proj, row0, col0, rows, heads, norm_w):
+        """Per-head RMSNorm (rsqrt, FP32) of `heads` heads of `rows` rows, as the rows of a
+        [rows*heads, D] tile (row-major reshape of [rows, heads*D])."""
+        x = pl.reshape(pl.slice(proj, [rows, heads * D], [row0, col0]), [rows * heads, D])
+        sq = pl.row_sum(pl.mul(x, x))
+        inv = pl.rsqrt(pl.add(pl.mul(sq, HEAD_DIM_INV), EPS))
+        normed = pl.col_expand_mul(pl.row_expand_mul(x, inv), norm_w)
+        return pl.reshape(normed, [rows, heads * D])
+
+    @pl.inline
+    def rope_tile(src, col0, rows, cos_lo, cos_hi, sin_lo, sin_hi):
+        """Half-split RoPE (FP32) of the head at column `col0` of `rows` tokens, each with its
+        own cos/sin row (the prefill's per-token tiles)."""
+        lo = pl.slice(src, [rows, HALF], [0, col0])
+        hi = pl.slice(src, [rows, HALF], [0, col0 + HALF])
+        rot_lo = pl.sub(pl.mul(lo, cos_lo), pl.mul(hi, sin_lo))
+        rot_hi = pl.add(pl.mul(hi, cos_hi), pl.mul(lo, sin_hi))
+        return rot_lo, rot_hi
+
+    @pl.inline
+    def rope_row(src, row0, col0, rows, cos_lo, cos_hi, sin_lo, sin_hi):
+        """Half-split RoPE (FP32) of `rows` rows of a head at one position: one cos/sin row,
+        broadcast over the rows (the decode's current token)."""
+        lo = pl.slice(src, [rows, HALF], [row0, col0])
+        hi = pl.slice(src, [rows, HALF], [row0, col0 + HALF])
+        rot_lo = pl.sub(pl.col_expand_mul(lo, cos_lo), pl.col_expand_mul(hi, sin_lo))
+        rot_hi = pl.add(pl.col_expand_mul(hi, cos_hi), pl.col_expand_mul(lo, sin_hi))
+        return rot_lo, rot_hi
+
+    @pl.inline
+    def block_scores(q_tile, gi, sb, block_table, bt_base, k_cache, layer_off_cache):
+        """S = Q K^T (BF16 operands, FP32 result) of KV group `gi` against context block `sb`."""
+        pbid = pl.cast(pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX)
+        k_row0 = layer_off_cache + (pbid * NKV + gi) * BS
+        k_tile = pl.slice(k_cache, [BS, D], [k_row0, 0])
+        return pl.matmul(q_tile, k_tile, out_dtype=pl.FP32, b_trans=True)
+
+    @pl.inline
+    def block_softmax(scores):
+        """One block's local softmax of the masked, scaled scores: max, BF16 P, and
+        l = row_sum of the rounded P."""
+        cur_mi = pl.row_max(scores)
+        exp_scores = pl.exp(pl.row_expand_sub(scores, cur_mi))
+        exp_bf16 = pl.cast(exp_scores, pl.BF16)
+        cur_li = pl.row_sum(pl.cast(exp_bf16, pl.FP32))
+        return exp_bf16, cur_mi, cur_li
+
+    @pl.inline
+    def block_values(all_exp_padded, s_row, rows, gi, sb, kv_len, block_table, bt_base, v_cache,
+                     layer_off_cache):  # fmt: skip
+        """O_blk = P V (FP32) of group `gi`, block `sb`; V rows past `kv_len` are zero-filled so
+        stale (even non-finite) cache rows cannot leak through 0 * NaN."""
+        valid_len = pl.min(BS, kv_len - sb * BS)
+        pbid = pl.cast(pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX)
+        v_row0 = layer_off_cache + (pbid * NKV + gi) * BS
+        exp_tile = pl.slice(all_exp_padded, [rows, BS], [s_row, 0])
+        v_valid = pl.slice(v_cache, [BS, D], [v_row0, 0], valid_shape=[valid_len, D])
+        v_tile = pl.fillpad(v_valid, pad_value=pl.PadValue.zero)
+        return pl.matmul(exp_tile, v_tile, out_dtype=pl.FP32)
+
+    @pl.inline
+    def merge_blocks(all_oi_tmp, all_cur_mi, all_cur_li, gi, rows, ctx_blocks):
+        """Online merge (FP32) of group `gi`'s blocks; the context rows in BF16."""
+        base = gi * MB * rows
+        oi = pl.slice(all_oi_tmp, [rows, D], [base, 0])
+        mi = pl.slice(all_cur_mi, [rows, 1], [base, 0])
+        li = pl.slice(all_cur_li, [rows, 1], [base, 0])
+        for sb in pl.range(1, ctx_blocks):
+            blk = base + sb * rows
+            oi_blk = pl.slice(all_oi_tmp, [rows, D], [blk, 0])
+            mi_blk = pl.slice(all_cur_mi, [rows, 1], [blk, 0])
+            li_blk = pl.slice(all_cur_li, [rows, 1], [blk, 0])
+            mi_new = pl.maximum(mi, mi_blk)
+            alpha = pl.exp(pl.sub(mi, mi_new))
+            beta = pl.exp(pl.sub(mi_blk, mi_new))
+            li = pl.add(pl.mul(alpha, li), pl.mul(beta, li_blk))
+            oi = pl.add(pl.row_expand_mul(oi, alpha), pl.row_expand_mul(oi_blk, beta))
+            mi = mi_new
+        return pl.cast(pl.row_expand_div(oi, li), pl.BF16)
+
+    @pl.inline
+    def swiglu(gate_acc, up_acc):
+        """silu(gate) * up (FP32), as BF16."""
+        sigmoid = pl.recip(pl.add(pl.exp(pl.neg(gate_acc)), 1.0))
+        mlp_chunk = pl.mul(pl.mul(gate_acc, sigmoid), up_acc)
+        return pl.cast(mlp_chunk, pl.BF16)
+
+    @pl.inline
+    def lm_head_chunk(final_normed, b0, lm_head_weight, v0):
+        """FP32 logits [BT, VC] of vocabulary rows `v0..` (LM head, K-loop over the hidden)."""
+        h_chunk_0 = pl.slice(final_normed, [BT, KC], [b0, 0])
+        lm_w_0 = pl.slice(lm_head_weight, [VC, KC], [v0, 0])
+        lm_acc = pl.matmul(h_chunk_0, lm_w_0, out_dtype=pl.FP32, b_trans=True)
+        for kb in pl.range(1, NKC):
+            k0 = kb * KC
+            h_chunk = pl.slice(final_normed, [BT, KC], [b0, k0])
+            lm_w = pl.slice(lm_head_weight, [VC, KC], [v0, k0])
+            lm_acc = pl.matmul_acc(lm_acc, h_chunk, lm_w, b_trans=True)
+        return lm_acc
+
     @pl.program
     class Qwen3DecodeAll:
         @pl.function(type=pl.FunctionType.Opaque)
@@ -444,14 +579,9 @@ def build_program(
                         ):
                             for ob in pl.parallel(NQC, chunk=4):
                                 q0 = ob * QC
-                                tile_a = pl.slice(normed_tile, [TT, KIN], [0, 0])
-                                tile_wq = pl.slice(wq, [KIN, QC], [layer_off_h, q0])
-                                q_acc = pl.matmul(tile_a, tile_wq, out_dtype=pl.FP32)
-                                for kb in pl.range(1, NKIN):
-                                    k0 = kb * KIN
-                                    tile_a_i = pl.slice(normed_tile, [TT, KIN], [0, k0])
-                                    tile_wq_i = pl.slice(wq, [KIN, QC], [layer_off_h + k0, q0])
-                                    q_acc = pl.matmul_acc(q_acc, tile_a_i, tile_wq_i)
+                                q_acc = k_chain(
+                                    normed_tile, 0, TT, KIN, NKIN, wq, layer_off_h, q0, QC
+                                )
                                 q_proj = pl.assemble(q_proj, q_acc, [0, q0])
 
                         k_proj = pl.create_tensor([TT, KVW], dtype=pl.FP32)
@@ -463,18 +593,7 @@ def build_program(
                         ):
                             for ob in pl.parallel(NKVC, chunk=4):
                                 kv0 = ob * KVC
-                                tile_a = pl.slice(normed_tile, [TT, KIN], [0, 0])
-                                tile_wk = pl.slice(wk, [KIN, KVC], [layer_off_h, kv0])
-                                tile_wv = pl.slice(wv, [KIN, KVC], [layer_off_h, kv0])
-                                k_acc = pl.matmul(tile_a, tile_wk, out_dtype=pl.FP32)
-                                v_acc = pl.matmul(tile_a, tile_wv, out_dtype=pl.FP32)
-                                for kb in pl.range(1, NKIN):
-                                    k0 = kb * KIN
-                                    tile_a_i = pl.slice(normed_tile, [TT, KIN], [0, k0])
-                                    tile_wk_i = pl.slice(wk, [KIN, KVC], [layer_off_h + k0, kv0])
-                                    tile_wv_i = pl.slice(wv, [KIN, KVC], [layer_off_h + k0, kv0])
-                                    k_acc = pl.matmul_acc(k_acc, tile_a_i, tile_wk_i)
-                                    v_acc = pl.matmul_acc(v_acc, tile_a_i, tile_wv_i)
+                                k_acc, v_acc = kv_chain(normed_tile, TT, wk, wv, layer_off_h, kv0)
                                 k_proj = pl.assemble(k_proj, k_acc, [0, kv0])
                                 v_proj = pl.assemble(v_proj, v_acc, [0, kv0])
 
@@ -484,30 +603,12 @@ def build_program(
                         with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_qk_norm"):
                             for hg in pl.range(NQN):
                                 hq0 = hg * (QNH * D)
-                                q_heads = pl.reshape(
-                                    pl.slice(q_proj, [TT, QNH * D], [0, hq0]), [TT * QNH, D]
-                                )
-                                q_sq = pl.row_sum(pl.mul(q_heads, q_heads))
-                                q_inv = pl.rsqrt(pl.add(pl.mul(q_sq, HEAD_DIM_INV), EPS))
-                                q_normed = pl.col_expand_mul(
-                                    pl.row_expand_mul(q_heads, q_inv), q_norm_w
-                                )
-                                q_proj_norm = pl.assemble(
-                                    q_proj_norm, pl.reshape(q_normed, [TT, QNH * D]), [0, hq0]
-                                )
+                                q_normed = head_rmsnorm(q_proj, 0, hq0, TT, QNH, q_norm_w)
+                                q_proj_norm = pl.assemble(q_proj_norm, q_normed, [0, hq0])
                             for hg in pl.range(NKN):
                                 hk0 = hg * (KNH * D)
-                                k_heads = pl.reshape(
-                                    pl.slice(k_proj, [TT, KNH * D], [0, hk0]), [TT * KNH, D]
-                                )
-                                k_sq = pl.row_sum(pl.mul(k_heads, k_heads))
-                                k_inv = pl.rsqrt(pl.add(pl.mul(k_sq, HEAD_DIM_INV), EPS))
-                                k_normed = pl.col_expand_mul(
-                                    pl.row_expand_mul(k_heads, k_inv), k_norm_w
-                                )
-                                k_proj_norm = pl.assemble(
-                                    k_proj_norm, pl.reshape(k_normed, [TT, KNH * D]), [0, hk0]
-                                )
+                                k_normed = head_rmsnorm(k_proj, 0, hk0, TT, KNH, k_norm_w)
+                                k_proj_norm = pl.assemble(k_proj_norm, k_normed, [0, hk0])
 
                         # ---- RoPE (half-split, FP32) with one cos/sin row per token; rotated
                         # Q and K -> BF16, V -> BF16
@@ -527,19 +628,17 @@ def build_program(
                             sin_lo = pl.slice(sin_t, [TT, HALF], [0, 0])
                             sin_hi = pl.slice(sin_t, [TT, HALF], [0, HALF])
                             for h in pl.range(NQ):
-                                q_lo = pl.slice(q_proj_norm, [TT, HALF], [0, h * D])
-                                q_hi = pl.slice(q_proj_norm, [TT, HALF], [0, h * D + HALF])
-                                q_rot_lo = pl.sub(pl.mul(q_lo, cos_lo), pl.mul(q_hi, sin_lo))
-                                q_rot_hi = pl.add(pl.mul(q_hi, cos_hi), pl.mul(q_lo, sin_hi))
+                                q_rot_lo, q_rot_hi = rope_tile(
+                                    q_proj_norm, h * D, TT, cos_lo, cos_hi, sin_lo, sin_hi
+                                )
                                 q_rot = pl.assemble(q_rot, pl.cast(q_rot_lo, pl.BF16), [0, h * D])
                                 q_rot = pl.assemble(
                                     q_rot, pl.cast(q_rot_hi, pl.BF16), [0, h * D + HALF]
                                 )
                             for ki in pl.range(NKV):
-                                k_lo = pl.slice(k_proj_norm, [TT, HALF], [0, ki * D])
-                                k_hi = pl.slice(k_proj_norm, [TT, HALF], [0, ki * D + HALF])
-                                k_rot_lo = pl.sub(pl.mul(k_lo, cos_lo), pl.mul(k_hi, sin_lo))
-                                k_rot_hi = pl.add(pl.mul(k_hi, cos_hi), pl.mul(k_lo, sin_hi))
+                                k_rot_lo, k_rot_hi = rope_tile(
+                                    k_proj_norm, ki * D, TT, cos_lo, cos_hi, sin_lo, sin_hi
+                                )
                                 k_rot = pl.assemble(k_rot, pl.cast(k_rot_lo, pl.BF16), [0, ki * D])
                                 k_rot = pl.assemble(
                                     k_rot, pl.cast(k_rot_hi, pl.BF16), [0, ki * D + HALF]
@@ -602,13 +701,14 @@ def build_program(
                                         pl.slice(q_rot, [QB, QGW], [j * QB, gi * QGW]), [QR, D]
                                     )
                                     for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
-                                        pbid = pl.cast(
-                                            pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX
-                                        )
-                                        k_row0 = layer_off_cache + (pbid * NKV + gi) * BS
-                                        k_tile = pl.slice(k_cache, [BS, D], [k_row0, 0])
-                                        raw_scores = pl.matmul(
-                                            q_tile, k_tile, out_dtype=pl.FP32, b_trans=True
+                                        raw_scores = block_scores(
+                                            q_tile,
+                                            gi,
+                                            sb,
+                                            block_table,
+                                            bt_base,
+                                            k_cache,
+                                            layer_off_cache,
                                         )
                                         all_raw_scores = pl.assemble(
                                             all_raw_scores, raw_scores, [(gi * MB + sb) * QR, 0]
@@ -640,10 +740,7 @@ def build_program(
                                         scores = pl.mul(
                                             pl.minimum(scores_padded, causal), ATTN_SCALE
                                         )
-                                        cur_mi = pl.row_max(scores)
-                                        exp_scores = pl.exp(pl.row_expand_sub(scores, cur_mi))
-                                        exp_bf16 = pl.cast(exp_scores, pl.BF16)
-                                        cur_li = pl.row_sum(pl.cast(exp_bf16, pl.FP32))
+                                        exp_bf16, cur_mi, cur_li = block_softmax(scores)
                                         all_exp_padded = pl.assemble(
                                             all_exp_padded, exp_bf16, [s_row, 0]
                                         )
@@ -659,20 +756,18 @@ def build_program(
                                 for gi in pl.range(NKV):
                                     for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
                                         s_row = (gi * MB + sb) * QR
-                                        valid_len = pl.min(BS, kv_end - sb * BS)
-                                        pbid = pl.cast(
-                                            pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX
-                                        )
-                                        v_row0 = layer_off_cache + (pbid * NKV + gi) * BS
-                                        exp_tile = pl.slice(all_exp_padded, [QR, BS], [s_row, 0])
-                                        v_valid = pl.slice(
+                                        oi_tmp = block_values(
+                                            all_exp_padded,
+                                            s_row,
+                                            QR,
+                                            gi,
+                                            sb,
+                                            kv_end,
+                                            block_table,
+                                            bt_base,
                                             v_cache,
-                                            [BS, D],
-                                            [v_row0, 0],
-                                            valid_shape=[valid_len, D],
+                                            layer_off_cache,
                                         )
-                                        v_tile = pl.fillpad(v_valid, pad_value=pl.PadValue.zero)
-                                        oi_tmp = pl.matmul(exp_tile, v_tile, out_dtype=pl.FP32)
                                         all_oi_tmp = pl.assemble(all_oi_tmp, oi_tmp, [s_row, 0])
 
                             # (d) online merge across blocks (FP32), ctx -> BF16, (e) the QPK
@@ -681,25 +776,9 @@ def build_program(
                                 level=pl.Level.CORE_GROUP, name_hint="prefill_online_softmax"
                             ):
                                 for gi in pl.range(NKV):
-                                    base = gi * MB * QR
-                                    oi = pl.slice(all_oi_tmp, [QR, D], [base, 0])
-                                    mi = pl.slice(all_cur_mi, [QR, 1], [base, 0])
-                                    li = pl.slice(all_cur_li, [QR, 1], [base, 0])
-                                    for sb in pl.range(1, ctx_blocks):
-                                        blk = base + sb * QR
-                                        oi_blk = pl.slice(all_oi_tmp, [QR, D], [blk, 0])
-                                        mi_blk = pl.slice(all_cur_mi, [QR, 1], [blk, 0])
-                                        li_blk = pl.slice(all_cur_li, [QR, 1], [blk, 0])
-                                        mi_new = pl.maximum(mi, mi_blk)
-                                        alpha = pl.exp(pl.sub(mi, mi_new))
-                                        beta = pl.exp(pl.sub(mi_blk, mi_new))
-                                        li = pl.add(pl.mul(alpha, li), pl.mul(beta, li_blk))
-                                        oi = pl.add(
-                                            pl.row_expand_mul(oi, alpha),
-                                            pl.row_expand_mul(oi_blk, beta),
-                                        )
-                                        mi = mi_new
-                                    ctx = pl.cast(pl.row_expand_div(oi, li), pl.BF16)
+                                    ctx = merge_blocks(
+                                        all_oi_tmp, all_cur_mi, all_cur_li, gi, QR, ctx_blocks
+                                    )
                                     attn_tile = pl.assemble(
                                         attn_tile, pl.reshape(ctx, [QB, QGW]), [j * QB, gi * QGW]
                                     )
@@ -723,14 +802,7 @@ def build_program(
                         for ob in pl.range(NOC):
                             o0 = ob * OC
                             with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_out_proj"):
-                                a_chunk_0 = pl.slice(attn_tile, [TT, OK], [0, 0])
-                                w_chunk_0 = pl.slice(wo, [OK, OC], [layer_off_q, o0])
-                                o_acc = pl.matmul(a_chunk_0, w_chunk_0, out_dtype=pl.FP32)
-                                for kb in pl.range(1, NOK):
-                                    k0 = kb * OK
-                                    a_chunk = pl.slice(attn_tile, [TT, OK], [0, k0])
-                                    w_chunk = pl.slice(wo, [OK, OC], [layer_off_q + k0, o0])
-                                    o_acc = pl.matmul_acc(o_acc, a_chunk, w_chunk)
+                                o_acc = k_chain(attn_tile, 0, TT, OK, NOK, wo, layer_off_q, o0, OC)
                             with pl.at(
                                 level=pl.Level.CORE_GROUP, name_hint="prefill_out_proj_residual"
                             ):
@@ -749,47 +821,26 @@ def build_program(
                         for ob in pl.range(NMC):
                             m0 = ob * MC
                             with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_gate_proj"):
-                                post_chunk_0 = pl.slice(post_norm_tile, [TT, KC], [0, 0])
-                                wg_0 = pl.slice(w_gate, [KC, MC], [layer_off_h, m0])
-                                gate_acc = pl.matmul(post_chunk_0, wg_0, out_dtype=pl.FP32)
-                                for kb in pl.range(1, NKC):
-                                    k0 = kb * KC
-                                    post_chunk = pl.slice(post_norm_tile, [TT, KC], [0, k0])
-                                    wg = pl.slice(w_gate, [KC, MC], [layer_off_h + k0, m0])
-                                    gate_acc = pl.matmul_acc(gate_acc, post_chunk, wg)
+                                gate_acc = k_chain(
+                                    post_norm_tile, 0, TT, KC, NKC, w_gate, layer_off_h, m0, MC
+                                )
                             with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_up_proj"):
-                                post_chunk_0 = pl.slice(post_norm_tile, [TT, KC], [0, 0])
-                                wu_0 = pl.slice(w_up, [KC, MC], [layer_off_h, m0])
-                                up_acc = pl.matmul(post_chunk_0, wu_0, out_dtype=pl.FP32)
-                                for kb in pl.range(1, NKC):
-                                    k0 = kb * KC
-                                    post_chunk = pl.slice(post_norm_tile, [TT, KC], [0, k0])
-                                    wu = pl.slice(w_up, [KC, MC], [layer_off_h + k0, m0])
-                                    up_acc = pl.matmul_acc(up_acc, post_chunk, wu)
+                                up_acc = k_chain(
+                                    post_norm_tile, 0, TT, KC, NKC, w_up, layer_off_h, m0, MC
+                                )
                             with pl.at(
                                 level=pl.Level.CORE_GROUP,
                                 optimization=pl.chunked_loop_optimizer,
                                 name_hint="prefill_silu",
                             ):
-                                sigmoid = pl.recip(pl.add(pl.exp(pl.neg(gate_acc)), 1.0))
-                                mlp_chunk = pl.mul(pl.mul(gate_acc, sigmoid), up_acc)
-                                mlp_tile = pl.assemble(
-                                    mlp_tile, pl.cast(mlp_chunk, pl.BF16), [0, m0]
-                                )
+                                mlp_tile = pl.assemble(mlp_tile, swiglu(gate_acc, up_acc), [0, m0])
 
                         for dob in pl.range(NDC):
                             d0 = dob * DC
                             with pl.at(level=pl.Level.CORE_GROUP, name_hint="prefill_down_proj"):
-                                mlp_chunk_0 = pl.slice(mlp_tile, [TT, MC], [0, 0])
-                                w_down_0 = pl.slice(w_down, [MC, DC], [layer_off_inter, d0])
-                                down_acc = pl.matmul(mlp_chunk_0, w_down_0, out_dtype=pl.FP32)
-                                for ob in pl.range(1, NMC):
-                                    m0 = ob * MC
-                                    mlp_chunk_i = pl.slice(mlp_tile, [TT, MC], [0, m0])
-                                    w_down_i = pl.slice(
-                                        w_down, [MC, DC], [layer_off_inter + m0, d0]
-                                    )
-                                    down_acc = pl.matmul_acc(down_acc, mlp_chunk_i, w_down_i)
+                                down_acc = k_chain(
+                                    mlp_tile, 0, TT, MC, NMC, w_down, layer_off_inter, d0, DC
+                                )
                             with pl.at(
                                 level=pl.Level.CORE_GROUP, name_hint="prefill_down_proj_residual"
                             ):
@@ -911,14 +962,7 @@ def build_program(
                     ):
                         for ob in pl.parallel(NQC, chunk=4):
                             q0 = ob * QC
-                            tile_a = pl.slice(normed_tile, [BT, KIN], [0, 0])
-                            tile_wq = pl.slice(wq, [KIN, QC], [layer_off_h, q0])
-                            q_acc = pl.matmul(tile_a, tile_wq, out_dtype=pl.FP32)
-                            for kb in pl.range(1, NKIN):
-                                k0 = kb * KIN
-                                tile_a_i = pl.slice(normed_tile, [BT, KIN], [0, k0])
-                                tile_wq_i = pl.slice(wq, [KIN, QC], [layer_off_h + k0, q0])
-                                q_acc = pl.matmul_acc(q_acc, tile_a_i, tile_wq_i)
+                            q_acc = k_chain(normed_tile, 0, BT, KIN, NKIN, wq, layer_off_h, q0, QC)
                             q_proj = pl.assemble(q_proj, q_acc, [b0, q0])
 
                     with pl.at(
@@ -928,18 +972,7 @@ def build_program(
                     ):
                         for ob in pl.parallel(NKVC, chunk=4):
                             kv0 = ob * KVC
-                            tile_a = pl.slice(normed_tile, [BT, KIN], [0, 0])
-                            tile_wk = pl.slice(wk, [KIN, KVC], [layer_off_h, kv0])
-                            tile_wv = pl.slice(wv, [KIN, KVC], [layer_off_h, kv0])
-                            k_acc = pl.matmul(tile_a, tile_wk, out_dtype=pl.FP32)
-                            v_acc = pl.matmul(tile_a, tile_wv, out_dtype=pl.FP32)
-                            for kb in pl.range(1, NKIN):
-                                k0 = kb * KIN
-                                tile_a_i = pl.slice(normed_tile, [BT, KIN], [0, k0])
-                                tile_wk_i = pl.slice(wk, [KIN, KVC], [layer_off_h + k0, kv0])
-                                tile_wv_i = pl.slice(wv, [KIN, KVC], [layer_off_h + k0, kv0])
-                                k_acc = pl.matmul_acc(k_acc, tile_a_i, tile_wk_i)
-                                v_acc = pl.matmul_acc(v_acc, tile_a_i, tile_wv_i)
+                            k_acc, v_acc = kv_chain(normed_tile, BT, wk, wv, layer_off_h, kv0)
                             k_proj = pl.assemble(k_proj, k_acc, [b0, kv0])
                             v_proj = pl.assemble(v_proj, v_acc, [b0, kv0])
 
@@ -949,30 +982,12 @@ def build_program(
                     with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_qk_norm"):
                         for hg in pl.range(NQN):
                             hq0 = hg * (QNH * D)
-                            q_heads = pl.reshape(
-                                pl.slice(q_proj, [BT, QNH * D], [b0, hq0]), [BT * QNH, D]
-                            )
-                            q_sq = pl.row_sum(pl.mul(q_heads, q_heads))
-                            q_inv = pl.rsqrt(pl.add(pl.mul(q_sq, HEAD_DIM_INV), EPS))
-                            q_normed = pl.col_expand_mul(
-                                pl.row_expand_mul(q_heads, q_inv), q_norm_w
-                            )
-                            q_proj_norm = pl.assemble(
-                                q_proj_norm, pl.reshape(q_normed, [BT, QNH * D]), [b0, hq0]
-                            )
+                            q_normed = head_rmsnorm(q_proj, b0, hq0, BT, QNH, q_norm_w)
+                            q_proj_norm = pl.assemble(q_proj_norm, q_normed, [b0, hq0])
                         for hg in pl.range(NKN):
                             hk0 = hg * (KNH * D)
-                            k_heads = pl.reshape(
-                                pl.slice(k_proj, [BT, KNH * D], [b0, hk0]), [BT * KNH, D]
-                            )
-                            k_sq = pl.row_sum(pl.mul(k_heads, k_heads))
-                            k_inv = pl.rsqrt(pl.add(pl.mul(k_sq, HEAD_DIM_INV), EPS))
-                            k_normed = pl.col_expand_mul(
-                                pl.row_expand_mul(k_heads, k_inv), k_norm_w
-                            )
-                            k_proj_norm = pl.assemble(
-                                k_proj_norm, pl.reshape(k_normed, [BT, KNH * D]), [b0, hk0]
-                            )
+                            k_normed = head_rmsnorm(k_proj, b0, hk0, BT, KNH, k_norm_w)
+                            k_proj_norm = pl.assemble(k_proj_norm, k_normed, [b0, hk0])
 
                 # ---- scope 2: RoPE + paged KV write + grouped decode attention, per user
                 attn_out = pl.create_tensor([batch_padded, QW], dtype=pl.BF16)
@@ -1002,13 +1017,8 @@ def build_program(
                         for ki in pl.parallel(0, NKV, 1, chunk=8):
                             kv_col = ki * D
                             cache_row = layer_off_cache + (slot_block * NKV + ki) * BS + slot_offset
-                            k_lo = pl.slice(k_proj_norm, [1, HALF], [b, kv_col])
-                            k_hi = pl.slice(k_proj_norm, [1, HALF], [b, kv_col + HALF])
-                            k_rot_lo = pl.sub(
-                                pl.col_expand_mul(k_lo, cos_lo), pl.col_expand_mul(k_hi, sin_lo)
-                            )
-                            k_rot_hi = pl.add(
-                                pl.col_expand_mul(k_hi, cos_hi), pl.col_expand_mul(k_lo, sin_hi)
+                            k_rot_lo, k_rot_hi = rope_row(
+                                k_proj_norm, b, kv_col, 1, cos_lo, cos_hi, sin_lo, sin_hi
                             )
                             k_cache = pl.assemble(
                                 k_cache, pl.cast(k_rot_lo, pl.BF16), [cache_row, 0]
@@ -1022,13 +1032,8 @@ def build_program(
                             q_group = pl.reshape(
                                 pl.slice(q_proj_norm, [1, QGW], [b, ki * QGW]), [QPK, D]
                             )
-                            q_lo = pl.slice(q_group, [QPK, HALF], [0, 0])
-                            q_hi = pl.slice(q_group, [QPK, HALF], [0, HALF])
-                            q_rot_lo = pl.sub(
-                                pl.col_expand_mul(q_lo, cos_lo), pl.col_expand_mul(q_hi, sin_lo)
-                            )
-                            q_rot_hi = pl.add(
-                                pl.col_expand_mul(q_hi, cos_hi), pl.col_expand_mul(q_lo, sin_hi)
+                            q_rot_lo, q_rot_hi = rope_row(
+                                q_group, 0, 0, QPK, cos_lo, cos_hi, sin_lo, sin_hi
                             )
                             q_padded = pl.assemble(
                                 q_padded, pl.cast(q_rot_lo, pl.BF16), [ki * QP, 0]
@@ -1056,13 +1061,8 @@ def build_program(
                             )
                             q_tile = pl.fillpad(q_group_rows, pad_value=pl.PadValue.zero)
                             for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
-                                pbid = pl.cast(
-                                    pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX
-                                )
-                                k_row0 = layer_off_cache + (pbid * NKV + gi) * BS
-                                k_tile = pl.slice(k_cache, [BS, D], [k_row0, 0])
-                                raw_scores = pl.matmul(
-                                    q_tile, k_tile, out_dtype=pl.FP32, b_trans=True
+                                raw_scores = block_scores(
+                                    q_tile, gi, sb, block_table, bt_base, k_cache, layer_off_cache
                                 )
                                 all_raw_scores = pl.assemble(
                                     all_raw_scores, raw_scores, [(gi * MB + sb) * QP, 0]
@@ -1087,10 +1087,7 @@ def build_program(
                                 )
                                 scores_padded = pl.fillpad(scores_valid, pad_value=pl.PadValue.min)
                                 scores = pl.mul(scores_padded, ATTN_SCALE)
-                                cur_mi = pl.row_max(scores)
-                                exp_scores = pl.exp(pl.row_expand_sub(scores, cur_mi))
-                                exp_bf16 = pl.cast(exp_scores, pl.BF16)
-                                cur_li = pl.row_sum(pl.cast(exp_bf16, pl.FP32))
+                                exp_bf16, cur_mi, cur_li = block_softmax(scores)
                                 all_exp_padded = pl.assemble(all_exp_padded, exp_bf16, [s_row, 0])
                                 all_cur_mi = pl.assemble(all_cur_mi, cur_mi, [s_row, 0])
                                 all_cur_li = pl.assemble(all_cur_li, cur_li, [s_row, 0])
@@ -1105,42 +1102,27 @@ def build_program(
                         for gi in pl.range(NKV):
                             for sb in pl.parallel(ctx_blocks, chunk=SB_CHUNK):
                                 s_row = (gi * MB + sb) * QP
-                                valid_len = pl.min(BS, ctx_len - sb * BS)
-                                pbid = pl.cast(
-                                    pl.tensor.read(block_table, [bt_base + sb]), pl.INDEX
+                                oi_tmp = block_values(
+                                    all_exp_padded,
+                                    s_row,
+                                    QP,
+                                    gi,
+                                    sb,
+                                    ctx_len,
+                                    block_table,
+                                    bt_base,
+                                    v_cache,
+                                    layer_off_cache,
                                 )
-                                v_row0 = layer_off_cache + (pbid * NKV + gi) * BS
-                                exp_tile = pl.slice(all_exp_padded, [QP, BS], [s_row, 0])
-                                v_valid = pl.slice(
-                                    v_cache, [BS, D], [v_row0, 0], valid_shape=[valid_len, D]
-                                )
-                                v_tile = pl.fillpad(v_valid, pad_value=pl.PadValue.zero)
-                                oi_tmp = pl.matmul(exp_tile, v_tile, out_dtype=pl.FP32)
                                 all_oi_tmp = pl.assemble(all_oi_tmp, oi_tmp, [s_row, 0])
 
                     # (d) online merge across blocks (FP32), ctx -> BF16, (e) unpad the QPK
                     # heads of group gi into attn_out row b
                     with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_online_softmax"):
                         for gi in pl.range(NKV):
-                            base = gi * MB * QP
-                            oi = pl.slice(all_oi_tmp, [QP, D], [base, 0])
-                            mi = pl.slice(all_cur_mi, [QP, 1], [base, 0])
-                            li = pl.slice(all_cur_li, [QP, 1], [base, 0])
-                            for sb in pl.range(1, ctx_blocks):
-                                blk = base + sb * QP
-                                oi_blk = pl.slice(all_oi_tmp, [QP, D], [blk, 0])
-                                mi_blk = pl.slice(all_cur_mi, [QP, 1], [blk, 0])
-                                li_blk = pl.slice(all_cur_li, [QP, 1], [blk, 0])
-                                mi_new = pl.maximum(mi, mi_blk)
-                                alpha = pl.exp(pl.sub(mi, mi_new))
-                                beta = pl.exp(pl.sub(mi_blk, mi_new))
-                                li = pl.add(pl.mul(alpha, li), pl.mul(beta, li_blk))
-                                oi = pl.add(
-                                    pl.row_expand_mul(oi, alpha), pl.row_expand_mul(oi_blk, beta)
-                                )
-                                mi = mi_new
-                            ctx = pl.row_expand_div(oi, li)
-                            ctx_bf16 = pl.cast(ctx, pl.BF16)
+                            ctx_bf16 = merge_blocks(
+                                all_oi_tmp, all_cur_mi, all_cur_li, gi, QP, ctx_blocks
+                            )
                             ctx_heads = pl.reshape(pl.slice(ctx_bf16, [QPK, D], [0, 0]), [1, QGW])
                             attn_out = pl.assemble(attn_out, ctx_heads, [b, gi * QGW])
 
@@ -1164,14 +1146,7 @@ def build_program(
                     for ob in pl.range(NOC):
                         o0 = ob * OC
                         with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_out_proj"):
-                            a_chunk_0 = pl.slice(attn_out, [BT, OK], [b0, 0])
-                            w_chunk_0 = pl.slice(wo, [OK, OC], [layer_off_q, o0])
-                            o_acc = pl.matmul(a_chunk_0, w_chunk_0, out_dtype=pl.FP32)
-                            for kb in pl.range(1, NOK):
-                                k0 = kb * OK
-                                a_chunk = pl.slice(attn_out, [BT, OK], [b0, k0])
-                                w_chunk = pl.slice(wo, [OK, OC], [layer_off_q + k0, o0])
-                                o_acc = pl.matmul_acc(o_acc, a_chunk, w_chunk)
+                            o_acc = k_chain(attn_out, b0, BT, OK, NOK, wo, layer_off_q, o0, OC)
                         with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_out_proj_residual"):
                             resid = pl.cast(pl.slice(current_hidden, [BT, OC], [b0, o0]), pl.FP32)
                             resid1_tile = pl.assemble(resid1_tile, pl.add(o_acc, resid), [0, o0])
@@ -1186,43 +1161,26 @@ def build_program(
                     for ob in pl.range(NMC):
                         m0 = ob * MC
                         with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_gate_proj"):
-                            post_chunk_0 = pl.slice(post_norm_tile, [BT, KC], [0, 0])
-                            wg_0 = pl.slice(w_gate, [KC, MC], [layer_off_h, m0])
-                            gate_acc = pl.matmul(post_chunk_0, wg_0, out_dtype=pl.FP32)
-                            for kb in pl.range(1, NKC):
-                                k0 = kb * KC
-                                post_chunk = pl.slice(post_norm_tile, [BT, KC], [0, k0])
-                                wg = pl.slice(w_gate, [KC, MC], [layer_off_h + k0, m0])
-                                gate_acc = pl.matmul_acc(gate_acc, post_chunk, wg)
+                            gate_acc = k_chain(
+                                post_norm_tile, 0, BT, KC, NKC, w_gate, layer_off_h, m0, MC
+                            )
                         with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_up_proj"):
-                            post_chunk_0 = pl.slice(post_norm_tile, [BT, KC], [0, 0])
-                            wu_0 = pl.slice(w_up, [KC, MC], [layer_off_h, m0])
-                            up_acc = pl.matmul(post_chunk_0, wu_0, out_dtype=pl.FP32)
-                            for kb in pl.range(1, NKC):
-                                k0 = kb * KC
-                                post_chunk = pl.slice(post_norm_tile, [BT, KC], [0, k0])
-                                wu = pl.slice(w_up, [KC, MC], [layer_off_h + k0, m0])
-                                up_acc = pl.matmul_acc(up_acc, post_chunk, wu)
+                            up_acc = k_chain(
+                                post_norm_tile, 0, BT, KC, NKC, w_up, layer_off_h, m0, MC
+                            )
                         with pl.at(
                             level=pl.Level.CORE_GROUP,
                             optimization=pl.chunked_loop_optimizer,
                             name_hint="decode_silu",
                         ):
-                            sigmoid = pl.recip(pl.add(pl.exp(pl.neg(gate_acc)), 1.0))
-                            mlp_chunk = pl.mul(pl.mul(gate_acc, sigmoid), up_acc)
-                            mlp_tile = pl.assemble(mlp_tile, pl.cast(mlp_chunk, pl.BF16), [0, m0])
+                            mlp_tile = pl.assemble(mlp_tile, swiglu(gate_acc, up_acc), [0, m0])
 
                     for dob in pl.range(NDC):
                         d0 = dob * DC
                         with pl.at(level=pl.Level.CORE_GROUP, name_hint="decode_down_proj"):
-                            mlp_chunk_0 = pl.slice(mlp_tile, [BT, MC], [0, 0])
-                            w_down_0 = pl.slice(w_down, [MC, DC], [layer_off_inter, d0])
-                            down_acc = pl.matmul(mlp_chunk_0, w_down_0, out_dtype=pl.FP32)
-                            for ob in pl.range(1, NMC):
-                                m0 = ob * MC
-                                mlp_chunk_i = pl.slice(mlp_tile, [BT, MC], [0, m0])
-                                w_down_i = pl.slice(w_down, [MC, DC], [layer_off_inter + m0, d0])
-                                down_acc = pl.matmul_acc(down_acc, mlp_chunk_i, w_down_i)
+                            down_acc = k_chain(
+                                mlp_tile, 0, BT, MC, NMC, w_down, layer_off_inter, d0, DC
+                            )
                         with pl.at(
                             level=pl.Level.CORE_GROUP, name_hint="decode_down_proj_residual"
                         ):
@@ -1276,14 +1234,7 @@ def build_program(
                 ):
                     for ob in pl.parallel(NVC, chunk=8):
                         v0 = ob * VC
-                        h_chunk_0 = pl.slice(final_normed, [BT, KC], [b0, 0])
-                        lm_w_0 = pl.slice(lm_head_weight, [VC, KC], [v0, 0])
-                        lm_acc = pl.matmul(h_chunk_0, lm_w_0, out_dtype=pl.FP32, b_trans=True)
-                        for kb in pl.range(1, NKC):
-                            k0 = kb * KC
-                            h_chunk = pl.slice(final_normed, [BT, KC], [b0, k0])
-                            lm_w = pl.slice(lm_head_weight, [VC, KC], [v0, k0])
-                            lm_acc = pl.matmul_acc(lm_acc, h_chunk, lm_w, b_trans=True)
+                        lm_acc = lm_head_chunk(final_normed, b0, lm_head_weight, v0)
                         logit_rows = pl.slice(lm_acc, [BT, VC], [0, 0], valid_shape=[cur_valid, VC])
                         logits = pl.assemble(logits, logit_rows, [b0, v0])
 
@@ -1345,14 +1296,7 @@ def build_program(
                 ):
                     for ob in pl.parallel(NVC, chunk=8):
                         v0 = ob * VC
-                        h_chunk_0 = pl.slice(final_normed, [BT, KC], [b0, 0])
-                        lm_w_0 = pl.slice(lm_head_weight, [VC, KC], [v0, 0])
-                        lm_acc = pl.matmul(h_chunk_0, lm_w_0, out_dtype=pl.FP32, b_trans=True)
-                        for kb in pl.range(1, NKC):
-                            k0 = kb * KC
-                            h_chunk = pl.slice(final_normed, [BT, KC], [b0, k0])
-                            lm_w = pl.slice(lm_head_weight, [VC, KC], [v0, k0])
-                            lm_acc = pl.matmul_acc(lm_acc, h_chunk, lm_w, b_trans=True)
+                        lm_acc = lm_head_chunk(final_normed, b0, lm_head_weight, v0)
                         logit_rows = pl.slice(lm_acc, [BT, VC], [0, 0], valid_shape=[cur_valid, VC])
                         logits = pl.assemble(logits, logit_rows, [b0, v0])
 
