@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pldsl.execution import numerics
+from pldsl.execution import faults, numerics
 from pldsl.execution.memory import (
     Box,
     Context,
@@ -146,17 +146,14 @@ def _check_window(target: TensorValue, offset: Box, extent: Box) -> None:
         if o < 0:
             raise OpFault(
                 "OutOfBounds",
-                f"window out of bounds on axis {i}: negative offset {o} into '{target.name}' "
-                f"{list(target.shape)}",
-                "offsets must be >= 0",
+                faults.window_negative_offset(i, o, target.name),
+                faults.WINDOW_NEGATIVE_HELP,
             )
         if o + e > d:
             raise OpFault(
                 "OutOfBounds",
-                f"window out of bounds on axis {i}: offset {o} + extent {e} = {o + e} > {d} "
-                f"(dim {i} of '{target.name}' {list(target.shape)})",
-                "clip the window with valid_shape=[pl.min(tile, n - i), ...] or check the loop "
-                "bounds and offsets",
+                faults.window_past_dim(i, o, e, d, target.name),
+                faults.WINDOW_PAST_DIM_HELP,
             )
     # The physical buffer (a view's window may reach past its buffer's edge when its valid
     # region does not).
@@ -164,9 +161,8 @@ def _check_window(target: TensorValue, offset: Box, extent: Box) -> None:
         if e > 0 and o + e > d:
             raise OpFault(
                 "OutOfBounds",
-                f"window out of bounds on axis {i}: buffer offset {o} + extent {e} = {o + e} > "
-                f"{d} (dim {i} of buffer '{target.buffer.name}' {list(target.buffer.shape)})",
-                "the window lies past the end of the underlying buffer",
+                faults.window_past_buffer(i, o, e, d, target.buffer.name),
+                faults.WINDOW_PAST_BUFFER_HELP,
             )
 
 
@@ -561,9 +557,7 @@ def slice_(
     for i, (v, s) in enumerate(zip(want, shape)):
         if not 0 <= v <= s:
             raise OpFault(
-                "BadValidShape",
-                f"valid_shape {list(want)} does not fit the window {list(shape)} on axis {i}",
-                "valid extents must satisfy 0 <= valid <= shape",
+                "BadValidShape", faults.valid_shape_misfit(i, v, s), faults.VALID_SHAPE_HELP
             )
     if ctx.bounds_check:
         _check_window(x, offset, want)

@@ -97,3 +97,38 @@ EXTERNAL_HELP = (
 
 def external_kernel(function: str) -> str:
     return f"'{function}' is an external C++ kernel (pl.jit.extern): pldsl cannot run it"
+
+
+# Windows (slice, assemble, load, store, gather_row): the interpreter checks them in
+# interpreter/ops.py, the C runtime in pt_slice / pt_assemble; the op's label (`pl.slice: `)
+# comes first, from the executor. Only integers and the tensor's name go in, as the C fault
+# site records no more.
+WINDOW_NEGATIVE_HELP = "offsets must be >= 0"
+WINDOW_PAST_DIM_HELP = (
+    "clip the window with valid_shape=[pl.min(tile, n - i), ...] or check the loop bounds and "
+    "offsets"
+)
+WINDOW_PAST_BUFFER_HELP = "the window lies past the end of the underlying buffer"
+VALID_SHAPE_HELP = "valid extents must satisfy 0 <= valid <= shape"
+
+
+def window_negative_offset(axis: int, offset: int, name: str) -> str:
+    return f"window out of bounds on axis {axis}: negative offset {offset} into '{name}'"
+
+
+def window_past_dim(axis: int, offset: int, extent: int, dim: int, name: str) -> str:
+    return (
+        f"window out of bounds on axis {axis}: offset {offset} + extent {extent} = "
+        f"{offset + extent} > {dim} (dim {axis} of '{name}')"
+    )
+
+
+def window_past_buffer(axis: int, offset: int, extent: int, dim: int, name: str) -> str:
+    return (
+        f"window out of bounds on axis {axis}: buffer offset {offset} + extent {extent} = "
+        f"{offset + extent} > {dim} (dim {axis} of buffer '{name}')"
+    )
+
+
+def valid_shape_misfit(axis: int, valid: int, extent: int) -> str:
+    return f"valid_shape does not fit the window on axis {axis} ({valid} not in [0, {extent}])"

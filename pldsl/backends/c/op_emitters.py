@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from pldsl.execution import faults
 from pldsl.execution.memory import pad_name
 from pldsl.ir.nodes import (
     OpCall,
@@ -958,25 +959,27 @@ def _op_full(em: Emitter, e: OpCall, args: list) -> CVal:
     return CVal("t", out, e.type, owned=True)
 
 
-def _window_sites(em: Emitter, e: OpCall, what: str, tname: str) -> None:
-    """The three OutOfBounds sites of a window (pt_slice / pt_assemble: site + 0, 1, 2)."""
-    label = em.label(e)
+def _window_sites(em: Emitter, e: OpCall, tname: str, label: str | None = None) -> None:
+    """The three OutOfBounds sites of a window (pt_slice / pt_assemble: site + 0, 1, 2), in the
+    fault catalogue's words (the interpreter's)."""
+    lb = label or em.label(e)
     em.site(e.span, "OutOfBounds",
-            lambda v, lb=label: f"{lb}: {what} out of bounds on axis {v[0]}: negative offset {v[1]} into '{tname}'",
-            "offsets must be >= 0")  # fmt: skip
+            lambda v: f"{lb}: {faults.window_negative_offset(v[0], v[1], tname)}",
+            faults.WINDOW_NEGATIVE_HELP)  # fmt: skip
     em.site(e.span, "OutOfBounds",
-            lambda v, lb=label: f"{lb}: {what} out of bounds on axis {v[0]}: offset {v[1]} + extent {v[2]} = {v[1] + v[2]} > {v[3]} (dim {v[0]} of '{tname}')",
-            "clip the window with valid_shape=[pl.min(tile, n - i), ...] or check the loop bounds and offsets")  # fmt: skip
+            lambda v: f"{lb}: {faults.window_past_dim(v[0], v[1], v[2], v[3], tname)}",
+            faults.WINDOW_PAST_DIM_HELP)  # fmt: skip
     em.site(e.span, "OutOfBounds",
-            lambda v, lb=label: f"{lb}: {what} out of bounds on axis {v[0]}: buffer offset {v[1]} + extent {v[2]} = {v[1] + v[2]} > {v[3]} (dim {v[0]} of buffer '{tname}')",
-            "the window lies past the end of the underlying buffer")  # fmt: skip
+            lambda v: f"{lb}: {faults.window_past_buffer(v[0], v[1], v[2], v[3], tname)}",
+            faults.WINDOW_PAST_BUFFER_HELP)  # fmt: skip
 
 
 @op("slice")
-def _op_slice(em: Emitter, e: OpCall, args: list) -> CVal:
+def _op_slice(em: Emitter, e: OpCall, args: list, label: str | None = None) -> CVal:
+    """`label`: the op the faults name (gather_row's window is a slice)."""
     x, shape, offset, valid = args[0], args[1], args[2], args[3]
     pad = pad_name(e.attr("pad_value"))
-    label = em.label(e)
+    label = label or em.label(e)
     r = x.type.rank
     if len(shape) != r or len(offset) != r or (valid is not None and len(valid) != r):
         raise unsupported("slice rank mismatch", e.span)
@@ -986,9 +989,9 @@ def _op_slice(em: Emitter, e: OpCall, args: list) -> CVal:
         lambda v, lb=label: f"{lb}: the slice shape has a negative extent {v[1]} on axis {v[0]}",
     )
     em.site(e.span, "BadValidShape",
-            lambda v, lb=label: f"{lb}: valid_shape does not fit the window on axis {v[0]} ({v[1]} not in [0, {v[2]}])",
-            "valid extents must satisfy 0 <= valid <= shape")  # fmt: skip
-    _window_sites(em, e, "pl.slice window", argname(e.args[0]))
+            lambda v, lb=label: f"{lb}: {faults.valid_shape_misfit(v[0], v[1], v[2])}",
+            faults.VALID_SHAPE_HELP)  # fmt: skip
+    _window_sites(em, e, argname(e.args[0]), label)
     out = em.ttemp()
     want = em.ilist(valid) if valid is not None else "NULL"
     em.line(
@@ -999,7 +1002,7 @@ def _op_slice(em: Emitter, e: OpCall, args: list) -> CVal:
 
 
 @op("assemble")
-def _op_assemble(em: Emitter, e: OpCall, args: list) -> CVal:
+def _op_assemble(em: Emitter, e: OpCall, args: list, label: str | None = None) -> CVal:
     target, source, offset = args
     st = em.st(target.type.dtype)
     extra = source.type.rank - target.type.rank
@@ -1009,7 +1012,7 @@ def _op_assemble(em: Emitter, e: OpCall, args: list) -> CVal:
         flat = replace(source.type, shape=source.type.shape[extra:], valid_shape=None)
         source = CVal("t", view, flat, owned=True)
     base = len(em.sites)
-    _window_sites(em, e, "pl.assemble window", argname(e.args[0]))
+    _window_sites(em, e, argname(e.args[0]), label)
     _oom_site(em, e)
     atomic = e.attr("atomic")
     if atomic is not None and atomic.value == "add":
@@ -1354,15 +1357,16 @@ def _op_gather_row(em: Emitter, e: OpCall, args: list) -> CVal:
     shape_expr = e.args[4]
     dims = tuple(simplify_dim(i) for i in shape_expr.items)
     wtype = replace(e.args[1].type, shape=dims, valid_shape=None, pad=None)
-    window = OP_EMITTERS["slice"](
-        em, OpCall("slice", (e.args[1],), (), wtype, e.span), [src, shapes, src_off, valid]
+    label = em.label(e)  # the faults name gather_row, as the interpreter's do
+    window = _op_slice(
+        em, OpCall("slice", (e.args[1],), (), wtype, e.span), [src, shapes, src_off, valid], label
     )
     if e.attr("transpose"):
         ttype = replace(wtype, shape=dims[::-1])
         call = OpCall("transpose", (e.args[1],), (("axis1", 0), ("axis2", 1)), ttype, e.span)
         window = OP_EMITTERS["transpose"](em, call, [window])
     call = OpCall("assemble", (e.args[0], e.args[1]), (), e.type, e.span)
-    return OP_EMITTERS["assemble"](em, call, [acc, window, dst_off])
+    return _op_assemble(em, call, [acc, window, dst_off], label)
 
 
 @op("scatter")

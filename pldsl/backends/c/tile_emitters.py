@@ -55,7 +55,7 @@ def _op_load(em: Emitter, e: OpCall, args: list) -> CVal:
     em.site(e.span, "BadValidShape",
             lambda v, lb=label: f"{lb}: valid_shape does not fit the tile on axis {v[0]} ({v[1]} not in [0, {v[2]}])",
             "valid extents must satisfy 0 <= valid <= shape")  # fmt: skip
-    _window_sites(em, e, "pl.load window", argname(e.args[0]))
+    _window_sites(em, e, argname(e.args[0]))
     view = em.ttemp()
     em.line(
         f"pt_slice(ctx, {base}, &{x.code}, {em.ilist(shapes)}, {em.ilist(offsets)}, {em.ilist(want)}, PT_PAD_NULL, &{view});"
@@ -76,7 +76,7 @@ def _op_store(em: Emitter, e: OpCall, args: list) -> CVal:
         cast = OpCall("cast", (e.args[0],), attrs, cast_type, e.span)
         tile = OP_EMITTERS["cast"](em, cast, [tile])
     base = len(em.sites)
-    _window_sites(em, e, "pl.store window", argname(e.args[2]))
+    _window_sites(em, e, argname(e.args[2]))
     _oom_site(em, e)
     em.line(
         f"pt_assemble(ctx, {base}, &{target.code}, &{tile.code}, {em.ilist(offsets)}, {st.esize});"
