@@ -3,7 +3,7 @@
  * Every generated translation unit includes this header once. Everything here is static: one
  * compiled program is one self-contained shared object.
  *
- * Numerics mirror interpreter/numerics.py bit for bit where the contract says "bit-exact":
+ * Numerics mirror pldsl/execution/numerics.py bit for bit where the contract says "bit-exact":
  * conversions are done on integer bit patterns (pt_round_sig / pt_fconv), elementwise float
  * ops are single float32 IEEE operations (the translation unit is compiled with
  * -ffp-contract=off), exp/log go through double and are rounded once to float32.
