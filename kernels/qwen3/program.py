@@ -328,7 +328,9 @@ def build_program(
 
     # The other stage bodies both functions share. Each template computes values; the loops
     # over users, heads and blocks, the `pl.at` scopes (their name hints differ) and the writes
-    # to the functions' own buffers stay at the call sites.
+    # to the functions' own buffers stay at the call sites: a buffer written through a template
+    # parameter comes back under the expansion's name, so the loop around the call would carry
+    # it (ParallelAnalysis then refuses the loop, and the fast path runs it tile by tile).
     @pl.inline
     def k_chain(a, a_row0, rows, kt, nk, w, w_row0, w_col0, cols):
         """FP32 [rows, cols] = a[a_row0:, :nk*kt] @ w[w_row0:, w_col0:]: one matmul, then
