@@ -18,7 +18,7 @@ from pldsl.execution.memory import Context, OpFault, TensorValue, fresh
 from pldsl.ir.opdefs import OPS
 
 from . import ranks
-from .machine import DEFERRED_OPS
+from .machine import DEFERRED_OPS, PER_OP
 from .ops import KERNELS, Kernel, _copy_cost, kernel
 from .ranks import LOCAL, Blocker, WindowBuffer, WindowView, current_span, current_world, where
 
@@ -27,12 +27,12 @@ from .ranks import LOCAL, Blocker, WindowBuffer, WindowView, current_span, curre
 
 @kernel("pld.world_size")
 def world_size(opname, ctx: Context, rtype):
-    return current_world("pld.world_size()").size
+    return current_world().size
 
 
 @kernel("pld.alloc_window_buffer")
 def alloc_window_buffer(opname, ctx: Context, rtype, shape, dtype=None, name=""):
-    w = current_world("pld.alloc_window_buffer")
+    w = current_world()
     name_ = "UINT8" if dtype is None else dtype.name  # no dtype: a size in bytes
     return WindowBuffer(w, tuple(shape), name_, ctx.storage(name_), name)
 
@@ -40,11 +40,11 @@ def alloc_window_buffer(opname, ctx: Context, rtype, shape, dtype=None, name="")
 @kernel("pld.window")
 def window(opname, ctx: Context, rtype, buf, shape, dtype=None):
     if not isinstance(buf, WindowBuffer):
-        raise OpFault("NotAWindow", "pld.window takes a pld.alloc_window_buffer result")
+        raise OpFault("NotAWindow", "takes a pld.alloc_window_buffer result")
     shape = tuple(shape)
     have = int(np.prod(buf.shape)) * np.dtype(ctx.storage(buf.dtype)).itemsize
     if int(np.prod(shape)) * np.dtype(ctx.storage(dtype.name)).itemsize > have:
-        raise OpFault("WindowTooLarge", f"pld.window {list(shape)} is larger than its buffer "
+        raise OpFault("WindowTooLarge", f"a {list(shape)} view is larger than its buffer "
                       f"{list(buf.shape)}")  # fmt: skip
     typed = buf.typed(shape, dtype.name, ctx.storage(dtype.name))
     return WindowView(typed, shape, dtype.name)
@@ -55,7 +55,7 @@ DEFERRED_OPS.add("pld.launch")  # its call runs on the rank, later: not as an op
 
 @kernel("pld.launch")
 def launch(opname, ctx: Context, rtype, device, call):
-    current_world("a launch with device=").launch(int(device), call)
+    current_world().launch(int(device), call)
 
 
 # ------------------------------------------------------------------ identity
@@ -63,40 +63,40 @@ def launch(opname, ctx: Context, rtype, device, call):
 
 @kernel("pld.get_comm_ctx")
 def get_comm_ctx(opname, ctx: Context, rtype, t):
-    current_world("pld.get_comm_ctx").window_of(t, "pld.get_comm_ctx")
+    current_world().window_of(t)
     return 0
 
 
 @kernel("pld.rank")
 def rank(opname, ctx: Context, rtype, handle):
-    return np.int32(ranks.my_rank("pld.rank"))
+    return np.int32(ranks.my_rank())
 
 
 @kernel("pld.nranks")
 def nranks(opname, ctx: Context, rtype, handle):
-    return np.int32(current_world("pld.nranks").size)
+    return np.int32(current_world().size)
 
 
 # ------------------------------------------------------------------ helpers
 
 
-def _me(what: str) -> tuple[ranks.World, int]:
-    me = ranks.my_rank(what)
+def _me() -> tuple[ranks.World, int]:
+    me = ranks.my_rank()
     return LOCAL.world, me
 
 
-def _peer(w: ranks.World, peer, what: str) -> int:
+def _peer(w: ranks.World, peer) -> int:
     p = int(peer)
     if not 0 <= p < w.size:
         raise OpFault(
             "BadPeer",
-            f"{what}: peer {p} is not a rank (ranks 0..{w.size - 1})",
+            f"peer {p} is not a rank (ranks 0..{w.size - 1})",
             "a peer index is usually taken modulo the rank count",
         )
     return p
 
 
-def _box(t: TensorValue, offsets, shape, what: str, peer: int | None = None) -> tuple:
+def _box(t: TensorValue, offsets, shape, peer: int | None = None, part: str = "") -> tuple:
     """The buffer index of [offsets, offsets+shape) of `t`; a fault when it leaves `t`."""
     offsets, shape = tuple(int(o) for o in offsets), tuple(int(s) for s in shape)
     bad = [i for i, (o, s, d) in enumerate(zip(offsets, shape, t.shape)) if o < 0 or o + s > d]
@@ -104,7 +104,7 @@ def _box(t: TensorValue, offsets, shape, what: str, peer: int | None = None) -> 
         whose = f"rank {peer}'s " if peer is not None else ""
         raise OpFault(
             "RemoteOutOfWindow",
-            f"{'the source ' if 'source' in what else ''}region offsets {list(offsets)} shape "
+            f"{part}region offsets {list(offsets)} shape "
             f"{list(shape)} lies outside "
             f"{whose}window '{t.name.split('@')[0]}' of shape {list(t.shape)}",
             "remote accesses must stay inside the window: check the offsets and the shape",
@@ -112,8 +112,8 @@ def _box(t: TensorValue, offsets, shape, what: str, peer: int | None = None) -> 
     return tuple(slice(o + b, o + b + s) for o, b, s in zip(t.offset, offsets, shape))
 
 
-def _slot(w: ranks.World, t: TensorValue, rank: int, what: str) -> tuple[WindowBuffer, Any]:
-    wb, _ = w.window_of(t, what)
+def _slot(w: ranks.World, t: TensorValue, rank: int) -> tuple[WindowBuffer, Any]:
+    wb, _ = w.window_of(t)
     return wb, wb.slots[rank]
 
 
@@ -126,12 +126,12 @@ _CMP = {"Eq": operator.eq, "Ne": operator.ne, "Gt": operator.gt, "Ge": operator.
 @kernel("pld.system.notify")
 def notify(opname, ctx: Context, rtype, target, peer, offsets, value, op=None):
     mode = op
-    w, me = _me("pld.system.notify")
+    w, me = _me()
     span = current_span()
     w.point()
-    p = _peer(w, peer, "pld.system.notify")
-    box = _box(target, offsets, (1,) * target.rank, "pld.system.notify", p)
-    wb, slot = _slot(w, target, p, "pld.system.notify")
+    p = _peer(w, peer)
+    box = _box(target, offsets, (1,) * target.rank, p)
+    wb, slot = _slot(w, target, p)
     cell = slot.data[box]
     if getattr(mode, "name", mode) == "Set":
         cell[...] = int(value)
@@ -147,10 +147,10 @@ def notify(opname, ctx: Context, rtype, target, peer, offsets, value, op=None):
 
 @kernel("pld.system.wait")
 def wait(opname, ctx: Context, rtype, signal, offsets, expected, cmp=None):
-    w, me = _me("pld.system.wait")
+    w, me = _me()
     span = current_span()
-    box = _box(signal, offsets, (1,) * signal.rank, "pld.system.wait")
-    wb, slot = _slot(w, signal, me, "pld.system.wait")
+    box = _box(signal, offsets, (1,) * signal.rank)
+    wb, slot = _slot(w, signal, me)
     test = _CMP[getattr(cmp, "name", "Ge")]
     index = tuple(b.start for b in box)
     want = int(expected)
@@ -195,18 +195,33 @@ def _notify_lines(machine) -> list[int]:
 
 @kernel("pld.tile.remote_load", cost=_copy_cost)
 def remote_load(opname, ctx: Context, rtype, target, peer, offsets, shape, valid_shape=None):
-    w, me = _me("pld.tile.remote_load")
+    w, me = _me()
     w.point()
-    p = _peer(w, peer, "pld.tile.remote_load")
-    box = _box(target, offsets, shape, "pld.tile.remote_load", p)
-    _, slot = _slot(w, target, p, "pld.tile.remote_load")
+    p = _peer(w, peer)
+    box = _box(target, offsets, shape, p)
+    wb, slot = _slot(w, target, p)
+    _read(w, me, wb, p, slot.data, slot.data[box])
     data = slot.data[box].copy()
     valid = None if valid_shape is None else tuple(int(v) for v in valid_shape)
     return fresh(ctx, data, target.dtype, valid)
 
 
-def _write_remote(w, me, p, target, box, data, atomic, what: str) -> None:
-    wb, slot = _slot(w, target, p, what)
+def _read(w: ranks.World, me: int, wb: WindowBuffer, owner: int, slot: np.ndarray,
+          view: np.ndarray) -> None:  # fmt: skip
+    """Record (and race-check) this rank's read of `view`, a window of `owner`'s slot."""
+    w.read(me, wb, owner, ranks.flat_indices(slot, view), current_span())
+
+
+def _read_local(w: ranks.World, me: int, t: TensorValue, view: np.ndarray) -> None:
+    """The same for a read of `view`, a window of `t`, when `t` is bound to a window slot."""
+    found = w.slot_of.get(id(t.buffer.root))
+    if found is not None:
+        wb, owner = found
+        _read(w, me, wb, owner, wb.slots[owner].data, view)
+
+
+def _write_remote(w, me, p, target, box, data, atomic) -> None:
+    wb, slot = _slot(w, target, p)
     w.wrote(me, wb, p, box, current_span())
     if getattr(atomic, "name", "None_") == "Add":
         wide = slot.data[box].astype(np.float64) + np.asarray(data, np.float64)
@@ -218,12 +233,12 @@ def _write_remote(w, me, p, target, box, data, atomic, what: str) -> None:
 
 @kernel("pld.tile.remote_store", cost=_copy_cost)
 def remote_store(opname, ctx: Context, rtype, src, target, peer, offsets, atomic=None):
-    w, me = _me("pld.tile.remote_store")
+    w, me = _me()
     w.point()
-    p = _peer(w, peer, "pld.tile.remote_store")
-    box = _box(target, offsets, src.valid, "pld.tile.remote_store", p)
-    _write_remote(w, me, p, target, box, src.materialize(ctx)[tuple(slice(0, v) for v in src.valid)],
-                  atomic, "pld.tile.remote_store")  # fmt: skip
+    p = _peer(w, peer)
+    box = _box(target, offsets, src.valid, p)
+    data = src.materialize(ctx)[tuple(slice(0, v) for v in src.valid)]
+    _write_remote(w, me, p, target, box, data, atomic)
     return target
 
 
@@ -237,28 +252,30 @@ def _regions(dst, src, dst_offsets, src_offsets, shape):
 @kernel("pld.tensor.put", cost=_copy_cost)
 def put(opname, ctx: Context, rtype, dst, peer, src, dst_offsets=None, src_offsets=None, shape=None,
         atomic=None, chunk_rows=0, chunk_cols=0, pipeline=False):  # fmt: skip
-    w, me = _me("pld.tensor.put")
+    w, me = _me()
     w.point()
-    p = _peer(w, peer, "pld.tensor.put")
+    p = _peer(w, peer)
     dst_off, src_off, shape = _regions(dst, src, dst_offsets, src_offsets, shape)
-    sbox = _box(src, src_off, shape, "pld.tensor.put (source)")
-    dbox = _box(dst, dst_off, shape, "pld.tensor.put", p)
+    sbox = _box(src, src_off, shape, part="the source ")
+    dbox = _box(dst, dst_off, shape, p)
+    _read_local(w, me, src, src.buffer.data[sbox])
     data = src.buffer.data[sbox].copy()
-    _write_remote(w, me, p, dst, dbox, data, atomic, "pld.tensor.put")
+    _write_remote(w, me, p, dst, dbox, data, atomic)
     return dst
 
 
 @kernel("pld.tensor.get", cost=_copy_cost)
 def get(opname, ctx: Context, rtype, dst, peer, src, dst_offsets=None, src_offsets=None, shape=None,
         chunk_rows=0, chunk_cols=0, pipeline=False):  # fmt: skip
-    w, me = _me("pld.tensor.get")
+    w, me = _me()
     w.point()
-    p = _peer(w, peer, "pld.tensor.get")
+    p = _peer(w, peer)
     dst_off, src_off, shape = _regions(dst, src, dst_offsets, src_offsets, shape)
-    sbox = _box(src, src_off, shape, "pld.tensor.get", p)
-    _, slot = _slot(w, src, p, "pld.tensor.get")
+    sbox = _box(src, src_off, shape, p)
+    wb, slot = _slot(w, src, p)
+    _read(w, me, wb, p, slot.data, slot.data[sbox])
     data = slot.data[sbox].copy()
-    dbox = _box(dst, dst_off, shape, "pld.tensor.get (destination)")
+    dbox = _box(dst, dst_off, shape, part="the destination ")
     found = w.slot_of.get(id(dst.buffer.root))
     if found is not None:
         w.wrote(me, found[0], found[1], dbox, current_span())
@@ -342,11 +359,11 @@ def _run_collective(kind: str, target, input_, payload, compute):
     `compute(t, all_, me, n)` its (box, data) result or None."""
     if LOCAL.rank is None:
         return _host_collective(kind, target, input_, payload, compute)
-    w, me = _me(kind)
-    w.window_of(target, kind)
+    w, me = _me()
+    w.window_of(target)
     c = _collective(kind, me, w, payload(target, input_))
     span = c.arrived[me][0]
-    _same_shapes(kind, [c.arrived[r][1] for r in range(w.size)])
+    _same_shapes([c.arrived[r][1] for r in range(w.size)])
     result = compute(target, [c.arrived[r][1] for r in range(w.size)], me, w.size)
     if result is not None:
         box, data = result
@@ -355,23 +372,23 @@ def _run_collective(kind: str, target, input_, payload, compute):
     return target
 
 
-def _same_shapes(kind: str, payloads: list) -> None:
+def _same_shapes(payloads: list) -> None:
     shapes = {tuple(np.shape(p)) for p in payloads if p is not None}
     if len(shapes) > 1:
-        raise OpFault("CollectiveMismatch", f"{kind}: ranks pass differently shaped tensors "
+        raise OpFault("CollectiveMismatch", "the ranks pass differently shaped tensors "
                       f"{sorted(shapes)}")  # fmt: skip
 
 
 def _host_collective(kind: str, target, input_, payload, compute):
     if not isinstance(target, WindowView):
-        raise OpFault("NotAWindow", f"{kind} on the host takes pld.window(...) views")
-    w = current_world(kind)
+        raise OpFault("NotAWindow", "on the host, a collective takes pld.window(...) views")
+    w = current_world()
     if w.pending:
         w.run()  # the ranks launched before the collective finish first
     on = [(target.on(r), input_.on(r) if isinstance(input_, WindowView) else input_)
           for r in range(w.size)]  # fmt: skip
     payloads = [payload(t, i) for t, i in on]
-    _same_shapes(kind, payloads)
+    _same_shapes(payloads)
     results = [compute(t, payloads, r, w.size) for r, (t, _) in enumerate(on)]
     for (t, _), result in zip(on, results):
         if result is not None:
@@ -382,10 +399,10 @@ def _host_collective(kind: str, target, input_, payload, compute):
     return target
 
 
-def _chunks(t: TensorValue, n: int, kind: str) -> int:
+def _chunks(t: TensorValue, n: int) -> int:
     rows = t.shape[0]
     if rows % n:
-        raise OpFault("CollectiveShape", f"{kind}: the target's first dim {rows} is not a "
+        raise OpFault("CollectiveShape", f"the target's first dim {rows} is not a "
                       f"multiple of the rank count {n}")  # fmt: skip
     return rows // n
 
@@ -414,7 +431,7 @@ def reduce_scatter(opname, ctx: Context, rtype, target, signal, op=None):
     how = getattr(op, "name", "Sum")
 
     def compute(t, all_, me, n):
-        k = _chunks(t, n, "pld.tensor.reduce_scatter")
+        k = _chunks(t, n)
         part = _reduce(how, [a[me * k:(me + 1) * k] for a in all_], t.buffer.data.dtype,
                        t.dtype, ctx)  # fmt: skip
         box = _whole(t)
@@ -428,7 +445,7 @@ def reduce_scatter(opname, ctx: Context, rtype, target, signal, op=None):
 def broadcast(opname, ctx: Context, rtype, target, signal, root=0):
     def compute(t, all_, me, n):
         if not 0 <= int(root) < n:
-            raise OpFault("BadPeer", f"pld.tensor.broadcast root={root} is not a rank")
+            raise OpFault("BadPeer", f"root={root} is not a rank (ranks 0..{n - 1})")
         return _whole(t), all_[int(root)]
 
     return _run_collective("pld.tensor.broadcast", target, None, _whole_copy, compute)
@@ -437,11 +454,11 @@ def broadcast(opname, ctx: Context, rtype, target, signal, root=0):
 @kernel("pld.tensor.allgather")
 def allgather(opname, ctx: Context, rtype, input, target, signal):
     def compute(t, all_, me, n):
-        k = _chunks(t, n, "pld.tensor.allgather")
+        k = _chunks(t, n)
         if all_[me].shape[0] != k or all_[me].shape[1:] != t.shape[1:]:
             raise OpFault(
                 "CollectiveShape",
-                f"pld.tensor.allgather: input {list(all_[me].shape)} "
+                f"input {list(all_[me].shape)} "
                 f"is not one of {n} chunks of the target {list(t.shape)}",
             )
         return _whole(t), np.concatenate(all_, axis=0)
@@ -452,12 +469,11 @@ def allgather(opname, ctx: Context, rtype, input, target, signal):
 @kernel("pld.tensor.all_to_all")
 def all_to_all(opname, ctx: Context, rtype, input, target, signal):
     def compute(t, all_, me, n):
-        k = _chunks(t, n, "pld.tensor.all_to_all")
+        k = _chunks(t, n)
         if all_[me].shape != tuple(t.shape):
             raise OpFault(
                 "CollectiveShape",
-                f"pld.tensor.all_to_all: input {list(all_[me].shape)} "
-                f"and target {list(t.shape)} differ",
+                f"input {list(all_[me].shape)} and target {list(t.shape)} differ",
             )
         return _whole(t), np.concatenate([a[me * k : (me + 1) * k] for a in all_], axis=0)
 
@@ -470,7 +486,11 @@ def barrier(opname, ctx: Context, rtype, signal):
                            lambda t, all_, me, n: None)  # fmt: skip
 
 
-# ------------------------------------------------------------------ window write tracking
+# ------------------------------------------------------------------ window access tracking
+
+# Ops that look at a tensor's shape or make a view of it without reading its elements.
+NO_READ = frozenset({"slice", "reshape", "dim", "set_validshape", "tile.set_validshape",
+                     "tile.transpose_view"})  # fmt: skip
 
 
 def _changed(old: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -479,18 +499,50 @@ def _changed(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return old.view(bits) != new.view(bits)
 
 
-def _track_writes(name: str, inner) -> Kernel:
-    """Wrap a kernel that writes a tensor in place: on a rank, writes into window slots are
-    recorded (and checked for races) by comparing the slot before and after."""
+def _read_window(name: str, t: TensorValue, named: dict) -> np.ndarray:
+    """The elements of `t` an op reads: a load's window, a read's element, else `t`'s valid
+    region (clipped to it: the op has run, so its arguments were in bounds)."""
+    lo, ext = (0,) * t.rank, t.valid
+    if name == "load":
+        lo = tuple(int(o) for o in named["offsets"])
+        want = named.get("valid_shape") or named.get("valid_shapes") or named["shapes"]
+        ext = tuple(int(e) for e in want)
+    elif name == "read":
+        idx = tuple(int(i) for i in named["indices"])
+        if len(idx) == 1 and t.rank > 1:
+            idx = tuple(int(i) for i in np.unravel_index(idx[0], t.shape))
+        lo, ext = idx, (1,) * t.rank
+    box = []
+    for o, start, n, v in zip(t.offset, lo, ext, t.valid):
+        a = min(max(start, 0), v)
+        box.append(slice(o + a, o + max(a, min(start + n, v))))
+    return t.buffer.data[tuple(box)]
+
+
+def _track(name: str, inner: Kernel) -> Kernel:
+    """Wrap a kernel for the ranks' race checks: on a rank, the elements it reads of window
+    slots are recorded (and checked against unordered writes), and its writes into slots are
+    recorded (and checked) by comparing the slot before and after."""
+    op = OPS[name]
+    params = tuple(p.name for p in op.runtime_params)
+    reads = name not in NO_READ
 
     def fn(ctx, rtype, *args, **attrs):
         w = LOCAL.world
         if w is None:
             return inner.fn(ctx, rtype, *args, **attrs)
-        slots = [w.slot_of[id(a.buffer.root)] for a in args
+        bound = [(i, a, w.slot_of[id(a.buffer.root)]) for i, a in enumerate(args)
                  if isinstance(a, TensorValue) and id(a.buffer.root) in w.slot_of]  # fmt: skip
-        before = [(wb, r, wb.slots[r].data.copy()) for wb, r in slots]
+        if not bound:
+            return inner.fn(ctx, rtype, *args, **attrs)
+        written = [(wb, r) for i, _, (wb, r) in bound if i == op.writes_arg]
+        before = [(wb, r, wb.slots[r].data.copy()) for wb, r in written]
         out = inner.fn(ctx, rtype, *args, **attrs)
+        if reads:
+            named = dict(zip(params, args))
+            for i, a, (wb, r) in bound:
+                if i != op.writes_arg:
+                    _read(w, LOCAL.rank, wb, r, wb.slots[r].data, _read_window(name, a, named))
         for wb, r, old in before:
             new = wb.slots[r].data
             changed = _changed(old, new)
@@ -503,5 +555,6 @@ def _track_writes(name: str, inner) -> Kernel:
 
 
 for _name, _op in list(OPS.items()):
-    if _op.writes_arg is not None and not _name.startswith("pld.") and _name in KERNELS:
-        KERNELS[_name] = _track_writes(_name, KERNELS[_name])
+    if not _name.startswith("pld.") and _name in KERNELS:
+        KERNELS[_name] = _track(_name, KERNELS[_name])
+PER_OP.append(lambda: LOCAL.world is not None)  # on a rank, every op's accesses are tracked

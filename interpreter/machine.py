@@ -64,6 +64,7 @@ from pldsl.ir.nodes import (
     While,
     Yield,
 )
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.symbolic import apply_scalar_binop
 from pldsl.ir.traversal import assigned_names
 from pldsl.ops import lookup
@@ -523,7 +524,7 @@ class Machine:
         opdef = lookup(e.op)
         kernel = KERNELS.get(opdef.name) if opdef is not None else None
         if kernel is None:
-            raise fault("UnknownOp", f"the interpreter has no kernel for pl.{e.op}", e.span)
+            raise fault("UnknownOp", f"the interpreter has no kernel for {op_label(e.op)}", e.span)
         attrs = {p.name: e.attr(p.name) for p in opdef.static_params}
         rtype = getattr(getattr(e.type, "dtype", None), "name", None)
         args = tuple(
@@ -538,7 +539,7 @@ class Machine:
             for a in e.args
         )
         call = functools.partial(kernel.fn, self.ctx, rtype, **attrs)
-        label = f"pl.{opdef.name}"
+        label = op_label(opdef.name)
         op = self._ops[id(e)] = _Op(
             kernel, call, args, label, f"{label} result (line {e.span.line})"
         )
@@ -599,6 +600,10 @@ DEFERRED_OPS: set[str] = set()
 # Called after every function call with (machine, finished normally); pldsl.interpreter.ranks
 # registers the one that runs the ranks a host function launched.
 AFTER_INVOKE: list[Callable[[Machine, bool], None]] = []
+
+# Predicates of hooks that wrap op kernels (pldsl.interpreter.dist_ops: the ranks' window
+# tracking): while any is true, loops run op by op (a batched loop bypasses the kernels).
+PER_OP: list[Callable[[], bool]] = []
 
 
 class DeferredCall:
