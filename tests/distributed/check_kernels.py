@@ -237,3 +237,24 @@ def skipped_notify(bug: int):
         return y
 
     return _host(step, 1)
+
+
+def half_written_host():
+    """A host function whose loop over the ranks has each rank's kernel fill its row of y;
+    z is never passed to a kernel: a real UnwrittenOutput (y is not one)."""
+
+    @pl.jit.incore
+    def step(x: pl.Tensor[[1, SIZE], pl.FP32], y: pl.Out[pl.Tensor[[1, SIZE], pl.FP32]]):
+        y = pl.store(pl.load(x, [0, 0], [1, SIZE]), [0, 0], y)
+        return y
+
+    @pl.jit.host
+    def host(
+        x: pl.Tensor[[NR, 1, SIZE], pl.FP32],
+        y: pl.Out[pl.Tensor[[NR, 1, SIZE], pl.FP32]],
+        z: pl.Out[pl.Tensor[[NR, 1, SIZE], pl.FP32]],
+    ):
+        for r in pl.range(pld.world_size()):
+            step(x[r], y[r], device=r)
+
+    return host

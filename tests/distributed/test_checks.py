@@ -201,3 +201,19 @@ def test_a_notify_no_rank_executes_is_named_as_the_missing_one():
     assert "no notify reached" in d.notes[0]
     assert f"the program's notify calls are at lines [{notify}]" in d.notes[0]
     np.testing.assert_array_equal(run(C.skipped_notify, 0, 2), inputs(2))
+
+
+def test_unwritten_output_follows_launches_in_a_loop_over_the_ranks():
+    """The host loop's bound, pld.world_size(), is unknown to the static check: what the
+    launched kernels write (y's rows) is unknown, not unwritten; z, never passed, is reported."""
+    from pldsl.checks import run_checks
+
+    x = inputs(2)
+    found = run_checks(C.half_written_host().specialize(x, np.zeros_like(x), np.zeros_like(x)))
+    found = [d for d in found if d.rule == "UnwrittenOutput"]
+    assert [d.message.split("'")[1] for d in found] == ["z"]
+    assert "is never written" in found[0].message
+    assert found[0].span.line == line_of("z: pl.Out[", func_line("half_written_host"))
+    for make in (C.ring, C.shared_row, C.neighbour_load, C.neighbour_get, C.rank_branch):
+        quiet = run_checks(make(0).specialize(x, np.zeros_like(x)))
+        assert not [d for d in quiet if d.rule == "UnwrittenOutput"]

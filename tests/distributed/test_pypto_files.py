@@ -29,6 +29,25 @@ def test_a_distributed_file_written_here(extra, capsys):
     assert "1/1 run(s) passed" in capsys.readouterr().out
 
 
+def test_a_missing_wait_in_a_file_is_a_read_race(tmp_path, capsys):
+    text = (FILES / "mesh_allreduce.py").read_text()
+    wait = """    for src in pl.range(N):
+        if src != me:
+            pld.system.wait(signal, offsets=[src, 0], expected=1, cmp=pld.WaitCmp.Ge)
+"""
+    assert wait in text
+    bad = text.replace(wait, "")
+    (tmp_path / "mesh_allreduce.py").write_text(bad)
+    lines = bad.splitlines()
+    store = next(i + 1 for i, s in enumerate(lines) if "data = pl.store(" in s)
+    load = next(i + 1 for i, s in enumerate(lines) if "pld.tile.remote_load(" in s)
+    assert main([str(tmp_path / "mesh_allreduce.py")]) == 1
+    out = capsys.readouterr().out
+    assert (f"error[WindowRace]: pld.tile.remote_load: rank 0 reads window[0, 0] of rank 1's "
+            f"window, which rank 1 wrote at line {store} with nothing ordering") in out  # fmt: skip
+    assert f"mesh_allreduce.py:{load}:" in out
+
+
 def test_ranks_must_be_positive(capsys):
     assert main(["--ranks", "0", str(FILES / "mesh_allreduce.py")]) == 2
 
@@ -92,3 +111,10 @@ def test_check_and_ir_take_a_distributed_files_host_entry(capsys):
     assert "signal: pld.DistributedTensor[[3, 1], pl.INT32]" in out
     assert "pl.pld.launch(r, self.reduce_step(" in out
     assert pldsl_main(["check", str(FILES / "mesh_allreduce.py")]) == 0
+    assert "0 error(s), 0 warning(s)" in capsys.readouterr().out  # no false UnwrittenOutput
+
+
+def test_check_before_the_run_is_quiet_on_a_correct_file(capsys):
+    assert main(["--check", str(FILES / "mesh_allreduce.py")]) == 0
+    out = capsys.readouterr().out
+    assert "warning[" not in out and "1/1 run(s) passed" in out
