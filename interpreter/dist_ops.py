@@ -355,28 +355,39 @@ def _store_result(w, me, t: TensorValue, box, data, span) -> None:
 def _run_collective(kind: str, target, input_, payload, compute):
     """A collective: on a rank, arrive, wait for all, take this rank's result; on the host
     (PyPTO's host builtins, over pld.window views), once the ranks launched so far have
-    finished, every rank's result at once. `payload(t, i)` is what a rank contributes,
-    `compute(t, all_, me, n)` its (box, data) result or None."""
+    finished, every rank's result at once. `input_`: the operands besides the target (one, a
+    tuple, or None); `payload(t, i)` is what a rank contributes, `compute(t, i, all_, me, n)`
+    the writes that make its result, [(tensor, box, data), ...]."""
     if LOCAL.rank is None:
         return _host_collective(kind, target, input_, payload, compute)
     w, me = _me()
     w.window_of(target)
     c = _collective(kind, me, w, payload(target, input_))
     span = c.arrived[me][0]
-    _same_shapes([c.arrived[r][1] for r in range(w.size)])
-    result = compute(target, [c.arrived[r][1] for r in range(w.size)], me, w.size)
-    if result is not None:
-        box, data = result
-        _store_result(w, me, target, box, data, span)
+    all_ = [c.arrived[r][1] for r in range(w.size)]
+    _same_shapes(all_)
+    for t, box, data in compute(target, input_, all_, me, w.size):
+        _store_result(w, me, t, box, data, span)
     _finish(w, me, c, span)
     return target
 
 
 def _same_shapes(payloads: list) -> None:
-    shapes = {tuple(np.shape(p)) for p in payloads if p is not None}
+    shapes = {_shape(p) for p in payloads if p is not None}
     if len(shapes) > 1:
         raise OpFault("CollectiveMismatch", "the ranks pass differently shaped tensors "
                       f"{sorted(shapes)}")  # fmt: skip
+
+
+def _shape(p) -> tuple:
+    return tuple(_shape(x) for x in p) if isinstance(p, tuple) else tuple(np.shape(p))
+
+
+def _on(operand, rank: int):
+    """A host operand as rank `rank` sees it (pld.window views are bound to its slot)."""
+    if isinstance(operand, tuple):
+        return tuple(_on(x, rank) for x in operand)
+    return operand.on(rank) if isinstance(operand, WindowView) else operand
 
 
 def _host_collective(kind: str, target, input_, payload, compute):
@@ -385,16 +396,13 @@ def _host_collective(kind: str, target, input_, payload, compute):
     w = current_world()
     if w.pending:
         w.run()  # the ranks launched before the collective finish first
-    on = [(target.on(r), input_.on(r) if isinstance(input_, WindowView) else input_)
-          for r in range(w.size)]  # fmt: skip
+    on = [(target.on(r), _on(input_, r)) for r in range(w.size)]
     payloads = [payload(t, i) for t, i in on]
     _same_shapes(payloads)
-    results = [compute(t, payloads, r, w.size) for r, (t, _) in enumerate(on)]
-    for (t, _), result in zip(on, results):
-        if result is not None:
-            box, data = result
-            t.buffer.data[box] = data
-            t.buffer.written = True
+    writes = [compute(t, i, payloads, r, w.size) for r, (t, i) in enumerate(on)]
+    for t, box, data in (x for rank in writes for x in rank):
+        t.buffer.data[box] = data
+        t.buffer.written = True
     w.sync_all()
     return target
 
@@ -420,8 +428,8 @@ def allreduce(opname, ctx: Context, rtype, target, signal=None, op=None, mode="m
               core_num=1):  # fmt: skip
     how = getattr(op, "name", "Sum")
 
-    def compute(t, all_, me, n):
-        return _whole(t), _reduce(how, all_, t.buffer.data.dtype, t.dtype, ctx)
+    def compute(t, i, all_, me, n):
+        return [(t, _whole(t), _reduce(how, all_, t.buffer.data.dtype, t.dtype, ctx))]
 
     return _run_collective("pld.tensor.allreduce", target, None, _whole_copy, compute)
 
@@ -430,30 +438,30 @@ def allreduce(opname, ctx: Context, rtype, target, signal=None, op=None, mode="m
 def reduce_scatter(opname, ctx: Context, rtype, target, signal, op=None):
     how = getattr(op, "name", "Sum")
 
-    def compute(t, all_, me, n):
+    def compute(t, i, all_, me, n):
         k = _chunks(t, n)
         part = _reduce(how, [a[me * k:(me + 1) * k] for a in all_], t.buffer.data.dtype,
                        t.dtype, ctx)  # fmt: skip
         box = _whole(t)
         box = (slice(box[0].start + me * k, box[0].start + (me + 1) * k), *box[1:])
-        return box, part
+        return [(t, box, part)]
 
     return _run_collective("pld.tensor.reduce_scatter", target, None, _whole_copy, compute)
 
 
 @kernel("pld.tensor.broadcast")
 def broadcast(opname, ctx: Context, rtype, target, signal, root=0):
-    def compute(t, all_, me, n):
+    def compute(t, i, all_, me, n):
         if not 0 <= int(root) < n:
             raise OpFault("BadPeer", f"root={root} is not a rank (ranks 0..{n - 1})")
-        return _whole(t), all_[int(root)]
+        return [(t, _whole(t), all_[int(root)])]
 
     return _run_collective("pld.tensor.broadcast", target, None, _whole_copy, compute)
 
 
 @kernel("pld.tensor.allgather")
 def allgather(opname, ctx: Context, rtype, input, target, signal):
-    def compute(t, all_, me, n):
+    def compute(t, i, all_, me, n):
         k = _chunks(t, n)
         if all_[me].shape[0] != k or all_[me].shape[1:] != t.shape[1:]:
             raise OpFault(
@@ -461,29 +469,64 @@ def allgather(opname, ctx: Context, rtype, input, target, signal):
                 f"input {list(all_[me].shape)} "
                 f"is not one of {n} chunks of the target {list(t.shape)}",
             )
-        return _whole(t), np.concatenate(all_, axis=0)
+        return [(t, _whole(t), np.concatenate(all_, axis=0))]
 
     return _run_collective("pld.tensor.allgather", target, input, _input_copy(ctx), compute)
 
 
 @kernel("pld.tensor.all_to_all")
 def all_to_all(opname, ctx: Context, rtype, input, target, signal):
-    def compute(t, all_, me, n):
+    def compute(t, i, all_, me, n):
         k = _chunks(t, n)
         if all_[me].shape != tuple(t.shape):
             raise OpFault(
                 "CollectiveShape",
                 f"input {list(all_[me].shape)} and target {list(t.shape)} differ",
             )
-        return _whole(t), np.concatenate([a[me * k : (me + 1) * k] for a in all_], axis=0)
+        return [(t, _whole(t), np.concatenate([a[me * k : (me + 1) * k] for a in all_], axis=0))]
 
     return _run_collective("pld.tensor.all_to_all", target, input, _input_copy(ctx), compute)
+
+
+@kernel("pld.tensor.all_to_all_v")
+def all_to_all_v(opname, ctx: Context, rtype, input, target, signal, send_counts, recv_counts):
+    """MPI_Alltoallv with fixed-capacity blocks (PyPTO's meaning): the targets are
+    [n*cap, ...]; rank s's input rows [r*cap, (r+1)*cap) land in rank r's target rows
+    [s*cap, (s+1)*cap), whatever the count, and rank r's recv_counts[s, 0] becomes
+    min(send_counts[r] of rank s, cap). Rows past a count are sent too (stale, not zeroed)."""
+
+    def payload(t, i):
+        data, counts, _ = i
+        return data.materialize(ctx).copy(), counts.materialize(ctx).reshape(-1).copy()
+
+    def compute(t, i, all_, me, n):
+        cap = _chunks(t, n)
+        data, counts = all_[me]
+        if data.shape != tuple(t.shape):
+            raise OpFault("CollectiveShape",
+                          f"input {list(data.shape)} and target {list(t.shape)} differ")  # fmt: skip
+        if counts.shape != (n,):
+            raise OpFault("CollectiveShape", f"send_counts has {counts.size} entries for {n} "
+                          "ranks (one per destination: [n] or [n, 1])")  # fmt: skip
+        if (counts < 0).any():
+            dest = int(np.argmax(counts < 0))
+            raise OpFault("BadCount", f"send_counts[{dest}] is {int(counts[dest])} on rank {me}: "
+                          "a row count cannot be negative")  # fmt: skip
+        recv = i[2]
+        if tuple(recv.shape) != (n, 1):
+            raise OpFault("CollectiveShape", f"recv_counts is {list(recv.shape)}, not [{n}, 1]")
+        got = np.concatenate([a[me * cap : (me + 1) * cap] for a, _ in all_], axis=0)
+        sent = np.array([[min(int(c[me]), cap)] for _, c in all_], recv.buffer.data.dtype)
+        return [(t, _whole(t), got), (recv, _whole(recv), sent)]
+
+    return _run_collective("pld.tensor.all_to_all_v", target, (input, send_counts, recv_counts),
+                           payload, compute)  # fmt: skip
 
 
 @kernel("pld.tensor.barrier")
 def barrier(opname, ctx: Context, rtype, signal):
     return _run_collective("pld.tensor.barrier", signal, None, lambda t, i: None,
-                           lambda t, all_, me, n: None)  # fmt: skip
+                           lambda t, i, all_, me, n: [])  # fmt: skip
 
 
 # ------------------------------------------------------------------ window access tracking
