@@ -1,6 +1,6 @@
 """The interpreter's kernels for the `pld` ops (pldsl/ops/table_distributed.py), over the
-simulated ranks of pldsl.interpreter.ranks, and the write hook that tracks which rank wrote
-which window element (for the WindowRace check).
+simulated ranks of pldsl.interpreter.ranks, and the hook around every other op's kernel that
+records, on a rank, which window elements it reads and writes (for the WindowRace check).
 
 Every kernel that touches another rank's memory or waits is a scheduling point: it hands the
 turn to the scheduler first, so other ranks may run in between.
@@ -9,16 +9,20 @@ turn to the scheduler first, so other ranks may run in between.
 from __future__ import annotations
 
 import operator
+import weakref
 from typing import Any
 
 import numpy as np
 
 from pldsl.execution import numerics
 from pldsl.execution.memory import Context, OpFault, TensorValue, fresh
+from pldsl.ir.nodes import OpCall, Program
 from pldsl.ir.opdefs import OPS
+from pldsl.ir.traversal import iter_expr, iter_stmts, stmt_exprs
+from pldsl.ir.types import DistributedTensorType
 
 from . import ranks
-from .machine import DEFERRED_OPS, PER_OP
+from .machine import DEFERRED_OPS, KERNEL_OVERLAYS, PER_OP
 from .ops import KERNELS, Kernel, _copy_cost, kernel
 from .ranks import LOCAL, Blocker, WindowBuffer, WindowView, current_span, current_world, where
 
@@ -182,9 +186,6 @@ def wait(opname, ctx: Context, rtype, signal, offsets, expected, cmp=None):
 
 def _notify_lines(machine) -> list[int]:
     """The lines of the program's `pld.system.notify` calls (executed or not)."""
-    from pldsl.ir.nodes import OpCall
-    from pldsl.ir.traversal import iter_expr, iter_stmts, stmt_exprs
-
     return sorted({e.span.line for f in machine.functions.values() for s in iter_stmts(f.body)
                    for root in stmt_exprs(s) for e in iter_expr(root)
                    if isinstance(e, OpCall) and e.op == "pld.system.notify"})  # fmt: skip
@@ -597,7 +598,23 @@ def _track(name: str, inner: Kernel) -> Kernel:
     return Kernel(name, fn, inner.cost)
 
 
-for _name, _op in list(OPS.items()):
-    if not _name.startswith("pld.") and _name in KERNELS:
-        KERNELS[_name] = _track(_name, KERNELS[_name])
+TRACKED = {name: _track(name, KERNELS[name]) for name in OPS
+           if not name.startswith("pld.") and name in KERNELS}  # fmt: skip
+_USES_PLD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _uses_pld(program: Program) -> bool:
+    """Whether a program can run on ranks: a window-bound parameter or a `pld` op anywhere."""
+    got = _USES_PLD.get(program)
+    if got is None:
+        got = _USES_PLD[program] = any(
+            any(isinstance(p.type, DistributedTensorType) for p in f.params)
+            or any(isinstance(e, OpCall) and e.op.startswith("pld.")
+                   for s in iter_stmts(f.body) for root in stmt_exprs(s) for e in iter_expr(root))
+            for f in program.function_list
+        )  # fmt: skip
+    return got
+
+
+KERNEL_OVERLAYS.append(lambda program: TRACKED if _uses_pld(program) else None)
 PER_OP.append(lambda: LOCAL.world is not None)  # on a rank, every op's accesses are tracked

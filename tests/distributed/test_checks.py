@@ -217,3 +217,27 @@ def test_unwritten_output_follows_launches_in_a_loop_over_the_ranks():
     for make in (C.ring, C.shared_row, C.neighbour_load, C.neighbour_get, C.rank_branch):
         quiet = run_checks(make(0).specialize(x, np.zeros_like(x)))
         assert not [d for d in quiet if d.rule == "UnwrittenOutput"]
+
+
+def test_only_programs_using_pld_get_the_tracking_kernels():
+    """The access tracking wraps kernels only for programs that can run on ranks: others keep
+    the plain kernels (no cost per op)."""
+    from pldsl.interpreter.machine import Machine
+    from pldsl.interpreter.ops import KERNELS
+
+    import pldsl as pl
+    from pldsl.execution.memory import Context
+
+    @pl.jit.incore
+    def plain(x: pl.Tensor[[1, C.SIZE], pl.FP32], y: pl.Out[pl.Tensor[[1, C.SIZE], pl.FP32]]):
+        y = pl.store(pl.load(x, [0, 0], [1, C.SIZE]), [0, 0], y)
+        return y
+
+    x = np.zeros((1, C.SIZE), np.float32)
+    assert Machine(plain.specialize(x, x), Context()).kernels is KERNELS
+    xs = inputs(2)
+    tracked = Machine(C.ring(0).specialize(xs, xs), Context()).kernels
+    assert (
+        tracked["load"] is not KERNELS["load"]
+        and tracked["pld.system.wait"] is KERNELS["pld.system.wait"]
+    )

@@ -62,7 +62,8 @@ def test_the_c_backend_refuses_distributed_kernels(capsys):
 @pytest.mark.skipif(not PYPTO, reason="set PLDSL_PYPTO to a pypto checkout or git dir")
 @pytest.mark.parametrize("name", TUTORIALS)
 @pytest.mark.parametrize("args", [[], ["--mode", "other"], ["-d", "0,1,2,3"]])
-def test_pypto_tutorials(name, args, tmp_path):
+@pytest.mark.parametrize("seed", [[], ["--seed", "3"]])
+def test_pypto_tutorials(name, args, seed, tmp_path):
     pytest.importorskip("torch")
     text = source(PYPTO, f"examples/distributed/{name}.py")
     if args and args[0] == "--mode":
@@ -78,18 +79,23 @@ def test_pypto_tutorials(name, args, tmp_path):
     if args and args[0] == "-d" and name != "07_dynamic_rank_count":
         pytest.skip("a fixed two-rank tutorial")
     (tmp_path / f"{name}.py").write_text(text)
-    assert main([str(tmp_path / f"{name}.py"), *args]) == 0
+    assert main([*seed, str(tmp_path / f"{name}.py"), *args]) == 0
 
 
 @pytest.mark.skipif(not LIB, reason="set PLDSL_PYPTO_LIB to a pypto-lib checkout or git dir")
 @pytest.mark.parametrize("ranks", [2, 4])
-def test_pypto_lib_allreduce(ranks, tmp_path):
+@pytest.mark.parametrize("seed", [[], ["--seed", "5"]])
+def test_pypto_lib_allreduce(ranks, seed, tmp_path, capsys):
+    """Unchanged but for N_RANKS (the file fixes P statically), with the file's own -d
+    device ids naming the ranks; its golden covers every rank's output row."""
     pytest.importorskip("torch")
     text = source(LIB, "examples/advanced/allreduce.py")
     assert "N_RANKS = 2" in text
-    text = text.replace("N_RANKS = 2", f"N_RANKS = {ranks}")  # the file fixes P statically
+    text = text.replace("N_RANKS = 2", f"N_RANKS = {ranks}")
     (tmp_path / "allreduce.py").write_text(text)
-    assert main([str(tmp_path / "allreduce.py"), "-d", ",".join(map(str, range(ranks)))]) == 0
+    devices = ",".join(map(str, range(ranks)))
+    assert main([*seed, str(tmp_path / "allreduce.py"), "-d", devices]) == 0
+    assert "1/1 run(s) passed" in capsys.readouterr().out
 
 
 def test_ranks_overrides_the_files_device_ids(capsys):
