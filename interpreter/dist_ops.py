@@ -416,12 +416,20 @@ def _chunks(t: TensorValue, n: int) -> int:
     return rows // n
 
 
+def _snapshot(v: TensorValue, ctx: Context | None = None) -> np.ndarray:
+    """A copy of what `v` holds, as a rank contributes it to a collective on arrival: on a
+    rank, a read of its window (checked against unordered writes like any other read)."""
+    if LOCAL.rank is not None:
+        _read_local(LOCAL.world, LOCAL.rank, v, v.buffer.data[_whole(v)])
+    return (v.buffer.data[_whole(v)] if ctx is None else v.materialize(ctx)).copy()
+
+
 def _whole_copy(t: TensorValue, i) -> np.ndarray:
-    return t.buffer.data[_whole(t)].copy()
+    return _snapshot(t)
 
 
 def _input_copy(ctx):
-    return lambda t, i: i.materialize(ctx).copy()
+    return lambda t, i: _snapshot(i, ctx)
 
 
 @kernel("pld.tensor.allreduce")
@@ -498,7 +506,7 @@ def all_to_all_v(opname, ctx: Context, rtype, input, target, signal, send_counts
 
     def payload(t, i):
         data, counts, _ = i
-        return data.materialize(ctx).copy(), counts.materialize(ctx).reshape(-1).copy()
+        return _snapshot(data, ctx), _snapshot(counts, ctx).reshape(-1)
 
     def compute(t, i, all_, me, n):
         cap = _chunks(t, n)

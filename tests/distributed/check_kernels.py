@@ -161,6 +161,33 @@ def parallel_read(bug: int):
     return _host(step, 1)
 
 
+def push_then_allreduce(bug: int):
+    """Each rank stores its row in row 0 of its window and pushes it into row 1 of the next
+    rank's, then all ranks allreduce the window: y[r] = row 1 = the sum of every x. bug 1: no
+    notify/wait between the push and the next rank's allreduce, which reads row 1 on arrival."""
+
+    @pl.jit.incore
+    def step(
+        x: pl.Tensor[[1, SIZE], pl.FP32],
+        y: pl.Out[pl.Tensor[[1, SIZE], pl.FP32]],
+        data: pld.DistributedTensor[[2, SIZE], pl.FP32],
+        signal: pld.DistributedTensor[[NR, 1], pl.INT32],
+    ):
+        me = pld.rank(pld.get_comm_ctx(data))
+        n = pld.nranks(pld.get_comm_ctx(data))
+        t = pl.load(x, [0, 0], [1, SIZE])
+        data = pl.store(t, [0, 0], data)
+        pld.tile.remote_store(t, data, peer=(me + 1) % n, offsets=[1, 0])
+        if bug == 0:
+            pld.system.notify(signal, peer=(me + 1) % n, offsets=[0, 0], value=1)
+            pld.system.wait(signal, offsets=[0, 0], expected=1)
+        data = pld.tensor.allreduce(data, signal)
+        y = pl.store(pl.load(data, [1, 0], [1, SIZE]), [0, 0], y)
+        return y
+
+    return _host(step, 2)
+
+
 def rank_branch(bug: int):
     """A barrier every rank must reach. bug 1: only rank 0 calls it (inside an `if`)."""
 

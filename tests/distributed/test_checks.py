@@ -121,10 +121,22 @@ def test_reads_in_a_loop_the_interpreter_batches_are_checked_too():
     read, write = line_of("pl.add(pl.slice(data", start), line_of("pld.tensor.put(", start)
     found = {race_lines(fails(C.parallel_read, 1, 3, seed), read, write)
              for seed in (None, 0, 1, 2, 3)}  # fmt: skip
-    assert found <= {"read", "write"} and found
+    assert found == {"read", "write"}
     for seed in (None, 0, 1):
         got = run(C.parallel_read, 0, 3, seed)
         np.testing.assert_array_equal(got, np.roll(inputs(3), 1, axis=0) + 1)
+
+
+def test_a_collective_reads_its_operand_on_arrival():
+    start = func_line("push_then_allreduce")
+    read = line_of("pld.tensor.allreduce(data", start)
+    write = line_of("pld.tile.remote_store(t, data", start)
+    found = {race_lines(fails(C.push_then_allreduce, 1, 3, seed), read, write)
+             for seed in (None, 0, 1, 2, 3)}  # fmt: skip
+    assert found == {"read", "write"}
+    for seed in (None, 0, 1):
+        got = run(C.push_then_allreduce, 0, 3, seed)
+        np.testing.assert_array_equal(got, np.broadcast_to(inputs(3).sum(axis=0), got.shape))
 
 
 def test_unordered_writes_to_one_window_region_are_a_race():
