@@ -152,6 +152,31 @@ def test_all_to_all_v_type_rule():
     assert "send_counts is an INT32 [nranks] or [nranks, 1] tensor, got" in d.message
 
 
+def test_the_c_backend_refuses_all_to_all_v():
+    from pldsl.backends.c import emit_c
+    from pldsl.diagnostics import PldslError
+
+    @pl.jit.incore
+    def step(
+        x: pl.Tensor[[4, K.SIZE], pl.FP32],
+        counts: pl.Tensor[[2, 1], pl.INT32],
+        data: pld.DistributedTensor[[4, K.SIZE], pl.FP32],
+        signal: pld.DistributedTensor[[2, 1], pl.INT32],
+        recv: pld.DistributedTensor[[2, 1], pl.INT32],
+    ):
+        data = pld.tensor.all_to_all_v(x, data, signal, counts, recv)
+        return data
+
+    args = [np.zeros((4, K.SIZE), np.float32), np.zeros((2, 1), np.int32),
+            np.zeros((4, K.SIZE), np.float32), np.zeros((2, 1), np.int32),
+            np.zeros((2, 1), np.int32)]  # fmt: skip
+    with pytest.raises(PldslError) as err:
+        emit_c(step.specialize(*args))
+    d = err.value.diagnostic
+    assert d.rule == "CBackendUnsupported"
+    assert d.message.startswith("pld.tensor.all_to_all_v is a distributed (pld) op")
+
+
 def test_ir_text_round_trip():
     x1, x2 = inputs(2, 1), inputs(2, 2)
     programs = [
