@@ -27,6 +27,7 @@ from pldsl.interpreter.batched import _CAUGHT, BatchedLoop, Fallback, _count, ba
 from pldsl.interpreter.kloop import k_loop_shape, run_k_loop
 from pldsl.interpreter.machine import (
     DEFERRED_OPS,
+    PER_OP,
     DeferredCall,
     Frame,
     Machine,
@@ -667,6 +668,9 @@ def _batched_code(runner: BatchedLoop, plain: Code, bounds: tuple, inner: list |
     start, stop, step = bounds
 
     def batched(f: Frame) -> None:
+        if PER_OP and any(p() for p in PER_OP):
+            plain(f)
+            return
         use = runner
         try:
             lo, hi, st = start(f), stop(f), step(f)

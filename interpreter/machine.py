@@ -64,6 +64,7 @@ from pldsl.ir.nodes import (
     While,
     Yield,
 )
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.symbolic import apply_scalar_binop
 from pldsl.ir.traversal import assigned_names
 from pldsl.ops import lookup
@@ -152,6 +153,11 @@ class Machine:
     ):
         # the functions only: a cached FastMachine must not keep its Program alive (compiler.py)
         self.functions = program.functions
+        self.kernels: Mapping[str, Any] = KERNELS
+        for overlay in KERNEL_OVERLAYS:
+            extra = overlay(program)
+            if extra:
+                self.kernels = {**self.kernels, **extra}
         self.ctx = ctx
         self.host = dict(host or {})
         self.trace = trace
@@ -521,9 +527,9 @@ class Machine:
     def _prepare_op(self, e: OpCall) -> _Op:
         """What an OpCall node needs on every execution, resolved on its first one."""
         opdef = lookup(e.op)
-        kernel = KERNELS.get(opdef.name) if opdef is not None else None
+        kernel = self.kernels.get(opdef.name) if opdef is not None else None
         if kernel is None:
-            raise fault("UnknownOp", f"the interpreter has no kernel for pl.{e.op}", e.span)
+            raise fault("UnknownOp", f"the interpreter has no kernel for {op_label(e.op)}", e.span)
         attrs = {p.name: e.attr(p.name) for p in opdef.static_params}
         rtype = getattr(getattr(e.type, "dtype", None), "name", None)
         args = tuple(
@@ -538,7 +544,7 @@ class Machine:
             for a in e.args
         )
         call = functools.partial(kernel.fn, self.ctx, rtype, **attrs)
-        label = f"pl.{opdef.name}"
+        label = op_label(opdef.name)
         op = self._ops[id(e)] = _Op(
             kernel, call, args, label, f"{label} result (line {e.span.line})"
         )
@@ -599,6 +605,15 @@ DEFERRED_OPS: set[str] = set()
 # Called after every function call with (machine, finished normally); pldsl.interpreter.ranks
 # registers the one that runs the ranks a host function launched.
 AFTER_INVOKE: list[Callable[[Machine, bool], None]] = []
+
+# Kernels that replace KERNELS' for one program's machines: each hook returns them, or None
+# (pldsl.interpreter.dist_ops: a program using `pld` gets kernels that record a rank's window
+# accesses; other programs keep the plain kernels, at no cost).
+KERNEL_OVERLAYS: list[Callable[[Program], Mapping[str, Any] | None]] = []
+
+# Predicates of those hooks: while any is true, loops run op by op (a batched loop bypasses
+# the kernels).
+PER_OP: list[Callable[[], bool]] = []
 
 
 class DeferredCall:

@@ -14,9 +14,11 @@ How a distributed program runs here:
   seed, exploring other interleavings.
 * A wait no rank can satisfy any more, or a collective some rank never reaches, is a
   `Deadlock` / `CollectiveSkipped` fault naming lines and ranks. Two ranks writing the same
-  window element with no notify/wait or collective between them is a `WindowRace` fault
-  (vector clocks: a notify carries the writer's clock to the signal cell, a successful wait
-  takes it; a collective joins every rank's clock).
+  window element, or one writing an element another reads, with no notify/wait or collective
+  between them is a `WindowRace` fault (vector clocks: a notify carries the writer's clock to
+  the signal cell, a successful wait takes it; a collective joins every rank's clock). Every
+  element records its last writer and, per rank, that rank's last read (its clock then and
+  the line); signal cells touched by notify and wait are synchronisation, not data.
 
 The options come from `world(size, seed=...)` (a context manager), `run(...)` below,
 `pldsl pypto --ranks N --seed S`, or a PyPTO `DistributedConfig(device_ids=[...])`.
@@ -96,15 +98,16 @@ class _Local(threading.local):
 LOCAL = _Local()
 
 
-def current_world(what: str) -> World:
-    """The world of the running rank, or of the host function (created on first use)."""
+def current_world() -> World:
+    """The world of the running rank, or of the host function (created on first use). Its
+    faults are raised inside op kernels, which prefix the op's name."""
     w = LOCAL.world or _HOST.get()
     if w is None:
         size = _OPTIONS.get().size
         if size is None:
             raise OpFault(
                 "NoRanks",
-                f"{what} needs a rank count and none was given",
+                "no rank count was given",
                 "pass --ranks N to pldsl pypto, DistributedConfig(device_ids=[...]) to "
                 "compile(), or run inside pldsl.interpreter.ranks.world(N)",
             )
@@ -113,9 +116,9 @@ def current_world(what: str) -> World:
     return w
 
 
-def my_rank(what: str) -> int:
+def my_rank() -> int:
     if LOCAL.rank is None:
-        raise OpFault("NotOnRank", f"{what} runs inside a rank's program (a call with device=r)")
+        raise OpFault("NotOnRank", "runs only inside a rank's program (a call with device=r)")
     return LOCAL.rank
 
 
@@ -150,6 +153,9 @@ class WindowBuffer:
         self.writer = [np.full(self.shape, -1, np.int32) for _ in range(world.size)]
         self.epoch = [np.zeros(self.shape, np.int64) for _ in range(world.size)]
         self.line = [np.zeros(self.shape, np.int32) for _ in range(world.size)]
+        # (owner, reader) -> (the reader's epoch at its last read of each element, 0: never;
+        # that read's line), made on the reader's first read of the owner's slot
+        self.reads: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.world, self.views = world, {}
         for r, b in enumerate(self.slots):
             world.slot_of[id(b)] = (self, r)
@@ -160,13 +166,23 @@ class WindowBuffer:
         if (tuple(shape), dtype) == (self.shape, self.dtype):
             return self
         if self.dtype != "UINT8" or (self.views and (tuple(shape), dtype) not in self.views):
-            raise OpFault("WindowView", f"pld.window {list(shape)} {dtype} of a {list(self.shape)} "
+            raise OpFault("WindowView", f"a {list(shape)} {dtype} view of a {list(self.shape)} "
                           f"{self.dtype} buffer: the simulator views a buffer with its own shape "
                           "and dtype (a byte buffer: with one shape and dtype)")  # fmt: skip
         key = (tuple(shape), dtype)
         if key not in self.views:
             self.views[key] = WindowBuffer(self.world, shape, dtype, storage, self.name)
         return self.views[key]
+
+    def read_record(self, owner: int, reader: int) -> tuple[np.ndarray, np.ndarray]:
+        got = self.reads.get((owner, reader))
+        if got is None:
+            got = self.reads[(owner, reader)] = (np.zeros(self.shape, np.int64),
+                                                 np.zeros(self.shape, np.int32))  # fmt: skip
+        return got
+
+    def element(self, flat: int) -> list[int]:
+        return [int(i) for i in np.unravel_index(flat, self.shape)]
 
 
 @dataclass
@@ -256,12 +272,12 @@ class World:
             self.launch_depth = call.machine.depth
         self.pending.append((rank, call))
 
-    def window_of(self, t: TensorValue, what: str) -> tuple[WindowBuffer, int]:
+    def window_of(self, t: TensorValue) -> tuple[WindowBuffer, int]:
         found = self.slot_of.get(id(t.buffer.root))
         if found is None:
             raise OpFault(
                 "NotAWindow",
-                f"{what}: '{t.name}' is not bound to a window buffer",
+                f"'{t.name}' is not bound to a window buffer",
                 "pass the pld.window(...) view the host launched this rank with",
             )
         return found
@@ -419,7 +435,7 @@ class World:
     def wrote(self, writer: int, wb: WindowBuffer, owner: int, box: tuple, span: Span,
               mask: np.ndarray | None = None) -> None:  # fmt: skip
         """Record that `writer` wrote `box` of `owner`'s slot; a WindowRace fault when another
-        rank wrote an element of it with no ordering (notify/wait, collective) between."""
+        rank wrote or read an element of it with no ordering (notify/wait, collective) between."""
         who, epoch, line = wb.writer[owner][box], wb.epoch[owner][box], wb.line[owner][box]
         sel = np.ones(who.shape, bool) if mask is None else mask
         clock = self.clock[writer]
@@ -432,15 +448,84 @@ class World:
                 elem = [b.start + i for b, i in zip(box, idx)]
                 raise OpFault(
                     "WindowRace",
-                    f"rank {writer} writes {wb.name}{elem} of rank {owner}'s window, which rank "
-                    f"{other} wrote at line {other_line} with nothing ordering the two writes",
+                    f"rank {writer} writes {wb.name}{elem} of {_whose(owner, writer)} window, "
+                    f"which rank {other} wrote at line {other_line} with nothing ordering the "
+                    "two writes",
                     "order them: the first writer notifies, the second waits on that signal "
                     "(or a barrier between them)",
                     (f"{int(unordered.sum())} element(s) of this write race with rank {other}",),
                 )
+        for (slot, reader), (seen, at) in wb.reads.items():
+            if slot != owner or reader == writer:
+                continue
+            unordered = sel & (seen[box] > clock[reader])
+            if unordered.any():
+                idx = tuple(int(i[0]) for i in np.nonzero(unordered))
+                elem = [b.start + i for b, i in zip(box, idx)]
+                raise OpFault(
+                    "WindowRace",
+                    f"rank {writer} writes {wb.name}{elem} of {_whose(owner, writer)} window, "
+                    f"which rank {reader} read at line {int(at[box][idx])} with nothing "
+                    "ordering the read before the write",
+                    "order them: the reader notifies after its read, the writer waits on that "
+                    "signal before writing (or a barrier between them)",
+                    (
+                        f"{int(unordered.sum())} element(s) of this write race with rank "
+                        f"{reader}'s read",
+                    ),  # fmt: skip
+                )
         who[sel] = writer
         epoch[sel] = clock[writer]
         line[sel] = span.line or 0
+
+    def read(self, reader: int, wb: WindowBuffer, owner: int, flat: np.ndarray,
+             span: Span) -> None:  # fmt: skip
+        """Record that `reader` read the elements `flat` (flat indices) of `owner`'s slot; a
+        WindowRace fault when another rank wrote one of them with nothing ordering that write
+        before this read."""
+        if flat.size == 0:
+            return
+        who = wb.writer[owner].reshape(-1)[flat]
+        prior = (who >= 0) & (who != reader)
+        if prior.any():
+            epoch = wb.epoch[owner].reshape(-1)[flat]
+            unordered = prior & (self.clock[reader][np.where(prior, who, 0)] < epoch)
+            if unordered.any():
+                k = int(np.argmax(unordered))
+                other = int(who[k])
+                other_line = int(wb.line[owner].reshape(-1)[flat[k]])
+                raise OpFault(
+                    "WindowRace",
+                    f"rank {reader} reads {wb.name}{wb.element(int(flat[k]))} of "
+                    f"{_whose(owner, reader)} window, which rank {other} wrote at line "
+                    f"{other_line} with nothing ordering the write before the read",
+                    "order them: the writer notifies after its write, the reader waits on "
+                    "that signal before reading (or a barrier between them)",
+                    (
+                        f"{int(unordered.sum())} element(s) of this read race with rank "
+                        f"{other}'s write",
+                    ),  # fmt: skip
+                )
+        seen, at = wb.read_record(owner, reader)
+        seen.reshape(-1)[flat] = self.clock[reader][reader]
+        at.reshape(-1)[flat] = span.line or 0
+
+
+def _whose(owner: int, rank: int) -> str:
+    return "its own" if owner == rank else f"rank {owner}'s"
+
+
+def flat_indices(slot: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """The flat indices into `slot` (a C-contiguous array) of the elements of `view`, an
+    array sharing its memory (a window of it, or of a reshaped view of it)."""
+    item = slot.itemsize
+    start = (view.__array_interface__["data"][0] - slot.__array_interface__["data"][0]) // item
+    flat = np.full(view.shape, start, np.int64)
+    for k, (n, stride) in enumerate(zip(view.shape, view.strides)):
+        axis = [1] * view.ndim
+        axis[k] = n
+        flat += (np.arange(n, dtype=np.int64) * (stride // item)).reshape(axis)
+    return flat.reshape(-1)
 
 
 def _ranks(rs: list[int]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pldsl.diagnostics import Diagnostic
 from pldsl.ir.nodes import Program, Var
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.traversal import write_target
 
 from .param_directions import written_in_params
@@ -36,7 +37,7 @@ def check(program: Program) -> list[Diagnostic]:
                     Diagnostic(
                         RULE,
                         SEVERITY,
-                        f"pl.{e.op} at line {e.span.line} writes '{param}', an In parameter of "
+                        f"{op_label(e.op)} at line {e.span.line} writes '{param}', an In parameter of "
                         f"'{func.name}'{through}: PyPTO upgrades it to {direction} "
                         "(UpgradeWrittenTensorParamDirections)",
                         e.span,

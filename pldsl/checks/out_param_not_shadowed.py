@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pldsl.diagnostics import Diagnostic
 from pldsl.ir.nodes import OpCall, Program
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.traversal import bindings, iter_stmts
 
 from .common import out_params
@@ -40,7 +41,7 @@ def check(program: Program) -> list[Diagnostic]:
                         RULE,
                         SEVERITY,
                         f"'{target.name}' is an {params[target.name]} parameter of "
-                        f"'{func.name}' and cannot be reassigned via pl.{value.op}: the name would "
+                        f"'{func.name}' and cannot be reassigned via {op_label(value.op)}: the name would "
                         "refer to a fresh buffer and the caller's buffer would never be written",
                         target.span,
                         f"allocate scratch under another name and write the result with "

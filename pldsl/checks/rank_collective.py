@@ -18,7 +18,15 @@ SEVERITY = "warning"
 DOC = "a branch on the rank id calls different pld collectives in its two arms"
 COLLECTIVES = frozenset(
     f"pld.tensor.{n}"
-    for n in ("allreduce", "allgather", "reduce_scatter", "broadcast", "all_to_all", "barrier")
+    for n in (
+        "allreduce",
+        "allgather",
+        "reduce_scatter",
+        "broadcast",
+        "all_to_all",
+        "all_to_all_v",
+        "barrier",
+    )  # fmt: skip
 )
 
 

@@ -504,6 +504,9 @@ class _Frame:
         if not isinstance(target, Buf):
             return target
         w = access_window(e)
+        if w is None:  # an op writing a region the run does not model (pld.tensor.get ...)
+            self.run.unknown.add(target.root)
+            return target
         lo = self.dims(w.offsets)
         if w.extents is None:
             if lo is None:
@@ -523,6 +526,22 @@ class _Frame:
             return target
         self.run.record(target, lo, ext)
         return target
+
+    def taint_arg(self, a: object) -> None:
+        """A call argument in a skipped region: the callee may write any buffer it names,
+        also through a view (`outputs[r]`: a host loop over `pld.world_size()` launching a
+        per-rank kernel on each row)."""
+        if isinstance(a, Var):
+            named = [a]
+        else:
+            named = [
+                n for n in iter_expr(a) if isinstance(n, Var) and isinstance(n.type, TensorType)
+            ]
+        for x in named:
+            v = self.value(x)
+            self.run.taint(v)
+            if v is UNK:
+                self.taint_name(x)
 
     def taint_name(self, e: object) -> None:
         """An unknown value is written: every Out root it may alias becomes unknown."""
@@ -659,10 +678,7 @@ class _Frame:
                                 self.taint_name(t)
                     elif isinstance(node, Call):
                         for a in node.args:
-                            v = self.value(a) if isinstance(a, Var) else UNK
-                            self.run.taint(v)
-                            if v is UNK:
-                                self.taint_name(a)
+                            self.taint_arg(a)
         names = assigned_names(body)
         if loop is not None:
             names.update(ia.name for ia in loop.iter_args)

@@ -11,7 +11,7 @@ from pldsl.diagnostics import NO_SPAN, Span
 from pldsl.dtypes import BOOL, FP32, DType, promote
 from pldsl.ir.memory import apply_memory_rule
 from pldsl.ir.nodes import COMPARISONS, OpCall
-from pldsl.ir.opdefs import OpDef, TypeRuleError
+from pldsl.ir.opdefs import OpDef, TypeRuleError, op_label
 from pldsl.ir.printer import describe_type
 from pldsl.ir.types import ScalarType, Type
 
@@ -59,17 +59,17 @@ def bind_op_call(
     params = opdef.params
     if len(positional) > len(params):
         raise TypeRuleError(
-            f"pl.{opdef.name} takes at most {len(params)} arguments, got {len(positional)}",
+            f"{op_label(opdef.name)} takes at most {len(params)} arguments, got {len(positional)}",
             signature_hint(opdef),
         )
     given: dict[str, Any] = {p.name: v for p, v in zip(params, positional)}
     for key, value in keywords.items():
         if opdef.param(key) is None:
             raise TypeRuleError(
-                f"pl.{opdef.name}() has no parameter '{key}'", signature_hint(opdef)
+                f"{op_label(opdef.name)}() has no parameter '{key}'", signature_hint(opdef)
             )
         if key in given:
-            raise TypeRuleError(f"pl.{opdef.name}() got two values for '{key}'")
+            raise TypeRuleError(f"{op_label(opdef.name)}() got two values for '{key}'")
         given[key] = value
     args: list[Any] = []
     attrs: list[tuple[str, Any]] = []
@@ -78,13 +78,13 @@ def bind_op_call(
     for p in params:
         if p.name not in given and p.required:
             raise TypeRuleError(
-                f"pl.{opdef.name}() is missing argument '{p.name}'", signature_hint(opdef)
+                f"{op_label(opdef.name)}() is missing argument '{p.name}'", signature_hint(opdef)
             )
         value = given[p.name] if p.name in given else p.default
         if p.is_static:
             if p.kind == "dtype" and value is not None and not isinstance(value, DType):
                 raise TypeRuleError(
-                    f"argument '{p.name}' of pl.{opdef.name} must be a dtype, got {value!r}",
+                    f"argument '{p.name}' of {op_label(opdef.name)} must be a dtype, got {value!r}",
                     "e.g. pl.FP32, pl.BF16, pl.INT32",
                 )
             all_attrs[p.name] = value
@@ -100,4 +100,4 @@ def bind_op_call(
 def signature_hint(opdef: OpDef) -> str:
     """`signature: pl.op(a, b, flag=False)`: the help line of a misbound op call."""
     parts = [p.name if p.required else f"{p.name}={p.default!r}" for p in opdef.params]
-    return f"signature: pl.{opdef.name}({', '.join(parts)})"
+    return f"signature: {op_label(opdef.name)}({', '.join(parts)})"

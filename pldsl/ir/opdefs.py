@@ -83,6 +83,12 @@ def register(op: OpDef) -> OpDef:
     return op
 
 
+def op_label(name: str) -> str:
+    """An op as the user writes it, for messages: `pl.add`; the `pld` ops' names already
+    carry their module (`pld.system.notify`)."""
+    return name if name.startswith("pld.") else f"pl.{name}"
+
+
 def lookup(name: str) -> OpDef | None:
     """Find an op by canonical name or alias (`tensor.read` -> `read`); `tile.X` falls back
     to `X`: the unified op serves tiles too (`pl.tile.add` is `pl.add` on tiles)."""

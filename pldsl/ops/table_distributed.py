@@ -33,6 +33,7 @@ COLLECTIVES = (
     "pld.tensor.reduce_scatter",
     "pld.tensor.broadcast",
     "pld.tensor.all_to_all",
+    "pld.tensor.all_to_all_v",
     "pld.tensor.barrier",
 )
 REDUCIBLE = (FP32, FP16, BF16, INT32)
@@ -296,6 +297,34 @@ def _infer_gather(args: dict, attrs: dict) -> DistributedTensorType:
     return t
 
 
+def _infer_all_to_all_v(args: dict, attrs: dict) -> DistributedTensorType:
+    op = "pld.tensor.all_to_all_v"
+    t = _infer_gather(args, attrs)
+    src = _tensor(args, "input")
+    if src.rank != 2 or t.rank != 2:
+        raise TypeRuleError(
+            f"{op}: input and target are flat [nranks*max_recv, size] tensors, got "
+            f"{describe_type(src)} and {describe_type(t)}"
+        )
+    for a, b in zip(src.shape, t.shape):
+        if None not in (static_value(a), static_value(b)) and static_value(a) != static_value(b):
+            raise TypeRuleError(f"{op}: input {format_dims(src.shape)} and target "
+                                f"{format_dims(t.shape)} differ")  # fmt: skip
+    counts = _tensor(args, "send_counts")
+    if (
+        counts.dtype != INT32
+        or counts.rank not in (1, 2)
+        or (counts.rank == 2 and static_value(counts.shape[1]) not in (None, 1))
+    ):
+        raise TypeRuleError(f"{op}: send_counts is an INT32 [nranks] or [nranks, 1] tensor, got "
+                            f"{describe_type(counts)}")  # fmt: skip
+    recv = _signal(args, "recv_counts", op)
+    if recv.rank != 2 or static_value(recv.shape[1]) not in (None, 1):
+        raise TypeRuleError(f"{op}: recv_counts is an INT32 [nranks, 1] window, got "
+                            f"{describe_type(recv)}")  # fmt: skip
+    return t
+
+
 REDUCE = P("op", "attr", ReduceOp.Sum)
 row(
     "pld.tensor.allreduce",
@@ -330,6 +359,21 @@ row(
     (P("input", "tensor"), P("target", "tensor"), P("signal", "tensor")),
     _infer_gather,
     "Chunk s of rank r's target becomes chunk r of rank s's input.",
+    writes=1,
+)
+row(
+    "pld.tensor.all_to_all_v",
+    (
+        P("input", "tensor"),
+        P("target", "tensor"),
+        P("signal", "tensor"),
+        P("send_counts", "tensor"),
+        P("recv_counts", "tensor"),
+    ),
+    _infer_all_to_all_v,
+    "MPI_Alltoallv in blocks of cap = rows / nranks: rank s's input rows [r*cap, (r+1)*cap) "
+    "land in rank r's target rows [s*cap, ...) (the whole block, whatever the count) and rank "
+    "r's recv_counts[s, 0] becomes min(send_counts[r] of rank s, cap).",
     writes=1,
 )
 row(

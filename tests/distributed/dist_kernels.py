@@ -201,3 +201,100 @@ def make_host_allreduce():
             readback(data, y[r], device=r)
 
     return host
+
+
+def make_all_to_all_v(n: int, cap: int):
+    """pld.tensor.all_to_all_v on the ranks: rank r stages x[r] ([n*cap, SIZE], block d for
+    rank d) and sends counts[r] ([n] rows per destination); y[r] is its target after the
+    exchange, got[r] its recv_counts."""
+    rows = n * cap
+
+    @pl.jit.incore
+    def step(
+        x: pl.Tensor[[rows, SIZE], pl.FP32],
+        counts: pl.Tensor[[n], pl.INT32],
+        y: pl.Out[pl.Tensor[[rows, SIZE], pl.FP32]],
+        got: pl.Out[pl.Tensor[[n, 1], pl.INT32]],
+        stage: pld.DistributedTensor[[rows, SIZE], pl.FP32],
+        data: pld.DistributedTensor[[rows, SIZE], pl.FP32],
+        signal: pld.DistributedTensor[[n, 1], pl.INT32],
+        recv: pld.DistributedTensor[[n, 1], pl.INT32],
+    ):
+        stage = pl.store(pl.load(x, [0, 0], [rows, SIZE]), [0, 0], stage)
+        data = pld.tensor.all_to_all_v(stage, data, signal, counts, recv)
+        got = pl.store(pl.load(recv, [0, 0], [n, 1]), [0, 0], got)
+        y = pl.store(pl.load(data, [0, 0], [rows, SIZE]), [0, 0], y)
+        return y
+
+    @pl.jit.host
+    def host(
+        x: pl.Tensor[[n, rows, SIZE], pl.FP32],
+        counts: pl.Tensor[[n, n], pl.INT32],
+        y: pl.Out[pl.Tensor[[n, rows, SIZE], pl.FP32]],
+        got: pl.Out[pl.Tensor[[n, n, 1], pl.INT32]],
+    ):
+        stage_buf = pld.alloc_window_buffer([rows, SIZE], dtype=pl.FP32)
+        data_buf = pld.alloc_window_buffer([rows, SIZE], dtype=pl.FP32)
+        signal_buf = pld.alloc_window_buffer([n, 1], dtype=pl.INT32)
+        recv_buf = pld.alloc_window_buffer([n, 1], dtype=pl.INT32)
+        for r in pl.range(pld.world_size()):
+            stage = pld.window(stage_buf, [rows, SIZE], dtype=pl.FP32)
+            data = pld.window(data_buf, [rows, SIZE], dtype=pl.FP32)
+            signal = pld.window(signal_buf, [n, 1], dtype=pl.INT32)
+            recv = pld.window(recv_buf, [n, 1], dtype=pl.INT32)
+            step(x[r], counts[r], y[r], got[r], stage, data, signal, recv, device=r)
+
+    return host
+
+
+def make_host_all_to_all_v(n: int, cap: int):
+    """The same exchange as PyPTO's host builtin: every operand a pld.window view (the counts
+    an [n, 1] window too), staged per rank, exchanged on the host, read back per rank."""
+    rows = n * cap
+
+    @pl.jit.incore
+    def stage(
+        x: pl.Tensor[[rows, SIZE], pl.FP32],
+        counts: pl.Tensor[[n, 1], pl.INT32],
+        src: pld.DistributedTensor[[rows, SIZE], pl.FP32],
+        sent: pld.DistributedTensor[[n, 1], pl.INT32],
+    ):
+        src = pl.store(pl.load(x, [0, 0], [rows, SIZE]), [0, 0], src)
+        sent = pl.store(pl.load(counts, [0, 0], [n, 1]), [0, 0], sent)
+        return src
+
+    @pl.jit.incore
+    def readback(
+        data: pld.DistributedTensor[[rows, SIZE], pl.FP32],
+        recv: pld.DistributedTensor[[n, 1], pl.INT32],
+        y: pl.Out[pl.Tensor[[rows, SIZE], pl.FP32]],
+        got: pl.Out[pl.Tensor[[n, 1], pl.INT32]],
+    ):
+        got = pl.store(pl.load(recv, [0, 0], [n, 1]), [0, 0], got)
+        y = pl.store(pl.load(data, [0, 0], [rows, SIZE]), [0, 0], y)
+        return y
+
+    @pl.jit.host
+    def host(
+        x: pl.Tensor[[n, rows, SIZE], pl.FP32],
+        counts: pl.Tensor[[n, n, 1], pl.INT32],
+        y: pl.Out[pl.Tensor[[n, rows, SIZE], pl.FP32]],
+        got: pl.Out[pl.Tensor[[n, n, 1], pl.INT32]],
+    ):
+        src_buf = pld.alloc_window_buffer([rows, SIZE], dtype=pl.FP32)
+        data_buf = pld.alloc_window_buffer([rows, SIZE], dtype=pl.FP32)
+        signal_buf = pld.alloc_window_buffer([n, 1], dtype=pl.INT32)
+        sent_buf = pld.alloc_window_buffer([n, 1], dtype=pl.INT32)
+        recv_buf = pld.alloc_window_buffer([n, 1], dtype=pl.INT32)
+        src = pld.window(src_buf, [rows, SIZE], dtype=pl.FP32)
+        data = pld.window(data_buf, [rows, SIZE], dtype=pl.FP32)
+        signal = pld.window(signal_buf, [n, 1], dtype=pl.INT32)
+        sent = pld.window(sent_buf, [n, 1], dtype=pl.INT32)
+        recv = pld.window(recv_buf, [n, 1], dtype=pl.INT32)
+        for r in pl.range(pld.world_size()):
+            stage(x[r], counts[r], src, sent, device=r)
+        data = pld.tensor.all_to_all_v(src, data, signal, sent, recv)
+        for r in pl.range(pld.world_size()):
+            readback(data, recv, y[r], got[r], device=r)
+
+    return host

@@ -81,6 +81,102 @@ def test_reduce_scatter(n):
         np.testing.assert_array_equal(y[r], want)
 
 
+def all_to_all_v_case(n: int, cap: int, seed: int):
+    x = inputs(n, n * cap, seed)
+    counts = np.random.default_rng(seed).integers(0, cap + 3, size=(n, n)).astype(np.int32)
+    counts[0, -1] = 0  # an empty block; others exceed cap (clamped)
+    want_y = np.zeros_like(x)
+    want_got = np.zeros((n, n, 1), np.int32)
+    for r in range(n):  # receiver
+        for s in range(n):  # sender: its block r lands in r's block s, whatever the count
+            want_y[r, s * cap : (s + 1) * cap] = x[s, r * cap : (r + 1) * cap]
+            want_got[r, s, 0] = min(counts[s, r], cap)
+    return x, counts, want_y, want_got
+
+
+@pytest.mark.parametrize("n,cap", [(2, 3), (3, 2), (4, 1)])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_all_to_all_v(n, cap, seed):
+    x, counts, want_y, want_got = all_to_all_v_case(n, cap, 12 + n)
+    y, got = np.zeros_like(x), np.zeros((n, n, 1), np.int32)
+    with world(n, seed):
+        K.make_all_to_all_v(n, cap)(x, counts, y, got)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(got, want_got)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_all_to_all_v_as_a_host_builtin(seed):
+    n, cap = 3, 2
+    x, counts, want_y, want_got = all_to_all_v_case(n, cap, 20)
+    y, got = np.zeros_like(x), np.zeros((n, n, 1), np.int32)
+    with world(n, seed):
+        K.make_host_all_to_all_v(n, cap)(x, counts[..., None], y, got)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(got, want_got)
+
+
+def test_all_to_all_v_rejects_a_negative_count():
+    from pldsl.diagnostics import PldslError
+
+    x, counts, _, _ = all_to_all_v_case(2, 2, 21)
+    counts[1, 0] = -3
+    with pytest.raises(PldslError) as err, world(2):
+        K.make_all_to_all_v(2, 2)(x, counts, np.zeros_like(x), np.zeros((2, 2, 1), np.int32))
+    d = err.value.diagnostic
+    assert d.rule == "BadCount" and "on rank 1" in d.notes
+    assert d.message == (
+        "pld.tensor.all_to_all_v: send_counts[0] is -3 on rank 1: a row count cannot be negative"
+    )
+
+
+def test_all_to_all_v_type_rule():
+    from pldsl.diagnostics import PldslError
+
+    @pl.jit.incore
+    def step(
+        x: pl.Tensor[[4, K.SIZE], pl.FP32],
+        counts: pl.Tensor[[2], pl.FP32],
+        data: pld.DistributedTensor[[4, K.SIZE], pl.FP32],
+        signal: pld.DistributedTensor[[2, 1], pl.INT32],
+        recv: pld.DistributedTensor[[2, 1], pl.INT32],
+    ):
+        data = pld.tensor.all_to_all_v(x, data, signal, counts, recv)
+        return data
+
+    with pytest.raises(PldslError) as err:
+        step.specialize(*[np.zeros(s, d) for s, d in [((4, K.SIZE), np.float32), ((2,), np.float32),
+                          ((4, K.SIZE), np.float32), ((2, 1), np.int32), ((2, 1), np.int32)]])  # fmt: skip
+    d = err.value.diagnostic
+    assert d.rule == "TypeError"
+    assert "send_counts is an INT32 [nranks] or [nranks, 1] tensor, got" in d.message
+
+
+def test_the_c_backend_refuses_all_to_all_v():
+    from pldsl.backends.c import emit_c
+    from pldsl.diagnostics import PldslError
+
+    @pl.jit.incore
+    def step(
+        x: pl.Tensor[[4, K.SIZE], pl.FP32],
+        counts: pl.Tensor[[2, 1], pl.INT32],
+        data: pld.DistributedTensor[[4, K.SIZE], pl.FP32],
+        signal: pld.DistributedTensor[[2, 1], pl.INT32],
+        recv: pld.DistributedTensor[[2, 1], pl.INT32],
+    ):
+        data = pld.tensor.all_to_all_v(x, data, signal, counts, recv)
+        return data
+
+    args = [np.zeros((4, K.SIZE), np.float32), np.zeros((2, 1), np.int32),
+            np.zeros((4, K.SIZE), np.float32), np.zeros((2, 1), np.int32),
+            np.zeros((2, 1), np.int32)]  # fmt: skip
+    with pytest.raises(PldslError) as err:
+        emit_c(step.specialize(*args))
+    d = err.value.diagnostic
+    assert d.rule == "CBackendUnsupported"
+    assert d.message.startswith("pld.tensor.all_to_all_v is a distributed (pld) op")
+
+
 def test_ir_text_round_trip():
     x1, x2 = inputs(2, 1), inputs(2, 2)
     programs = [
@@ -138,6 +234,9 @@ def test_every_pld_op_is_captured_and_round_trips_here():
         K.make_gather(2, "allgather").specialize(x1, np.zeros((2, 2, K.SIZE), np.float32)),
         K.make_gather(2, "all_to_all").specialize(xn, np.zeros_like(xn)),
         K.make_gather(2, "reduce_scatter").specialize(xn, np.zeros_like(xn)),
+        K.make_all_to_all_v(2, 1).specialize(
+            xn, np.zeros((2, 2), np.int32), np.zeros_like(xn), np.zeros((2, 2, 1), np.int32)
+        ),
     ]
     xc = np.zeros((2, 1, C.SIZE), np.float32)
     programs += [make(0).specialize(xc, np.zeros_like(xc)) for make in (C.neighbour_load, C.ring)]

@@ -54,6 +54,7 @@ from pldsl.ir.nodes import (
     Yield,
     walk,
 )
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.traversal import iter_stmts
 from pldsl.ir.types import ScalarType, TensorType, TupleType
 
@@ -1127,7 +1128,7 @@ class Emitter:
     def e_opcall(self, e: OpCall) -> CVal:
         handler = OP_EMITTERS.get(e.op)
         if handler is None:
-            raise unsupported(f"the C backend has no implementation of pl.{e.op}", e.span)
+            raise unsupported(f"the C backend has no implementation of {op_label(e.op)}", e.span)
         args = []
         for a in e.args:
             if a is None:
@@ -1156,7 +1157,7 @@ class Emitter:
 
     @staticmethod
     def label(e: OpCall) -> str:
-        return f"pl.{e.op}"
+        return op_label(e.op)
 
 
 def emit_program(program: Program, precision: str = "bf16", profile: bool = False) -> Emitted:

@@ -14,6 +14,7 @@ from pldsl.execution.memory import pad_name
 from pldsl.ir.nodes import (
     OpCall,
 )
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.symbolic import static_value
 from pldsl.ir.types import ScalarType
 
@@ -1396,7 +1397,7 @@ from . import tile_emitters  # noqa: E402, F401  (the tile level's emitters regi
 def _distributed(em: Emitter, e: OpCall, args: list) -> CVal:
     """The `pld` ops need several ranks: the interpreter simulates them, C does not."""
     raise unsupported(
-        f"pl.{e.op} is a distributed (pld) op: the C backend runs one rank; run distributed "
+        f"{op_label(e.op)} is a distributed (pld) op: the C backend runs one rank; run distributed "
         "kernels on the interpreter, which simulates the ranks (pldsl pypto --ranks N)",
         e.span,
     )
