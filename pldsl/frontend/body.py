@@ -37,7 +37,7 @@ from pldsl.ir.nodes import (
     Yield,
 )
 from pldsl.ir.printer import format_type
-from pldsl.ir.symbolic import shape_vars, types_equal
+from pldsl.ir.symbolic import deduce_call_type, shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type, memory_of
 from pldsl.ops import TypeRuleError, lookup
 from pldsl.ops.binding import bind_op_call, scalar_binop_type, signature_hint
@@ -1624,7 +1624,8 @@ class BodyBuilder:
                     memory_hint(p.type, a.type)
                     or "arguments must match the parameter's dtype, rank and static dims",
                 )
-        return Call(name, args, sig.call_type, self.span(node))
+        call_type = deduce_call_type(sig.params, tuple(a.type for a in args), sig.call_type)
+        return Call(name, args, call_type, self.span(node))
 
 
 _EXPR_HINTS = {

@@ -76,7 +76,7 @@ from pldsl.ir.nodes import (
 from pldsl.ir.opbinding import bind_op_call, scalar_binop_type
 from pldsl.ir.opdefs import TypeRuleError, lookup
 from pldsl.ir.printer import describe_type
-from pldsl.ir.symbolic import shape_vars, types_equal
+from pldsl.ir.symbolic import deduce_call_type, shape_vars, types_equal
 from pldsl.ir.types import (
     DistributedTensorType,
     ScalarType,
@@ -862,7 +862,8 @@ class _Reader:
         args = tuple(self.expr(a) for a in arg_nodes)
         if len(args) != len(sig.params):
             self.fail(node, f"self.{name} takes {len(sig.params)} arguments, got {len(args)}")
-        return Call(str(name), args, sig.call_type, span)
+        call_type = deduce_call_type(sig.params, tuple(a.type for a in args), sig.call_type)
+        return Call(str(name), args, call_type, span)
 
     # ---------------------------------------------------------- attributes
 

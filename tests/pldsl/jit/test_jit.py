@@ -207,3 +207,32 @@ def test_an_external_kernel_is_a_fault_on_the_c_backend_too():
     with pytest.raises(RuntimeFault) as info:
         built.run("calls_extern", x, np.zeros_like(x))
     assert info.value.diagnostic.rule == "ExternalKernel"
+
+
+def test_a_call_returns_its_declared_dynamic_dims_bound_by_the_arguments():
+    # PyPTO deduces a call's return type by substituting the callee's dynamic dims with the
+    # arguments' dims, so rebinding a [4, 8] window to the helper's result is no type change
+    x, y = rand(4, 8), np.zeros((4, 8), np.float32)
+    K.rebinds_through_a_dynamic_helper(x, y)
+    np.testing.assert_array_equal(y, x * np.float32(8))  # doubled three times, exact in fp32
+    program = K.rebinds_through_a_dynamic_helper.specialize(x, y)
+    assert pl.structural_equal(pl.parse_ir(pl.print_ir(program)), program)
+    assert [d for d in pl.check(program) if d.is_error] == []
+
+
+def test_deduced_call_types_substitute_shape_and_valid_shape():
+    from pldsl.dtypes import FP32, INDEX
+    from pldsl.ir.nodes import BinOp, Const, Param, Var
+    from pldsl.ir.symbolic import deduce_call_type
+    from pldsl.ir.types import ScalarType
+
+    t = Var("T", ScalarType(INDEX))
+    n = Var("N", ScalarType(INDEX))
+    params = (Param(Var("h", TensorType((t, 8), FP32))), Param(Var("s", ScalarType(INDEX))))
+    twice = BinOp("mul", t, Const(2, INDEX), ScalarType(INDEX))
+    declared = TensorType((twice, n), FP32, valid_shape=(t, 8))
+    got = deduce_call_type(params, (TensorType((16, 8), FP32), ScalarType(INDEX)), declared)
+    assert got.shape[0] == 32 and got.shape[1] is n  # N: no parameter names it
+    assert got.valid_shape == (16, 8)
+    # a rank mismatch binds nothing (the call is reported elsewhere)
+    assert deduce_call_type(params, (TensorType((16,), FP32),), declared) is declared
