@@ -62,6 +62,7 @@ AT_KWARGS = (
     "name_hint",
     "allow_early_resolve",
     "deps",
+    "no_dep_args",
 )
 # `pl.add(a, b)` on two scalars is `a + b` (PyPTO's scalar dispatch of the unified ops).
 SCALAR_DISPATCH = {
@@ -752,6 +753,9 @@ class BodyBuilder:
         for name, node in given:
             if name == "deps":
                 deps = scopes.deps_list(self, node)
+                continue
+            if name == "no_dep_args":
+                attrs.append((name, scopes.no_dep_tensors(self, node)))
                 continue
             value = self.static_value(node, f"{name}=")
             if name == "level" and not isinstance(value, Level):

@@ -108,3 +108,59 @@ def test_a_file_needing_torch_says_how_to_get_it(tmp_path, capsys):
     assert pypto(script) == 2
     err = capsys.readouterr().err
     assert "raised ModuleNotFoundError" in err and "pip install 'pldsl[pypto]'" in err
+
+
+HARNESS = FILES / "shapes_from_harness" / "layer.py"
+
+
+def test_check_reports_each_entry_without_shapes_and_checks_the_others(capsys, monkeypatch):
+    # run from elsewhere: the file's sibling module (sizes.py) still imports
+    monkeypatch.chdir(Path(__file__).parents[2] / "docs")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert main(["check", str(HARNESS)]) == 1
+    out = capsys.readouterr().out
+    assert "1 program(s) checked: 2 error(s)" in out  # fixed() checked clean
+    assert out.count("error[MissingShape]") == 2
+    assert (
+        "jit entry scaled() has no shapes in this file: 2 bare pl.Tensor parameter(s) (x, y)" in out
+    )
+    assert "run the file's own harness" in out  # scaled() is lowered by it
+    assert "jit entry unused() has no shapes" in out and "this file never calls it" in out
+    assert "layer.py:13:1" in out and "layer.py:20:1" in out  # each entry's own line
+
+
+def test_shapes_from_the_command_line_complete_an_entry(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    args = ["check", str(HARNESS), "--shape", "x=8x16", "--shape", "y=8x16", "--shape", "w=8x16"]
+    assert main(args) == 0
+    assert "3 program(s) checked: 0 error(s)" in capsys.readouterr().out
+
+
+def test_lower_in_the_files_own_harness_is_a_checked_compile_only_row(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert pypto("--check", HARNESS, "-p", "a2a3sim") == 0
+    out = capsys.readouterr().out
+    assert "Lowered 1 function(s)." in out
+    assert "scaled  -       -            -            compile only  PASS" in out
+
+
+def test_lower_returns_the_specialised_program_and_reads_annotations_without_arguments():
+    import numpy as np
+
+    from pldsl.pypto.files import hook_for, import_file
+
+    with hook_for(HARNESS):
+        sys.path.insert(0, str(HARNESS.parent))
+        try:
+            module = import_file(HARNESS)
+        finally:
+            sys.path.remove(str(HARNESS.parent))
+    x = np.zeros((4, 6), np.float32)
+    entry = module.scaled.lower(x, x).functions["scaled"]
+    assert [p.type.shape for p in entry.params] == [(4, 6), (4, 6)]
+    assert module.fixed.lower().functions["fixed"].params[0].type.shape == (8, 16)
+    from pldsl.diagnostics import CaptureError
+
+    with pytest.raises(CaptureError) as info:
+        module.scaled.lower()  # signature mode: a bare pl.Tensor has no shape to read
+    assert info.value.diagnostic.rule == "MissingShape"
