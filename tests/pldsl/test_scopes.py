@@ -327,3 +327,44 @@ def test_the_ir_parser_rejects_a_no_dep_entry_that_is_not_a_tensor():
     with pytest.raises(pl.PldslError) as info:
         pl.parse_ir(text.replace("no_dep_args=[y, x]", "no_dep_args=[i]"))
     assert "no_dep_args= takes a list of tensor names" in info.value.diagnostic.message
+
+
+COUNTS_SRC = """\
+import pldsl as pl
+
+
+@pl.program
+class K:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(self, idx: pl.Tensor[[6, 2], pl.INT32], out: pl.Out[pl.Tensor[[8], pl.INT32]]):
+        cursor = pl.array.create(8, pl.INT32)
+        for e in pl.range(8):
+            cursor[e] = 0
+        for t in pl.range(6):
+            for k in pl.range(2):
+                eid = pl.read(idx, [t, k])
+                d = eid // 4
+                cursor[d * 4 + (eid - d * 4)] = cursor[d * 4 + (eid - d * 4)] + 1
+        for e in pl.range(8):
+            pl.write(out, [e], cursor[e])
+        return out
+"""
+
+
+def test_an_index_value_written_into_an_integer_array_is_converted():
+    """deepseek_v4_flash_dspark/moe.py's counter: `cursor[i] = cursor[i] + 1` adds an INDEX
+    literal to an INT32 element; PyPTO's array.update_element takes the INDEX value into the
+    INT32 array. Counts per expert against np.bincount, on both engines."""
+    (prog,) = pl.capture_source(COUNTS_SRC, "<counts>")
+    round_trip(prog)
+    idx = np.random.default_rng(11).integers(0, 8, (6, 2)).astype(np.int32)
+    want = np.bincount(idx.ravel(), minlength=8).astype(np.int32)
+    np.testing.assert_array_equal(interpreter.run(prog, "f", idx, np.zeros(8, np.int32)), want)
+    np.testing.assert_array_equal(compile_c(prog).run("f", idx, np.zeros(8, np.int32)), want)
+
+
+def test_a_float_written_into_an_integer_array_is_still_an_error():
+    d = _capture_error(
+        "c = pl.array.create(4, pl.INT32)\nc[0] = pl.tensor.read(a, [0, 0])"
+    ).diagnostic
+    assert "FP32" in d.message and "INT32" in d.message, d.render()
