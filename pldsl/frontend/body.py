@@ -1242,6 +1242,16 @@ class BodyBuilder:
             external = _external_function(self.program.ns.get(func.id))
             if external is not None:
                 return self.external_call(node, external)
+        if name is None and isinstance(func, ast.Name) and func.id not in self.vars:
+            if func.id in self.program.ns and self.program.ns[func.id] is None:
+                raise fail(
+                    "UnsupportedFeature",
+                    f"call to '{func.id}': the name is None when the kernel is captured (a "
+                    "function the module binds later, at run time)",
+                    self.span(node),
+                    f"bind '{func.id}' to a @pl.jit function before the kernel is captured (a "
+                    "module whose runner binds its kernels at run time compiles through it)",
+                )
         if name is None:
             raise fail(
                 "UnsupportedFeature",
