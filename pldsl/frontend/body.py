@@ -53,6 +53,7 @@ _BINOPS = {
 }
 _CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 LOOP_KINDS = ("range", "parallel", "unroll", "pipeline")
+INDEX_T = ScalarType(INDEX)
 LOOP_KWARGS = ("init_values", "chunk", "chunk_policy", "stage")
 CHUNK_POLICIES = ("guarded", "leading_full")
 AT_KWARGS = (
@@ -605,7 +606,13 @@ class BodyBuilder:
                 self.span(s.target),
                 "for i, (a, b) in pl.range(n, init_values=(a0, b0)):",
             )
-        var = self.bind(loop_var.id, ScalarType(INDEX), loop_var)
+        old = self.vars.get(loop_var.id)
+        if old is not None and not self.strict_ssa and not types_equal(old.type, INDEX_T):
+            # PyPTO defines the loop variable afresh (a redefinition is allowed): a name that
+            # held another type (an INT32 scalar `slot`) becomes the INDEX loop variable
+            var = self._fresh_var(loop_var.id, INDEX_T, loop_var)
+        else:
+            var = self.bind(loop_var.id, INDEX_T, loop_var)
         self._check_yield_placement(s, bool(inits))
         carries, saved = control.bind_carries(self, carry_names, inits)
         self.loop_kinds.append(kind)
