@@ -778,6 +778,26 @@ def make_tests(run: Callable) -> dict[str, Callable]:
         same_bits(d, d_before, "scatter mask leaves dst alone")
 
     @add
+    def test_scatter_mask_rows_past_dst_are_a_fault():
+        """With a dynamic row count the type rule cannot compare rows: a run whose input has
+        exactly dst's rows is clean (the edge), one row more is a ShapeMismatch fault, not a
+        write past dst."""
+        text = (
+            'import pldsl as pl\nM = pl.dynamic("M")\n@pl.program\nclass P:\n'
+            "    @pl.function\n"
+            "    def k(self, x: pl.Tensor[[M, 4], pl.FP32], d: pl.Tensor[[3, 8], pl.FP32]):\n"
+            "        r = pl.tensor.scatter(x, mask_pattern=pl.tile.MaskPattern.P1010, dst=d)\n"
+            "        return r\n"
+        )
+        d = np.full((3, 8), -1.0, np.float32)
+        x = np.arange(12, dtype=np.float32).reshape(3, 4)
+        want = d.copy()
+        want[:, 1::2] = x
+        same_bits(run(program(text), x, d), want, "scatter mask, input rows == dst rows")
+        more = np.ones((4, 4), np.float32)
+        assert fault_rule(lambda: run(program(text), more, d)) == "ShapeMismatch"
+
+    @add
     @PROPS
     @given(seed=seeds)
     def test_scatter_mask_inverts_gather_mask(seed):
