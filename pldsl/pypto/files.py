@@ -316,7 +316,7 @@ def file_programs(
 
     Raises PldslError (a kernel that does not capture), ShapeOptionError, ImportFailure."""
     named = parse_shapes(shapes or [])
-    with hook_for(file), _on_path(search_paths(file)):
+    with hook_for(file), _importing_from(file):
         module = _import_module(file)
         programs = built_programs(module) if built else []
         entries = jit_entries(module)
@@ -345,13 +345,21 @@ def search_paths(file: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def _on_path(paths: list[str]):
-    saved = list(sys.path)
-    sys.path[:0] = [p for p in paths if p not in sys.path]
+def _importing_from(file: Path):
+    """The file's search paths first while it is read; afterwards the path as it was, and the
+    sibling modules it imported forgotten (the next file's folder may hold its own
+    `config.py`, as each pypto-lib model folder does)."""
+    saved, before = list(sys.path), set(sys.modules)
+    sys.path[:0] = [p for p in search_paths(file) if p not in sys.path]
+    folder = file.resolve().parent
     try:
         yield
     finally:
         sys.path[:] = saved
+        for name in set(sys.modules) - before:
+            origin = getattr(sys.modules.get(name), "__file__", None) or ""
+            if origin and Path(origin).resolve().parent == folder:
+                del sys.modules[name]
 
 
 def _import_module(file: Path) -> Any:

@@ -164,3 +164,28 @@ def test_lower_returns_the_specialised_program_and_reads_annotations_without_arg
     with pytest.raises(CaptureError) as info:
         module.scaled.lower()  # signature mode: a bare pl.Tensor has no shape to read
     assert info.value.diagnostic.rule == "MissingShape"
+
+
+def test_two_files_with_same_named_siblings_check_in_one_run(tmp_path, capsys, monkeypatch):
+    # each pypto-lib model folder has its own config.py: the second file must see its own
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    kernel = (
+        "import pypto.language as pl\nfrom config import ROWS\n\n\n@pl.jit\n"
+        "def k(x: pl.Tensor[[ROWS, 8], pl.FP32], y: pl.Out[pl.Tensor[[ROWS, 8], pl.FP32]]):\n"
+        "    with pl.at(level=pl.Level.CORE_GROUP):\n"
+        "        y = pl.assemble(y, pl.add(x, x), [0, 0])\n"
+        "    return y\n"
+    )
+    files = []
+    for name, text, names in (
+        ("a", "ROWS = 4\n", "ROWS"),
+        ("b", "COLS = 8\nROWS = 6\n", "ROWS, COLS"),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.py").write_text(text)
+        (tmp_path / name / "kernel.py").write_text(kernel.replace("ROWS\n", f"{names}\n", 1))
+        files.append(str(tmp_path / name / "kernel.py"))
+    assert main(["ir", files[1]]) == 0 and "[[6, 8], pl.FP32]" in capsys.readouterr().out
+    assert main(["check", *files]) == 0
+    assert "2 program(s) checked: 0 error(s)" in capsys.readouterr().out
+    assert "config" not in sys.modules  # the siblings it imported are forgotten
