@@ -159,6 +159,10 @@ def test_lower_returns_the_specialised_program_and_reads_annotations_without_arg
     entry = module.scaled.lower(x, x).functions["scaled"]
     assert [p.type.shape for p in entry.params] == [(4, 6), (4, 6)]
     assert module.fixed.lower().functions["fixed"].params[0].type.shape == (8, 16)
+    compiled = module.fixed.compile()  # signature mode too; the program runs as compiled
+    y = np.zeros((8, 16), np.float32)
+    compiled(np.full((8, 16), 2.0, np.float32), y)
+    np.testing.assert_array_equal(y, np.full((8, 16), 3.0, np.float32))
     from pldsl.diagnostics import CaptureError
 
     with pytest.raises(CaptureError) as info:
