@@ -12,6 +12,10 @@ Every .py file under examples/ and models/ is examined in its own process:
 * defect      the file fails on pypto-lib's own code, as it would under PyPTO (an attribute
               its config lacks, a module it imports that does not exist): not a pldsl gap
 * failed      the file does not import or its kernels do not capture: the first error
+* needs-shapes a @pl.jit entry whose bare `pl.Tensor` parameters get shapes only from a call
+              the file does not make at import (PyPTO needs the call too), and the file's own
+              compile-only harness (`-p a2a3sim`, run as `pldsl pypto FILE --check -p a2a3sim`)
+              does not specialise it either; its other kernels are still checked
 * captured    every kernel captured; the static checks report an error
 * checked     captured and checked clean; its golden run did not pass (or it has none)
 * ran         its `__main__` harness ran under `pldsl pypto` and matched its own golden
@@ -96,12 +100,15 @@ def examine(path: Path, root: Path, run_timeout: float) -> dict:
     if not KERNEL_RE.search(text):
         return {"file": rel, "status": "no-kernels", "error": "", "feature": ""}
     sys.path[:0] = [str(path.parent), str(root)]
+    missing: list = []
     try:
-        programs = _capture_module(path, root)
+        programs = _capture(path, missing)
     except Exception as exc:  # noqa: BLE001 - the first error of this file, whatever it is
         if pypto_lib_defect(exc, root):
             return {**_result(rel, "defect", _one_line(exc)), "feature": "pypto-lib defect"}
         return _result(rel, "failed", _one_line(exc))
+    if missing:
+        return _needs_shapes(rel, path, programs, missing, text)
     if not programs and helpers_only(text):
         note = "only @pl.jit helpers (.inline/.incore/...): specialised through their callers"
         return {"file": rel, "status": "no-kernels", "error": note, "feature": ""}
@@ -150,28 +157,56 @@ def _inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
 
-def _capture_module(path: Path, root: Path) -> list:
-    """The file's programs; a module whose own name shadows a pypto-lib package it imports
-    (`qwen3_14b/contract.py` importing the `contract` package, as pypto-lib's registry loads
-    it) is read again with the repository root first on the path, as that loader has it."""
-    from pldsl.pypto.files import ImportFailure
-
-    try:
-        return _capture(path)
-    except ImportFailure as exc:
-        shadowed = f"'{path.stem}' is not a package"
-        if not isinstance(exc.cause, ModuleNotFoundError) or shadowed not in str(exc.cause):
-            raise
-    for name in [m for m in sys.modules if m == path.stem or m.startswith(path.stem + ".")]:
-        del sys.modules[name]
-    sys.path[:] = [str(root)] + [p for p in sys.path if p != str(root)]
-    return _capture(path)
-
-
-def _capture(path: Path) -> list:
+def _capture(path: Path, missing: list) -> list:
+    """The file's programs (a module shadowing a root package it imports, as
+    `qwen3_14b/contract.py` does, is read as pypto-lib's registry loads it: pldsl.pypto.files);
+    jit entries without shapes go to `missing`."""
     from pldsl.pypto.files import file_programs
 
-    return file_programs(path)
+    return file_programs(path, missing=missing)
+
+
+ENTRY_RE = re.compile(r"jit entry (\w+)\(\)")
+
+
+def _needs_shapes(rel: str, path: Path, programs: list, missing: list, text: str) -> dict:
+    """Entries without shapes in the file: what the file's own compile-only harness
+    specialises counts as captured (and checked); the rest need shapes from outside."""
+    import pldsl as pl
+
+    names = [m.group(1) for d in missing for m in [ENTRY_RE.search(d.message)] if m]
+    through = _harness_compiles(path) if "a2a3sim" in text else {}
+    left = [n for n in names if n not in through]
+    for p in programs:
+        errors = [d for d in pl.check(p) if d.is_error]
+        if errors:
+            d = errors[0]
+            return _result(rel, "captured", f"check {d.rule}: {d.message} ({d.span})")
+    failed = [n for n in names if through.get(n) is False]
+    if left:
+        note = "jit entries with shapes only from a call: " + ", ".join(f"{n}()" for n in left)
+        if len(names) < len(missing):
+            note = missing[0].message  # a MissingShape that names no entry
+        done = [n for n in names if n in through]
+        if done:
+            note += f" (through its harness: {', '.join(done)})"
+        return {"file": rel, "status": "needs-shapes", "error": note[:300],
+                "feature": "shapes only from a call outside the file"}  # fmt: skip
+    if failed:
+        return _result(rel, "captured", f"check (harness --check): {', '.join(failed)}")
+    return _result(rel, "checked", f"through its harness (-p a2a3sim): {', '.join(names)}")
+
+
+def _harness_compiles(path: Path) -> dict[str, bool]:
+    """`pldsl pypto FILE --check -p a2a3sim` (pypto-lib's compile-only run): kernel name ->
+    whether its specialisation checked clean."""
+    cmd = [sys.executable, "-m", "pldsl.cli", "pypto", "--check", str(path), "-p", "a2a3sim"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {}
+    rows = re.findall(r"^(\w+)\s+-\s+-\s+-\s+compile only\s+(PASS|FAIL)", done.stdout, re.M)
+    return {name: result == "PASS" for name, result in rows}
 
 
 def _run(rel: str, path: Path, timeout: float) -> dict:
@@ -230,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-timeout", type=float, default=120.0, help="seconds per golden run")
     ap.add_argument("--file-timeout", type=float, default=300.0, help="seconds per file")
     ap.add_argument("--under", default="", help="only files whose path starts with this")
+    ap.add_argument("--files", nargs="+", default=None, metavar="PATH",
+                    help="only these files (paths inside pypto-lib, e.g. models/x/y.py)")  # fmt: skip
     ap.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # child process
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -241,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         files = [
             f for f in kernel_files(root) if f.relative_to(root).as_posix().startswith(args.under)
         ]
+        if args.files is not None:
+            wanted = {Path(f).as_posix() for f in args.files}
+            files = [f for f in files if f.relative_to(root).as_posix() in wanted]
         results = [_examine_in_child(f, root, args) for f in files]
     _report(results, args)
     return 0
@@ -285,7 +325,8 @@ def _report(results: list[dict], args) -> None:
     print()
     print(f"kernel files: {kernels}   captured: {captured}   checked: "
           f"{totals['checked'] + totals['ran']}   ran against golden: {totals['ran']}   "
-          f"failed: {totals['failed']}   pypto-lib defects: {totals['defect']}   "
+          f"failed: {totals['failed']}   needs shapes: {totals['needs-shapes']}   "
+          f"pypto-lib defects: {totals['defect']}   "
           f"(no kernels: {totals['no-kernels']})")  # fmt: skip
     blockers = Counter(r["feature"] for r in results if r["status"] == "failed")
     if blockers:

@@ -31,7 +31,9 @@ def gather_row(op, ctx: Context, rtype, acc: TensorValue, src: TensorValue, dst_
 def scatter(op, ctx: Context, rtype, input: TensorValue, index=None, src=None, dst=None,
             dim=-1, mask_pattern=None):  # fmt: skip
     """A copy of input with out[b, index[b, k]] = src[b, k] over index's valid region, in k
-    order (a repeated column keeps the last)."""
+    order (a repeated column keeps the last); the mask form is `_scatter_mask`."""
+    if mask_pattern is not None:
+        return _scatter_mask(ctx, input, dst, mask_pattern)
     rows, cols = index.valid
     if rows > input.shape[0] or rows > src.shape[0] or cols > src.shape[1]:
         raise OpFault(
@@ -56,3 +58,23 @@ def scatter(op, ctx: Context, rtype, input: TensorValue, index=None, src=None, d
     for k in range(cols):  # in k order: a repeated column keeps the last
         out[np.arange(rows), idx[:, k]] = values[:rows, k]
     return fresh(ctx, out, input.dtype, input.valid)
+
+
+def _scatter_mask(ctx: Context, input: TensorValue, dst: TensorValue, mask_pattern) -> TensorValue:
+    """A copy of dst with out[b, off + k * stride] = input[b, k] over input's valid region
+    (stride and offset of the MaskPattern, as the mask gather reads them)."""
+    from pldsl.ops.table_more import MASK_STRIDE, mask_pattern_code
+
+    stride, off = MASK_STRIDE[mask_pattern_code(mask_pattern)]
+    rows, cols = input.valid
+    if rows > dst.shape[0] or off + (cols - 1) * stride >= dst.shape[1] and cols > 0:
+        raise OpFault(
+            "ShapeMismatch",
+            f"scatter mask form: input's valid region {[rows, cols]} does not fit dst "
+            f"'{dst.name}' {list(dst.shape)} at stride {stride}",
+        )
+    input.require(ctx, (rows, cols), "input")
+    out = np.array(dst.materialize(ctx))
+    values = np.asarray(input.materialize(ctx))
+    out[:rows, off : off + cols * stride : stride] = values[:rows, :cols]
+    return fresh(ctx, out, dst.dtype, dst.valid)

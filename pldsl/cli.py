@@ -40,7 +40,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     checked = 0
     for path in args.files:
         try:
-            programs = load_programs(path, args.shape)
+            programs = load_programs(path, args.shape, missing=diagnostics)
         except LoadError as exc:
             print(f"pldsl: error: {exc}", file=sys.stderr)
             status = EXIT_CANNOT_RUN

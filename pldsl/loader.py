@@ -29,7 +29,9 @@ class LoadError(Exception):
     """A file that cannot be read or imported, or a name that selects nothing (one line, exit 2)."""
 
 
-def load_programs(path: str, shapes: list[str] | None = None) -> list[Program]:
+def load_programs(
+    path: str, shapes: list[str] | None = None, missing: list | None = None
+) -> list[Program]:
     """Every program of a Python file, under distinct names (see the module doc).
 
     `@pl.jit` files (and files importing `pypto`) are specialised through `pldsl.pypto.files`:
@@ -37,6 +39,8 @@ def load_programs(path: str, shapes: list[str] | None = None) -> list[Program]:
 
     Raises `LoadError` for a path that is not a readable UTF-8 file or a module that fails
     to import, and `PldslError` for a kernel that does not capture (SyntaxError included).
+    With a `missing` list, a jit entry without shapes adds its MissingShape diagnostic there
+    instead and the file's other programs are returned.
     """
     from pldsl.surface import capture_source
 
@@ -59,7 +63,8 @@ def load_programs(path: str, shapes: list[str] | None = None) -> list[Program]:
 
         if jit_loader.needs_loader(text):
             try:
-                named = [(p.name, p) for p in jit_loader.file_programs(file, shapes)]
+                found = jit_loader.file_programs(file, shapes, missing=missing)
+                named = [(p.name, p) for p in found]
             except (jit_loader.ImportFailure, jit_loader.ShapeOptionError) as exc:
                 raise LoadError(str(exc)) from None
     return distinct_names(named or _programs_from_module(file))

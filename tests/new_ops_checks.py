@@ -749,6 +749,75 @@ def make_tests(run: Callable) -> dict[str, Callable]:
 
     @add
     @PROPS
+    @given(m=st.integers(1, 4), n=st.integers(1, 6), pattern=st.integers(1, 7),
+           dt=st.sampled_from(["FP32", "BF16", "INT32", "INT16", "FP16"]), seed=seeds,
+           data=st.data())  # fmt: skip
+    def test_scatter_mask_form(m, n, pattern, dt, seed, data):
+        """PyPTO's tensor.scatter_mask: a copy of dst with out[b, off + k * stride] =
+        input[b, k] over input's valid region (1=P0101 even columns, 2=P1010 odd, 3..6 one
+        of four from offset 0..3, 7=P1111 all); dst and input are unchanged."""
+        stride, off = {1: (2, 0), 2: (2, 1), 3: (4, 0), 4: (4, 1), 5: (4, 2), 6: (4, 3),
+                       7: (1, 0)}[pattern]  # fmt: skip
+        name = ("P0101", "P1010", "P0001", "P0010", "P0100", "P1000", "P1111")[pattern - 1]
+        vr, vc = data.draw(st.integers(0, m)), data.draw(st.integers(0, n))
+        rng = np.random.default_rng(seed)
+        x, d = values(rng, (m, n), dt), values(rng, (m, n * stride), dt)
+        text = source(
+            [f"x: {T((m, n), dt)}", f"d: {T((m, n * stride), dt)}"],
+            [f"w = pl.slice(x, [{m}, {n}], [0, 0], valid_shape=[{vr}, {vc}])",
+             f"r = pl.tensor.scatter(w, mask_pattern=pl.tile.MaskPattern.{name}, dst=d)",
+             "return r"],
+        )  # fmt: skip
+        want = d.copy()
+        for b in range(vr):
+            for k in range(vc):
+                want[b, off + k * stride] = x[b, k]
+        x_before, d_before = x.copy(), d.copy()
+        same_bits(run(program(text), x, d), want, f"scatter mask {pattern} {dt}")
+        same_bits(x, x_before, "scatter mask leaves input alone")
+        same_bits(d, d_before, "scatter mask leaves dst alone")
+
+    @add
+    def test_scatter_mask_rows_past_dst_are_a_fault():
+        """With a dynamic row count the type rule cannot compare rows: a run whose input has
+        exactly dst's rows is clean (the edge), one row more is a ShapeMismatch fault, not a
+        write past dst."""
+        text = (
+            'import pldsl as pl\nM = pl.dynamic("M")\n@pl.program\nclass P:\n'
+            "    @pl.function\n"
+            "    def k(self, x: pl.Tensor[[M, 4], pl.FP32], d: pl.Tensor[[3, 8], pl.FP32]):\n"
+            "        r = pl.tensor.scatter(x, mask_pattern=pl.tile.MaskPattern.P1010, dst=d)\n"
+            "        return r\n"
+        )
+        d = np.full((3, 8), -1.0, np.float32)
+        x = np.arange(12, dtype=np.float32).reshape(3, 4)
+        want = d.copy()
+        want[:, 1::2] = x
+        same_bits(run(program(text), x, d), want, "scatter mask, input rows == dst rows")
+        more = np.ones((4, 4), np.float32)
+        assert fault_rule(lambda: run(program(text), more, d)) == "ShapeMismatch"
+
+    @add
+    @PROPS
+    @given(seed=seeds)
+    def test_scatter_mask_inverts_gather_mask(seed):
+        """dspark_attention.py's RoPE form: even and odd columns gathered apart, then
+        scattered back into a zero tile, give the input again (P0101 even, P1010 odd)."""
+        rng = np.random.default_rng(seed)
+        x = values(rng, (4, 16), "FP32")
+        text = source(
+            [f"x: {T((4, 16), 'FP32')}"],
+            ["ev = pl.gather(x, mask_pattern=pl.tile.MaskPattern.P0101)",
+             "od = pl.gather(x, mask_pattern=pl.tile.MaskPattern.P1010)",
+             "r = pl.full([4, 16], dtype=pl.FP32, value=0.0)",
+             "r = pl.tensor.scatter(ev, mask_pattern=pl.tile.MaskPattern.P0101, dst=r)",
+             "r = pl.tensor.scatter(od, mask_pattern=pl.tile.MaskPattern.P1010, dst=r)",
+             "return r"],
+        )  # fmt: skip
+        same_bits(run(program(text), x), x, "gather then scatter by the same masks")
+
+    @add
+    @PROPS
     @given(m=st.integers(1, 6), n=st.integers(1, 12), data=st.data(),
            dt=st.sampled_from(["FP32", "BF16", "INT32", "INT16"]), seed=seeds)  # fmt: skip
     def test_tile_transpose_view(m, n, data, dt, seed):

@@ -435,7 +435,7 @@ class _Frame:
     def call(self, e: Call) -> object:
         f = callee(self.run.program, e)
         args = [self.value(a) for a in e.args]
-        if f is None:
+        if f is None or f.external:  # an external C++ kernel: what it writes is not seen
             for a in args:
                 self.run.taint(a)
             return UNK
@@ -799,8 +799,8 @@ def _fmt_region(name: str, gap) -> str:
 
 
 def check_function(program: Program, func: Function) -> list[Diagnostic]:
-    if func.is_host_stub or func.func_type in WRAPPER_TYPES:
-        return []
+    if func.is_host_stub or func.external or func.func_type in WRAPPER_TYPES:
+        return []  # an external kernel's body is C++: its writes are not in the IR
     params = [p for p in func.params if p.direction == "Out" and isinstance(p.type, TensorType)]
     if not params:
         return []

@@ -37,7 +37,7 @@ from pldsl.ir.nodes import (
     Yield,
 )
 from pldsl.ir.printer import format_type
-from pldsl.ir.symbolic import shape_vars, types_equal
+from pldsl.ir.symbolic import deduce_call_type, shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type, memory_of
 from pldsl.ops import TypeRuleError, lookup
 from pldsl.ops.binding import bind_op_call, scalar_binop_type, signature_hint
@@ -53,6 +53,7 @@ _BINOPS = {
 }
 _CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 LOOP_KINDS = ("range", "parallel", "unroll", "pipeline")
+INDEX_T = ScalarType(INDEX)
 LOOP_KWARGS = ("init_values", "chunk", "chunk_policy", "stage")
 CHUNK_POLICIES = ("guarded", "leading_full")
 AT_KWARGS = (
@@ -62,6 +63,7 @@ AT_KWARGS = (
     "name_hint",
     "allow_early_resolve",
     "deps",
+    "no_dep_args",
 )
 # `pl.add(a, b)` on two scalars is `a + b` (PyPTO's scalar dispatch of the unified ops).
 SCALAR_DISPATCH = {
@@ -590,7 +592,13 @@ class BodyBuilder:
                 self.span(s.target),
                 "for i, (a, b) in pl.range(n, init_values=(a0, b0)):",
             )
-        var = self.bind(loop_var.id, ScalarType(INDEX), loop_var)
+        old = self.vars.get(loop_var.id)
+        if old is not None and not self.strict_ssa and not types_equal(old.type, INDEX_T):
+            # PyPTO defines the loop variable afresh (a redefinition is allowed): a name that
+            # held another type (an INT32 scalar `slot`) becomes the INDEX loop variable
+            var = self._fresh_var(loop_var.id, INDEX_T, loop_var)
+        else:
+            var = self.bind(loop_var.id, INDEX_T, loop_var)
         self._check_yield_placement(s, bool(inits))
         carries, saved = control.bind_carries(self, carry_names, inits)
         self.loop_kinds.append(kind)
@@ -737,6 +745,9 @@ class BodyBuilder:
         for name, node in given:
             if name == "deps":
                 deps = scopes.deps_list(self, node)
+                continue
+            if name == "no_dep_args":
+                attrs.append((name, scopes.no_dep_tensors(self, node)))
                 continue
             value = self.static_value(node, f"{name}=")
             if name == "level" and not isinstance(value, Level):
@@ -1223,6 +1234,16 @@ class BodyBuilder:
             external = _external_function(self.program.ns.get(func.id))
             if external is not None:
                 return self.external_call(node, external)
+        if name is None and isinstance(func, ast.Name) and func.id not in self.vars:
+            if func.id in self.program.ns and self.program.ns[func.id] is None:
+                raise fail(
+                    "UnsupportedFeature",
+                    f"call to '{func.id}': the name is None when the kernel is captured (a "
+                    "function the module binds later, at run time)",
+                    self.span(node),
+                    f"bind '{func.id}' to a @pl.jit function before the kernel is captured (a "
+                    "module whose runner binds its kernels at run time compiles through it)",
+                )
         if name is None:
             raise fail(
                 "UnsupportedFeature",
@@ -1609,7 +1630,8 @@ class BodyBuilder:
                     memory_hint(p.type, a.type)
                     or "arguments must match the parameter's dtype, rank and static dims",
                 )
-        return Call(name, args, sig.call_type, self.span(node))
+        call_type = deduce_call_type(sig.params, tuple(a.type for a in args), sig.call_type)
+        return Call(name, args, call_type, self.span(node))
 
 
 _EXPR_HINTS = {

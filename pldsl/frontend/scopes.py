@@ -78,6 +78,44 @@ def deps_list(b: BodyBuilder, node: ast.expr) -> tuple[Expr, ...]:
     return tuple(out)
 
 
+def no_dep_tensors(b: BodyBuilder, node: ast.expr) -> tuple[str, ...]:
+    """`pl.at(no_dep_args=[t1, t2])`: tensors the scope's task leaves out of dependency
+    tracking (PyPTO's NoDep argument slots; a scheduling assertion with no effect on values).
+    Checked as PyPTO's parser checks it: a list literal of distinct bare tensor names."""
+    hint = "Use `no_dep_args=[t1, t2]` with bare tensor names captured by the scope body."
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        raise fail(
+            "TypeError", "pl.at(no_dep_args=...) must be a list literal of tensor names",
+            b.span(node), hint,
+        )  # fmt: skip
+    names: list[str] = []
+    for elt in node.elts:
+        if not isinstance(elt, ast.Name):
+            raise fail(
+                "TypeError", "pl.at(no_dep_args=[...]) entries must be bare tensor names",
+                b.span(elt), hint,
+            )  # fmt: skip
+        var = b.vars.get(elt.id)
+        if var is None:
+            raise fail(
+                "TypeError", f"pl.at(no_dep_args=[...]) references unknown name '{elt.id}'",
+                b.span(elt), "Each entry must resolve to a tensor visible in the enclosing "
+                "function scope.",
+            )  # fmt: skip
+        if not isinstance(var.type, TensorType):
+            raise fail(
+                "TypeError", f"pl.at(no_dep_args=[...]) entry '{elt.id}' is not a tensor",
+                b.span(elt), "Only tensors can be marked NoDep.",
+            )  # fmt: skip
+        if var.name in names:
+            raise fail(
+                "TypeError", f"pl.at(no_dep_args=[...]) lists '{elt.id}' more than once",
+                b.span(elt), "Each tensor may appear at most once in `no_dep_args=`.",
+            )  # fmt: skip
+        names.append(var.name)
+    return tuple(names)
+
+
 def _deps_comprehension(b: BodyBuilder, node: ast.ListComp) -> tuple[Expr, ...]:
     """`[tids[i] for i in range(K)]` with a static range: one dependency per item."""
     gen = node.generators[0] if len(node.generators) == 1 else None

@@ -255,6 +255,11 @@ def store(b: BodyBuilder, target: ast.Subscript, value_node: ast.expr, stmt: ast
     src = b.expr(value_node)
     span = b.span(stmt)
     if w.all_scalar and isinstance(src.type, ScalarType) and dst.name in b.arrays:
+        have, want = src.type.dtype, t.dtype
+        if have != want and INDEX in (have, want) and have.is_int and want.is_int:
+            # PyPTO's array.update_element takes an INDEX value into any integer array (and
+            # any integer into an INDEX one), converting it: `cursor[i] = cursor[i] + 1`
+            src = _op(b, "cast", value_node, x=src, target_type=want)
         call = _op(b, "write", stmt, x=dst, indices=ListExpr(tuple(w.offsets), span), value=src)
         return Assign((b.bind(dst.name, call.type, target.value),), call, span)
     if not isinstance(src.type, TensorType):

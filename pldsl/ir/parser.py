@@ -75,8 +75,8 @@ from pldsl.ir.nodes import (
 )
 from pldsl.ir.opbinding import bind_op_call, scalar_binop_type
 from pldsl.ir.opdefs import TypeRuleError, lookup
-from pldsl.ir.printer import describe_type
-from pldsl.ir.symbolic import shape_vars, types_equal
+from pldsl.ir.printer import NAME_LIST_ATTRS, describe_type
+from pldsl.ir.symbolic import deduce_call_type, shape_vars, types_equal
 from pldsl.ir.types import (
     DistributedTensorType,
     ScalarType,
@@ -569,11 +569,24 @@ class _Reader:
                 if not (isinstance(value, Tree) and value.data == "list_expr"):
                     self.fail(kw, "deps= takes a list of task ids")
                 deps = tuple(self.expr(c) for c in value.children)
-        others = [kw for kw in kws if str(kw.children[0]) != "deps"]
+        names = [kw for kw in kws if str(kw.children[0]) in NAME_LIST_ATTRS]
+        others = [kw for kw in kws if str(kw.children[0]) != "deps" and kw not in names]
         attrs = tuple((k, v) for k, (v, _) in self.keywords(others).items())
+        attrs += tuple((str(kw.children[0]), self.name_list(kw)) for kw in names)
         body = self.suite(body_tree)
         tid = self.define(tid_tok, ScalarType(TASK_ID)) if tid_tok is not None else None
         return Scope(str(kind_tok), attrs, body, span, tid, deps)
+
+    def name_list(self, kw: Tree) -> tuple[str, ...]:
+        """`no_dep_args=[t1, t2]`: names of tensors in scope, kept as names."""
+        value = kw.children[1]
+        items = value.children if isinstance(value, Tree) and value.data == "list_expr" else None
+        if items is None:
+            self.fail(kw, f"{kw.children[0]}= takes a list of tensor names")
+        exprs = [self.expr(c) for c in items]
+        if not all(isinstance(e, Var) and isinstance(e.type, TensorType) for e in exprs):
+            self.fail(kw, f"{kw.children[0]}= takes a list of tensor names")
+        return tuple(e.name for e in exprs)
 
     def define(self, name: Token, t: Type) -> Var:
         var = Var(str(name), t, self.span(name))
@@ -862,7 +875,8 @@ class _Reader:
         args = tuple(self.expr(a) for a in arg_nodes)
         if len(args) != len(sig.params):
             self.fail(node, f"self.{name} takes {len(sig.params)} arguments, got {len(args)}")
-        return Call(str(name), args, sig.call_type, span)
+        call_type = deduce_call_type(sig.params, tuple(a.type for a in args), sig.call_type)
+        return Call(str(name), args, call_type, span)
 
     # ---------------------------------------------------------- attributes
 

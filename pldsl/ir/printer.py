@@ -161,8 +161,15 @@ def _op_args(call: OpCall) -> list[str]:
     return out
 
 
+# attrs naming variables of the function (printed bare, as PyPTO writes them)
+NAME_LIST_ATTRS = ("no_dep_args",)
+
+
 def _format_attrs(attrs) -> list[str]:
-    return [f"{k}={format_attr(v)}" for k, v in attrs]
+    return [
+        f"{k}=[{', '.join(v)}]" if k in NAME_LIST_ATTRS else f"{k}={format_attr(v)}"
+        for k, v in attrs
+    ]
 
 
 class _Printer:

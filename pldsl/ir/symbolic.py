@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Mapping
 from typing import Any
@@ -144,3 +145,47 @@ def apply_scalar_binop(
     r = fn(a, b)
     is_int = isinstance(result_type, ScalarType) and result_type.dtype.is_int
     return int(r) if is_int and not isinstance(r, bool) else r
+
+
+def deduce_call_type(params: tuple, arg_types: tuple[Type, ...], declared: Type) -> Type:
+    """The type of a call, as PyPTO deduces it: a dynamic dim of the callee's return type that
+    one of its tensor parameters names is replaced by the argument's dim there.
+
+    `def f(h: pl.Tensor[[T, 64], ...]) -> pl.Tensor[[T, 64], ...]` called with a [16, 64]
+    tensor returns a [16, 64] tensor, so `w = f(w)` keeps `w`'s type. The first parameter
+    naming a dim binds it; a dim no parameter names stays as declared."""
+    binding: dict[str, Dim] = {}
+    for p, a in zip(params, arg_types):
+        if not (isinstance(p.type, TensorType) and isinstance(a, TensorType)):
+            continue
+        if p.type.rank != a.rank:
+            continue
+        for pd, ad in zip(p.type.shape, a.shape):
+            if isinstance(pd, Var):
+                binding.setdefault(pd.name, ad)
+    if not binding:
+        return declared
+    return _substitute_type(declared, binding)
+
+
+def _substitute_type(t: Type, binding: Mapping[str, Dim]) -> Type:
+    if isinstance(t, TupleType):
+        return TupleType(tuple(_substitute_type(i, binding) for i in t.items))
+    if not isinstance(t, TensorType):
+        return t
+    shape = tuple(_substitute_dim(d, binding) for d in t.shape)
+    valid = None
+    if t.valid_shape is not None:
+        valid = tuple(_substitute_dim(d, binding) for d in t.valid_shape)
+    return dataclasses.replace(t, shape=shape, valid_shape=valid)
+
+
+def _substitute_dim(d: Dim, binding: Mapping[str, Dim]) -> Dim:
+    if isinstance(d, Var):
+        return binding.get(d.name, d)
+    if isinstance(d, BinOp):
+        lhs, rhs = _substitute_dim(d.lhs, binding), _substitute_dim(d.rhs, binding)
+        return simplify_dim(BinOp(d.op, _as_expr(lhs), _as_expr(rhs), d.type, d.span))
+    if isinstance(d, UnaryOp):
+        return UnaryOp(d.op, _as_expr(_substitute_dim(d.operand, binding)), d.type, d.span)
+    return d

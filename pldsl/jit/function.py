@@ -15,6 +15,7 @@ dtypes of the scalars.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from pldsl.ir.nodes import Program
@@ -160,9 +161,45 @@ class JITFunction:
         return None if spec.in_place else result
 
     def compile(self, *args: Any, config: Any = None, **kwargs: Any) -> CompiledJit:
-        """PyPTO's `fn.compile(*args, config=RunConfig(...))`: a callable compiled program."""
-        spec, _ = self._specialisation(self._bind(args, kwargs))
+        """PyPTO's `fn.compile(*args, config=RunConfig(...))`: a callable compiled program;
+        with no arguments at all, from the annotations (PyPTO's signature mode)."""
+        if not args and not kwargs:
+            spec = self._from_annotations()
+        else:
+            spec, _ = self._specialisation(self._bind(args, kwargs))
+        _compiled(self.__name__, spec.program, lowered=False)
         return CompiledJit(self, spec, config)
+
+    def lower(self, *args: Any, config: Any = None, **kwargs: Any) -> Program:
+        """PyPTO's `fn.lower(*args)`: the specialised Program, nothing run. With no arguments
+        at all the types come from the annotations (PyPTO's signature mode; a bare
+        `pl.Tensor` is then a MissingShape error). PyPTO returns its IR after its pass
+        pipeline; this is pldsl's captured IR (functions, params, body), before any pass."""
+        if not args and not kwargs:
+            program = self._from_annotations().program
+        else:
+            program = self._specialisation(self._bind(args, kwargs))[0].program
+        _compiled(self.__name__, program, lowered=True)
+        return program
+
+    def _from_annotations(self) -> Specialisation:
+        from pldsl.jit.specialize import annotation_types, returns_only_params
+
+        spec = Specializer()
+        program = spec.program(self, [Given(t) for t in annotation_types(self)])
+        entry = program.function_list[0]
+        return Specialisation(program, entry.name, returns_only_params(entry, spec.aliases))
+
+
+# Told of each program a file specialises without running it (`fn.lower`, `fn.compile`;
+# `lowered`: by lower, whose program is never run): `pldsl pypto` lists them in its table
+# and, with --check, checks them (pldsl.pypto.harness).
+ON_COMPILE: Callable[[str, Program, bool], None] | None = None
+
+
+def _compiled(name: str, program: Program, lowered: bool) -> None:
+    if ON_COMPILE is not None:
+        ON_COMPILE(name, program, lowered)
 
 
 class CompiledJit:

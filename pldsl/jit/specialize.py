@@ -22,6 +22,7 @@ from pldsl.enums import FunctionType, Level, Role
 from pldsl.frontend.capture import ProgramBuilder, SourceMap, _parse, _source_of, fail
 from pldsl.ir.nodes import Call, Function, Param, Program, Return, Signature, Var
 from pldsl.ir.printer import format_type
+from pldsl.ir.symbolic import deduce_call_type
 from pldsl.ir.types import ScalarType, TensorType, Type
 from pldsl.jit import rewrite
 from pldsl.types import (
@@ -281,7 +282,8 @@ class Specializer:
                     builder.span(node),
                     "arguments must match the parameter's dtype, rank and static dims",
                 )
-        call = Call(name, args, sig.call_type, builder.span(node))
+        call_type = deduce_call_type(sig.params, tuple(e.type for e in args), sig.call_type)
+        call = Call(name, args, call_type, builder.span(node))
         if device is not None and "device" not in names:
             # `f(args, device=r)` (pldsl.distributed): `pl.pld.launch(r, self.f(args))`
             from pldsl.frontend.body import checked_op_call

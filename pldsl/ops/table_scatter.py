@@ -1,5 +1,6 @@
-"""`scatter`: PyPTO's column scatter, the inverse of the index gather. Index form only (the
-mask form is refused with a diagnostic). Error messages follow PyPTO's type deducers' wording.
+"""`scatter`: PyPTO's column scatter, the inverse of the gather. Index form
+(`scatter(input, dim=-1, index=, src=)`) and mask form (`scatter(input, mask_pattern=, dst=)`,
+PyPTO's `tensor.scatter_mask`). Error messages follow PyPTO's type deducers' wording.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pldsl.ir.printer import format_dims
 from pldsl.ir.symbolic import static_value
 from pldsl.ir.types import TensorType
 from pldsl.ops.table import _tensor
+from pldsl.ops.table_more import MASK_STRIDE, mask_pattern_code
 
 P = OpParam
 
@@ -17,11 +19,14 @@ ELEMENTS = ("FP16", "FP32", "BF16", "INT16", "INT32", "INT8")
 
 def _infer_scatter(args: dict, attrs: dict) -> TensorType:
     op = "tensor.scatter"
+    is_index = any(v is not None for v in (args.get("index"), args.get("src"), attrs.get("dim")))
     if attrs.get("mask_pattern") is not None or args.get("dst") is not None:
-        raise TypeRuleError(
-            "the mask form of scatter (mask_pattern=, dst=) is not supported by pldsl",
-            "use the index form: pl.scatter(input, dim=-1, index=idx, src=values)",
-        )
+        if is_index:
+            raise TypeRuleError(
+                "scatter() index form (dim, index, src) and mask form (mask_pattern, dst) are "
+                "mutually exclusive; do not mix kwargs from different forms"
+            )
+        return _infer_scatter_mask(args, attrs)
     if args.get("index") is None or args.get("src") is None or attrs.get("dim") is None:
         raise TypeRuleError("scatter() index form requires dim, index and src")
     x, idx, src = _tensor(args, "input"), _tensor(args, "index"), _tensor(args, "src")
@@ -64,6 +69,50 @@ def _infer_scatter(args: dict, attrs: dict) -> TensorType:
     return TensorType(x.shape, x.dtype, x.valid_shape, None)
 
 
+def _infer_scatter_mask(args: dict, attrs: dict) -> TensorType:
+    """PyPTO's tensor.scatter_mask: each row of input spread over the columns of dst that
+    mask_pattern selects (dst.cols == input.cols * stride); the result is dst's type."""
+    op = "tensor.scatter_mask"
+    if attrs.get("mask_pattern") is None or args.get("dst") is None:
+        raise TypeRuleError("scatter() mask form requires both mask_pattern and dst")
+    x, dst = _tensor(args, "input"), _tensor(args, "dst")
+    for name, t in (("input", x), ("dst", dst)):
+        if t.dtype.name not in ELEMENTS:
+            raise TypeRuleError(
+                f"The operator {op} requires {name} dtype in {{I8, I16, I32, FP16, FP32, BF16}}, "
+                f"but got {t.dtype.name}"
+            )
+    if x.dtype != dst.dtype:
+        raise TypeRuleError(
+            f"The operator {op} requires input and dst to have the same dtype, got "
+            f"{x.dtype.name} vs {dst.dtype.name}"
+        )
+    if x.rank != 2 or dst.rank != 2:
+        raise TypeRuleError(
+            f"The operator {op} requires 2D input/dst, but got input rank {x.rank} and dst rank "
+            f"{dst.rank}"
+        )
+    code = mask_pattern_code(attrs["mask_pattern"])
+    if code is None:
+        raise TypeRuleError(
+            f"The operator {op} requires mask_pattern in [1, 7], but got {attrs['mask_pattern']!r}"
+        )
+    stride = MASK_STRIDE[code][0]
+    xr, dr = static_value(x.shape[0]), static_value(dst.shape[0])
+    if None not in (xr, dr) and xr != dr:  # the tile op it lowers to (tile.scatter_mask)
+        raise TypeRuleError(
+            f"The operator {op} requires input.shape[0] == dst.shape[0], got input rows {xr} "
+            f"vs dst rows {dr}"
+        )
+    xc, dc = static_value(x.shape[1]), static_value(dst.shape[1])
+    if None not in (xc, dc) and dc != xc * stride:
+        raise TypeRuleError(
+            f"The operator {op} with mask_pattern={code} requires dst.shape[1] ({dc}) == "
+            f"input.shape[1] ({xc}) * {stride}"
+        )
+    return TensorType(dst.shape, dst.dtype, dst.valid_shape, None)
+
+
 register(
     OpDef(
         "scatter",
@@ -76,8 +125,10 @@ register(
             P("dst", "tensor", None),
         ),
         _infer_scatter,
-        "A copy of input with out[b, index[b, k]] = src[b, k] over index's valid region (in k "
-        "order: a repeated column keeps the last); an index outside [0, N) is a runtime fault.",
+        "Index form: a copy of input with out[b, index[b, k]] = src[b, k] over index's valid "
+        "region (in k order: a repeated column keeps the last); an index outside [0, N) is a "
+        "runtime fault. Mask form: a copy of dst with out[b, off + k * stride] = input[b, k] "
+        "over input's valid region (the MaskPattern's stride and offset, as the mask gather).",
         aliases=("tensor.scatter",),
     )
 )

@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from pldsl.pypto import harness
+from pldsl.pypto.files import search_paths
 
 EXIT_PASS, EXIT_FAIL, EXIT_CANNOT_RUN = 0, 1, 2
 DEVICE_FLAGS = ("-p", "--platform", "-d", "--device")
@@ -58,9 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         print("pldsl pypto: error: --ranks needs at least 1 rank", file=sys.stderr)
         return EXIT_CANNOT_RUN
     from pldsl.interpreter.ranks import world
+    from pldsl.jit import function as jit_function
 
-    with world(opts.ranks, opts.seed, forced=opts.ranks is not None):
-        status = run_file(file, opts.args)
+    jit_function.ON_COMPILE = harness.record_compile
+    try:
+        with world(opts.ranks, opts.seed, forced=opts.ranks is not None):
+            status = run_file(file, opts.args)
+    finally:
+        jit_function.ON_COMPILE = None
     print_table(harness.RESULTS)
     if status is not None:
         return status
@@ -100,7 +106,7 @@ def run_file(file: Path, args: list[str]) -> int | None:
 
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [str(file), *args]
-    sys.path[:0] = [p for p in _search_paths(file) if p not in sys.path]
+    sys.path[:0] = [p for p in search_paths(file) if p not in sys.path]
     try:
         with pypto_modules():
             runpy.run_path(str(file), run_name="__main__")
@@ -121,16 +127,6 @@ def run_file(file: Path, args: list[str]) -> int | None:
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
     return None
-
-
-def _search_paths(file: Path) -> list[str]:
-    """The file's folder and the checkout root above it (pypto-lib files import siblings)."""
-    paths = [str(file.resolve().parent)]
-    for folder in file.resolve().parents:
-        if (folder / ".git").exists() or (folder / "golden").is_dir():
-            paths.append(str(folder))
-            break
-    return paths
 
 
 def _user_frames(exc: BaseException, file: Path) -> str:

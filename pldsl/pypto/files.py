@@ -209,8 +209,12 @@ def _spec_type(spec: Any) -> Type | None:
     return ScalarType(dtype)
 
 
-def specialise(entry: JITFunction, named: dict[str, Type]) -> Program:
-    """The entry's Program for the named types, else for its annotations."""
+def specialise(entry: JITFunction, named: dict[str, Type], text: str = "") -> Program:
+    """The entry's Program for the named types, else for its annotations.
+
+    An entry with a bare `pl.Tensor` parameter that neither annotations, specs nor --shape
+    describe raises MissingShape naming every such parameter (PyPTO too takes their shapes
+    from a call; `text`, the file's source, tells whether the file itself makes one)."""
     params = [a.arg for a in entry.source().fdef.args.args if a.arg != "self"]
     if params and all(p in named for p in params):
         return entry.specialize_types([named[p] for p in params])
@@ -219,22 +223,63 @@ def specialise(entry: JITFunction, named: dict[str, Type]) -> Program:
         # may name another entry's parameters (several entries share one file).
         return entry.specialize_types(annotation_types(entry))
     except CaptureError as exc:
-        if exc.diagnostic.rule != "MissingShape" or not any(p in named for p in params):
+        if exc.diagnostic.rule != "MissingShape":
             raise
-        missing = [p for p in params if p not in named]
-        declared = _declared_types(entry)  # e.g. pld.DistributedTensor windows: not in specs
-        if declared is not None:
-            return entry.specialize_types(declared)  # the specs do not describe this entry
-        src = entry.source()
-        raise CaptureError(
-            Diagnostic(
-                "MissingShape",
-                "error",
-                f"no shape for parameter '{missing[0]}' of {entry.__name__}()",
-                src.smap.span(src.fdef),
-                f"add --shape {missing[0]}=16x128:bf16 (or NAME=:int32 for a scalar)",
-            )
-        ) from None
+        if any(p in named for p in params):
+            declared = _declared_types(entry)  # e.g. pld.DistributedTensor windows: no specs
+            if declared is not None:
+                return entry.specialize_types(declared)  # the specs do not describe this entry
+        raise CaptureError(_needs_shapes(entry, named, exc.diagnostic, text)) from None
+
+
+def _needs_shapes(entry: JITFunction, named: dict[str, Type], first: Diagnostic, text: str):
+    """MissingShape for a jit entry: which parameters need a shape, and where to get them."""
+    src = entry.source()
+    pb_params = [a for a in src.fdef.args.args if a.arg != "self"]
+    bare = [a.arg for a in pb_params if a.arg not in named and _is_bare(entry, a)]
+    if not bare:
+        return first
+    name = entry.__name__
+    shown = ", ".join(bare[:4]) + (f", ... ({len(bare)} in all)" if len(bare) > 4 else "")
+    calls = re.search(rf"(?<![\w.]){re.escape(name)}\s*(\.\s*(lower|compile)\s*)?\(|(?<![\w.])fn\s*=\s*"
+                      rf"{re.escape(name)}\b", _without_def(text, name))  # fmt: skip
+    if calls:
+        where = (
+            "; or run the file's own harness, which calls it with its shapes: "
+            "`pldsl pypto FILE --check [its arguments, e.g. -p a2a3sim]`"
+        )
+    else:
+        where = "; this file never calls it (its shapes come from another module)"
+    return Diagnostic(
+        "MissingShape",
+        "error",
+        f"jit entry {name}() has no shapes in this file: {len(bare)} bare pl.Tensor "
+        f"parameter(s) ({shown}) take theirs from a call, as in PyPTO",
+        src.smap.span(src.fdef),
+        f"give each with --shape NAME=16x128:bf16 (NAME=:int32 for a scalar) or a "
+        f"build_specs() in the file{where}",
+    )
+
+
+def _is_bare(entry: JITFunction, a: ast.arg) -> bool:
+    from pldsl.frontend.capture import ProgramBuilder
+    from pldsl.types import DirectionAnnotation, is_bare_tensor
+
+    if a.annotation is None:
+        return True
+    src = entry.source()
+    try:
+        ann = ProgramBuilder(src.fdef, src.smap, src.ns, {}).annotation(a.annotation)
+    except Exception:  # noqa: BLE001 - only used to word the message
+        return False
+    if isinstance(ann, DirectionAnnotation):
+        ann = ann.inner
+    return ann is None or is_bare_tensor(ann)
+
+
+def _without_def(text: str, name: str) -> str:
+    """The file's text without the `def name(` line (a call is any other mention)."""
+    return re.sub(rf"^\s*def\s+{re.escape(name)}\s*\(", "", text, flags=re.M)
 
 
 def _declared_types(entry: JITFunction) -> list[Type] | None:
@@ -255,29 +300,106 @@ def jit_programs(file: Path, shapes: list[str] | None = None) -> list[Program]:
     return file_programs(file, shapes, built=False)
 
 
-def file_programs(file: Path, shapes: list[str] | None = None, built: bool = True) -> list[Program]:
+def file_programs(
+    file: Path,
+    shapes: list[str] | None = None,
+    built: bool = True,
+    missing: list[Diagnostic] | None = None,
+) -> list[Program]:
     """The programs of a file: its jit entries (specialised), and with `built` its Program
     values and what its `build_*program*()` functions return with their defaults.
 
-    Raises PldslError (a kernel that does not capture), ShapeOptionError, ImportFailure."""
-    from pldsl.diagnostics import PldslError
+    The file imports as when run from its checkout: its folder and the checkout root (the
+    folder above holding `.git` or `golden/`) on the path. With a `missing` list, a jit entry
+    that has no shapes (MissingShape) adds its diagnostic there and the other entries are
+    still returned; without one it is raised.
 
+    Raises PldslError (a kernel that does not capture), ShapeOptionError, ImportFailure."""
     named = parse_shapes(shapes or [])
-    with hook_for(file):
-        try:
-            module = import_file(file)
-        except PldslError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the user's module code, reported in one line
-            raise ImportFailure(
-                f"{file}: importing it failed: {type(exc).__name__}: {exc}", exc
-            ) from None
+    with hook_for(file), _importing_from(file):
+        module = _import_module(file)
         programs = built_programs(module) if built else []
         entries = jit_entries(module)
         if entries:
             types = {**spec_types(module), **named}
-            programs += [specialise(e, types) for e in entries]
+            text = file.read_text(encoding="utf-8", errors="replace")
+            for e in entries:
+                try:
+                    programs.append(specialise(e, types, text))
+                except CaptureError as exc:
+                    if missing is None or exc.diagnostic.rule != "MissingShape":
+                        raise
+                    missing.append(exc.diagnostic)
         return programs
+
+
+def search_paths(file: Path) -> list[str]:
+    """The file's folder and the checkout root above it (pypto-lib files import siblings and
+    the root's packages, as its CI's PYTHONPATH has them)."""
+    paths = [str(file.resolve().parent)]
+    for folder in file.resolve().parents:
+        if (folder / ".git").exists() or (folder / "golden").is_dir():
+            paths.append(str(folder))
+            break
+    return paths
+
+
+@contextlib.contextmanager
+def _importing_from(file: Path):
+    """The file's search paths first while it is read; afterwards the path as it was, and the
+    sibling modules it imported forgotten (the next file's folder may hold its own
+    `config.py`, as each pypto-lib model folder does)."""
+    saved, before = list(sys.path), set(sys.modules)
+    sys.path[:0] = [p for p in search_paths(file) if p not in sys.path]
+    folder = file.resolve().parent
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+        for name in set(sys.modules) - before:
+            origin = getattr(sys.modules.get(name), "__file__", None) or ""
+            if origin and Path(origin).resolve().parent == folder:
+                del sys.modules[name]
+
+
+def _import_module(file: Path) -> Any:
+    """Import the file; a module whose own name shadows a package of the checkout root that
+    it imports (`qwen3_14b/contract.py` importing the root's `contract` package, as
+    pypto-lib's model registry loads it) is imported again with the root first."""
+    try:
+        return _import_once(file)
+    except ImportFailure as exc:
+        shadowed = f"'{file.stem}' is not a package"
+        roots = search_paths(file)[1:] or _ancestors_on_path(file)
+        if not roots or not isinstance(exc.cause, ModuleNotFoundError):
+            raise
+        if shadowed not in str(exc.cause):
+            raise
+    for name in [m for m in sys.modules if m == file.stem or m.startswith(file.stem + ".")]:
+        del sys.modules[name]
+    sys.path[:] = roots + [p for p in sys.path if p not in roots]
+    return _import_once(file)
+
+
+def _ancestors_on_path(file: Path) -> list[str]:
+    """Folders above the file's own that are on the path (a checkout root put there)."""
+    parent = file.resolve().parent
+    return [p for p in sys.path if p and parent != Path(p).resolve() and parent.is_relative_to(p)][
+        :1
+    ]
+
+
+def _import_once(file: Path) -> Any:
+    from pldsl.diagnostics import PldslError
+
+    try:
+        return import_file(file)
+    except PldslError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's module code, reported in one line
+        raise ImportFailure(
+            f"{file}: importing it failed: {type(exc).__name__}: {exc}", exc
+        ) from None
 
 
 def built_programs(module: Any) -> list[Program]:

@@ -243,6 +243,21 @@ def _run(
     return RunResult(record.passed, error, record.seconds)
 
 
+def record_compile(name: str, program: Any, lowered: bool) -> None:
+    """A file's `fn.lower(...)` (a compile-only row of the table) or `fn.compile(...)` (a
+    row only with --check: the file runs the compiled program itself); with --check the
+    program is checked and an error fails the row."""
+    if not lowered and not OPTIONS.check:
+        return
+    record = Record(name, True, compile_only=True)
+    RESULTS.append(record)
+    if OPTIONS.check:
+        try:
+            _check(program)
+        except _CheckFailed as exc:
+            record.passed, record.error = False, str(exc)
+
+
 def _ranks(kwargs: dict) -> Any:
     """Distributed kernels run on as many simulated ranks as the call's DistributedConfig
     names (compile_cfg=dict(distributed_config=...) or config=RunConfig(...))."""

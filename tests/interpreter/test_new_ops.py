@@ -69,6 +69,28 @@ TYPE_ERRORS = [
      "gather output_dtype INT16 must have the same bit width as the input FP32"),
     ("pl.gather(x, dim=-1, index=xi, output_dtype=pl.INT32)",
      "output_dtype is only valid for the mask form of gather()"),
+    ("pl.scatter(i, mask_pattern=1, dst=x, dim=-1)",
+     "scatter() index form (dim, index, src) and mask form (mask_pattern, dst) are mutually "
+     "exclusive"),
+    ("pl.scatter(i, mask_pattern=1)", "scatter() mask form requires both mask_pattern and dst"),
+    ("pl.scatter(i, dst=x)", "scatter() mask form requires both mask_pattern and dst"),
+    ("pl.scatter(i, mask_pattern=8, dst=pl.slice(x, [16, 16], [0, 0]))",
+     "The operator tensor.scatter_mask requires mask_pattern in [1, 7], but got 8"),
+    ("pl.scatter(i, mask_pattern=1, dst=pl.slice(xi, [16, 16], [0, 0]))",
+     "The operator tensor.scatter_mask requires input and dst to have the same dtype, got FP32 "
+     "vs INT32"),
+    ("pl.scatter(i, mask_pattern=3, dst=pl.slice(x, [16, 16], [0, 0]))",
+     "The operator tensor.scatter_mask with mask_pattern=3 requires dst.shape[1] (16) == "
+     "input.shape[1] (8) * 4"),
+    ("pl.scatter(i, mask_pattern=1, dst=pl.slice(x, [16, 17], [0, 0]))",
+     "requires dst.shape[1] (17) == input.shape[1] (8) * 2"),
+    ("pl.scatter(i, mask_pattern=7, dst=pl.slice(x, [16, 9], [0, 0]))",
+     "requires dst.shape[1] (9) == input.shape[1] (8) * 1"),
+    ("pl.scatter(i, mask_pattern=1, dst=pl.slice(x, [15, 16], [0, 0]))",
+     "The operator tensor.scatter_mask requires input.shape[0] == dst.shape[0], got input rows "
+     "16 vs dst rows 15"),
+    ("pl.scatter(v3, mask_pattern=1, dst=x3)",
+     "The operator tensor.scatter_mask requires 2D input/dst, but got input rank 3 and dst rank 3"),
     ("pl.cmp(x, x, cmp_type=6)", "tensor.cmp cmp_type must be an integer in 0..5, but got 6"),
     ("pl.fmods(xi, 0.5)", "tensor.fmods of an integer tensor (INT32) needs an integer divisor"),
     ("pl.row_argmax(pl.reshape(x, [1024]))",

@@ -609,3 +609,14 @@ def test_ops_outside_kernels_say_so():
     assert info.value.diagnostic.rule == "NotInKernel"
     with pytest.raises(pl.CaptureError):
         pl.tensor.read(None, [0])
+
+
+def test_a_call_to_a_name_bound_to_none_says_it_is_bound_later():
+    # qwen3_14b/contract.py's host entries call kernels its model runner binds at run time
+    src = kernel("z = LATE_BOUND(x)").replace(
+        "SIZES = [4, 8]\n", "SIZES = [4, 8]\nLATE_BOUND = None\n"
+    )
+    d = capture_error(src)
+    assert d.rule == "UnsupportedFeature"
+    assert "call to 'LATE_BOUND': the name is None when the kernel is captured" in d.message
+    assert (d.span.line, d.span.col) == locate(src, "LATE_BOUND(x)")

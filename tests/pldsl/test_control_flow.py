@@ -294,3 +294,41 @@ def test_text_ir_errors(old, new, fragment):
     with pytest.raises(pl.PldslError) as info:
         pl.parse_ir(text.replace(old, new, 1))
     assert fragment in info.value.diagnostic.message, info.value.diagnostic.render()
+
+
+LOOP_VAR_SRC = """\
+import pldsl as pl
+
+
+@pl.program
+class K:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(self, idx: pl.Tensor[[4], pl.INT32], out: pl.Out[pl.Tensor[[4], pl.INT32]]):
+        ctr = pl.array.create(4, pl.INT32)
+        for i in pl.range(4):
+            slot = pl.read(idx, [i])
+            ctr[i] = slot + 1
+        for slot in pl.range(4):
+            pl.write(out, [3 - slot], ctr[slot])
+        return out
+"""
+
+
+def test_a_loop_variable_may_take_a_name_that_held_another_type():
+    """PyPTO defines a loop variable afresh (deepseek_v4_flash_dspark/moe.py reuses `slot`,
+    an INT32 counter in one block, as a pl.range loop variable in another): out is idx + 1
+    reversed, on both engines; the INT32 `slot` and the loop's INDEX `slot` stay apart."""
+    (prog,) = pl.capture_source(LOOP_VAR_SRC, "<loop_var>")
+    round_trip(prog)
+    idx = np.array([5, -6, 7, 1 << 20], np.int32)
+    want = (idx + 1)[::-1]
+    np.testing.assert_array_equal(interpreter.run(prog, "f", idx, np.zeros(4, np.int32)), want)
+    np.testing.assert_array_equal(compile_c(prog).run("f", idx, np.zeros(4, np.int32)), want)
+
+
+def test_a_loop_variable_rebinding_a_same_typed_name_is_the_same_variable():
+    src = LOOP_VAR_SRC.replace(
+        "slot = pl.read(idx, [i])", "slot = pl.cast(pl.read(idx, [i]), pl.INDEX)"
+    )
+    (prog,) = pl.capture_source(src, "<loop_var_same>")
+    assert "for slot in pl.range" in pl.print_ir(prog)  # no renaming needed

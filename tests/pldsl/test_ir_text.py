@@ -235,7 +235,10 @@ SAMPLES = {
         ),
     ],
     "sort32": [op("sort32", src=SRC, idx=UIX)],
-    "scatter": [op("scatter", attrs=(("dim", -1),), input=A, index=IDX, src=ROW8)],
+    "scatter": [
+        op("scatter", attrs=(("dim", -1),), input=A, index=IDX, src=ROW8),
+        op("scatter", attrs=(("mask_pattern", MaskPattern.P1111),), input=ROW8, dst=ROW8),
+    ],
     "create_l1": [
         op("create_l1", attrs=(("dtype", BF16),), shape=dims(16, 64)),
         op("create_l1", attrs=(("dtype", FP32), ("transpose", True)), shape=dims(64, 16)),

@@ -166,6 +166,32 @@ def _capture_error(body: str) -> CaptureError:
             "TypeError",
             "must be a task id",
         ),
+        (
+            "with pl.at(level=pl.Level.CORE_GROUP, no_dep_args=a):\n    pass",
+            "TypeError",
+            "pl.at(no_dep_args=...) must be a list literal of tensor names",
+        ),
+        (
+            "with pl.at(level=pl.Level.CORE_GROUP, no_dep_args=[a[0:4, :]]):\n    pass",
+            "TypeError",
+            "entries must be bare tensor names",
+        ),
+        (
+            "with pl.at(level=pl.Level.CORE_GROUP, no_dep_args=[b]):\n    pass",
+            "TypeError",
+            "references unknown name 'b'",
+        ),
+        (
+            "n = pl.tensor.dim(a, 0)\nwith pl.at(level=pl.Level.CORE_GROUP, no_dep_args=[n]):\n"
+            "    pass",
+            "TypeError",
+            "entry 'n' is not a tensor",
+        ),
+        (
+            "with pl.at(level=pl.Level.CORE_GROUP, no_dep_args=[a, a]):\n    pass",
+            "TypeError",
+            "lists 'a' more than once",
+        ),
     ],
 )
 def test_capture_errors(body, rule, fragment):
@@ -264,3 +290,81 @@ def test_an_unnamed_dependency_is_still_checked(data):
     with pytest.raises(RuntimeFault) as info:
         interpreter.run(prog, "f", x, 5)
     assert info.value.diagnostic.rule == "UnknownTask"
+
+
+NO_DEP_SRC = """\
+import pldsl as pl
+
+
+@pl.program
+class K:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(self, x: pl.Tensor[[8, 16], pl.FP32], y: pl.Out[pl.Tensor[[8, 16], pl.FP32]]):
+        for i in pl.range(2):
+            with pl.at(level=pl.Level.CORE_GROUP, no_dep_args=[y, x]):
+                y = pl.assemble(y, pl.add(pl.slice(x, [4, 16], [i * 4, 0]), 1.0), [i * 4, 0])
+        return y
+"""
+
+
+def test_no_dep_args_is_recorded_printed_bare_and_has_no_numeric_effect():
+    """`pl.at(no_dep_args=[t])` (qwen3_14b/decode_layer_a8w8.py): PyPTO's NoDep argument
+    slots, a scheduling assertion (sibling tasks touch disjoint parts); kept in the IR,
+    printed with bare names as PyPTO writes it; the values are those without it."""
+    (prog,) = pl.capture_source(NO_DEP_SRC, "<no_dep>")
+    (at,) = [n for n in walk(prog.f) if isinstance(n, Scope) and n.kind == "at"]
+    assert ("no_dep_args", ("y", "x")) in at.attrs
+    assert "no_dep_args=[y, x]" in pl.print_ir(prog)
+    round_trip(prog)
+    x = np.random.default_rng(5).standard_normal((8, 16)).astype(np.float32)
+    got = interpreter.run(prog, "f", x, np.zeros_like(x))
+    np.testing.assert_array_equal(got, x + np.float32(1.0))
+    assert [d for d in pl.check(prog) if d.is_error] == []
+
+
+def test_the_ir_parser_rejects_a_no_dep_entry_that_is_not_a_tensor():
+    text = pl.print_ir(pl.capture_source(NO_DEP_SRC, "<no_dep>")[0])
+    with pytest.raises(pl.PldslError) as info:
+        pl.parse_ir(text.replace("no_dep_args=[y, x]", "no_dep_args=[i]"))
+    assert "no_dep_args= takes a list of tensor names" in info.value.diagnostic.message
+
+
+COUNTS_SRC = """\
+import pldsl as pl
+
+
+@pl.program
+class K:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(self, idx: pl.Tensor[[6, 2], pl.INT32], out: pl.Out[pl.Tensor[[8], pl.INT32]]):
+        cursor = pl.array.create(8, pl.INT32)
+        for e in pl.range(8):
+            cursor[e] = 0
+        for t in pl.range(6):
+            for k in pl.range(2):
+                eid = pl.read(idx, [t, k])
+                d = eid // 4
+                cursor[d * 4 + (eid - d * 4)] = cursor[d * 4 + (eid - d * 4)] + 1
+        for e in pl.range(8):
+            pl.write(out, [e], cursor[e])
+        return out
+"""
+
+
+def test_an_index_value_written_into_an_integer_array_is_converted():
+    """deepseek_v4_flash_dspark/moe.py's counter: `cursor[i] = cursor[i] + 1` adds an INDEX
+    literal to an INT32 element; PyPTO's array.update_element takes the INDEX value into the
+    INT32 array. Counts per expert against np.bincount, on both engines."""
+    (prog,) = pl.capture_source(COUNTS_SRC, "<counts>")
+    round_trip(prog)
+    idx = np.random.default_rng(11).integers(0, 8, (6, 2)).astype(np.int32)
+    want = np.bincount(idx.ravel(), minlength=8).astype(np.int32)
+    np.testing.assert_array_equal(interpreter.run(prog, "f", idx, np.zeros(8, np.int32)), want)
+    np.testing.assert_array_equal(compile_c(prog).run("f", idx, np.zeros(8, np.int32)), want)
+
+
+def test_a_float_written_into_an_integer_array_is_still_an_error():
+    d = _capture_error(
+        "c = pl.array.create(4, pl.INT32)\nc[0] = pl.tensor.read(a, [0, 0])"
+    ).diagnostic
+    assert "FP32" in d.message and "INT32" in d.message, d.render()

@@ -75,3 +75,27 @@ def test_a_module_shadowing_a_root_package_is_read_as_its_loader_reads_it(tmp_pa
         monkeypatch.delitem(sys.modules, name)
     result = corpus_module().examine(kernel, tmp_path, 1.0)
     assert result["status"] == "checked", json.dumps(result)
+
+
+def test_entries_without_shapes_are_counted_apart_and_the_harness_supplies_some(
+    tmp_path, monkeypatch
+):
+    # an entry the file's compile-only harness (-p a2a3sim) lowers counts as captured; one no
+    # code in the file calls needs shapes from outside: the file is `needs-shapes`, not failed
+    files = Path(__file__).parent / "files" / "shapes_from_harness"
+    folder = tmp_path / "models" / "m"
+    folder.mkdir(parents=True)
+    for name in ("layer.py", "sizes.py"):
+        (folder / name).write_text((files / name).read_text())
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "sizes", raising=False)
+    result = corpus_module().examine(folder / "layer.py", tmp_path, 1.0)
+    assert result["status"] == "needs-shapes", json.dumps(result)
+    assert "unused()" in result["error"] and "through its harness: scaled" in result["error"]
+    # without the never-called entry, the harness covers every entry: captured and checked
+    text = (files / "layer.py").read_text()
+    start, end = text.index("@pl.jit\ndef unused"), text.index("@pl.jit\ndef fixed")
+    (folder / "layer.py").write_text(text[:start] + text[end:])
+    result = corpus_module().examine(folder / "layer.py", tmp_path, 1.0)
+    assert result["status"] == "checked", json.dumps(result)
+    assert "through its harness (-p a2a3sim): scaled" in result["error"]

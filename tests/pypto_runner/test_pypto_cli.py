@@ -108,3 +108,88 @@ def test_a_file_needing_torch_says_how_to_get_it(tmp_path, capsys):
     assert pypto(script) == 2
     err = capsys.readouterr().err
     assert "raised ModuleNotFoundError" in err and "pip install 'pldsl[pypto]'" in err
+
+
+HARNESS = FILES / "shapes_from_harness" / "layer.py"
+
+
+def test_check_reports_each_entry_without_shapes_and_checks_the_others(capsys, monkeypatch):
+    # run from elsewhere: the file's sibling module (sizes.py) still imports
+    monkeypatch.chdir(Path(__file__).parents[2] / "docs")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert main(["check", str(HARNESS)]) == 1
+    out = capsys.readouterr().out
+    assert "1 program(s) checked: 2 error(s)" in out  # fixed() checked clean
+    assert out.count("error[MissingShape]") == 2
+    assert (
+        "jit entry scaled() has no shapes in this file: 2 bare pl.Tensor parameter(s) (x, y)" in out
+    )
+    assert "run the file's own harness" in out  # scaled() is lowered by it
+    assert "jit entry unused() has no shapes" in out and "this file never calls it" in out
+    assert "layer.py:13:1" in out and "layer.py:20:1" in out  # each entry's own line
+
+
+def test_shapes_from_the_command_line_complete_an_entry(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    args = ["check", str(HARNESS), "--shape", "x=8x16", "--shape", "y=8x16", "--shape", "w=8x16"]
+    assert main(args) == 0
+    assert "3 program(s) checked: 0 error(s)" in capsys.readouterr().out
+
+
+def test_lower_in_the_files_own_harness_is_a_checked_compile_only_row(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert pypto("--check", HARNESS, "-p", "a2a3sim") == 0
+    out = capsys.readouterr().out
+    assert "Lowered 1 function(s)." in out
+    assert "scaled  -       -            -            compile only  PASS" in out
+
+
+def test_lower_returns_the_specialised_program_and_reads_annotations_without_arguments():
+    import numpy as np
+
+    from pldsl.pypto.files import hook_for, import_file
+
+    with hook_for(HARNESS):
+        sys.path.insert(0, str(HARNESS.parent))
+        try:
+            module = import_file(HARNESS)
+        finally:
+            sys.path.remove(str(HARNESS.parent))
+    x = np.zeros((4, 6), np.float32)
+    entry = module.scaled.lower(x, x).functions["scaled"]
+    assert [p.type.shape for p in entry.params] == [(4, 6), (4, 6)]
+    assert module.fixed.lower().functions["fixed"].params[0].type.shape == (8, 16)
+    compiled = module.fixed.compile()  # signature mode too; the program runs as compiled
+    y = np.zeros((8, 16), np.float32)
+    compiled(np.full((8, 16), 2.0, np.float32), y)
+    np.testing.assert_array_equal(y, np.full((8, 16), 3.0, np.float32))
+    from pldsl.diagnostics import CaptureError
+
+    with pytest.raises(CaptureError) as info:
+        module.scaled.lower()  # signature mode: a bare pl.Tensor has no shape to read
+    assert info.value.diagnostic.rule == "MissingShape"
+
+
+def test_two_files_with_same_named_siblings_check_in_one_run(tmp_path, capsys, monkeypatch):
+    # each pypto-lib model folder has its own config.py: the second file must see its own
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    kernel = (
+        "import pypto.language as pl\nfrom config import ROWS\n\n\n@pl.jit\n"
+        "def k(x: pl.Tensor[[ROWS, 8], pl.FP32], y: pl.Out[pl.Tensor[[ROWS, 8], pl.FP32]]):\n"
+        "    with pl.at(level=pl.Level.CORE_GROUP):\n"
+        "        y = pl.assemble(y, pl.add(x, x), [0, 0])\n"
+        "    return y\n"
+    )
+    files = []
+    for name, text, names in (
+        ("a", "ROWS = 4\n", "ROWS"),
+        ("b", "COLS = 8\nROWS = 6\n", "ROWS, COLS"),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.py").write_text(text)
+        (tmp_path / name / "kernel.py").write_text(kernel.replace("ROWS\n", f"{names}\n", 1))
+        files.append(str(tmp_path / name / "kernel.py"))
+    assert main(["ir", files[1]]) == 0 and "[[6, 8], pl.FP32]" in capsys.readouterr().out
+    assert main(["check", *files]) == 0
+    assert "2 program(s) checked: 0 error(s)" in capsys.readouterr().out
+    assert "config" not in sys.modules  # the siblings it imported are forgotten

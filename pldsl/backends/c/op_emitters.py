@@ -1373,6 +1373,8 @@ def _op_gather_row(em: Emitter, e: OpCall, args: list) -> CVal:
 @op("scatter")
 def _op_scatter(em: Emitter, e: OpCall, args: list) -> CVal:
     """The index form (pt_scatter): a copy of input with src's columns written at index."""
+    if e.attr("mask_pattern") is not None:
+        return _scatter_mask(em, e, args[0], args[3])
     x, idx, src = args[0], args[1], args[2]
     label = em.label(e)
     nm = argname(e.args[0])
@@ -1386,6 +1388,27 @@ def _op_scatter(em: Emitter, e: OpCall, args: list) -> CVal:
     xt, it = em.st(x.type.dtype), em.st(idx.type.dtype)
     em.line(
         f"pt_scatter(ctx, {site}, &{x.code}, {xt.code}, &{idx.code}, {it.code}, &{src.code}, &{out});"
+    )
+    em.check()
+    return CVal("t", out, e.type, owned=True)
+
+
+def _scatter_mask(em: Emitter, e: OpCall, x: CVal, dst: CVal) -> CVal:
+    """The mask form (pt_scatter_mask): a copy of dst with x's columns spread at the mask
+    pattern's stride and offset."""
+    from pldsl.ops.table_more import MASK_STRIDE, mask_pattern_code
+
+    stride, off = MASK_STRIDE[mask_pattern_code(e.attr("mask_pattern"))]
+    label = em.label(e)
+    nm = argname(e.args[3])
+    site = em.sites_block(e.span, [
+        ("ShapeMismatch", lambda v, lb=label: f"{lb}: scatter mask form: input's valid region [{v[0]}, {v[1]}] does not fit dst '{nm}' [{v[2]}, {v[3]}] at stride {v[4]}", None),
+        _oom_entry(label),
+    ])  # fmt: skip
+    out = em.ttemp()
+    dt = em.st(x.type.dtype)
+    em.line(
+        f"pt_scatter_mask(ctx, {site}, &{x.code}, &{dst.code}, {dt.code}, {stride}, {off}, &{out});"
     )
     em.check()
     return CVal("t", out, e.type, owned=True)

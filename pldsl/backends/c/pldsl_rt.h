@@ -168,6 +168,7 @@ PT_API void pt_gather_mask(pt_ctx *ctx, int site_oom, const pt_tensor *x, int es
 PT_API void pt_gather_flat(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, pt_tensor *out);
 
 PT_API void pt_scatter(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const pt_tensor *idx, int idt, const pt_tensor *src, pt_tensor *out);
+PT_API void pt_scatter_mask(pt_ctx *ctx, int site, const pt_tensor *x, const pt_tensor *dst, int dt, int stride, int off, pt_tensor *out);
 
 PT_API void pt_gather_cmp(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, int is_float, double kf, int64_t ki, int mode, int64_t out_cols, int cdt, pt_tensor *dst, pt_tensor *cdst);
 
@@ -1872,6 +1873,23 @@ PT_API void pt_scatter(pt_ctx *ctx, int site, const pt_tensor *x, int xdt, const
         for (int d = 0; d < 2; d++) out->valid[d] = pt_min64(x->valid[d], x->shape[d]);
     }
     pt_release(&sm);
+}
+
+/* pl.scatter mask form: a copy of dst with out[b, off + k * stride] = x[b, k] over x's valid
+ * region; valid: dst's. sites: +0 x's valid region does not fit dst, +1 out of memory. */
+PT_API void pt_scatter_mask(pt_ctx *ctx, int site, const pt_tensor *x, const pt_tensor *dst, int dt, int stride, int off, pt_tensor *out) {
+    int esize = pt_esize_of[dt];
+    int64_t rows = pt_min64(x->valid[0], x->shape[0]), cols = pt_min64(x->valid[1], x->shape[1]);
+    if (rows > dst->shape[0] || (cols > 0 && off + (cols - 1) * stride >= dst->shape[1])) {
+        PT_FAIL(ctx, site, rows, cols, dst->shape[0], dst->shape[1], stride, 0); return;
+    }
+    if (!pt_materialize(ctx, site + 1, dst, esize, pt_pad_bits(dt, dst->pad), out)) return;
+    const char *xo = pt_origin(x, esize);
+    for (int64_t b = 0; b < rows; b++)
+        for (int64_t k = 0; k < cols; k++)
+            memcpy(out->base + (b * out->bstride[0] + off + k * stride) * esize,
+                   xo + (b * x->bstride[0] + k * x->bstride[1]) * esize, (size_t)esize);
+    for (int d = 0; d < 2; d++) out->valid[d] = pt_min64(dst->valid[d], dst->shape[d]);
 }
 
 /* pl.gather compare form: per valid row b of x, the valid columns j (ascending) with

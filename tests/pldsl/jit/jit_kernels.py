@@ -169,3 +169,36 @@ def calls_extern(x: pl.Tensor, y: pl.Out[pl.Tensor]):
         y = pl.add(x, 1.0)
     y = external_scale(x, y, 2.0)
     return y
+
+
+TOKENS = pl.dynamic("TOKENS")
+
+
+@pl.jit.inline
+def double_window(
+    h: pl.Tensor[[TOKENS, 8], pl.FP32], out: pl.Tensor[[TOKENS, 8], pl.FP32]
+) -> pl.Tensor[[TOKENS, 8], pl.FP32]:
+    h.bind_dynamic(0, TOKENS)
+    out.bind_dynamic(0, TOKENS)
+    with pl.at(level=pl.Level.CORE_GROUP):
+        out = pl.add(h, h)
+    return out
+
+
+@pl.jit
+def rebinds_through_a_dynamic_helper(x: pl.Tensor, y: pl.Out[pl.Tensor]):
+    # qwen3_14b/prefill_fwd.py's form: a [4, 8] window rebound to what a helper declared
+    # [TOKENS, 8] returns; the call's type is [4, 8] (TOKENS bound by the arguments)
+    w = pl.create_tensor([4, 8], dtype=pl.FP32)
+    w = pl.assemble(w, x, [0, 0])
+    for _ in pl.range(3):
+        nxt = pl.create_tensor([4, 8], dtype=pl.FP32)
+        w = double_window(w, nxt)
+    y = pl.assemble(y, w, [0, 0])
+    return y
+
+
+@pl.jit
+def writes_through_extern(x: pl.Tensor, y: pl.Out[pl.Tensor]):
+    y = external_scale(x, y, 2.0)
+    return y

@@ -191,6 +191,12 @@ def test_an_external_kernel_is_captured_and_checked_but_not_run():
     # its single result is its first Out parameter's type
     assert ext.return_types[0].shape == (4, 8) and str(ext.return_types[0].dtype) == "pl.FP32"
     assert not [d for d in pl.check(prog) if d.is_error]
+    # its C++ body writes its Out parameters where the IR cannot see: no UnwrittenOutput for
+    # them (qwen3_14b/paged_attention_cce.py's form; calls_extern's own `y` is rebound before
+    # the call, so that warning stands)
+    unwritten = [d.message for d in pl.check(prog) if d.rule == "UnwrittenOutput"]
+    assert not [m for m in unwritten if "external_scale" in m]
+    assert [m for m in unwritten if "'y' of 'calls_extern'" in m]
     with pytest.raises(RuntimeFault) as info:
         K.calls_extern(x, np.zeros_like(x))
     assert info.value.diagnostic.rule == "ExternalKernel"
@@ -207,3 +213,39 @@ def test_an_external_kernel_is_a_fault_on_the_c_backend_too():
     with pytest.raises(RuntimeFault) as info:
         built.run("calls_extern", x, np.zeros_like(x))
     assert info.value.diagnostic.rule == "ExternalKernel"
+
+
+def test_a_call_returns_its_declared_dynamic_dims_bound_by_the_arguments():
+    # PyPTO deduces a call's return type by substituting the callee's dynamic dims with the
+    # arguments' dims, so rebinding a [4, 8] window to the helper's result is no type change
+    x, y = rand(4, 8), np.zeros((4, 8), np.float32)
+    K.rebinds_through_a_dynamic_helper(x, y)
+    np.testing.assert_array_equal(y, x * np.float32(8))  # doubled three times, exact in fp32
+    program = K.rebinds_through_a_dynamic_helper.specialize(x, y)
+    assert pl.structural_equal(pl.parse_ir(pl.print_ir(program)), program)
+    assert [d for d in pl.check(program) if d.is_error] == []
+
+
+def test_deduced_call_types_substitute_shape_and_valid_shape():
+    from pldsl.dtypes import FP32, INDEX
+    from pldsl.ir.nodes import BinOp, Const, Param, Var
+    from pldsl.ir.symbolic import deduce_call_type
+    from pldsl.ir.types import ScalarType
+
+    t = Var("T", ScalarType(INDEX))
+    n = Var("N", ScalarType(INDEX))
+    params = (Param(Var("h", TensorType((t, 8), FP32))), Param(Var("s", ScalarType(INDEX))))
+    twice = BinOp("mul", t, Const(2, INDEX), ScalarType(INDEX))
+    declared = TensorType((twice, n), FP32, valid_shape=(t, 8))
+    got = deduce_call_type(params, (TensorType((16, 8), FP32), ScalarType(INDEX)), declared)
+    assert got.shape[0] == 32 and got.shape[1] is n  # N: no parameter names it
+    assert got.valid_shape == (16, 8)
+    # a rank mismatch binds nothing (the call is reported elsewhere)
+    assert deduce_call_type(params, (TensorType((16,), FP32),), declared) is declared
+
+
+def test_an_output_written_by_an_external_kernel_is_not_unwritten():
+    # the extern's C++ body writes y's buffer: UnwrittenOutput cannot see it and stays quiet
+    x = rand(4, 8)
+    prog = K.writes_through_extern.specialize(x, np.zeros_like(x))
+    assert [d.render() for d in pl.check(prog) if d.rule == "UnwrittenOutput"] == []
