@@ -313,6 +313,11 @@ class Function:
     # An external C++ kernel (`@pl.jit.extern`): a declaration whose body is hand-written
     # device code; pldsl captures and checks calls to it but cannot run it.
     external: bool = False
+    # Names the source reads where capture leaves no IR read: a subscript write's window stop
+    # (`q[r, c0:c1] = v` keeps only the offsets), a `pl.prefetch.async_prefetch` tensor (a hint
+    # with no IR), a branch of a capture-time `if` that was not taken. Only UnusedValue uses
+    # them (such a value is used); not part of the IR text, so a round trip drops them.
+    capture_reads: frozenset[str] = frozenset()
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
