@@ -6,7 +6,7 @@ returns `pl.add(T, T)`; every violation must name the variable and point at the 
 
 import inspect
 
-import inout_jit_kernels as J
+import jit_check_kernels as J
 import numpy as np
 import pytest
 from checkutil import kernel, lines

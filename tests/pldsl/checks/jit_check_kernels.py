@@ -1,6 +1,9 @@
-"""@pl.jit kernels for the InOutUseDiscipline tests: a helper called as a statement with the
-caller's Out / InOut tensor, which the caller then reads (pypto-lib's `hc_post(..., y)` then
-`return y`). Whether that is a violation depends on the helper's flavour (test_inout_use.py)."""
+"""@pl.jit kernels for the check tests (they need a source file).
+
+InOutUseDiscipline (test_inout_use.py): a helper called as a statement with the caller's Out /
+InOut tensor, which the caller then reads (pypto-lib's `hc_post(..., y)` then `return y`);
+whether that is a violation depends on the helper's flavour.
+UnwrittenOutput (test_unwritten_output.py): outputs written by an external kernel."""
 
 import pldsl as pl
 
@@ -61,4 +64,22 @@ def calls_opaque_as_statement(x: pl.Tensor, y: pl.Out[pl.Tensor]):
 @pl.jit
 def binds_the_incore_result(x: pl.Tensor, y: pl.Out[pl.Tensor]):
     y = double_into_incore(x, y)
+    return y
+
+
+@pl.jit.extern(core_type="aiv", source="kernel.cpp", include_dirs=())
+def external_fill(x: pl.Tensor, out: pl.Out[pl.Tensor]) -> pl.Tensor: ...
+
+
+@pl.jit
+def written_by_an_extern(x: pl.Tensor, y: pl.Out[pl.Tensor]):
+    y = external_fill(x, y)
+    return y
+
+
+@pl.jit
+def one_output_the_extern_never_sees(
+    x: pl.Tensor, y: pl.Out[pl.Tensor], z: pl.Out[pl.Tensor]
+):  # z is never written
+    y = external_fill(x, y)
     return y
