@@ -11,6 +11,9 @@ exists only after its loop or `if`.
 
 - Call arguments are read before the call kills anything (`self.f(x, x)` is fine).
 - Builtin ops (`pl.assemble`, `pl.write`, ...) never kill.
+- A `@pl.jit.inline` helper's parameters are all `In` (pldsl.jit.specialize drops `pl.Out` /
+  `pl.InOut` there, as PyPTO's jit specializer does), so a call to one kills nothing;
+  `@pl.function(type=Inline)` in a `@pl.program` keeps its declared directions.
 - `if`: both branches start from the same state; afterwards a variable is dead if it is dead
   after either branch.
 - Loops: before the body, the dead set is seeded with every kill one pass over the body

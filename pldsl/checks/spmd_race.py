@@ -15,8 +15,9 @@ Buffers a block creates for itself in the grid body are its own (no race); a gri
 ordered).
 
 Writes: `pl.assemble(buf, src, offs)` (the source's extent), `pl.write(buf, idx, v)`.
-Reads: `pl.slice(buf, shape, offs)`, `pl.read(buf, idx)`, and any other op that takes `buf`
-whole.
+Reads: `pl.slice(buf, shape, offs)`, `pl.read(buf, idx)`, the source region of
+`pld.tensor.put(src=buf, src_offsets=offs, shape=s)` (offsets 0 and the whole `buf` when left
+out, as the put copies), and any other op that takes `buf` whole.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pldsl.checks.common import access_window
+from pldsl.checks.common import Window, access_window
 from pldsl.diagnostics import Diagnostic, Span
 from pldsl.ir.nodes import Assign, For, OpCall, Program, Scope, Stmt, Var
 from pldsl.ir.symbolic import Unbound, evaluate
@@ -45,6 +46,7 @@ class _Access:
     call: OpCall
     write: bool
     whole: TensorType | None = None  # a read of the whole buffer (its type)
+    window: Window | None = None  # the window, for ops access_window does not know
 
 
 def check(program: Program) -> list[Diagnostic]:
@@ -153,9 +155,20 @@ def _of_call(call: OpCall) -> Iterator[_Access]:
         if isinstance(x, Var):
             yield _Access(x.name, call, False)
         return
+    src = call.arg("src") if call.op == "pld.tensor.put" else None
     for arg in call.args:
-        if isinstance(arg, Var) and isinstance(arg.type, TensorType):
+        if arg is src and isinstance(src, Var) and isinstance(src.type, TensorType):
+            yield _Access(src.name, call, False, window=_put_source(call, src))
+        elif isinstance(arg, Var) and isinstance(arg.type, TensorType):
             yield _Access(arg.name, call, False, arg.type)
+
+
+def _put_source(call: OpCall, src: Var) -> Window:
+    """The region of `src` a `pld.tensor.put` copies: [src_offsets, src_offsets + shape)."""
+    offsets, shape = call.arg("src_offsets"), call.arg("shape")
+    offs = offsets.items if offsets is not None else (0,) * src.type.rank
+    exts = shape.items if shape is not None else tuple(src.type.shape)
+    return Window(src, tuple(offs), tuple(exts))
 
 
 def _scalar_defs(body: tuple[Stmt, ...]) -> dict[str, object]:
@@ -184,7 +197,7 @@ def _value(e: object, env: dict[str, int], scalars: dict[str, object], depth: in
 
 def _boxes(a: _Access, var: str, n: int, scalars: dict[str, object]) -> list[Box] | None:
     """The window of an access for each block 0..n-1; None when it cannot be evaluated."""
-    w = None if a.whole is not None else access_window(a.call)
+    w = None if a.whole is not None else (a.window or access_window(a.call))
     out: list[Box] = []
     for b in range(n):
         env: dict[str, int] = {var: b}

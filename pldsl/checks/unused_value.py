@@ -7,9 +7,12 @@ join, loop bodies iterate to a fixed point (a value read by the next iteration i
 
 Not reported: names starting with `_` (the usual "unused on purpose" spelling), loop
 variables and carries, rebinding of Out/InOut parameters (`out = pl.assemble(out, ...)`
-threads the caller's buffer; OutParamWriteDropped covers the bad cases), and a name rebound
+threads the caller's buffer; OutParamWriteDropped covers the bad cases), a name rebound
 to an in-place write of itself (`x = pl.assemble(x, ...)`, `x = pl.write(x, ...)`), whose
-effect is the write.
+effect is the write, the targets of a tuple unpacking (`y, tid = self.f(...)`: a caller takes
+the results it needs, as Python linters allow), and names the source reads where capture
+leaves no IR read (`Function.capture_reads`: a subscript write's window stop, a prefetch
+source, a capture-time `if` branch not taken).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ SEVERITY = "warning"
 DOC = "a value assigned to a name that is never read afterwards"
 
 
-def _exempt(t: Var, s: Assign, out: dict[str, str]) -> bool:
-    if t.name.startswith("_") or t.name in out:
+def _exempt(t: Var, s: Assign, out: dict[str, str], capture_reads: frozenset[str]) -> bool:
+    if t.name.startswith("_") or t.name in out or t.name in capture_reads:
+        return True
+    if len(s.targets) > 1:  # tuple unpacking
         return True
     target = write_target(s.value) if isinstance(s.value, OpCall) else None
     return isinstance(target, Var) and target.name == t.name
@@ -41,7 +46,7 @@ def check(program: Program) -> list[Diagnostic]:
             if not isinstance(s, Assign):
                 continue
             for t in s.targets:
-                if t.name in live_after[id(s)] or _exempt(t, s, out):
+                if t.name in live_after[id(s)] or _exempt(t, s, out, func.capture_reads):
                     continue
                 diags.append(
                     Diagnostic(

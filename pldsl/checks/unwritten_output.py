@@ -19,6 +19,8 @@ Never guessed: a write whose offsets depend on tensor data (a `pl.read` result),
 the run's invention: `if (start_pos + 1) % 4 == 0` writes or not as the caller decides), or a write through a reshaped view makes that
 output "unknown" and it is not reported. Loops and statements that cannot affect an output
 are skipped; the run stops after 200k loop iterations in all and then reports nothing.
+An external kernel (`pl.jit.extern`) is hand-written device code: its own `Out` parameters are
+not reported, and the buffers a call to it receives become "unknown".
 A gap found with small scalar parameters is confirmed with the scalars set to the dims'
 sample value before it is reported. The message names the output, the sample dims and the
 first unwritten region.
@@ -308,7 +310,9 @@ class _Run:
 
     # -------------------------------------------------------------- functions
     def call_function(self, func: Function, env: dict[str, object]):
-        if func.is_host_stub or self.depth >= MAX_DEPTH:
+        # a host stub or an external kernel (`pl.jit.extern`) has no body to follow: what it
+        # writes is unknown
+        if func.is_host_stub or func.external or self.depth >= MAX_DEPTH:
             for v in env.values():
                 self.taint(v)
             return UNK
@@ -435,7 +439,7 @@ class _Frame:
     def call(self, e: Call) -> object:
         f = callee(self.run.program, e)
         args = [self.value(a) for a in e.args]
-        if f is None or f.external:  # an external C++ kernel: what it writes is not seen
+        if f is None:  # (an external kernel is handled in call_function)
             for a in args:
                 self.run.taint(a)
             return UNK
@@ -829,6 +833,10 @@ def check_function(program: Program, func: Function) -> list[Diagnostic]:
     return [_finding(func, p, found[p.name], dyn, len(samples)) for p in params if p.name in found]
 
 
+def _whole(gap, shape) -> bool:
+    return all(a == 0 and b == d for (a, b), d in zip(gap, shape))
+
+
 def _finding(func: Function, p, hits: list, dyn: list[str], runs: int) -> Diagnostic:
     """The warning for Out parameter `p`; `hits`: (sample, gap, shape) of each run with a gap."""
     sample, gap, shape = hits[0]
@@ -840,14 +848,15 @@ def _finding(func: Function, p, hits: list, dyn: list[str], runs: int) -> Diagno
     def label(value) -> str:
         return ", ".join(f"{d}={value}" for d in shown)
 
-    whole = all(a == 0 and b == d for (a, b), d in zip(gap, shape))
+    whole = _whole(gap, shape)
     what = (
         "is never written"
         if whole
         else f"is not fully written: no path writes {_fmt_region(p.name, gap)}"
     )
+    never = len(hits) == runs and all(_whole(g, s) for _, g, s in hits)  # whatever the dims
     when = also = ""
-    if sample is not None and not static:
+    if sample is not None and not static and not never:
         when = f" when {label(sample)}"
         if len(hits) > 1:
             also = f" (also incomplete for {'; '.join(label(h[0]) for h in hits[1:])})"

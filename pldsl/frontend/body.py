@@ -100,6 +100,7 @@ class BodyBuilder:
         self.expanded: dict = {}  # (call node, prefix) -> values, per statement: expand once
         self.inline_stack: list = []
         self.inline_prefix = ""
+        self.capture_reads: set[str] = set()  # see Function.capture_reads
         self.inline_count = 0
         self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
         self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
@@ -158,6 +159,7 @@ class BodyBuilder:
             tuple_return=self.sig.tuple_return or (not self.sig.returns and len(returns) > 1),
             dynamic_dims=tuple(dyn.values()),
             span=self.span(self.node),
+            capture_reads=frozenset(self.capture_reads),
         )
 
     @staticmethod
@@ -675,6 +677,7 @@ class BodyBuilder:
             finally:
                 if self.contexts.pop() == "if_yield":
                     self.if_yields.pop()
+            self.note_source_reads(s.orelse if static else s.body)
             return If(Const(True, BOOL, self.span(s.test)), taken, (), self.span(s))
         cond = self.expr(s.test)
         if not (isinstance(cond.type, ScalarType) and cond.type.dtype == BOOL):
@@ -1000,6 +1003,13 @@ class BodyBuilder:
         if isinstance(value, float):
             return Const(value, FP32, span)
         return None
+
+    def note_source_reads(self, stmts: list[ast.stmt]) -> None:
+        """The variables a branch that is not captured reads (Function.capture_reads)."""
+        for s in stmts:
+            for node in ast.walk(s):
+                if isinstance(node, ast.Name) and node.id in self.vars:
+                    self.capture_reads.add(self.vars[node.id].name)
 
     def name(self, node: ast.Name) -> Expr:
         var = self.vars.get(node.id)

@@ -21,6 +21,7 @@ from pldsl.dtypes import BOOL
 from pldsl.frontend.capture import fail
 from pldsl.ir.nodes import Const, Expr
 from pldsl.ir.printer import format_type
+from pldsl.ir.traversal import read_names
 from pldsl.ir.types import TensorType
 
 if TYPE_CHECKING:
@@ -79,7 +80,9 @@ def prefetch_call(b: BodyBuilder, call: ast.Call, target: ast.expr | None) -> Ex
 
 
 def _check_source(b: BodyBuilder, node: ast.expr, op: str) -> None:
-    t = b.expr(node).type
+    source = b.expr(node)
+    b.capture_reads |= read_names(source)  # the hint reads it, though no IR is emitted
+    t = source.type
     ok = isinstance(t, TensorType) and all(isinstance(d, int) for d in t.shape)
     if ok and any(d != 1 for d in t.shape[:-1]):
         ok = False

@@ -24,6 +24,7 @@ from pldsl.frontend.capture import fail
 from pldsl.ir.nodes import Assign, BinOp, Const, Expr, ListExpr, OpCall, UnaryOp, Var
 from pldsl.ir.printer import format_expr, format_type
 from pldsl.ir.symbolic import dims_equal, simplify_dim, static_value
+from pldsl.ir.traversal import read_names
 from pldsl.ir.types import Dim, ScalarType, TensorType
 from pldsl.ops import lookup
 
@@ -252,6 +253,8 @@ def store(b: BodyBuilder, target: ast.Subscript, value_node: ast.expr, stmt: ast
             "only tensors take subscript assignment",
         )
     w = window(b, t, target)
+    for ext in w.extents:  # the IR keeps the offsets only: the stops are read at capture
+        b.capture_reads |= read_names(ext)
     src = b.expr(value_node)
     span = b.span(stmt)
     if w.all_scalar and isinstance(src.type, ScalarType) and dst.name in b.arrays:

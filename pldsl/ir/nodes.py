@@ -313,6 +313,12 @@ class Function:
     # An external C++ kernel (`@pl.jit.extern`): a declaration whose body is hand-written
     # device code; pldsl captures and checks calls to it but cannot run it.
     external: bool = False
+    # Names the source reads where capture leaves no IR read: a subscript write's window stop
+    # (`q[r, c0:c1] = v` keeps only the offsets), a `pl.prefetch.async_prefetch` tensor (a hint
+    # with no IR), a branch of a capture-time `if` that was not taken. Only UnusedValue uses
+    # them (such a value is used); not part of the IR text (a round trip drops them), so not
+    # part of structural equality either.
+    capture_reads: frozenset[str] = field(default=frozenset(), compare=False)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -397,12 +403,13 @@ def walk(node: Any) -> Iterator[Any]:
 
 
 def structural_equal(a: Any, b: Any) -> bool:
-    """Equality of IR trees ignoring spans (and source file names)."""
+    """Equality of IR trees ignoring spans (and source file names) and capture-only notes
+    (fields declared `compare=False`)."""
     if is_dataclass(a) and not isinstance(a, type):
         if type(a) is not type(b):
             return False
         for f in fields(a):
-            if f.name in ("span", "source_file"):
+            if f.name in ("span", "source_file") or not f.compare:
                 continue
             if not structural_equal(getattr(a, f.name), getattr(b, f.name)):
                 return False

@@ -124,6 +124,8 @@ class Specializer:
         sig = self._signature(pb, jf, fdef, prepared.binds, given, call_span)
         if jf.flavour == "extern":
             sig = _extern_signature(sig)
+        if jf.flavour == "inline":
+            sig = _inline_signature(sig)
         tensors = {p.name: p.type for p in sig.params if isinstance(p.type, TensorType)}
         _rewrite_step(lambda: rewrite.substitute_shapes(fdef, tensors, pb.ns), src.smap)
         aliases = rewrite.rename_rebindings(fdef)
@@ -402,6 +404,20 @@ def _walk(stmts):
             inner = getattr(s, attr, None)
             if isinstance(inner, tuple):
                 yield from _walk(inner)
+
+
+def _inline_signature(sig: Signature) -> Signature:
+    """A `@pl.jit.inline` helper's parameters are all `In`, whatever their annotation says.
+
+    PyPTO's specializer drops `pl.Out` / `pl.InOut` from an inline helper's parameters (and
+    warns that the wrapper is deprecated there): the body is spliced into the caller before SSA
+    conversion, so a parameter is the caller's own variable, not a calling-convention boundary.
+    Its verifier therefore never treats an argument of an inline-helper call as written, and
+    `helper(x, y)` followed by a read of `y` is clean. `@pl.function(type=Inline)` inside a
+    `@pl.program` keeps its declared directions (PyPTO's parser keeps them too).
+    """
+    params = tuple(dataclasses.replace(p, direction="In") for p in sig.params)
+    return Signature(params, sig.returns, sig.tuple_return)
 
 
 def _extern_signature(sig: Signature) -> Signature:

@@ -4,9 +4,14 @@ The programs follow PyPTO's `test_stmt_dependency_analysis.py`: `mutate(T: InOut
 returns `pl.add(T, T)`; every violation must name the variable and point at the read.
 """
 
+import inspect
+
+import jit_check_kernels as J
+import numpy as np
+import pytest
 from checkutil import kernel, lines
 
-from pldsl.checks import has_errors, run_checks
+from pldsl.checks import RULES, has_errors, run_checks
 
 RULE = "InOutUseDiscipline"
 
@@ -544,3 +549,59 @@ def test_e4_an_inner_loops_carry_does_not_leak_into_the_outer_back_edge():
             "        return o2\n"
         )
     )
+
+
+# ----------------------------------------------------------------- @pl.jit helpers by flavour
+# PyPTO's jit specializer drops `pl.Out` / `pl.InOut` from a `@pl.jit.inline` helper's
+# parameters (the body is spliced into the caller before SSA conversion, so the parameter is
+# the caller's own variable), while `.incore` / `.opaque` helpers keep them. Its verifier then
+# sees a call whose parameters are all `In` for an inline helper: nothing is killed, and
+# `helper(x, y)` followed by `return y` is clean. For an InCore or Opaque helper, `y` is bound
+# to an `Out` parameter, so the read after the call is the violation (as in V1, V2).
+
+
+def _jit_program(kernel, *args):
+    return kernel.specialize(*args)
+
+
+def _jit_findings(kernel, *args):
+    return RULES[RULE].check(_jit_program(kernel, *args))
+
+
+def _kernel_line(kernel, marker: str) -> int:
+    src, start = inspect.getsourcelines(kernel.func)
+    return start + next(i for i, text in enumerate(src) if text.rstrip().endswith(f"# {marker}"))
+
+
+def test_j1_inline_jit_helper_called_as_statement_is_clean():
+    x = np.arange(32, dtype=np.float32).reshape(4, 8)
+    y = np.zeros_like(x)
+    assert _jit_findings(J.calls_inline_as_statement, x, y) == []
+    helper = _jit_program(J.calls_inline_as_statement, x, y).functions["double_into"]
+    assert [p.direction for p in helper.params] == ["In", "In"]  # as PyPTO's specializer has it
+    J.calls_inline_as_statement(x, y)  # and the write still reaches the caller's tensor
+    np.testing.assert_array_equal(y, x * 2)
+
+
+def test_j2_inline_jit_helper_in_a_loop_with_an_inout_state_is_clean():
+    x = np.arange(32, dtype=np.float32).reshape(4, 8)
+    state = np.ones((1, 8), np.float32)
+    assert _jit_findings(J.calls_inline_in_a_loop, x, state) == []
+    J.calls_inline_in_a_loop(x, state)
+    np.testing.assert_array_equal(state[0], 1 + x.sum(axis=0))
+
+
+@pytest.mark.parametrize("flavour", ["incore", "opaque"])
+def test_j3_non_inline_jit_helper_called_as_statement_is_a_violation(flavour):
+    kernel = getattr(J, f"calls_{flavour}_as_statement")
+    x = np.ones((4, 8), np.float32)
+    found = _jit_findings(kernel, x, np.zeros_like(x))
+    assert [d.span.line for d in found] == [_kernel_line(kernel, f"read-after-{flavour}")]
+    d = found[0]
+    assert d.severity == "error" and "variable 'y' was passed as InOut/Out at " in d.message
+    assert f":{_kernel_line(kernel, f'kill-{flavour}')}:" in d.message  # names the call
+
+
+def test_j4_binding_the_non_inline_helpers_result_is_clean():
+    x = np.ones((4, 8), np.float32)
+    assert _jit_findings(J.binds_the_incore_result, x, np.zeros_like(x)) == []

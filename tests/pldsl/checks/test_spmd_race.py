@@ -6,6 +6,8 @@ Each case has both sides of its boundary: a read that ends exactly at the block'
 import pytest
 from checkutil import kernel, lines
 
+from pldsl.checks import RULES
+
 RULE = "SpmdBlockRace"
 
 SRC = """
@@ -156,3 +158,54 @@ def test_a_name_also_bound_outside_the_grid_is_shared():
     src = _local("pl.full([S, 16], dtype=pl.FP32, value=0.0)")
     kk = k("t = pl.full([S, 16], dtype=pl.FP32, value=0.0)\n        " + src)
     assert lines(kk.rule(RULE)) == [kk.line("read")]
+
+
+# ----------------------------------------------------------------- pld.tensor.put
+# A put reads the region [src_offsets, src_offsets + shape) of its source (all of it when both
+# are left out), as the interpreter's put copies: a block that puts only the rows it wrote
+# itself is clean; one row past them, or the whole buffer, reads another block's rows.
+
+PUT_SRC = """
+import pldsl as pl
+
+S = 8
+B = 4
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(
+        self,
+        a: pl.Tensor[[B * S, 16], pl.FP32],
+        win: pld.DistributedTensor[[B * S, 16], pl.FP32],
+        out: pl.Out[pl.Tensor[[B * S, 16], pl.FP32]],
+    ) -> pl.Tensor[[B * S, 16], pl.FP32]:
+        for b in pl.spmd(B):
+            out = pl.assemble(out, pl.slice(a, [S, 16], [b * S, 0]), [b * S, 0])
+            pld.tensor.put(dst=win, peer=0, src=out, PUT)  # read
+        return out
+"""
+
+
+@pytest.mark.parametrize(
+    "put, found",
+    [
+        ("dst_offsets=[b * S, 0], src_offsets=[b * S, 0], shape=[S, 16]", False),  # its rows
+        ("dst_offsets=[b * S, 0], src_offsets=[b * S, 0], shape=[1, 16]", False),  # a part
+        ("dst_offsets=[b * S, 0], src_offsets=[b * S, 0], shape=[S + 1, 16]", True),  # one past
+        ("dst_offsets=[0, 0], src_offsets=[b * S + 1, 0], shape=[S, 16]", True),  # shifted
+        ("dst_offsets=[0, 0]", True),  # no region: the whole source
+    ],
+)
+def test_a_put_reads_only_its_source_region(put, found):
+    import pldsl as pl
+    import pldsl.distributed as pld
+
+    text = PUT_SRC.replace("PUT", put)
+    program = pl.capture_source(text, "<put>.py", {"pld": pld})[0]
+    diags = RULES[RULE].check(program)
+    line = next(i + 1 for i, t in enumerate(text.splitlines()) if t.endswith("# read"))
+    assert lines(diags) == ([line] if found else [])
+    if found:
+        assert "reads 'out' where block" in diags[0].message

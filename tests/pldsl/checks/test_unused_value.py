@@ -153,3 +153,82 @@ def test_a_renamed_historical_rebinding_keeps_its_name_when_bound_again():
     x2 = np.full((4, 8), -3.0, np.float32)
     got = interpreter.run(kk.program, "main", x, x2, 4, np.zeros_like(x))
     np.testing.assert_array_equal(got, x2 + x2)  # the last loop's slice of x2, not of x
+
+
+# ----------------------------------------------------------------- reads capture leaves no IR for
+# Each pair: the name read only where capture emits no IR read (clean), and the same name
+# read nowhere (still a finding).
+
+
+def test_a_subscript_write_window_stop_is_a_read():
+    src = (
+        "c0 = 8\n"
+        "        c1 = c0 + 16  # stop\n"
+        "        acc = pl.matmul(x, w, out_dtype=pl.FP32)\n"
+        "        out[0:16, c0:c1] = pl.slice(acc, [16, 16], [0, 0])"
+    )
+    assert k(src).rule(RULE) == []
+    unread = src.replace("c0:c1]", "c0:c0 + 16]")
+    kk = k(unread)
+    assert lines(kk.rule(RULE)) == [kk.line("stop")]
+
+
+def test_a_prefetch_source_is_a_read():
+    src = (
+        "w_flat = pl.reshape(w, [HIDDEN * 64])  # flat\n"
+        "        with pl.at(level=pl.Level.CORE_GROUP):\n"
+        "            ctx = pl.prefetch.make_context()\n"
+        "            evt = pl.prefetch.async_prefetch(w_flat, ctx)\n"
+        "        out = pl.assemble(out, pl.matmul(x, w, out_dtype=pl.FP32), [0, 0])"
+    )
+    assert k(src).rule(RULE) == []
+    kk = k(
+        src.replace(
+            "async_prefetch(w_flat, ctx)", "async_prefetch(pl.reshape(w, [HIDDEN * 64]), ctx)"
+        )
+    )
+    assert lines(kk.rule(RULE)) == [kk.line("flat")]
+
+
+def test_a_capture_time_branch_not_taken_still_reads():
+    # HIDDEN is 256: only the else branch is captured, but the source reads `xf` in the other
+    src = (
+        "xf = pl.cast(x, pl.FP32)  # xf\n"
+        "        acc = pl.matmul(x, w, out_dtype=pl.FP32)\n"
+        "        if HIDDEN > 1024:\n"
+        "            acc = pl.add(acc, pl.slice(xf, [16, 64], [0, 0]))\n"
+        "        else:\n"
+        "            acc = pl.add(acc, 1.0)\n"
+        "        out = pl.assemble(out, acc, [0, 0])"
+    )
+    assert k(src).rule(RULE) == []
+    kk = k(src.replace("pl.slice(xf,", "pl.slice(pl.cast(x, pl.FP32),"))
+    assert lines(kk.rule(RULE)) == [kk.line("xf")]
+
+
+TUPLE_SRC = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def two(
+        self, x: pl.Tensor[[16, 64], pl.FP32]
+    ) -> pl.Tuple[pl.Tensor[[16, 64], pl.FP32], pl.Tensor[[16, 64], pl.FP32]]:
+        a = pl.add(x, 1.0)
+        b = pl.mul(x, 2.0)
+        return a, b
+
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def main(self, x: pl.Tensor[[16, 64], pl.FP32]) -> pl.Tensor[[16, 64], pl.FP32]:
+        BODY
+"""
+
+
+def test_tuple_unpacking_targets_are_not_reported():
+    # a caller takes the results it needs (Python linters allow an unused unpacking target)
+    kk = kernel(TUPLE_SRC.replace("BODY", "y, extra = self.two(x)\n        return y"))
+    assert kk.rule(RULE) == []
+    kk = kernel(TUPLE_SRC.replace("BODY", "y = self.two(x)  # whole\n        return x"))
+    assert lines(kk.rule(RULE)) == [kk.line("whole")]

@@ -93,6 +93,15 @@ def test_never_written_output():
     assert "'side' of 'main' is never written" in messages(kk)["side"]
 
 
+def test_an_output_unwritten_for_every_sample_dim_says_so_without_a_when():
+    kk = k("rows2 = rows")  # `out` ([N, K]) is never written, whatever N is
+    assert messages(kk)["out"] == (
+        "Out parameter 'out' of 'main' is never written; the caller reads undefined data there"
+    )
+    kk = k("out = pl.assemble(out, pl.slice(x, [16, K], [0, 0]), [0, 0])")  # rows 0..15 only
+    assert " when N=17" in messages(kk)["out"]  # written for some N: the message says when
+
+
 def test_batch_tiles_over_padded_extent_via_a_call_are_clean():
     kk = k(
         """batch_padded = (n + 15) // 16 * 16
@@ -207,3 +216,40 @@ class P:
 def test_a_branch_on_a_bool_parameter_is_data():
     assert kernel(BOOL_FLAG.replace("COND", "flag")).rule(RULE) == []
     assert kernel(BOOL_FLAG.replace("COND", "not flag")).rule(RULE) == []
+
+
+# ----------------------------------------------------------------- external kernels
+# A `pl.jit.extern` declaration's body is hand-written device code: nothing to run here, so its
+# Out parameters are not reported, and what a call to it writes is unknown (not guessed).
+
+
+def _jit(kernel, *outs):
+    import numpy as np
+
+    x = np.ones((4, 8), np.float32)
+    return kernel.specialize(x, *[np.zeros_like(x) for _ in range(outs[0])])
+
+
+def test_an_extern_and_the_outputs_it_is_given_are_not_reported():
+    import jit_check_kernels as J
+
+    from pldsl.checks import RULES
+
+    program = _jit(J.written_by_an_extern, 1)
+    assert program.functions["external_fill"].external
+    assert RULES["UnwrittenOutput"].check(program) == []
+
+
+def test_an_output_no_call_receives_is_still_reported():
+    import inspect
+
+    import jit_check_kernels as J
+
+    from pldsl.checks import RULES
+
+    found = RULES["UnwrittenOutput"].check(_jit(J.one_output_the_extern_never_sees, 2))
+    src, start = inspect.getsourcelines(J.one_output_the_extern_never_sees.func)
+    z_line = start + next(i for i, t in enumerate(src) if "z: pl.Out" in t)
+    assert [(d.span.line, d.message.split(" of ")[0]) for d in found] == [
+        (z_line, "Out parameter 'z'")
+    ]
