@@ -1,6 +1,7 @@
 """How much of pypto-lib pldsl captures, checks and runs against each file's own golden.
 
     python benchmarks/pypto_corpus.py --pypto-lib DIR [--rev REV] [--json] [--run-timeout S]
+        [--under PREFIX] [--files LIST]
 
 DIR is a checkout or a bare git directory of hw-native-sys/pypto-lib; with --rev (or for a
 bare directory) that revision is read from git into a temporary folder, deleted afterwards.
@@ -230,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-timeout", type=float, default=120.0, help="seconds per golden run")
     ap.add_argument("--file-timeout", type=float, default=300.0, help="seconds per file")
     ap.add_argument("--under", default="", help="only files whose path starts with this")
+    ap.add_argument(
+        "--files", type=Path, help="only the files this text file lists (one path a line)"
+    )
     ap.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # child process
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -238,12 +242,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="pypto_lib_") as tmp:
         root = checkout(args.pypto_lib, args.rev, Path(tmp))
-        files = [
-            f for f in kernel_files(root) if f.relative_to(root).as_posix().startswith(args.under)
-        ]
+        files = selected(kernel_files(root), root, args)
         results = [_examine_in_child(f, root, args) for f in files]
     _report(results, args)
     return 0
+
+
+def selected(files: list[Path], root: Path, args) -> list[Path]:
+    """The files --under and --files keep (paths relative to pypto-lib's root)."""
+    listed = None
+    if args.files is not None:
+        lines = args.files.read_text(encoding="utf-8").splitlines()
+        listed = {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
+    keep = []
+    for f in files:
+        rel = f.relative_to(root).as_posix()
+        if rel.startswith(args.under) and (listed is None or rel in listed):
+            keep.append(f)
+    return keep
 
 
 def _examine_in_child(file: Path, root: Path, args) -> dict:
@@ -256,7 +272,8 @@ def _examine_in_child(file: Path, root: Path, args) -> dict:
             cmd, capture_output=True, text=True, timeout=args.file_timeout, cwd=REPO
         )
     except subprocess.TimeoutExpired:
-        return _result(rel, "failed", f"examining it timed out after {args.file_timeout:g} s")
+        error = f"examining it timed out after {args.file_timeout:g} s"
+        return {**_result(rel, "failed", error), "seconds": args.file_timeout}
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         err = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -274,7 +291,8 @@ def _report(results: list[dict], args) -> None:
     captured = totals["captured"] + totals["checked"] + totals["ran"]
     if args.json:
         for r in results:
-            print(json.dumps({k: r[k] for k in ("file", "status", "error", "feature")}))
+            keys = ("file", "status", "error", "feature", "seconds")
+            print(json.dumps({k: r[k] for k in keys if k in r}))
         print(json.dumps({"totals": dict(totals), "kernel_files": kernels, "captured": captured,
                           "rev": args.rev}))  # fmt: skip
         return

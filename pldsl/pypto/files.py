@@ -115,8 +115,12 @@ def spec_types(module: Any) -> dict[str, Type]:
 
     A builder whose `TensorSpec(name, shape, dtype)` / `ScalarSpec(name, dtype, ...)` calls
     read only module constants is read without being run: pypto-lib's builders generate
-    real-size weights (minutes of torch work) that capture does not need."""
+    real-size weights (minutes of torch work) that capture does not need. The others are run
+    only when some jit entry needs them: not when every entry annotates each parameter with
+    a static shape (the annotations then type it; a builder would only make weights of the
+    shapes already written there)."""
     out: dict[str, Type] = {}
+    run = None  # whether builders that cannot be read must run: decided on the first one
     for name, fn in vars(module).items():
         if not (callable(fn) and re.fullmatch(r"build_\w*specs", name)):
             continue
@@ -124,6 +128,10 @@ def spec_types(module: Any) -> dict[str, Type]:
         if read is not None:
             for spec_name, t in read:
                 out.setdefault(spec_name, t)
+            continue
+        if run is None:
+            run = not all(_statically_annotated(e) for e in jit_entries(module))
+        if not run:
             continue
         try:
             specs = fn()
@@ -134,6 +142,14 @@ def spec_types(module: Any) -> dict[str, Type]:
             if t is not None:
                 out.setdefault(s.name, t)
     return out
+
+
+def _statically_annotated(entry: JITFunction) -> bool:
+    """Every parameter annotated with a type whose dims are all integers."""
+    declared = _declared_types(entry)
+    if declared is None:
+        return False
+    return all(isinstance(d, int) for t in declared for d in getattr(t, "shape", ()))
 
 
 class _Spec:
