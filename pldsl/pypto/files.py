@@ -169,11 +169,11 @@ def _read_specs(fn: Any, module: Any) -> list[tuple[str, Type]] | None:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
         sig = inspect.signature(fn)
-        import torch
-    except (OSError, TypeError, SyntaxError, ValueError, ImportError):
+    except (OSError, TypeError, SyntaxError, ValueError):
         return None
     if any(p.default is inspect.Parameter.empty for p in sig.parameters.values()):
         return None
+    torch = sys.modules.get("torch") or _TorchDtypes()
     env = {**vars(module), "torch": torch, **{k: p.default for k, p in sig.parameters.items()}}
     found: dict[str, Type] = {}
     for node in ast.walk(tree):
@@ -197,6 +197,20 @@ def _read_specs(fn: Any, module: Any) -> list[tuple[str, Type]] | None:
         if not types_equal(found.setdefault(values["name"], t), t):
             return None
     return list(found.items()) or None
+
+
+class _TorchDtypes:
+    """`torch` while spec calls are read, when nothing imported it yet: its dtype names only
+    (`torch.bfloat16`), which is all a spec call's name, shape and dtype use. Importing torch
+    takes seconds; anything else of it fails the read, and the builder is run instead."""
+
+    _ALIASES = {"float": "float32", "half": "float16", "int": "int32", "long": "int64"}
+
+    def __getattr__(self, name: str) -> str:
+        full = f"torch.{self._ALIASES.get(name, name)}"
+        if full not in _TORCH_DTYPES:
+            raise AttributeError(f"module 'torch' has no dtype {name!r} known to pldsl")
+        return full
 
 
 def _spec_kind(node: ast.AST) -> str | None:
