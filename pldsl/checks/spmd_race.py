@@ -15,7 +15,8 @@ Buffers a block creates for itself in the grid body are its own (no race); a gri
 ordered).
 
 Writes: `pl.assemble(buf, src, offs)` (the source's extent), `pl.write(buf, idx, v)`.
-Reads: `pl.slice(buf, shape, offs)`, `pl.read(buf, idx)`, and any other op that takes `buf`
+Reads: `pl.slice(buf, shape, offs)`, `pl.read(buf, idx)`, the source window of
+`pld.tensor.put(..., src=buf, src_offsets=offs, shape=s)`, and any other op that takes `buf`
 whole.
 """
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pldsl.checks.common import access_window
+from pldsl.checks.common import Window, access_window
 from pldsl.diagnostics import Diagnostic, Span
 from pldsl.ir.nodes import Assign, For, OpCall, Program, Scope, Stmt, Var
 from pldsl.ir.symbolic import Unbound, evaluate
@@ -45,6 +46,7 @@ class _Access:
     call: OpCall
     write: bool
     whole: TensorType | None = None  # a read of the whole buffer (its type)
+    window: Window | None = None  # the window read, when the op names one itself
 
 
 def check(program: Program) -> list[Diagnostic]:
@@ -153,9 +155,22 @@ def _of_call(call: OpCall) -> Iterator[_Access]:
         if isinstance(x, Var):
             yield _Access(x.name, call, False)
         return
+    window = _put_source(call)
     for arg in call.args:
-        if isinstance(arg, Var) and isinstance(arg.type, TensorType):
+        if window is not None and arg is window.tensor:
+            yield _Access(arg.name, call, False, window=window)
+        elif isinstance(arg, Var) and isinstance(arg.type, TensorType):
             yield _Access(arg.name, call, False, arg.type)
+
+
+def _put_source(call: OpCall) -> Window | None:
+    """`pld.tensor.put(..., src=t, src_offsets=o, shape=s)` reads only that window of t."""
+    if call.op != "pld.tensor.put":
+        return None
+    src, offsets, shape = (call.arg(n) for n in ("src", "src_offsets", "shape"))
+    if not isinstance(src, Var) or offsets is None or shape is None:
+        return None
+    return Window(src, offsets.items, shape.items)
 
 
 def _scalar_defs(body: tuple[Stmt, ...]) -> dict[str, object]:
@@ -184,7 +199,7 @@ def _value(e: object, env: dict[str, int], scalars: dict[str, object], depth: in
 
 def _boxes(a: _Access, var: str, n: int, scalars: dict[str, object]) -> list[Box] | None:
     """The window of an access for each block 0..n-1; None when it cannot be evaluated."""
-    w = None if a.whole is not None else access_window(a.call)
+    w = None if a.whole is not None else a.window or access_window(a.call)
     out: list[Box] = []
     for b in range(n):
         env: dict[str, int] = {var: b}

@@ -10,7 +10,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import control, dims, inline, prefetch, scopes, subscript
+from pldsl.frontend import control, dims, inline, prefetch, scopes, split_aiv, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
@@ -100,6 +100,7 @@ class BodyBuilder:
         self.inline_prefix = ""
         self.inline_count = 0
         self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
+        self.aiv_regions: list = []  # enclosing pl.split_aiv regions (frontend/split_aiv.py)
         self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
         self.handles: dict[str, str] = {}  # pl.prefetch handles by name (no IR value)
         # Names of pl.array values (pl.array.create, pl.Array parameters): element writes allowed.
@@ -522,6 +523,8 @@ class BodyBuilder:
             return scopes.for_spmd(self, s)
         if kind == "while_":
             return control.ssa_while(self, s, call)
+        if kind == "split_aiv":
+            return split_aiv.for_split_aiv(self, s)
         if kind not in LOOP_KINDS:
             over = f" (this one iterates over {_source_text(call.func if isinstance(call, ast.Call) else call)})"
             raise fail(
@@ -1279,6 +1282,8 @@ class BodyBuilder:
                 return built
         if name == "array.create":
             return scopes.array_create(self, node)
+        if name in ("aiv_shard", "aic_gather", "tile.aiv_shard", "tile.aic_gather"):
+            return split_aiv.crossing(self, name, node)
         if name == "const":
             return self.const_call(node)
         if name in LOOP_KINDS:

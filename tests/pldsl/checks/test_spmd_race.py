@@ -3,8 +3,13 @@
 Each case has both sides of its boundary: a read that ends exactly at the block's own window
 (clean) and one element past it (a finding)."""
 
+import textwrap
+
 import pytest
-from checkutil import kernel, lines
+from checkutil import Kernel, kernel, lines
+
+import pldsl as pl
+import pldsl.distributed as pld
 
 RULE = "SpmdBlockRace"
 
@@ -156,3 +161,52 @@ def test_a_name_also_bound_outside_the_grid_is_shared():
     src = _local("pl.full([S, 16], dtype=pl.FP32, value=0.0)")
     kk = k("t = pl.full([S, 16], dtype=pl.FP32, value=0.0)\n        " + src)
     assert lines(kk.rule(RULE)) == [kk.line("read")]
+
+
+class _PldKernel(Kernel):
+    def __init__(self, src: str):  # noqa: D107 - Kernel, with `pld` in the capture namespace
+        self.text = textwrap.dedent(src).lstrip("\n")
+        self.file = "<checks-test-put>.py"
+        self.program = pl.capture_source(self.text, self.file, {"pl": pl, "pld": pld})[0]
+
+
+PUT_SRC = """
+import pldsl as pl
+import pldsl.distributed as pld
+
+S = 8
+B = 4
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(
+        self,
+        a: pl.Tensor[[B * S + 2, 16], pl.FP32],
+        win: pld.DistributedTensor[[B * S + 2, 16], pl.FP32],
+        peer: pl.Scalar[pl.INT32],
+    ) -> pl.Tensor[[B * S + 2, 16], pl.FP32]:
+        buf = pl.create_tensor([B * S + 2, 16], dtype=pl.FP32)
+        for b in pl.spmd(B):
+            buf = pl.assemble(buf, pl.slice(a, [S, 16], [b * S, 0]), [b * S, 0])
+            pld.tensor.put(dst=win, peer=peer, src=buf, dst_offsets=[b * S, 0], src_offsets=[OFF, 0], shape=[ROWS, 16])  # put
+        return buf
+"""
+
+
+@pytest.mark.parametrize(
+    "off, rows, found",
+    [
+        ("b * S", "S", False),  # the block's own rows (pypto-lib's lm_head.py dispatch push)
+        ("b * S + 1", "S - 1", False),  # ends exactly at its own edge
+        ("b * S", "S + 1", True),  # one row into the next block's
+        ("b * S + 1", "S", True),  # shifted by one row
+    ],
+)
+def test_put_reads_only_its_source_window(off, rows, found):
+    kk = _PldKernel(PUT_SRC.replace("OFF", off).replace("ROWS", rows))
+    got = kk.rule(RULE)
+    assert lines(got) == ([kk.line("put")] if found else [])
+    if found:
+        assert "reads 'buf' where block 1 writes it" in got[0].message
