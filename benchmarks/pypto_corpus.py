@@ -1,7 +1,7 @@
 """How much of pypto-lib pldsl captures, checks and runs against each file's own golden.
 
     python benchmarks/pypto_corpus.py --pypto-lib DIR [--rev REV] [--json] [--run-timeout S]
-        [--under PREFIX] [--files LIST]
+        [--file-timeout S] [--under PREFIX] [--files PATH ...]
 
 DIR is a checkout or a bare git directory of hw-native-sys/pypto-lib; with --rev (or for a
 bare directory) that revision is read from git into a temporary folder, deleted afterwards.
@@ -18,7 +18,9 @@ Every .py file under examples/ and models/ is examined in its own process:
 * ran         its `__main__` harness ran under `pldsl pypto` and matched its own golden
 
 `error` holds the first problem after the last stage reached, `feature` the PyPTO feature
-it belongs to. --json prints one JSON object per file and a totals object.
+it belongs to. --json prints one JSON object per file (with `seconds`, the wall time of
+examining it, and `cpu`, the CPU seconds its processes used: on a shared machine the second is
+the one to compare) and a totals object.
 """
 
 from __future__ import annotations
@@ -231,9 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-timeout", type=float, default=120.0, help="seconds per golden run")
     ap.add_argument("--file-timeout", type=float, default=300.0, help="seconds per file")
     ap.add_argument("--under", default="", help="only files whose path starts with this")
-    ap.add_argument(
-        "--files", type=Path, help="only the files this text file lists (one path a line)"
-    )
+    ap.add_argument("--files", nargs="+", default=None, metavar="PATH",
+                    help="only these files (paths inside pypto-lib, e.g. models/x/y.py)")  # fmt: skip
     ap.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # child process
     ap.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -242,24 +243,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="pypto_lib_") as tmp:
         root = checkout(args.pypto_lib, args.rev, Path(tmp))
-        files = selected(kernel_files(root), root, args)
+        files = [
+            f for f in kernel_files(root) if f.relative_to(root).as_posix().startswith(args.under)
+        ]
+        if args.files is not None:
+            wanted = {Path(f).as_posix() for f in args.files}
+            files = [f for f in files if f.relative_to(root).as_posix() in wanted]
         results = [_examine_in_child(f, root, args) for f in files]
     _report(results, args)
     return 0
-
-
-def selected(files: list[Path], root: Path, args) -> list[Path]:
-    """The files --under and --files keep (paths relative to pypto-lib's root)."""
-    listed = None
-    if args.files is not None:
-        lines = args.files.read_text(encoding="utf-8").splitlines()
-        listed = {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
-    keep = []
-    for f in files:
-        rel = f.relative_to(root).as_posix()
-        if rel.startswith(args.under) and (listed is None or rel in listed):
-            keep.append(f)
-    return keep
 
 
 def _examine_in_child(file: Path, root: Path, args) -> dict:
@@ -267,6 +259,7 @@ def _examine_in_child(file: Path, root: Path, args) -> dict:
            "--root", str(root), "--run-timeout", str(args.run_timeout)]  # fmt: skip
     rel = file.relative_to(root).as_posix()
     t0 = time.perf_counter()
+    cpu0 = _children_cpu()
     try:
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=args.file_timeout, cwd=REPO
@@ -280,9 +273,18 @@ def _examine_in_child(file: Path, root: Path, args) -> dict:
         return _result(rel, "failed", f"the examining process failed: {err}")
     result = json.loads(lines[-1])
     result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["cpu"] = round(_children_cpu() - cpu0, 1)  # on a shared machine, less than seconds
     if not args.json:
         print(f"{result['status']:10s} {rel}", file=sys.stderr)
     return result
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes waited for so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _report(results: list[dict], args) -> None:
@@ -291,7 +293,7 @@ def _report(results: list[dict], args) -> None:
     captured = totals["captured"] + totals["checked"] + totals["ran"]
     if args.json:
         for r in results:
-            keys = ("file", "status", "error", "feature", "seconds")
+            keys = ("file", "status", "error", "feature", "seconds", "cpu")
             print(json.dumps({k: r[k] for k in keys if k in r}))
         print(json.dumps({"totals": dict(totals), "kernel_files": kernels, "captured": captured,
                           "rev": args.rev}))  # fmt: skip

@@ -116,9 +116,9 @@ def spec_types(module: Any) -> dict[str, Type]:
     A builder whose `TensorSpec(name, shape, dtype)` / `ScalarSpec(name, dtype, ...)` calls
     read only module constants is read without being run: pypto-lib's builders generate
     real-size weights (minutes of torch work) that capture does not need. The others are run
-    only when some jit entry needs them: not when every entry annotates each parameter with
-    a static shape (the annotations then type it; a builder would only make weights of the
-    shapes already written there)."""
+    only when some jit entry needs them: not when every entry annotates each parameter with a
+    shape (the annotations then type it; a builder would only make weights of those shapes,
+    and a `pl.dynamic` dim stays symbolic whatever size a spec gives it)."""
     out: dict[str, Type] = {}
     run = None  # whether builders that cannot be read must run: decided on the first one
     for name, fn in vars(module).items():
@@ -130,7 +130,7 @@ def spec_types(module: Any) -> dict[str, Type]:
                 out.setdefault(spec_name, t)
             continue
         if run is None:
-            run = not all(_statically_annotated(e) for e in jit_entries(module))
+            run = not all(_fully_annotated(e) for e in jit_entries(module))
         if not run:
             continue
         try:
@@ -144,12 +144,11 @@ def spec_types(module: Any) -> dict[str, Type]:
     return out
 
 
-def _statically_annotated(entry: JITFunction) -> bool:
-    """Every parameter annotated with a type whose dims are all integers."""
-    declared = _declared_types(entry)
-    if declared is None:
-        return False
-    return all(isinstance(d, int) for t in declared for d in getattr(t, "shape", ()))
+def _fully_annotated(entry: JITFunction) -> bool:
+    """Every parameter annotated with a shape (static or `pl.dynamic` dims): the types a spec
+    builder gives would change nothing, as PyPTO keeps a dynamic dim symbolic whatever the
+    tensor it is called with."""
+    return _declared_types(entry) is not None
 
 
 class _Spec:
