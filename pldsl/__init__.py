@@ -74,6 +74,8 @@ for _name in [n for n in _OPS if "." not in n] + [
     "split_aiv",
     "aiv_shard",
     "aic_gather",
+    "spmd_submit",
+    "no_dep",
     "scope",
     "manual_scope",
     "incore",

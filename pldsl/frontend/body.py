@@ -10,7 +10,7 @@ from typing import Any
 
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import control, dims, inline, prefetch, scopes, split_aiv, subscript
+from pldsl.frontend import control, dims, inline, prefetch, scopes, split_aiv, submit, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
@@ -237,6 +237,8 @@ class BodyBuilder:
         target = s.targets[0]
         if self._is_yield(s.value):
             return self.yield_(s.value, target)
+        if isinstance(s.value, ast.Call) and self._pl_name(s.value.func) == "spmd_submit":
+            return self.with_(submit.as_with_spmd(self, s))
         if (
             isinstance(s.value, ast.Call)
             and self._pl_name(s.value.func) == "system.task_dummy"
