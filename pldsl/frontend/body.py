@@ -53,6 +53,7 @@ _BINOPS = {
 }
 _CMPOPS = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq", ast.NotEq: "ne"}
 LOOP_KINDS = ("range", "parallel", "unroll", "pipeline")
+INDEX_T = ScalarType(INDEX)
 LOOP_KWARGS = ("init_values", "chunk", "chunk_policy", "stage")
 CHUNK_POLICIES = ("guarded", "leading_full")
 AT_KWARGS = (
@@ -396,22 +397,6 @@ class BodyBuilder:
             and types_equal(TensorType(old.shape, old.dtype), TensorType(new.shape, new.dtype))
         )
 
-    def _loop_var(self, node: ast.Name) -> Var:
-        """The loop's INDEX variable. PyPTO defines it anew in the loop's scope, so a name
-        bound before to a scalar of another dtype (`slot = arr[i]` in an earlier block, then
-        `for slot in pl.range(n)`) gets a fresh variable instead of a rebinding error."""
-        old = self.vars.get(node.id)
-        t = ScalarType(INDEX)
-        if (
-            old is not None
-            and not self.strict_ssa
-            and isinstance(old.type, ScalarType)
-            and not types_equal(old.type, t)
-            and not dims.is_alias(self, node.id, old)
-        ):
-            return self._fresh_var(node.id, t, node)
-        return self.bind(node.id, t, node)
-
     def _fresh_var(self, name: str, t: Type, node: ast.AST) -> Var:
         n = 2
         while f"{name}__{n}" in self.vars:
@@ -625,7 +610,13 @@ class BodyBuilder:
                 self.span(s.target),
                 "for i, (a, b) in pl.range(n, init_values=(a0, b0)):",
             )
-        var = self._loop_var(loop_var)
+        old = self.vars.get(loop_var.id)
+        if old is not None and not self.strict_ssa and not types_equal(old.type, INDEX_T):
+            # PyPTO defines the loop variable afresh (a redefinition is allowed): a name that
+            # held another type (an INT32 scalar `slot`) becomes the INDEX loop variable
+            var = self._fresh_var(loop_var.id, INDEX_T, loop_var)
+        else:
+            var = self.bind(loop_var.id, INDEX_T, loop_var)
         self._check_yield_placement(s, bool(inits))
         carries, saved = control.bind_carries(self, carry_names, inits)
         self.loop_kinds.append(kind)

@@ -29,7 +29,7 @@ from pldsl.dtypes import INDEX
 from pldsl.frontend.capture import fail
 from pldsl.ir.nodes import BinOp, Const, Expr, For, ListExpr, Var
 from pldsl.ir.printer import format_type
-from pldsl.ir.symbolic import static_value
+from pldsl.ir.symbolic import static_value, types_equal
 from pldsl.ir.types import ScalarType, TensorType
 from pldsl.ops import lookup
 from pldsl.types import SplitMode
@@ -83,7 +83,7 @@ def for_split_aiv(b: BodyBuilder, s: ast.For) -> For:
         )
     if s.orelse:
         raise fail("UnsupportedFeature", "for/else is not supported", b.span(s.orelse[0]))
-    lane = b._loop_var(s.target)
+    lane = _lane_var(b, s.target)
     b.aiv_regions.append(Region(lane, lanes, mode))
     b.loop_kinds.append("split_aiv")
     b.contexts.append("loop")
@@ -98,6 +98,14 @@ def for_split_aiv(b: BodyBuilder, s: ast.For) -> For:
     return For(
         lane, "range", zero, stop, one, body, attrs=(("split_aiv", mode.value),), span=b.span(s)
     )
+
+
+def _lane_var(b: BodyBuilder, node: ast.Name) -> Var:
+    """The lane index: an INDEX loop variable, defined afresh as a loop's (frontend/body.py)."""
+    old = b.vars.get(node.id)
+    if old is not None and not b.strict_ssa and not types_equal(old.type, ScalarType(INDEX)):
+        return b._fresh_var(node.id, ScalarType(INDEX), node)
+    return b.bind(node.id, ScalarType(INDEX), node)
 
 
 def crossing(b: BodyBuilder, name: str, node: ast.Call) -> Expr:

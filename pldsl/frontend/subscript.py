@@ -19,7 +19,7 @@ import ast
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pldsl.dtypes import INDEX, DType
+from pldsl.dtypes import INDEX
 from pldsl.frontend.capture import fail
 from pldsl.ir.nodes import Assign, BinOp, Const, Expr, ListExpr, OpCall, UnaryOp, Var
 from pldsl.ir.printer import format_expr, format_type
@@ -255,10 +255,11 @@ def store(b: BodyBuilder, target: ast.Subscript, value_node: ast.expr, stmt: ast
     src = b.expr(value_node)
     span = b.span(stmt)
     if w.all_scalar and isinstance(src.type, ScalarType) and dst.name in b.arrays:
-        if not isinstance(src, Const) and _index_compatible(src.type.dtype, t.dtype):
-            # PyPTO's array update takes an INDEX value into an integer array and back
-            # (`arr[i] = arr[i] + 1` is INDEX here): the write converts it.
-            src = _op(b, "cast", value_node, x=src, target_type=t.dtype)
+        have, want = src.type.dtype, t.dtype
+        if have != want and INDEX in (have, want) and have.is_int and want.is_int:
+            # PyPTO's array.update_element takes an INDEX value into any integer array (and
+            # any integer into an INDEX one), converting it: `cursor[i] = cursor[i] + 1`
+            src = _op(b, "cast", value_node, x=src, target_type=want)
         call = _op(b, "write", stmt, x=dst, indices=ListExpr(tuple(w.offsets), span), value=src)
         return Assign((b.bind(dst.name, call.type, target.value),), call, span)
     if not isinstance(src.type, TensorType):
@@ -306,8 +307,3 @@ def store(b: BodyBuilder, target: ast.Subscript, value_node: ast.expr, stmt: ast
         src = _op(b, "reshape", value_node, x=src, shape=ListExpr(tuple(full), span))
     call = _op(b, "assemble", stmt, target=dst, source=src, offset=ListExpr(tuple(w.offsets), span))
     return Assign((b.bind(dst.name, call.type, target.value),), call, span)
-
-
-def _index_compatible(value: DType, element: DType) -> bool:
-    """Two different integer dtypes, one of them INDEX (PyPTO treats them as compatible)."""
-    return value != element and INDEX in (value, element) and value.is_int and element.is_int
