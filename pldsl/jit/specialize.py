@@ -221,6 +221,13 @@ class Specializer:
             return direction, t
         if isinstance(ann, TensorAnnotation):
             t = pb.type_of(ann, a.annotation)
+            if not _fits(t, g.type) and call_span is not None and _same_kind(t, g.type):
+                # a dependency: PyPTO's jit takes its shapes from the call-site argument,
+                # keeping only its own pl.dynamic dims (the annotation's static dims yield)
+                shape = tuple(
+                    gd if isinstance(d, int) else d for d, gd in zip(t.shape, g.type.shape)
+                )
+                return direction, dataclasses.replace(t, shape=shape)
             if not _fits(t, g.type):
                 raise _mismatch(pb, jf, a, format_type(t), g, where)
             return direction, t
@@ -349,6 +356,16 @@ def _fits(declared: Type, given: Type) -> bool:
     return all(
         not (isinstance(d, int) and isinstance(g, int)) or d == g
         for d, g in zip(declared.shape, given.shape)
+    )
+
+
+def _same_kind(declared: Type, given: Type) -> bool:
+    """Tensors of one dtype and rank (they may differ in static dims)."""
+    return (
+        isinstance(declared, TensorType)
+        and isinstance(given, TensorType)
+        and declared.dtype == given.dtype
+        and declared.rank == given.rank
     )
 
 
