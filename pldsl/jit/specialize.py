@@ -202,6 +202,8 @@ class Specializer:
                 tuple_return = True  # `tuple[pl.Tensor, ...]`: the body's return gives the types
             elif items is not None:
                 returns, tuple_return = tuple(pb.type_of(i, fdef.returns) for i in items), True
+            elif isinstance(ann, TensorAnnotation) and not is_bare_tensor(ann):
+                pass  # PyPTO's jit takes one returned tensor's type from the tensor itself
             elif ann is not None and not is_bare_tensor(ann):
                 returns = (pb.type_of(ann, fdef.returns),)
         return Signature(tuple(built), returns, tuple_return)

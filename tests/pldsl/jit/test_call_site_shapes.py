@@ -1,4 +1,5 @@
-"""A jit dependency called with an argument whose static dims differ from its annotation is
+"""Shapes a jit function takes from its call site rather than its annotations, as PyPTO's jit
+does. A jit dependency called with an argument whose static dims differ from its annotation is
 specialised at the argument's shape, as PyPTO's jit takes a dependency's shapes from the call
 site (pypto-lib's prefill_cp_layer.py passes a [32, 128, 1, 512] cache to a helper annotated
 [32, 1, 1, 512]); its own `pl.dynamic` dims would stay symbolic. An entry's argument must still
@@ -48,3 +49,25 @@ def test_a_dtype_difference_is_still_an_error():
     with pytest.raises(pl.CaptureError) as e:
         other_dtype(x, np.zeros((4, 8), np.float32))
     assert "the annotation says pl.Tensor[[4, 8], pl.FP32]" in e.value.diagnostic.message
+
+
+@pl.jit
+def returns_its_out(
+    x: pl.Tensor[[4, 8], pl.FP32], y: pl.Out[pl.Tensor[[4, 8], pl.FP32]]
+) -> (
+    pl.Tensor[[4, 2, 8], pl.FP32]  # pypto-lib's decode_mtp.py declares another shape
+):
+    with pl.at(level=pl.Level.CORE_GROUP):
+        y[0:4, 0:8] = pl.exp(x)
+    return y
+
+
+def test_one_returned_tensor_takes_its_own_type():
+    # PyPTO's jit infers a single returned tensor's type from the tensor (only tuple and
+    # scalar return annotations are kept)
+    x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(4, 8)
+    y = np.zeros_like(x)
+    returns_its_out(x, y)
+    np.testing.assert_allclose(y, np.exp(x), rtol=1e-6)
+    text = pl.print_ir(returns_its_out.specialize(x, y))
+    assert "-> pl.Tensor[[4, 8], pl.FP32]:" in text
