@@ -8,6 +8,7 @@ import sys
 from enum import Enum
 from typing import Any
 
+from pldsl.diagnostics import PldslError
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
 from pldsl.frontend import control, dims, inline, prefetch, scopes, split_aiv, submit, subscript
@@ -319,6 +320,8 @@ class BodyBuilder:
                 help="write name: pl.Tensor[...] = value",
             )
         value = self.expr(s.value)
+        if self._names_a_local(s.annotation, value.type):
+            return Assign((self.bind(s.target.id, value.type, s.target),), value, self.span(s))
         declared = self.program.type_of(self.program.annotation(s.annotation), s.annotation)
         if not types_equal(declared, value.type):
             raise fail(
@@ -328,6 +331,23 @@ class BodyBuilder:
                 help="fix the annotation or the value; capture infers the value's type",
             )
         return Assign((self.bind(s.target.id, value.type, s.target),), value, self.span(s))
+
+    def _names_a_local(self, annotation: ast.expr, t: Type) -> bool:
+        """An annotation naming a variable of this body (`n = pl.tensor.dim(x, 0) // 4`, then
+        `v: pl.Tensor[[n, 8], ...] = ...`): PyPTO resolves the name to that runtime value,
+        which capture cannot evaluate, so the tensor value's own type stands (its dtype and
+        rank still compared when the annotation also evaluates at module level)."""
+        names = {n.id for n in ast.walk(annotation) if isinstance(n, ast.Name)}
+        if not names & self.vars.keys() or not isinstance(t, TensorType):
+            return False
+        try:  # the same name at module level gives the dtype and rank to compare
+            declared = self.program.type_of(self.program.annotation(annotation), annotation)
+        except PldslError:
+            return True  # the name is only this body's
+        return isinstance(declared, TensorType) and (declared.dtype, declared.rank) == (
+            t.dtype,
+            t.rank,
+        )
 
     def bind(self, name: str, t: Type, node: ast.AST) -> Var:
         """Non-SSA rebinding: a name keeps one Var; a new value must have the same type."""

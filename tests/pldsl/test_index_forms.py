@@ -95,3 +95,40 @@ def test_strict_forms_stay_errors(body, message):
     with pytest.raises(CaptureError) as err:
         pl.capture_source(SRC.replace("BODY", body), "<index-forms>.py")
     assert message in err.value.diagnostic.message
+
+
+LOCAL_ANN = """
+import pldsl as pl
+
+ROWS = 4  # a module constant the body shadows with a runtime value, as prefill_fwd.py does
+M = pl.dynamic("M")
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def f(self, x: pl.Tensor[[M, 8], pl.FP32]) -> pl.Tensor[[M, 8], pl.FP32]:
+        ROWS = pl.tensor.dim(x, 0) // 2
+        v: ANNOTATION = pl.slice(x, [ROWS, 8], [0, 0])
+        return x
+"""
+
+
+@pytest.mark.parametrize(
+    "annotation, message",
+    [
+        ("pl.Tensor[[ROWS, 8], pl.FP32]", None),  # the local, as PyPTO resolves it
+        ("pl.Tensor[[ROWS, 8], pl.BF16]", "does not match the value's type"),  # dtype still
+        ("pl.Tensor[[ROWS, 8, 1], pl.FP32]", "does not match the value's type"),  # and rank
+        ("pl.Tensor[[4, 8], pl.FP32]", "does not match the value's type"),  # no local: strict
+    ],
+)
+def test_annotation_naming_a_body_local(annotation, message):
+    src = LOCAL_ANN.replace("ANNOTATION", annotation)
+    if message is None:
+        (p,) = pl.capture_source(src, "<local-ann>.py")
+        assert "v: pl.Tensor[[" in pl.print_ir(p)
+        return
+    with pytest.raises(CaptureError) as err:
+        pl.capture_source(src, "<local-ann>.py")
+    assert message in err.value.diagnostic.message
