@@ -84,10 +84,9 @@ def _is_self_attr(node: ast.expr) -> bool:
 
 
 def _kernel(b: BodyBuilder, node: ast.Attribute) -> ast.expr:
-    """`self.kernel`: the jit function `kernel` when the module has one, else the program's."""
-    from pldsl.jit.function import JITFunction
-
-    if isinstance(b.program.ns.get(node.attr), JITFunction):
+    """`self.kernel`: the jit function `kernel` when the module has one, else the program's.
+    (A jit function is known by its flavour; the frontend does not import pldsl.jit.)"""
+    if getattr(b.program.ns.get(node.attr), "flavour", None) is not None:
         return ast.copy_location(ast.Name(node.attr, ast.Load()), node)
     return node
 
