@@ -1,6 +1,7 @@
 """How much of pypto-lib pldsl captures, checks and runs against each file's own golden.
 
     python benchmarks/pypto_corpus.py --pypto-lib DIR [--rev REV] [--json] [--run-timeout S]
+        [--file-timeout S] [--under PREFIX] [--files PATH ...]
 
 DIR is a checkout or a bare git directory of hw-native-sys/pypto-lib; with --rev (or for a
 bare directory) that revision is read from git into a temporary folder, deleted afterwards.
@@ -21,7 +22,9 @@ Every .py file under examples/ and models/ is examined in its own process:
 * ran         its `__main__` harness ran under `pldsl pypto` and matched its own golden
 
 `error` holds the first problem after the last stage reached, `feature` the PyPTO feature
-it belongs to. --json prints one JSON object per file and a totals object.
+it belongs to. --json prints one JSON object per file (with `seconds`, the wall time of
+examining it, and `cpu`, the CPU seconds its processes used: on a shared machine the second is
+the one to compare) and a totals object.
 """
 
 from __future__ import annotations
@@ -291,21 +294,32 @@ def _examine_in_child(file: Path, root: Path, args) -> dict:
            "--root", str(root), "--run-timeout", str(args.run_timeout)]  # fmt: skip
     rel = file.relative_to(root).as_posix()
     t0 = time.perf_counter()
+    cpu0 = _children_cpu()
     try:
         done = subprocess.run(
             cmd, capture_output=True, text=True, timeout=args.file_timeout, cwd=REPO
         )
     except subprocess.TimeoutExpired:
-        return _result(rel, "failed", f"examining it timed out after {args.file_timeout:g} s")
+        error = f"examining it timed out after {args.file_timeout:g} s"
+        return {**_result(rel, "failed", error), "seconds": args.file_timeout}
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         err = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return _result(rel, "failed", f"the examining process failed: {err}")
     result = json.loads(lines[-1])
     result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["cpu"] = round(_children_cpu() - cpu0, 1)  # on a shared machine, less than seconds
     if not args.json:
         print(f"{result['status']:10s} {rel}", file=sys.stderr)
     return result
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes waited for so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _report(results: list[dict], args) -> None:
@@ -314,7 +328,8 @@ def _report(results: list[dict], args) -> None:
     captured = totals["captured"] + totals["checked"] + totals["ran"]
     if args.json:
         for r in results:
-            print(json.dumps({k: r[k] for k in ("file", "status", "error", "feature")}))
+            keys = ("file", "status", "error", "feature", "seconds", "cpu")
+            print(json.dumps({k: r[k] for k in keys if k in r}))
         print(json.dumps({"totals": dict(totals), "kernel_files": kernels, "captured": captured,
                           "rev": args.rev}))  # fmt: skip
         return

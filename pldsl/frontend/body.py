@@ -8,12 +8,14 @@ import sys
 from enum import Enum
 from typing import Any
 
+from pldsl.diagnostics import PldslError
 from pldsl.dtypes import BOOL, FP32, INDEX, DType, same_category
 from pldsl.enums import Level, Optimizer, PadValue, Role
-from pldsl.frontend import control, dims, inline, prefetch, scopes, subscript
+from pldsl.frontend import control, dims, inline, prefetch, scopes, split_aiv, submit, subscript
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -103,6 +105,7 @@ class BodyBuilder:
         self.capture_reads: set[str] = set()  # see Function.capture_reads
         self.inline_count = 0
         self.spmd_blocks: list[Var] = []  # block index of each enclosing pl.spmd, innermost last
+        self.aiv_regions: list = []  # enclosing pl.split_aiv regions (frontend/split_aiv.py)
         self.spmd_counter = 0  # names the block variable of each `with pl.spmd(...)` form
         self.handles: dict[str, str] = {}  # pl.prefetch handles by name (no IR value)
         # Names of pl.array values (pl.array.create, pl.Array parameters): element writes allowed.
@@ -240,6 +243,8 @@ class BodyBuilder:
         target = s.targets[0]
         if self._is_yield(s.value):
             return self.yield_(s.value, target)
+        if isinstance(s.value, ast.Call) and self._pl_name(s.value.func) == "spmd_submit":
+            return self.with_(submit.as_with_spmd(self, s))
         if (
             isinstance(s.value, ast.Call)
             and self._pl_name(s.value.func) == "system.task_dummy"
@@ -319,6 +324,8 @@ class BodyBuilder:
                 help="write name: pl.Tensor[...] = value",
             )
         value = self.expr(s.value)
+        if self._names_a_local(s.annotation, value.type):
+            return Assign((self.bind(s.target.id, value.type, s.target),), value, self.span(s))
         declared = self.program.type_of(self.program.annotation(s.annotation), s.annotation)
         if not types_equal(declared, value.type):
             raise fail(
@@ -328,6 +335,23 @@ class BodyBuilder:
                 help="fix the annotation or the value; capture infers the value's type",
             )
         return Assign((self.bind(s.target.id, value.type, s.target),), value, self.span(s))
+
+    def _names_a_local(self, annotation: ast.expr, t: Type) -> bool:
+        """An annotation naming a variable of this body (`n = pl.tensor.dim(x, 0) // 4`, then
+        `v: pl.Tensor[[n, 8], ...] = ...`): PyPTO resolves the name to that runtime value,
+        which capture cannot evaluate, so the tensor value's own type stands (its dtype and
+        rank still compared when the annotation also evaluates at module level)."""
+        names = {n.id for n in ast.walk(annotation) if isinstance(n, ast.Name)}
+        if not names & self.vars.keys() or not isinstance(t, TensorType):
+            return False
+        try:  # the same name at module level gives the dtype and rank to compare
+            declared = self.program.type_of(self.program.annotation(annotation), annotation)
+        except PldslError:
+            return True  # the name is only this body's
+        return isinstance(declared, TensorType) and (declared.dtype, declared.rank) == (
+            t.dtype,
+            t.rank,
+        )
 
     def bind(self, name: str, t: Type, node: ast.AST) -> Var:
         """Non-SSA rebinding: a name keeps one Var; a new value must have the same type."""
@@ -496,6 +520,8 @@ class BodyBuilder:
             return scopes.for_spmd(self, s)
         if kind == "while_":
             return control.ssa_while(self, s, call)
+        if kind == "split_aiv":
+            return split_aiv.for_split_aiv(self, s)
         if kind not in LOOP_KINDS:
             over = f" (this one iterates over {_source_text(call.func if isinstance(call, ast.Call) else call)})"
             raise fail(
@@ -1279,6 +1305,8 @@ class BodyBuilder:
                 return built
         if name == "array.create":
             return scopes.array_create(self, node)
+        if name in ("aiv_shard", "aic_gather", "tile.aiv_shard", "tile.aic_gather"):
+            return split_aiv.crossing(self, name, node)
         if name == "const":
             return self.const_call(node)
         if name in LOOP_KINDS:
@@ -1323,7 +1351,7 @@ class BodyBuilder:
         if len(node.args) > len(params):
             raise fail(
                 "TypeError",
-                f"pl.{opdef.name} takes at most {len(params)} arguments, got {len(node.args)}",
+                f"{op_label(opdef.name)} takes at most {len(params)} arguments, got {len(node.args)}",
                 self.span(node),
                 signature_hint(opdef),
             )
@@ -1353,14 +1381,14 @@ class BodyBuilder:
             if opdef.param(kw.arg) is None:
                 raise fail(
                     "TypeError",
-                    f"unknown keyword argument '{kw.arg}' in pl.{opdef.name}()",
+                    f"unknown keyword argument '{kw.arg}' in {op_label(opdef.name)}()",
                     self.span(kw),
                     signature_hint(opdef),
                 )
             if kw.arg in given:
                 raise fail(
                     "TypeError",
-                    f"pl.{opdef.name}() got multiple values for '{kw.arg}'",
+                    f"{op_label(opdef.name)}() got multiple values for '{kw.arg}'",
                     self.span(kw),
                     signature_hint(opdef),
                 )
@@ -1371,7 +1399,7 @@ class BodyBuilder:
                 if p.required:
                     raise fail(
                         "TypeError",
-                        f"pl.{opdef.name}() is missing argument '{p.name}'",
+                        f"{op_label(opdef.name)}() is missing argument '{p.name}'",
                         self.span(node),
                         signature_hint(opdef),
                     )
@@ -1401,7 +1429,7 @@ class BodyBuilder:
         got = ", ".join(format_type(v.type) for v in values)
         raise fail(  # PyPTO's wording (unified ops)
             "TypeError",
-            f"pl.{opdef.name}: expected Tensor or Tile, got Scalar ({got})",
+            f"{op_label(opdef.name)}: expected Tensor or Tile, got Scalar ({got})",
             self.span(node),
             "for scalar arithmetic use Python operators (+, -, *, /) or pl.min / pl.max",
         )
@@ -1447,7 +1475,7 @@ class BodyBuilder:
                 return ListExpr(tuple(items), self.span(node))
             raise fail(
                 "TypeError",
-                f"'{pname}' of pl.{opdef.name} must be a list like [16, 128]",
+                f"'{pname}' of {op_label(opdef.name)} must be a list like [16, 128]",
                 self.span(node),
                 signature_hint(opdef),
             )
@@ -1456,7 +1484,7 @@ class BodyBuilder:
             if not isinstance(value, DType) and not (value is None and optional_none):
                 raise fail(
                     "TypeError",
-                    f"'{pname}' of pl.{opdef.name} must be a dtype such as pl.FP32, got {_describe_value(value)}",
+                    f"'{pname}' of {op_label(opdef.name)} must be a dtype such as pl.FP32, got {_describe_value(value)}",
                     self.span(node),
                     help="e.g. pl.cast(x, pl.BF16)",
                 )
@@ -1488,21 +1516,21 @@ class BodyBuilder:
         if isinstance(default, bool) and not isinstance(value, bool):
             raise fail(
                 "TypeError",
-                f"'{p.name}' of pl.{opdef.name} must be True or False, got {_describe_value(value)}",
+                f"'{p.name}' of {op_label(opdef.name)} must be True or False, got {_describe_value(value)}",
                 self.span(node),
                 help="write True or False",
             )
         if isinstance(default, str) and not isinstance(value, str):
             raise fail(
                 "TypeError",
-                f"'{p.name}' of pl.{opdef.name} must be a string, got {_describe_value(value)}",
+                f"'{p.name}' of {op_label(opdef.name)} must be a string, got {_describe_value(value)}",
                 self.span(node),
                 help='e.g. mode="rint"',
             )
         if isinstance(default, Enum) and not isinstance(value, type(default)):
             raise fail(
                 "TypeError",
-                f"'{p.name}' of pl.{opdef.name} must be a pl.{type(default).__name__} member",
+                f"'{p.name}' of {op_label(opdef.name)} must be a pl.{type(default).__name__} member",
                 self.span(node),
                 help="spell the enum member, e.g. pl.PadValue.zero",
             )
@@ -1511,7 +1539,7 @@ class BodyBuilder:
         ):
             raise fail(
                 "TypeError",
-                f"'{p.name}' of pl.{opdef.name} must be a constant number, got {_describe_value(value)}",
+                f"'{p.name}' of {op_label(opdef.name)} must be a constant number, got {_describe_value(value)}",
                 self.span(node),
                 help="static attributes are capture-time constants",
             )
@@ -1695,14 +1723,14 @@ def checked_op_call(opdef, keywords: dict[str, Any], span, origin: str = "") -> 
     except TypeRuleError as exc:
         raise fail(
             "TypeError",
-            f"pl.{opdef.name}{origin}: {exc.message}",
+            f"{op_label(opdef.name)}{origin}: {exc.message}",
             span,
             exc.hint or signature_hint(opdef),
         ) from None
     except Exception as exc:  # noqa: BLE001 - a crashing type rule is a pldsl bug
         raise fail(
             "InternalError",
-            f"the type rule of pl.{opdef.name} failed: {type(exc).__name__}: {exc}",
+            f"the type rule of {op_label(opdef.name)} failed: {type(exc).__name__}: {exc}",
             span,
             "this is a bug in pldsl's op table, not in your kernel; please report it",
         ) from None

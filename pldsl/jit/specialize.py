@@ -205,6 +205,8 @@ class Specializer:
                 tuple_return = True  # `tuple[pl.Tensor, ...]`: the body's return gives the types
             elif items is not None:
                 returns, tuple_return = tuple(pb.type_of(i, fdef.returns) for i in items), True
+            elif isinstance(ann, TensorAnnotation) and not is_bare_tensor(ann):
+                pass  # PyPTO's jit takes one returned tensor's type from the tensor itself
             elif ann is not None and not is_bare_tensor(ann):
                 returns = (pb.type_of(ann, fdef.returns),)
         return Signature(tuple(built), returns, tuple_return)
@@ -224,6 +226,13 @@ class Specializer:
             return direction, t
         if isinstance(ann, TensorAnnotation):
             t = pb.type_of(ann, a.annotation)
+            if not _fits(t, g.type) and call_span is not None and _same_kind(t, g.type):
+                # a dependency: PyPTO's jit takes its shapes from the call-site argument,
+                # keeping only its own pl.dynamic dims (the annotation's static dims yield)
+                shape = tuple(
+                    gd if isinstance(d, int) else d for d, gd in zip(t.shape, g.type.shape)
+                )
+                return direction, dataclasses.replace(t, shape=shape)
             if not _fits(t, g.type):
                 raise _mismatch(pb, jf, a, format_type(t), g, where)
             return direction, t
@@ -353,6 +362,16 @@ def _fits(declared: Type, given: Type) -> bool:
     return all(
         not (isinstance(d, int) and isinstance(g, int)) or d == g
         for d, g in zip(declared.shape, given.shape)
+    )
+
+
+def _same_kind(declared: Type, given: Type) -> bool:
+    """Tensors of one dtype and rank (they may differ in static dims)."""
+    return (
+        isinstance(declared, TensorType)
+        and isinstance(given, TensorType)
+        and declared.dtype == given.dtype
+        and declared.rank == given.rank
     )
 
 

@@ -115,8 +115,12 @@ def spec_types(module: Any) -> dict[str, Type]:
 
     A builder whose `TensorSpec(name, shape, dtype)` / `ScalarSpec(name, dtype, ...)` calls
     read only module constants is read without being run: pypto-lib's builders generate
-    real-size weights (minutes of torch work) that capture does not need."""
+    real-size weights (minutes of torch work) that capture does not need. The others are run
+    only when some jit entry needs them: not when every entry annotates each parameter with a
+    shape (the annotations then type it; a builder would only make weights of those shapes,
+    and a `pl.dynamic` dim stays symbolic whatever size a spec gives it)."""
     out: dict[str, Type] = {}
+    run = None  # whether builders that cannot be read must run: decided on the first one
     for name, fn in vars(module).items():
         if not (callable(fn) and re.fullmatch(r"build_\w*specs", name)):
             continue
@@ -124,6 +128,10 @@ def spec_types(module: Any) -> dict[str, Type]:
         if read is not None:
             for spec_name, t in read:
                 out.setdefault(spec_name, t)
+            continue
+        if run is None:
+            run = not all(_fully_annotated(e) for e in jit_entries(module))
+        if not run:
             continue
         try:
             specs = fn()
@@ -134,6 +142,13 @@ def spec_types(module: Any) -> dict[str, Type]:
             if t is not None:
                 out.setdefault(s.name, t)
     return out
+
+
+def _fully_annotated(entry: JITFunction) -> bool:
+    """Every parameter annotated with a shape (static or `pl.dynamic` dims): the types a spec
+    builder gives would change nothing, as PyPTO keeps a dynamic dim symbolic whatever the
+    tensor it is called with."""
+    return _declared_types(entry) is not None
 
 
 class _Spec:
@@ -153,11 +168,11 @@ def _read_specs(fn: Any, module: Any) -> list[tuple[str, Type]] | None:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
         sig = inspect.signature(fn)
-        import torch
-    except (OSError, TypeError, SyntaxError, ValueError, ImportError):
+    except (OSError, TypeError, SyntaxError, ValueError):
         return None
     if any(p.default is inspect.Parameter.empty for p in sig.parameters.values()):
         return None
+    torch = sys.modules.get("torch") or _TorchDtypes()
     env = {**vars(module), "torch": torch, **{k: p.default for k, p in sig.parameters.items()}}
     found: dict[str, Type] = {}
     for node in ast.walk(tree):
@@ -181,6 +196,20 @@ def _read_specs(fn: Any, module: Any) -> list[tuple[str, Type]] | None:
         if not types_equal(found.setdefault(values["name"], t), t):
             return None
     return list(found.items()) or None
+
+
+class _TorchDtypes:
+    """`torch` while spec calls are read, when nothing imported it yet: its dtype names only
+    (`torch.bfloat16`), which is all a spec call's name, shape and dtype use. Importing torch
+    takes seconds; anything else of it fails the read, and the builder is run instead."""
+
+    _ALIASES = {"float": "float32", "half": "float16", "int": "int32", "long": "int64"}
+
+    def __getattr__(self, name: str) -> str:
+        full = f"torch.{self._ALIASES.get(name, name)}"
+        if full not in _TORCH_DTYPES:
+            raise AttributeError(f"module 'torch' has no dtype {name!r} known to pldsl")
+        return full
 
 
 def _spec_kind(node: ast.AST) -> str | None:
