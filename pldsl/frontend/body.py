@@ -15,7 +15,6 @@ from pldsl.frontend import control, dims, inline, prefetch, scopes, split_aiv, s
 from pldsl.frontend.capture import ProgramBuilder, fail
 from pldsl.frontend.static_eval import NotStatic, StaticEvaluator
 from pldsl.ir.memory import memory_hint, tile_namespace_error
-from pldsl.ir.opdefs import op_label
 from pldsl.ir.nodes import (
     Assign,
     BinOp,
@@ -38,6 +37,7 @@ from pldsl.ir.nodes import (
     Var,
     Yield,
 )
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.printer import format_type
 from pldsl.ir.symbolic import deduce_call_type, shape_vars, types_equal
 from pldsl.ir.types import ScalarType, TensorType, TupleType, Type, memory_of
