@@ -204,10 +204,36 @@ def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
 
 
 _MAX_CHECKED = 2048  # journaled windows of one buffer the run-time overlap check compares
+_MAX_PAIRS = 1 << 21  # (read window, write window) pairs of one buffer the read check compares
+
+
+def _boxes(entries: list, n: int, every: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows (buffer, offsets, extents) as (lo, hi, lane) arrays, one row per lane each
+    (N rows), or one row with lane `every` (a negative id standing for all lanes) when the
+    offsets and extents are the same in every lane."""
+    rows = [(offs, ext) for _, offs, ext in entries]
+    rank = len(rows[0][0])
+    uniform = [all(type(v) is not np.ndarray for v in offs + ext) for offs, ext in rows]
+    m = sum(1 if u else n for u in uniform)
+    lo = np.empty((m, rank), np.int64)
+    hi = np.empty((m, rank), np.int64)
+    lane = np.empty(m, np.int64)
+    i = 0
+    lanes = np.arange(n)
+    for (offs, ext), u in zip(rows, uniform):
+        k = 1 if u else n
+        for d, (o, e) in enumerate(zip(offs, ext)):
+            lo[i : i + k, d] = o
+            hi[i : i + k, d] = e
+        lane[i : i + k] = every if u else lanes
+        i += k
+    hi += lo
+    return lo, hi, lane
 
 
 class Lanes:
-    """The batched run of one loop: lane count, context, journal of shared writes."""
+    """The batched run of one loop: lane count, context, the shared buffers it reads and
+    writes, and the undo log of its writes (see `write`, `commit`, `restore`)."""
 
     def __init__(self, ctx: Context, n: int, check_writes: bool = False):
         self.ctx, self.n = ctx, n
@@ -216,15 +242,23 @@ class Lanes:
         self.storage: dict[str, np.dtype] = {}
         self.read_roots: dict[int, Buffer] = {}
         self.written_roots: dict[int, Buffer] = {}
-        self.journal: list[tuple] = []
+        self.journal: list[tuple] = []  # (target, offsets, extents) of every shared write
+        self.reads: list[tuple] = []  # (buffer, offsets, extents) of every shared read
+        self.undo: list[tuple] = []  # (array, index, old contents) of every applied write
+        self.snapshots: set[int] = set()  # roots a reshape copied (read early)
 
     # ------------------------------------------------------------ reading
-    def note_read(self, buf: Buffer) -> None:
+    def note_root(self, buf: Buffer) -> None:
+        """`buf` is viewed (no data read yet): its root takes part in the alias check."""
         root = buf.root
-        key = id(root)
-        if key in self.written_roots:
-            raise Fallback("the body reads a buffer it writes")
-        self.read_roots[key] = root
+        self.read_roots[id(root)] = root
+
+    def note_read(self, buf: Buffer, offs: tuple, ext: tuple) -> None:
+        """The lanes read `buf` at [offs, offs + ext) (ints, or int64 arrays per lane); the
+        commit check compares these windows with other lanes' writes."""
+        root = buf.root
+        self.read_roots[id(root)] = root
+        self.reads.append((buf, offs, ext))
 
     def raw(self, x: BView, data: np.ndarray | None = None) -> np.ndarray:
         """x's window per lane, (N, *shape), without pad fill (a view where it can be)."""
@@ -239,7 +273,7 @@ class Lanes:
             data = buf.data
         offs = x.offset
         if not batched:
-            self.note_read(buf)
+            self.note_read(buf, offs, shape)
         if all(type(o) is not np.ndarray for o in offs):
             if batched:
                 return data[(slice(None),) + tuple(slice(o, o + s) for o, s in zip(offs, shape))]
@@ -267,7 +301,7 @@ class Lanes:
         """A tensor operand as an array: (N, *shape) for a BView (pad filled as
         TensorValue.materialize fills), the plain array for a TensorValue."""
         if type(x) is TensorValue:
-            self.note_read(x.buffer)
+            self.note_read(x.buffer, x.offset, x.shape)
             return x.materialize(self.ctx)
         data = self.raw(x)
         mask = _inside(x.shape, x.valid)
@@ -281,7 +315,7 @@ class Lanes:
         if type(x) is TensorValue:
             w = x.widened()
             if w is not None:
-                self.note_read(x.buffer)
+                self.note_read(x.buffer, x.offset, x.shape)
                 return w
             return self.mat(x)
         buf = x.buf
@@ -315,34 +349,96 @@ class Lanes:
         return BView(BBuf(data, dtype), (0,) * len(shape), shape, valid, pad, True)
 
     # ------------------------------------------------------------ writing
+    def write(self, target: TensorValue, offs: tuple, ext: tuple, src: np.ndarray) -> None:
+        """Apply every lane's write of `src` ((N, *valid)) to a shared buffer at once, saving
+        what it overwrites (`restore` puts it back), and journal the windows for `commit`'s
+        checks. Lanes run in lockstep, so a lane's later reads see its own earlier writes, as
+        its iteration alone would; whatever another lane's writes could change is ruled out at
+        commit."""
+        self.journal.append((target, offs, ext))
+        data, undo = target.buffer.data, self.undo
+        if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
+            win = tuple(slice(o, o + e) for o, e in zip(offs, ext))
+            undo.append((data, win, data[win].copy()))
+            data[win] = src[-1].reshape(ext)
+        elif all(type(e) is not np.ndarray for e in ext):
+            self._scatter(data, offs, ext, src, batched=False)
+        else:
+            for lane in range(self.n):
+                lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
+                ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
+                part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
+                win = tuple(slice(o, o + e) for o, e in zip(lo, ex))
+                undo.append((data, win, data[win].copy()))
+                data[win] = part.reshape(ex)
+
+    def restore(self) -> None:
+        """Undo every applied write, last first: the shared buffers hold exactly what they
+        held before the batched run (a window written twice gets its first old contents)."""
+        for arr, idx, old in reversed(self.undo):
+            arr[idx] = old
+        self.undo.clear()
+
     def commit(self) -> None:
-        """Apply the journaled writes to shared buffers, in program order."""
-        if self.read_roots.keys() & self.written_roots.keys():
-            raise Fallback("the body reads a buffer it writes")
+        """Keep the applied writes when the lanes could not see each other's effects (else
+        Fallback; the caller then calls `restore`): buffers that may alias fall back, and
+        without the IR's proof no two lanes' write windows may overlap; a buffer the body
+        both reads and writes also needs every lane's read windows clear of the other
+        lanes' write windows. Then lockstep order leaves what the iterations one after
+        another leave: every element is written by at most one lane, in that lane's program
+        order, and no lane reads an element another lane writes."""
         written = list(self.written_roots.values())
-        if written:  # a written buffer and another one over the same memory may alias
-            owners = {id(_owner(w.data)): w for w in written}
-            if len(owners) < len(written):
-                raise Fallback("written buffers may alias")
-            for r in self.read_roots.values():
-                w = owners.get(id(_owner(r.data)))
-                if w is not None and w is not r:
-                    raise Fallback("a read buffer and a written one may alias")
+        if not written:
+            return
+        owners = {id(_owner(w.data)): w for w in written}
+        if len(owners) < len(written):
+            raise Fallback("written buffers may alias")
+        for r in self.read_roots.values():
+            w = owners.get(id(_owner(r.data)))
+            if w is not None and w is not r:
+                raise Fallback("a read buffer and a written one may alias")
+        if self.snapshots & self.written_roots.keys():
+            raise Fallback("a reshape copied a buffer the body writes")
         if self.check_writes:
             self._check_disjoint()
-        for target, offs, ext, src in self.journal:
-            data = target.buffer.data
-            if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
-                data[tuple(slice(o, o + e) for o, e in zip(offs, ext))] = src[-1].reshape(ext)
-            elif all(type(e) is not np.ndarray for e in ext):
-                self._scatter(data, offs, ext, src, batched=False)
-            else:
-                for lane in range(self.n):
-                    lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
-                    ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
-                    part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
-                    data[tuple(slice(o, o + e) for o, e in zip(lo, ex))] = part.reshape(ex)
-            target.buffer.mark_written()
+        both = self.read_roots.keys() & self.written_roots.keys()
+        if both:
+            self._check_reads(both)
+        for root in written:
+            root.written = True
+        self.undo.clear()
+
+    def _check_reads(self, roots: set[int]) -> None:
+        """Fallback unless no lane read an element of these buffers that another lane wrote
+        (a read the same in every lane counts as every lane's)."""
+        n = self.n
+        writes: dict[int, list] = {}
+        for target, offs, ext in self.journal:
+            buf = target.buffer
+            if id(buf.root) in roots:
+                writes.setdefault(id(buf.root), []).append((buf, offs, ext))
+        reads: dict[int, list] = {}
+        for entry in self.reads:
+            if id(entry[0].root) in roots:
+                reads.setdefault(id(entry[0].root), []).append(entry)
+        for key, wl in writes.items():
+            rl = reads.get(key)
+            if not rl:  # viewed, never read
+                continue
+            buf = wl[0][0]
+            if any(e[0] is not buf for e in wl) or any(e[0] is not buf for e in rl):
+                raise Fallback("reads and writes through two views of one buffer")
+            # distinct ids for "every lane" on each side: a read and a write by every lane
+            # always conflict (n >= 2), a lane's own read and write never do
+            wlo, whi, wlane = _boxes(wl, n, -2)
+            rlo, rhi, rlane = _boxes(rl, n, -1)
+            rlo = np.minimum(rlo, np.asarray(buf.data.shape) - 1)  # gathers clamp indices
+            if len(rlo) * len(wlo) > _MAX_PAIRS:
+                raise Fallback("too many windows to check")
+            hit = ((rlo[:, None, :] < whi[None, :, :]) & (wlo[None, :, :] < rhi[:, None, :])).all(2)
+            hit &= rlane[:, None] != wlane[None, :]
+            if hit.any():
+                raise Fallback("a lane reads what another lane writes")
 
     def _check_disjoint(self) -> None:
         """Fallback unless no two lanes write overlapping windows of one buffer (over every
@@ -363,7 +459,7 @@ class Lanes:
                 raise Fallback("too many windows to check")
             lo = np.empty((m, rank), np.int64)
             hi = np.empty((m, rank), np.int64)
-            for i, (_, offs, ext, _) in enumerate(entries):
+            for i, (_, offs, ext) in enumerate(entries):
                 rows = slice(i * n, i * n + n)
                 for d, (o, e) in enumerate(zip(offs, ext)):
                     lo[rows, d] = o
@@ -379,6 +475,8 @@ class Lanes:
         n, rank = self.n, len(ext)
         view = _strided(data, offs, ext, batched, n, True) if data.flags.writeable else None
         if view is not None:
+            if not batched:  # a shared buffer: keep what the write overwrites
+                self.undo.append((view, Ellipsis, view.copy()))
             view[...] = src.reshape((n,) + tuple(ext))
             return
         idx = []
@@ -387,7 +485,10 @@ class Lanes:
         for d, (o, e) in enumerate(zip(offs, ext)):
             shp = (1,) + tuple(e if i == d else 1 for i in range(rank))
             idx.append(np.arange(e).reshape(shp) + _ax(o, d, rank))
-        data[tuple(idx)] = src.reshape((n,) + tuple(ext))
+        idx = tuple(idx)
+        if not batched:
+            self.undo.append((data, idx, data[idx]))  # a copy (fancy indexing)
+        data[idx] = src.reshape((n,) + tuple(ext))
 
 
 def _strided(data, offs, shape, batched: bool, n: int, disjoint: bool) -> np.ndarray | None:
@@ -649,8 +750,9 @@ def _reshape(lanes: Lanes, op: str, rtype, attrs, x, shape):
             pass
     if type(buf) is BBuf:
         raise Fallback("reshape of a non-contiguous per-lane window")
-    # a per-lane window of a shared buffer: read-only from here on (the body never writes a
-    # buffer it reads), so a copy reads the same as the per-tile view
+    # a per-lane window of a shared buffer, copied: reads the same as the per-tile view
+    # unless the body writes that buffer (then commit falls back)
+    lanes.snapshots.add(id(buf.root))
     data = np.ascontiguousarray(lanes.mat(x)).reshape((lanes.n,) + shape)
     return BView(BBuf(data, x.dtype), (0,) * len(shape), shape, valid, x.pad)
 
@@ -732,7 +834,7 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
     offs = tuple(a + b if type(a) is int and type(b) is int else _norm(a + b)
                  for a, b in zip(x.offset, offset))  # fmt: skip
     if type(x) is TensorValue:
-        lanes.note_read(x.buffer)
+        lanes.note_root(x.buffer)  # a view: its data is read (and recorded) when used
         return BView(x.buffer, offs, shape, valid, pad)
     return BView(x.buf, offs, shape, valid, pad)
 
@@ -752,12 +854,10 @@ def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
         root = target.buffer.root
         if id(root) in lanes.inner:
             raise Fallback("assemble into a tile the body computed")
-        if id(root) in lanes.read_roots:
-            raise Fallback("the body reads a buffer it writes")
         lanes.written_roots[id(root)] = root
         src = _source(lanes, source, svalid)
         offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
-        lanes.journal.append((target, offs, extents, src))
+        lanes.write(target, offs, extents, src)
         return target
     buf = target.buf
     if type(buf) is not BBuf:
@@ -783,7 +883,7 @@ def _source(lanes: Lanes, source, svalid) -> np.ndarray:
     """The source's valid region as a copy, (N, *valid) (per-lane valid: the whole window,
     cut per lane when written); a uniform source is broadcast to every lane."""
     if type(source) is TensorValue:
-        lanes.note_read(source.buffer)
+        lanes.note_read(source.buffer, source.offset, source.shape)
         part = source.buffer.data[source.window()]
         return np.array(np.broadcast_to(part, (lanes.n,) + part.shape))
     data = lanes.raw(source)
@@ -802,8 +902,8 @@ def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
         if (i < 0).any() or (i >= s).any():
             raise Fallback("index out of bounds")
     if type(x) is TensorValue:
-        lanes.note_read(x.buffer)
-        where = tuple(o + i for o, i in zip(x.offset, idx))
+        where = tuple(_norm(o + i) for o, i in zip(x.offset, idx))
+        lanes.note_read(x.buffer, where, (1,) * len(where))
         data = x.buffer.data
         bdims = data.shape
         if any(np.any(np.asarray(w) >= d) for w, d in zip(where, bdims)):
@@ -900,7 +1000,7 @@ class BatchedLoop:
         self.body = self.block(stmts[:-1] + list(flat.body) if flat is not None else stmts)
 
     def run(self, env: dict, lo: int, hi: int, st: int, inner: range | None = None) -> None:
-        """One batched run (raises Fallback before any visible effect). With `flat`, one lane
+        """One batched run (raises Fallback with every shared buffer restored). With `flat`, one lane
         per (outer, inner) iteration pair: each lane runs the statements before the inner loop,
         then one inner iteration; the journal check (writes of different lanes disjoint, no
         written buffer read) makes that the nest's result, duplicated statements included
@@ -914,8 +1014,12 @@ class BatchedLoop:
             local[self.loop.var.name] = np.repeat(lanes_idx, len(inner_idx))
             local[self.flat.var.name] = np.tile(inner_idx, len(lanes_idx))
         lanes = Lanes(self.ctx, len(local[self.loop.var.name]), self.check_writes)
-        self.body(_State(local, lanes))
-        lanes.commit()
+        try:
+            self.body(_State(local, lanes))
+            lanes.commit()
+        except BaseException:
+            lanes.restore()  # shared buffers exactly as before; the caller runs it per tile
+            raise
         env[self.loop.var.name] = int(lanes_idx[-1])
         if inner is not None:
             env[self.flat.var.name] = int(inner_idx[-1])
@@ -1170,6 +1274,7 @@ class BatchedLoop:
         fn = BKERNELS.get(name)
         attrs, rtype = _attrs(e), _rtype(e)
         always = name in ("create_tensor", "assemble")
+        views = name in _VIEW_OPS
         m = self.m
 
         def call(st: _State, vals: list) -> Any:
@@ -1185,7 +1290,10 @@ class BatchedLoop:
                     op = m._ops.get(id(e)) or m._prepare_op(e)
                     for a in vals:
                         if type(a) is TensorValue:
-                            lanes.note_read(a.buffer)
+                            if views:  # no data read: recorded where the view is used
+                                lanes.note_root(a.buffer)
+                            else:  # the whole window, as every lane's read
+                                lanes.note_read(a.buffer, a.offset, a.shape)
                     r = op.call(*vals)
                     if type(r) is TensorValue:
                         lanes.inner.add(id(r.buffer.root))
@@ -1196,6 +1304,9 @@ class BatchedLoop:
 
         return call
 
+
+# ops whose plain kernel makes a view of its tensor operand without reading its data
+_VIEW_OPS = frozenset({"slice", "reshape", "dim"})
 
 _INDEX_PY = {
     "add": operator.add,
