@@ -1295,7 +1295,7 @@ class BatchedLoop:
                             else:  # the whole window, as every lane's read
                                 lanes.note_read(a.buffer, a.offset, a.shape)
                     r = op.call(*vals)
-                    if type(r) is TensorValue:
+                    if type(r) is TensorValue and not views:  # a view keeps its root
                         lanes.inner.add(id(r.buffer.root))
                     return r
             if fn is None:

@@ -211,7 +211,8 @@ def test_loop_nests_agree_bit_for_bit(rows, t, cw, chunks, kind, inner, alias, s
 # ------------------------------------------------------------------ Qwen3
 
 
-def _qwen3_step(preset_name: str, layers: int | None, batch: int, ctx: int, block: int):
+def _qwen3_step(preset_name: str, layers: int | None, batch: int, ctx: int, block: int,
+                same_context: bool = False):  # fmt: skip
     import dataclasses
 
     from pldsl.kernels.qwen3.config import preset
@@ -230,6 +231,8 @@ def _qwen3_step(preset_name: str, layers: int | None, batch: int, ctx: int, bloc
     alloc = PageAllocator(layout, batch, max_blocks)
     rng = np.random.default_rng(0)
     lens = rng.integers(1, ctx + 1, size=batch).astype(np.int32)
+    if same_context:  # every user at `ctx`: the per-user attention loop runs batched
+        lens[:] = ctx
     for b, n in enumerate(lens):
         alloc.reserve(b, int(n))
     slots = alloc.slot_mapping(range(batch), [int(n) - 1 for n in lens])
@@ -270,6 +273,29 @@ def test_qwen3_tiny_step():
     before = batched.STATS.get("batched", 0)
     _check_qwen3(*_qwen3_step("tiny", None, batch=3, ctx=40, block=16))
     assert batched.STATS.get("batched", 0) > before  # its attention loops ran batched
+
+
+def test_qwen3_tiny_step_batched_over_users(monkeypatch):
+    """Every user at one context length: the loop over users (KV-cache rows from
+    slot_mapping, pages from block_table, read back in the same iteration) runs batched,
+    checked at run time, and agrees with the plain path."""
+    from pldsl.interpreter import batched
+
+    loops = []
+    run = batched.BatchedLoop.run
+
+    def spy(self, env, lo, hi, st, inner=None):
+        run(self, env, lo, hi, st, inner)  # recorded only when it committed
+        loops.append(self.loop.var.name)
+
+    monkeypatch.setattr(batched.BatchedLoop, "run", spy)
+    _check_qwen3(*_qwen3_step("tiny", None, batch=3, ctx=40, block=16, same_context=True))
+    assert "b" in loops
+
+
+@pytest.mark.slow
+def test_qwen3_06b_width_step_batched_over_users():
+    _check_qwen3(*_qwen3_step("qwen3-0.6b", 1, batch=2, ctx=64, block=64, same_context=True))
 
 
 @pytest.mark.slow
