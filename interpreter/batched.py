@@ -13,13 +13,20 @@ A loop the proof rejects only for its writes (interpreter/compiler.py `_parallel
 lanes must be disjoint (`Lanes._check_disjoint`), else `Fallback`. A checked nest ending in its
 inner loop may run as one lane per (outer, inner) iteration pair (`BatchedLoop.run`, `flat`).
 
-The attempt has no visible effect until it commits: writes to buffers that exist before the
-loop are journaled and applied only at the end, and anything the batched form cannot do exactly
-(a lane-dependent loop bound or branch, a fault, an out-of-bounds window, an op without a
-batched form, a shared buffer both read and written by the body, buffers sharing memory) raises
-`Fallback`, and the caller runs the loop one tile at a time on the plain closures instead, so
-faults and their texts are exactly the per-tile path's. Strict mode and traces never get here
-(interpreter/compiler.py keeps them per tile).
+The lanes run in lockstep, op by op. Writes to buffers that exist before the loop are applied
+at once, each lane's window, with what they overwrite kept in an undo log (`Lanes.write`), so a
+lane's later reads see its own earlier writes as its iteration alone would; every read of such
+a buffer is recorded too (window per lane). At the end `Lanes.commit` keeps the writes only
+when the lanes could not have seen each other: no two lanes wrote one element (checked loops)
+and no lane read an element another lane wrote (`Lanes._check_reads`, for buffers the body
+both reads and writes: the per-user attention loop of the Qwen3 decode step writes KV-cache
+rows from `slot_mapping` and reads pages from `block_table`). Then lockstep order leaves what
+the iterations one after another leave. Anything else (such a conflict, a lane-dependent loop
+bound or branch, a fault, an out-of-bounds window, an op without a batched form, buffers
+sharing memory) raises `Fallback`; `BatchedLoop.run` restores every overwritten element
+(`Lanes.restore`) and the caller runs the loop one tile at a time on the plain closures
+instead, so results, faults and their texts are exactly the per-tile path's. Strict mode and
+traces never get here (interpreter/compiler.py keeps them per tile).
 
 Per-element arithmetic is the per-tile kernels' (the same `pldsl.execution.numerics` calls on
 arrays with one more axis), so elementwise ops, casts, reductions and fills are bit-identical;
