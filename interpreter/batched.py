@@ -71,7 +71,7 @@ from pldsl.ir.nodes import (
     While,
     Yield,
 )
-from pldsl.ir.traversal import walk, write_target
+from pldsl.ir.traversal import assigned_names, walk, write_target
 from pldsl.ops import lookup
 from pldsl.ops.table import expand_shape, reshape_valid
 
@@ -176,12 +176,20 @@ def _norm(v: Any) -> Any:
     return v
 
 
-def _lo_hi(v: Any) -> tuple[int, int]:
-    """Smallest and largest value over the lanes."""
+def _lo_hi(v: Any, mask: np.ndarray | None = None) -> tuple[int, int]:
+    """Smallest and largest value over the lanes (those in `mask` where one is given)."""
     if type(v) is np.ndarray:
-        lst = v.tolist()
+        lst = (v if mask is None else v[mask]).tolist()
         return min(lst), max(lst)
     return v, v
+
+
+def _uniform_in(v: Any, mask: np.ndarray | None) -> Any:
+    """`v` as one value for the lanes in `mask` (all lanes where None), else Fallback. The
+    other lanes then run with the same value: they take no effect (Lanes.mask)."""
+    if mask is not None and type(v) is np.ndarray:
+        return _uniform(v[mask])
+    return _uniform(v)
 
 
 def _is_tensor(v: Any) -> bool:
@@ -214,28 +222,31 @@ _MAX_CHECKED = 2048  # journaled windows of one buffer the run-time overlap chec
 _MAX_PAIRS = 1 << 21  # (read window, write window) pairs of one buffer the read check compares
 
 
-def _boxes(entries: list, n: int, every: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows (buffer, offsets, extents) as (lo, hi, lane) arrays, one row per lane each
-    (N rows), or one row with lane `every` (a negative id standing for all lanes) when the
-    offsets and extents are the same in every lane."""
-    rows = [(offs, ext) for _, offs, ext in entries]
-    rank = len(rows[0][0])
-    uniform = [all(type(v) is not np.ndarray for v in offs + ext) for offs, ext in rows]
-    m = sum(1 if u else n for u in uniform)
-    lo = np.empty((m, rank), np.int64)
-    hi = np.empty((m, rank), np.int64)
-    lane = np.empty(m, np.int64)
-    i = 0
-    lanes = np.arange(n)
-    for (offs, ext), u in zip(rows, uniform):
-        k = 1 if u else n
+def _boxes(entries: list, n: int, every: int | None) -> tuple[np.ndarray, ...]:
+    """Windows (buffer, offsets, extents, mask) as (lo, hi, lane) arrays: one row per lane
+    (per active lane where a mask of the lanes that took the access is given), or, when
+    `every` is an int and offsets and extents are the same in every lane, one row with lane
+    `every` (a negative id standing for all lanes)."""
+    rank = len(entries[0][1])
+    los, his, lanes = [], [], []
+    every_lane = np.arange(n)
+    for _, offs, ext, mask in entries:
+        if every is not None and all(type(v) is not np.ndarray for v in offs + ext):
+            los.append(np.array([offs], np.int64))
+            his.append(np.array([ext], np.int64))
+            lanes.append(np.array([every], np.int64))
+            continue
+        sel = every_lane if mask is None else np.flatnonzero(mask)
+        lo = np.empty((n, rank), np.int64)
+        hi = np.empty((n, rank), np.int64)
         for d, (o, e) in enumerate(zip(offs, ext)):
-            lo[i : i + k, d] = o
-            hi[i : i + k, d] = e
-        lane[i : i + k] = every if u else lanes
-        i += k
-    hi += lo
-    return lo, hi, lane
+            lo[:, d] = o
+            hi[:, d] = e
+        los.append(lo[sel])
+        his.append(hi[sel])
+        lanes.append(sel)
+    lo = np.concatenate(los)
+    return lo, lo + np.concatenate(his), np.concatenate(lanes)
 
 
 class Lanes:
@@ -253,6 +264,9 @@ class Lanes:
         self.reads: list[tuple] = []  # (buffer, offsets, extents) of every shared read
         self.undo: list[tuple] = []  # (array, index, old contents) of every applied write
         self.snapshots: set[int] = set()  # roots a reshape copied (read early)
+        # the lanes taking part now (None: all): inside a loop whose trip count differs
+        # between lanes, a lane past its own last iteration has no effect (see for_)
+        self.mask: np.ndarray | None = None
 
     # ------------------------------------------------------------ reading
     def note_root(self, buf: Buffer) -> None:
@@ -265,7 +279,7 @@ class Lanes:
         commit check compares these windows with other lanes' writes."""
         root = buf.root
         self.read_roots[id(root)] = root
-        self.reads.append((buf, offs, ext))
+        self.reads.append((buf, offs, ext, self.mask))
 
     def raw(self, x: BView, data: np.ndarray | None = None) -> np.ndarray:
         """x's window per lane, (N, *shape), without pad fill (a view where it can be)."""
@@ -300,7 +314,7 @@ class Lanes:
         for d, (o, s, dim) in enumerate(zip(offs, shape, dims)):
             shp = (1,) + tuple(s if i == d else 1 for i in range(rank))
             i = np.arange(s).reshape(shp) + _ax(o, d, rank)
-            idx.append(np.minimum(i, dim - 1))
+            idx.append(np.clip(i, 0, dim - 1))  # only lanes without effect go outside
         out = data[tuple(idx)]
         return np.broadcast_to(out, (n,) + shape)
 
@@ -362,9 +376,18 @@ class Lanes:
         checks. Lanes run in lockstep, so a lane's later reads see its own earlier writes, as
         its iteration alone would; whatever another lane's writes could change is ruled out at
         commit."""
-        self.journal.append((target, offs, ext))
+        mask = self.mask
+        self.journal.append((target, offs, ext, mask))
         data, undo = target.buffer.data, self.undo
-        if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
+        if mask is not None:  # some lanes only: one window each
+            for lane in np.flatnonzero(mask).tolist():
+                lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
+                ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
+                part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
+                win = tuple(slice(o, o + e) for o, e in zip(lo, ex))
+                undo.append((data, win, data[win].copy()))
+                data[win] = part.reshape(ex)
+        elif all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
             win = tuple(slice(o, o + e) for o, e in zip(offs, ext))
             undo.append((data, win, data[win].copy()))
             data[win] = src[-1].reshape(ext)
@@ -420,10 +443,10 @@ class Lanes:
         (a read the same in every lane counts as every lane's)."""
         n = self.n
         writes: dict[int, list] = {}
-        for target, offs, ext in self.journal:
+        for target, offs, ext, mask in self.journal:
             buf = target.buffer
             if id(buf.root) in roots:
-                writes.setdefault(id(buf.root), []).append((buf, offs, ext))
+                writes.setdefault(id(buf.root), []).append((buf, offs, ext, mask))
         reads: dict[int, list] = {}
         for entry in self.reads:
             if id(entry[0].root) in roots:
@@ -452,7 +475,6 @@ class Lanes:
         journaled write): then applying the journal op by op over all lanes leaves what the
         iterations one after another leave, since only one lane's writes touch any element and
         each lane's writes are applied in program order."""
-        n = self.n
         groups: dict[int, list] = {}
         views: dict[int, int] = {}  # root -> the one buffer (coordinate system) written
         for entry in self.journal:
@@ -461,19 +483,10 @@ class Lanes:
                 raise Fallback("writes through two views of one buffer")
             groups.setdefault(id(buf), []).append(entry)
         for entries in groups.values():
-            m, rank = n * len(entries), len(entries[0][1])
-            if m > _MAX_CHECKED:
+            if self.n * len(entries) > _MAX_CHECKED:
                 raise Fallback("too many windows to check")
-            lo = np.empty((m, rank), np.int64)
-            hi = np.empty((m, rank), np.int64)
-            for i, (_, offs, ext) in enumerate(entries):
-                rows = slice(i * n, i * n + n)
-                for d, (o, e) in enumerate(zip(offs, ext)):
-                    lo[rows, d] = o
-                    hi[rows, d] = e
-            hi += lo
+            lo, hi, lane = _boxes(entries, self.n, None)
             hit = ((lo[:, None, :] < hi[None, :, :]) & (lo[None, :, :] < hi[:, None, :])).all(2)
-            lane = np.arange(m) % n  # box i * n + k belongs to lane k
             hit &= lane[:, None] != lane[None, :]
             if hit.any():
                 raise Fallback("writes overlap between iterations")
@@ -803,20 +816,21 @@ def _check_box(lanes: Lanes, x, offset: tuple, extent: tuple) -> None:
         dims = x.buffer.data.shape
     else:
         dims = x.buf.data.shape[1:] if type(x.buf) is BBuf else x.buf.data.shape
+    mask = lanes.mask  # lanes past their own loop's end are not checked: they take no effect
     for o, e, d, b, bd in zip(offset, extent, x.shape, x.offset, dims):
         if type(o) is not np.ndarray and type(e) is not np.ndarray and type(b) is not np.ndarray:
             if o < 0 or o + e > d or (e > 0 and b + o + e > bd):
                 raise Fallback("window out of bounds")
             continue
         if type(e) is not np.ndarray and type(b) is not np.ndarray:  # lane offsets only
-            lo, hi = _lo_hi(o)  # the same bounds as below, without NumPy arithmetic
+            lo, hi = _lo_hi(o, mask)  # the same bounds as below, without NumPy arithmetic
             if lo < 0 or hi + e > d or (e > 0 and hi + e + b > bd):
                 raise Fallback("window out of bounds")
             continue
         end = o + e
-        if _lo_hi(o)[0] < 0 or _lo_hi(end)[1] > d:
+        if _lo_hi(o, mask)[0] < 0 or _lo_hi(end, mask)[1] > d:
             raise Fallback("window out of bounds")
-        if _lo_hi(e)[1] > 0 and _lo_hi(end + b)[1] > bd:
+        if _lo_hi(e, mask)[1] > 0 and _lo_hi(end + b, mask)[1] > bd:
             raise Fallback("window out of bounds")
 
 
@@ -831,7 +845,7 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
     want = shape if valid_shape is None else tuple(_norm(v) for v in valid_shape)
     if valid_shape is not None:
         for v, s in zip(want, shape):
-            lo, hi = _lo_hi(v)
+            lo, hi = _lo_hi(v, lanes.mask)
             if lo < 0 or hi > s:
                 raise Fallback("valid_shape")
     _check_box(lanes, x, offset, want)
@@ -871,14 +885,21 @@ def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
         raise Fallback("assemble through a per-lane view of a shared buffer")
     offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
     src = _source(lanes, source, svalid)
-    if all(type(e) is not np.ndarray for e in extents):
+    mask = lanes.mask
+    if all(type(e) is not np.ndarray for e in extents) and (
+        mask is None or all(type(o) is not np.ndarray for o in offs)
+    ):
         if all(type(o) is not np.ndarray for o in offs):
-            win = (slice(None),) + tuple(slice(o, o + e) for o, e in zip(offs, extents))
-            buf.data[win] = src.reshape((lanes.n,) + extents)
+            win = tuple(slice(o, o + e) for o, e in zip(offs, extents))
+            if mask is None:
+                buf.data[(slice(None),) + win] = src.reshape((lanes.n,) + extents)
+            else:  # the lanes taking part only
+                sel = np.flatnonzero(mask)
+                buf.data[(sel,) + win] = src[sel].reshape((len(sel),) + extents)
         else:
             lanes._scatter(buf.data, offs, extents, src, batched=True)
     else:
-        for lane in range(lanes.n):
+        for lane in range(lanes.n) if mask is None else np.flatnonzero(mask).tolist():
             lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
             ex = [int(e[lane]) if type(e) is np.ndarray else e for e in extents]
             part = src[lane][tuple(slice(0, e) for e in ex[lead:])]
@@ -904,17 +925,21 @@ def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
     if len(indices) != x.rank:
         raise Fallback("flat index")
     idx = tuple(_norm(i) for i in indices)
+    mask = lanes.mask
     for i, s in zip(idx, x.shape):
-        i = np.asarray(i)
-        if (i < 0).any() or (i >= s).any():
+        lo, hi = _lo_hi(i, mask)
+        if lo < 0 or hi >= s:
             raise Fallback("index out of bounds")
     if type(x) is TensorValue:
         where = tuple(_norm(o + i) for o, i in zip(x.offset, idx))
-        lanes.note_read(x.buffer, where, (1,) * len(where))
         data = x.buffer.data
         bdims = data.shape
-        if any(np.any(np.asarray(w) >= d) for w, d in zip(where, bdims)):
+        if any(_lo_hi(w, mask)[1] >= d for w, d in zip(where, bdims)):
             raise Fallback("index past the buffer")
+        if mask is not None:  # lanes without effect may index anywhere: keep them inside
+            where = tuple(np.clip(w, 0, d - 1) if type(w) is np.ndarray else w
+                          for w, d in zip(where, bdims))  # fmt: skip
+        lanes.note_read(x.buffer, where, (1,) * len(where))
         vals = data[tuple(np.broadcast_to(np.asarray(w), (lanes.n,)) for w in where)]
     else:
         raise Fallback("read of a per-lane tile")
@@ -941,6 +966,74 @@ def _dim(lanes: Lanes, op: str, rtype, attrs, x):
 
 
 # ------------------------------------------------------------------ the body, lane-vectorized
+
+_UNSET = object()
+
+
+def _trip_end(hi: Any, mask: np.ndarray | None, lo: Any, step: Any) -> tuple[Any, Any]:
+    """A loop's stop as one int, and the per-lane stops (None when every lane taking part
+    stops at the same place). Lane-dependent stops run to the largest with the lanes past
+    their own stop masked off (ascending loops only; else Fallback)."""
+    if type(hi) is not np.ndarray:
+        return hi, None
+    lst = (hi if mask is None else hi[mask]).tolist()
+    if lst and lst.count(lst[0]) == len(lst):
+        return lst[0], None
+    if type(lo) is not int or type(step) is not int or step <= 0 or not lst:
+        raise Fallback("lane-dependent loop bound")
+    return max(lst), hi
+
+
+def _keep(lanes: Lanes, env: dict, names: tuple, prev: list) -> None:
+    """After a masked iteration: the lanes that did not take part get back their values of
+    `names` from before it."""
+    for n, old in zip(names, prev):
+        new = env.get(n, _UNSET)
+        if new is old:
+            continue
+        if old is _UNSET or new is _UNSET:
+            raise Fallback("a loop with lane-dependent trips binds a name")
+        env[n] = _select(lanes, new, old)
+
+
+def _carry_data(lanes: Lanes, x: Any) -> np.ndarray:
+    """A carried tile's data per lane, copied now (so a shared buffer it views counts as
+    read early: commit falls back if the body writes it)."""
+    if type(x) is TensorValue:
+        lanes.snapshots.add(id(x.buffer.root))
+        return lanes.mat(x)
+    if type(x.buf) is Buffer:
+        lanes.snapshots.add(id(x.buf.root))
+    return lanes.raw(x)
+
+
+def _select(lanes: Lanes, new: Any, old: Any) -> Any:
+    """A loop carry after a masked iteration: `new` in the lanes taking part, `old` in the
+    others (Fallback where the two cannot be merged exactly)."""
+    if new is old:
+        return new
+    mask = lanes.mask
+    tn, to = type(new), type(old)
+    if (tn is int or tn is np.ndarray) and (to is int or to is np.ndarray):
+        if (tn is np.ndarray and new.dtype.kind not in "iub") or (
+            to is np.ndarray and old.dtype.kind not in "iub"
+        ):
+            raise Fallback("masked carry")
+        return _norm(np.where(mask, new, old))
+    if not _is_tensor(new) or not _is_tensor(old):
+        raise Fallback("masked carry")
+    if new.shape != old.shape or new.dtype != old.dtype or new.pad != old.pad:
+        raise Fallback("masked carry")
+    m = mask.reshape((-1,) + (1,) * new.rank)
+    data = np.where(m, _carry_data(lanes, new), _carry_data(lanes, old))
+    valid = tuple(
+        a if a is b else _norm(np.where(mask, a, b)) for a, b in zip(new.valid, old.valid)
+    )
+    shape = tuple(new.shape)
+    if all(type(v) is int for v in valid) and valid == shape:
+        valid = shape
+    return BView(BBuf(data, new.dtype), (0,) * len(shape), shape, valid, new.pad, True)
+
 
 _INDEX_LANE_OPS = {
     "add": np.add,
@@ -1097,7 +1190,7 @@ class BatchedLoop:
             )
 
             def if_(st: _State) -> None:
-                if _uniform(cond(st)):
+                if _uniform_in(cond(st), st.lanes.mask):
                     then(st)
                 else:
                     other(st)
@@ -1123,14 +1216,27 @@ class BatchedLoop:
 
         yields = tuple(own_yields(s.body)) if names else ()
         var, spmd = s.var.name, s.kind == "spmd"
+        # names a lane past its own last iteration must not change (see `ragged` below): the
+        # body's names that are live after the loop, the loop variable included (a name the
+        # body reads before it assigns it only feeds later iterations, which such a lane skips)
+        live = self.m._live
+        after = live.live_after.get(id(s)) if live is not None else None
+        kept = (assigned_names(s.body) | {var}) - set(names)
+        kept -= {t.name for y in yields for t in y.targets}  # bound from the merged carries
+        if after is not None:
+            kept &= set(after)
+        kept = tuple(sorted(kept))
 
         def loop(st: _State) -> None:
             if spmd:
                 raise Fallback("spmd")
-            lo, hi, step = (_uniform(b(st)) for b in bounds)
+            lanes = st.lanes
+            mask = lanes.mask
+            lo, step = _uniform_in(bounds[0](st), mask), _uniform_in(bounds[2](st), mask)
+            hi, ragged = _trip_end(bounds[1](st), mask, lo, step)
             if type(lo) is not int or type(hi) is not int or type(step) is not int or step == 0:
                 raise Fallback("loop bounds")
-            if kloop is not None and step == 1 and hi - lo >= 2:
+            if kloop is not None and ragged is None and step == 1 and hi - lo >= 2:
                 return kloop(st, lo, hi)
             env = st.env
             carries = [c(st) for c in inits]
@@ -1143,13 +1249,23 @@ class BatchedLoop:
                 for i in range(lo, hi, step):
                     env[var] = i
                     state[0] = None
+                    if ragged is not None:  # lanes whose own loop has ended take no effect
+                        act = ragged > i if mask is None else (ragged > i) & mask
+                        lanes.mask = None if mask is None and act.all() else act
+                    prev = [env.get(n, _UNSET) for n in kept] if lanes.mask is not mask else None
                     body(st)
+                    if prev is not None:
+                        _keep(lanes, env, kept, prev)
                     if state[0] is not None:
                         carries = state[0]
+                        if lanes.mask is not None:
+                            carries = [_select(lanes, new, old) for new, old in
+                                       zip(carries, [env[n] for n in names])]  # fmt: skip
                         for n, v in zip(names, carries):
                             env[n] = v
             finally:
                 st.pending.pop()
+                lanes.mask = mask
             restore_outer(env, outer)  # carry names are loop-local (PyPTO's iter args)
             for y in yields:
                 for t, v in zip(y.targets, carries):
@@ -1268,8 +1384,12 @@ class BatchedLoop:
                 b = py_scalar(b)
                 if checked and b == 0:
                     raise Fallback("division by zero")
-            elif checked and not b.all():
-                raise Fallback("division by zero")
+            elif checked:
+                mask = st.lanes.mask
+                if not (b.all() if mask is None else b[mask].all()):
+                    raise Fallback("division by zero")
+                if mask is not None:  # lanes without effect: any divisor but zero
+                    b = np.where(mask, b, 1)
             return fn(a, b)
 
         return binop
