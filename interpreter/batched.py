@@ -228,25 +228,34 @@ def _boxes(entries: list, n: int, every: int | None) -> tuple[np.ndarray, ...]:
     `every` is an int and offsets and extents are the same in every lane, one row with lane
     `every` (a negative id standing for all lanes)."""
     rank = len(entries[0][1])
-    los, his, lanes = [], [], []
-    every_lane = np.arange(n)
+    plan = []  # (offsets, extents, mask or None, rows, one row for every lane)
+    total = 0
     for _, offs, ext, mask in entries:
-        if every is not None and all(type(v) is not np.ndarray for v in offs + ext):
-            los.append(np.array([offs], np.int64))
-            his.append(np.array([ext], np.int64))
-            lanes.append(np.array([every], np.int64))
-            continue
-        sel = every_lane if mask is None else np.flatnonzero(mask)
-        lo = np.empty((n, rank), np.int64)
-        hi = np.empty((n, rank), np.int64)
-        for d, (o, e) in enumerate(zip(offs, ext)):
-            lo[:, d] = o
-            hi[:, d] = e
-        los.append(lo[sel])
-        his.append(hi[sel])
-        lanes.append(sel)
-    lo = np.concatenate(los)
-    return lo, lo + np.concatenate(his), np.concatenate(lanes)
+        one = every is not None and all(type(v) is not np.ndarray for v in offs + ext)
+        rows = 1 if one else (n if mask is None else int(np.count_nonzero(mask)))
+        plan.append((offs, ext, mask, rows, one))
+        total += rows
+    lo = np.empty((total, rank), np.int64)
+    hi = np.empty((total, rank), np.int64)
+    lane = np.empty(total, np.int64)
+    every_lane = np.arange(n)
+    i = 0
+    for offs, ext, mask, rows, one in plan:
+        part = slice(i, i + rows)
+        for d in range(rank):  # one slice assignment per axis (no per-lane Python loop)
+            o, e = offs[d], ext[d]
+            if mask is not None:
+                o = o[mask] if type(o) is np.ndarray else o
+                e = e[mask] if type(e) is np.ndarray else e
+            lo[part, d] = o
+            hi[part, d] = e
+        if one:
+            lane[part] = every
+        else:
+            lane[part] = every_lane if mask is None else np.flatnonzero(mask)
+        i += rows
+    hi += lo
+    return lo, hi, lane
 
 
 class Lanes:
