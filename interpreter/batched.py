@@ -317,15 +317,24 @@ class Lanes:
 
     def _gather(self, data, offs, shape, dims, batched) -> np.ndarray:
         n, rank = self.n, len(shape)
+        mask = self.mask
+        sel = None if mask is None else np.flatnonzero(mask)  # gather the lanes taking part
+        if sel is not None:
+            offs = tuple(o[sel] if type(o) is np.ndarray else o for o in offs)
         idx = []
         if batched:
-            idx.append(np.arange(n).reshape((n,) + (1,) * rank))
+            lane = np.arange(n) if sel is None else sel
+            idx.append(lane.reshape((-1,) + (1,) * rank))
         for d, (o, s, dim) in enumerate(zip(offs, shape, dims)):
             shp = (1,) + tuple(s if i == d else 1 for i in range(rank))
             i = np.arange(s).reshape(shp) + _ax(o, d, rank)
             idx.append(np.clip(i, 0, dim - 1))  # only lanes without effect go outside
         out = data[tuple(idx)]
-        return np.broadcast_to(out, (n,) + shape)
+        if sel is None:
+            return np.broadcast_to(out, (n,) + shape)
+        full = np.zeros((n,) + tuple(shape), data.dtype)  # lanes without effect: zeros
+        full[sel] = np.broadcast_to(out, (len(sel),) + tuple(shape))
+        return full
 
     def mat(self, x: Any) -> np.ndarray:
         """A tensor operand as an array: (N, *shape) for a BView (pad filled as
@@ -672,9 +681,23 @@ def _matmul(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
     a_trans, b_trans = bool(attrs.get("a_trans")), bool(attrs.get("b_trans"))
     _mm_check(lhs, rhs, a_trans, b_trans)
     dtype = rtype or _dtype_name(attrs.get("out_dtype")) or numerics.promote(lhs.dtype, rhs.dtype)
-    r = numerics.matmul(lanes.operand(lhs), lanes.operand(rhs), dtype, a_trans, b_trans,
-                        lanes.ctx.precision)  # fmt: skip
+    a, b = lanes.operand(lhs), lanes.operand(rhs)
+    r = _masked(lanes, lambda *ops: numerics.matmul(*ops, dtype, a_trans, b_trans,
+                                                    lanes.ctx.precision), a, b)  # fmt: skip
     return lanes.fresh(r, dtype)
+
+
+def _masked(lanes: Lanes, fn: Callable[..., np.ndarray], *ops: np.ndarray) -> np.ndarray:
+    """fn over lane stacks (2-D operands shared by every lane), computed for the lanes taking
+    part only when some lanes are masked off (those get zeros: they take no effect)."""
+    mask = lanes.mask
+    if mask is None or all(o.ndim != 3 for o in ops):
+        return fn(*ops)
+    sel = np.flatnonzero(mask)
+    part = fn(*(o[sel] if o.ndim == 3 else o for o in ops))
+    full = np.zeros((lanes.n,) + part.shape[1:], part.dtype)
+    full[sel] = part
+    return full
 
 
 @_bk("matmul_acc")
@@ -689,8 +712,9 @@ def _matmul_acc(lanes: Lanes, op: str, rtype, attrs, acc, lhs, rhs):
     acc_arr = lanes.mat(acc)
     if acc_arr.ndim == 2:
         acc_arr = np.broadcast_to(acc_arr, (lanes.n,) + acc_arr.shape)
-    r = numerics.matmul_acc(acc_arr, lanes.operand(lhs), lanes.operand(rhs), dtype, a_trans,
-                            b_trans, lanes.ctx.precision)  # fmt: skip
+    a, b = lanes.operand(lhs), lanes.operand(rhs)
+    r = _masked(lanes, lambda c, x, y: numerics.matmul_acc(c, x, y, dtype, a_trans, b_trans,
+                                                           lanes.ctx.precision), acc_arr, a, b)  # fmt: skip
     return lanes.fresh(r, dtype)
 
 
