@@ -490,9 +490,10 @@ class Lanes:
 
     def _check_disjoint(self) -> None:
         """Fallback unless no two lanes write overlapping windows of one buffer (over every
-        journaled write): then applying the journal op by op over all lanes leaves what the
-        iterations one after another leave, since only one lane's writes touch any element and
-        each lane's writes are applied in program order."""
+        journaled write; lanes masked off at a write took no part in it): with the read
+        check, lockstep order then leaves what the iterations one after another leave, since
+        only one lane's writes touch any element and each lane's writes are applied in
+        program order."""
         groups: dict[int, list] = {}
         views: dict[int, int] = {}  # root -> the one buffer (coordinate system) written
         for entry in self.journal:
@@ -1133,11 +1134,11 @@ class BatchedLoop:
         self.body = self.block(stmts[:-1] + list(flat.body) if flat is not None else stmts)
 
     def run(self, env: dict, lo: int, hi: int, st: int, inner: range | None = None) -> None:
-        """One batched run (raises Fallback with every shared buffer restored). With `flat`, one lane
-        per (outer, inner) iteration pair: each lane runs the statements before the inner loop,
-        then one inner iteration; the journal check (writes of different lanes disjoint, no
-        written buffer read) makes that the nest's result, duplicated statements included
-        (a duplicated write overlaps itself and falls back)."""
+        """One batched run (raises Fallback with every shared buffer restored). With `flat`,
+        one lane per (outer, inner) iteration pair: each lane runs the statements before the
+        inner loop, then one inner iteration; the commit check (writes of different lanes
+        disjoint, no lane reading what another wrote) makes that the nest's result,
+        duplicated statements included (a duplicated write overlaps itself and falls back)."""
         lanes_idx = np.arange(lo, hi, st, dtype=np.int64)
         local = dict(env)
         if inner is None:
