@@ -275,13 +275,11 @@ def test_qwen3_tiny_step():
     assert batched.STATS.get("batched", 0) > before  # its attention loops ran batched
 
 
-def test_qwen3_tiny_step_batched_over_users(monkeypatch):
-    """Every user at one context length: the loop over users (KV-cache rows from
-    slot_mapping, pages from block_table, read back in the same iteration) runs batched,
-    checked at run time, and agrees with the plain path."""
+def _spy_batched_loops(monkeypatch) -> list[str]:
+    """The loop variables of the batched runs that committed, in order."""
     from pldsl.interpreter import batched
 
-    loops = []
+    loops: list[str] = []
     run = batched.BatchedLoop.run
 
     def spy(self, env, lo, hi, st, inner=None):
@@ -289,13 +287,34 @@ def test_qwen3_tiny_step_batched_over_users(monkeypatch):
         loops.append(self.loop.var.name)
 
     monkeypatch.setattr(batched.BatchedLoop, "run", spy)
+    return loops
+
+
+def test_qwen3_tiny_step_batched_over_users(monkeypatch):
+    """Every user at one context length: the loop over users (KV-cache rows from
+    slot_mapping, pages from block_table, read back in the same iteration) runs batched,
+    checked at run time, and agrees with the plain path."""
+    loops = _spy_batched_loops(monkeypatch)
     _check_qwen3(*_qwen3_step("tiny", None, batch=3, ctx=40, block=16, same_context=True))
     assert "b" in loops
 
 
+def test_qwen3_tiny_step_batched_over_users_of_different_lengths(monkeypatch):
+    """Users at different context lengths (1-3 KV blocks each): the loop over users runs
+    batched with its block loops masked per user, and agrees with the plain path."""
+    loops = _spy_batched_loops(monkeypatch)
+    prog, args = _qwen3_step("tiny", None, batch=4, ctx=48, block=16)
+    lens = args[[p.name for p in prog.functions["qwen3_decode_all"].params].index("seq_lens")]
+    assert len({(int(n) + 15) // 16 for n in lens}) > 1  # the block counts differ
+    _check_qwen3(prog, args)
+    assert "b" in loops
+
+
 @pytest.mark.slow
-def test_qwen3_06b_width_step_batched_over_users():
-    _check_qwen3(*_qwen3_step("qwen3-0.6b", 1, batch=2, ctx=64, block=64, same_context=True))
+def test_qwen3_06b_width_step_batched_over_users(monkeypatch):
+    loops = _spy_batched_loops(monkeypatch)  # 8 users: as many as KV heads, so it batches
+    _check_qwen3(*_qwen3_step("qwen3-0.6b", 1, batch=8, ctx=128, block=64, same_context=True))
+    assert "b" in loops
 
 
 @pytest.mark.slow
