@@ -13,13 +13,20 @@ A loop the proof rejects only for its writes (interpreter/compiler.py `_parallel
 lanes must be disjoint (`Lanes._check_disjoint`), else `Fallback`. A checked nest ending in its
 inner loop may run as one lane per (outer, inner) iteration pair (`BatchedLoop.run`, `flat`).
 
-The attempt has no visible effect until it commits: writes to buffers that exist before the
-loop are journaled and applied only at the end, and anything the batched form cannot do exactly
-(a lane-dependent loop bound or branch, a fault, an out-of-bounds window, an op without a
-batched form, a shared buffer both read and written by the body, buffers sharing memory) raises
-`Fallback`, and the caller runs the loop one tile at a time on the plain closures instead, so
-faults and their texts are exactly the per-tile path's. Strict mode and traces never get here
-(interpreter/compiler.py keeps them per tile).
+The lanes run in lockstep, op by op. Writes to buffers that exist before the loop are applied
+at once, each lane's window, with what they overwrite kept in an undo log (`Lanes.write`), so a
+lane's later reads see its own earlier writes as its iteration alone would; every read of such
+a buffer is recorded too (window per lane). At the end `Lanes.commit` keeps the writes only
+when the lanes could not have seen each other: no two lanes wrote one element (checked loops)
+and no lane read an element another lane wrote (`Lanes._check_reads`, for buffers the body
+both reads and writes: the per-user attention loop of the Qwen3 decode step writes KV-cache
+rows from `slot_mapping` and reads pages from `block_table`). Then lockstep order leaves what
+the iterations one after another leave. Anything else (such a conflict, a lane-dependent loop
+bound or branch, a fault, an out-of-bounds window, an op without a batched form, buffers
+sharing memory) raises `Fallback`; `BatchedLoop.run` restores every overwritten element
+(`Lanes.restore`) and the caller runs the loop one tile at a time on the plain closures
+instead, so results, faults and their texts are exactly the per-tile path's. Strict mode and
+traces never get here (interpreter/compiler.py keeps them per tile).
 
 Per-element arithmetic is the per-tile kernels' (the same `pldsl.execution.numerics` calls on
 arrays with one more axis), so elementwise ops, casts, reductions and fills are bit-identical;
@@ -64,7 +71,7 @@ from pldsl.ir.nodes import (
     While,
     Yield,
 )
-from pldsl.ir.traversal import walk, write_target
+from pldsl.ir.traversal import assigned_names, walk, write_target
 from pldsl.ops import lookup
 from pldsl.ops.table import expand_shape, reshape_valid
 
@@ -169,12 +176,20 @@ def _norm(v: Any) -> Any:
     return v
 
 
-def _lo_hi(v: Any) -> tuple[int, int]:
-    """Smallest and largest value over the lanes."""
+def _lo_hi(v: Any, mask: np.ndarray | None = None) -> tuple[int, int]:
+    """Smallest and largest value over the lanes (those in `mask` where one is given)."""
     if type(v) is np.ndarray:
-        lst = v.tolist()
+        lst = (v if mask is None else v[mask]).tolist()
         return min(lst), max(lst)
     return v, v
+
+
+def _uniform_in(v: Any, mask: np.ndarray | None) -> Any:
+    """`v` as one value for the lanes in `mask` (all lanes where None), else Fallback. The
+    other lanes then run with the same value: they take no effect (Lanes.mask)."""
+    if mask is not None and type(v) is np.ndarray:
+        return _uniform(v[mask])
+    return _uniform(v)
 
 
 def _is_tensor(v: Any) -> bool:
@@ -204,10 +219,48 @@ def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
 
 
 _MAX_CHECKED = 2048  # journaled windows of one buffer the run-time overlap check compares
+_MAX_PAIRS = 1 << 21  # (read window, write window) pairs of one buffer the read check compares
+
+
+def _boxes(entries: list, n: int, every: int | None) -> tuple[np.ndarray, ...]:
+    """Windows (buffer, offsets, extents, mask) as (lo, hi, lane) arrays: one row per lane
+    (per active lane where a mask of the lanes that took the access is given), or, when
+    `every` is an int and offsets and extents are the same in every lane, one row with lane
+    `every` (a negative id standing for all lanes)."""
+    rank = len(entries[0][1])
+    plan = []  # (offsets, extents, mask or None, rows, one row for every lane)
+    total = 0
+    for _, offs, ext, mask in entries:
+        one = every is not None and all(type(v) is not np.ndarray for v in offs + ext)
+        rows = 1 if one else (n if mask is None else int(np.count_nonzero(mask)))
+        plan.append((offs, ext, mask, rows, one))
+        total += rows
+    lo = np.empty((total, rank), np.int64)
+    hi = np.empty((total, rank), np.int64)
+    lane = np.empty(total, np.int64)
+    every_lane = np.arange(n)
+    i = 0
+    for offs, ext, mask, rows, one in plan:
+        part = slice(i, i + rows)
+        for d in range(rank):  # one slice assignment per axis (no per-lane Python loop)
+            o, e = offs[d], ext[d]
+            if mask is not None:
+                o = o[mask] if type(o) is np.ndarray else o
+                e = e[mask] if type(e) is np.ndarray else e
+            lo[part, d] = o
+            hi[part, d] = e
+        if one:
+            lane[part] = every
+        else:
+            lane[part] = every_lane if mask is None else np.flatnonzero(mask)
+        i += rows
+    hi += lo
+    return lo, hi, lane
 
 
 class Lanes:
-    """The batched run of one loop: lane count, context, journal of shared writes."""
+    """The batched run of one loop: lane count, context, the shared buffers it reads and
+    writes, and the undo log of its writes (see `write`, `commit`, `restore`)."""
 
     def __init__(self, ctx: Context, n: int, check_writes: bool = False):
         self.ctx, self.n = ctx, n
@@ -216,15 +269,26 @@ class Lanes:
         self.storage: dict[str, np.dtype] = {}
         self.read_roots: dict[int, Buffer] = {}
         self.written_roots: dict[int, Buffer] = {}
-        self.journal: list[tuple] = []
+        self.journal: list[tuple] = []  # (target, offsets, extents) of every shared write
+        self.reads: list[tuple] = []  # (buffer, offsets, extents) of every shared read
+        self.undo: list[tuple] = []  # (array, index, old contents) of every applied write
+        self.snapshots: set[int] = set()  # roots a reshape copied (read early)
+        # the lanes taking part now (None: all): inside a loop whose trip count differs
+        # between lanes, a lane past its own last iteration has no effect (see for_)
+        self.mask: np.ndarray | None = None
 
     # ------------------------------------------------------------ reading
-    def note_read(self, buf: Buffer) -> None:
+    def note_root(self, buf: Buffer) -> None:
+        """`buf` is viewed (no data read yet): its root takes part in the alias check."""
         root = buf.root
-        key = id(root)
-        if key in self.written_roots:
-            raise Fallback("the body reads a buffer it writes")
-        self.read_roots[key] = root
+        self.read_roots[id(root)] = root
+
+    def note_read(self, buf: Buffer, offs: tuple, ext: tuple) -> None:
+        """The lanes read `buf` at [offs, offs + ext) (ints, or int64 arrays per lane); the
+        commit check compares these windows with other lanes' writes."""
+        root = buf.root
+        self.read_roots[id(root)] = root
+        self.reads.append((buf, offs, ext, self.mask))
 
     def raw(self, x: BView, data: np.ndarray | None = None) -> np.ndarray:
         """x's window per lane, (N, *shape), without pad fill (a view where it can be)."""
@@ -239,7 +303,7 @@ class Lanes:
             data = buf.data
         offs = x.offset
         if not batched:
-            self.note_read(buf)
+            self.note_read(buf, offs, shape)
         if all(type(o) is not np.ndarray for o in offs):
             if batched:
                 return data[(slice(None),) + tuple(slice(o, o + s) for o, s in zip(offs, shape))]
@@ -253,21 +317,30 @@ class Lanes:
 
     def _gather(self, data, offs, shape, dims, batched) -> np.ndarray:
         n, rank = self.n, len(shape)
+        mask = self.mask
+        sel = None if mask is None else np.flatnonzero(mask)  # gather the lanes taking part
+        if sel is not None:
+            offs = tuple(o[sel] if type(o) is np.ndarray else o for o in offs)
         idx = []
         if batched:
-            idx.append(np.arange(n).reshape((n,) + (1,) * rank))
+            lane = np.arange(n) if sel is None else sel
+            idx.append(lane.reshape((-1,) + (1,) * rank))
         for d, (o, s, dim) in enumerate(zip(offs, shape, dims)):
             shp = (1,) + tuple(s if i == d else 1 for i in range(rank))
             i = np.arange(s).reshape(shp) + _ax(o, d, rank)
-            idx.append(np.minimum(i, dim - 1))
+            idx.append(np.clip(i, 0, dim - 1))  # only lanes without effect go outside
         out = data[tuple(idx)]
-        return np.broadcast_to(out, (n,) + shape)
+        if sel is None:
+            return np.broadcast_to(out, (n,) + shape)
+        full = np.zeros((n,) + tuple(shape), data.dtype)  # lanes without effect: zeros
+        full[sel] = np.broadcast_to(out, (len(sel),) + tuple(shape))
+        return full
 
     def mat(self, x: Any) -> np.ndarray:
         """A tensor operand as an array: (N, *shape) for a BView (pad filled as
         TensorValue.materialize fills), the plain array for a TensorValue."""
         if type(x) is TensorValue:
-            self.note_read(x.buffer)
+            self.note_read(x.buffer, x.offset, x.shape)
             return x.materialize(self.ctx)
         data = self.raw(x)
         mask = _inside(x.shape, x.valid)
@@ -281,7 +354,7 @@ class Lanes:
         if type(x) is TensorValue:
             w = x.widened()
             if w is not None:
-                self.note_read(x.buffer)
+                self.note_read(x.buffer, x.offset, x.shape)
                 return w
             return self.mat(x)
         buf = x.buf
@@ -315,41 +388,112 @@ class Lanes:
         return BView(BBuf(data, dtype), (0,) * len(shape), shape, valid, pad, True)
 
     # ------------------------------------------------------------ writing
+    def write(self, target: TensorValue, offs: tuple, ext: tuple, src: np.ndarray) -> None:
+        """Apply every lane's write of `src` ((N, *valid)) to a shared buffer at once, saving
+        what it overwrites (`restore` puts it back), and journal the windows for `commit`'s
+        checks. Lanes run in lockstep, so a lane's later reads see its own earlier writes, as
+        its iteration alone would; whatever another lane's writes could change is ruled out at
+        commit."""
+        mask = self.mask
+        self.journal.append((target, offs, ext, mask))
+        data, undo = target.buffer.data, self.undo
+        if mask is not None:  # some lanes only: one window each
+            for lane in np.flatnonzero(mask).tolist():
+                lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
+                ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
+                part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
+                win = tuple(slice(o, o + e) for o, e in zip(lo, ex))
+                undo.append((data, win, data[win].copy()))
+                data[win] = part.reshape(ex)
+        elif all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
+            win = tuple(slice(o, o + e) for o, e in zip(offs, ext))
+            undo.append((data, win, data[win].copy()))
+            data[win] = src[-1].reshape(ext)
+        elif all(type(e) is not np.ndarray for e in ext):
+            self._scatter(data, offs, ext, src, batched=False)
+        else:
+            for lane in range(self.n):
+                lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
+                ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
+                part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
+                win = tuple(slice(o, o + e) for o, e in zip(lo, ex))
+                undo.append((data, win, data[win].copy()))
+                data[win] = part.reshape(ex)
+
+    def restore(self) -> None:
+        """Undo every applied write, last first: the shared buffers hold exactly what they
+        held before the batched run (a window written twice gets its first old contents)."""
+        for arr, idx, old in reversed(self.undo):
+            arr[idx] = old
+        self.undo.clear()
+
     def commit(self) -> None:
-        """Apply the journaled writes to shared buffers, in program order."""
-        if self.read_roots.keys() & self.written_roots.keys():
-            raise Fallback("the body reads a buffer it writes")
+        """Keep the applied writes when the lanes could not see each other's effects (else
+        Fallback; the caller then calls `restore`): buffers that may alias fall back, and
+        without the IR's proof no two lanes' write windows may overlap; a buffer the body
+        both reads and writes also needs every lane's read windows clear of the other
+        lanes' write windows. Then lockstep order leaves what the iterations one after
+        another leave: every element is written by at most one lane, in that lane's program
+        order, and no lane reads an element another lane writes."""
         written = list(self.written_roots.values())
-        if written:  # a written buffer and another one over the same memory may alias
-            owners = {id(_owner(w.data)): w for w in written}
-            if len(owners) < len(written):
-                raise Fallback("written buffers may alias")
-            for r in self.read_roots.values():
-                w = owners.get(id(_owner(r.data)))
-                if w is not None and w is not r:
-                    raise Fallback("a read buffer and a written one may alias")
+        if not written:
+            return
+        owners = {id(_owner(w.data)): w for w in written}
+        if len(owners) < len(written):
+            raise Fallback("written buffers may alias")
+        for r in self.read_roots.values():
+            w = owners.get(id(_owner(r.data)))
+            if w is not None and w is not r:
+                raise Fallback("a read buffer and a written one may alias")
+        if self.snapshots & self.written_roots.keys():
+            raise Fallback("a reshape copied a buffer the body writes")
         if self.check_writes:
             self._check_disjoint()
-        for target, offs, ext, src in self.journal:
-            data = target.buffer.data
-            if all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
-                data[tuple(slice(o, o + e) for o, e in zip(offs, ext))] = src[-1].reshape(ext)
-            elif all(type(e) is not np.ndarray for e in ext):
-                self._scatter(data, offs, ext, src, batched=False)
-            else:
-                for lane in range(self.n):
-                    lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
-                    ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
-                    part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
-                    data[tuple(slice(o, o + e) for o, e in zip(lo, ex))] = part.reshape(ex)
-            target.buffer.mark_written()
+        both = self.read_roots.keys() & self.written_roots.keys()
+        if both:
+            self._check_reads(both)
+        for root in written:
+            root.written = True
+        self.undo.clear()
+
+    def _check_reads(self, roots: set[int]) -> None:
+        """Fallback unless no lane read an element of these buffers that another lane wrote
+        (a read the same in every lane counts as every lane's)."""
+        n = self.n
+        writes: dict[int, list] = {}
+        for target, offs, ext, mask in self.journal:
+            buf = target.buffer
+            if id(buf.root) in roots:
+                writes.setdefault(id(buf.root), []).append((buf, offs, ext, mask))
+        reads: dict[int, list] = {}
+        for entry in self.reads:
+            if id(entry[0].root) in roots:
+                reads.setdefault(id(entry[0].root), []).append(entry)
+        for key, wl in writes.items():
+            rl = reads.get(key)
+            if not rl:  # viewed, never read
+                continue
+            buf = wl[0][0]
+            if any(e[0] is not buf for e in wl) or any(e[0] is not buf for e in rl):
+                raise Fallback("reads and writes through two views of one buffer")
+            # distinct ids for "every lane" on each side: a read and a write by every lane
+            # always conflict (n >= 2), a lane's own read and write never do
+            wlo, whi, wlane = _boxes(wl, n, -2)
+            rlo, rhi, rlane = _boxes(rl, n, -1)
+            rlo = np.minimum(rlo, np.asarray(buf.data.shape) - 1)  # gathers clamp indices
+            if len(rlo) * len(wlo) > _MAX_PAIRS:
+                raise Fallback("too many windows to check")
+            hit = ((rlo[:, None, :] < whi[None, :, :]) & (wlo[None, :, :] < rhi[:, None, :])).all(2)
+            hit &= rlane[:, None] != wlane[None, :]
+            if hit.any():
+                raise Fallback("a lane reads what another lane writes")
 
     def _check_disjoint(self) -> None:
         """Fallback unless no two lanes write overlapping windows of one buffer (over every
-        journaled write): then applying the journal op by op over all lanes leaves what the
-        iterations one after another leave, since only one lane's writes touch any element and
-        each lane's writes are applied in program order."""
-        n = self.n
+        journaled write; lanes masked off at a write took no part in it): with the read
+        check, lockstep order then leaves what the iterations one after another leave, since
+        only one lane's writes touch any element and each lane's writes are applied in
+        program order."""
         groups: dict[int, list] = {}
         views: dict[int, int] = {}  # root -> the one buffer (coordinate system) written
         for entry in self.journal:
@@ -358,19 +502,10 @@ class Lanes:
                 raise Fallback("writes through two views of one buffer")
             groups.setdefault(id(buf), []).append(entry)
         for entries in groups.values():
-            m, rank = n * len(entries), len(entries[0][1])
-            if m > _MAX_CHECKED:
+            if self.n * len(entries) > _MAX_CHECKED:
                 raise Fallback("too many windows to check")
-            lo = np.empty((m, rank), np.int64)
-            hi = np.empty((m, rank), np.int64)
-            for i, (_, offs, ext, _) in enumerate(entries):
-                rows = slice(i * n, i * n + n)
-                for d, (o, e) in enumerate(zip(offs, ext)):
-                    lo[rows, d] = o
-                    hi[rows, d] = e
-            hi += lo
+            lo, hi, lane = _boxes(entries, self.n, None)
             hit = ((lo[:, None, :] < hi[None, :, :]) & (lo[None, :, :] < hi[:, None, :])).all(2)
-            lane = np.arange(m) % n  # box i * n + k belongs to lane k
             hit &= lane[:, None] != lane[None, :]
             if hit.any():
                 raise Fallback("writes overlap between iterations")
@@ -379,6 +514,8 @@ class Lanes:
         n, rank = self.n, len(ext)
         view = _strided(data, offs, ext, batched, n, True) if data.flags.writeable else None
         if view is not None:
+            if not batched:  # a shared buffer: keep what the write overwrites
+                self.undo.append((view, Ellipsis, view.copy()))
             view[...] = src.reshape((n,) + tuple(ext))
             return
         idx = []
@@ -387,7 +524,10 @@ class Lanes:
         for d, (o, e) in enumerate(zip(offs, ext)):
             shp = (1,) + tuple(e if i == d else 1 for i in range(rank))
             idx.append(np.arange(e).reshape(shp) + _ax(o, d, rank))
-        data[tuple(idx)] = src.reshape((n,) + tuple(ext))
+        idx = tuple(idx)
+        if not batched:
+            self.undo.append((data, idx, data[idx]))  # a copy (fancy indexing)
+        data[idx] = src.reshape((n,) + tuple(ext))
 
 
 def _strided(data, offs, shape, batched: bool, n: int, disjoint: bool) -> np.ndarray | None:
@@ -542,9 +682,23 @@ def _matmul(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
     a_trans, b_trans = bool(attrs.get("a_trans")), bool(attrs.get("b_trans"))
     _mm_check(lhs, rhs, a_trans, b_trans)
     dtype = rtype or _dtype_name(attrs.get("out_dtype")) or numerics.promote(lhs.dtype, rhs.dtype)
-    r = numerics.matmul(lanes.operand(lhs), lanes.operand(rhs), dtype, a_trans, b_trans,
-                        lanes.ctx.precision)  # fmt: skip
+    a, b = lanes.operand(lhs), lanes.operand(rhs)
+    r = _masked(lanes, lambda *ops: numerics.matmul(*ops, dtype, a_trans, b_trans,
+                                                    lanes.ctx.precision), a, b)  # fmt: skip
     return lanes.fresh(r, dtype)
+
+
+def _masked(lanes: Lanes, fn: Callable[..., np.ndarray], *ops: np.ndarray) -> np.ndarray:
+    """fn over lane stacks (2-D operands shared by every lane), computed for the lanes taking
+    part only when some lanes are masked off (those get zeros: they take no effect)."""
+    mask = lanes.mask
+    if mask is None or all(o.ndim != 3 for o in ops):
+        return fn(*ops)
+    sel = np.flatnonzero(mask)
+    part = fn(*(o[sel] if o.ndim == 3 else o for o in ops))
+    full = np.zeros((lanes.n,) + part.shape[1:], part.dtype)
+    full[sel] = part
+    return full
 
 
 @_bk("matmul_acc")
@@ -559,8 +713,9 @@ def _matmul_acc(lanes: Lanes, op: str, rtype, attrs, acc, lhs, rhs):
     acc_arr = lanes.mat(acc)
     if acc_arr.ndim == 2:
         acc_arr = np.broadcast_to(acc_arr, (lanes.n,) + acc_arr.shape)
-    r = numerics.matmul_acc(acc_arr, lanes.operand(lhs), lanes.operand(rhs), dtype, a_trans,
-                            b_trans, lanes.ctx.precision)  # fmt: skip
+    a, b = lanes.operand(lhs), lanes.operand(rhs)
+    r = _masked(lanes, lambda c, x, y: numerics.matmul_acc(c, x, y, dtype, a_trans, b_trans,
+                                                           lanes.ctx.precision), acc_arr, a, b)  # fmt: skip
     return lanes.fresh(r, dtype)
 
 
@@ -649,8 +804,9 @@ def _reshape(lanes: Lanes, op: str, rtype, attrs, x, shape):
             pass
     if type(buf) is BBuf:
         raise Fallback("reshape of a non-contiguous per-lane window")
-    # a per-lane window of a shared buffer: read-only from here on (the body never writes a
-    # buffer it reads), so a copy reads the same as the per-tile view
+    # a per-lane window of a shared buffer, copied: reads the same as the per-tile view
+    # unless the body writes that buffer (then commit falls back)
+    lanes.snapshots.add(id(buf.root))
     data = np.ascontiguousarray(lanes.mat(x)).reshape((lanes.n,) + shape)
     return BView(BBuf(data, x.dtype), (0,) * len(shape), shape, valid, x.pad)
 
@@ -694,20 +850,21 @@ def _check_box(lanes: Lanes, x, offset: tuple, extent: tuple) -> None:
         dims = x.buffer.data.shape
     else:
         dims = x.buf.data.shape[1:] if type(x.buf) is BBuf else x.buf.data.shape
+    mask = lanes.mask  # lanes past their own loop's end are not checked: they take no effect
     for o, e, d, b, bd in zip(offset, extent, x.shape, x.offset, dims):
         if type(o) is not np.ndarray and type(e) is not np.ndarray and type(b) is not np.ndarray:
             if o < 0 or o + e > d or (e > 0 and b + o + e > bd):
                 raise Fallback("window out of bounds")
             continue
         if type(e) is not np.ndarray and type(b) is not np.ndarray:  # lane offsets only
-            lo, hi = _lo_hi(o)  # the same bounds as below, without NumPy arithmetic
+            lo, hi = _lo_hi(o, mask)  # the same bounds as below, without NumPy arithmetic
             if lo < 0 or hi + e > d or (e > 0 and hi + e + b > bd):
                 raise Fallback("window out of bounds")
             continue
         end = o + e
-        if _lo_hi(o)[0] < 0 or _lo_hi(end)[1] > d:
+        if _lo_hi(o, mask)[0] < 0 or _lo_hi(end, mask)[1] > d:
             raise Fallback("window out of bounds")
-        if _lo_hi(e)[1] > 0 and _lo_hi(end + b)[1] > bd:
+        if _lo_hi(e, mask)[1] > 0 and _lo_hi(end + b, mask)[1] > bd:
             raise Fallback("window out of bounds")
 
 
@@ -722,7 +879,7 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
     want = shape if valid_shape is None else tuple(_norm(v) for v in valid_shape)
     if valid_shape is not None:
         for v, s in zip(want, shape):
-            lo, hi = _lo_hi(v)
+            lo, hi = _lo_hi(v, lanes.mask)
             if lo < 0 or hi > s:
                 raise Fallback("valid_shape")
     _check_box(lanes, x, offset, want)
@@ -732,7 +889,7 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
     offs = tuple(a + b if type(a) is int and type(b) is int else _norm(a + b)
                  for a, b in zip(x.offset, offset))  # fmt: skip
     if type(x) is TensorValue:
-        lanes.note_read(x.buffer)
+        lanes.note_root(x.buffer)  # a view: its data is read (and recorded) when used
         return BView(x.buffer, offs, shape, valid, pad)
     return BView(x.buf, offs, shape, valid, pad)
 
@@ -752,26 +909,31 @@ def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
         root = target.buffer.root
         if id(root) in lanes.inner:
             raise Fallback("assemble into a tile the body computed")
-        if id(root) in lanes.read_roots:
-            raise Fallback("the body reads a buffer it writes")
         lanes.written_roots[id(root)] = root
         src = _source(lanes, source, svalid)
         offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
-        lanes.journal.append((target, offs, extents, src))
+        lanes.write(target, offs, extents, src)
         return target
     buf = target.buf
     if type(buf) is not BBuf:
         raise Fallback("assemble through a per-lane view of a shared buffer")
     offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
     src = _source(lanes, source, svalid)
-    if all(type(e) is not np.ndarray for e in extents):
+    mask = lanes.mask
+    if all(type(e) is not np.ndarray for e in extents) and (
+        mask is None or all(type(o) is not np.ndarray for o in offs)
+    ):
         if all(type(o) is not np.ndarray for o in offs):
-            win = (slice(None),) + tuple(slice(o, o + e) for o, e in zip(offs, extents))
-            buf.data[win] = src.reshape((lanes.n,) + extents)
+            win = tuple(slice(o, o + e) for o, e in zip(offs, extents))
+            if mask is None:
+                buf.data[(slice(None),) + win] = src.reshape((lanes.n,) + extents)
+            else:  # the lanes taking part only
+                sel = np.flatnonzero(mask)
+                buf.data[(sel,) + win] = src[sel].reshape((len(sel),) + extents)
         else:
             lanes._scatter(buf.data, offs, extents, src, batched=True)
     else:
-        for lane in range(lanes.n):
+        for lane in range(lanes.n) if mask is None else np.flatnonzero(mask).tolist():
             lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
             ex = [int(e[lane]) if type(e) is np.ndarray else e for e in extents]
             part = src[lane][tuple(slice(0, e) for e in ex[lead:])]
@@ -783,7 +945,7 @@ def _source(lanes: Lanes, source, svalid) -> np.ndarray:
     """The source's valid region as a copy, (N, *valid) (per-lane valid: the whole window,
     cut per lane when written); a uniform source is broadcast to every lane."""
     if type(source) is TensorValue:
-        lanes.note_read(source.buffer)
+        lanes.note_read(source.buffer, source.offset, source.shape)
         part = source.buffer.data[source.window()]
         return np.array(np.broadcast_to(part, (lanes.n,) + part.shape))
     data = lanes.raw(source)
@@ -797,17 +959,21 @@ def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
     if len(indices) != x.rank:
         raise Fallback("flat index")
     idx = tuple(_norm(i) for i in indices)
+    mask = lanes.mask
     for i, s in zip(idx, x.shape):
-        i = np.asarray(i)
-        if (i < 0).any() or (i >= s).any():
+        lo, hi = _lo_hi(i, mask)
+        if lo < 0 or hi >= s:
             raise Fallback("index out of bounds")
     if type(x) is TensorValue:
-        lanes.note_read(x.buffer)
-        where = tuple(o + i for o, i in zip(x.offset, idx))
+        where = tuple(_norm(o + i) for o, i in zip(x.offset, idx))
         data = x.buffer.data
         bdims = data.shape
-        if any(np.any(np.asarray(w) >= d) for w, d in zip(where, bdims)):
+        if any(_lo_hi(w, mask)[1] >= d for w, d in zip(where, bdims)):
             raise Fallback("index past the buffer")
+        if mask is not None:  # lanes without effect may index anywhere: keep them inside
+            where = tuple(np.clip(w, 0, d - 1) if type(w) is np.ndarray else w
+                          for w, d in zip(where, bdims))  # fmt: skip
+        lanes.note_read(x.buffer, where, (1,) * len(where))
         vals = data[tuple(np.broadcast_to(np.asarray(w), (lanes.n,)) for w in where)]
     else:
         raise Fallback("read of a per-lane tile")
@@ -834,6 +1000,74 @@ def _dim(lanes: Lanes, op: str, rtype, attrs, x):
 
 
 # ------------------------------------------------------------------ the body, lane-vectorized
+
+_UNSET = object()
+
+
+def _trip_end(hi: Any, mask: np.ndarray | None, lo: Any, step: Any) -> tuple[Any, Any]:
+    """A loop's stop as one int, and the per-lane stops (None when every lane taking part
+    stops at the same place). Lane-dependent stops run to the largest with the lanes past
+    their own stop masked off (ascending loops only; else Fallback)."""
+    if type(hi) is not np.ndarray:
+        return hi, None
+    lst = (hi if mask is None else hi[mask]).tolist()
+    if lst and lst.count(lst[0]) == len(lst):
+        return lst[0], None
+    if type(lo) is not int or type(step) is not int or step <= 0 or not lst:
+        raise Fallback("lane-dependent loop bound")
+    return max(lst), hi
+
+
+def _keep(lanes: Lanes, env: dict, names: tuple, prev: list) -> None:
+    """After a masked iteration: the lanes that did not take part get back their values of
+    `names` from before it."""
+    for n, old in zip(names, prev):
+        new = env.get(n, _UNSET)
+        if new is old:
+            continue
+        if old is _UNSET or new is _UNSET:
+            raise Fallback("a loop with lane-dependent trips binds a name")
+        env[n] = _select(lanes, new, old)
+
+
+def _carry_data(lanes: Lanes, x: Any) -> np.ndarray:
+    """A carried tile's data per lane, copied now (so a shared buffer it views counts as
+    read early: commit falls back if the body writes it)."""
+    if type(x) is TensorValue:
+        lanes.snapshots.add(id(x.buffer.root))
+        return lanes.mat(x)
+    if type(x.buf) is Buffer:
+        lanes.snapshots.add(id(x.buf.root))
+    return lanes.raw(x)
+
+
+def _select(lanes: Lanes, new: Any, old: Any) -> Any:
+    """A loop carry after a masked iteration: `new` in the lanes taking part, `old` in the
+    others (Fallback where the two cannot be merged exactly)."""
+    if new is old:
+        return new
+    mask = lanes.mask
+    tn, to = type(new), type(old)
+    if (tn is int or tn is np.ndarray) and (to is int or to is np.ndarray):
+        if (tn is np.ndarray and new.dtype.kind not in "iub") or (
+            to is np.ndarray and old.dtype.kind not in "iub"
+        ):
+            raise Fallback("masked carry")
+        return _norm(np.where(mask, new, old))
+    if not _is_tensor(new) or not _is_tensor(old):
+        raise Fallback("masked carry")
+    if new.shape != old.shape or new.dtype != old.dtype or new.pad != old.pad:
+        raise Fallback("masked carry")
+    m = mask.reshape((-1,) + (1,) * new.rank)
+    data = np.where(m, _carry_data(lanes, new), _carry_data(lanes, old))
+    valid = tuple(
+        a if a is b else _norm(np.where(mask, a, b)) for a, b in zip(new.valid, old.valid)
+    )
+    shape = tuple(new.shape)
+    if all(type(v) is int for v in valid) and valid == shape:
+        valid = shape
+    return BView(BBuf(data, new.dtype), (0,) * len(shape), shape, valid, new.pad, True)
+
 
 _INDEX_LANE_OPS = {
     "add": np.add,
@@ -900,11 +1134,11 @@ class BatchedLoop:
         self.body = self.block(stmts[:-1] + list(flat.body) if flat is not None else stmts)
 
     def run(self, env: dict, lo: int, hi: int, st: int, inner: range | None = None) -> None:
-        """One batched run (raises Fallback before any visible effect). With `flat`, one lane
-        per (outer, inner) iteration pair: each lane runs the statements before the inner loop,
-        then one inner iteration; the journal check (writes of different lanes disjoint, no
-        written buffer read) makes that the nest's result, duplicated statements included
-        (a duplicated write overlaps itself and falls back)."""
+        """One batched run (raises Fallback with every shared buffer restored). With `flat`,
+        one lane per (outer, inner) iteration pair: each lane runs the statements before the
+        inner loop, then one inner iteration; the commit check (writes of different lanes
+        disjoint, no lane reading what another wrote) makes that the nest's result,
+        duplicated statements included (a duplicated write overlaps itself and falls back)."""
         lanes_idx = np.arange(lo, hi, st, dtype=np.int64)
         local = dict(env)
         if inner is None:
@@ -914,8 +1148,12 @@ class BatchedLoop:
             local[self.loop.var.name] = np.repeat(lanes_idx, len(inner_idx))
             local[self.flat.var.name] = np.tile(inner_idx, len(lanes_idx))
         lanes = Lanes(self.ctx, len(local[self.loop.var.name]), self.check_writes)
-        self.body(_State(local, lanes))
-        lanes.commit()
+        try:
+            self.body(_State(local, lanes))
+            lanes.commit()
+        except BaseException:
+            lanes.restore()  # shared buffers exactly as before; the caller runs it per tile
+            raise
         env[self.loop.var.name] = int(lanes_idx[-1])
         if inner is not None:
             env[self.flat.var.name] = int(inner_idx[-1])
@@ -986,7 +1224,7 @@ class BatchedLoop:
             )
 
             def if_(st: _State) -> None:
-                if _uniform(cond(st)):
+                if _uniform_in(cond(st), st.lanes.mask):
                     then(st)
                 else:
                     other(st)
@@ -1012,14 +1250,27 @@ class BatchedLoop:
 
         yields = tuple(own_yields(s.body)) if names else ()
         var, spmd = s.var.name, s.kind == "spmd"
+        # names a lane past its own last iteration must not change (see `ragged` below): the
+        # body's names that are live after the loop, the loop variable included (a name the
+        # body reads before it assigns it only feeds later iterations, which such a lane skips)
+        live = self.m._live
+        after = live.live_after.get(id(s)) if live is not None else None
+        kept = (assigned_names(s.body) | {var}) - set(names)
+        kept -= {t.name for y in yields for t in y.targets}  # bound from the merged carries
+        if after is not None:
+            kept &= set(after)
+        kept = tuple(sorted(kept))
 
         def loop(st: _State) -> None:
             if spmd:
                 raise Fallback("spmd")
-            lo, hi, step = (_uniform(b(st)) for b in bounds)
+            lanes = st.lanes
+            mask = lanes.mask
+            lo, step = _uniform_in(bounds[0](st), mask), _uniform_in(bounds[2](st), mask)
+            hi, ragged = _trip_end(bounds[1](st), mask, lo, step)
             if type(lo) is not int or type(hi) is not int or type(step) is not int or step == 0:
                 raise Fallback("loop bounds")
-            if kloop is not None and step == 1 and hi - lo >= 2:
+            if kloop is not None and ragged is None and step == 1 and hi - lo >= 2:
                 return kloop(st, lo, hi)
             env = st.env
             carries = [c(st) for c in inits]
@@ -1032,13 +1283,23 @@ class BatchedLoop:
                 for i in range(lo, hi, step):
                     env[var] = i
                     state[0] = None
+                    if ragged is not None:  # lanes whose own loop has ended take no effect
+                        act = ragged > i if mask is None else (ragged > i) & mask
+                        lanes.mask = None if mask is None and act.all() else act
+                    prev = [env.get(n, _UNSET) for n in kept] if lanes.mask is not mask else None
                     body(st)
+                    if prev is not None:
+                        _keep(lanes, env, kept, prev)
                     if state[0] is not None:
                         carries = state[0]
+                        if lanes.mask is not None:
+                            carries = [_select(lanes, new, old) for new, old in
+                                       zip(carries, [env[n] for n in names])]  # fmt: skip
                         for n, v in zip(names, carries):
                             env[n] = v
             finally:
                 st.pending.pop()
+                lanes.mask = mask
             restore_outer(env, outer)  # carry names are loop-local (PyPTO's iter args)
             for y in yields:
                 for t, v in zip(y.targets, carries):
@@ -1157,8 +1418,12 @@ class BatchedLoop:
                 b = py_scalar(b)
                 if checked and b == 0:
                     raise Fallback("division by zero")
-            elif checked and not b.all():
-                raise Fallback("division by zero")
+            elif checked:
+                mask = st.lanes.mask
+                if not (b.all() if mask is None else b[mask].all()):
+                    raise Fallback("division by zero")
+                if mask is not None:  # lanes without effect: any divisor but zero
+                    b = np.where(mask, b, 1)
             return fn(a, b)
 
         return binop
@@ -1170,6 +1435,7 @@ class BatchedLoop:
         fn = BKERNELS.get(name)
         attrs, rtype = _attrs(e), _rtype(e)
         always = name in ("create_tensor", "assemble")
+        views = name in _VIEW_OPS
         m = self.m
 
         def call(st: _State, vals: list) -> Any:
@@ -1185,9 +1451,12 @@ class BatchedLoop:
                     op = m._ops.get(id(e)) or m._prepare_op(e)
                     for a in vals:
                         if type(a) is TensorValue:
-                            lanes.note_read(a.buffer)
+                            if views:  # no data read: recorded where the view is used
+                                lanes.note_root(a.buffer)
+                            else:  # the whole window, as every lane's read
+                                lanes.note_read(a.buffer, a.offset, a.shape)
                     r = op.call(*vals)
-                    if type(r) is TensorValue:
+                    if type(r) is TensorValue and not views:  # a view keeps its root
                         lanes.inner.add(id(r.buffer.root))
                     return r
             if fn is None:
@@ -1196,6 +1465,9 @@ class BatchedLoop:
 
         return call
 
+
+# ops whose plain kernel makes a view of its tensor operand without reading its data
+_VIEW_OPS = frozenset({"slice", "reshape", "dim"})
 
 _INDEX_PY = {
     "add": operator.add,

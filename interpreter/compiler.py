@@ -639,8 +639,9 @@ def _parallel_plan(fn: Function, loop: For) -> str | None:
     (ParallelAnalysis, the proof the C backend's OpenMP loops use), "checked" when that proof
     fails only because the IR cannot show the iterations' writes to shared buffers disjoint
     (dynamic bounds, indices through scalars it cannot follow): everything else about
-    independence holds, and the batched run checks the writes it journals for overlap between
-    iterations before committing (batched.Lanes.commit), falling back otherwise. None: per tile.
+    independence holds, and the batched run checks the windows it wrote for overlap between
+    iterations, and those it read against other iterations' writes, before committing
+    (batched.Lanes.commit), restoring and falling back otherwise. None: per tile.
     Computed once per captured function."""
     analysis = _PARALLEL.get(fn)
     if analysis is None:

@@ -650,6 +650,8 @@ def reduce(op: str, a: np.ndarray, axis: int, result: str, precision: str = "bf1
 def _signed_zero_extreme(op: str, x: np.ndarray, r: np.ndarray, axis: int) -> np.ndarray:
     """np.max/np.min pick a zero's sign by element order; IEEE 754-2019 says max(-0, +0) = +0
     and min(-0, +0) = -0. A zero extreme is +0 for max if any +0 is in the lane, else -0."""
+    if not (r == 0).any():  # no zero extreme (the common case): nothing to decide
+        return r
     want_negative = op == "min"
     zeros_of_sign = (x == 0) & (np.signbit(x) == want_negative)
     has = np.any(zeros_of_sign, axis=axis, keepdims=True)

@@ -211,7 +211,8 @@ def test_loop_nests_agree_bit_for_bit(rows, t, cw, chunks, kind, inner, alias, s
 # ------------------------------------------------------------------ Qwen3
 
 
-def _qwen3_step(preset_name: str, layers: int | None, batch: int, ctx: int, block: int):
+def _qwen3_step(preset_name: str, layers: int | None, batch: int, ctx: int, block: int,
+                same_context: bool = False):  # fmt: skip
     import dataclasses
 
     from pldsl.kernels.qwen3.config import preset
@@ -230,6 +231,8 @@ def _qwen3_step(preset_name: str, layers: int | None, batch: int, ctx: int, bloc
     alloc = PageAllocator(layout, batch, max_blocks)
     rng = np.random.default_rng(0)
     lens = rng.integers(1, ctx + 1, size=batch).astype(np.int32)
+    if same_context:  # every user at `ctx`: the per-user attention loop runs batched
+        lens[:] = ctx
     for b, n in enumerate(lens):
         alloc.reserve(b, int(n))
     slots = alloc.slot_mapping(range(batch), [int(n) - 1 for n in lens])
@@ -270,6 +273,48 @@ def test_qwen3_tiny_step():
     before = batched.STATS.get("batched", 0)
     _check_qwen3(*_qwen3_step("tiny", None, batch=3, ctx=40, block=16))
     assert batched.STATS.get("batched", 0) > before  # its attention loops ran batched
+
+
+def _spy_batched_loops(monkeypatch) -> list[str]:
+    """The loop variables of the batched runs that committed, in order."""
+    from pldsl.interpreter import batched
+
+    loops: list[str] = []
+    run = batched.BatchedLoop.run
+
+    def spy(self, env, lo, hi, st, inner=None):
+        run(self, env, lo, hi, st, inner)  # recorded only when it committed
+        loops.append(self.loop.var.name)
+
+    monkeypatch.setattr(batched.BatchedLoop, "run", spy)
+    return loops
+
+
+def test_qwen3_tiny_step_batched_over_users(monkeypatch):
+    """Every user at one context length: the loop over users (KV-cache rows from
+    slot_mapping, pages from block_table, read back in the same iteration) runs batched,
+    checked at run time, and agrees with the plain path."""
+    loops = _spy_batched_loops(monkeypatch)
+    _check_qwen3(*_qwen3_step("tiny", None, batch=3, ctx=40, block=16, same_context=True))
+    assert "b" in loops
+
+
+def test_qwen3_tiny_step_batched_over_users_of_different_lengths(monkeypatch):
+    """Users at different context lengths (1-3 KV blocks each): the loop over users runs
+    batched with its block loops masked per user, and agrees with the plain path."""
+    loops = _spy_batched_loops(monkeypatch)
+    prog, args = _qwen3_step("tiny", None, batch=4, ctx=48, block=16)
+    lens = args[[p.name for p in prog.functions["qwen3_decode_all"].params].index("seq_lens")]
+    assert len({(int(n) + 15) // 16 for n in lens}) > 1  # the block counts differ
+    _check_qwen3(prog, args)
+    assert "b" in loops
+
+
+@pytest.mark.slow
+def test_qwen3_06b_width_step_batched_over_users(monkeypatch):
+    loops = _spy_batched_loops(monkeypatch)  # 8 users: as many as KV heads, so it batches
+    _check_qwen3(*_qwen3_step("qwen3-0.6b", 1, batch=8, ctx=128, block=64, same_context=True))
+    assert "b" in loops
 
 
 @pytest.mark.slow
