@@ -138,19 +138,16 @@ class BView:
     """A per-lane window: onto a BBuf, or onto a shared Buffer at lane-dependent offsets.
     offset and valid items are ints (same in every lane) or int64 arrays of length N."""
 
-    __slots__ = ("buf", "offset", "shape", "valid", "pad", "whole")
+    __slots__ = ("buf", "offset", "shape", "valid", "pad", "whole", "rank")
 
     def __init__(self, buf, offset: tuple, shape: tuple, valid: tuple, pad=None, whole=False):
         self.buf, self.offset, self.shape, self.valid, self.pad = buf, offset, shape, valid, pad
         self.whole = whole  # the whole of a BBuf (offsets 0, its shape)
+        self.rank = len(shape)
 
     @property
     def dtype(self) -> str:
         return self.buf.dtype
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
 
 
 def _lanes(v: Any) -> bool:
@@ -203,9 +200,26 @@ def _ax(v: Any, axis: int, rank: int) -> Any:
     return v
 
 
+def _covers(valid: tuple, shape: tuple) -> bool:
+    """Every lane's valid box is the whole of `shape` (valid items all ints, none short)."""
+    for v, s in zip(valid, shape):
+        if type(v) is np.ndarray or v < s:
+            return False
+    return True
+
+
+def _ints(items: tuple) -> tuple | None:
+    """`items` (a shape, offsets) as a tuple when every item is an int (the common case,
+    which then needs no per-item normalising), else None."""
+    for i in items:
+        if type(i) is not int:
+            return None
+    return items if type(items) is tuple else tuple(items)
+
+
 def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
     """(N or 1, *shape) mask of the valid box per lane, or None when all of it is valid."""
-    if valid is shape:
+    if valid is shape or _covers(valid, shape):
         return None
     rank = len(shape)
     mask = None
@@ -370,13 +384,13 @@ class Lanes:
         storage = self.storage.get(dtype)
         if storage is None:
             storage = self.storage[dtype] = self.ctx.storage(dtype)
-        if data.dtype != storage:
+        if data.dtype is not storage and data.dtype != storage:
             raise Fallback(f"internal: {dtype} computed as {data.dtype}")
         if data.shape[0] != self.n:
             data = np.broadcast_to(data, (self.n,) + data.shape[1:])
         shape = data.shape[1:]
-        if valid is None:
-            valid = shape
+        if valid is None or _covers(valid, shape):
+            valid = shape  # all of it valid: `_inside` then answers at once
         else:
             valid = tuple(_norm(np.minimum(v, s)) if type(v) is np.ndarray else min(v, s)
                           for v, s in zip(valid, shape))  # fmt: skip
@@ -870,8 +884,8 @@ def _check_box(lanes: Lanes, x, offset: tuple, extent: tuple) -> None:
 
 @_bk("slice")
 def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=None):
-    shape = tuple(_uniform(s) for s in shape)
-    offset = tuple(_norm(o) for o in offset)
+    shape = _ints(shape) or tuple(_uniform(s) for s in shape)
+    offset = _ints(offset) or tuple(_norm(o) for o in offset)
     valid_shape = attrs.get("valid_shape", valid_shape)
     pad = attrs.get("pad_value")
     if len(shape) != x.rank or len(offset) != x.rank or any(s < 0 for s in shape):
@@ -886,6 +900,8 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
     valid = tuple(_norm(np.maximum(0, np.minimum(v, xv - o)))
                   if type(v) is np.ndarray or type(xv) is np.ndarray or type(o) is np.ndarray
                   else max(0, min(v, xv - o)) for v, xv, o in zip(want, x.valid, offset))  # fmt: skip
+    if _covers(valid, shape):
+        valid = shape  # all of it valid: `_inside` then answers at once
     offs = tuple(a + b if type(a) is int and type(b) is int else _norm(a + b)
                  for a, b in zip(x.offset, offset))  # fmt: skip
     if type(x) is TensorValue:
@@ -898,7 +914,7 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
 def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
     if _atomic_add(attrs.get("atomic")):
         raise Fallback("atomic assemble")
-    offset = tuple(_norm(o) for o in offset)
+    offset = _ints(offset) or tuple(_norm(o) for o in offset)
     if source.rank > target.rank:
         raise Fallback("rank")
     lead = target.rank - source.rank
@@ -917,9 +933,19 @@ def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
     buf = target.buf
     if type(buf) is not BBuf:
         raise Fallback("assemble through a per-lane view of a shared buffer")
+    mask = lanes.mask
+    if (mask is None and type(source) is BView and _ints(extents) is not None
+            and _ints(offset) is not None and _ints(target.offset) is not None):  # fmt: skip
+        # the common case, one window in every lane: written straight from the source's
+        # lanes, no copy in between (NumPy copies first where source and target overlap)
+        src = lanes.raw(source)
+        if source.shape != svalid:
+            src = src[(slice(None),) + tuple(slice(0, v) for v in svalid)]
+        win = tuple(slice(a + b, a + b + e) for a, b, e in zip(target.offset, offset, extents))
+        buf.data[(slice(None),) + win] = src.reshape((lanes.n,) + extents)
+        return target
     offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
     src = _source(lanes, source, svalid)
-    mask = lanes.mask
     if all(type(e) is not np.ndarray for e in extents) and (
         mask is None or all(type(o) is not np.ndarray for o in offs)
     ):

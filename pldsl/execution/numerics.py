@@ -88,6 +88,7 @@ CAST_MODES = ("none", "rint", "round", "floor", "ceil", "trunc", "odd")
 PRECISIONS = ("bf16", "fp32")
 
 _BF16 = np.dtype(ml_dtypes.bfloat16)
+_F32 = np.dtype(np.float32)
 _STORAGE = {
     "BF16": _BF16,
     "FP16": np.dtype(np.float16),
@@ -130,6 +131,10 @@ _U64 = np.uint64
 
 
 def _name(name: str) -> str:
+    if (
+        type(name) is str and name in ALL_DTYPES
+    ):  # already canonical (every op's common case): no string work
+        return name
     n = str(name).upper()
     if n not in ALL_DTYPES:
         raise NumericsError(f"unknown dtype {name!r}; expected one of {sorted(ALL_DTYPES)}")
@@ -142,7 +147,12 @@ def _check_precision(precision: str) -> str:
     return precision
 
 
+_MODE_OF_NAME = {m: "rint" if m == "none" else m for m in CAST_MODES}
+
+
 def _mode(mode: str | int) -> str:
+    if type(mode) is str and mode in _MODE_OF_NAME:  # a mode by name (the common case)
+        return _MODE_OF_NAME[mode]
     if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode < len(CAST_MODES):
         mode = CAST_MODES[mode]
     if mode not in CAST_MODES:
@@ -279,6 +289,8 @@ def cast(
     x = np.asarray(values)
     out_dt = storage_dtype(dst, precision)
     mode = _mode(mode)
+    if out_dt is _BF16 and x.dtype is _F32:  # the common narrowing: straight to its kernel
+        return _f32_to_bf16(x.reshape(-1), mode).reshape(x.shape)
     if x.dtype == out_dt:
         return x.copy()
     if x.dtype.kind not in "biuf" and not _is_float_np(x.dtype):
@@ -323,23 +335,30 @@ def _widen(x: np.ndarray, out_dt: np.dtype) -> np.ndarray:
 
 def _f32_to_bf16(x: np.ndarray, mode: str) -> np.ndarray:
     """float32 -> BF16 fast path: same exponent range, so rounding is an integer add on the
-    low 16 bits; a carry ripples into the exponent, and out of the largest binade into inf."""
+    low 16 bits; a carry ripples into the exponent, and out of the largest binade into inf.
+    NaNs (their bits are patched afterwards) are looked for once; the low half and the sign
+    are computed only for the modes that need them."""
     bits = x.view(np.uint32)
-    low = bits & np.uint32(0xFFFF)
-    hi = bits >> np.uint32(16)
-    neg = (bits >> np.uint32(31)) == 1
-    if mode == "rint":  # +0x7FFF, +1 more when hi is odd: ties go to even
-        r = (bits + np.uint32(0x7FFF) + (hi & np.uint32(1))) >> np.uint32(16)
+    if mode == "rint":  # +0x7FFF, +1 more when the kept half is odd: ties go to even
+        r = bits + ((bits >> np.uint32(16)) & np.uint32(1))
+        r += np.uint32(0x7FFF)
+        r >>= np.uint32(16)
     elif mode == "round":  # +half: ties carry, i.e. away from zero in magnitude
-        r = (bits + np.uint32(0x8000)) >> np.uint32(16)
-    elif mode in ("floor", "ceil"):
-        r = hi + ((low != 0) & (neg if mode == "floor" else ~neg))
-    elif mode == "odd":
-        r = hi | (low != 0)
+        r = bits + np.uint32(0x8000)
+        r >>= np.uint32(16)
     else:
-        r = hi
+        hi = bits >> np.uint32(16)
+        low = bits & np.uint32(0xFFFF)
+        if mode in ("floor", "ceil"):
+            neg = (bits >> np.uint32(31)) == 1
+            r = hi + ((low != 0) & (neg if mode == "floor" else ~neg))
+        elif mode == "odd":
+            r = hi | (low != 0)
+        else:
+            r = hi
     nan = np.isnan(x)
-    r = np.where(nan, hi | np.uint32(0x40), r)  # quiet NaN, top payload bits kept
+    if nan.any():  # quiet NaN, top payload bits kept
+        r = np.where(nan, (bits >> np.uint32(16)) | np.uint32(0x40), r)
     return r.astype(np.uint16).view(_BF16)
 
 
@@ -406,7 +425,12 @@ def _float_to_int(x: np.ndarray, out_dt: np.dtype, mode: str) -> np.ndarray:
 def _f32(x: np.ndarray) -> np.ndarray:
     """Widen to float32 (exact for BF16/FP16; ints and float64 round to nearest even)."""
     x = np.asarray(x)
-    return x if x.dtype == np.float32 else cast(x, "FP32", "rint")
+    dt = x.dtype
+    if dt is _F32 or dt == np.float32:
+        return x
+    if dt is _BF16 and x.ndim:  # the common widening, exact: straight to its kernel
+        return _widen(x, _F32)
+    return cast(x, "FP32", "rint")
 
 
 def _round_result(r: np.ndarray, result: str, precision: str) -> np.ndarray:
