@@ -330,11 +330,23 @@ class Lanes:
         return view
 
     def _gather(self, data, offs, shape, dims, batched) -> np.ndarray:
-        n, rank = self.n, len(shape)
+        n = self.n
         mask = self.mask
         sel = None if mask is None else np.flatnonzero(mask)  # gather the lanes taking part
         if sel is not None:
             offs = tuple(o[sel] if type(o) is np.ndarray else o for o in offs)
+        out = _gather_rows(data, offs, shape, dims, batched, sel)
+        if out is None:
+            out = self._gather_all(data, offs, shape, dims, batched, sel)
+        if sel is None:
+            return out
+        full = np.zeros((n,) + tuple(shape), data.dtype)  # lanes without effect: zeros
+        full[sel] = np.broadcast_to(out, (len(sel),) + tuple(shape))
+        return full
+
+    def _gather_all(self, data, offs, shape, dims, batched, sel) -> np.ndarray:
+        """Every axis's window gathered per lane (indices clipped into `data`)."""
+        n, rank = self.n, len(shape)
         idx = []
         if batched:
             lane = np.arange(n) if sel is None else sel
@@ -346,9 +358,7 @@ class Lanes:
         out = data[tuple(idx)]
         if sel is None:
             return np.broadcast_to(out, (n,) + shape)
-        full = np.zeros((n,) + tuple(shape), data.dtype)  # lanes without effect: zeros
-        full[sel] = np.broadcast_to(out, (len(sel),) + tuple(shape))
-        return full
+        return out
 
     def mat(self, x: Any) -> np.ndarray:
         """A tensor operand as an array: (N, *shape) for a BView (pad filled as
@@ -544,6 +554,28 @@ class Lanes:
         data[idx] = src.reshape((n,) + tuple(ext))
 
 
+def _gather_rows(data, offs, shape, dims, batched: bool, sel) -> np.ndarray | None:
+    """Lane windows whose first axis alone has lane-dependent offsets (rows of a page a
+    block table names) as whole rows: one index array for that axis, plain slices for the
+    others (a fraction of the NumPy work of one index array per axis); None for other
+    windows, or when a fixed window on another axis is not inside `data`."""
+    o0 = offs[0]
+    if type(o0) is not np.ndarray:
+        return None
+    rest = []
+    for o, s, dim in zip(offs[1:], shape[1:], dims[1:]):
+        if type(o) is np.ndarray or o < 0 or o + s > dim:
+            return None
+        rest.append(slice(o, o + s))
+    rows = np.clip(o0.reshape(-1, 1) + np.arange(shape[0]), 0, dims[0] - 1)  # as _gather_all
+    if batched:
+        lane = np.arange(len(o0)) if sel is None else sel
+        return data[(lane.reshape(-1, 1), rows) + tuple(rest)]
+    if all(r.start == 0 and r.stop == dim for r, dim in zip(rest, dims[1:])):
+        return np.take(data, rows, axis=0)  # whole rows: the cheapest gather
+    return data[(rows,) + tuple(rest)]
+
+
 def _strided(data, offs, shape, batched: bool, n: int, disjoint: bool) -> np.ndarray | None:
     """The lane windows at offsets affine in the lane (o0 + lane * delta on each axis) as one
     strided view of `data` ((N, *shape)); None when they are not affine, not inside `data`,
@@ -667,13 +699,20 @@ def _reduction(lanes: Lanes, op: str, rtype, attrs, x, tmp=None):
     return lanes.fresh(r, dtype, valid)
 
 
+_EXPANDS: dict[tuple, bool] = {}  # (row/col, x shape, v shape) -> expand_shape allows it
+
+
 @_bk("row_expand_add", "row_expand_sub", "row_expand_mul", "row_expand_div", "row_expand",
      "col_expand_add", "col_expand_sub", "col_expand_mul", "col_expand_div", "col_expand",
      "col_expand_expdif")  # fmt: skip
 def _expand(lanes: Lanes, op: str, rtype, attrs, x, v):
     parts = op.split("_")
     kind, fn = parts[0], (parts[2] if len(parts) == 3 else "rhs")
-    if expand_shape(kind, x.shape, v.shape, op) is not None:
+    key = (kind, x.shape, v.shape)
+    ok = _EXPANDS.get(key)
+    if ok is None:  # the shape rule, once per pair of shapes (ints in a batched body)
+        ok = _EXPANDS[key] = expand_shape(kind, x.shape, v.shape, op) is None
+    if not ok:
         raise Fallback("shape")
     dtype = rtype or numerics.promote(x.dtype, v.dtype)
     rank = x.rank
