@@ -1023,7 +1023,7 @@ def _source(lanes: Lanes, source, svalid) -> np.ndarray:
 def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
     if len(indices) != x.rank:
         raise Fallback("flat index")
-    idx = tuple(_norm(i) for i in indices)
+    idx = _ints(indices) or tuple(_norm(i) for i in indices)
     mask = lanes.mask
     for i, s in zip(idx, x.shape):
         lo, hi = _lo_hi(i, mask)
@@ -1039,14 +1039,18 @@ def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
             where = tuple(np.clip(w, 0, d - 1) if type(w) is np.ndarray else w
                           for w, d in zip(where, bdims))  # fmt: skip
         lanes.note_read(x.buffer, where, (1,) * len(where))
-        vals = data[tuple(np.broadcast_to(np.asarray(w), (lanes.n,)) for w in where)]
+        if any(type(w) is np.ndarray for w in where):  # NumPy broadcasts the int indices
+            vals = data[where]
+        else:
+            vals = data[tuple(np.broadcast_to(np.asarray(w), (lanes.n,)) for w in where)]
     else:
         raise Fallback("read of a per-lane tile")
-    inside = np.ones(lanes.n, bool)
-    for i, v in zip(idx, x.valid):
-        inside &= np.asarray(i) < v
-    if not inside.all():
-        vals = np.where(inside, vals, x.fill_value(lanes.ctx))
+    if not _below(idx, x.valid):  # some lane may read past the valid region: its fill value
+        inside = np.ones(lanes.n, bool)
+        for i, v in zip(idx, x.valid):
+            inside &= np.asarray(i) < v
+        if not inside.all():
+            vals = np.where(inside, vals, x.fill_value(lanes.ctx))
     if x.dtype in ("INDEX", "BOOL"):
         if x.dtype == "BOOL":
             return vals.astype(bool)
@@ -1054,6 +1058,14 @@ def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
     if not _lanes(vals):
         return _to_scalar(vals, x.dtype)
     return vals
+
+
+def _below(idx: tuple, valid: tuple) -> bool:
+    """Every lane's index below `valid` on every axis (valid items ints)."""
+    for i, v in zip(idx, valid):
+        if type(v) is np.ndarray or (max(i.tolist()) if type(i) is np.ndarray else i) >= v:
+            return False
+    return True
 
 
 @_bk("dim")

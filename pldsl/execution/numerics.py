@@ -450,8 +450,10 @@ def _ieee_max(a: np.ndarray, b: np.ndarray, is_max: bool) -> np.ndarray:
     zz = (a == 0) & (b == 0)
     if zz.any():
         sa, sb = np.signbit(a), np.signbit(b)
-        neg_zero = (sa & sb) if is_max else (sa | sb)
-        r = np.where(zz, np.where(neg_zero, -np.float32(0), np.float32(0)), r)
+        # two zeros of one sign: NumPy returns one of them, already right
+        if (zz & (sa != sb)).any():
+            neg_zero = (sa & sb) if is_max else (sa | sb)
+            r = np.where(zz, np.where(neg_zero, -np.float32(0), np.float32(0)), r)
     return r.astype(np.float32)
 
 
@@ -674,9 +676,14 @@ def reduce(op: str, a: np.ndarray, axis: int, result: str, precision: str = "bf1
 def _signed_zero_extreme(op: str, x: np.ndarray, r: np.ndarray, axis: int) -> np.ndarray:
     """np.max/np.min pick a zero's sign by element order; IEEE 754-2019 says max(-0, +0) = +0
     and min(-0, +0) = -0. A zero extreme is +0 for max if any +0 is in the lane, else -0."""
-    if not (r == 0).any():  # no zero extreme (the common case): nothing to decide
+    zero = r == 0
+    if not zero.any():  # no zero extreme (the common case): nothing to decide
         return r
     want_negative = op == "min"
+    # np.max / np.min return one of the lane's elements, so a zero extreme of the sign IEEE
+    # prefers (+0 for max, -0 for min) is in the lane and already the answer
+    if not (zero & (np.signbit(r) != want_negative)).any():
+        return r
     zeros_of_sign = (x == 0) & (np.signbit(x) == want_negative)
     has = np.any(zeros_of_sign, axis=axis, keepdims=True)
     sign = np.float32(-0.0) if want_negative else np.float32(0.0)
