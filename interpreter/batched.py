@@ -272,6 +272,18 @@ def _boxes(entries: list, n: int, every: int | None) -> tuple[np.ndarray, ...]:
     return lo, hi, lane
 
 
+def _overlap(alo: np.ndarray, ahi: np.ndarray, blo: np.ndarray, bhi: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) bools: box a[i] meets box b[j] (boxes [lo, hi) of one rank). One
+    axis at a time: a reduction over a trailing axis of a few items costs NumPy far more."""
+    hit = None
+    for d in range(alo.shape[1]):
+        h = (alo[:, None, d] < bhi[None, :, d]) & (blo[None, :, d] < ahi[:, None, d])
+        hit = h if hit is None else hit & h
+    if hit is None:  # rank 0: every box is the one element
+        hit = np.ones((len(alo), len(blo)), bool)
+    return hit
+
+
 class Lanes:
     """The batched run of one loop: lane count, context, the shared buffers it reads and
     writes, and the undo log of its writes (see `write`, `commit`, `restore`)."""
@@ -507,7 +519,7 @@ class Lanes:
             rlo = np.minimum(rlo, np.asarray(buf.data.shape) - 1)  # gathers clamp indices
             if len(rlo) * len(wlo) > _MAX_PAIRS:
                 raise Fallback("too many windows to check")
-            hit = ((rlo[:, None, :] < whi[None, :, :]) & (wlo[None, :, :] < rhi[:, None, :])).all(2)
+            hit = _overlap(rlo, rhi, wlo, whi)
             hit &= rlane[:, None] != wlane[None, :]
             if hit.any():
                 raise Fallback("a lane reads what another lane writes")
@@ -529,7 +541,7 @@ class Lanes:
             if self.n * len(entries) > _MAX_CHECKED:
                 raise Fallback("too many windows to check")
             lo, hi, lane = _boxes(entries, self.n, None)
-            hit = ((lo[:, None, :] < hi[None, :, :]) & (lo[None, :, :] < hi[:, None, :])).all(2)
+            hit = _overlap(lo, hi, lo, hi)
             hit &= lane[:, None] != lane[None, :]
             if hit.any():
                 raise Fallback("writes overlap between iterations")

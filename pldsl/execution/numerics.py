@@ -323,8 +323,11 @@ def _widens(src: np.dtype, dst: np.dtype) -> bool:
 
 def _widen(x: np.ndarray, out_dt: np.dtype) -> np.ndarray:
     """Exact widening via NumPy/ml_dtypes; NaNs keep their payload and become quiet."""
-    with _ignore():
-        y = x.astype(out_dt)
+    if x.dtype is _BF16 and out_dt is _F32:  # BF16 is FP32's top half: one shift (no rounding)
+        y = np.left_shift(x.view(np.uint16), np.uint32(16), dtype=np.uint32).view(np.float32)
+    else:
+        with _ignore():
+            y = x.astype(out_dt)
     nan = np.isnan(y)
     if nan.any():
         p, _, _, width = _FMT_BY_DTYPE[out_dt]
