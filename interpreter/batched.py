@@ -948,13 +948,23 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
             if lo < 0 or hi > s:
                 raise Fallback("valid_shape")
     _check_box(lanes, x, offset, want)
-    valid = tuple(_norm(np.maximum(0, np.minimum(v, xv - o)))
-                  if type(v) is np.ndarray or type(xv) is np.ndarray or type(o) is np.ndarray
-                  else max(0, min(v, xv - o)) for v, xv, o in zip(want, x.valid, offset))  # fmt: skip
-    if _covers(valid, shape):
-        valid = shape  # all of it valid: `_inside` then answers at once
-    offs = tuple(a + b if type(a) is int and type(b) is int else _norm(a + b)
-                 for a, b in zip(x.offset, offset))  # fmt: skip
+    valid, offs = [], []
+    for v, xv, o, a in zip(want, x.valid, offset, x.offset):
+        if type(o) is np.ndarray:  # one pass over the lanes' offsets for both
+            lst = o.tolist()
+            if type(v) is np.ndarray or type(xv) is np.ndarray or xv - max(lst) < v:
+                valid.append(_norm(np.maximum(0, np.minimum(v, xv - o))))
+            else:  # every lane's window ends inside x's valid region
+                valid.append(v)
+            offs.append(_norm(a + o))
+            continue
+        if type(v) is np.ndarray or type(xv) is np.ndarray:
+            valid.append(_norm(np.maximum(0, np.minimum(v, xv - o))))
+        else:
+            valid.append(max(0, min(v, xv - o)))
+        offs.append(a + o if type(a) is int and type(o) is int else _norm(a + o))
+    valid = shape if _covers(valid, shape) else tuple(valid)  # whole: `_inside` answers at once
+    offs = tuple(offs)
     if type(x) is TensorValue:
         lanes.note_root(x.buffer)  # a view: its data is read (and recorded) when used
         return BView(x.buffer, offs, shape, valid, pad)
