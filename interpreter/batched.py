@@ -378,6 +378,10 @@ class Lanes:
         if type(x) is TensorValue:
             self.note_read(x.buffer, x.offset, x.shape)
             return x.materialize(self.ctx)
+        if x.whole and x.valid is x.shape:  # a computed tile, all valid (most operands)
+            out = x.buf.data.view()  # read-only, as `raw` gives it
+            out.flags.writeable = False
+            return out
         data = self.raw(x)
         mask = _inside(x.shape, x.valid)
         if mask is None:
@@ -666,7 +670,7 @@ def _binary(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
     if not _is_tensor(lhs):
         raise Fallback("scalar lhs")
     if _is_tensor(rhs):
-        shape = _broadcast(lhs.shape, rhs.shape)
+        shape = lhs.shape if lhs.shape == rhs.shape else _broadcast(lhs.shape, rhs.shape)
         dtype = rtype or numerics.promote(lhs.dtype, rhs.dtype)
     else:
         if _lanes(rhs):
@@ -1482,6 +1486,15 @@ class BatchedLoop:
         if kind is OpCall:
             args = tuple(self.expr(a) for a in e.args)
             call = self.op_call(e, args)
+            if len(args) == 1:  # the common arities without a list comprehension
+                (a0,) = args
+                return lambda st: call(st, [a0(st)])
+            if len(args) == 2:
+                a0, a1 = args
+                return lambda st: call(st, [a0(st), a1(st)])
+            if len(args) == 3:
+                a0, a1, a2 = args
+                return lambda st: call(st, [a0(st), a1(st), a2(st)])
             return lambda st: call(st, [a(st) for a in args])
         if kind is TupleGet:
             value, index = self.expr(e.value), e.index
