@@ -131,9 +131,8 @@ _U64 = np.uint64
 
 
 def _name(name: str) -> str:
-    if (
-        type(name) is str and name in ALL_DTYPES
-    ):  # already canonical (every op's common case): no string work
+    # already canonical (every op's common case): no string work
+    if type(name) is str and name in ALL_DTYPES:
         return name
     n = str(name).upper()
     if n not in ALL_DTYPES:
