@@ -138,19 +138,16 @@ class BView:
     """A per-lane window: onto a BBuf, or onto a shared Buffer at lane-dependent offsets.
     offset and valid items are ints (same in every lane) or int64 arrays of length N."""
 
-    __slots__ = ("buf", "offset", "shape", "valid", "pad", "whole")
+    __slots__ = ("buf", "offset", "shape", "valid", "pad", "whole", "rank")
 
     def __init__(self, buf, offset: tuple, shape: tuple, valid: tuple, pad=None, whole=False):
         self.buf, self.offset, self.shape, self.valid, self.pad = buf, offset, shape, valid, pad
         self.whole = whole  # the whole of a BBuf (offsets 0, its shape)
+        self.rank = len(shape)
 
     @property
     def dtype(self) -> str:
         return self.buf.dtype
-
-    @property
-    def rank(self) -> int:
-        return len(self.shape)
 
 
 def _lanes(v: Any) -> bool:
@@ -203,9 +200,26 @@ def _ax(v: Any, axis: int, rank: int) -> Any:
     return v
 
 
+def _covers(valid: tuple, shape: tuple) -> bool:
+    """Every lane's valid box is the whole of `shape` (valid items all ints, none short)."""
+    for v, s in zip(valid, shape):
+        if type(v) is np.ndarray or v < s:
+            return False
+    return True
+
+
+def _ints(items: tuple) -> tuple | None:
+    """`items` (a shape, offsets) as a tuple when every item is an int (the common case,
+    which then needs no per-item normalising), else None."""
+    for i in items:
+        if type(i) is not int:
+            return None
+    return items if type(items) is tuple else tuple(items)
+
+
 def _inside(shape: tuple, valid: tuple) -> np.ndarray | None:
     """(N or 1, *shape) mask of the valid box per lane, or None when all of it is valid."""
-    if valid is shape:
+    if valid is shape or _covers(valid, shape):
         return None
     rank = len(shape)
     mask = None
@@ -256,6 +270,18 @@ def _boxes(entries: list, n: int, every: int | None) -> tuple[np.ndarray, ...]:
         i += rows
     hi += lo
     return lo, hi, lane
+
+
+def _overlap(alo: np.ndarray, ahi: np.ndarray, blo: np.ndarray, bhi: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) bools: box a[i] meets box b[j] (boxes [lo, hi) of one rank). One
+    axis at a time: a reduction over a trailing axis of a few items costs NumPy far more."""
+    hit = None
+    for d in range(alo.shape[1]):
+        h = (alo[:, None, d] < bhi[None, :, d]) & (blo[None, :, d] < ahi[:, None, d])
+        hit = h if hit is None else hit & h
+    if hit is None:  # rank 0: every box is the one element
+        hit = np.ones((len(alo), len(blo)), bool)
+    return hit
 
 
 class Lanes:
@@ -316,11 +342,23 @@ class Lanes:
         return view
 
     def _gather(self, data, offs, shape, dims, batched) -> np.ndarray:
-        n, rank = self.n, len(shape)
+        n = self.n
         mask = self.mask
         sel = None if mask is None else np.flatnonzero(mask)  # gather the lanes taking part
         if sel is not None:
             offs = tuple(o[sel] if type(o) is np.ndarray else o for o in offs)
+        out = _gather_rows(data, offs, shape, dims, batched, sel)
+        if out is None:
+            out = self._gather_all(data, offs, shape, dims, batched, sel)
+        if sel is None:
+            return out
+        full = np.zeros((n,) + tuple(shape), data.dtype)  # lanes without effect: zeros
+        full[sel] = np.broadcast_to(out, (len(sel),) + tuple(shape))
+        return full
+
+    def _gather_all(self, data, offs, shape, dims, batched, sel) -> np.ndarray:
+        """Every axis's window gathered per lane (indices clipped into `data`)."""
+        n, rank = self.n, len(shape)
         idx = []
         if batched:
             lane = np.arange(n) if sel is None else sel
@@ -332,9 +370,7 @@ class Lanes:
         out = data[tuple(idx)]
         if sel is None:
             return np.broadcast_to(out, (n,) + shape)
-        full = np.zeros((n,) + tuple(shape), data.dtype)  # lanes without effect: zeros
-        full[sel] = np.broadcast_to(out, (len(sel),) + tuple(shape))
-        return full
+        return out
 
     def mat(self, x: Any) -> np.ndarray:
         """A tensor operand as an array: (N, *shape) for a BView (pad filled as
@@ -342,6 +378,10 @@ class Lanes:
         if type(x) is TensorValue:
             self.note_read(x.buffer, x.offset, x.shape)
             return x.materialize(self.ctx)
+        if x.whole and x.valid is x.shape:  # a computed tile, all valid (most operands)
+            out = x.buf.data.view()  # read-only, as `raw` gives it
+            out.flags.writeable = False
+            return out
         data = self.raw(x)
         mask = _inside(x.shape, x.valid)
         if mask is None:
@@ -370,13 +410,13 @@ class Lanes:
         storage = self.storage.get(dtype)
         if storage is None:
             storage = self.storage[dtype] = self.ctx.storage(dtype)
-        if data.dtype != storage:
+        if data.dtype is not storage and data.dtype != storage:
             raise Fallback(f"internal: {dtype} computed as {data.dtype}")
         if data.shape[0] != self.n:
             data = np.broadcast_to(data, (self.n,) + data.shape[1:])
         shape = data.shape[1:]
-        if valid is None:
-            valid = shape
+        if valid is None or _covers(valid, shape):
+            valid = shape  # all of it valid: `_inside` then answers at once
         else:
             valid = tuple(_norm(np.minimum(v, s)) if type(v) is np.ndarray else min(v, s)
                           for v, s in zip(valid, shape))  # fmt: skip
@@ -483,7 +523,7 @@ class Lanes:
             rlo = np.minimum(rlo, np.asarray(buf.data.shape) - 1)  # gathers clamp indices
             if len(rlo) * len(wlo) > _MAX_PAIRS:
                 raise Fallback("too many windows to check")
-            hit = ((rlo[:, None, :] < whi[None, :, :]) & (wlo[None, :, :] < rhi[:, None, :])).all(2)
+            hit = _overlap(rlo, rhi, wlo, whi)
             hit &= rlane[:, None] != wlane[None, :]
             if hit.any():
                 raise Fallback("a lane reads what another lane writes")
@@ -505,7 +545,7 @@ class Lanes:
             if self.n * len(entries) > _MAX_CHECKED:
                 raise Fallback("too many windows to check")
             lo, hi, lane = _boxes(entries, self.n, None)
-            hit = ((lo[:, None, :] < hi[None, :, :]) & (lo[None, :, :] < hi[:, None, :])).all(2)
+            hit = _overlap(lo, hi, lo, hi)
             hit &= lane[:, None] != lane[None, :]
             if hit.any():
                 raise Fallback("writes overlap between iterations")
@@ -528,6 +568,28 @@ class Lanes:
         if not batched:
             self.undo.append((data, idx, data[idx]))  # a copy (fancy indexing)
         data[idx] = src.reshape((n,) + tuple(ext))
+
+
+def _gather_rows(data, offs, shape, dims, batched: bool, sel) -> np.ndarray | None:
+    """Lane windows whose first axis alone has lane-dependent offsets (rows of a page a
+    block table names) as whole rows: one index array for that axis, plain slices for the
+    others (a fraction of the NumPy work of one index array per axis); None for other
+    windows, or when a fixed window on another axis is not inside `data`."""
+    o0 = offs[0]
+    if type(o0) is not np.ndarray:
+        return None
+    rest = []
+    for o, s, dim in zip(offs[1:], shape[1:], dims[1:]):
+        if type(o) is np.ndarray or o < 0 or o + s > dim:
+            return None
+        rest.append(slice(o, o + s))
+    rows = np.clip(o0.reshape(-1, 1) + np.arange(shape[0]), 0, dims[0] - 1)  # as _gather_all
+    if batched:
+        lane = np.arange(len(o0)) if sel is None else sel
+        return data[(lane.reshape(-1, 1), rows) + tuple(rest)]
+    if all(r.start == 0 and r.stop == dim for r, dim in zip(rest, dims[1:])):
+        return np.take(data, rows, axis=0)  # whole rows: the cheapest gather
+    return data[(rows,) + tuple(rest)]
 
 
 def _strided(data, offs, shape, batched: bool, n: int, disjoint: bool) -> np.ndarray | None:
@@ -608,7 +670,7 @@ def _binary(lanes: Lanes, op: str, rtype, attrs, lhs, rhs):
     if not _is_tensor(lhs):
         raise Fallback("scalar lhs")
     if _is_tensor(rhs):
-        shape = _broadcast(lhs.shape, rhs.shape)
+        shape = lhs.shape if lhs.shape == rhs.shape else _broadcast(lhs.shape, rhs.shape)
         dtype = rtype or numerics.promote(lhs.dtype, rhs.dtype)
     else:
         if _lanes(rhs):
@@ -653,13 +715,20 @@ def _reduction(lanes: Lanes, op: str, rtype, attrs, x, tmp=None):
     return lanes.fresh(r, dtype, valid)
 
 
+_EXPANDS: dict[tuple, bool] = {}  # (row/col, x shape, v shape) -> expand_shape allows it
+
+
 @_bk("row_expand_add", "row_expand_sub", "row_expand_mul", "row_expand_div", "row_expand",
      "col_expand_add", "col_expand_sub", "col_expand_mul", "col_expand_div", "col_expand",
      "col_expand_expdif")  # fmt: skip
 def _expand(lanes: Lanes, op: str, rtype, attrs, x, v):
     parts = op.split("_")
     kind, fn = parts[0], (parts[2] if len(parts) == 3 else "rhs")
-    if expand_shape(kind, x.shape, v.shape, op) is not None:
+    key = (kind, x.shape, v.shape)
+    ok = _EXPANDS.get(key)
+    if ok is None:  # the shape rule, once per pair of shapes (ints in a batched body)
+        ok = _EXPANDS[key] = expand_shape(kind, x.shape, v.shape, op) is None
+    if not ok:
         raise Fallback("shape")
     dtype = rtype or numerics.promote(x.dtype, v.dtype)
     rank = x.rank
@@ -870,8 +939,8 @@ def _check_box(lanes: Lanes, x, offset: tuple, extent: tuple) -> None:
 
 @_bk("slice")
 def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=None):
-    shape = tuple(_uniform(s) for s in shape)
-    offset = tuple(_norm(o) for o in offset)
+    shape = _ints(shape) or tuple(_uniform(s) for s in shape)
+    offset = _ints(offset) or tuple(_norm(o) for o in offset)
     valid_shape = attrs.get("valid_shape", valid_shape)
     pad = attrs.get("pad_value")
     if len(shape) != x.rank or len(offset) != x.rank or any(s < 0 for s in shape):
@@ -883,11 +952,23 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
             if lo < 0 or hi > s:
                 raise Fallback("valid_shape")
     _check_box(lanes, x, offset, want)
-    valid = tuple(_norm(np.maximum(0, np.minimum(v, xv - o)))
-                  if type(v) is np.ndarray or type(xv) is np.ndarray or type(o) is np.ndarray
-                  else max(0, min(v, xv - o)) for v, xv, o in zip(want, x.valid, offset))  # fmt: skip
-    offs = tuple(a + b if type(a) is int and type(b) is int else _norm(a + b)
-                 for a, b in zip(x.offset, offset))  # fmt: skip
+    valid, offs = [], []
+    for v, xv, o, a in zip(want, x.valid, offset, x.offset):
+        if type(o) is np.ndarray:  # one pass over the lanes' offsets for both
+            lst = o.tolist()
+            if type(v) is np.ndarray or type(xv) is np.ndarray or xv - max(lst) < v:
+                valid.append(_norm(np.maximum(0, np.minimum(v, xv - o))))
+            else:  # every lane's window ends inside x's valid region
+                valid.append(v)
+            offs.append(_norm(a + o))
+            continue
+        if type(v) is np.ndarray or type(xv) is np.ndarray:
+            valid.append(_norm(np.maximum(0, np.minimum(v, xv - o))))
+        else:
+            valid.append(max(0, min(v, xv - o)))
+        offs.append(a + o if type(a) is int and type(o) is int else _norm(a + o))
+    valid = shape if _covers(valid, shape) else tuple(valid)  # whole: `_inside` answers at once
+    offs = tuple(offs)
     if type(x) is TensorValue:
         lanes.note_root(x.buffer)  # a view: its data is read (and recorded) when used
         return BView(x.buffer, offs, shape, valid, pad)
@@ -898,7 +979,7 @@ def _slice(lanes: Lanes, op: str, rtype, attrs, x, shape, offset, valid_shape=No
 def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
     if _atomic_add(attrs.get("atomic")):
         raise Fallback("atomic assemble")
-    offset = tuple(_norm(o) for o in offset)
+    offset = _ints(offset) or tuple(_norm(o) for o in offset)
     if source.rank > target.rank:
         raise Fallback("rank")
     lead = target.rank - source.rank
@@ -917,9 +998,19 @@ def _assemble(lanes: Lanes, op: str, rtype, attrs, target, source, offset):
     buf = target.buf
     if type(buf) is not BBuf:
         raise Fallback("assemble through a per-lane view of a shared buffer")
+    mask = lanes.mask
+    if (mask is None and type(source) is BView and _ints(extents) is not None
+            and _ints(offset) is not None and _ints(target.offset) is not None):  # fmt: skip
+        # the common case, one window in every lane: written straight from the source's
+        # lanes, no copy in between (NumPy copies first where source and target overlap)
+        src = lanes.raw(source)
+        if source.shape != svalid:
+            src = src[(slice(None),) + tuple(slice(0, v) for v in svalid)]
+        win = tuple(slice(a + b, a + b + e) for a, b, e in zip(target.offset, offset, extents))
+        buf.data[(slice(None),) + win] = src.reshape((lanes.n,) + extents)
+        return target
     offs = tuple(_norm(a + b) for a, b in zip(target.offset, offset))
     src = _source(lanes, source, svalid)
-    mask = lanes.mask
     if all(type(e) is not np.ndarray for e in extents) and (
         mask is None or all(type(o) is not np.ndarray for o in offs)
     ):
@@ -958,7 +1049,7 @@ def _source(lanes: Lanes, source, svalid) -> np.ndarray:
 def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
     if len(indices) != x.rank:
         raise Fallback("flat index")
-    idx = tuple(_norm(i) for i in indices)
+    idx = _ints(indices) or tuple(_norm(i) for i in indices)
     mask = lanes.mask
     for i, s in zip(idx, x.shape):
         lo, hi = _lo_hi(i, mask)
@@ -974,14 +1065,18 @@ def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
             where = tuple(np.clip(w, 0, d - 1) if type(w) is np.ndarray else w
                           for w, d in zip(where, bdims))  # fmt: skip
         lanes.note_read(x.buffer, where, (1,) * len(where))
-        vals = data[tuple(np.broadcast_to(np.asarray(w), (lanes.n,)) for w in where)]
+        if any(type(w) is np.ndarray for w in where):  # NumPy broadcasts the int indices
+            vals = data[where]
+        else:
+            vals = data[tuple(np.broadcast_to(np.asarray(w), (lanes.n,)) for w in where)]
     else:
         raise Fallback("read of a per-lane tile")
-    inside = np.ones(lanes.n, bool)
-    for i, v in zip(idx, x.valid):
-        inside &= np.asarray(i) < v
-    if not inside.all():
-        vals = np.where(inside, vals, x.fill_value(lanes.ctx))
+    if not _below(idx, x.valid):  # some lane may read past the valid region: its fill value
+        inside = np.ones(lanes.n, bool)
+        for i, v in zip(idx, x.valid):
+            inside &= np.asarray(i) < v
+        if not inside.all():
+            vals = np.where(inside, vals, x.fill_value(lanes.ctx))
     if x.dtype in ("INDEX", "BOOL"):
         if x.dtype == "BOOL":
             return vals.astype(bool)
@@ -989,6 +1084,14 @@ def _read(lanes: Lanes, op: str, rtype, attrs, x, indices):
     if not _lanes(vals):
         return _to_scalar(vals, x.dtype)
     return vals
+
+
+def _below(idx: tuple, valid: tuple) -> bool:
+    """Every lane's index below `valid` on every axis (valid items ints)."""
+    for i, v in zip(idx, valid):
+        if type(v) is np.ndarray or (max(i.tolist()) if type(i) is np.ndarray else i) >= v:
+            return False
+    return True
 
 
 @_bk("dim")
@@ -1383,6 +1486,15 @@ class BatchedLoop:
         if kind is OpCall:
             args = tuple(self.expr(a) for a in e.args)
             call = self.op_call(e, args)
+            if len(args) == 1:  # the common arities without a list comprehension
+                (a0,) = args
+                return lambda st: call(st, [a0(st)])
+            if len(args) == 2:
+                a0, a1 = args
+                return lambda st: call(st, [a0(st), a1(st)])
+            if len(args) == 3:
+                a0, a1, a2 = args
+                return lambda st: call(st, [a0(st), a1(st), a2(st)])
             return lambda st: call(st, [a(st) for a in args])
         if kind is TupleGet:
             value, index = self.expr(e.value), e.index

@@ -88,6 +88,7 @@ CAST_MODES = ("none", "rint", "round", "floor", "ceil", "trunc", "odd")
 PRECISIONS = ("bf16", "fp32")
 
 _BF16 = np.dtype(ml_dtypes.bfloat16)
+_F32 = np.dtype(np.float32)
 _STORAGE = {
     "BF16": _BF16,
     "FP16": np.dtype(np.float16),
@@ -130,6 +131,9 @@ _U64 = np.uint64
 
 
 def _name(name: str) -> str:
+    # already canonical (every op's common case): no string work
+    if type(name) is str and name in ALL_DTYPES:
+        return name
     n = str(name).upper()
     if n not in ALL_DTYPES:
         raise NumericsError(f"unknown dtype {name!r}; expected one of {sorted(ALL_DTYPES)}")
@@ -142,7 +146,12 @@ def _check_precision(precision: str) -> str:
     return precision
 
 
+_MODE_OF_NAME = {m: "rint" if m == "none" else m for m in CAST_MODES}
+
+
 def _mode(mode: str | int) -> str:
+    if type(mode) is str and mode in _MODE_OF_NAME:  # a mode by name (the common case)
+        return _MODE_OF_NAME[mode]
     if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode < len(CAST_MODES):
         mode = CAST_MODES[mode]
     if mode not in CAST_MODES:
@@ -279,6 +288,8 @@ def cast(
     x = np.asarray(values)
     out_dt = storage_dtype(dst, precision)
     mode = _mode(mode)
+    if out_dt is _BF16 and x.dtype is _F32:  # the common narrowing: straight to its kernel
+        return _f32_to_bf16(x.reshape(-1), mode).reshape(x.shape)
     if x.dtype == out_dt:
         return x.copy()
     if x.dtype.kind not in "biuf" and not _is_float_np(x.dtype):
@@ -311,8 +322,11 @@ def _widens(src: np.dtype, dst: np.dtype) -> bool:
 
 def _widen(x: np.ndarray, out_dt: np.dtype) -> np.ndarray:
     """Exact widening via NumPy/ml_dtypes; NaNs keep their payload and become quiet."""
-    with _ignore():
-        y = x.astype(out_dt)
+    if x.dtype is _BF16 and out_dt is _F32:  # BF16 is FP32's top half: one shift (no rounding)
+        y = np.left_shift(x.view(np.uint16), np.uint32(16), dtype=np.uint32).view(np.float32)
+    else:
+        with _ignore():
+            y = x.astype(out_dt)
     nan = np.isnan(y)
     if nan.any():
         p, _, _, width = _FMT_BY_DTYPE[out_dt]
@@ -323,23 +337,30 @@ def _widen(x: np.ndarray, out_dt: np.dtype) -> np.ndarray:
 
 def _f32_to_bf16(x: np.ndarray, mode: str) -> np.ndarray:
     """float32 -> BF16 fast path: same exponent range, so rounding is an integer add on the
-    low 16 bits; a carry ripples into the exponent, and out of the largest binade into inf."""
+    low 16 bits; a carry ripples into the exponent, and out of the largest binade into inf.
+    NaNs (their bits are patched afterwards) are looked for once; the low half and the sign
+    are computed only for the modes that need them."""
     bits = x.view(np.uint32)
-    low = bits & np.uint32(0xFFFF)
-    hi = bits >> np.uint32(16)
-    neg = (bits >> np.uint32(31)) == 1
-    if mode == "rint":  # +0x7FFF, +1 more when hi is odd: ties go to even
-        r = (bits + np.uint32(0x7FFF) + (hi & np.uint32(1))) >> np.uint32(16)
+    if mode == "rint":  # +0x7FFF, +1 more when the kept half is odd: ties go to even
+        r = bits + ((bits >> np.uint32(16)) & np.uint32(1))
+        r += np.uint32(0x7FFF)
+        r >>= np.uint32(16)
     elif mode == "round":  # +half: ties carry, i.e. away from zero in magnitude
-        r = (bits + np.uint32(0x8000)) >> np.uint32(16)
-    elif mode in ("floor", "ceil"):
-        r = hi + ((low != 0) & (neg if mode == "floor" else ~neg))
-    elif mode == "odd":
-        r = hi | (low != 0)
+        r = bits + np.uint32(0x8000)
+        r >>= np.uint32(16)
     else:
-        r = hi
+        hi = bits >> np.uint32(16)
+        low = bits & np.uint32(0xFFFF)
+        if mode in ("floor", "ceil"):
+            neg = (bits >> np.uint32(31)) == 1
+            r = hi + ((low != 0) & (neg if mode == "floor" else ~neg))
+        elif mode == "odd":
+            r = hi | (low != 0)
+        else:
+            r = hi
     nan = np.isnan(x)
-    r = np.where(nan, hi | np.uint32(0x40), r)  # quiet NaN, top payload bits kept
+    if nan.any():  # quiet NaN, top payload bits kept
+        r = np.where(nan, (bits >> np.uint32(16)) | np.uint32(0x40), r)
     return r.astype(np.uint16).view(_BF16)
 
 
@@ -406,7 +427,12 @@ def _float_to_int(x: np.ndarray, out_dt: np.dtype, mode: str) -> np.ndarray:
 def _f32(x: np.ndarray) -> np.ndarray:
     """Widen to float32 (exact for BF16/FP16; ints and float64 round to nearest even)."""
     x = np.asarray(x)
-    return x if x.dtype == np.float32 else cast(x, "FP32", "rint")
+    dt = x.dtype
+    if dt is _F32 or dt == np.float32:
+        return x
+    if dt is _BF16 and x.ndim:  # the common widening, exact: straight to its kernel
+        return _widen(x, _F32)
+    return cast(x, "FP32", "rint")
 
 
 def _round_result(r: np.ndarray, result: str, precision: str) -> np.ndarray:
@@ -426,8 +452,10 @@ def _ieee_max(a: np.ndarray, b: np.ndarray, is_max: bool) -> np.ndarray:
     zz = (a == 0) & (b == 0)
     if zz.any():
         sa, sb = np.signbit(a), np.signbit(b)
-        neg_zero = (sa & sb) if is_max else (sa | sb)
-        r = np.where(zz, np.where(neg_zero, -np.float32(0), np.float32(0)), r)
+        # two zeros of one sign: NumPy returns one of them, already right
+        if (zz & (sa != sb)).any():
+            neg_zero = (sa & sb) if is_max else (sa | sb)
+            r = np.where(zz, np.where(neg_zero, -np.float32(0), np.float32(0)), r)
     return r.astype(np.float32)
 
 
@@ -650,9 +678,14 @@ def reduce(op: str, a: np.ndarray, axis: int, result: str, precision: str = "bf1
 def _signed_zero_extreme(op: str, x: np.ndarray, r: np.ndarray, axis: int) -> np.ndarray:
     """np.max/np.min pick a zero's sign by element order; IEEE 754-2019 says max(-0, +0) = +0
     and min(-0, +0) = -0. A zero extreme is +0 for max if any +0 is in the lane, else -0."""
-    if not (r == 0).any():  # no zero extreme (the common case): nothing to decide
+    zero = r == 0
+    if not zero.any():  # no zero extreme (the common case): nothing to decide
         return r
     want_negative = op == "min"
+    # np.max / np.min return one of the lane's elements, so a zero extreme of the sign IEEE
+    # prefers (+0 for max, -0 for min) is in the lane and already the answer
+    if not (zero & (np.signbit(r) != want_negative)).any():
+        return r
     zeros_of_sign = (x == 0) & (np.signbit(x) == want_negative)
     has = np.any(zeros_of_sign, axis=axis, keepdims=True)
     sign = np.float32(-0.0) if want_negative else np.float32(0.0)

@@ -221,3 +221,60 @@ def test_inner_loops_with_lane_dependent_trips_run_masked(data, n, c, seed):
     np.testing.assert_array_equal(fb, pb)
     np.testing.assert_array_equal(fo, po)  # the fast path: bit for bit the plain path
     assert ran == 1
+
+
+# ------------------------------------------------------------------ gathered windows
+
+GATHER = """
+    N = pl.dynamic("N")
+    @pl.program
+    class Gather:
+        @pl.function
+        def main(self, x: pl.Tensor[[8, 6], pl.FP32], idx: pl.Tensor[[N, 4], pl.INT32], out: pl.InOut[pl.Tensor[[N, 4], pl.FP32]]) -> pl.Tensor[[N, 4], pl.FP32]:
+            n = pl.tensor.dim(idx, 0)
+            for i in pl.parallel(n):
+                r = pl.cast(pl.tensor.read(idx, [i, 0]), pl.INDEX)
+                c = pl.cast(pl.tensor.read(idx, [i, 1]), pl.INDEX)
+                r2 = pl.cast(pl.tensor.read(idx, [i, 2]), pl.INDEX)
+                c2 = pl.cast(pl.tensor.read(idx, [i, 3]), pl.INDEX)
+                a = pl.slice(x, [2, 2], [r, 1])
+                b = pl.slice(x, [2, 2], [1, c])
+                d = pl.slice(x, [2, 2], [r, c])
+                t = pl.mul(pl.slice(x, [4, 4], [i, 0]), 2.0)
+                e = pl.slice(t, [2, 2], [r2, 1])
+                f = pl.slice(t, [2, 2], [1, c2])
+                s = pl.add(pl.add(a, b), pl.add(d, pl.add(e, f)))
+                out = pl.assemble(out, pl.reshape(s, [1, 4]), [i, 0])
+            return out
+"""
+
+
+def _gather_golden(x, idx):
+    out = np.zeros((len(idx), 4), np.float32)
+    for i, (r, c, r2, c2) in enumerate(idx):
+        t = x[i : i + 4, 0:4] * np.float32(2.0)
+        a, b, d = x[r : r + 2, 1:3], x[1:3, c : c + 2], x[r : r + 2, c : c + 2]
+        s = (a + b) + (d + (t[r2 : r2 + 2, 1:3] + t[1:3, c2 : c2 + 2]))
+        out[i] = s.reshape(4)
+    return out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), n=st.integers(2, 5), seed=st.integers(0, 2**16))
+def test_windows_at_lane_offsets_gather_as_the_iterations_read_them(data, n, seed):
+    """Windows whose offsets come from an index array (not affine in the lane, so no strided
+    view): rows by lane (with a column range), columns by lane, both, from an argument and
+    from a tile each lane computed (`Lanes._gather`)."""
+    col = st.tuples(st.integers(0, 6), st.integers(0, 4), st.integers(0, 2), st.integers(0, 2))
+    idx = np.array(data.draw(st.lists(col, min_size=n, max_size=n)), np.int32)
+    x = np.random.default_rng(seed).standard_normal((8, 6)).astype(np.float32)
+    prog = pl.capture_source("import pldsl as pl\n" + inspect.cleandoc(GATHER), "gather.py")[0]
+    got = []
+    for fast in (True, False):
+        before = batched.STATS.get("batched", 0)
+        out = interpreter.run(prog, "main", x, idx, np.zeros((n, 4), np.float32), fast=fast)
+        got.append((np.asarray(out), batched.STATS.get("batched", 0) - before))
+    (fast_out, ran), (plain_out, _) = got
+    np.testing.assert_array_equal(plain_out, _gather_golden(x, idx))
+    np.testing.assert_array_equal(fast_out, plain_out)
+    assert ran == 1

@@ -845,6 +845,45 @@ def test_reduce_max_min_prod_and_ints():
         N.reduce("max", np.zeros((2, 0), np.float32), 1, "FP32")
 
 
+def _ieee_extreme(vals: list, is_max: bool) -> tuple[bool, float, bool]:
+    """(is NaN, value, sign bit) of IEEE 754-2019 maximum/minimum over `vals` (NaN wins;
+    -0 < +0), from plain Python floats."""
+    if any(math.isnan(v) for v in vals):
+        return True, 0.0, False
+    best = max(vals) if is_max else min(vals)
+    if best == 0:  # the zero of the preferred sign when the row holds one
+        want_neg = not is_max
+        has = any(v == 0 and (math.copysign(1, v) < 0) == want_neg for v in vals)
+        return False, 0.0, want_neg if has else not want_neg
+    return False, best, best < 0
+
+
+@FAST
+@given(
+    st.lists(
+        st.lists(st.sampled_from([0.0, -0.0, 1.0, -1.0, math.nan]), min_size=1, max_size=6),
+        min_size=1,
+        max_size=5,
+    ).filter(lambda rows: len({len(r) for r in rows}) == 1)
+)
+def test_reduce_max_min_order_zeros_as_ieee(rows):
+    x = np.array(rows, np.float32)
+    for op in ("max", "min"):
+        got = N.reduce(op, x, 1, "FP32")[:, 0]
+        for row, g in zip(rows, got.tolist()):
+            nan, value, neg = _ieee_extreme(row, op == "max")
+            assert math.isnan(g) == nan, (op, row)
+            if not nan:
+                assert g == value and (math.copysign(1, g) < 0) == neg, (op, row, g)
+    for op in ("maximum", "minimum"):  # elementwise, column 0 against column -1
+        got = N.binary(op, x[:, 0], x[:, -1], "FP32").tolist()
+        for row, g in zip(rows, got):
+            nan, value, neg = _ieee_extreme([row[0], row[-1]], op == "maximum")
+            assert math.isnan(g) == nan, (op, row)
+            if not nan:
+                assert g == value and (math.copysign(1, g) < 0) == neg, (op, row, g)
+
+
 # ---------------------------------------------------------------------------------------------
 # matmul
 # ---------------------------------------------------------------------------------------------
