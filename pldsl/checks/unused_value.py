@@ -8,8 +8,12 @@ join, loop bodies iterate to a fixed point (a value read by the next iteration i
 Not reported: names starting with `_` (the usual "unused on purpose" spelling), loop
 variables and carries, rebinding of Out/InOut parameters (`out = pl.assemble(out, ...)`
 threads the caller's buffer; OutParamWriteDropped covers the bad cases), a name rebound
-to an in-place write of itself (`x = pl.assemble(x, ...)`, `x = pl.write(x, ...)`), whose
-effect is the write, the targets of a tuple unpacking (`y, tid = self.f(...)`: a caller takes
+to an in-place write of itself (`x = pl.assemble(x, ...)`, `x = pl.write(x, ...)`) or to a
+call that returns a buffer it was given under that name (`x = self.f(..., x, ...)` where `f`
+returns that parameter: the call threads `x`, as PyPTO kernels write it) or a buffer of the
+caller's (a parameter or a view of one, whatever the name: PyPTO's jit renames such a
+rebinding `x_v1`),
+whose effect is the write, the targets of a tuple unpacking (`y, tid = self.f(...)`: a caller takes
 the results it needs, as Python linters allow), and names the source reads where capture
 leaves no IR read (`Function.capture_reads`: a subscript write's window stop, a prefetch
 source, a capture-time `if` branch not taken).
@@ -18,35 +22,67 @@ source, a capture-time `if` branch not taken).
 from __future__ import annotations
 
 from pldsl.diagnostics import Diagnostic
-from pldsl.ir.nodes import Assign, OpCall, Program, Var
+from pldsl.ir.nodes import Assign, Call, Function, OpCall, Program, Var
 from pldsl.ir.traversal import iter_stmts, read_names, write_target
 
-from .common import Liveness, out_params
+from .common import Aliases, Liveness, callee, out_params, returned_params
 
 RULE = "UnusedValue"
 SEVERITY = "warning"
 DOC = "a value assigned to a name that is never read afterwards"
 
 
-def _exempt(t: Var, s: Assign, out: dict[str, str], capture_reads: frozenset[str]) -> bool:
-    if t.name.startswith("_") or t.name in out or t.name in capture_reads:
+def _exempt(t: Var, s: Assign, func: Function, aliases: _LazyAliases) -> bool:
+    if t.name.startswith("_") or t.name in out_params(func) or t.name in func.capture_reads:
         return True
     if len(s.targets) > 1:  # tuple unpacking
         return True
+    if isinstance(s.value, Call):
+        return _threads(s.value, t.name, aliases)
     target = write_target(s.value) if isinstance(s.value, OpCall) else None
     return isinstance(target, Var) and target.name == t.name
+
+
+def _threads(call: Call, name: str, aliases: _LazyAliases) -> bool:
+    """Whether `call` returns a buffer it was given under `name`, or a buffer of the caller's
+    (a parameter, or a view of one): the call's effect is its writes there."""
+    func = callee(aliases.program, call)
+    if func is None:
+        return False
+    returned = returned_params(aliases.program, func)[0]
+    if not returned or Aliases.UNKNOWN in returned:
+        return False
+    given = [call.args[i] for i in returned if i < len(call.args)]
+    if any(isinstance(a, Var) and a.name == name for a in given):
+        return True
+    roots = aliases.get().expr_roots(call)[0]
+    params = {p.name for p in aliases.func.params}
+    return bool(roots) and roots <= params
+
+
+class _LazyAliases:
+    """The function's buffer roots (views included), computed when a rule first needs them."""
+
+    def __init__(self, program: Program, func: Function):
+        self.program, self.func = program, func
+        self._aliases: Aliases | None = None
+
+    def get(self) -> Aliases:
+        if self._aliases is None:
+            self._aliases = Aliases(self.program, self.func, views=True)
+        return self._aliases
 
 
 def check(program: Program) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     for func in program.function_list:
-        out = out_params(func)
         live_after = Liveness(func.body, read_names).live_after
+        aliases = _LazyAliases(program, func)
         for s in iter_stmts(func.body):
             if not isinstance(s, Assign):
                 continue
             for t in s.targets:
-                if t.name in live_after[id(s)] or _exempt(t, s, out, func.capture_reads):
+                if t.name in live_after[id(s)] or _exempt(t, s, func, aliases):
                     continue
                 diags.append(
                     Diagnostic(

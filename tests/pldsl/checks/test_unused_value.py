@@ -232,3 +232,57 @@ def test_tuple_unpacking_targets_are_not_reported():
     assert kk.rule(RULE) == []
     kk = kernel(TUPLE_SRC.replace("BODY", "y = self.two(x)  # whole\n        return x"))
     assert lines(kk.rule(RULE)) == [kk.line("whole")]
+
+
+THREAD_SRC = """
+import pldsl as pl
+
+
+@pl.program
+class P:
+    @pl.function(type=pl.FunctionType.InCore)
+    def fill(
+        self, x: pl.Tensor[[16, 64], pl.FP32], buf: pl.InOut[pl.Tensor[[16, 64], pl.FP32]]
+    ) -> pl.Tensor[[16, 64], pl.FP32]:
+        buf = pl.assemble(buf, pl.add(x, 1.0), [0, 0])
+        return RET
+
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def main(
+        self, x: pl.Tensor[[16, 64], pl.FP32], out: pl.Out[pl.Tensor[[16, 64], pl.FP32]]
+    ) -> pl.Tensor[[16, 64], pl.FP32]:
+        buf = pl.create_tensor([16, 64], dtype=pl.FP32)
+        flat = pl.reshape(buf, [16 * 64])
+        view = pl.reshape(flat, [16, 64])
+        view = self.fill(x, view)  # threaded
+        out = pl.assemble(out, pl.slice(buf, [16, 64], [0, 0]), [0, 0])
+        return out
+"""
+
+
+def test_a_call_that_returns_the_buffer_it_was_given_threads_it():
+    # `view = self.fill(x, view)`: fill returns its `buf` parameter, so the rebinding names the
+    # buffer the call wrote, which the caller reads through `buf` (pypto-lib's
+    # `cmp_kv_flat = helper(..., cmp_kv_flat, ...)`, `ffn_out, tid = pl.spmd_submit(...)`)
+    kk = kernel(THREAD_SRC.replace("RET", "buf"))
+    assert kk.rule(RULE) == []
+    # a callee returning a new tensor: the result is a value nobody reads
+    kk = kernel(THREAD_SRC.replace("RET", "pl.add(x, 2.0)"))
+    assert lines(kk.rule(RULE)) == [kk.line("threaded")]
+    # the same call binding another name: that name is unused
+    kk = kernel(THREAD_SRC.replace("RET", "buf").replace("view = self.fill", "other = self.fill"))
+    assert lines(kk.rule(RULE)) == [kk.line("threaded")]
+
+
+def test_a_call_that_returns_a_buffer_of_the_caller_is_not_a_dead_value():
+    # `res = self.fill(x, out)` returns the caller's `out` under a new name (PyPTO's jit
+    # renames such a rebinding `out_v1`): the writes land in the caller's buffer
+    body = "res = self.fill(x, out)  # renamed\n        return out"
+    src = THREAD_SRC.replace("RET", "buf")
+    start = src.index("        buf = pl.create_tensor")
+    kk = kernel(src[:start] + "        " + body + "\n")
+    assert kk.rule(RULE) == []
+    # a local buffer under a new name, not read again: reported
+    local = "buf = pl.create_tensor([16, 64], dtype=pl.FP32)\n        res = self.fill(x, buf)  # renamed\n        return out"
+    kk = kernel(src[:start] + "        " + local + "\n")
+    assert lines(kk.rule(RULE)) == [kk.line("renamed")]
