@@ -161,7 +161,7 @@ def cmd_ir(args: argparse.Namespace) -> int:
 # name -> (module with `main(argv) -> int`, one-line help). A new command is one line here.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("pldsl.cli_run", "run a kernel function on the NumPy interpreter or the C backend"),
-    "emit": ("pldsl.backends.c.cli", "write the C source of a program (--backend c)"),
+    "emit": ("pldsl.cli_emit", "write the C source of a program (--backend c)"),
     "demo": (
         "pldsl.kernels.qwen3.demo",
         "Qwen3 fused decode on a small random model, checked and interpreted",

@@ -523,7 +523,7 @@ class R0:
 
 
 def test_cli_emit_writes_c(tmp_path):
-    from pldsl.backends.c.cli import main
+    from pldsl.cli_emit import main
 
     src = tmp_path / "k.py"
     src.write_text(CONTROL)

@@ -687,7 +687,7 @@ def test_the_cli_is_the_top_floor_without_circles():
             continue
         assert "pldsl.cli" not in _imports(path), path
     assert not (ROOT / "interpreter" / "cli.py").exists()
-    emit = _imports(ROOT / "pldsl/backends/c/cli.py")
+    emit = _imports(ROOT / "pldsl/cli_emit.py")
     assert "pldsl.loader" in emit and not any("interpreter" in m for m in emit)
     assert "pldsl.loader" in _imports(ROOT / "pldsl/cli_run.py")
     top_level = {m for m in _imports(ROOT / "pldsl/cli.py")}

@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pldsl.backends.c import build as _build
+from pldsl.backends.c.lowering import emit_program
 from pldsl.cli_files import FileArgError, check_output, write_atomic
 from pldsl.diagnostics import PldslError
 from pldsl.loader import LoadError, load_programs, select_program
-
-from . import build as _build
-from .lowering import emit_program
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
