@@ -1,6 +1,6 @@
 """`pldsl emit --backend c FILE.py [-o out.c]`: the C translation unit of a program.
 
-    pldsl emit --backend c kernels/examples/softmax.py -o softmax.c
+    pldsl emit --backend c kernels/examples/softmax.py --program Softmax -o softmax.c
     pldsl emit --backend c my_kernels.py --program Demo --precision fp32
     pldsl emit --backend c my_kernels.py --build     # also compile (cached); prints the .so path
 
