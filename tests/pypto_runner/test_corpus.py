@@ -11,8 +11,6 @@ import pytest
 
 LIB = os.environ.get("PLDSL_PYPTO_LIB")
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pypto_corpus.py"
-# Blocked by features of the next issue (spmd, sort, gather) and by distributed ranks.
-NOT_YET = {"examples/advanced/topk.py", "examples/advanced/allreduce.py"}
 
 pytestmark = [
     pytest.mark.slow,
@@ -31,10 +29,9 @@ def corpus(*args, under="examples/"):
 def test_every_example_runs_against_its_golden(rev):
     rows = corpus("--rev", rev)
     assert rows, "no example files found"
-    for r in rows:
-        assert set(r) == {"file", "status", "error", "feature"}
-        if r["file"] not in NOT_YET:
-            assert r["status"] == "ran", r
+    for r in rows:  # topk.py (sort, gather, spmd) and allreduce.py (2 ranks) among them
+        assert {"file", "status", "error", "feature", "seconds", "cpu"} <= set(r)
+        assert r["status"] == "ran", r
 
 
 # Captured model files that once drew false alarms (docs/pypto.md lists each): clean now.
@@ -59,3 +56,35 @@ def test_a_lower_rank_tile_past_the_axis_is_still_reported():
     (row,) = corpus("--rev", "HEAD", "--run-timeout", "1", under=path)
     assert row["status"] == "captured" and "StaticOutOfBounds" in row["error"], row
     assert "decode_4d.py:348" in row["error"]
+
+
+def _check_json(path: str, tmp_path: Path) -> list[dict]:
+    """`pldsl check --format json` on one file of pypto-lib's HEAD, run from its own folder."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from pypto_corpus import checkout
+    finally:
+        sys.path.pop(0)
+    root = checkout(Path(LIB), "HEAD", tmp_path)
+    file = root / path
+    cmd = [sys.executable, "-m", "pldsl", "check", "--format", "json", file.name]
+    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parents[1])}
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=file.parent, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr  # captured, no check error
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize(
+    "path, name",
+    [
+        # `cmp_kv_flat = helper(..., cmp_kv_flat, ...)`: the helper returns the buffer it was given
+        ("models/deepseek_v4_flash_mtp/prefill_cp_hca.py", "cmp_kv_flat"),
+        # `ffn_out, tid = pl.spmd_submit(self.shared_routed, ..., ffn_out, ...)`
+        ("models/deepseek_v4_pro/moe.py", "ffn_out_v1"),
+    ],
+)
+def test_a_call_threading_a_buffer_is_no_unused_value(path, name, tmp_path):
+    found = _check_json(path, tmp_path)
+    assert not [d for d in found if d["rule"] == "UnusedValue" and f"'{name}'" in d["message"]]
