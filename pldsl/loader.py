@@ -58,16 +58,19 @@ def load_programs(
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     named = [(p.name, p) for p in capture_source(text, str(file))]
-    if not named:
-        from pldsl.pypto import files as jit_loader
+    if named:
+        return distinct_names(named)
+    from pldsl.pypto import files as jit_loader
 
-        if jit_loader.needs_loader(text):
-            try:
-                found = jit_loader.file_programs(file, shapes, missing=missing)
-                named = [(p.name, p) for p in found]
-            except (jit_loader.ImportFailure, jit_loader.ShapeOptionError) as exc:
-                raise LoadError(str(exc)) from None
-    return distinct_names(named or _programs_from_module(file))
+    if not jit_loader.needs_loader(text):
+        return distinct_names(_programs_from_module(file))
+    try:
+        found = jit_loader.file_programs(file, shapes, missing=missing)
+    except (jit_loader.ImportFailure, jit_loader.ShapeOptionError) as exc:
+        raise LoadError(str(exc)) from None
+    # every entry may be in `missing` (no shapes): the file was still read, through the loader
+    # that maps `pypto`, so importing it again without that mapping would only fail
+    return distinct_names([(p.name, p) for p in found])
 
 
 def distinct_names(named: list[tuple[str, Program]]) -> list[Program]:

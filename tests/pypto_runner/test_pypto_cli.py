@@ -129,6 +129,22 @@ def test_check_reports_each_entry_without_shapes_and_checks_the_others(capsys, m
     assert "layer.py:13:1" in out and "layer.py:20:1" in out  # each entry's own line
 
 
+def test_check_on_a_file_whose_every_entry_lacks_shapes(tmp_path, capsys, monkeypatch):
+    # pypto-lib's decode_layer_a8w8.py form, without the fully annotated entry: the file is read
+    # once, through the loader that maps `pypto` (no second plain import that fails on it)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    text = HARNESS.read_text()
+    start, end = text.index("@pl.jit\ndef fixed"), text.index('if __name__ == "__main__"')
+    (tmp_path / "layer.py").write_text(text[:start] + text[end:])
+    (tmp_path / "sizes.py").write_text((HARNESS.parent / "sizes.py").read_text())
+    assert main(["check", str(tmp_path / "layer.py")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.count("error[MissingShape]") == 2
+    assert "0 program(s) checked: 2 error(s)" in captured.out
+    assert "importing it" not in captured.out + captured.err
+    assert "no @pl.program" not in captured.out + captured.err
+
+
 def test_shapes_from_the_command_line_complete_an_entry(capsys, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
     args = ["check", str(HARNESS), "--shape", "x=8x16", "--shape", "y=8x16", "--shape", "w=8x16"]
