@@ -1034,7 +1034,8 @@ class BodyBuilder:
         """The variables a branch that is not captured reads (Function.capture_reads)."""
         for s in stmts:
             for node in ast.walk(s):
-                if isinstance(node, ast.Name) and node.id in self.vars:
+                read = isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+                if read and node.id in self.vars:  # (a name the branch only assigns is no read)
                     self.capture_reads.add(self.vars[node.id].name)
 
     def name(self, node: ast.Name) -> Expr:

@@ -206,6 +206,22 @@ def test_a_capture_time_branch_not_taken_still_reads():
     assert lines(kk.rule(RULE)) == [kk.line("xf")]
 
 
+def test_a_capture_time_branch_not_taken_that_only_assigns_is_no_read():
+    # HIDDEN is 256: the branch not captured binds `dead` again but reads nothing: still a
+    # dead store
+    src = (
+        "dead = pl.mul(x, 3.0)  # dead\n"
+        "        acc = pl.matmul(x, w, out_dtype=pl.FP32)\n"
+        "        if HIDDEN > 1024:\n"
+        "            dead = pl.mul(x, 2.0)\n"
+        "        else:\n"
+        "            acc = pl.add(acc, 1.0)\n"
+        "        out = pl.assemble(out, acc, [0, 0])"
+    )
+    kk = k(src)
+    assert lines(kk.rule(RULE)) == [kk.line("dead")]
+
+
 TUPLE_SRC = """
 import pldsl as pl
 
