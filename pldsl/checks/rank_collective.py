@@ -12,22 +12,11 @@ from __future__ import annotations
 from pldsl.diagnostics import Diagnostic
 from pldsl.ir.nodes import Assign, Call, For, If, OpCall, Program, Stmt, Var
 from pldsl.ir.traversal import child_bodies, iter_expr, iter_stmts, read_names, stmt_exprs
+from pldsl.ops.table_distributed import COLLECTIVES
 
 RULE = "RankDependentCollective"
 SEVERITY = "warning"
 DOC = "a branch on the rank id calls different pld collectives in its two arms"
-COLLECTIVES = frozenset(
-    f"pld.tensor.{n}"
-    for n in (
-        "allreduce",
-        "allgather",
-        "reduce_scatter",
-        "broadcast",
-        "all_to_all",
-        "all_to_all_v",
-        "barrier",
-    )  # fmt: skip
-)
 
 
 def check(program: Program) -> list[Diagnostic]:

@@ -27,14 +27,16 @@ from pldsl.ops.table import _dims, _tensor
 P = OpParam
 
 
-COLLECTIVES = (
-    "pld.tensor.allreduce",
-    "pld.tensor.allgather",
-    "pld.tensor.reduce_scatter",
-    "pld.tensor.broadcast",
-    "pld.tensor.all_to_all",
-    "pld.tensor.all_to_all_v",
-    "pld.tensor.barrier",
+COLLECTIVES = frozenset(
+    (
+        "pld.tensor.allreduce",
+        "pld.tensor.allgather",
+        "pld.tensor.reduce_scatter",
+        "pld.tensor.broadcast",
+        "pld.tensor.all_to_all",
+        "pld.tensor.all_to_all_v",
+        "pld.tensor.barrier",
+    )
 )
 REDUCIBLE = (FP32, FP16, BF16, INT32)
 
