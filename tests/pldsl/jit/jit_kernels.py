@@ -196,9 +196,3 @@ def rebinds_through_a_dynamic_helper(x: pl.Tensor, y: pl.Out[pl.Tensor]):
         w = double_window(w, nxt)
     y = pl.assemble(y, w, [0, 0])
     return y
-
-
-@pl.jit
-def writes_through_extern(x: pl.Tensor, y: pl.Out[pl.Tensor]):
-    y = external_scale(x, y, 2.0)
-    return y
