@@ -21,6 +21,9 @@ source, a capture-time `if` branch not taken).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache, partial
+
 from pldsl.diagnostics import Diagnostic
 from pldsl.ir.nodes import Assign, Call, Function, OpCall, Program, Var
 from pldsl.ir.traversal import iter_stmts, read_names, write_target
@@ -32,52 +35,36 @@ SEVERITY = "warning"
 DOC = "a value assigned to a name that is never read afterwards"
 
 
-def _exempt(t: Var, s: Assign, func: Function, aliases: _LazyAliases) -> bool:
+def _exempt(t: Var, s: Assign, func: Function, aliases: Callable[[], Aliases]) -> bool:
     if t.name.startswith("_") or t.name in out_params(func) or t.name in func.capture_reads:
         return True
     if len(s.targets) > 1:  # tuple unpacking
         return True
     if isinstance(s.value, Call):
-        return _threads(s.value, t.name, aliases)
+        return _threads(s.value, t.name, func, aliases())
     target = write_target(s.value) if isinstance(s.value, OpCall) else None
     return isinstance(target, Var) and target.name == t.name
 
 
-def _threads(call: Call, name: str, aliases: _LazyAliases) -> bool:
+def _threads(call: Call, name: str, func: Function, aliases: Aliases) -> bool:
     """Whether `call` returns a buffer it was given under `name`, or a buffer of the caller's
     (a parameter, or a view of one): the call's effect is its writes there."""
-    func = callee(aliases.program, call)
-    if func is None:
+    f = callee(aliases.program, call)
+    if f is None:
         return False
-    returned = returned_params(aliases.program, func)[0]
-    if not returned or Aliases.UNKNOWN in returned:
-        return False
-    given = [call.args[i] for i in returned if i < len(call.args)]
+    returned = returned_params(aliases.program, f)[0]
+    given = [call.args[i] for i in returned if isinstance(i, int) and i < len(call.args)]
     if any(isinstance(a, Var) and a.name == name for a in given):
         return True
-    roots = aliases.get().expr_roots(call)[0]
-    params = {p.name for p in aliases.func.params}
-    return bool(roots) and roots <= params
-
-
-class _LazyAliases:
-    """The function's buffer roots (views included), computed when a rule first needs them."""
-
-    def __init__(self, program: Program, func: Function):
-        self.program, self.func = program, func
-        self._aliases: Aliases | None = None
-
-    def get(self) -> Aliases:
-        if self._aliases is None:
-            self._aliases = Aliases(self.program, self.func, views=True)
-        return self._aliases
+    roots = aliases.expr_roots(call)[0]
+    return bool(roots) and roots <= {p.name for p in func.params}  # ("?" is no parameter)
 
 
 def check(program: Program) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     for func in program.function_list:
         live_after = Liveness(func.body, read_names).live_after
-        aliases = _LazyAliases(program, func)
+        aliases = cache(partial(Aliases, program, func, views=True))
         for s in iter_stmts(func.body):
             if not isinstance(s, Assign):
                 continue
