@@ -15,11 +15,11 @@ inner loop may run as one lane per (outer, inner) iteration pair (`BatchedLoop.r
 
 The lanes run in lockstep, op by op. Writes to buffers that exist before the loop are applied
 at once, each lane's window, with what they overwrite kept in an undo log (`Lanes.write`), so a
-lane's later reads see its own earlier writes as its iteration alone would; every read of such
-a buffer is recorded too (window per lane). At the end `Lanes.commit` keeps the writes only
-when the lanes could not have seen each other: no two lanes wrote one element (checked loops)
-and no lane read an element another lane wrote (`Lanes._check_reads`, for buffers the body
-both reads and writes: the per-user attention loop of the Qwen3 decode step writes KV-cache
+lane's later reads see its own earlier writes as its iteration alone would. In a checked loop
+every read of such a buffer is recorded too (window per lane; a proven loop's proof already
+covers its reads). At the end `Lanes.commit` keeps the writes only when the lanes could not
+have seen each other: in checked loops, no two lanes wrote one element and no lane read an
+element another lane wrote (`Lanes._check_reads`, for buffers the body both reads and writes: the per-user attention loop of the Qwen3 decode step writes KV-cache
 rows from `slot_mapping` and reads pages from `block_table`). Then lockstep order leaves what
 the iterations one after another leave. Anything else (such a conflict, a lane-dependent loop
 bound or branch, a fault, an out-of-bounds window, an op without a batched form, buffers
@@ -314,7 +314,8 @@ class Lanes:
         commit check compares these windows with other lanes' writes."""
         root = buf.root
         self.read_roots[id(root)] = root
-        self.reads.append((buf, offs, ext, self.mask))
+        if self.check_writes:  # (a proven loop: the IR's proof covers its reads too)
+            self.reads.append((buf, offs, ext, self.mask))
 
     def raw(self, x: BView, data: np.ndarray | None = None) -> np.ndarray:
         """x's window per lane, (N, *shape), without pad fill (a view where it can be)."""
@@ -487,13 +488,13 @@ class Lanes:
                 raise Fallback("a read buffer and a written one may alias")
         if self.snapshots & self.written_roots.keys():
             raise Fallback("a reshape copied a buffer the body writes")
-        if self.check_writes:
+        if self.check_writes:  # the IR proved neither the writes nor the reads disjoint
             self._check_disjoint()
-        both = self.read_roots.keys() & self.written_roots.keys()
-        if both:
-            self._check_reads(both)
+            both = self.read_roots.keys() & self.written_roots.keys()
+            if both:
+                self._check_reads(both)
         for root in written:
-            root.written = True
+            root.mark_written()
         self.undo.clear()
 
     def _check_reads(self, roots: set[int]) -> None:
