@@ -438,28 +438,22 @@ class Lanes:
         mask = self.mask
         self.journal.append((target, offs, ext, mask))
         data, undo = target.buffer.data, self.undo
-        if mask is not None:  # some lanes only: one window each
-            for lane in np.flatnonzero(mask).tolist():
-                lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
-                ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
-                part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
-                win = tuple(slice(o, o + e) for o, e in zip(lo, ex))
-                undo.append((data, win, data[win].copy()))
-                data[win] = part.reshape(ex)
-        elif all(type(o) is not np.ndarray for o in offs + ext):  # one window: last lane wins
-            win = tuple(slice(o, o + e) for o, e in zip(offs, ext))
+        if mask is None and all(type(o) is not np.ndarray for o in offs + ext):
+            win = tuple(slice(o, o + e) for o, e in zip(offs, ext))  # one window: last lane wins
             undo.append((data, win, data[win].copy()))
             data[win] = src[-1].reshape(ext)
-        elif all(type(e) is not np.ndarray for e in ext):
+            return
+        if mask is None and all(type(e) is not np.ndarray for e in ext):
             self._scatter(data, offs, ext, src, batched=False)
-        else:
-            for lane in range(self.n):
-                lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
-                ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
-                part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
-                win = tuple(slice(o, o + e) for o, e in zip(lo, ex))
-                undo.append((data, win, data[win].copy()))
-                data[win] = part.reshape(ex)
+            return
+        # extents per lane, or some lanes only: one window each
+        for lane in range(self.n) if mask is None else np.flatnonzero(mask).tolist():
+            lo = [int(o[lane]) if type(o) is np.ndarray else o for o in offs]
+            ex = [int(e[lane]) if type(e) is np.ndarray else e for e in ext]
+            part = src[lane][tuple(slice(0, e) for e in ex[len(ex) - src.ndim + 1 :])]
+            win = tuple(slice(o, o + e) for o, e in zip(lo, ex))
+            undo.append((data, win, data[win].copy()))
+            data[win] = part.reshape(ex)
 
     def restore(self) -> None:
         """Undo every applied write, last first: the shared buffers hold exactly what they
