@@ -443,9 +443,8 @@ class World:
         if prior.any():
             unordered = prior & (clock[np.where(prior, who, 0)] < epoch)
             if unordered.any():
-                idx = tuple(int(i[0]) for i in np.nonzero(unordered))
+                idx, elem = _first_element(unordered, box)
                 other, other_line = int(who[idx]), int(line[idx])
-                elem = [b.start + i for b, i in zip(box, idx)]
                 raise OpFault(
                     "WindowRace",
                     f"rank {writer} writes {wb.name}{elem} of {_whose(owner, writer)} window, "
@@ -460,8 +459,7 @@ class World:
                 continue
             unordered = sel & (seen[box] > clock[reader])
             if unordered.any():
-                idx = tuple(int(i[0]) for i in np.nonzero(unordered))
-                elem = [b.start + i for b, i in zip(box, idx)]
+                idx, elem = _first_element(unordered, box)
                 raise OpFault(
                     "WindowRace",
                     f"rank {writer} writes {wb.name}{elem} of {_whose(owner, writer)} window, "
@@ -576,3 +574,10 @@ def _after_invoke(machine: Any, ok: bool) -> None:
     _HOST.set(None)
     if ok and w.pending:
         w.run()
+
+
+def _first_element(found: np.ndarray, box: tuple[slice, ...]) -> tuple[tuple[int, ...], list[int]]:
+    """The first True entry of `found` (a mask over the window `box`): its index in the mask and
+    its element of the whole window, for a race message."""
+    idx = tuple(int(i[0]) for i in np.nonzero(found))
+    return idx, [b.start + i for b, i in zip(box, idx)]
