@@ -14,6 +14,7 @@ from __future__ import annotations
 from pldsl.diagnostics import Diagnostic
 from pldsl.dtypes import BF16, FP16
 from pldsl.ir.nodes import Const, Program
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.traversal import iter_opcalls
 from pldsl.ir.types import ScalarType, TensorType
 
@@ -53,7 +54,7 @@ def check(program: Program) -> list[Diagnostic]:
                     Diagnostic(
                         RULE,
                         SEVERITY,
-                        f"pl.{e.op} mixes operand dtypes ({names}): the result is implicitly "
+                        f"{op_label(e.op)} mixes operand dtypes ({names}): the result is implicitly "
                         "promoted",
                         e.span,
                         "pl.cast the operands to one dtype (pl.FP32) first",
@@ -66,7 +67,7 @@ def check(program: Program) -> list[Diagnostic]:
                     Diagnostic(
                         RULE,
                         SEVERITY,
-                        f"pl.{e.op} computes on {'/'.join(low)} operands (8-bit mantissa for "
+                        f"{op_label(e.op)} computes on {'/'.join(low)} operands (8-bit mantissa for "
                         "BF16); pypto-lib kernels keep vector math in FP32",
                         e.span,
                         "pl.cast the operands to pl.FP32 first, and cast back only to store or "

@@ -45,6 +45,7 @@ from pldsl.ir.nodes import (
     While,
     Yield,
 )
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.printer import format_dims, format_expr
 from pldsl.ir.traversal import iter_expr, iter_stmts, stmt_exprs
 from pldsl.ir.types import ScalarType
@@ -375,12 +376,10 @@ def _describe(call: OpCall) -> str:
     w = access_window(call)
     shape = format_dims(w.tensor.type.shape)
     if w.extents is None:
-        return (
-            f"pl.{call.op} at {format_dims(w.offsets)} of {_tensor_name(w.tensor)} (shape {shape})"
-        )
+        return f"{op_label(call.op)} at {format_dims(w.offsets)} of {_tensor_name(w.tensor)} (shape {shape})"
     verb = "writes" if call.op in ("assemble", "store") else "reads"
     return (
-        f"pl.{call.op} {verb} the window {format_dims(w.extents)} at {format_dims(w.offsets)} of "
+        f"{op_label(call.op)} {verb} the window {format_dims(w.extents)} at {format_dims(w.offsets)} of "
         f"{_tensor_name(w.tensor)} (shape {shape})"
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pldsl.diagnostics import Diagnostic
 from pldsl.ir.nodes import OpCall, Program, Var
+from pldsl.ir.opdefs import op_label
 from pldsl.ir.printer import format_dims
 from pldsl.ir.symbolic import dims_equal
 from pldsl.ir.traversal import iter_opcalls
@@ -65,7 +66,7 @@ def check(program: Program) -> list[Diagnostic]:
                     Diagnostic(
                         RULE,
                         SEVERITY,
-                        f"pl.{e.op} reduces over all of {what} (shape "
+                        f"{op_label(e.op)} reduces over all of {what} (shape "
                         f"{format_dims(t.shape)}), but only {format_dims(t.valid_shape)} is valid; "
                         "the rest is undefined",
                         e.span,
