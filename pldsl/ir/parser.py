@@ -380,7 +380,7 @@ class _Reader:
         body_tree = tree.children[-1]
         self.where = self.span(name)
         attrs = self.keywords(decorator.children)
-        func_type, level, role = FunctionType.Opaque, None, None
+        func_type, level, role, external = FunctionType.Opaque, None, None, False
         for key, (value, node) in attrs.items():
             if key == "type":
                 func_type = self.expect_attr(value, FunctionType, node, "pl.FunctionType.InCore")
@@ -388,14 +388,18 @@ class _Reader:
                 level = self.expect_attr(value, Level, node, "pl.Level.CORE_GROUP")
             elif key == "role":
                 role = self.expect_attr(value, Role, node, "pl.Role.SubWorker")
+            elif key == "external":  # a `pl.jit.extern` declaration (its body is C++)
+                external = self.expect_attr(value, bool, node, "True")
             else:
                 self.fail(
-                    node, f"unknown @pl.function argument '{key}'", "use type=, level=, role="
+                    node,
+                    f"unknown @pl.function argument '{key}'",
+                    "use type=, level=, role=, external=",
                 )
         sig = self.signatures[str(name)]
         self.scope = {p.name: p.var for p in sig.params}
-        is_stub = body_tree.data == "host_stub"
-        body = () if is_stub else self.suite(body_tree)
+        is_stub = body_tree.data == "host_stub" and not external
+        body = () if body_tree.data == "host_stub" else self.suite(body_tree)
         return Function(
             str(name),
             sig.params,
@@ -408,6 +412,7 @@ class _Reader:
             sig.tuple_return,
             self.dynamic_dims_of(sig.params),
             self.span(name),
+            external,
         )
 
     def expect_attr(self, value: Any, kind: type, node: Any, example: str) -> Any:

@@ -254,6 +254,8 @@ class _Printer:
             deco.append(f"level={format_attr(f.level)}")
         if f.role is not None:
             deco.append(f"role={format_attr(f.role)}")
+        if f.external:
+            deco.append("external=True")
         self.emit(1, f"@pl.function({', '.join(deco)})")
         params = ["self"] + [_format_param(p) for p in f.params]
         ret = ""
@@ -262,7 +264,7 @@ class _Printer:
         elif f.return_types:
             ret = f" -> {format_type(f.return_types[0])}"
         self.emit(1, f"def {f.name}({', '.join(params)}){ret}:")
-        if f.is_host_stub:
+        if f.is_host_stub or f.external:  # no body in the IR: bound at run time / C++
             self.emit(2, "...")
         else:
             self.body(f.body, 2)

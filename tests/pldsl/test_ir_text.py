@@ -934,3 +934,30 @@ def test_span_type_is_diagnostics_span():
     q = parse_ir(_ok_text(), "x.pl")
     assert isinstance(q.kernel.body[0].span, Span)
     assert q.source_file == "x.pl"
+
+
+EXTERN_TEXT = """\
+import pldsl as pl
+
+
+@pl.program
+class Ext:
+    @pl.function(type=pl.FunctionType.Opaque, external=True)
+    def scale(self, x: pl.Tensor[[4, 8], pl.FP32], out: pl.Out[pl.Tensor[[4, 8], pl.FP32]]) -> pl.Tensor[[4, 8], pl.FP32]:
+        ...
+
+    @pl.function(type=pl.FunctionType.Orchestration)
+    def main(self, x: pl.Tensor[[4, 8], pl.FP32], y: pl.Out[pl.Tensor[[4, 8], pl.FP32]]) -> pl.Tensor[[4, 8], pl.FP32]:
+        y = self.scale(x, y)
+        return y
+"""
+
+
+def test_an_external_declaration_round_trips_as_external():
+    # a `pl.jit.extern` declaration (C++ body) keeps its flag through the text, so the checks
+    # that do not follow external kernels read the parsed program as the captured one
+    q = round_trip(parse_ir(EXTERN_TEXT))
+    assert q.scale.external and q.scale.body == () and not q.scale.is_host_stub
+    assert not q.main.external
+    with pytest.raises(IRParseError, match="expected a bool"):
+        parse_ir(EXTERN_TEXT.replace("external=True", "external=1"))
