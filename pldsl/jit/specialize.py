@@ -305,25 +305,38 @@ class Specializer:
         return call
 
 
-def annotation_types(jf: JITFunction) -> list[Type]:
-    """Parameter types read from the annotations alone (PyPTO's `compile()` with no tensors);
-    a bare `pl.Tensor` has no shape to read and is reported."""
+def _annotations(jf: JITFunction) -> tuple[ProgramBuilder, list[tuple[ast.arg, Any]]]:
+    """Each parameter and its annotation, the direction unwrapped (None: no shape to read,
+    a missing annotation or a bare `pl.Tensor`)."""
     src = jf.source()
     pb = ProgramBuilder(src.fdef, src.smap, src.ns, {})
-    types = []
+    out = []
     for a in (a for a in src.fdef.args.args if a.arg != "self"):
         ann = pb.annotation(a.annotation) if a.annotation is not None else None
         if isinstance(ann, DirectionAnnotation):
             ann = ann.inner
-        if ann is None or is_bare_tensor(ann):
+        out.append((a, None if ann is None or is_bare_tensor(ann) else ann))
+    return pb, out
+
+
+def bare_params(jf: JITFunction) -> list[str]:
+    """The parameters whose annotations give no shape (they take theirs from a call)."""
+    return [a.arg for a, ann in _annotations(jf)[1] if ann is None]
+
+
+def annotation_types(jf: JITFunction) -> list[Type]:
+    """Parameter types read from the annotations alone (PyPTO's `compile()` with no tensors);
+    a bare `pl.Tensor` has no shape to read and is reported."""
+    pb, anns = _annotations(jf)
+    for a, ann in anns:
+        if ann is None:
             raise fail(
                 "MissingShape",
                 f"parameter '{a.arg}' of {jf.__name__}() has no shape: it comes from the call",
                 pb.smap.span(a),
                 "give shapes with the file's build_specs() or --shape NAME=16x128:bf16",
             )
-        types.append(pb.type_of(ann, a.annotation))
-    return types
+    return [pb.type_of(ann, a.annotation) for a, ann in anns]
 
 
 def _rewrite_step(step, smap: SourceMap):

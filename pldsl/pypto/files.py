@@ -26,7 +26,7 @@ from pldsl.ir.symbolic import types_equal
 from pldsl.ir.types import ScalarType, TensorType, Type
 from pldsl.jit.arguments import _TORCH_DTYPES
 from pldsl.jit.function import JITFunction
-from pldsl.jit.specialize import annotation_types
+from pldsl.jit.specialize import annotation_types, bare_params
 
 SHAPE_RE = re.compile(r"^(\w+)=((?:\d+x)*\d+)(?::(\w+))?$")
 
@@ -264,8 +264,10 @@ def specialise(entry: JITFunction, named: dict[str, Type], text: str = "") -> Pr
 def _needs_shapes(entry: JITFunction, named: dict[str, Type], first: Diagnostic, text: str):
     """MissingShape for a jit entry: which parameters need a shape, and where to get them."""
     src = entry.source()
-    pb_params = [a for a in src.fdef.args.args if a.arg != "self"]
-    bare = [a.arg for a in pb_params if a.arg not in named and _is_bare(entry, a)]
+    try:
+        bare = [p for p in bare_params(entry) if p not in named]
+    except CaptureError:  # an annotation that does not read: the first diagnostic says it
+        return first
     if not bare:
         return first
     name = entry.__name__
@@ -288,22 +290,6 @@ def _needs_shapes(entry: JITFunction, named: dict[str, Type], first: Diagnostic,
         f"give each with --shape NAME=16x128:bf16 (NAME=:int32 for a scalar) or a "
         f"build_specs() in the file{where}",
     )
-
-
-def _is_bare(entry: JITFunction, a: ast.arg) -> bool:
-    from pldsl.frontend.capture import ProgramBuilder
-    from pldsl.types import DirectionAnnotation, is_bare_tensor
-
-    if a.annotation is None:
-        return True
-    src = entry.source()
-    try:
-        ann = ProgramBuilder(src.fdef, src.smap, src.ns, {}).annotation(a.annotation)
-    except Exception:  # noqa: BLE001 - only used to word the message
-        return False
-    if isinstance(ann, DirectionAnnotation):
-        ann = ann.inner
-    return ann is None or is_bare_tensor(ann)
 
 
 def _without_def(text: str, name: str) -> str:
