@@ -114,12 +114,8 @@ class JITFunction:
             )
             for a in args
         ]
-        spec = Specializer()
-        program = spec.program(self, given)
-        entry = program.function_list[0]
-        from pldsl.jit.specialize import returns_only_params
-
-        made = Specialisation(program, entry.name, returns_only_params(entry, spec.aliases))
+        made = self._make(given)
+        entry = made.program.functions[made.entry]
         for i, p in enumerate(entry.params):
             if isinstance(p.type, TensorType):
                 axes = frozenset(ax for ax, d in enumerate(p.type.shape) if not isinstance(d, int))
@@ -163,10 +159,7 @@ class JITFunction:
     def compile(self, *args: Any, config: Any = None, **kwargs: Any) -> CompiledJit:
         """PyPTO's `fn.compile(*args, config=RunConfig(...))`: a callable compiled program;
         with no arguments at all, from the annotations (PyPTO's signature mode)."""
-        if not args and not kwargs:
-            spec = self._from_annotations()
-        else:
-            spec, _ = self._specialisation(self._bind(args, kwargs))
+        spec = self._spec_for(args, kwargs)
         _compiled(self.__name__, spec.program, lowered=False)
         return CompiledJit(self, spec, config)
 
@@ -175,18 +168,24 @@ class JITFunction:
         at all the types come from the annotations (PyPTO's signature mode; a bare
         `pl.Tensor` is then a MissingShape error). PyPTO returns its IR after its pass
         pipeline; this is pldsl's captured IR (functions, params, body), before any pass."""
-        if not args and not kwargs:
-            program = self._from_annotations().program
-        else:
-            program = self._specialisation(self._bind(args, kwargs))[0].program
+        program = self._spec_for(args, kwargs).program
         _compiled(self.__name__, program, lowered=True)
         return program
 
-    def _from_annotations(self) -> Specialisation:
-        from pldsl.jit.specialize import annotation_types, returns_only_params
+    def _spec_for(self, args: tuple, kwargs: dict) -> Specialisation:
+        """The specialisation for these call arguments; with none at all, for the annotations
+        (PyPTO's signature mode)."""
+        if args or kwargs:
+            return self._specialisation(self._bind(args, kwargs))[0]
+        from pldsl.jit.specialize import annotation_types
+
+        return self._make([Given(t) for t in annotation_types(self)])
+
+    def _make(self, given: list[Given]) -> Specialisation:
+        from pldsl.jit.specialize import returns_only_params
 
         spec = Specializer()
-        program = spec.program(self, [Given(t) for t in annotation_types(self)])
+        program = spec.program(self, given)
         entry = program.function_list[0]
         return Specialisation(program, entry.name, returns_only_params(entry, spec.aliases))
 
