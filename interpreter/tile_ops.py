@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pldsl.execution import faults
 from pldsl.execution.memory import Context, OpFault, TensorValue, fresh, undefined_fault
 
 from .ops import KERNELS, _alloc_cost, _assemble_cost, _copy_cost, kernel
@@ -65,10 +66,7 @@ def set_validshape(op, ctx: Context, rtype, tile: TensorValue, valid_rows, valid
     for axis, (v, s) in enumerate(zip(valid, tile.shape)):
         if not 0 <= v <= s:
             raise OpFault(
-                "BadValidShape",
-                f"valid shape {list(valid)} does not fit the tile {list(tile.shape)} on axis "
-                f"{axis}",
-                "valid extents must satisfy 0 <= valid <= shape",
+                "BadValidShape", faults.tile_valid_shape_misfit(axis, v, s), faults.VALID_SHAPE_HELP
             )
     return TensorValue(tile.buffer, tile.offset, tile.shape, valid, tile.pad)
 

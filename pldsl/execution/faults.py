@@ -132,3 +132,8 @@ def window_past_buffer(axis: int, offset: int, extent: int, dim: int, name: str)
 
 def valid_shape_misfit(axis: int, valid: int, extent: int) -> str:
     return f"valid_shape does not fit the window on axis {axis} ({valid} not in [0, {extent}])"
+
+
+def tile_valid_shape_misfit(axis: int, valid: int, extent: int) -> str:
+    """`pl.tile.set_validshape` out of the tile's own shape."""
+    return f"valid shape does not fit the tile on axis {axis} ({valid} not in [0, {extent}])"

@@ -47,6 +47,16 @@ CASES = {
         9,
         "pl.gather_row: valid_shape does not fit the window on axis 1 (9 not in [0, 8])",
     ),
+    "load_valid_shape": (  # pl.load checks its window as pl.slice does
+        "t = pl.load(s, [0, 0], [2, 8], valid_shape=[2, n])",
+        9,
+        "pl.load: valid_shape does not fit the window on axis 1 (9 not in [0, 8])",
+    ),
+    "set_validshape": (
+        "t = pl.tile.set_validshape(pl.load(s, [0, 0], [2, 8]), 2, n)",
+        9,
+        "pl.tile.set_validshape: valid shape does not fit the tile on axis 1 (9 not in [0, 8])",
+    ),
     "slice_past": (
         "acc = pl.slice(s, [2, 8], [n, 0])",
         2,

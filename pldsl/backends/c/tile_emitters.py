@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from pldsl.execution import faults
 from pldsl.ir.nodes import OpCall
 
 from .abi import CVal, argname, unsupported
@@ -52,9 +53,12 @@ def _op_load(em: Emitter, e: OpCall, args: list) -> CVal:
     label = em.label(e)
     base = em.site(e.span, "BadShape",
                    lambda v, lb=label: f"{lb}: the tile shape has a negative extent {v[1]} on axis {v[0]}")  # fmt: skip
-    em.site(e.span, "BadValidShape",
-            lambda v, lb=label: f"{lb}: valid_shape does not fit the tile on axis {v[0]} ({v[1]} not in [0, {v[2]}])",
-            "valid extents must satisfy 0 <= valid <= shape")  # fmt: skip
+    em.site(
+        e.span,
+        "BadValidShape",
+        lambda v, lb=label: f"{lb}: {faults.valid_shape_misfit(v[0], v[1], v[2])}",
+        faults.VALID_SHAPE_HELP,
+    )  # fmt: skip  (pl.load checks its window as pl.slice does)
     _window_sites(em, e, argname(e.args[0]))
     view = em.ttemp()
     em.line(
@@ -122,8 +126,8 @@ def _op_set_validshape(em: Emitter, e: OpCall, args: list) -> CVal:
     tile, rows, cols = args
     label = em.label(e)
     site = em.site(e.span, "BadValidShape",
-                   lambda v, lb=label: f"{lb}: valid shape does not fit the tile on axis {v[0]} ({v[1]} not in [0, {v[2]}])",
-                   "valid extents must satisfy 0 <= valid <= shape")  # fmt: skip
+                   lambda v, lb=label: f"{lb}: {faults.tile_valid_shape_misfit(v[0], v[1], v[2])}",
+                   faults.VALID_SHAPE_HELP)  # fmt: skip
     out = em.ttemp()
     em.line("{")
     em.line(f"    int64_t vs_[2] = {{(int64_t)({rows.code}), (int64_t)({cols.code})}};")
