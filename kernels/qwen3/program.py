@@ -326,6 +326,33 @@ def build_program(
             post_norm_tile = pl.assemble(post_norm_tile, pl.cast(post_normed, pl.BF16), [0, k0])
         return post_norm_tile
 
+    @pl.inline
+    def final_rmsnorm(src, b0, cur_valid, padded, normed_tile, final_norm_weight):
+        """The final RMSNorm (rsqrt) of the BT rows of `src` from `b0`, into BF16. With `padded`
+        the rows past `cur_valid` read as zeros (`fillpad`): `qwen3_final_logits`' rows come
+        from outside; the decode's own hidden state keeps its padding rows at zero."""
+        sq_fin = pl.full([1, BT], dtype=pl.FP32, value=0.0)
+        for kb in pl.range(NKC):
+            k0 = kb * KC
+            if padded:
+                x_rows = pl.slice(src, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC])
+                x_fin = pl.cast(pl.fillpad(x_rows, pad_value=pl.PadValue.zero), pl.FP32)
+            else:
+                x_fin = pl.cast(pl.slice(src, [BT, KC], [b0, k0]), pl.FP32)
+            sq_fin = pl.add(sq_fin, pl.reshape(pl.row_sum(pl.mul(x_fin, x_fin)), [1, BT]))
+        inv_fin = pl.reshape(pl.rsqrt(pl.add(pl.mul(sq_fin, HIDDEN_INV), EPS)), [BT, 1])
+        for kb in pl.range(NKC):
+            k0 = kb * KC
+            if padded:
+                x_rows = pl.slice(src, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC])
+                x_fin = pl.cast(pl.fillpad(x_rows, pad_value=pl.PadValue.zero), pl.FP32)
+            else:
+                x_fin = pl.cast(pl.slice(src, [BT, KC], [b0, k0]), pl.FP32)
+            gamma_fin = pl.slice(final_norm_weight, [1, KC], [0, k0])
+            normed_fin = pl.col_expand_mul(pl.row_expand_mul(x_fin, inv_fin), gamma_fin)
+            normed_tile = pl.assemble(normed_tile, pl.cast(normed_fin, pl.BF16), [0, k0])
+        return normed_tile
+
     # The other stage bodies both functions share. Each template computes values; the loops
     # over users, heads and blocks, the `pl.at` scopes (their name hints differ) and the writes
     # to the functions' own buffers stay at the call sites: a buffer written through a template
@@ -1208,28 +1235,14 @@ def build_program(
             final_normed = pl.create_tensor([batch_padded, H], dtype=pl.BF16)
             for b0 in pl.parallel(0, batch_padded, BT):
                 cur_valid = pl.min(BT, user_batch - b0)
+                normed_tile = pl.create_tensor([BT, H], dtype=pl.BF16)
                 with pl.at(level=pl.Level.CORE_GROUP, name_hint="final_rmsnorm"):
-                    sq_fin = pl.full([1, BT], dtype=pl.FP32, value=0.0)
-                    for kb in pl.range(NKC):
-                        k0 = kb * KC
-                        x_fin = pl.cast(pl.slice(current_hidden, [BT, KC], [b0, k0]), pl.FP32)
-                        sq_fin = pl.add(
-                            sq_fin, pl.reshape(pl.row_sum(pl.mul(x_fin, x_fin)), [1, BT])
-                        )
-                    inv_fin = pl.reshape(pl.rsqrt(pl.add(pl.mul(sq_fin, HIDDEN_INV), EPS)), [BT, 1])
-                    for kb in pl.range(NKC):
-                        k0 = kb * KC
-                        x_fin = pl.cast(pl.slice(current_hidden, [BT, KC], [b0, k0]), pl.FP32)
-                        gamma_fin = pl.slice(final_norm_weight, [1, KC], [0, k0])
-                        normed_fin = pl.cast(
-                            pl.col_expand_mul(pl.row_expand_mul(x_fin, inv_fin), gamma_fin),
-                            pl.BF16,
-                        )
-                        final_normed = pl.assemble(final_normed, normed_fin, [b0, k0])
-                        normed_rows = pl.slice(
-                            normed_fin, [BT, KC], [0, 0], valid_shape=[cur_valid, KC]
-                        )
-                        rms_normed = pl.assemble(rms_normed, normed_rows, [b0, k0])
+                    normed_tile = final_rmsnorm(
+                        current_hidden, b0, cur_valid, False, normed_tile, final_norm_weight
+                    )
+                    final_normed = pl.assemble(final_normed, normed_tile, [b0, 0])
+                    normed_rows = pl.slice(normed_tile, [BT, H], [0, 0], valid_shape=[cur_valid, H])
+                    rms_normed = pl.assemble(rms_normed, normed_rows, [b0, 0])
 
                 with pl.at(
                     level=pl.Level.CORE_GROUP, optimizations=[pl.auto_chunk], name_hint="lm_head"
@@ -1262,34 +1275,14 @@ def build_program(
             final_normed = pl.create_tensor([rows_padded, H], dtype=pl.BF16)
             for b0 in pl.parallel(0, rows_padded, BT):
                 cur_valid = pl.min(BT, n_rows - b0)
+                normed_tile = pl.create_tensor([BT, H], dtype=pl.BF16)
                 with pl.at(level=pl.Level.CORE_GROUP, name_hint="rows_final_rmsnorm"):
-                    sq_fin = pl.full([1, BT], dtype=pl.FP32, value=0.0)
-                    for kb in pl.range(NKC):
-                        k0 = kb * KC
-                        x_rows = pl.slice(
-                            hidden_states, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC]
-                        )
-                        x_fin = pl.cast(pl.fillpad(x_rows, pad_value=pl.PadValue.zero), pl.FP32)
-                        sq_fin = pl.add(
-                            sq_fin, pl.reshape(pl.row_sum(pl.mul(x_fin, x_fin)), [1, BT])
-                        )
-                    inv_fin = pl.reshape(pl.rsqrt(pl.add(pl.mul(sq_fin, HIDDEN_INV), EPS)), [BT, 1])
-                    for kb in pl.range(NKC):
-                        k0 = kb * KC
-                        x_rows = pl.slice(
-                            hidden_states, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC]
-                        )
-                        x_fin = pl.cast(pl.fillpad(x_rows, pad_value=pl.PadValue.zero), pl.FP32)
-                        gamma_fin = pl.slice(final_norm_weight, [1, KC], [0, k0])
-                        normed_fin = pl.cast(
-                            pl.col_expand_mul(pl.row_expand_mul(x_fin, inv_fin), gamma_fin),
-                            pl.BF16,
-                        )
-                        final_normed = pl.assemble(final_normed, normed_fin, [b0, k0])
-                        normed_rows = pl.slice(
-                            normed_fin, [BT, KC], [0, 0], valid_shape=[cur_valid, KC]
-                        )
-                        rms_normed = pl.assemble(rms_normed, normed_rows, [b0, k0])
+                    normed_tile = final_rmsnorm(
+                        hidden_states, b0, cur_valid, True, normed_tile, final_norm_weight
+                    )
+                    final_normed = pl.assemble(final_normed, normed_tile, [b0, 0])
+                    normed_rows = pl.slice(normed_tile, [BT, H], [0, 0], valid_shape=[cur_valid, H])
+                    rms_normed = pl.assemble(rms_normed, normed_rows, [b0, 0])
 
                 with pl.at(
                     level=pl.Level.CORE_GROUP,
