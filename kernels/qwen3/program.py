@@ -327,6 +327,16 @@ def build_program(
         return post_norm_tile
 
     @pl.inline
+    def final_rows(src, b0, k0, cur_valid, padded):
+        """A [BT, KC] chunk of `src` in FP32; with `padded` the rows past `cur_valid` as zeros."""
+        if padded:
+            part = pl.slice(src, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC])
+            x_rows = pl.fillpad(part, pad_value=pl.PadValue.zero)
+        else:
+            x_rows = pl.slice(src, [BT, KC], [b0, k0])
+        return pl.cast(x_rows, pl.FP32)
+
+    @pl.inline
     def final_rmsnorm(src, b0, cur_valid, padded, normed_tile, final_norm_weight):
         """The final RMSNorm (rsqrt) of the BT rows of `src` from `b0`, into BF16. With `padded`
         the rows past `cur_valid` read as zeros (`fillpad`): `qwen3_final_logits`' rows come
@@ -334,20 +344,12 @@ def build_program(
         sq_fin = pl.full([1, BT], dtype=pl.FP32, value=0.0)
         for kb in pl.range(NKC):
             k0 = kb * KC
-            if padded:
-                x_rows = pl.slice(src, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC])
-                x_fin = pl.cast(pl.fillpad(x_rows, pad_value=pl.PadValue.zero), pl.FP32)
-            else:
-                x_fin = pl.cast(pl.slice(src, [BT, KC], [b0, k0]), pl.FP32)
+            x_fin = final_rows(src, b0, k0, cur_valid, padded)
             sq_fin = pl.add(sq_fin, pl.reshape(pl.row_sum(pl.mul(x_fin, x_fin)), [1, BT]))
         inv_fin = pl.reshape(pl.rsqrt(pl.add(pl.mul(sq_fin, HIDDEN_INV), EPS)), [BT, 1])
         for kb in pl.range(NKC):
             k0 = kb * KC
-            if padded:
-                x_rows = pl.slice(src, [BT, KC], [b0, k0], valid_shape=[cur_valid, KC])
-                x_fin = pl.cast(pl.fillpad(x_rows, pad_value=pl.PadValue.zero), pl.FP32)
-            else:
-                x_fin = pl.cast(pl.slice(src, [BT, KC], [b0, k0]), pl.FP32)
+            x_fin = final_rows(src, b0, k0, cur_valid, padded)
             gamma_fin = pl.slice(final_norm_weight, [1, KC], [0, k0])
             normed_fin = pl.col_expand_mul(pl.row_expand_mul(x_fin, inv_fin), gamma_fin)
             normed_tile = pl.assemble(normed_tile, pl.cast(normed_fin, pl.BF16), [0, k0])
